@@ -1,0 +1,154 @@
+"""``python -m consortium_nodes run --config FILE`` and ``load --consortium var/consortium.json``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ledger.consortium import Consortium
+from ledger.crypto import PrivateKey
+from ledger.errors import LedgerError
+from ledger.store import LedgerStore
+
+from .config import NodeConfig
+from .machines import make_machine
+from .peers import Peers
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        d: dict[str, Any] = {"t": self.formatTime(record), "level": record.levelname, "logger": record.name,
+                             "msg": record.getMessage()}
+        if record.exc_info:
+            d["exc"] = self.formatException(record.exc_info)
+        return json.dumps(d, ensure_ascii=False)
+
+
+def _make_orderer(cfg: NodeConfig) -> tuple[Any, Any]:
+    kind = cfg.ordering.get("kind", "solo")
+    if kind == "solo":
+        from .solo import HttpOrderer, SoloOrderer
+
+        leader = str(cfg.ordering.get("leader", cfg.name))
+        if leader == cfg.name:
+            solo = SoloOrderer(url=f"sqlite:///{cfg.data_dir / 'orderer.db'}")
+            return solo, solo
+        return HttpOrderer(url=cfg.peers[leader]), None
+    if kind == "etcd":
+        from .etcd_orderer import EtcdOrderer
+
+        return EtcdOrderer(endpoints=list(cfg.ordering["endpoints"]), prefix=str(cfg.ordering["prefix"])), None
+    raise LedgerError(f"unknown ordering {kind!r}", reason="bad_config")
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    cfg = NodeConfig.from_file(a.config)
+    handler = logging.StreamHandler()
+    handler.setFormatter(_JsonFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    logging.getLogger("waitress").setLevel(logging.WARNING)
+    consortium = Consortium.from_file(cfg.consortium)
+    key = PrivateKey.from_file(cfg.key)
+    store = LedgerStore.open(cfg.db, consortium=consortium)
+    orderer, solo = _make_orderer(cfg)
+    from .http import create_app
+    from .node import Node
+
+    node = Node(
+        name=cfg.name, consortium=consortium, key=key, store=store,
+        machine=make_machine(cfg.state_machine, consortium), orderer=orderer,
+        peers=Peers(peers=cfg.peers), batch_max_txs=cfg.batch_max_txs,
+        batch_max_wait=cfg.batch_max_wait_ms / 1000, replay=cfg.replay,
+    )
+    node.start()
+    app = create_app(node, solo=solo)
+    from waitress.server import create_server
+
+    server = create_server(app, host=cfg.host, port=cfg.port, threads=16, connection_limit=500,
+                           channel_timeout=60, ident="muck-node")
+
+    def _term(*_: Any) -> None:
+        threading.Thread(target=server.close, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, _term)
+    signal.signal(signal.SIGINT, _term)
+    logging.getLogger("consortium_nodes").info("node %s serving on %s", cfg.name, cfg.url)
+    try:
+        server.run()
+    except OSError:
+        pass
+    finally:
+        node.stop()
+        store.close()
+    return 0
+
+
+def cmd_load(a: argparse.Namespace) -> int:
+    from .load import run_load
+
+    report = run_load(Path(a.consortium), seconds=a.seconds, rate=a.rate, batch=a.batch, wait_final=not a.no_wait)
+    report.pop("accepted_ids", None)
+    print(json.dumps(report, ensure_ascii=False, indent=2))
+    return 0 if report["lost"] == 0 else 1
+
+
+def cmd_audit(a: argparse.Namespace) -> int:
+    from .audit import audit_consortium
+
+    kept = Path(a.checkpoint).read_text(encoding="utf-8") if a.checkpoint and Path(a.checkpoint).exists() else None
+    report = audit_consortium(Path(a.consortium), workers=a.workers, kept_checkpoint=kept)
+    print(json.dumps(report, ensure_ascii=False, indent=2))
+    return 0 if report["ok"] else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m consortium_nodes")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run one node")
+    r.add_argument("--config", required=True)
+    r.set_defaults(func=cmd_run)
+    ld = sub.add_parser("load", help="submit a steady stream of valid signed transactions")
+    ld.add_argument("--consortium", default="var/consortium.json")
+    ld.add_argument("--seconds", type=float, default=10)
+    ld.add_argument("--rate", type=float, default=200, help="transactions per second offered")
+    ld.add_argument("--batch", type=int, default=50, help="transactions per HTTP request")
+    ld.add_argument("--no-wait", action="store_true", help="do not wait for finality at the end")
+    ld.set_defaults(func=cmd_load)
+    au = sub.add_parser("audit", help="verify every node's chain and compare them")
+    au.add_argument("--consortium", default="var/consortium.json")
+    au.add_argument("--workers", type=int, default=None)
+    au.add_argument("--checkpoint", help="a co-signed checkpoint kept from an earlier audit")
+    au.set_defaults(func=cmd_audit)
+    from .local import register
+
+    register(sub)
+    a = p.parse_args(argv)
+    try:
+        return int(a.func(a))
+    except LedgerError as exc:
+        print(f"consortium_nodes: error: {exc.message} [{exc.reason}]", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"consortium_nodes: error: {exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}",
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one line for people; MUCK_DEBUG=1 shows the traceback
+        import os
+
+        if os.environ.get("MUCK_DEBUG"):
+            raise
+        print(f"consortium_nodes: internal error: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""Node configuration files (JSON): identity, storage, peers and ordering."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """What one member's node needs to run."""
+
+    name: str
+    consortium: Path
+    key: Path
+    db: str
+    host: str = "127.0.0.1"
+    port: int = 7000
+    peers: Mapping[str, str] = field(default_factory=dict)
+    ordering: Mapping[str, Any] = field(default_factory=lambda: {"kind": "solo"})
+    state_machine: str = "eticket"
+    data_dir: Path = Path("var")
+    batch_max_txs: int = 500
+    batch_max_wait_ms: int = 40
+    replay: str = "fast"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> NodeConfig:
+        p = Path(path)
+        try:
+            d = json.loads(p.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read node config {p}: {exc.strerror}") from exc
+        except ValueError as exc:
+            raise ConfigError(f"node config {p} is not JSON: {exc}") from exc
+        base = p.parent
+        try:
+            return cls(
+                name=str(d["name"]),
+                consortium=(base / d["consortium"]).resolve(),
+                key=(base / d["key"]).resolve(),
+                db=str(d["db"]),
+                host=str(d.get("host", "127.0.0.1")),
+                port=int(d.get("port", 7000)),
+                peers={str(k): str(v) for k, v in d.get("peers", {}).items()},
+                ordering=dict(d.get("ordering", {"kind": "solo"})),
+                state_machine=str(d.get("state_machine", "eticket")),
+                data_dir=(base / d.get("data_dir", ".")).resolve(),
+                batch_max_txs=int(d.get("batch_max_txs", 500)),
+                batch_max_wait_ms=int(d.get("batch_max_wait_ms", 40)),
+                replay=str(d.get("replay", "fast")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"node config {p} is missing or has a bad field: {exc!r}") from exc

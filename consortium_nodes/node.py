@@ -1,0 +1,644 @@
+"""One member's node: admits transactions, follows the order, builds, co-signs and finalises blocks."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ledger.block import Block, BlockHeader, HeaderSignature, sign_header
+from ledger.consortium import Consortium
+from ledger.crypto import PrivateKey
+from ledger.errors import LedgerError
+from ledger.statemachine import StateMachine
+from ledger.store import LedgerStore
+from ledger.testing import CST, iso
+from ledger.transaction import Transaction
+
+from .builder import build_block
+from .errors import Diverged, PeerError
+from .ordering import Batch, Orderer, OrderingError
+from .peers import Peers
+from .pool import DurablePool
+
+log = logging.getLogger("consortium_nodes.node")
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The answer to one submitted transaction."""
+
+    tx_id: str | None
+    status: str  # "accepted" | "known" | "rejected"
+    reason: str | None = None
+    message: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"tx_id": self.tx_id, "status": self.status}
+        if self.reason:
+            d["reason"] = self.reason
+            d["message"] = self.message
+        return d
+
+
+@dataclass(frozen=True)
+class Divergence:
+    height: int
+    member: str
+    their_hash: str
+    our_hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"height": self.height, "member": self.member, "their_hash": self.their_hash, "our_hash": self.our_hash}
+
+
+class Node:
+    """The running node.  Threads: batcher (pool → orderer), follower (orderer → blocks),
+    sender (our signatures → peers) and syncer (pull missing signatures, catch up)."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        consortium: Consortium,
+        key: PrivateKey,
+        store: LedgerStore,
+        machine: StateMachine,
+        orderer: Orderer,
+        peers: Peers,
+        batch_max_txs: int = 500,
+        batch_max_wait: float = 0.04,
+        replay: str = "fast",
+    ) -> None:
+        member = consortium.member(key.key_id)
+        if member.name != name or "node" not in member.roles:
+            raise LedgerError(f"key {key.key_id} is not the node key of member {name}", reason="bad_config")
+        self.name = name
+        self.consortium = consortium
+        self.key = key
+        self.store = store
+        self.machine = machine
+        self.orderer = orderer
+        self.peers = peers
+        self.batch_max_txs = min(batch_max_txs, consortium.max_block_txs)
+        self.batch_max_wait = batch_max_wait
+        self.replay_mode = replay
+        self.keep_batches = 1000
+        self.checkpoint_every = 30.0
+        self.state_lock = threading.RLock()
+        self._pool: OrderedDict[str, bytes] = OrderedDict()
+        self._durable = DurablePool(engine=store.engine)
+        self._pool_cond = threading.Condition()
+        self._inflight: dict[str, float] = {}
+        self._final_cond = threading.Condition()
+        self._signers: dict[int, set[str]] = {}
+        self._final_height = -1
+        self._pending_sigs: dict[int, list[tuple[str, HeaderSignature]]] = {}
+        self._sig_lock = threading.RLock()
+        self._outbox: list[dict[str, Any]] = []
+        self._outbox_cond = threading.Condition()
+        self.divergences: list[Divergence] = []
+        self.fault: str | None = None
+        self.ready = False
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.started_at = time.time()
+
+    # -- life cycle -------------------------------------------------------
+    def start(self) -> None:
+        """Replay the stored chain into the state machine, then start the threads."""
+        self._replay()
+        for tx_id, body in self._durable.load():
+            self._pool[tx_id] = body
+        for target in (self._batcher, self._follower, self._sender, self._syncer):
+            t = threading.Thread(target=self._guard(target), name=f"{self.name}-{target.__name__}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        self.ready = True
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._pool_cond:
+            self._pool_cond.notify_all()
+        with self._outbox_cond:
+            self._outbox_cond.notify_all()
+        for t in self._threads:
+            t.join(timeout=3)
+        self.orderer.close()
+
+    def _guard(self, fn: Any) -> Any:
+        def run() -> None:
+            try:
+                fn()
+            except Exception as exc:  # a dead thread must be visible, not silent
+                self.fault = f"{fn.__name__} stopped: {exc.__class__.__name__}: {exc}"
+                log.exception("node %s: %s", self.name, self.fault)
+
+        return run
+
+    def _replay(self) -> None:
+        """Rebuild the world state from the stored chain, checking every stored block re-executes."""
+        from ledger.replay import replay
+
+        t0 = time.time()
+
+        def seen(block: Block) -> None:
+            self._signers[block.height] = {self.consortium.member(s.key_id).name for s in block.signatures}
+
+        with self.state_lock:
+            problem = replay(self.store, self.consortium, self.machine, on_block=seen)
+        if problem is not None:
+            self.fault = f"{problem.message}: this node's database was changed behind its back"
+            log.error("node %s: %s", self.name, self.fault)
+        self._advance_final()
+        log.info("node %s replayed %d blocks in %.2f s", self.name, self.store.height + 1, time.time() - t0)
+
+    def _rebuild(self, block: Block, prev: BlockHeader | None, rng: Any) -> Any:
+        from ledger.replay import rebuild
+
+        with self.state_lock:
+            return rebuild(block, prev, rng, self.consortium, self.machine)
+
+    # -- submission -------------------------------------------------------
+    def submit(self, items: Sequence[Any]) -> list[Admission]:
+        """Admission checks; accepted transactions wait in the pool for ordering.
+
+        Idempotent by tx id: a transaction already on the chain or in the pool
+        answers ``known``.
+        """
+        out: list[Admission] = []
+        fresh: list[tuple[str, bytes]] = []
+        parsed: list[Transaction] = []
+        for item in items:
+            try:
+                tx = Transaction.from_dict(item)
+                tx.check(self.consortium)
+                self.machine.admit(tx, self.consortium)
+            except LedgerError as exc:
+                tx_id = None
+                try:
+                    tx_id = Transaction.from_dict(item).tx_id
+                except LedgerError:
+                    pass
+                out.append(Admission(tx_id, "rejected", exc.reason, exc.message))
+                parsed.append(None)  # type: ignore[arg-type]
+                continue
+            parsed.append(tx)
+            out.append(Admission(tx.tx_id, "accepted"))
+        ids = [tx.tx_id for tx in parsed if tx is not None]
+        on_chain = self.store.known_tx_ids(ids)
+        # Written before the answer: an accepted transaction survives a crash of this node.
+        self._durable.add([(tx.tx_id, tx.encode()) for tx in parsed if tx is not None and tx.tx_id not in on_chain])
+        with self._pool_cond:
+            for i, tx in enumerate(parsed):
+                if tx is None:
+                    continue
+                if tx.tx_id in on_chain or tx.tx_id in self._pool or tx.tx_id in self._inflight:
+                    out[i] = Admission(tx.tx_id, "known")
+                    continue
+                fresh.append((tx.tx_id, tx.encode()))
+            for tx_id, body in fresh:
+                self._pool[tx_id] = body
+            if fresh:
+                self._pool_cond.notify()
+        return out
+
+    def _batcher(self) -> None:
+        while not self._stop.is_set():
+            with self._pool_cond:
+                if not self._pool:
+                    self._pool_cond.wait(0.5)
+                    continue
+                if len(self._pool) < self.batch_max_txs:
+                    self._pool_cond.wait(self.batch_max_wait)
+                take = []
+                while self._pool and len(take) < self.batch_max_txs:
+                    take.append(self._pool.popitem(last=False))
+            if not take:
+                continue
+            now = time.time()
+            try:
+                self.orderer.append(
+                    proposer=self.name, timestamp=iso(datetime.now(CST)), txs=[b for _, b in take]
+                )
+                for tx_id, _ in take:
+                    self._inflight[tx_id] = now
+                self._durable.remove([tx_id for tx_id, _ in take])
+            except OrderingError as exc:
+                log.warning("node %s: ordering failed, will retry: %s", self.name, exc)
+                with self._pool_cond:
+                    for tx_id, body in reversed(take):
+                        self._pool[tx_id] = body
+                        self._pool.move_to_end(tx_id, last=False)
+                self._stop.wait(0.2)
+            # Forget in-flight marks after a while (they are on the chain by then).
+            if len(self._inflight) > 100_000:
+                cutoff = now - 60
+                self._inflight = {k: v for k, v in self._inflight.items() if v > cutoff}
+
+    # -- following the order ---------------------------------------------
+    def _follower(self) -> None:
+        while not self._stop.is_set():
+            if self.fault and "database" in self.fault:
+                self._stop.wait(1)
+                continue
+            after = self.store.height
+            try:
+                batches = self.orderer.read(after, wait=1.0, limit=16)
+            except OrderingError as exc:
+                forgotten_head = getattr(exc, "head", None)
+                if forgotten_head is not None and forgotten_head > after:
+                    # etcd no longer holds what we miss (compacted): certified blocks come from peers.
+                    log.info("node %s: batches after %d were forgotten; catching up from peers", self.name, after)
+                    self._catch_up(until=int(forgotten_head))
+                    continue
+                log.warning("node %s: cannot read the order: %s", self.name, exc)
+                self._stop.wait(0.5)
+                continue
+            if not batches:
+                continue
+            for batch in batches:
+                if batch.seq <= self.store.height:
+                    continue
+                if batch.seq != self.store.height + 1:
+                    # The orderer no longer holds what we miss: fetch certified blocks from peers.
+                    self._catch_up(until=batch.seq - 1)
+                    break
+                self._apply_batch(batch)
+
+    def _apply_batch(self, batch: Batch) -> None:
+        with self.state_lock:
+            prev = self.store.head()
+            built = build_block(
+                batch=batch, previous=prev, log=self.store.compact_range(), consortium=self.consortium,
+                machine=self.machine, seen=self.store.known_tx_ids,
+            )
+            self._store_block(built.block)
+        for tx in built.block.transactions:
+            self._inflight.pop(tx.tx_id, None)
+
+    def _store_block(self, block: Block, extra: Sequence[HeaderSignature] = ()) -> None:
+        own = sign_header(block.header, self.key)
+        sigs = [own, *extra]
+        try:
+            self.store.append(block.with_signatures(sigs), self.consortium, check_signatures=False)
+        except LedgerError as exc:
+            # The state machine has moved on; the store has not: stop following, loudly.
+            self.fault = f"cannot store block {block.height}: {exc.message} (database)"
+            log.critical("node %s: %s", self.name, self.fault)
+            raise
+        h = block.height
+        with self._sig_lock:
+            self._signers[h] = {self.name} | {self.consortium.member(s.key_id).name for s in extra}
+            pending = self._pending_sigs.pop(h, [])
+        for _sender, sig in pending:
+            self._accept_signature(h, block.header.hash, sig)
+        self._advance_final()
+        with self._outbox_cond:
+            self._outbox.append({"height": h, "header_hash": block.header.hash, **own.to_dict()})
+            self._outbox_cond.notify()
+
+    # -- signatures and finality -----------------------------------------
+    def _sender(self) -> None:
+        while not self._stop.is_set():
+            with self._outbox_cond:
+                if not self._outbox:
+                    self._outbox_cond.wait(0.5)
+                items, self._outbox = self._outbox, []
+            if items:
+                self.peers.push_signatures(self.name, items)
+
+    def receive_signatures(self, items: Sequence[Mapping[str, Any]]) -> int:
+        """Signatures pushed by peers; returns how many were new and valid."""
+        n = 0
+        for it in items:
+            try:
+                height = int(it["height"])
+                header_hash = str(it["header_hash"])
+                sig = HeaderSignature.from_dict(it)
+            except (KeyError, TypeError, ValueError, LedgerError):
+                continue
+            if self._accept_signature(height, header_hash, sig):
+                n += 1
+        return n
+
+    def _accept_signature(self, height: int, header_hash: str, sig: HeaderSignature) -> bool:
+        try:
+            member = self.consortium.member(sig.key_id)
+        except LedgerError:
+            return False
+        if "node" not in member.roles:
+            return False
+        msg = b"muck-ledger/header/v1\n" + bytes.fromhex(header_hash)
+        if not member.public_key.verify(msg, sig.value):
+            return False
+        with self._sig_lock:
+            # Under the lock: either the block is stored (and its pending list drained) or the
+            # signature waits in the pending list for the follower to pick up.
+            ours = self.store.header(height) if height in self._signers else None
+            if ours is None:
+                self._pending_sigs.setdefault(height, []).append((member.name, sig))
+                return False
+        if header_hash != ours.hash:
+            self._diverged(height, member.name, header_hash, ours.hash)
+            return False
+        if member.name in self._signers.get(height, set()):
+            return False
+        self.store.add_signatures(height, [sig], self.consortium)
+        self._signers.setdefault(height, set()).add(member.name)
+        self._advance_final()
+        return True
+
+    def _diverged(self, height: int, member: str, theirs: str, ours: str) -> None:
+        if any(d.height == height and d.member == member for d in self.divergences):
+            return
+        d = Divergence(height, member, theirs, ours)
+        self.divergences.append(d)
+        log.error(
+            "DIVERGED: member %s signed header %s at height %d; this node (%s) built %s",
+            member, theirs[:16], height, self.name, ours[:16],
+        )
+
+    def _advance_final(self) -> None:
+        q = self.consortium.quorum
+        with self._final_cond:
+            h = self._final_height
+            while len(self._signers.get(h + 1, ())) >= q:
+                h += 1
+            if h != self._final_height:
+                self._final_height = h
+                self._final_cond.notify_all()
+
+    @property
+    def final_height(self) -> int:
+        return self._final_height
+
+    def wait_final(self, height: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._final_cond:
+            while self._final_height < height:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._final_cond.wait(left)
+        return True
+
+    def tx_status(self, tx_id: str, wait: float = 0.0) -> dict[str, Any]:
+        """Where a transaction is: pending, committed (in a block) or final (certified)."""
+        deadline = time.monotonic() + wait
+        while True:
+            stored = self.store.get_tx(tx_id)
+            if stored is not None:
+                final = self.wait_final(stored.height, max(0.0, deadline - time.monotonic()))
+                d: dict[str, Any] = {
+                    "tx_id": tx_id, "status": "final" if final else "committed", "height": stored.height,
+                    "position": stored.position, "index": stored.seq, "code": stored.code,
+                }
+                if final:
+                    header = self.store.header(stored.height)
+                    assert header is not None
+                    d["block_hash"] = header.hash
+                    d["certificate"] = [s.to_dict() for s in self.store.signatures(stored.height)]
+                return d
+            with self._pool_cond:
+                known = tx_id in self._pool or tx_id in self._inflight
+            if time.monotonic() >= deadline:
+                return {"tx_id": tx_id, "status": "pending" if known else "unknown"}
+            time.sleep(0.01)
+
+    # -- checkpoints ---------------------------------------------------------
+    def _verifiers(self) -> dict[str, Any]:
+        return {m.name: m.public_key for m in self.consortium.nodes}
+
+    def make_checkpoint(self) -> str:
+        """Coordinate a checkpoint of the log at the newest final block, co-signed by a quorum of nodes.
+
+        Each peer acts as a witness: it co-signs only when the checkpoint
+        matches its own log.  The co-signed note is stored and shared.
+        """
+        from ledger import checkpoint as cp
+
+        header = self.store.header(self._final_height) if self._final_height >= 0 else None
+        if header is None:
+            raise LedgerError("no final block to checkpoint yet", reason="not_ready")
+        log = self.store.log()
+        note = cp.sign(cp.Checkpoint(self.consortium.origin, header.log_size, log.root(header.log_size)),
+                       [(self.name, self.key)])
+        for name in self.peers.urls:
+            try:
+                note = self._merge_cosigned(note, self.peers.cosign(name, note))
+            except (PeerError, LedgerError) as exc:
+                log_msg = f"peer {name} did not co-sign: {exc}"
+                logging.getLogger("consortium_nodes.node").info(log_msg)
+        c, _signers = cp.verify(note, self._verifiers(), quorum=self.consortium.quorum, origin=self.consortium.origin)
+        self.store.add_checkpoint(c.size, c.root.hex(), note)
+        self.peers.share_checkpoint(note)
+        return note
+
+    @staticmethod
+    def _merge_cosigned(mine: str, theirs: str) -> str:
+        from ledger import checkpoint as cp
+
+        body_a, sigs_a = cp.split_note(mine)
+        body_b, sigs_b = cp.split_note(theirs)
+        if body_a != body_b:
+            raise LedgerError("a witness returned a different checkpoint", reason="checkpoint_mismatch")
+        seen = {(s.name, s.key_hash) for s in sigs_a}
+        lines = [s.line() for s in sigs_a] + [s.line() for s in sigs_b if (s.name, s.key_hash) not in seen]
+        return body_a + "\n" + "".join(lines)
+
+    def _periodic_checkpoint(self) -> None:
+        from ledger import checkpoint as cp
+
+        header = self.store.header(self._final_height) if self._final_height >= 0 else None
+        latest = self.latest_checkpoint()
+        size = -1 if latest is None else cp.Checkpoint.parse_body(cp.split_note(latest)[0]).size
+        if header is None or header.log_size <= size:
+            return
+        try:
+            self.make_checkpoint()
+        except LedgerError as exc:
+            log.warning("node %s: checkpoint not co-signed: %s", self.name, exc.message)
+
+    def cosign_checkpoint(self, note: str) -> str:
+        """Witness: add our signature if the checkpoint matches our own log, else refuse."""
+        from ledger import checkpoint as cp
+
+        body, _ = cp.split_note(note)
+        c = cp.Checkpoint.parse_body(body)
+        log = self.store.log()
+        if c.origin != self.consortium.origin or c.size > log.size or log.root(c.size) != c.root:
+            raise LedgerError(
+                f"checkpoint of size {c.size} does not match this node's log", reason="checkpoint_mismatch"
+            )
+        return cp.cosign(note, [(self.name, self.key)])
+
+    def accept_checkpoint(self, note: str) -> bool:
+        """Store a shared co-signed checkpoint if it verifies and matches our log."""
+        from ledger import checkpoint as cp
+
+        c, _ = cp.verify(note, self._verifiers(), quorum=self.consortium.quorum, origin=self.consortium.origin)
+        log = self.store.log()
+        if c.size > log.size or log.root(c.size) != c.root:
+            return False
+        self.store.add_checkpoint(c.size, c.root.hex(), note)
+        return True
+
+    def latest_checkpoint(self) -> str | None:
+        cps = self.store.checkpoints()
+        return cps[-1][2] if cps else None
+
+    def provenance(self, kind: str, key: str) -> dict[str, Any]:
+        """Everything that happened to one ticket/permit/truck/project, with proofs to a fresh checkpoint."""
+        from ledger.provenance import build_export
+
+        tx_ids = self.query("history", {"kind": kind, "key": key})
+        if not tx_ids:
+            raise LedgerError(f"no records for {kind} {key}", reason="not_found")
+        note = self.latest_checkpoint()
+        newest = max(s.seq for s in (self.store.get_tx(t) for t in tx_ids) if s is not None)
+        from ledger import checkpoint as cp
+
+        if note is None or cp.Checkpoint.parse_body(cp.split_note(note)[0]).size <= newest:
+            note = self.make_checkpoint()
+        return build_export(store=self.store, consortium=self.consortium, subject={"kind": kind, "id": key},
+                            tx_ids=list(tx_ids), checkpoint_note=note)
+
+    def statuses(self, tx_ids: Sequence[str]) -> dict[str, str]:
+        """final / committed / unknown for many ids at once (one query)."""
+        import sqlalchemy as sa
+
+        from ledger import schema
+
+        out = {t: "unknown" for t in tx_ids}
+        with self.store.engine.connect() as conn:
+            for i in range(0, len(tx_ids), 500):
+                rows = conn.execute(
+                    sa.select(schema.transactions.c.tx_id, schema.transactions.c.height).where(
+                        schema.transactions.c.tx_id.in_(list(tx_ids[i : i + 500]))
+                    )
+                ).all()
+                for r in rows:
+                    out[r.tx_id] = "final" if r.height <= self._final_height else "committed"
+        return out
+
+    # -- catching up ------------------------------------------------------
+    def _syncer(self) -> None:
+        """Pull signatures we are missing and catch up when peers are ahead."""
+        last_forget = last_checkpoint = time.monotonic()
+        coordinator = self.consortium.nodes[0].name == self.name
+        while not self._stop.wait(0.5):
+            if coordinator and time.monotonic() - last_checkpoint > self.checkpoint_every:
+                last_checkpoint = time.monotonic()
+                self._periodic_checkpoint()
+            if time.monotonic() - last_forget > 10 and self._final_height > self.keep_batches:
+                # etcd keeps only recent batches; nodes further behind catch up from peers' blocks.
+                try:
+                    self.orderer.forget(self._final_height - self.keep_batches)
+                except OrderingError as exc:
+                    log.warning("node %s: forget failed: %s", self.name, exc)
+                last_forget = time.monotonic()
+            top = self.store.height
+            for h in range(self._final_height + 1, min(top, self._final_height + 20) + 1):
+                for name in self.peers.urls:
+                    if name in self._signers.get(h, set()):
+                        continue
+                    try:
+                        header_hash, sigs = self.peers.signatures(name, h)
+                    except PeerError:
+                        continue
+                    for s in sigs:
+                        self._accept_signature(h, header_hash, s)
+
+    def _catch_up(self, *, until: int) -> None:
+        """Fetch certified blocks up to ``until`` from peers, re-execute and store them."""
+        while self.store.height < until and not self._stop.is_set():
+            start = self.store.height + 1
+            got = False
+            for name in self.peers.urls:
+                try:
+                    blocks = self.peers.blocks(name, start, limit=min(20, until - start + 1))
+                except PeerError:
+                    continue
+                for block in blocks:
+                    if block.height != self.store.height + 1:
+                        break
+                    self.adopt(block)
+                    got = True
+                if got:
+                    break
+            if not got:
+                return
+
+    def adopt(self, block: Block) -> None:
+        """Store a peer's certified block after re-executing it to the same header."""
+        from ledger.block import certificate_signers
+
+        signers = certificate_signers(block.header, block.signatures, self.consortium)
+        if len(signers) < self.consortium.quorum:
+            raise PeerError(f"block {block.height} from a peer has no quorum certificate")
+        with self.state_lock:
+            prev = self.store.head()
+            built = self._rebuild(block, prev, self.store.compact_range())
+            if built.block.header != block.header:
+                self._diverged(block.height, ",".join(signers), block.header.hash, built.block.header.hash)
+                raise Diverged(f"certified block {block.height} does not re-execute to its header here")
+            msg = block.header.signing_message
+            others = [
+                s for s in block.signatures
+                if s.key_id != self.key.key_id and self._valid_node_sig(s, msg)
+            ]
+            self._store_block(built.block, extra=others)
+
+    def _valid_node_sig(self, sig: HeaderSignature, msg: bytes) -> bool:
+        try:
+            member = self.consortium.member(sig.key_id)
+        except LedgerError:
+            return False
+        return "node" in member.roles and member.public_key.verify(msg, sig.value)
+
+    # -- reading ----------------------------------------------------------
+    def status(self, *, digest: bool = False) -> dict[str, Any]:
+        head = self.store.head()
+        return {
+            "node": self.name,
+            "height": -1 if head is None else head.height,
+            "head": None if head is None else head.hash,
+            "final_height": self._final_height,
+            "ordering": self.orderer.kind,
+            "transactions": self.store.tx_count(),
+            "log_root": self.store.log().root().hex(),
+            "pool": len(self._pool),
+            "diverged": [d.to_dict() for d in self.divergences],
+            "fault": self.fault,
+            "ready": self.ready,
+            "state_digest": self.state_digest() if digest else None,
+        }
+
+    def query(self, name: str, kwargs: Mapping[str, Any]) -> Any:
+        """Run a read-only query of the state machine (``ledger.eticket.queries.<name>``) consistently."""
+        import importlib
+
+        module_name = getattr(self.machine, "queries_module", None) or {
+            "EticketMachine": "ledger.eticket.queries"
+        }.get(type(self.machine).__name__)
+        if module_name is None:
+            raise LedgerError("this node's state machine has no queries", reason="not_found")
+        module = importlib.import_module(str(module_name))
+        fn = getattr(module, name, None) if not name.startswith("_") else None
+        if fn is None or getattr(fn, "__module__", None) != module.__name__ or not callable(fn):
+            raise LedgerError(f"no query named {name!r}", reason="not_found")
+        with self.state_lock:
+            try:
+                return fn(self.machine, **kwargs)
+            except TypeError as exc:
+                raise LedgerError(f"bad arguments for query {name}: {exc}", reason="malformed") from exc
+
+    def state_digest(self) -> str:
+        with self.state_lock:
+            return self.machine.digest()

@@ -1,0 +1,80 @@
+"""HTTP client of the other nodes: push signatures, pull signatures and certified blocks."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import requests
+
+from ledger.block import Block, HeaderSignature
+
+from .errors import PeerError
+
+log = logging.getLogger(__name__)
+
+
+class Peers:
+    """The other members' nodes by name; every call has a short timeout."""
+
+    def __init__(self, *, peers: Mapping[str, str], timeout: float = 3.0) -> None:
+        self.urls = {k: v.rstrip("/") for k, v in peers.items()}
+        self._timeout = timeout
+        self._local = threading.local()
+
+    def _session(self) -> requests.Session:
+        s = getattr(self._local, "s", None)
+        if s is None:
+            s = requests.Session()
+            self._local.s = s
+        return s
+
+    def _get(self, name: str, path: str, **params: Any) -> Any:
+        try:
+            r = self._session().get(self.urls[name] + path, params=params, timeout=self._timeout)
+        except requests.RequestException as exc:
+            raise PeerError(f"peer {name} unreachable: {exc.__class__.__name__}") from exc
+        if r.status_code != 200:
+            raise PeerError(f"peer {name} answered {r.status_code} to {path}")
+        return r.json()
+
+    def push_signatures(self, sender: str, items: Sequence[dict[str, Any]]) -> None:
+        """Send our header signatures to every peer; an unreachable peer is skipped (it pulls later)."""
+        for name, url in self.urls.items():
+            try:
+                self._session().post(
+                    url + "/v1/signatures", json={"from": sender, "signatures": list(items)}, timeout=self._timeout
+                )
+            except requests.RequestException:
+                log.debug("peer %s unreachable for signatures", name)
+
+    def signatures(self, name: str, height: int) -> tuple[str, list[HeaderSignature]]:
+        d = self._get(name, f"/v1/blocks/{height}/signatures")
+        return str(d["header_hash"]), [HeaderSignature.from_dict(s) for s in d["signatures"]]
+
+    def blocks(self, name: str, start: int, limit: int = 20) -> list[Block]:
+        d = self._get(name, "/v1/blocks", start=start, limit=limit)
+        return [Block.from_dict(b) for b in d["blocks"]]
+
+    def cosign(self, name: str, note: str) -> str:
+        """Ask a peer to witness a checkpoint; it co-signs only if the note matches its own log."""
+        try:
+            r = self._session().post(self.urls[name] + "/v1/checkpoint/cosign", json={"note": note},
+                                     timeout=self._timeout)
+        except requests.RequestException as exc:
+            raise PeerError(f"peer {name} unreachable: {exc.__class__.__name__}") from exc
+        if r.status_code != 200:
+            raise PeerError(f"peer {name} refused to co-sign: {r.text[:200]}")
+        return str(r.json()["note"])
+
+    def share_checkpoint(self, note: str) -> None:
+        for url in self.urls.values():
+            try:
+                self._session().post(url + "/v1/checkpoints", json={"note": note}, timeout=self._timeout)
+            except requests.RequestException:
+                continue
+
+    def status(self, name: str) -> dict[str, Any]:
+        return dict(self._get(name, "/status"))

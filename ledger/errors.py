@@ -1,0 +1,109 @@
+"""Typed errors of the ledger package, all under one base class."""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Base of every error the ledger raises on purpose.
+
+    ``reason`` is a stable ASCII code for machines (API ``reason``, CLI
+    messages); the message is for people.
+    """
+
+    reason: str = "ledger_error"
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else self.reason
+
+
+class EncodingError(LedgerError):
+    """Bytes or objects that have no (canonical) encoding."""
+
+    reason = "malformed"
+
+
+class MalformedTransaction(LedgerError):
+    """A transaction envelope with missing, extra or ill-typed fields."""
+
+    reason = "malformed"
+
+
+class OversizePayload(MalformedTransaction):
+    """A payload larger than the consortium's ``max_payload_bytes``."""
+
+    reason = "oversize_payload"
+
+
+class UnsupportedAlgorithm(LedgerError):
+    """An algorithm id this build cannot compute (e.g. sm2 without a provider)."""
+
+    reason = "unsupported_algorithm"
+
+
+class UnknownSigner(LedgerError):
+    """A signature by a key id the consortium does not list."""
+
+    reason = "unknown_signer"
+
+
+class BadSignature(LedgerError):
+    """A signature that does not verify."""
+
+    reason = "bad_signature"
+
+
+class Forbidden(LedgerError):
+    """A signer whose roles do not allow this transaction type."""
+
+    reason = "forbidden"
+
+
+class DuplicateTransaction(LedgerError):
+    """A transaction id the chain already holds."""
+
+    reason = "duplicate_tx"
+
+
+class WrongPreviousHash(LedgerError):
+    """A block that does not link to the current head."""
+
+    reason = "wrong_previous_hash"
+
+
+class InvalidBlock(LedgerError):
+    """A block whose header, roots or certificate do not hold."""
+
+    reason = "invalid_block"
+
+
+class ConsortiumError(LedgerError):
+    """An unreadable or inconsistent consortium (genesis) file or key."""
+
+    reason = "bad_consortium"
+    exit_code = 2
+
+
+class ProofError(LedgerError):
+    """A proof that cannot be built for the arguments given."""
+
+    reason = "bad_proof_request"
+
+
+class CheckpointError(LedgerError):
+    """A checkpoint note that cannot be parsed or does not verify."""
+
+    reason = "bad_checkpoint"
+
+
+class StoreError(LedgerError):
+    """The database cannot be opened or holds something unexpected."""
+
+    reason = "store_error"
+    exit_code = 2

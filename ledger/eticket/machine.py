@@ -1,0 +1,107 @@
+"""The e-ticket state machine: admission checks, ordered application, state digest."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ledger.consortium import Consortium
+from ledger.errors import LedgerError
+from ledger.statemachine import Outcome, TxContext
+from ledger.transaction import Transaction
+
+from . import rules_permit, rules_registry, rules_ticket, rules_trip, rules_violation, schema
+from .env import ACTOR_KINDS, Env, Event, parse_actor
+from .errors import PayloadError, Refusal
+from .params import Params
+from .reasons import message
+from .state import State, Writes
+from .units import epoch, epoch_of
+
+Handler = Callable[[Writes, dict[str, Any], Env], list[Event]]
+
+HANDLERS: Mapping[str, Handler] = {
+    "registry.org": rules_registry.registry_org,
+    "registry.project": rules_registry.registry_project,
+    "registry.site": rules_registry.registry_site,
+    "registry.company": rules_registry.registry_company,
+    "registry.truck": rules_registry.registry_truck,
+    "registry.driver": rules_registry.registry_driver,
+    "permit.apply": rules_permit.permit_apply,
+    "permit.decide": rules_permit.permit_decide,
+    "permit.revoke": rules_permit.permit_revoke,
+    "ticket.issue": rules_ticket.ticket_issue,
+    "ticket.void": rules_ticket.ticket_void,
+    "gate.exit": rules_ticket.gate_exit,
+    "trip.positions": rules_trip.trip_positions,
+    "gate.receipt": rules_ticket.gate_receipt,
+    "violation.report": rules_violation.violation_report,
+    "violation.confirm": rules_violation.violation_step("confirm"),
+    "violation.dismiss": rules_violation.violation_step("dismiss"),
+    "violation.dispatch": rules_violation.violation_step("dispatch"),
+    "violation.resolve": rules_violation.violation_step("resolve"),
+    "penalty.record": rules_violation.penalty_record,
+    "system.tick": rules_trip.system_tick,
+}
+
+
+class EticketMachine:
+    """The business rules every consortium node runs on the ordered chain (a ``StateMachine``).
+
+    Build one per node with :meth:`from_consortium`; feed :meth:`apply` every transaction of
+    every block in order.  Read-side queries live in :mod:`ledger.eticket.queries`.
+    """
+
+    def __init__(self, *, consortium: Consortium) -> None:
+        self.consortium = consortium
+        self.params = Params.of(consortium)
+        self.state = State()
+        self.applied = 0
+        #: block time (epoch s) of the last transaction seen; queries use it as "now"
+        self.now = 0
+
+    @classmethod
+    def from_consortium(cls, consortium: Consortium) -> EticketMachine:
+        """A fresh machine (empty state) with the consortium's ``eticket`` parameters."""
+        return cls(consortium=consortium)
+
+    # -- StateMachine protocol -------------------------------------------
+    def admit(self, tx: Transaction, consortium: Consortium) -> None:
+        """Stateless checks at submission: a known type, a well-formed payload, an allowed actor kind.
+
+        Raises :class:`~ledger.eticket.errors.PayloadError` (``malformed``), ``UnknownType`` or
+        :class:`~ledger.eticket.errors.Refusal` (``forbidden``).
+        """
+        schema.validate(tx.type, tx.payload, max_points=self.params.max_points_per_batch)
+        kind, _ = parse_actor(tx.actor)
+        if kind not in ACTOR_KINDS[tx.type]:
+            raise Refusal("forbidden", f"actor kind {kind!r} may not submit {tx.type}")
+
+    def apply(self, tx: Transaction, ctx: TxContext) -> Outcome:
+        """Apply one transaction; a refusal returns its reason code and leaves the state unchanged."""
+        writes = Writes(self.state)
+        self.now = max(self.now, epoch_of(ctx.block_time))
+        try:
+            p = schema.validate(tx.type, tx.payload, max_points=self.params.max_points_per_batch)
+            kind, parts = parse_actor(tx.actor)
+            if kind not in ACTOR_KINDS[tx.type]:
+                raise Refusal("forbidden", f"actor={tx.actor} type={tx.type}")
+            now = epoch_of(ctx.block_time)
+            at = p["time"] if p.get("time") is not None else epoch(tx.timestamp, what="timestamp")
+            if at > now + self.params.max_clock_skew_s:
+                raise Refusal("bad_time", f"time={at} block_time={now}")
+            env = Env(self.params, tx.actor, kind, parts, ctx.signer, at, now, ctx.tx_id)
+            events = HANDLERS[tx.type](writes, p, env)
+        except Refusal as exc:
+            return Outcome(code=exc.reason, message=message(exc.reason, exc.detail), events=exc.events)
+        except PayloadError as exc:
+            return Outcome(code=exc.reason, message=message(exc.reason, exc.message))
+        except LedgerError as exc:
+            return Outcome(code=exc.reason, message=message(exc.reason, exc.message))
+        self.state.commit(writes.writes, writes.touched, ctx.tx_id)
+        self.applied += 1
+        return Outcome(message=message("valid"), events=tuple(events))
+
+    def digest(self) -> str:
+        """Hex digest of the whole world state (equal on every node after the same transactions)."""
+        return self.state.digest()

@@ -1,0 +1,99 @@
+"""Business parameters read from ``consortium.parameters["eticket"]``, with defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from ledger.consortium import Consortium
+from ledger.errors import ConsortiumError
+
+from . import units
+from .errors import PayloadError
+
+DEFAULT_DEPARTMENTS = ("chengguan", "zhujian", "jiaotong", "shengtai")
+DEFAULT_DEDUCTIONS: Mapping[str, int] = MappingProxyType(
+    {
+        "no_ticket": 10,
+        "unapproved_disposal": 10,
+        "uncovered_load": 3,
+        "overloaded": 5,
+        "spilling": 5,
+        "speeding": 2,
+        "off_route": 2,
+        "suspicious_stop": 3,
+        "suspected_dumping": 10,
+        "other": 1,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Params:
+    """The e-ticket rules' tunables, in integer units (see docs/ETICKET.md "Parameters")."""
+
+    departments: tuple[str, ...] = DEFAULT_DEPARTMENTS
+    speed_limit_dkmh: int = 600  # 0.1 km/h
+    stopped_speed_dkmh: int = 50
+    corridor_m: int = 1000
+    stop_radius_m: int = 500
+    receipt_margin_s: int = 3600
+    min_trip_s: int = 1200
+    avg_speed_kmh: int = 25
+    volume_tolerance_pct: int = 10
+    ticket_validity_s: int = 24 * 3600
+    density_kg_per_m3: int = 1800
+    alarm_threshold_pct: int = 85
+    max_clock_skew_s: int = 600
+    max_points_per_batch: int = 240
+    credit_initial: int = 100
+    credit_deductions: Mapping[str, int] = field(default_factory=lambda: DEFAULT_DEDUCTIONS)
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any] | None) -> Params:
+        """Read the ``eticket`` parameter object; raise ConsortiumError on a bad value."""
+        raw = raw or {}
+        try:
+            deps = tuple(str(d) for d in raw.get("departments", DEFAULT_DEPARTMENTS))
+            if not deps or len(set(deps)) != len(deps):
+                raise ConsortiumError("eticket.departments must be a non-empty list of distinct names")
+            ded = dict(DEFAULT_DEDUCTIONS)
+            ded.update({str(k): int(v) for k, v in dict(raw.get("credit_deductions", {})).items()})
+
+            def num(key: str, default: int, scale: int = 0) -> int:
+                if key not in raw:
+                    return default
+                return units.decimal_units(raw[key], scale=scale, what=f"eticket.{key}")
+
+            return cls(
+                departments=deps,
+                speed_limit_dkmh=num("speed_limit_kmh", 600, 1),
+                stopped_speed_dkmh=num("stopped_speed_kmh", 50, 1),
+                corridor_m=num("corridor_m", 1000),
+                stop_radius_m=num("stop_radius_m", 500),
+                receipt_margin_s=num("receipt_margin_min", 60) * 60,
+                min_trip_s=num("min_trip_minutes", 20) * 60,
+                avg_speed_kmh=max(1, num("avg_speed_kmh", 25)),
+                volume_tolerance_pct=num("volume_tolerance_pct", 10),
+                ticket_validity_s=num("ticket_validity_h", 24) * 3600,
+                density_kg_per_m3=max(1, num("density_t_per_m3", 1800, 3)),
+                alarm_threshold_pct=num("alarm_threshold_pct", 85),
+                max_clock_skew_s=num("max_clock_skew_s", 600),
+                max_points_per_batch=num("max_points_per_batch", 240),
+                credit_initial=num("credit_initial", 100),
+                credit_deductions=MappingProxyType(ded),
+            )
+        except PayloadError as exc:
+            raise ConsortiumError(f"bad eticket parameter: {exc}") from exc
+        except (TypeError, ValueError) as exc:
+            raise ConsortiumError(f"bad eticket parameters: {exc!r}") from exc
+
+    @classmethod
+    def of(cls, consortium: Consortium) -> Params:
+        """The parameters of ``consortium`` (defaults where missing)."""
+        raw = consortium.parameters.get("eticket")
+        if raw is not None and not isinstance(raw, Mapping):
+            raise ConsortiumError("consortium parameter 'eticket' must be an object")
+        return cls.from_mapping(raw)

@@ -1,0 +1,404 @@
+"""Read-side queries for the API and the dashboard: plain JSON-ready dicts from a machine's state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from .machine import EticketMachine
+from .recommend import in_alarm, load_rate_bp, pct_text, recommend, room_l
+from .records import Company, Driver, Penalty, Permit, Project, Site, Ticket, Truck, Violation
+from .units import fen_text, iso, litres, location_json, m3_text
+
+HISTORY_KINDS = (
+    "org",
+    "project",
+    "site",
+    "company",
+    "truck",
+    "driver",
+    "permit",
+    "ticket",
+    "violation",
+    "penalty",
+)
+
+
+def _t(seconds: int | None) -> str | None:
+    return None if seconds is None else iso(seconds)
+
+
+def _get(m: EticketMachine, kind: str, key: str) -> Any:
+    return m.state.tables[kind].get(key)
+
+
+def ticket(m: EticketMachine, ticket_id: str) -> dict[str, Any] | None:
+    """A ticket with its project, site, truck, trip summary, receipt and violations; None if unknown."""
+    t: Ticket | None = _get(m, "ticket", ticket_id)
+    if t is None:
+        return None
+    truck: Truck = _get(m, "truck", t.truck_id)
+    project: Project = _get(m, "project", t.project_id)
+    site: Site = _get(m, "site", t.site_id)
+    return {
+        "ticket_id": t.ticket_id,
+        "state": t.state,
+        "permit_id": t.permit_id,
+        "project": {
+            "project_id": project.project_id,
+            "name": project.name,
+            "contractor_org_id": project.contractor_org_id,
+        },
+        "site": {"site_id": site.site_id, "name": site.name, "kind": site.kind},
+        "truck": {"truck_id": truck.truck_id, "plate": truck.plate, "company_id": truck.company_id},
+        "driver_id": t.driver_id,
+        "volume_m3": m3_text(t.volume_l),
+        "issued_at": iso(t.issued_at),
+        "valid_until": iso(t.valid_until),
+        "expected_minutes": t.expected_s // 60,
+        "departed_at": _t(t.departed_at),
+        "exit_gate": t.exit_gate,
+        "exit_photo": t.exit_photo,
+        "received_at": _t(t.received_at),
+        "receipt_gate": t.receipt_gate,
+        "measured_m3": None if t.measured_l is None else m3_text(t.measured_l),
+        "weight_t": None if t.weight_kg is None else m3_text(t.weight_kg),
+        "discrepancy": t.discrepancy,
+        "closed_reason": t.closed_reason,
+        "last_position": location_json(t.last_lat, t.last_lon),
+        "last_position_at": _t(t.last_t),
+        "gps_points": t.points,
+        "max_speed_kmh": f"{t.max_speed_dkmh // 10}.{t.max_speed_dkmh % 10}",
+        "flags": list(t.flags),
+        "violations": [v["violation_id"] for v in violations(m, ticket_id=t.ticket_id)],
+    }
+
+
+def permit(m: EticketMachine, permit_id: str) -> dict[str, Any] | None:
+    """A permit with each configured department's decision (or "pending"), quota use and approval time."""
+    p: Permit | None = _get(m, "permit", permit_id)
+    if p is None:
+        return None
+    decided = {d.department: d for d in p.decisions}
+    return {
+        "permit_id": p.permit_id,
+        "project_id": p.project_id,
+        "contractor_org_id": p.contractor_org_id,
+        "state": p.state,
+        "quota_m3": m3_text(p.quota_l),
+        "issued_m3": m3_text(p.issued_l),
+        "remaining_m3": m3_text(max(0, p.quota_l - p.issued_l)),
+        "tickets": p.tickets,
+        "site_ids": list(p.site_ids),
+        "truck_ids": list(p.truck_ids),
+        "company_ids": list(p.company_ids),
+        "valid_from": iso(p.valid_from),
+        "valid_to": iso(p.valid_to),
+        "applied_at": iso(p.applied_at),
+        "decided_at": _t(p.decided_at),
+        "approval_seconds": p.approval_s,
+        "closed_reason": p.closed_reason,
+        "route": [location_json(lat, lon) for lat, lon in p.route],
+        "decisions": [
+            {
+                "department": dept,
+                "decision": decided[dept].decision if dept in decided else "pending",
+                "time": _t(decided[dept].time) if dept in decided else None,
+                "reason": decided[dept].reason if dept in decided else None,
+                "actor": decided[dept].actor if dept in decided else None,
+            }
+            for dept in p.departments
+        ],
+    }
+
+
+def project(m: EticketMachine, project_id: str) -> dict[str, Any] | None:
+    """A project with its permits and ticket totals."""
+    pr: Project | None = _get(m, "project", project_id)
+    if pr is None:
+        return None
+    ids = m.state.tickets_by.get(f"project:{project_id}", [])
+    tickets = [m.state.tables["ticket"][i] for i in ids]
+    permits = sorted(p.permit_id for p in m.state.tables["permit"].values() if p.project_id == project_id)
+    return {
+        "project_id": pr.project_id,
+        "name": pr.name,
+        "contractor_org_id": pr.contractor_org_id,
+        "location": location_json(pr.lat, pr.lon),
+        "address": pr.address,
+        "district": pr.district,
+        "town": pr.town,
+        "planned_volume_m3": m3_text(pr.planned_l),
+        "permits": permits,
+        "tickets": len(tickets),
+        "received_m3": m3_text(sum(t.measured_l or 0 for t in tickets if t.state == "received")),
+    }
+
+
+def truck(m: EticketMachine, truck_id: str, *, at: int | None = None) -> dict[str, Any] | None:
+    """A truck with company, credit, suspension (as of ``at``, default: last block time) and open ticket."""
+    tr: Truck | None = _get(m, "truck", truck_id)
+    if tr is None:
+        return None
+    now = m.now if at is None else at
+    company: Company | None = _get(m, "company", tr.company_id)
+    until = max(tr.suspended_until, company.suspended_until if company else 0)
+    return {
+        "truck_id": tr.truck_id,
+        "plate": tr.plate,
+        "company_id": tr.company_id,
+        "capacity_m3": m3_text(tr.capacity_l),
+        "status": tr.status,
+        "terminal_id": tr.terminal_id,
+        "credit": tr.credit,
+        "suspended": until > now,
+        "suspended_until": _t(until) if until else None,
+        "open_ticket": m.state.departed_by_truck.get(truck_id),
+        "tickets": len(m.state.tickets_by.get(f"truck:{truck_id}", [])),
+    }
+
+
+def truck_by_plate(m: EticketMachine, plate: str) -> dict[str, Any] | None:
+    """The truck registered with ``plate``, or None."""
+    truck_id = m.state.plates.get(plate)
+    return None if truck_id is None else truck(m, truck_id)
+
+
+def site(m: EticketMachine, site_id: str) -> dict[str, Any] | None:
+    """A disposal site with its load rate (负荷率), alarm and room."""
+    s: Site | None = _get(m, "site", site_id)
+    return None if s is None else _site_json(s)
+
+
+def _site_json(s: Site) -> dict[str, Any]:
+    return {
+        "site_id": s.site_id,
+        "name": s.name,
+        "kind": s.kind,
+        "location": location_json(s.lat, s.lon),
+        "capacity_m3": m3_text(s.capacity_l),
+        "load_m3": m3_text(s.load_l),
+        "pending_m3": m3_text(s.pending_l),
+        "received_m3": m3_text(s.received_l),
+        "receipts": s.receipts,
+        "room_m3": m3_text(room_l(s)),
+        "load_rate_pct": pct_text(load_rate_bp(s)),
+        "alarm_threshold_pct": s.alarm_pct,
+        "alarm": in_alarm(s),
+        "town": s.town,
+        "operator_org_id": s.operator_org_id,
+    }
+
+
+def sites(m: EticketMachine) -> list[dict[str, Any]]:
+    """Every disposal site in id order (the load-rate board)."""
+    return [_site_json(s) for s in m.state.records("site")]
+
+
+def recommend_sites(
+    m: EticketMachine,
+    project_id: str,
+    volume_m3: str | int | float,
+    *,
+    kinds: Iterable[str] | None = None,
+    exclude: str | None = None,
+    limit: int = 5,
+) -> list[dict[str, Any]]:
+    """Sites with room for the volume that stay under their alarm threshold, nearest to the project first."""
+    pr: Project | None = _get(m, "project", project_id)
+    if pr is None:
+        return []
+    vol = litres(volume_m3, what="volume_m3")
+    return recommend(m.state.records("site"), (pr.lat, pr.lon), vol, exclude=exclude, kinds=kinds, limit=limit)
+
+
+def _violation_json(v: Violation) -> dict[str, Any]:
+    end = v.resolved_at if v.resolved_at is not None else v.dismissed_at
+    return {
+        "violation_id": v.violation_id,
+        "type": v.type,
+        "source": v.source,
+        "state": v.state,
+        "reported_at": iso(v.reported_at),
+        "location": location_json(v.lat, v.lon),
+        "evidence": list(v.evidence),
+        "ticket_id": v.ticket_id,
+        "truck_id": v.truck_id,
+        "plate": v.plate,
+        "company_id": v.company_id,
+        "driver_id": v.driver_id,
+        "project_id": v.project_id,
+        "site_id": v.site_id,
+        "town": v.town,
+        "description": v.description,
+        "confirmed_at": _t(v.confirmed_at),
+        "dismissed_at": _t(v.dismissed_at),
+        "dispatched_at": _t(v.dispatched_at),
+        "centre": v.centre,
+        "resolved_at": _t(v.resolved_at),
+        "result": v.result,
+        "note": v.note,
+        "penalty_ids": list(v.penalty_ids),
+        "handling_seconds": None if end is None else end - v.reported_at,
+    }
+
+
+def violations(
+    m: EticketMachine,
+    *,
+    type: str | None = None,
+    state: str | None = None,
+    ticket_id: str | None = None,
+    truck_id: str | None = None,
+    plate: str | None = None,
+    company_id: str | None = None,
+    project_id: str | None = None,
+    site_id: str | None = None,
+    town: str | None = None,
+    since: int | None = None,
+    until: int | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Violations matching every given filter, newest first (ties by id); ``since``/``until`` in epoch s."""
+    want = {
+        "type": type,
+        "state": state,
+        "ticket_id": ticket_id,
+        "truck_id": truck_id,
+        "plate": plate,
+        "company_id": company_id,
+        "project_id": project_id,
+        "site_id": site_id,
+        "town": town,
+    }
+    want = {k: v for k, v in want.items() if v is not None}
+    found = [
+        v
+        for v in m.state.tables["violation"].values()
+        if all(getattr(v, k) == val for k, val in want.items())
+        and (since is None or v.reported_at >= since)
+        and (until is None or v.reported_at < until)
+    ]
+    found.sort(key=lambda v: (-v.reported_at, v.violation_id))
+    return [_violation_json(v) for v in found[offset : offset + limit]]
+
+
+def violation(m: EticketMachine, violation_id: str) -> dict[str, Any] | None:
+    """One violation, or None."""
+    v: Violation | None = _get(m, "violation", violation_id)
+    return None if v is None else _violation_json(v)
+
+
+def penalties(
+    m: EticketMachine,
+    *,
+    target_kind: str | None = None,
+    target_id: str | None = None,
+    violation_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """Penalties matching the filters, by time then id."""
+    out: list[Penalty] = [
+        p
+        for p in m.state.tables["penalty"].values()
+        if (target_kind is None or p.target_kind == target_kind)
+        and (target_id is None or p.target_id == target_id)
+        and (violation_id is None or violation_id in p.violation_ids)
+    ]
+    out.sort(key=lambda p: (p.time, p.penalty_id))
+    return [
+        {
+            "penalty_id": p.penalty_id,
+            "target_kind": p.target_kind,
+            "target_id": p.target_id,
+            "violation_ids": list(p.violation_ids),
+            "amount_yuan": fen_text(p.amount_fen),
+            "measures": [{"kind": k, "days": d or None} for k, d in p.measures],
+            "time": iso(p.time),
+            "suspended_until": _t(p.suspended_until),
+            "credit_points": p.credit_points,
+            "decision_no": p.decision_no,
+        }
+        for p in out
+    ]
+
+
+def credit(m: EticketMachine, kind: str, key: str) -> int | None:
+    """The credit score of a company, truck or driver (None if unknown)."""
+    if kind not in ("company", "truck", "driver"):
+        return None
+    rec: Company | Truck | Driver | None = _get(m, kind, key)
+    return None if rec is None else rec.credit
+
+
+def credit_scores(m: EticketMachine, kind: str) -> list[dict[str, Any]]:
+    """Every company, truck or driver with its credit score, lowest first (ties by id)."""
+    if kind not in ("company", "truck", "driver"):
+        return []
+    rows = sorted(m.state.tables[kind].items(), key=lambda kv: (kv[1].credit, kv[0]))
+    return [{"kind": kind, "id": k, "credit": r.credit} for k, r in rows]
+
+
+def history(m: EticketMachine, kind: str, key: str) -> list[str]:
+    """Ids (hex) of the valid transactions that touched the object, in chain order (for Merkle proofs)."""
+    if kind not in HISTORY_KINDS:
+        return []
+    return [raw.hex() for raw in m.state.history.get(f"{kind}:{key}", [])]
+
+
+def tickets_of(m: EticketMachine, kind: str, key: str) -> list[str]:
+    """Ticket ids of a project, truck or permit, in issue order."""
+    return list(m.state.tickets_by.get(f"{kind}:{key}", []))
+
+
+def _median(values: list[int]) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    mid = len(values) // 2
+    return float(values[mid]) if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def statistics(m: EticketMachine) -> dict[str, Any]:
+    """City-wide figures: tickets, coverage, utilisation rate (综合利用率), violations, handling times."""
+    st = m.state
+    tickets = st.tables["ticket"].values()
+    by_state: dict[str, int] = {}
+    projects: set[str] = set()
+    trucks: set[str] = set()
+    site_ids: set[str] = set()
+    for t in tickets:
+        by_state[t.state] = by_state.get(t.state, 0) + 1
+        projects.add(t.project_id)
+        trucks.add(t.truck_id)
+        site_ids.add(t.site_id)
+    received = reused = 0
+    for s in st.tables["site"].values():
+        received += s.received_l
+        if s.kind in ("recycling", "backfill"):
+            reused += s.received_l
+    by_type: dict[str, int] = {}
+    handling: list[int] = []
+    for v in st.tables["violation"].values():
+        by_type[v.type] = by_type.get(v.type, 0) + 1
+        if v.resolved_at is not None:
+            handling.append(v.resolved_at - v.reported_at)
+    approvals = [p.approval_s for p in st.tables["permit"].values() if p.approval_s is not None]
+    return {
+        "tickets_issued": len(st.tables["ticket"]),
+        "tickets_by_state": dict(sorted(by_state.items())),
+        "projects": len(st.tables["project"]),
+        "projects_covered": len(projects),
+        "trucks": len(st.tables["truck"]),
+        "trucks_covered": len(trucks),
+        "sites": len(st.tables["site"]),
+        "sites_covered": len(site_ids),
+        "received_m3": m3_text(received),
+        "reused_m3": m3_text(reused),
+        "utilisation_rate_pct": pct_text(reused * 10000 // received) if received else None,
+        "violations": len(st.tables["violation"]),
+        "violations_by_type": dict(sorted(by_type.items())),
+        "permits": len(st.tables["permit"]),
+        "median_approval_seconds": _median(approvals),
+        "median_violation_handling_seconds": _median(handling),
+    }

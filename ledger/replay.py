@@ -1,0 +1,133 @@
+"""Deterministic block building and chain replay through the business rules (no I/O but the store read)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .block import VALID, Block, BlockHeader, make_header
+from .consortium import Consortium
+from .errors import LedgerError
+from .statemachine import StateMachine, TxContext
+from .store import LedgerStore
+from .transaction import Transaction, parse_time
+from .tree import CompactRange
+
+
+@dataclass(frozen=True)
+class Built:
+    """A block built from ordered transactions, with the log after it and how many were dropped."""
+
+    block: Block
+    log: CompactRange
+    dropped: int
+
+
+def block_time(proposed: str, previous: BlockHeader | None) -> str:
+    """The proposed time, but never before the previous block's (proposers' clocks may lag)."""
+    if previous is not None and parse_time(proposed) < parse_time(previous.timestamp):
+        return previous.timestamp
+    return proposed
+
+
+def build_block(
+    *,
+    raw_txs: Sequence[bytes],
+    proposer: str,
+    timestamp: str,
+    previous: BlockHeader | None,
+    log: CompactRange,
+    consortium: Consortium,
+    machine: StateMachine,
+    seen: Callable[[Sequence[str]], set[str]],
+) -> Built:
+    """Validate every transaction and apply it to ``machine``, in order; every node gets the same block.
+
+    Undecodable transactions and ones already on the chain (``seen``) or
+    earlier in the list are dropped.  A transaction that fails its signature,
+    role or business checks stays in the block with its reason code, as in
+    Hyperledger Fabric, so rejected attempts stay auditable.
+    """
+    txs: list[Transaction] = []
+    for raw in raw_txs[: consortium.max_block_txs]:
+        try:
+            txs.append(Transaction.decode(raw))
+        except LedgerError:
+            continue
+    ids = [tx.tx_id for tx in txs]
+    on_chain = seen(ids)
+    kept: list[Transaction] = []
+    taken: set[str] = set()
+    for tx, tx_id in zip(txs, ids, strict=True):
+        if tx_id in on_chain or tx_id in taken:
+            continue
+        taken.add(tx_id)
+        kept.append(tx)
+    when_text = block_time(timestamp, previous)
+    when = parse_time(when_text)
+    height = 0 if previous is None else previous.height + 1
+    codes: list[str] = []
+    for position, tx in enumerate(kept):
+        try:
+            signer = tx.check(consortium)
+            machine.admit(tx, consortium)
+        except LedgerError as exc:
+            codes.append(exc.reason)
+            continue
+        ctx = TxContext(height=height, position=position, block_time=when, tx_id=tx.tx_id, signer=signer,
+                        consortium=consortium)
+        codes.append(machine.apply(tx, ctx).code or VALID)
+    header, after = make_header(previous=previous, genesis_hash=consortium.genesis_hash, transactions=kept,
+                                codes=codes, log=log, timestamp=when_text, proposer=proposer)
+    return Built(block=Block(header, tuple(kept), tuple(codes)), log=after, dropped=len(raw_txs) - len(kept))
+
+
+def rebuild(block: Block, previous: BlockHeader | None, log: CompactRange, consortium: Consortium,
+            machine: StateMachine) -> Built:
+    """Re-execute a stored or received block from its own transactions."""
+    return build_block(raw_txs=[tx.encode() for tx in block.transactions], proposer=block.header.proposer,
+                       timestamp=block.header.timestamp, previous=previous, log=log, consortium=consortium,
+                       machine=machine, seen=lambda ids: set())
+
+
+@dataclass(frozen=True)
+class ReplayProblem:
+    """The first block whose re-execution differs from what is stored."""
+
+    height: int
+    message: str
+    position: int | None = None
+    tx_id: str | None = None
+
+
+def replay(
+    store: LedgerStore,
+    consortium: Consortium,
+    machine: StateMachine,
+    *,
+    on_block: Callable[[Block], None] | None = None,
+) -> ReplayProblem | None:
+    """Re-run every stored block through ``machine`` from genesis; stop at the first difference.
+
+    A difference means the stored header, transactions or validation codes are
+    not what the rules give: the database was changed, or this node diverged.
+    """
+    previous: BlockHeader | None = None
+    log = CompactRange()
+    for h in range(store.height + 1):
+        block = store.block(h)
+        if block is None:
+            return ReplayProblem(h, f"block {h} is missing")
+        built = rebuild(block, previous, log, consortium, machine)
+        if built.block.transactions != block.transactions:
+            return ReplayProblem(h, f"block {h} holds transactions the rules drop (duplicates or undecodable)")
+        for i, (mine, stored) in enumerate(zip(built.block.codes, block.codes, strict=True)):
+            if mine != stored:
+                return ReplayProblem(h, f"block {h}: transaction {i} re-executes to {mine!r}, stored {stored!r}",
+                                     position=i, tx_id=block.transactions[i].tx_id)
+        if built.block.header != block.header:
+            return ReplayProblem(h, f"block {h} does not re-execute to its stored header")
+        if on_block is not None:
+            on_block(block)
+        previous, log = block.header, built.log
+    return None

@@ -1,0 +1,452 @@
+"""Durable, append-only storage of one node's chain (SQLAlchemy 2.0; SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Connection, Engine
+
+from . import schema
+from .block import Block, BlockHeader, HeaderSignature, check_link, make_header
+from .consortium import Consortium
+from .errors import DuplicateTransaction, InvalidBlock, LedgerError, StoreError
+from .transaction import Transaction
+from .tree import CompactRange, MerkleLog, hash_leaf
+
+#: Validation codes that say the signature itself failed (re-checked by verify).
+SIGNATURE_CODES = frozenset({"bad_signature", "unknown_signer", "forbidden", "oversize_payload"})
+
+
+def normalise_url(url: str) -> str:
+    """Accept plain ``postgresql://`` URLs and file paths; pick the psycopg 3 driver."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if "://" not in url:
+        return f"sqlite:///{Path(url).resolve()}"
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with SQLite set to WAL (readers never block the writer)."""
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+@dataclass(frozen=True)
+class StoredTx:
+    """A transaction as the chain holds it."""
+
+    tx: Transaction
+    tx_id: str
+    height: int
+    position: int
+    seq: int
+    code: str
+    body: bytes
+
+
+class LedgerStore:
+    """The chain of one node.  Only inserts; ledger rows are never updated or deleted.
+
+    Every append runs in one database transaction: a block that fails a check
+    raises a typed error and leaves nothing behind.
+    """
+
+    def __init__(self, *, engine: Engine, url: str) -> None:
+        self.engine = engine
+        self.url = url
+        self._lock = threading.RLock()
+        self._log: MerkleLog | None = None
+        self._head: BlockHeader | None = None
+        self._head_loaded = False
+
+    # -- opening -----------------------------------------------------------
+    @classmethod
+    def open(
+        cls, url: str, *, consortium: Consortium | None = None, create: bool = True
+    ) -> LedgerStore:
+        """Open (and migrate) the store at ``url``; record or check the genesis document.
+
+        With ``create=False`` a missing SQLite file is an error instead of a new chain.
+        """
+        full = normalise_url(url)
+        if not create and full.startswith("sqlite:///") and not Path(full[len("sqlite:///"):]).exists():
+            raise StoreError(f"no ledger database at {url}")
+        engine: Engine | None = None
+        try:
+            engine = make_engine(url)
+            migrate(engine)
+        except sa.exc.SQLAlchemyError as exc:
+            if engine is not None:
+                engine.dispose()
+            first = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            raise StoreError(f"cannot open ledger database {url}: {first}") from exc
+        store = cls(engine=engine, url=url)
+        if consortium is not None:
+            try:
+                store.bind_consortium(consortium)
+            except BaseException:
+                engine.dispose()
+                raise
+        return store
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def bind_consortium(self, consortium: Consortium) -> None:
+        """Write the genesis document once; refuse a different one later."""
+        doc = json.dumps(consortium.to_dict(), ensure_ascii=False, sort_keys=True)
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(schema.meta.c.value).where(schema.meta.c.key == "genesis_hash")
+            ).scalar()
+            if row is None:
+                conn.execute(
+                    schema.meta.insert(),
+                    [
+                        {"key": "genesis_hash", "value": consortium.genesis_hash},
+                        {"key": "genesis", "value": doc},
+                    ],
+                )
+            elif row != consortium.genesis_hash:
+                raise StoreError(
+                    f"database belongs to genesis {row[:16]}…, not {consortium.genesis_hash[:16]}…"
+                )
+
+    def stored_consortium(self) -> Consortium | None:
+        """The genesis document recorded in this database, if any."""
+        with self.engine.connect() as conn:
+            doc = conn.execute(
+                sa.select(schema.meta.c.value).where(schema.meta.c.key == "genesis")
+            ).scalar()
+        return None if doc is None else Consortium.from_dict(json.loads(doc))
+
+    # -- reading -----------------------------------------------------------
+    @staticmethod
+    def _header(row: Any) -> BlockHeader:
+        return BlockHeader(
+            height=row.height,
+            previous_hash=row.previous_hash,
+            tx_root=row.tx_root,
+            flags_digest=row.flags_digest,
+            tx_count=row.tx_count,
+            log_size=row.log_size,
+            log_root=row.log_root,
+            timestamp=row.timestamp,
+            proposer=row.proposer,
+            version=row.version,
+        )
+
+    def head(self) -> BlockHeader | None:
+        """The newest block header, or None for an empty chain."""
+        with self._lock:
+            if not self._head_loaded:
+                with self.engine.connect() as conn:
+                    row = conn.execute(
+                        sa.select(schema.blocks).order_by(schema.blocks.c.height.desc()).limit(1)
+                    ).first()
+                self._head = None if row is None else self._header(row)
+                self._head_loaded = True
+            return self._head
+
+    @property
+    def height(self) -> int:
+        """Height of the head block, -1 when empty."""
+        h = self.head()
+        return -1 if h is None else h.height
+
+    def header(self, height: int) -> BlockHeader | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(schema.blocks).where(schema.blocks.c.height == height)).first()
+        return None if row is None else self._header(row)
+
+    def headers(self, start: int = 0, end: int | None = None) -> Iterator[BlockHeader]:
+        """Headers with ``start <= height < end`` in order."""
+        q = sa.select(schema.blocks).where(schema.blocks.c.height >= start)
+        if end is not None:
+            q = q.where(schema.blocks.c.height < end)
+        with self.engine.connect() as conn:
+            for row in conn.execute(q.order_by(schema.blocks.c.height)):
+                yield self._header(row)
+
+    def signatures(self, height: int) -> list[HeaderSignature]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(schema.signatures)
+                .where(schema.signatures.c.height == height)
+                .order_by(schema.signatures.c.key_id)
+            ).all()
+        return [HeaderSignature(key_id=r.key_id, alg=r.alg, value=r.value) for r in rows]
+
+    def block(self, height: int) -> Block | None:
+        """The whole block at ``height`` with its transactions, codes and signatures."""
+        header = self.header(height)
+        if header is None:
+            return None
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(schema.transactions.c.body, schema.transactions.c.code)
+                .where(schema.transactions.c.height == height)
+                .order_by(schema.transactions.c.position)
+            ).all()
+        txs = tuple(Transaction.decode(r.body) for r in rows)
+        return Block(header, txs, tuple(r.code for r in rows), tuple(self.signatures(height)))
+
+    def blocks(self, start: int, end: int) -> Iterator[Block]:
+        for h in range(start, end):
+            b = self.block(h)
+            if b is None:
+                return
+            yield b
+
+    def get_tx(self, tx_id: str) -> StoredTx | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(
+                sa.select(schema.transactions).where(schema.transactions.c.tx_id == tx_id)
+            ).first()
+        if r is None:
+            return None
+        return StoredTx(
+            tx=Transaction.decode(r.body), tx_id=r.tx_id, height=r.height, position=r.position,
+            seq=r.seq, code=r.code, body=r.body,
+        )
+
+    def known_tx_ids(self, tx_ids: Iterable[str]) -> set[str]:
+        """Which of ``tx_ids`` the chain already holds."""
+        ids = list(tx_ids)
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                found.update(
+                    conn.execute(
+                        sa.select(schema.transactions.c.tx_id).where(schema.transactions.c.tx_id.in_(chunk))
+                    ).scalars()
+                )
+        return found
+
+    def log(self) -> MerkleLog:
+        """The RFC 9162 log of every transaction, loaded once and kept up to date."""
+        with self._lock:
+            if self._log is None:
+                log = MerkleLog()
+                with self.engine.connect() as conn:
+                    result = conn.execution_options(yield_per=10000).execute(
+                        sa.select(schema.transactions.c.leaf_hash).order_by(schema.transactions.c.seq)
+                    )
+                    for (h,) in result:
+                        log.append(bytes(h))
+                self._log = log
+            return self._log
+
+    def log_from_bodies(self) -> MerkleLog:
+        """The log rebuilt from the stored transaction bodies themselves (for audits: it
+        does not trust the ``leaf_hash`` column that speeds up the node's own proofs)."""
+        log = MerkleLog()
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=10000).execute(
+                sa.select(schema.transactions.c.body).order_by(schema.transactions.c.seq)
+            )
+            for (body,) in result:
+                log.append(hash_leaf(bytes(body)))
+        return log
+
+    def compact_range(self) -> CompactRange:
+        log = self.log()
+        rng = CompactRange()
+        # Rebuild the peaks from the perfect subtrees of the log (O(log n)).
+        size, lo = log.size, 0
+        for level in range(size.bit_length() - 1, -1, -1):
+            if size & (1 << level):
+                rng.peaks.append(log.subtree(lo, lo + (1 << level)))
+                lo += 1 << level
+        rng.size = size
+        return rng
+
+    # -- writing -----------------------------------------------------------
+    def append(self, block: Block, consortium: Consortium, *, check_signatures: bool = True) -> None:
+        """Append ``block`` after the head, atomically.
+
+        Recomputes the header from the transactions and codes (Merkle root,
+        flags digest, log head), checks the link to the head, rejects a
+        transaction id the chain already holds and, with ``check_signatures``,
+        every transaction signature against its validation code.  Raises
+        :class:`WrongPreviousHash`, :class:`InvalidBlock`, :class:`DuplicateTransaction`
+        or a signature error; nothing is written then.
+        """
+        with self._lock:
+            head = self.head()
+            check_link(block.header, head, consortium.genesis_hash)
+            if len(block.codes) != len(block.transactions):
+                raise InvalidBlock("one validation code per transaction is required")
+            if len(block.transactions) > consortium.max_block_txs:
+                raise InvalidBlock(
+                    f"block has {len(block.transactions)} transactions; "
+                    f"the limit is {consortium.max_block_txs}"
+                )
+            ids = [tx.tx_id for tx in block.transactions]
+            if len(set(ids)) != len(ids):
+                raise DuplicateTransaction(f"block {block.height} holds a transaction twice")
+            dup = self.known_tx_ids(ids)
+            if dup:
+                raise DuplicateTransaction(f"transaction {sorted(dup)[0]} is already on the chain")
+            if check_signatures:
+                for tx, code in zip(block.transactions, block.codes, strict=True):
+                    _check_tx_against_code(tx, code, consortium)
+            log = self.log()
+            rng = self.compact_range()
+            expected, _after = make_header(
+                previous=head,
+                genesis_hash=consortium.genesis_hash,
+                transactions=block.transactions,
+                codes=block.codes,
+                log=rng,
+                timestamp=block.header.timestamp,
+                proposer=block.header.proposer,
+            )
+            if expected != block.header:
+                raise InvalidBlock(
+                    f"block {block.height} header does not match its transactions "
+                    f"(tx_root/flags/log head recomputed differ)"
+                )
+            bodies = [tx.encode() for tx in block.transactions]
+            leaf_hashes = [hash_leaf(b) for b in bodies]
+            base = log.size
+            h = block.header
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(
+                        schema.blocks.insert(),
+                        {**h.to_dict(), "hash": h.hash},
+                    )
+                    if bodies:
+                        conn.execute(
+                            schema.transactions.insert(),
+                            [
+                                {
+                                    "seq": base + i,
+                                    "tx_id": ids[i],
+                                    "height": h.height,
+                                    "position": i,
+                                    "type": tx.type,
+                                    "code": block.codes[i],
+                                    "leaf_hash": leaf_hashes[i],
+                                    "body": bodies[i],
+                                }
+                                for i, tx in enumerate(block.transactions)
+                            ],
+                        )
+                    self._insert_signatures(conn, h, block.signatures)
+            except sa.exc.IntegrityError as exc:
+                raise InvalidBlock(f"block {h.height} conflicts with stored rows: {exc.orig}") from exc
+            except sa.exc.SQLAlchemyError as exc:
+                raise StoreError(f"cannot write block {h.height}: {exc}") from exc
+            log.extend(leaf_hashes)
+            self._head = h
+            self._head_loaded = True
+
+    def _insert_signatures(
+        self, conn: Connection, header: BlockHeader, sigs: Sequence[HeaderSignature]
+    ) -> None:
+        if not sigs:
+            return
+        have = set(
+            conn.execute(
+                sa.select(schema.signatures.c.key_id).where(schema.signatures.c.height == header.height)
+            ).scalars()
+        )
+        rows = [
+            {"height": header.height, "key_id": s.key_id, "header_hash": header.hash,
+             "alg": s.alg, "value": s.value}
+            for s in sigs
+            if s.key_id not in have
+        ]
+        if rows:
+            conn.execute(schema.signatures.insert(), rows)
+
+    def add_signatures(self, height: int, sigs: Sequence[HeaderSignature], consortium: Consortium) -> int:
+        """Store node signatures that verify over the stored header; return how many were new."""
+        header = self.header(height)
+        if header is None:
+            raise StoreError(f"no block at height {height}")
+        good: list[HeaderSignature] = []
+        for s in sigs:
+            try:
+                member = consortium.member(s.key_id)
+            except LedgerError:
+                continue
+            if "node" in member.roles and member.public_key.verify(header.signing_message, s.value):
+                good.append(s)
+        with self._lock, self.engine.begin() as conn:
+            before = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(schema.signatures)
+                .where(schema.signatures.c.height == height)
+            ).scalar_one()
+            self._insert_signatures(conn, header, good)
+            after = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(schema.signatures)
+                .where(schema.signatures.c.height == height)
+            ).scalar_one()
+        return int(after - before)
+
+    def add_checkpoint(self, size: int, root: str, note: str) -> None:
+        with self.engine.begin() as conn:
+            exists = conn.execute(
+                sa.select(schema.checkpoints.c.size).where(schema.checkpoints.c.size == size)
+            ).first()
+            if exists is None:
+                conn.execute(schema.checkpoints.insert(), {"size": size, "root": root, "note": note})
+
+    def checkpoints(self) -> list[tuple[int, str, str]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(schema.checkpoints).order_by(schema.checkpoints.c.size)).all()
+        return [(r.size, r.root, r.note) for r in rows]
+
+    def tx_count(self) -> int:
+        return self.log().size
+
+
+def _check_tx_against_code(tx: Transaction, code: str, consortium: Consortium) -> None:
+    """A transaction marked valid (or failed on business rules) must be well signed;
+    one marked with a signature code must really fail that check."""
+    try:
+        tx.check(consortium)
+        failed: LedgerError | None = None
+    except LedgerError as exc:
+        failed = exc
+    if code in SIGNATURE_CODES:
+        if failed is None:
+            raise InvalidBlock(f"transaction {tx.tx_id} is marked {code} but its signature holds")
+    elif failed is not None:
+        raise failed

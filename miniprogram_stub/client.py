@@ -1,0 +1,277 @@
+"""A Python client of the ticket API (what the mini-program and devices call).
+
+Every method maps to one row of the API contract.  Non-2xx answers raise
+:class:`ApiCallError` with the ``reason`` code, except the gate calls, whose
+refusals (4xx with ``{"accepted": false, "reason"}``) are ordinary results.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import requests
+
+JSON = dict[str, Any]
+
+
+class ApiCallError(Exception):
+    """A refused or failed API call: HTTP ``status``, ``reason`` code and the body."""
+
+    def __init__(self, status: int, reason: str, message: str, body: Any) -> None:
+        super().__init__(f"HTTP {status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.body = body
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("times must be timezone-aware (+08:00)")
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {k: _jsonable(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+class ApiClient:
+    """``ApiClient("http://127.0.0.1:8000", token=...)``; ``login_wechat`` sets the token."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        session: requests.Session | None = None,
+        timeout: float = 10.0,
+        language: str = "zh",
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.session = session or requests.Session()
+        self.timeout = timeout
+        self.language = language
+
+    # plumbing ---------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        wait: bool = True,
+        auth: bool = True,
+    ) -> requests.Response:
+        headers = {"Accept-Language": self.language}
+        if auth and self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        if not wait:
+            headers["Prefer"] = "respond-async"
+        return self.session.request(
+            method,
+            self.base_url + path,
+            json=_jsonable(json) if json is not None else None,
+            params=params,
+            headers=headers,
+            timeout=self.timeout,
+        )
+
+    @staticmethod
+    def _result(resp: requests.Response, *, refusal_ok: bool = False) -> Any:
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if resp.ok:
+            return body
+        if refusal_ok and isinstance(body, dict) and body.get("accepted") is False and resp.status_code < 500:
+            return body
+        reason = body.get("reason", "") if isinstance(body, dict) else ""
+        message = ""
+        if isinstance(body, dict):
+            message = body.get("message") or (body.get("error") or {}).get("message", "")
+        raise ApiCallError(resp.status_code, reason or f"http_{resp.status_code}", message, body)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        refusal_ok = kwargs.pop("refusal_ok", False)
+        return self._result(self.request(method, path, **kwargs), refusal_ok=refusal_ok)
+
+    @staticmethod
+    def new_key() -> str:
+        """A fresh Idempotency-Key."""
+        return uuid.uuid4().hex
+
+    # system, auth, keys -------------------------------------------------------------
+
+    def health(self) -> JSON:
+        return self._call("GET", "/api/health", auth=False)  # type: ignore[no-any-return]
+
+    def openapi(self) -> JSON:
+        return self._call("GET", "/api/openapi.json", auth=False)  # type: ignore[no-any-return]
+
+    def login_wechat(self, code: str) -> JSON:
+        """``POST /api/v1/auth/wechat``; keeps the token for later calls."""
+        body = self._call("POST", "/api/v1/auth/wechat", json={"code": code}, auth=False)
+        self.token = body["token"]
+        return body  # type: ignore[no-any-return]
+
+    def me(self) -> JSON:
+        return self._call("GET", "/api/v1/auth/me")  # type: ignore[no-any-return]
+
+    def logout(self) -> None:
+        self._call("POST", "/api/v1/auth/logout")
+
+    def keys(self) -> JSON:
+        return self._call("GET", "/api/v1/keys", auth=False)  # type: ignore[no-any-return]
+
+    # permits ------------------------------------------------------------------------
+
+    def create_permit(
+        self,
+        *,
+        project_id: str,
+        volume_m3: Decimal | float | str,
+        disposal_site_ids: Iterable[str],
+        truck_plates: Iterable[str],
+        valid_from: datetime,
+        valid_to: datetime,
+        idempotency_key: str | None = None,
+        wait: bool = True,
+        **extra: Any,
+    ) -> JSON:
+        body = {
+            "project_id": project_id,
+            "volume_m3": str(volume_m3),
+            "disposal_site_ids": list(disposal_site_ids),
+            "truck_plates": list(truck_plates),
+            "valid_from": valid_from,
+            "valid_to": valid_to,
+            **extra,
+        }
+        return self._call(  # type: ignore[no-any-return]
+            "POST", "/api/v1/permits", json=body, idempotency_key=idempotency_key or self.new_key(), wait=wait
+        )
+
+    def decide_permit(
+        self, permit_id: str, decision: str, comment: str | None = None, *, idempotency_key: str | None = None
+    ) -> JSON:
+        return self._call(  # type: ignore[no-any-return]
+            "POST",
+            f"/api/v1/permits/{permit_id}/decisions",
+            json={"decision": decision, "comment": comment},
+            idempotency_key=idempotency_key or self.new_key(),
+        )
+
+    def get_permit(self, permit_id: str) -> JSON:
+        return self._call("GET", f"/api/v1/permits/{permit_id}")  # type: ignore[no-any-return]
+
+    # tickets ------------------------------------------------------------------------
+
+    def issue_ticket(
+        self,
+        *,
+        permit_id: str,
+        truck_plate: str,
+        disposal_site_id: str,
+        volume_m3: Decimal | float | str,
+        idempotency_key: str | None = None,
+        wait: bool = True,
+        **extra: Any,
+    ) -> JSON:
+        body = {
+            "permit_id": permit_id,
+            "truck_plate": truck_plate,
+            "disposal_site_id": disposal_site_id,
+            "volume_m3": str(volume_m3),
+            **extra,
+        }
+        return self._call(  # type: ignore[no-any-return]
+            "POST", "/api/v1/tickets", json=body, idempotency_key=idempotency_key or self.new_key(), wait=wait
+        )
+
+    def get_ticket(self, ticket_id: str) -> JSON:
+        return self._call("GET", f"/api/v1/tickets/{ticket_id}")  # type: ignore[no-any-return]
+
+    def _image(self, path: str) -> bytes:
+        resp = self.request("GET", path)
+        if not resp.ok:
+            self._result(resp)
+        return resp.content
+
+    def ticket_qr_png(self, ticket_id: str) -> bytes:
+        return self._image(f"/api/v1/tickets/{ticket_id}/qr.png")
+
+    def ticket_qr_svg(self, ticket_id: str) -> bytes:
+        return self._image(f"/api/v1/tickets/{ticket_id}/qr.svg")
+
+    def ticket_history(self, ticket_id: str) -> JSON:
+        return self._call("GET", f"/api/v1/tickets/{ticket_id}/history")  # type: ignore[no-any-return]
+
+    # gates, trips, audit -----------------------------------------------------------------
+
+    def gate_exit(
+        self, *, qr: str, plate: str, covered: bool, idempotency_key: str | None = None, **extra: Any
+    ) -> JSON:
+        """``{"accepted": true, "ticket_id", ...}`` or a refusal ``{"accepted": false, "reason"}``."""
+        return self._call(  # type: ignore[no-any-return]
+            "POST",
+            "/api/v1/gate/exit",
+            json={"qr": qr, "plate": plate, "covered": covered, **extra},
+            idempotency_key=idempotency_key or self.new_key(),
+            refusal_ok=True,
+        )
+
+    def gate_disposal(
+        self,
+        *,
+        qr: str,
+        plate: str,
+        volume_m3: Decimal | float | str,
+        idempotency_key: str | None = None,
+        **extra: Any,
+    ) -> JSON:
+        return self._call(  # type: ignore[no-any-return]
+            "POST",
+            "/api/v1/gate/disposal",
+            json={"qr": qr, "plate": plate, "volume_m3": str(volume_m3), **extra},
+            idempotency_key=idempotency_key or self.new_key(),
+            refusal_ok=True,
+        )
+
+    def gate_sync(
+        self, scans: list[JSON], *, gate_id: str | None = None, idempotency_key: str | None = None
+    ) -> JSON:
+        body: JSON = {"scans": scans}
+        if gate_id:
+            body["gate_id"] = gate_id
+        return self._call(  # type: ignore[no-any-return]
+            "POST", "/api/v1/gate/sync", json=body, idempotency_key=idempotency_key or self.new_key()
+        )
+
+    def report_positions(
+        self, ticket_id: str, positions: list[JSON], *, idempotency_key: str | None = None
+    ) -> JSON:
+        """``positions``: ``[{"at", "lat", "lon", "speed_kmh"}]``."""
+        return self._call(  # type: ignore[no-any-return]
+            "POST",
+            f"/api/v1/trips/{ticket_id}/positions",
+            json=positions,
+            idempotency_key=idempotency_key or self.new_key(),
+        )
+
+    def audit(self, **params: Any) -> JSON:
+        return self._call("GET", "/api/v1/audit", params=_jsonable(params) or None)  # type: ignore[no-any-return]

@@ -1,0 +1,288 @@
+"""The offline gate library: verify QR tickets without the network, queue, sync later.
+
+A gate (site exit or disposal site) keeps, in one local SQLite file,
+
+* the published issuer keys (``GET /api/v1/keys``), so it verifies after a
+  restart without the network;
+* every scan it made, with its offline verdict, until ``sync()`` has posted
+  it to ``POST /api/v1/gate/sync`` and stored the server's verdict.
+
+The offline checks are exactly the API's (``ticket_api.gatecheck``):
+signature, validity window, plate, own site; plus the gate's local memory
+(the same ticket twice at this gate: ``already_departed`` /
+``already_received``) and, at an exit, an uncovered load (``uncovered_load``).
+A ticket used at two gates while both were offline passes both, and the
+ledger catches the second at sync: its result comes back refused with a
+``violation_id``.
+
+    gate = OfflineGate("http://api", token, kind="exit", site_id="P-001", db_path="gate.sqlite")
+    gate.refresh_keys()                 # when online; False (cache kept) when not
+    result = gate.scan(qr_text, "渝A12345", covered=True)
+    report = gate.sync()                # posts the queue; keeps it when unreachable
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from ledger.crypto import PublicKey
+from ledger.errors import LedgerError
+from ticket_api.gatecheck import DISPOSAL, EXIT, GateRefusal, check_scan
+from ticket_api.qrticket import CHINA_TZ
+
+SYNC_BATCH = 200
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS keys (
+    key_id TEXT PRIMARY KEY, alg TEXT NOT NULL, pem TEXT NOT NULL,
+    valid_from TEXT, valid_until TEXT, fetched_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS scans (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    scan_id TEXT UNIQUE NOT NULL, kind TEXT NOT NULL, ticket_id TEXT,
+    qr TEXT NOT NULL, plate TEXT NOT NULL, covered INTEGER, volume_m3 TEXT,
+    scanned_at TEXT NOT NULL, accepted INTEGER NOT NULL, reason TEXT,
+    synced_at TEXT, server_accepted INTEGER, server_reason TEXT, violation_id TEXT);
+CREATE INDEX IF NOT EXISTS scans_ticket ON scans(ticket_id, accepted);
+CREATE INDEX IF NOT EXISTS scans_unsynced ON scans(synced_at);
+"""
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """The gate's offline verdict (``reason`` is a gate reason code when refused)."""
+
+    scan_id: str
+    accepted: bool
+    reason: str | None
+    message: str
+    ticket_id: str | None
+
+
+@dataclass
+class SyncReport:
+    """What ``sync()`` did; ``error`` is set (and the queue kept) when it could not finish."""
+
+    sent: int = 0
+    accepted: int = 0
+    refused: int = 0
+    violations: list[dict[str, Any]] = field(default_factory=list)
+    results: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class OfflineGate:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        kind: str,
+        site_id: str,
+        db_path: str | Path,
+        gate_id: str | None = None,
+        session: requests.Session | None = None,
+        timeout: float = 3.0,
+        clock: Callable[[], datetime] | None = None,
+        leeway: timedelta = timedelta(minutes=2),
+    ) -> None:
+        if kind not in (EXIT, DISPOSAL):
+            raise ValueError(f"kind must be {EXIT!r} or {DISPOSAL!r}")
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.kind = kind
+        self.site_id = site_id
+        self.gate_id = gate_id
+        self.session = session or requests.Session()
+        self.timeout = timeout
+        self.clock = clock or (lambda: datetime.now(CHINA_TZ))
+        self.leeway = leeway
+        self.db = sqlite3.connect(str(db_path), isolation_level=None, check_same_thread=False)
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> OfflineGate:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # keys ------------------------------------------------------------------------
+
+    def refresh_keys(self) -> bool:
+        """Fetch the published keys into the cache; False (cache untouched) when offline."""
+        try:
+            resp = self.session.get(self.base_url + "/api/v1/keys", timeout=self.timeout)
+            resp.raise_for_status()
+            body = resp.json()
+        except (requests.RequestException, ValueError):
+            return False
+        now = self.clock().isoformat()
+        rows = []
+        for k in body.get("keys", []):
+            try:
+                pk = PublicKey.from_pem(k["public_key_pem"])
+            except (LedgerError, KeyError, TypeError):
+                continue
+            if pk.key_id != k.get("key_id"):
+                continue  # a key id that does not match its key is ignored
+            rows.append(
+                (pk.key_id, pk.alg, k["public_key_pem"], k.get("valid_from"), k.get("valid_until"), now)
+            )
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute("DELETE FROM keys")
+            self.db.executemany("INSERT INTO keys VALUES (?, ?, ?, ?, ?, ?)", rows)
+        return True
+
+    def keys(self) -> dict[str, PublicKey]:
+        """The cached keys by key id."""
+        return {kid: PublicKey.from_pem(pem) for kid, pem in self.db.execute("SELECT key_id, pem FROM keys")}
+
+    # scanning --------------------------------------------------------------------
+
+    def scan(
+        self,
+        qr: str,
+        plate: str,
+        *,
+        covered: bool | None = None,
+        volume_m3: Decimal | float | str | None = None,
+        at: datetime | None = None,
+    ) -> ScanResult:
+        """Verify offline, decide, and queue the scan (accepted or not) for ``sync()``."""
+        when = at or self.clock()
+        scan_id = f"{self.gate_id or self.site_id}-{uuid.uuid4().hex[:16]}"
+        ticket_id: str | None = None
+        try:
+            claims = check_scan(
+                qr,
+                self.keys(),
+                kind=self.kind,
+                plate=plate,
+                site_id=self.site_id,
+                at=when,
+                leeway=self.leeway,
+            )
+            ticket_id = claims.ticket_id
+            seen = self.db.execute(
+                "SELECT 1 FROM scans WHERE ticket_id = ? AND kind = ? AND accepted = 1",
+                (ticket_id, self.kind),
+            ).fetchone()
+            if seen:
+                raise GateRefusal(
+                    "already_departed" if self.kind == EXIT else "already_received",
+                    "this gate already let this ticket through",
+                )
+            if self.kind == EXIT and covered is False:
+                raise GateRefusal("uncovered_load", "the load is not covered")
+            accepted, reason, message = True, None, "accepted"
+        except GateRefusal as exc:
+            accepted, reason, message = False, exc.reason, exc.message
+        self.db.execute(
+            "INSERT INTO scans (scan_id, kind, ticket_id, qr, plate, covered, volume_m3,"
+            " scanned_at, accepted, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                scan_id,
+                self.kind,
+                ticket_id,
+                qr,
+                plate,
+                None if covered is None else int(covered),
+                None if volume_m3 is None else str(volume_m3),
+                when.isoformat(),
+                int(accepted),
+                reason,
+            ),
+        )
+        return ScanResult(scan_id, accepted, reason, message, ticket_id)
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Queued scans not synced yet, oldest first, in the sync request's form."""
+        rows = self.db.execute(
+            "SELECT scan_id, kind, qr, plate, covered, volume_m3, scanned_at, accepted, reason"
+            " FROM scans WHERE synced_at IS NULL ORDER BY seq"
+        ).fetchall()
+        return [
+            {
+                "scan_id": r[0],
+                "kind": r[1],
+                "qr": r[2],
+                "plate": r[3],
+                "covered": None if r[4] is None else bool(r[4]),
+                "volume_m3": r[5],
+                "scanned_at": r[6],
+                "offline_verdict": {"accepted": bool(r[7]), "reason": r[8]},
+            }
+            for r in rows
+        ]
+
+    def sync(self) -> SyncReport:
+        """Post the queue in batches; stops (keeping the rest) at the first failure."""
+        report = SyncReport()
+        queue = self.pending()
+        for start in range(0, len(queue), SYNC_BATCH):
+            batch = queue[start : start + SYNC_BATCH]
+            body: dict[str, Any] = {"scans": batch}
+            if self.gate_id:
+                body["gate_id"] = self.gate_id
+            key = hashlib.sha256(json.dumps([s["scan_id"] for s in batch]).encode()).hexdigest()
+            try:
+                resp = self.session.post(
+                    self.base_url + "/api/v1/gate/sync",
+                    json=body,
+                    headers={"Authorization": f"Bearer {self.token}", "Idempotency-Key": key},
+                    timeout=self.timeout,
+                )
+            except requests.RequestException as exc:
+                report.error = f"unreachable: {type(exc).__name__}"
+                return report
+            if resp.status_code != 200:
+                try:
+                    reason = resp.json().get("reason", "")
+                except ValueError:
+                    reason = ""
+                report.error = f"HTTP {resp.status_code} {reason}".strip()
+                return report
+            results = resp.json().get("results", [])
+            now = self.clock().isoformat()
+            with self.db:
+                self.db.execute("BEGIN")
+                for res in results:
+                    self.db.execute(
+                        "UPDATE scans SET synced_at = ?, server_accepted = ?, server_reason = ?,"
+                        " violation_id = ? WHERE scan_id = ?",
+                        (
+                            now,
+                            int(bool(res.get("accepted"))),
+                            res.get("reason"),
+                            res.get("violation_id"),
+                            res.get("scan_id"),
+                        ),
+                    )
+            report.sent += len(batch)
+            report.results.extend(results)
+            for res in results:
+                if res.get("accepted"):
+                    report.accepted += 1
+                else:
+                    report.refused += 1
+                if res.get("violation_id"):
+                    report.violations.append(res)
+        return report

@@ -1,0 +1,162 @@
+"""Fixtures that run the fake WeChat server and the API under a real gunicorn on loopback ports.
+
+Import them into a test module (``from api_fixtures import api_server, wechat_server``);
+no conftest.py is needed.  Both servers are subprocesses torn down at the end
+of the module; the API's stderr (its JSON logs) is kept in ``ApiServer.log_path``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+GUNICORN = str(Path(PYTHON).parent / "gunicorn")
+APPID = "wx-func-appid"
+SECRET = "wx-func-secret-DO-NOT-LOG"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before answering {url}")
+        try:
+            if requests.get(url, timeout=1).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+@dataclass
+class WechatServer:
+    url: str
+
+
+@dataclass
+class ApiServer:
+    url: str
+    database_url: str
+    log_path: Path
+    env: dict[str, str]
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run ``python -m ticket_api`` against this server's database."""
+        return subprocess.run(
+            [PYTHON, "-m", "ticket_api", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def issue(self, role: str, tenant: str, subject: str = "func", *extra: str) -> str:
+        done = self.cli(
+            "tokens", "issue", "--role", role, "--tenant", tenant, "--subject", subject, "--json", *extra
+        )
+        assert done.returncode == 0, done.stderr
+        return str(json.loads(done.stdout)["token"])
+
+
+@pytest.fixture(scope="module")
+def wechat_server() -> Iterator[WechatServer]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "miniprogram_stub",
+            "wechat",
+            "--port",
+            str(port),
+            "--appid",
+            APPID,
+            "--secret",
+            SECRET,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", proc)
+        yield WechatServer(f"http://127.0.0.1:{port}")
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="module")
+def api_server(wechat_server: WechatServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    work = tmp_path_factory.mktemp("api")
+    secrets = work / "secrets.json"
+    secrets.write_text(json.dumps({"WECHAT_SECRET": SECRET}), encoding="utf-8")
+    secrets.chmod(0o600)
+    database_url = f"sqlite:///{work}/api.sqlite"
+    env = {
+        **os.environ,
+        "TICKET_API_DATABASE_URL": database_url,
+        "TICKET_API_WECHAT_API_BASE": wechat_server.url,
+        "TICKET_API_WECHAT_APPID": APPID,
+        "TICKET_API_SECRETS_FILE": str(secrets),
+        "TICKET_API_QR_SIGNING_KEY_FILE": str(work / "issuer.pem"),
+        "TICKET_API_LOG_LEVEL": "INFO",
+    }
+    env.pop("TICKET_API_SERVICES", None)
+    server = ApiServer("", database_url, work / "api.log", env)
+    done = server.cli("keys", "generate", "--out", str(work / "issuer.pem"))
+    assert done.returncode == 0, done.stderr
+    port = free_port()
+    with open(server.log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [
+                GUNICORN,
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "2",
+                "--timeout",
+                "30",
+                "ticket_api.app:create_app()",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/api/health", proc)
+        server.url = f"http://127.0.0.1:{port}"
+        yield server
+    finally:
+        stop(proc)

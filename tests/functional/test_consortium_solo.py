@@ -1,0 +1,229 @@
+"""Real node processes on loopback with solo ordering: finality, faults, tampering, divergence."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+
+from consortium_nodes.audit import audit_consortium
+from consortium_nodes.load import count_not_final, run_load
+from consortium_nodes.local import LocalConsortium
+from ledger.block import BlockHeader, sign_header
+from ledger.consortium import Consortium
+from ledger.crypto import PrivateKey
+from ledger.testing import make_tx
+from ledger.verify import verify_chain
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory):
+    root = tmp_path_factory.mktemp("consortium")
+    lc = LocalConsortium(root=root)
+    lc.up(nodes=4, ordering="solo", state_machine="null", base_port=0)
+    yield lc
+    lc.down()
+
+
+def _desc(lc: LocalConsortium) -> dict:
+    return lc.describe()
+
+
+def _gateway(lc: LocalConsortium) -> PrivateKey:
+    return PrivateKey.from_file(_desc(lc)["gateway_key"])
+
+
+def _url(lc: LocalConsortium, name: str) -> str:
+    return next(n["url"] for n in _desc(lc)["nodes"] if n["name"] == name)
+
+
+def test_submit_waits_for_finality_with_a_verifiable_certificate(local):
+    """A transaction submitted to any node becomes final with signatures of more than 2/3 of the nodes."""
+    tx = make_tx(_gateway(local), 1)
+    r = requests.post(
+        _url(local, "jiaotong") + "/v1/transactions", json=tx.to_dict(), params={"wait": 10}, timeout=20
+    )
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["status"] == "final" and d["tx_id"] == tx.tx_id and d["code"] == "valid"
+    consortium = local.consortium()
+    block = requests.get(_url(local, "chengguan") + f"/v1/blocks/{d['height']}", timeout=5).json()
+    header = BlockHeader.from_dict(block["header"])
+    assert header.hash == d["block_hash"]
+    from ledger.block import HeaderSignature, certificate_signers
+
+    signers = certificate_signers(
+        header, [HeaderSignature.from_dict(s) for s in d["certificate"]], consortium
+    )
+    assert len(signers) >= consortium.quorum
+
+
+def test_submission_is_idempotent_by_tx_id(local):
+    """Submitting the same signed transaction twice, to two nodes, records it once."""
+    tx = make_tx(_gateway(local), 2)
+    a = requests.post(
+        _url(local, "chengguan") + "/v1/transactions", json=tx.to_dict(), params={"wait": 10}, timeout=20
+    )
+    b = requests.post(_url(local, "shengtai") + "/v1/transactions", json=tx.to_dict(), timeout=20)
+    assert a.status_code == 200 and b.status_code == 202
+    assert b.json()["status"] == "known"
+    dbs = [json.loads(Path(n["config"]).read_text())["db"] for n in _desc(local)["nodes"]]
+    path = dbs[0].removeprefix("sqlite:///")
+    with sqlite3.connect(path) as c:
+        assert (
+            c.execute("select count(*) from ledger_transactions where tx_id=?", (tx.tx_id,)).fetchone()[0]
+            == 1
+        )
+
+
+def test_bad_signature_is_refused_and_nothing_is_written(local):
+    """A transaction with a forged signature gets 400 reason bad_signature and never reaches a block."""
+    tx = make_tx(_gateway(local), 3).to_dict()
+    forged = PrivateKey.generate().sign(b"other")
+    import base64
+
+    tx["signature"]["value"] = base64.b64encode(forged).decode()
+    r = requests.post(_url(local, "zhujian") + "/v1/transactions", json=tx, timeout=10)
+    assert r.status_code == 400 and r.json()["reason"] == "bad_signature"
+    tx_id = r.json()["tx_id"]
+    assert requests.get(_url(local, "zhujian") + f"/v1/transactions/{tx_id}", timeout=5).status_code == 404
+
+
+def test_kill9_one_node_under_load_others_finalise_and_it_catches_up(local):
+    """kill -9 of one node under load: the rest keep finalising, the node restarts and reaches the same head,
+    and no accepted transaction is lost."""
+    desc_path = local.desc_path
+    result: dict = {}
+    t = threading.Thread(
+        target=lambda: result.update(run_load(desc_path, seconds=6, rate=150, batch=15, wait_final=False))
+    )
+    t.start()
+    threading.Event().wait(1.5)
+    local.stop("shengtai", kill=True)
+    threading.Event().wait(2.0)
+    local.start("shengtai")
+    t.join(timeout=60)
+    assert result["accepted"] > 300
+    urls = [n["url"] for n in _desc(local)["nodes"]]
+    ids = result["tx_ids_sample"]
+    assert count_not_final(urls, ids) == 0
+    # The restarted node reaches the others' head.
+    import time
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        st = local.status()
+        heads = {s["head"] for s in st}
+        if len(heads) == 1 and all(s["final_height"] == s["height"] for s in st):
+            break
+        time.sleep(0.3)
+    assert len({s["head"] for s in local.status()}) == 1
+    # Every accepted transaction is final on the restarted node itself.
+    assert count_not_final([_url(local, "shengtai")], result["accepted_ids"]) == 0
+
+
+def test_member_signing_a_different_header_is_flagged_as_diverged(local):
+    """A node member that signs a header other than the one everybody built is reported as diverged."""
+    desc = _desc(local)
+    keys = Path(desc["keys_dir"])
+    st = requests.get(_url(local, "chengguan") + "/status", timeout=5).json()
+    height = st["height"]
+    real = BlockHeader.from_dict(
+        requests.get(_url(local, "chengguan") + f"/v1/blocks/{height}", timeout=5).json()["header"]
+    )
+    fake = BlockHeader(**{**real.to_dict(), "tx_root": "00" * 32})
+    liar = PrivateKey.from_file(keys / "jiaotong.pem")
+    sig = sign_header(fake, liar)
+    requests.post(
+        _url(local, "chengguan") + "/v1/signatures",
+        json={"signatures": [{"height": height, "header_hash": fake.hash, **sig.to_dict()}]},
+        timeout=5,
+    )
+    st = requests.get(_url(local, "chengguan") + "/status", timeout=5).json()
+    assert any(
+        d["member"] == "jiaotong" and d["height"] == height and d["their_hash"] == fake.hash
+        for d in st["diverged"]
+    )
+
+
+def test_checkpoints_are_cosigned_and_the_log_only_grows(local):
+    """A checkpoint is co-signed by a quorum of nodes acting as witnesses; a later one is provably an extension
+    of it (RFC 9162 consistency proof), and the audit with the kept checkpoint passes."""
+    from ledger import checkpoint as cp
+    from ledger.tree import verify_consistency_hashes
+
+    consortium = local.consortium()
+    verifiers = {m.name: m.public_key for m in consortium.nodes}
+    first = requests.post(_url(local, "jiaotong") + "/v1/checkpoints/new", timeout=20).json()["note"]
+    c1, signers = cp.verify(first, verifiers, quorum=consortium.quorum, origin=consortium.origin)
+    assert len(signers) >= consortium.quorum
+    run_load(local.desc_path, seconds=1.5, rate=100, batch=10)
+    second = requests.post(_url(local, "chengguan") + "/v1/checkpoints/new", timeout=20).json()["note"]
+    c2, _ = cp.verify(second, verifiers, quorum=consortium.quorum, origin=consortium.origin)
+    assert c2.size > c1.size
+    proof = requests.get(_url(local, "shengtai") + "/v1/proofs/consistency",
+                         params={"old": c1.size, "new": c2.size}, timeout=5).json()
+    assert verify_consistency_hashes(c1.size, c2.size, c1.root, c2.root, [bytes.fromhex(h) for h in proof["hashes"]])
+    assert requests.get(_url(local, "zhujian") + "/v1/checkpoints/latest", timeout=5).json()["note"] == second
+    report = audit_consortium(local.desc_path, kept_checkpoint=first)
+    assert report["ok"], report
+
+
+def test_witness_refuses_a_checkpoint_that_does_not_match_its_log(local):
+    """A node asked to co-sign a checkpoint with a root its own log does not have refuses (409)."""
+    from ledger import checkpoint as cp
+
+    st = requests.get(_url(local, "chengguan") + "/status", timeout=5).json()
+    liar = PrivateKey.from_file(Path(_desc(local)["keys_dir"]) / "chengguan.pem")
+    bogus = cp.sign(cp.Checkpoint(local.consortium().origin, st["transactions"], b"\x07" * 32), [("chengguan", liar)])
+    r = requests.post(_url(local, "jiaotong") + "/v1/checkpoint/cosign", json={"note": bogus}, timeout=5)
+    assert r.status_code == 409 and r.json()["reason"] == "checkpoint_mismatch"
+
+
+def test_database_changed_behind_a_nodes_back_is_detected_and_named(local):
+    """Changing one node's stored transaction is caught: the audit names that node and block, and the node
+    itself refuses its chain on restart."""
+    run_load(local.desc_path, seconds=1, rate=50, batch=10)
+    requests.post(_url(local, "chengguan") + "/v1/checkpoints/new", timeout=20).raise_for_status()
+    kept_file = local.root / "kept-checkpoint.txt"
+    cli = [sys.executable, "-m", "ledger", "audit", "--nodes", str(local.desc_path), "--checkpoint", str(kept_file),
+           "--json"]
+    healthy = subprocess.run(cli, capture_output=True, text=True, timeout=120)
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    assert kept_file.read_text().startswith(local.consortium().origin + "\n")
+    desc = _desc(local)
+    victim = next(n for n in desc["nodes"] if n["name"] == "zhujian")
+    db = json.loads(Path(victim["config"]).read_text())["db"].removeprefix("sqlite:///")
+    local.stop("zhujian")
+    with sqlite3.connect(db) as c:
+        seq, height, body = c.execute(
+            "select seq, height, body from ledger_transactions order by seq limit 1 offset 5"
+        ).fetchone()
+        c.execute(
+            "update ledger_transactions set body=? where seq=?", (body.replace(b"test:", b"TEST:"), seq)
+        )
+    kept = requests.get(_url(local, "chengguan") + "/v1/checkpoints/latest", timeout=5).json()["note"]
+    report = audit_consortium(local.desc_path, kept_checkpoint=kept)
+    assert report["ok"] is False
+    assert report["nodes"]["zhujian"]["checkpoint"]["ok"] is False
+    assert report["bad_nodes"] == ["zhujian"]
+    assert report["nodes"]["zhujian"]["first_problem"]["height"] == height
+    assert all(report["nodes"][n]["ok"] for n in ("chengguan", "jiaotong", "shengtai"))
+    consortium = Consortium.from_file(desc["consortium"])
+    assert not verify_chain(db, consortium, workers=1).ok
+    broken = subprocess.run(cli, capture_output=True, text=True, timeout=120)
+    assert broken.returncode == 1
+    out = json.loads(broken.stdout)
+    assert out["bad_nodes"] == ["zhujian"] and out["nodes"]["zhujian"]["first_problem"]["height"] == height
+    assert "zhujian" in out["advice"]
+    local.start("zhujian")
+    st = requests.get(_url(local, "zhujian") + "/status", timeout=5).json()
+    assert st["fault"] and "changed behind its back" in st["fault"]

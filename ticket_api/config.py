@@ -1,0 +1,80 @@
+"""Configuration: defaults, then ``TICKET_API_*`` environment, then a secrets file, then the dict.
+
+Secrets (``WECHAT_SECRET``...) should come from the environment or from a
+JSON file named by ``TICKET_API_SECRETS_FILE`` kept outside the repository
+(mode 0600); they are never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+DEFAULTS: dict[str, Any] = {
+    "DATABASE_URL": "sqlite:///var/ticket_api.sqlite",
+    "WECHAT_API_BASE": "https://api.weixin.qq.com",
+    "WECHAT_APPID": "",
+    "WECHAT_SECRET": "",
+    "WECHAT_TIMEOUT": 5.0,
+    "LOGIN_TOKEN_TTL_HOURS": 12.0,
+    # Published QR issuer keys: a list of {"pem" | "public_key_file", "valid_from",
+    # "valid_until", "current"}; or a JSON file of that list.
+    "QR_KEYS": [],
+    "QR_KEYS_FILE": "",
+    # The current issuer's private key (PEM file, outside the repository).
+    "QR_SIGNING_KEY_FILE": "",
+    # "module:factory" returning a ticket_api.services.Services, or a Services instance.
+    "SERVICES": "",
+    "LOG_LEVEL": "INFO",
+    "LOG_JSON": True,
+    "MAX_CONTENT_LENGTH": 1 << 20,
+    "GATE_CLOCK_LEEWAY_SECONDS": 120,
+    "SECRETS_FILE": "",
+}
+
+SECRET_KEYS = frozenset({"WECHAT_SECRET", "SECRET_KEY", "DATABASE_URL"})
+ENV_PREFIX = "TICKET_API_"
+
+
+def _coerce(default: Any, raw: str) -> Any:
+    if isinstance(default, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    if isinstance(default, list):
+        return json.loads(raw)
+    return raw
+
+
+def load_config(
+    overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The effective configuration (see module doc for the order)."""
+    env = os.environ if env is None else env
+    cfg = dict(DEFAULTS)
+    for name, default in DEFAULTS.items():
+        raw = env.get(ENV_PREFIX + name)
+        if raw is not None:
+            cfg[name] = _coerce(default, raw)
+    secrets_file = (overrides or {}).get("SECRETS_FILE") or cfg["SECRETS_FILE"]
+    if secrets_file:
+        try:
+            data = json.loads(Path(secrets_file).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise RuntimeError(f"cannot read secrets file {secrets_file}: {type(exc).__name__}") from None
+        if not isinstance(data, dict):
+            raise RuntimeError(f"secrets file {secrets_file} must hold a JSON object")
+        cfg.update(data)
+    if overrides:
+        cfg.update(overrides)
+    return cfg
+
+
+def redacted(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The configuration with secrets masked (safe to log)."""
+    return {k: ("***" if k in SECRET_KEYS and v else v) for k, v in cfg.items() if k.isupper()}

@@ -1,0 +1,316 @@
+"""API errors and the one place that turns any exception into a JSON answer.
+
+Every refusal has a stable ``reason`` code.  Ordinary endpoints answer::
+
+    {"error": {"code": <reason>, "message": <localised>, "fields": {...}}, "reason": <reason>}
+
+and the gate endpoints (blueprints listed in ``GATE_BLUEPRINTS``) answer::
+
+    {"accepted": false, "reason": <reason>, "message": <localised>}
+
+Ledger errors (:class:`ledger.errors.LedgerError`), QR ticket errors
+(:class:`ticket_api.qrticket.TicketError`) and business-rule errors from other
+packages are mapped by their ``reason`` attribute through ``REASON_STATUS``.
+Anything unexpected is a 500 ``internal`` whose traceback goes to the log with
+the request id, never to the client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, request
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from ledger.errors import LedgerError
+
+from . import i18n
+
+log = logging.getLogger("ticket_api.errors")
+
+GATE_BLUEPRINTS = frozenset({"gates"})
+
+# HTTP status of each reason code; unknown reasons of typed errors get 422.
+REASON_STATUS: dict[str, int] = {
+    # gate / ticket refusals
+    "malformed": 400,
+    "bad_signature": 403,
+    "unknown_key": 403,
+    "forbidden": 403,
+    "unknown_ticket": 404,
+    "expired": 422,
+    "not_yet_valid": 422,
+    "wrong_truck": 422,
+    "wrong_site": 403,
+    "not_departed": 409,
+    "already_departed": 409,
+    "already_received": 409,
+    "permit_not_approved": 422,
+    "quota_exceeded": 422,
+    "truck_suspended": 422,
+    "site_full": 422,
+    "not_covered": 422,
+    "wrong_project": 403,
+    # ledger.eticket reason codes (docs/ETICKET.md)
+    "unknown_type": 400,
+    "bad_time": 422,
+    "duplicate_id": 409,
+    "unknown_org": 404,
+    "unknown_project": 404,
+    "unknown_site": 404,
+    "unknown_company": 404,
+    "unknown_truck": 404,
+    "unknown_driver": 404,
+    "unknown_permit": 404,
+    "unknown_violation": 404,
+    "unknown_department": 403,
+    "already_decided": 409,
+    "permit_closed": 409,
+    "truck_retired": 422,
+    "truck_busy": 409,
+    "over_capacity": 422,
+    "driver_suspended": 422,
+    "contractor_suspended": 422,
+    "voided": 409,
+    "uncovered_load": 422,
+    "bad_state": 409,
+    # authentication
+    "unauthenticated": 401,
+    "token_invalid": 401,
+    "token_expired": 401,
+    "token_revoked": 401,
+    "wechat_code_invalid": 401,
+    "not_registered": 403,
+    "wechat_unavailable": 502,
+    # generic HTTP
+    "bad_request": 400,
+    "invalid_request": 422,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "conflict": 409,
+    "payload_too_large": 413,
+    "unsupported_media_type": 415,
+    "rate_limited": 429,
+    "idempotency_key_reused": 422,
+    "idempotency_in_progress": 409,
+    "internal": 500,
+    "not_implemented": 501,
+    "ledger_unavailable": 503,
+    # ledger.errors
+    "oversize_payload": 413,
+    "unsupported_algorithm": 400,
+    "unknown_signer": 403,
+    "duplicate_tx": 409,
+    "wrong_previous_hash": 409,
+    "invalid_block": 422,
+    "bad_consortium": 500,
+    "bad_proof_request": 400,
+    "bad_checkpoint": 422,
+    "store_error": 503,
+    "ledger_error": 500,
+}
+
+_HTTP_REASON = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "rate_limited",
+    501: "not_implemented",
+    503: "ledger_unavailable",
+}
+
+
+class ApiError(Exception):
+    """Base of the API's own errors: ``reason`` code, HTTP ``status``, ``fields``.
+
+    ``message_key`` selects the localised message (defaults to the reason);
+    ``detail`` is an optional developer-facing English sentence, only logged.
+    """
+
+    reason: str = "bad_request"
+    status: int | None = None
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        reason: str | None = None,
+        status: int | None = None,
+        fields: Mapping[str, Any] | None = None,
+        message_key: str | None = None,
+    ) -> None:
+        super().__init__(detail or reason or self.reason)
+        if reason is not None:
+            self.reason = reason
+        if status is not None:
+            self.status = status
+        self.fields: dict[str, Any] = dict(fields or {})
+        self.message_key = message_key or self.reason
+        self.detail = detail
+
+    @property
+    def http_status(self) -> int:
+        return self.status or REASON_STATUS.get(self.reason, 400)
+
+
+class BadRequest(ApiError):
+    reason = "bad_request"
+
+
+class InvalidRequest(ApiError):
+    reason = "invalid_request"
+
+
+class NotFound(ApiError):
+    reason = "not_found"
+
+
+class Unauthenticated(ApiError):
+    """No, an unknown, an expired or a revoked bearer token (always 401)."""
+
+    reason = "unauthenticated"
+    status = 401
+
+
+class Forbidden(ApiError):
+    reason = "forbidden"
+    status = 403
+
+
+class Conflict(ApiError):
+    reason = "conflict"
+
+
+class Refused(ApiError):
+    """A business-rule refusal (gate reason codes and the like)."""
+
+    reason = "forbidden"
+
+
+class ServiceUnavailable(ApiError):
+    """The ledger (or another back end) is not configured or not reachable."""
+
+    reason = "ledger_unavailable"
+    status = 503
+
+
+class UpstreamError(ApiError):
+    reason = "wechat_unavailable"
+    status = 502
+
+
+def status_for(reason: str, default: int = 422) -> int:
+    """HTTP status of a reason code."""
+    return REASON_STATUS.get(reason, default)
+
+
+def _language() -> str:
+    return i18n.pick_language(request.headers.get("Accept-Language"))
+
+
+def error_response(
+    reason: str,
+    status: int,
+    *,
+    fields: Mapping[str, Any] | None = None,
+    message_key: str | None = None,
+    fallback: str | None = None,
+) -> Response:
+    """Build the JSON error answer (gate style inside gate blueprints)."""
+    text = i18n.message(message_key or reason, _language(), default=fallback)
+    if request.blueprint in GATE_BLUEPRINTS:
+        body: dict[str, Any] = {"accepted": False, "reason": reason, "message": text}
+        if fields:
+            body["fields"] = dict(fields)
+    else:
+        body = {"error": {"code": reason, "message": text, "fields": dict(fields or {})}, "reason": reason}
+    resp = jsonify(body)
+    resp.status_code = status
+    return resp
+
+
+def _request_id() -> str:
+    return str(getattr(g, "request_id", "-"))
+
+
+def _flatten_webargs(messages: Any) -> dict[str, Any]:
+    # webargs nests messages by location: {"json": {...}, "query": {...}}
+    if isinstance(messages, Mapping):
+        if set(messages) <= {"json", "query", "form", "headers", "files", "path", "view_args", "cookies"}:
+            out: dict[str, Any] = {}
+            for value in messages.values():
+                if isinstance(value, Mapping):
+                    out.update(value)
+                else:
+                    out["_schema"] = value
+            return out
+        return dict(messages)
+    return {"_schema": messages}
+
+
+def handle_api_error(exc: ApiError) -> Response:
+    if exc.detail:
+        log.info("refused", extra={"reason": exc.reason, "detail": exc.detail})
+    return error_response(exc.reason, exc.http_status, fields=exc.fields, message_key=exc.message_key)
+
+
+def handle_reasoned(exc: Exception) -> Response:
+    """Typed errors of other packages (ledger, qrticket, eticket) by ``reason``."""
+    reason = str(getattr(exc, "reason", "bad_request"))
+    status = status_for(reason)
+    if status >= 500:
+        log.error("ledger error", extra={"reason": reason, "detail": str(exc)})
+    else:
+        log.info("refused", extra={"reason": reason, "detail": str(exc)})
+    fallback = getattr(exc, "message", None) or reason
+    return error_response(reason, status, fallback=str(fallback))
+
+
+def handle_validation(exc: ValidationError) -> Response:
+    return error_response("invalid_request", 422, fields=_flatten_webargs(exc.messages))
+
+
+def handle_http(exc: HTTPException) -> Response:
+    code = exc.code or 500
+    data = getattr(exc, "data", None)
+    if isinstance(data, Mapping) and "messages" in data:
+        return error_response("invalid_request", 422, fields=_flatten_webargs(data["messages"]))
+    if code >= 500:
+        log.error("http error", extra={"status": code})
+        reason = _HTTP_REASON.get(code, "internal")
+    else:
+        reason = _HTTP_REASON.get(code, "bad_request")
+    resp = error_response(reason, code)
+    if code == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
+        resp.headers["Allow"] = ", ".join(exc.valid_methods)
+    return resp
+
+
+def handle_unexpected(exc: Exception) -> Response:
+    log.error(
+        "unhandled exception",
+        exc_info=(type(exc), exc, exc.__traceback__),
+        extra={"error_type": type(exc).__name__, "request_id": _request_id()},
+    )
+    return error_response("internal", 500)
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Install the mapping on ``app`` (after flask-smorest installed its own)."""
+    from .qrticket import TicketError
+
+    app.register_error_handler(ApiError, handle_api_error)
+    app.register_error_handler(LedgerError, handle_reasoned)
+    app.register_error_handler(TicketError, handle_reasoned)
+    app.register_error_handler(ValidationError, handle_validation)
+    app.register_error_handler(HTTPException, handle_http)
+    app.register_error_handler(Exception, handle_unexpected)

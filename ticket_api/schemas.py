@@ -1,0 +1,304 @@
+"""Marshmallow schemas of every request and response (the OpenAPI document is made from them)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, post_dump, validate, validates_schema
+
+ID = validate.Regexp(
+    r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$", error="1-64 of A-Z a-z 0-9 _ . : - (first alphanumeric)"
+)
+PLATE = validate.Length(min=7, max=12)
+
+
+class StrictSchema(Schema):
+    """Requests: unknown fields are refused (typos are caught)."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class OpenSchema(Schema):
+    """Responses: declared fields are documented; extra members from the service pass through."""
+
+    @post_dump(pass_original=True)
+    def _keep_extra(self, data: dict[str, Any], original: Any, **_kwargs: Any) -> dict[str, Any]:
+        if isinstance(original, dict):
+            for key, value in original.items():
+                if key not in self.fields and key not in data:
+                    data[key] = value
+        return data
+
+
+class AwareDateTime(fields.AwareDateTime):
+    """ISO 8601 with an offset (``2026-11-23T22:15:00+08:00``); naive times are refused."""
+
+
+def _one_decimal(value: Decimal) -> None:
+    if value != value.quantize(Decimal("0.1")):
+        raise ValidationError("at most one decimal")
+
+
+def _positive(value: Decimal) -> None:
+    if value <= 0:
+        raise ValidationError("must be greater than 0")
+
+
+# ------------------------------------------------------------------ errors
+
+
+class ErrorBodySchema(Schema):
+    code = fields.String(required=True, metadata={"description": "the reason code"})
+    message = fields.String(required=True, metadata={"description": "localised (Accept-Language: zh, en)"})
+    fields = fields.Dict(metadata={"description": "per-field problems of invalid requests"})
+
+
+class ErrorSchema(Schema):
+    error = fields.Nested(ErrorBodySchema, required=True)
+    reason = fields.String(required=True)
+
+
+class GateRefusalSchema(Schema):
+    accepted = fields.Boolean(required=True, metadata={"example": False})
+    reason = fields.String(required=True)
+    message = fields.String(required=True)
+
+
+class PendingSchema(Schema):
+    tx_id = fields.String(required=True)
+    status = fields.String(required=True, metadata={"example": "submitted"})
+
+
+# ------------------------------------------------------------------ system, auth, keys
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True, metadata={"example": "ok"})
+    version = fields.String(required=True)
+    time = fields.String(required=True)
+    database = fields.String(required=True)
+    ledger = fields.String(required=True, metadata={"description": "configured | unavailable"})
+
+
+class WechatLoginSchema(StrictSchema):
+    code = fields.String(required=True, validate=validate.Length(min=1, max=256))
+
+
+class LoginResultSchema(Schema):
+    token = fields.String(required=True, metadata={"description": "bearer token, shown once"})
+    token_type = fields.String(required=True, metadata={"example": "Bearer"})
+    role = fields.String(required=True)
+    tenant = fields.String(required=True)
+    subject = fields.String(required=True)
+    expires_at = fields.String(required=True)
+
+
+class PrincipalSchema(Schema):
+    token_id = fields.String(required=True)
+    role = fields.String(required=True)
+    tenant = fields.String(required=True)
+    subject = fields.String(required=True)
+    expires_at = fields.String(required=True)
+
+
+class KeySchema(Schema):
+    key_id = fields.String(required=True)
+    alg = fields.String(required=True, metadata={"example": "ed25519"})
+    public_key_pem = fields.String(required=True)
+    public_key_hex = fields.String(required=True)
+    valid_from = fields.String(allow_none=True)
+    valid_until = fields.String(allow_none=True)
+    current = fields.Boolean(required=True)
+
+
+class KeysSchema(Schema):
+    keys = fields.List(fields.Nested(KeySchema), required=True)
+    current_key_id = fields.String(allow_none=True)
+    qr_prefix = fields.String(required=True, metadata={"example": "MT1:"})
+    qr_format = fields.String(required=True)
+
+
+# ------------------------------------------------------------------ permits
+
+
+class PermitCreateSchema(StrictSchema):
+    permit_id = fields.String(
+        validate=ID, metadata={"description": "optional; chosen by the server if absent"}
+    )
+    project_id = fields.String(required=True, validate=ID)
+    volume_m3 = fields.Decimal(required=True, as_string=True, validate=_positive, places=None)
+    disposal_site_ids = fields.List(
+        fields.String(validate=ID), required=True, validate=validate.Length(1, 50)
+    )
+    truck_plates = fields.List(
+        fields.String(validate=PLATE), load_default=list, validate=validate.Length(0, 500)
+    )
+    company_ids = fields.List(fields.String(validate=ID), load_default=list, validate=validate.Length(0, 50))
+    valid_from = AwareDateTime(required=True)
+    valid_to = AwareDateTime(required=True)
+
+    @validates_schema
+    def _check(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if data["valid_to"] <= data["valid_from"]:
+            raise ValidationError("must be after valid_from", "valid_to")
+        if not data.get("truck_plates") and not data.get("company_ids"):
+            raise ValidationError("give truck_plates and/or company_ids", "truck_plates")
+
+
+class DecisionCreateSchema(StrictSchema):
+    decision = fields.String(required=True, validate=validate.OneOf(["approve", "reject"]))
+    comment = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 500))
+
+    @validates_schema
+    def _check(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if data["decision"] == "reject" and not data.get("comment"):
+            raise ValidationError("a rejection needs a comment", "comment")
+
+
+class DecisionSchema(OpenSchema):
+    department = fields.String()
+    decision = fields.String(allow_none=True)
+    comment = fields.String(allow_none=True)
+    at = fields.String(allow_none=True)
+
+
+class PermitSchema(OpenSchema):
+    id = fields.String(required=True)
+    status = fields.String(
+        required=True, metadata={"description": "pending | approved | rejected | revoked | expired"}
+    )
+    project_id = fields.String()
+    volume_m3 = fields.Raw()
+    disposal_site_ids = fields.List(fields.String())
+    truck_plates = fields.List(fields.String())
+    valid_from = fields.String()
+    valid_to = fields.String()
+    required_approvals = fields.List(fields.String())
+    decisions = fields.List(fields.Nested(DecisionSchema))
+
+
+# ------------------------------------------------------------------ tickets
+
+
+class TicketCreateSchema(StrictSchema):
+    ticket_id = fields.String(
+        validate=ID, metadata={"description": "optional; chosen by the server if absent"}
+    )
+    permit_id = fields.String(required=True, validate=ID)
+    truck_plate = fields.String(required=True, validate=PLATE)
+    disposal_site_id = fields.String(required=True, validate=ID)
+    volume_m3 = fields.Decimal(required=True, as_string=True, validate=[_positive, _one_decimal], places=None)
+    driver_id = fields.String(validate=ID)
+
+
+class TicketSchema(OpenSchema):
+    id = fields.String(required=True)
+    status = fields.String(
+        required=True, metadata={"description": "issued | departed | received | expired | voided"}
+    )
+    permit_id = fields.String()
+    project_id = fields.String()
+    truck_plate = fields.String()
+    disposal_site_id = fields.String()
+    volume_m3 = fields.Raw()
+    valid_from = fields.String()
+    valid_until = fields.String()
+    qr = fields.String(metadata={"description": "the signed QR text (MT1:...)"})
+
+
+class HistorySchema(OpenSchema):
+    records = fields.List(fields.Dict(), required=True)
+    checkpoint = fields.Dict(required=True)
+
+
+class AuditQuerySchema(StrictSchema):
+    since = AwareDateTime()
+    until = AwareDateTime()
+
+
+class AuditSchema(OpenSchema):
+    ok = fields.Boolean(required=True)
+
+
+# ------------------------------------------------------------------ gates and trips
+
+
+class GateExitSchema(StrictSchema):
+    qr = fields.String(required=True, validate=validate.Length(1, 1000))
+    plate = fields.String(required=True, validate=validate.Length(1, 16))
+    covered = fields.Boolean(required=True)
+    photo_digest = fields.String(validate=validate.Length(1, 100))
+    gate_id = fields.String(validate=ID)
+    time = AwareDateTime(metadata={"description": "event time (defaults to now)"})
+
+
+class GateDisposalSchema(StrictSchema):
+    qr = fields.String(required=True, validate=validate.Length(1, 1000))
+    plate = fields.String(required=True, validate=validate.Length(1, 16))
+    volume_m3 = fields.Decimal(required=True, as_string=True, validate=_positive, places=None)
+    weight_t = fields.Decimal(as_string=True, validate=_positive, places=None)
+    photo_digest = fields.String(validate=validate.Length(1, 100))
+    gate_id = fields.String(validate=ID)
+    time = AwareDateTime(metadata={"description": "event time (defaults to now)"})
+
+
+class GateResultSchema(OpenSchema):
+    accepted = fields.Boolean(required=True)
+    ticket_id = fields.String(required=True)
+    status = fields.String()
+    tx_id = fields.String()
+
+
+class OfflineVerdictSchema(StrictSchema):
+    accepted = fields.Boolean(required=True)
+    reason = fields.String(allow_none=True, load_default=None)
+
+
+class OfflineScanSchema(StrictSchema):
+    scan_id = fields.String(
+        required=True, validate=ID, metadata={"description": "gate-chosen, unique per gate"}
+    )
+    kind = fields.String(required=True, validate=validate.OneOf(["exit", "disposal"]))
+    qr = fields.String(required=True, validate=validate.Length(1, 1000))
+    plate = fields.String(required=True, validate=validate.Length(1, 16))
+    scanned_at = AwareDateTime(required=True)
+    covered = fields.Boolean(allow_none=True, load_default=None)
+    volume_m3 = fields.Decimal(as_string=True, allow_none=True, load_default=None, places=None)
+    offline_verdict = fields.Nested(OfflineVerdictSchema, required=True)
+
+
+class GateSyncSchema(StrictSchema):
+    gate_id = fields.String(validate=ID)
+    scans = fields.List(fields.Nested(OfflineScanSchema), required=True, validate=validate.Length(1, 500))
+
+
+class SyncResultSchema(OpenSchema):
+    scan_id = fields.String(required=True)
+    accepted = fields.Boolean(required=True)
+    ticket_id = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True)
+    message = fields.String(allow_none=True)
+    duplicate = fields.Boolean(metadata={"description": "this scan_id was already synced; same result"})
+    violation_id = fields.String(allow_none=True, metadata={"description": "raised for a ticket used twice"})
+    tx_id = fields.String(allow_none=True)
+
+
+class GateSyncResultSchema(OpenSchema):
+    results = fields.List(fields.Nested(SyncResultSchema), required=True)
+    accepted = fields.Integer(required=True)
+    refused = fields.Integer(required=True)
+
+
+class PositionSchema(StrictSchema):
+    at = AwareDateTime(required=True)
+    lat = fields.Float(required=True, validate=validate.Range(-90, 90))
+    lon = fields.Float(required=True, validate=validate.Range(-180, 180))
+    speed_kmh = fields.Float(required=True, validate=validate.Range(0, 300))
+
+
+class PositionsResultSchema(OpenSchema):
+    ticket_id = fields.String(required=True)
+    accepted = fields.Integer(required=True)
+    violations = fields.List(fields.Dict(), required=True)

@@ -1,0 +1,134 @@
+"""What the views call: small Protocols, implemented later by the ledger adapter.
+
+Views only parse, authorise by role, call a service and serialise.  The
+ledger-backed implementations (consortium client + e-ticket transaction
+types) plug in through configuration::
+
+    create_app({"SERVICES": "my_package.adapter:make_services"})
+
+where ``make_services(config, keyring) -> Services``.  Until then every
+ledger endpoint answers 503 ``ledger_unavailable``.
+
+Conventions for implementations:
+
+* ``principal`` is the authenticated caller; services enforce *tenant* rules
+  (a contractor sees only its own permits/tickets; a gate acts only for its
+  own site) by raising :class:`ticket_api.errors.Forbidden` or ``NotFound``.
+* State-changing methods receive a :class:`Submission`.  When
+  ``submission.wait`` is true they return once the transaction is final (the
+  resulting object as a dict); otherwise they may return :class:`Pending` and
+  the view answers ``202 {"tx_id", "status": "submitted"}``.
+* Refusals are raised as any exception with a string ``reason`` that
+  ``ticket_api.errors`` maps (``ledger.errors.LedgerError`` subclasses,
+  :class:`ticket_api.errors.Refused` with a gate reason code, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .errors import ServiceUnavailable
+from .gatecheck import TicketClaims
+from .tokens import Principal
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Submission:
+    """How the caller wants a state change submitted."""
+
+    wait: bool = True
+    idempotency_key: str | None = None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A transaction accepted by the consortium but not final yet."""
+
+    tx_id: str
+    status: str = "submitted"
+
+
+Result = Json | Pending
+
+
+class PermitService(Protocol):
+    def create_permit(self, principal: Principal, data: Mapping[str, Any], sub: Submission) -> Result: ...
+
+    def decide(
+        self, principal: Principal, permit_id: str, data: Mapping[str, Any], sub: Submission
+    ) -> Result: ...
+
+    def get_permit(self, principal: Principal, permit_id: str) -> Json: ...
+
+
+class TicketService(Protocol):
+    def issue_ticket(self, principal: Principal, data: Mapping[str, Any], sub: Submission) -> Result:
+        """Issue a ticket; the result carries ``qr`` (from ``qrticket.encode_ticket``)."""
+        ...
+
+    def get_ticket(self, principal: Principal, ticket_id: str) -> Json: ...
+
+    def ticket_qr(self, principal: Principal, ticket_id: str) -> str:
+        """The ``MT1:`` QR text of a ticket the principal owns."""
+        ...
+
+    def history(self, principal: Principal, ticket_id: str) -> Json:
+        """``{"records": [...], "checkpoint": {...}}`` with RFC 9162 proofs."""
+        ...
+
+
+class GateService(Protocol):
+    def record_exit(
+        self, principal: Principal, claims: TicketClaims, data: Mapping[str, Any], sub: Submission
+    ) -> Result:
+        """Record a departure; the QR is already verified and plate/site checked."""
+        ...
+
+    def record_disposal(
+        self, principal: Principal, claims: TicketClaims, data: Mapping[str, Any], sub: Submission
+    ) -> Result: ...
+
+    def sync(self, principal: Principal, scans: Sequence[Mapping[str, Any]], sub: Submission) -> Json:
+        """Offline scans uploaded late: see ``views/gates.py`` for the contract."""
+        ...
+
+
+class TripService(Protocol):
+    def report_positions(
+        self, principal: Principal, ticket_id: str, positions: Sequence[Mapping[str, Any]], sub: Submission
+    ) -> Result: ...
+
+
+class AuditService(Protocol):
+    def audit(self, principal: Principal, params: Mapping[str, Any]) -> Json: ...
+
+
+class Unavailable:
+    """Stands in for every service until the ledger adapter is configured."""
+
+    def __getattr__(self, name: str) -> Any:
+        def unavailable(*_args: Any, **_kwargs: Any) -> Any:
+            raise ServiceUnavailable(f"no ledger service is configured for {name}")
+
+        return unavailable
+
+
+@dataclass
+class Services:
+    """The bundle the app holds in ``app.extensions["ticket_api"].services``."""
+
+    permits: PermitService
+    tickets: TicketService
+    gates: GateService
+    trips: TripService
+    audit: AuditService
+
+    @classmethod
+    def unavailable(cls) -> Services:
+        u: Any = Unavailable()
+        return cls(permits=u, tickets=u, gates=u, trips=u, audit=u)

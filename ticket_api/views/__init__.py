@@ -1,0 +1,18 @@
+"""Blueprints, one per audience; every one is registered by ``create_app``."""
+
+from __future__ import annotations
+
+from flask_smorest import Blueprint
+
+from . import auth, gates, keys, miniprogram, regulator, staff, system
+
+BLUEPRINTS: tuple[Blueprint, ...] = (
+    system.blp,
+    auth.blp,
+    keys.blp,
+    miniprogram.blp,
+    staff.blp,
+    gates.blp,
+    gates.trips_blp,
+    regulator.blp,
+)

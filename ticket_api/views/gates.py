@@ -1,0 +1,114 @@
+"""Gate scanners (site exit, disposal site) and truck terminals.
+
+Gate refusals answer ``{"accepted": false, "reason", "message"}`` (4xx).
+Before anything reaches the ledger the API verifies the QR exactly as an
+offline gate does (``ticket_api.gatecheck``): signature with the published
+keys, validity window, plate, and the gate's own site (its token's tenant).
+
+``POST /api/v1/gate/sync`` takes the scans an offline gate queued::
+
+    {"gate_id": "P-001-G1",
+     "scans": [{"scan_id": "g1-000042", "kind": "exit", "qr": "MT1:...",
+                "plate": "渝A12345", "scanned_at": "2026-11-23T22:10:05+08:00",
+                "covered": true, "volume_m3": null,
+                "offline_verdict": {"accepted": true, "reason": null}}]}
+
+and answers 200 with one result per scan, in order::
+
+    {"results": [{"scan_id": "g1-000042", "accepted": true, "ticket_id": "ET...",
+                  "reason": null, "duplicate": false, "violation_id": null, "tx_id": "..."}],
+     "accepted": 1, "refused": 0}
+
+``scan_id`` makes each scan idempotent (a re-sent scan gets its first result
+with ``duplicate: true``).  A scan the gate let through offline that the
+ledger refuses (the same ticket used twice while offline: ``already_departed``
+/ ``already_received``) comes back ``accepted: false`` with the
+``violation_id`` the service reported for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_smorest import Blueprint
+
+from ..auth import authenticate, require
+from ..context import answer, ctx, submission
+from ..errors import Refused
+from ..gatecheck import DISPOSAL, EXIT, GateRefusal, TicketClaims, check_scan
+from ..idempotency import idempotent
+from ..schemas import (
+    GateDisposalSchema,
+    GateExitSchema,
+    GateRefusalSchema,
+    GateResultSchema,
+    GateSyncResultSchema,
+    GateSyncSchema,
+    PositionSchema,
+    PositionsResultSchema,
+)
+
+blp = Blueprint("gates", __name__, url_prefix="/api/v1/gate", description="Gate scanners")
+trips_blp = Blueprint("trips", __name__, url_prefix="/api/v1/trips", description="Truck terminals")
+
+
+def _checked(data: dict[str, Any], kind: str) -> TicketClaims:
+    c = ctx()
+    principal = authenticate()
+    when = data.get("time") or c.now()
+    try:
+        return check_scan(
+            data["qr"],
+            c.keyring.mapping(),
+            kind=kind,
+            plate=data["plate"],
+            site_id=principal.tenant,
+            at=when,
+            leeway=c.gate_leeway,
+        )
+    except GateRefusal as exc:
+        raise Refused(exc.message, reason=exc.reason) from None
+
+
+@blp.route("/exit", methods=["POST"])
+@require("exit_gate")
+@idempotent
+@blp.arguments(GateExitSchema)
+@blp.response(200, GateResultSchema)
+@blp.alt_response(400, schema=GateRefusalSchema, description="refused (reason code)")
+def gate_exit(data: dict[str, Any]) -> Any:
+    """A truck leaves a construction site with a ticket (exit gate of that project)."""
+    claims = _checked(data, EXIT)
+    return answer(ctx().services.gates.record_exit(authenticate(), claims, data, submission()))
+
+
+@blp.route("/disposal", methods=["POST"])
+@require("disposal_gate")
+@idempotent
+@blp.arguments(GateDisposalSchema)
+@blp.response(200, GateResultSchema)
+@blp.alt_response(400, schema=GateRefusalSchema, description="refused (reason code)")
+def gate_disposal(data: dict[str, Any]) -> Any:
+    """A disposal site receives a load (disposal gate of that site)."""
+    claims = _checked(data, DISPOSAL)
+    return answer(ctx().services.gates.record_disposal(authenticate(), claims, data, submission()))
+
+
+@blp.route("/sync", methods=["POST"])
+@require("exit_gate", "disposal_gate")
+@idempotent
+@blp.arguments(GateSyncSchema)
+@blp.response(200, GateSyncResultSchema)
+def gate_sync(data: dict[str, Any]) -> Any:
+    """Upload scans made offline (see the module doc for the contract)."""
+    return ctx().services.gates.sync(authenticate(), data["scans"], submission())
+
+
+@trips_blp.route("/<ticket_id>/positions", methods=["POST"])
+@require("truck_terminal")
+@idempotent
+@trips_blp.arguments(PositionSchema(many=True))
+@trips_blp.response(200, PositionsResultSchema)
+def report_positions(positions: list[dict[str, Any]], ticket_id: str) -> Any:
+    """GPS points of a departed ticket's trip; answers with any violations raised."""
+    return answer(ctx().services.trips.report_positions(authenticate(), ticket_id, positions, submission()))

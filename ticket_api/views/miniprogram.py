@@ -1,0 +1,77 @@
+"""The mini-program's endpoints (contractors): permits, tickets and their QR codes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response
+from flask_smorest import Blueprint
+
+from ..auth import authenticate, require
+from ..context import answer, ctx, submission
+from ..idempotency import idempotent
+from ..qrimage import render_png, render_svg
+from ..schemas import PermitCreateSchema, PermitSchema, TicketCreateSchema, TicketSchema
+from ..tokens import STAFF_ROLES
+
+blp = Blueprint("miniprogram", __name__, url_prefix="/api/v1", description="Mini-program (contractors)")
+READERS = ("contractor", *sorted(STAFF_ROLES))
+
+
+@blp.route("/permits", methods=["POST"])
+@require("contractor")
+@idempotent
+@blp.arguments(PermitCreateSchema)
+@blp.response(201, PermitSchema)
+def create_permit(data: dict[str, Any]) -> Any:
+    """Apply for a disposal permit; the departments then decide in parallel."""
+    return answer(ctx().services.permits.create_permit(authenticate(), data, submission()), 201)
+
+
+@blp.route("/permits/<permit_id>")
+@require(*READERS)
+@blp.response(200, PermitSchema)
+def get_permit(permit_id: str) -> Any:
+    """A permit with each department's decision (its contractor and staff only)."""
+    return ctx().services.permits.get_permit(authenticate(), permit_id)
+
+
+@blp.route("/tickets", methods=["POST"])
+@require("contractor")
+@idempotent
+@blp.arguments(TicketCreateSchema)
+@blp.response(201, TicketSchema)
+def issue_ticket(data: dict[str, Any]) -> Any:
+    """Issue an e-ticket under an approved permit; the answer carries the signed ``qr``."""
+    return answer(ctx().services.tickets.issue_ticket(authenticate(), data, submission()), 201)
+
+
+@blp.route("/tickets/<ticket_id>")
+@require(*READERS)
+@blp.response(200, TicketSchema)
+def get_ticket(ticket_id: str) -> Any:
+    """A ticket; another contractor gets 403/404."""
+    return ctx().services.tickets.get_ticket(authenticate(), ticket_id)
+
+
+def _qr(ticket_id: str, render: Any, mimetype: str) -> Response:
+    text = ctx().services.tickets.ticket_qr(authenticate(), ticket_id)
+    resp = Response(render(text), mimetype=mimetype)
+    resp.headers["Cache-Control"] = "private, max-age=300"
+    return resp
+
+
+@blp.route("/tickets/<ticket_id>/qr.png")
+@require("contractor")
+@blp.response(200, content_type="image/png", description="QR code (alphanumeric mode, level Q)")
+def ticket_qr_png(ticket_id: str) -> Response:
+    """The ticket's QR code as PNG (its owner only)."""
+    return _qr(ticket_id, render_png, "image/png")
+
+
+@blp.route("/tickets/<ticket_id>/qr.svg")
+@require("contractor")
+@blp.response(200, content_type="image/svg+xml", description="QR code as SVG")
+def ticket_qr_svg(ticket_id: str) -> Response:
+    """The ticket's QR code as SVG (its owner only)."""
+    return _qr(ticket_id, render_svg, "image/svg+xml")

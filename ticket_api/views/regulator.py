@@ -1,0 +1,30 @@
+"""Regulator (and owners): verifiable history and the audit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_smorest import Blueprint
+
+from ..auth import authenticate, require
+from ..context import ctx
+from ..schemas import AuditQuerySchema, AuditSchema, HistorySchema
+
+blp = Blueprint("regulator", __name__, url_prefix="/api/v1", description="Regulator: history and audit")
+
+
+@blp.route("/tickets/<ticket_id>/history")
+@require("regulator", "contractor")
+@blp.response(200, HistorySchema)
+def ticket_history(ticket_id: str) -> Any:
+    """Every record of a ticket with RFC 9162 inclusion proofs and a signed checkpoint."""
+    return ctx().services.tickets.history(authenticate(), ticket_id)
+
+
+@blp.route("/audit")
+@require("regulator")
+@blp.arguments(AuditQuerySchema, location="query")
+@blp.response(200, AuditSchema)
+def audit(params: dict[str, Any]) -> Any:
+    """Verify the chain (signatures, links, roots, state); regulator only."""
+    return ctx().services.audit.audit(authenticate(), params)

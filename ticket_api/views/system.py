@@ -1,0 +1,32 @@
+"""``GET /api/health``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask_smorest import Blueprint
+from sqlalchemy import text
+
+from .. import __version__
+from ..context import ctx
+from ..qrticket import CHINA_TZ
+from ..schemas import HealthSchema
+
+blp = Blueprint("system", __name__, url_prefix="/api", description="Service health")
+
+
+@blp.route("/health")
+@blp.response(200, HealthSchema)
+def health() -> dict[str, Any]:
+    """Liveness and readiness: the API database answers; whether a ledger service is configured."""
+    c = ctx()
+    with c.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    return {
+        "status": "ok",
+        "version": __version__,
+        "time": datetime.now(CHINA_TZ).isoformat(timespec="seconds"),
+        "database": "ok",
+        "ledger": "configured" if c.services_configured else "unavailable",
+    }
