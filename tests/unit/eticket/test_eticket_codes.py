@@ -34,3 +34,17 @@ def test_every_code_is_tested() -> None:
     literals = set(re.findall(r'"([a-z_]+)"', text)) | set(re.findall(r"reason == \"([a-z_]+)\"", text))
     missing = sorted(code for code in CODES if code not in literals)
     assert missing == []
+
+
+def test_accepted_transaction_has_code_valid() -> None:
+    """An accepted transaction's outcome carries the code "valid" and changes the state digest;
+    a refused one carries its reason and leaves the digest as it was."""
+    world = make_world()
+    before = world.machine.digest()
+    out = world.submit("registry.org", {"org_id": "ORG-NEW", "name": "新单位", "kind": "other"}, "operator:u1")
+    assert out.code == "valid"
+    after = world.machine.digest()
+    assert after != before
+    again = world.submit("registry.org", {"org_id": "ORG-NEW", "name": "新单位", "kind": "other"}, "operator:u1")
+    assert again.code == "duplicate_id"
+    assert world.machine.digest() == after

@@ -13,13 +13,12 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from ledger_assets import ASSETS, load_tamper_module
 
 from ledger.consortium import Consortium
 from ledger.store import LedgerStore
 from ledger.testing import build_chain, throwaway_consortium
 from ledger.verify import Problem, Report, verify_chain
-
-from ledger_assets import ASSETS, load_tamper_module
 
 LEDGER = str(Path(sys.executable).with_name("ledger"))
 TAMPERS = {x.name: x for x in load_tamper_module().TAMPERS}
