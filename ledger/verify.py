@@ -6,6 +6,7 @@ import binascii
 import hashlib
 import multiprocessing as mp
 import os
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -355,7 +356,9 @@ def verify_chain(
                                            f"{want_prev[:16]}…"))
         prev = h
     workers = workers or os.cpu_count() or 1
-    ctx = mp.get_context("fork")
+    # fork is cheapest, but forking a multi-threaded process (a gunicorn gthread worker serving the audit
+    # API) can copy a lock some other thread holds and hang the child: use a fork server there.
+    ctx = mp.get_context("fork" if threading.active_count() == 1 else "forkserver")
     rng = CompactRange()
     chunks = list(_chunks(headers, chunk_txs))
     with ctx.Pool(workers, initializer=_init_worker, initargs=(url, trusted.to_dict())) as pool:

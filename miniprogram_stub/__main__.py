@@ -1,6 +1,7 @@
 """``python -m miniprogram_stub``: the fake WeChat server and the demo story.
 
     python -m miniprogram_stub wechat --port 8081 [--appid wx-test-appid --secret wx-test-secret]
+    python -m miniprogram_stub demo --demo-file var/demo.json [--out DIR]
     python -m miniprogram_stub demo --api http://127.0.0.1:8000 --contractor-code test-<openid> \\
         --approver-token T1 --approver-token T2 ... --exit-gate-token T --disposal-gate-token T \\
         --terminal-token T --regulator-token T --project P-001 --site S-003 --plate 渝A12345
@@ -9,9 +10,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from ticket_api.qrticket import CHINA_TZ
 
@@ -29,88 +32,101 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--secret", default=DEFAULT_SECRET)
     w.add_argument("--reusable-codes", action="store_true", help="codes may be used more than once")
     d = sub.add_parser("demo", help="play the whole story against a running API")
-    d.add_argument("--api", default="http://127.0.0.1:8000")
-    d.add_argument("--contractor-code", required=True, help="a WeChat login code, e.g. test-<openid>")
+    d.add_argument("--demo-file", help="var/demo.json written by scripts/serve (fills every option below)")
+    d.add_argument("--api", default=None, help="default http://127.0.0.1:8000")
+    d.add_argument("--contractor-code", help="a WeChat login code, e.g. test-<openid>")
     d.add_argument("--approver-token", action="append", default=[], help="one per department")
-    d.add_argument("--exit-gate-token", required=True)
-    d.add_argument("--disposal-gate-token", required=True)
-    d.add_argument("--terminal-token", required=True)
-    d.add_argument("--regulator-token", required=True)
+    d.add_argument("--exit-gate-token")
+    d.add_argument("--disposal-gate-token")
+    d.add_argument("--terminal-token")
+    d.add_argument("--regulator-token")
     d.add_argument("--project", default="P-001")
     d.add_argument("--site", default="S-003")
     d.add_argument("--plate", default="渝A12345")
+    d.add_argument("--out", default=None, help="directory for the ticket's QR PNG (default: current directory)")
     d.add_argument("--language", default="zh")
     return p
 
 
+def _from_demo_file(args: argparse.Namespace) -> None:
+    """Fill the options not given from ``demo.json``; fail with one clear line if something is missing."""
+    if args.demo_file:
+        doc = json.loads(Path(args.demo_file).read_text(encoding="utf-8"))
+        t = doc["tokens"]
+        args.api = args.api or doc["api"]
+        args.contractor_code = args.contractor_code or doc["contractor_wechat_code"]
+        args.approver_token = args.approver_token or list(t["approvers"].values())
+        args.exit_gate_token = args.exit_gate_token or t["exit_gate"]
+        args.disposal_gate_token = args.disposal_gate_token or t["disposal_gate"]
+        args.terminal_token = args.terminal_token or t["truck_terminal"]
+        args.regulator_token = args.regulator_token or t["regulator"]
+    args.api = args.api or "http://127.0.0.1:8000"
+    missing = [o for o in ("contractor_code", "exit_gate_token", "disposal_gate_token", "terminal_token",
+                           "regulator_token") if not getattr(args, o)]
+    if missing or not args.approver_token:
+        raise ValueError("give --demo-file or " + ", ".join("--" + m.replace("_", "-")
+                                                            for m in missing or ["approver_token"]))
+
+
 def demo(args: argparse.Namespace) -> int:
-    def step(title: str) -> None:
-        print(f"== {title}")
+    """The whole story: login, permit, parallel approvals, ticket + QR, exit, GPS, receipt, history, audit."""
+
+    def step(title: str, text: str) -> None:
+        print(f"== {title}: {text}", flush=True)
 
     lang = args.language
     contractor = ApiClient(args.api, language=lang)
-    step("health")
-    print(contractor.health())
-    step("published QR keys")
-    print([k["key_id"] for k in contractor.keys()["keys"]])
-    step("contractor logs in with WeChat")
-    print({k: v for k, v in contractor.login_wechat(args.contractor_code).items() if k != "token"})
+    step("health", str(contractor.health()["status"]))
+    step("published QR keys", ", ".join(k["key_id"] for k in contractor.keys()["keys"]))
+    who = contractor.login_wechat(args.contractor_code)
+    step("contractor logs in with WeChat", f"role {who['role']}, organisation {who['tenant']}")
     now = datetime.now(CHINA_TZ).replace(microsecond=0)
-    step("apply for a permit")
     permit = contractor.create_permit(
         project_id=args.project,
         volume_m3="30000",
         disposal_site_ids=[args.site],
         truck_plates=[args.plate],
-        valid_from=now,
+        valid_from=now - timedelta(minutes=5),
         valid_to=now + timedelta(days=180),
     )
-    print(permit)
+    step("apply for a permit", f"{permit['id']} {permit['status']}, needs {', '.join(permit['required_approvals'])}")
     for token in args.approver_token:
-        step("a department approves")
-        print(ApiClient(args.api, token, language=lang).decide_permit(permit["id"], "approve", "同意"))
-    step("issue a ticket")
+        decided = ApiClient(args.api, token, language=lang).decide_permit(permit["id"], "approve", "同意")
+        mine = [d["department"] for d in decided["decisions"] if d["decision"] == "approve"]
+        step("a department approves", f"approved by {', '.join(mine)} -> permit {decided['status']}")
     ticket = contractor.issue_ticket(
         permit_id=permit["id"], truck_plate=args.plate, disposal_site_id=args.site, volume_m3="16"
     )
-    print(ticket)
+    step("issue a ticket", f"{ticket['id']} {ticket['status']} valid until {ticket['valid_until']}")
     png = contractor.ticket_qr_png(ticket["id"])
-    print(f"QR PNG {len(png)} bytes")
-    step("site exit")
-    print(
-        ApiClient(args.api, args.exit_gate_token, language=lang).gate_exit(
-            qr=ticket["qr"], plate=args.plate, covered=True
-        )
-    )
-    step("GPS positions")
+    out = Path(args.out or ".") / f"{ticket['id']}.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(png)
+    step("QR code", f"{out} ({len(png)} bytes): {ticket['qr'][:40]}...")
+    ex = ApiClient(args.api, args.exit_gate_token, language=lang).gate_exit(
+        qr=ticket["qr"], plate=args.plate, covered=True)
+    step("site exit", f"accepted={ex['accepted']} at {ex.get('departed_at')}")
     terminal = ApiClient(args.api, args.terminal_token, language=lang)
     t0 = datetime.now(CHINA_TZ).replace(microsecond=0)
-    print(
-        terminal.report_positions(
-            ticket["id"],
-            [
-                {
-                    "at": (t0 + timedelta(seconds=30 * i)).isoformat(),
-                    "lat": 29.709 - i * 0.002,
-                    "lon": 106.52,
-                    "speed_kmh": 35.0,
-                }
-                for i in range(5)
-            ],
-        )
+    pos = terminal.report_positions(
+        ticket["id"],
+        [{"at": (t0 + timedelta(seconds=30 * i)).isoformat(), "lat": 29.709 - i * 0.002, "lon": 106.52,
+          "speed_kmh": 35.0} for i in range(5)],
     )
-    step("disposal receipt")
-    print(
-        ApiClient(args.api, args.disposal_gate_token, language=lang).gate_disposal(
-            qr=ticket["qr"], plate=args.plate, volume_m3="15.8"
-        )
-    )
+    step("GPS positions", f"{pos['accepted']} points, violations: {[v['type'] for v in pos['violations']]}")
+    rc = ApiClient(args.api, args.disposal_gate_token, language=lang).gate_disposal(
+        qr=ticket["qr"], plate=args.plate, volume_m3="15.8")
+    step("disposal receipt", f"accepted={rc['accepted']} measured {rc.get('measured_m3')} m3, "
+                             f"site load {rc.get('site', {}).get('load_rate_pct')}%")
     regulator = ApiClient(args.api, args.regulator_token, language=lang)
-    step("history with proofs")
-    print(regulator.ticket_history(ticket["id"]))
-    step("audit")
-    print(regulator.audit())
-    return 0
+    hist = regulator.ticket_history(ticket["id"])
+    cp = hist["checkpoint"]
+    step("history with proofs", f"{len(hist['records'])} records "
+                                f"({', '.join(r['type'] for r in hist['records'])}) in a log of {cp['size']}, "
+                                f"co-signed by {', '.join(cp['signatures'])}")
+    audit = regulator.audit()
+    step("audit", f"ok={audit['ok']}")
+    return 0 if audit["ok"] else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -120,11 +136,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve(args.host, args.port, appid=args.appid, secret=args.secret, reusable_codes=args.reusable_codes)
         return 0
     try:
+        _from_demo_file(args)
         return demo(args)
     except ApiCallError as exc:
         print(f"error: {exc}", file=sys.stderr)
-    except OSError as exc:
-        print(f"error: cannot reach the API: {type(exc).__name__}", file=sys.stderr)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"error: {exc}" if isinstance(exc, ValueError) else f"error: cannot use the API or the demo file: "
+              f"{type(exc).__name__}: {exc}", file=sys.stderr)
     return 1
 
 

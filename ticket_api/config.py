@@ -28,6 +28,12 @@ DEFAULTS: dict[str, Any] = {
     "QR_SIGNING_KEY_FILE": "",
     # "module:factory" returning a ticket_api.services.Services, or a Services instance.
     "SERVICES": "",
+    # The ledger adapter (ticket_api.adapter): a local consortium's consortium.json, or node URLs and the
+    # gateway member's key file.
+    "LEDGER_LOCAL": "",
+    "LEDGER_NODES": [],
+    "LEDGER_GATEWAY_KEY_FILE": "",
+    "LEDGER_WAIT_SECONDS": 12.0,
     "LOG_LEVEL": "INFO",
     "LOG_JSON": True,
     "MAX_CONTENT_LENGTH": 1 << 20,

@@ -1,4 +1,4 @@
-"""The API's own database (tokens, WeChat users, idempotency records).
+"""The API's own database (tokens, WeChat users, idempotency records, offline gate scans).
 
 SQLite file by default, PostgreSQL by URL (``postgresql+psycopg://...``).  The
 ledger's data is not here: this database only holds what the API needs to
@@ -90,6 +90,19 @@ class IdempotencyRecord(Base):
     content_type: Mapped[str] = mapped_column(String(100), default="application/json")
     headers: Mapped[str] = mapped_column(Text, default="{}")
     body: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class GateScan(Base):
+    """The result of one offline scan, by gate and ``scan_id``: a re-sent scan gets it again."""
+
+    __tablename__ = "gate_scans"
+    __table_args__ = (UniqueConstraint("gate", "scan_id", name="uq_gate_scan"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    gate: Mapped[str] = mapped_column(String(200))
+    scan_id: Mapped[str] = mapped_column(String(64))
+    result: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -99,6 +99,7 @@ REASON_STATUS: dict[str, int] = {
     "internal": 500,
     "not_implemented": 501,
     "ledger_unavailable": 503,
+    "ledger_timeout": 503,
     # ledger.errors
     "oversize_payload": 413,
     "unsupported_algorithm": 400,

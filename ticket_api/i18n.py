@@ -67,6 +67,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "internal": {"zh": "服务器内部错误", "en": "Internal server error"},
     "not_implemented": {"zh": "功能尚未实现", "en": "Not implemented yet"},
     "ledger_unavailable": {"zh": "账本服务暂不可用", "en": "The ledger is unavailable"},
+    "ledger_timeout": {
+        "zh": "交易已提交，但未在规定时间内完成共识，请稍后查询",
+        "en": "The transaction was submitted but not final in time; check again later",
+    },
     # ledger errors (ledger.errors reasons)
     "oversize_payload": {"zh": "交易内容过大", "en": "The transaction payload is too large"},
     "unsupported_algorithm": {"zh": "不支持的密码算法", "en": "Unsupported cryptographic algorithm"},

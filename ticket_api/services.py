@@ -26,7 +26,7 @@ Conventions for implementations:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .errors import ServiceUnavailable
@@ -108,6 +108,36 @@ class AuditService(Protocol):
     def audit(self, principal: Principal, params: Mapping[str, Any]) -> Json: ...
 
 
+class StaffService(Protocol):
+    """Registry, violations, penalties, site load, statistics and chain health (``adapter.staff``)."""
+
+    def register(self, principal: Principal, kind: str, data: Mapping[str, Any], sub: Submission) -> Result: ...
+
+    def violations(self, principal: Principal, filters: Mapping[str, Any]) -> Json: ...
+
+    def violation(self, principal: Principal, violation_id: str) -> Json: ...
+
+    def report_violation(self, principal: Principal, data: Mapping[str, Any], sub: Submission) -> Result: ...
+
+    def violation_step(
+        self, principal: Principal, violation_id: str, step: str, data: Mapping[str, Any], sub: Submission
+    ) -> Result: ...
+
+    def record_penalty(self, principal: Principal, data: Mapping[str, Any], sub: Submission) -> Result: ...
+
+    def penalties(self, principal: Principal, filters: Mapping[str, Any]) -> Json: ...
+
+    def sites(self, principal: Principal) -> Json: ...
+
+    def site(self, principal: Principal, site_id: str) -> Json: ...
+
+    def recommend(self, principal: Principal, params: Mapping[str, Any]) -> Json: ...
+
+    def statistics(self, principal: Principal) -> Json: ...
+
+    def chain_status(self, principal: Principal) -> Json: ...
+
+
 class Unavailable:
     """Stands in for every service until the ledger adapter is configured."""
 
@@ -127,8 +157,9 @@ class Services:
     gates: GateService
     trips: TripService
     audit: AuditService
+    staff: StaffService = field(default_factory=lambda: Unavailable())  # type: ignore[assignment]
 
     @classmethod
     def unavailable(cls) -> Services:
         u: Any = Unavailable()
-        return cls(permits=u, tickets=u, gates=u, trips=u, audit=u)
+        return cls(permits=u, tickets=u, gates=u, trips=u, audit=u, staff=u)

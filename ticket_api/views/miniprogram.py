@@ -11,7 +11,7 @@ from ..auth import authenticate, require
 from ..context import answer, ctx, submission
 from ..idempotency import idempotent
 from ..qrimage import render_png, render_svg
-from ..schemas import PermitCreateSchema, PermitSchema, TicketCreateSchema, TicketSchema
+from ..schemas import PermitCreateSchema, PermitSchema, RevokeSchema, TicketCreateSchema, TicketSchema
 from ..tokens import STAFF_ROLES
 
 blp = Blueprint("miniprogram", __name__, url_prefix="/api/v1", description="Mini-program (contractors)")
@@ -52,6 +52,16 @@ def issue_ticket(data: dict[str, Any]) -> Any:
 def get_ticket(ticket_id: str) -> Any:
     """A ticket; another contractor gets 403/404."""
     return ctx().services.tickets.get_ticket(authenticate(), ticket_id)
+
+
+@blp.route("/tickets/<ticket_id>/void", methods=["POST"])
+@require("contractor")
+@idempotent
+@blp.arguments(RevokeSchema)
+@blp.response(200, TicketSchema)
+def void_ticket(data: dict[str, Any], ticket_id: str) -> Any:
+    """Void an unused ticket (e.g. the truck broke down); its volume returns to the quota."""
+    return answer(ctx().services.tickets.void(authenticate(), ticket_id, data, submission()))
 
 
 def _qr(ticket_id: str, render: Any, mimetype: str) -> Response:

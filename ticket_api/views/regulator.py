@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 
 from ..auth import authenticate, require
 from ..context import ctx
-from ..schemas import AuditQuerySchema, AuditSchema, HistorySchema
+from ..schemas import AuditQuerySchema, AuditSchema, HistorySchema, ProvenanceSchema
 
 blp = Blueprint("regulator", __name__, url_prefix="/api/v1", description="Regulator: history and audit")
 
@@ -28,3 +28,14 @@ def ticket_history(ticket_id: str) -> Any:
 def audit(params: dict[str, Any]) -> Any:
     """Verify the chain (signatures, links, roots, state); regulator only."""
     return ctx().services.audit.audit(authenticate(), params)
+
+
+@blp.route("/provenance/<any(ticket, permit, truck, project, violation, site, company):kind>/<key>")
+@require("regulator")
+@blp.response(200, ProvenanceSchema)
+def provenance(kind: str, key: str) -> Any:
+    """A provenance export of one object: every record with its RFC 9162 proof to a co-signed checkpoint.
+
+    Save it and check it anywhere with ``scripts/verify-export EXPORT.json --consortium TRUSTED.json``.
+    """
+    return ctx().services.tickets.provenance(authenticate(), kind, key)

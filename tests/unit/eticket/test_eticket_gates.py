@@ -218,3 +218,20 @@ def test_gate_actor_kinds() -> None:
         "contractor:ORG-001",
     )
     assert out.code == "forbidden"
+
+
+def test_exit_without_photo_is_recorded() -> None:
+    """A site-exit gate without a camera photo still records the departure (photo_digest is optional),
+    and an uncovered load without a photo is still refused with uncovered_load."""
+    world = make_world()
+    world.approved_permit()
+    assert world.issue("T-1").code == "valid"
+    assert world.issue("T-2", truck="TR-2").code == "valid"
+    base = {"gate_id": "P-001-G1", "plate": "渝A12345", "covered": True}
+    out = world.submit("gate.exit", {"ticket_id": "T-1", **base}, "gate:exit:P-001")
+    assert out.code == "valid"
+    t = world.machine.state.tables["ticket"]["T-1"]
+    assert t.state == "departed" and t.exit_photo is None
+    refused = world.submit("gate.exit", {"ticket_id": "T-2", **base, "plate": "渝A23456", "covered": False},
+                           "gate:exit:P-001")
+    assert refused.code == "uncovered_load"

@@ -176,3 +176,29 @@ def test_assets_are_reproducible(tmp_path, tamper_mod: ModuleType) -> None:
     chains = ASSETS / "chains"
     assert (tmp_path / "manifest.json").read_text() == (chains / "manifest.json").read_text()
     assert (tmp_path / "consortium.json").read_text() == (chains / "consortium.json").read_text()
+
+
+def test_rule_refused_forbidden_tx_verifies_and_badly_signed_one_does_not(sqlite_url: str) -> None:
+    """A well-signed transaction that the business rules refused with ``forbidden`` (a gate of another
+    project) is stored with that code, appended with full checks and verifies; a transaction marked
+    ``forbidden`` whose signature does not verify is named as a signature problem."""
+    from dataclasses import replace
+
+    from ledger.testing import make_tx, next_block
+    from ledger.transaction import Signature
+    from ledger.tree import CompactRange
+
+    t = throwaway_consortium(nodes=1)
+    s = LedgerStore.open(sqlite_url, consortium=t.consortium)
+    good = make_tx(t.gateway, 1)
+    block, log = next_block(previous=None, log=CompactRange(), t=t, txs=[good, make_tx(t.gateway, 2)],
+                            codes=["forbidden", "valid"])
+    s.append(block, t.consortium, check_signatures=True)
+    assert verify_chain(sqlite_url, workers=1).ok
+    forged = replace(make_tx(t.gateway, 3), signature=Signature("ed25519", bytes(64)))
+    bad, _ = next_block(previous=block.header, log=log, t=t, txs=[forged], codes=["forbidden"])
+    s.append(bad, t.consortium, check_signatures=False)
+    s.close()
+    report = verify_chain(sqlite_url, workers=1)
+    assert not report.ok and report.first is not None
+    assert (report.first.kind, report.first.height) == ("signature", 1)

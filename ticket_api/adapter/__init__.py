@@ -1,0 +1,61 @@
+"""The ledger-backed services: the API as a gateway to the consortium.
+
+Chosen by configuration (``SERVICES = "ticket_api.adapter:make_services"``) with either
+
+* ``LEDGER_LOCAL`` — the ``consortium.json`` that ``scripts/consortium up`` writes (node URLs, the gateway
+  key, and the node databases for a full audit), or
+* ``LEDGER_NODES`` (list of node URLs) and ``LEDGER_GATEWAY_KEY_FILE`` (the gateway member's PEM key).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ledger.crypto import PrivateKey
+
+from ..issuer import Keyring
+from ..ledger_client import NodeClient
+from ..services import Services
+from .gates import LedgerGates
+from .gateway import Gateway
+from .staff import LedgerStaff
+from .tickets import LedgerPermits, LedgerTickets
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def make_services(cfg: Mapping[str, Any], keyring: Keyring) -> Services:
+    """Build every service over one :class:`Gateway` from the configuration (see the module doc)."""
+    from sqlalchemy import Engine
+
+    local = cfg.get("LEDGER_LOCAL") or None
+    if local:
+        desc = json.loads(Path(local).read_text(encoding="utf-8"))
+        urls = [n["url"] for n in desc["nodes"]]
+        key_file = desc["gateway_key"]
+    else:
+        urls = list(cfg.get("LEDGER_NODES") or [])
+        key_file = cfg.get("LEDGER_GATEWAY_KEY_FILE")
+    if not urls or not key_file:
+        raise RuntimeError("the ledger adapter needs LEDGER_LOCAL, or LEDGER_NODES and LEDGER_GATEWAY_KEY_FILE")
+    client = NodeClient(urls=urls, wait=float(cfg.get("LEDGER_WAIT_SECONDS", 12.0)))
+    gw = Gateway(key=PrivateKey.from_file(key_file), client=client)
+    engine: Engine = cfg["_ENGINE"]
+    clock = cfg.get("_CLOCK") or _now
+    gates = LedgerGates(gateway=gw, keyring=keyring, engine=engine, clock=clock,
+                        leeway=timedelta(seconds=float(cfg.get("GATE_CLOCK_LEEWAY_SECONDS", 120))))
+    staff = LedgerStaff(gateway=gw, clock=clock, local_consortium=Path(local) if local else None)
+    return Services(
+        permits=LedgerPermits(gateway=gw, clock=clock),
+        tickets=LedgerTickets(gateway=gw, keyring=keyring, clock=clock),
+        gates=gates,
+        trips=gates,
+        audit=staff,
+        staff=staff,
+    )

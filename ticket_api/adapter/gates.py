@@ -1,0 +1,197 @@
+"""Gate scans (site exit, disposal site), offline-scan sync and truck GPS batches on the ledger."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..db import GateScan
+from ..errors import Forbidden, NotFound, Refused
+from ..gatecheck import DISPOSAL, EXIT, GateRefusal, check_scan, normalise_plate
+from ..i18n import message
+from ..issuer import Keyring
+from ..ledger_client import LedgerRefusal
+from ..qrticket import TicketClaims
+from ..services import Json, Pending, Result, Submission
+from ..tokens import Principal
+from .gateway import Gateway, actor_of, iso, new_id
+
+Clock = Callable[[], datetime]
+#: Ledger refusals that mean "this ticket was already used": at sync, an offline gate let it through again.
+REUSED = frozenset({"already_departed", "already_received"})
+
+
+class LedgerGates:
+    """``GateService`` and ``TripService`` over the consortium."""
+
+    def __init__(self, *, gateway: Gateway, keyring: Keyring, engine: Engine, clock: Clock,
+                 leeway: timedelta) -> None:
+        self.gw = gateway
+        self.keyring = keyring
+        self.engine = engine
+        self.clock = clock
+        self.leeway = leeway
+
+    # -- online scans --------------------------------------------------------
+    def _exit(self, principal: Principal, claims: TicketClaims, data: Mapping[str, Any], at: datetime,
+              wait: bool) -> Result:
+        payload: dict[str, Any] = {
+            "ticket_id": claims.ticket_id,
+            "gate_id": data.get("gate_id") or f"{principal.tenant}-G1",
+            "plate": normalise_plate(data["plate"]),
+            "covered": bool(data["covered"]),
+            "time": iso(at),
+        }
+        if data.get("photo_digest"):
+            payload["photo_digest"] = data["photo_digest"]
+        try:
+            fin = self.gw.submit(type="gate.exit", payload=payload, actor=actor_of(principal), now=self.clock(),
+                                 wait=wait)
+        except LedgerRefusal as exc:
+            if exc.reason == "uncovered_load":
+                # A refused transaction changes nothing, so the violation is its own transaction.
+                vid = self._report(principal, "uncovered_load", "FGBY", claims, at,
+                                   evidence=[data["photo_digest"]] if data.get("photo_digest") else [],
+                                   description="出场时车辆未密闭覆盖 (load not covered at the site exit)")
+                raise Refused(exc.detail, reason="uncovered_load", fields={"violation_id": vid}) from None
+            raise
+        if not wait:
+            return Pending(fin.tx_id)
+        return {"accepted": True, "ticket_id": claims.ticket_id, "status": "departed", "plate": payload["plate"],
+                "departed_at": iso(at), "tx_id": fin.tx_id, "block_height": fin.height}
+
+    def _receipt(self, principal: Principal, claims: TicketClaims, data: Mapping[str, Any], at: datetime,
+                 wait: bool) -> Result:
+        payload: dict[str, Any] = {
+            "ticket_id": claims.ticket_id,
+            "gate_id": data.get("gate_id") or f"{principal.tenant}-G1",
+            "site_id": principal.tenant,
+            "plate": normalise_plate(data["plate"]),
+            "volume_m3": str(data["volume_m3"]),
+            "time": iso(at),
+        }
+        for k in ("weight_t", "photo_digest"):
+            if data.get(k) is not None:
+                payload[k] = str(data[k])
+        fin = self.gw.submit(type="gate.receipt", payload=payload, actor=actor_of(principal), now=self.clock(),
+                             wait=wait)
+        if not wait:
+            return Pending(fin.tx_id)
+        t = self.gw.query("ticket", ticket_id=claims.ticket_id) or {}
+        site = self.gw.query("site", site_id=principal.tenant) or {}
+        return {"accepted": True, "ticket_id": claims.ticket_id, "status": t.get("state", "received"),
+                "received_at": iso(at), "expected_m3": t.get("volume_m3"), "measured_m3": t.get("measured_m3"),
+                "discrepancy": t.get("discrepancy"), "violations": t.get("violations", []),
+                "site": {k: site.get(k) for k in ("site_id", "load_rate_pct", "alarm", "room_m3")},
+                "tx_id": fin.tx_id, "block_height": fin.height}
+
+    def record_exit(self, principal: Principal, claims: TicketClaims, data: Mapping[str, Any],
+                    sub: Submission) -> Result:
+        return self._exit(principal, claims, data, data.get("time") or self.clock(), sub.wait)
+
+    def record_disposal(self, principal: Principal, claims: TicketClaims, data: Mapping[str, Any],
+                        sub: Submission) -> Result:
+        return self._receipt(principal, claims, data, data.get("time") or self.clock(), sub.wait)
+
+    def _report(self, principal: Principal, vtype: str, prefix: str, claims: TicketClaims, at: datetime,
+                *, evidence: list[str], description: str) -> str:
+        vid = new_id(prefix, at, digits=5)
+        payload: dict[str, Any] = {
+            "violation_id": vid, "type": vtype, "source": "gate", "time": iso(at), "plate": claims.plate,
+            "ticket_id": claims.ticket_id, "project_id": claims.project_id, "evidence": evidence,
+            "description": description,
+        }
+        self.gw.submit(type="violation.report", payload=payload, actor=actor_of(principal), now=self.clock())
+        return vid
+
+    # -- offline sync --------------------------------------------------------
+    def sync(self, principal: Principal, scans: Sequence[Mapping[str, Any]], sub: Submission) -> Json:
+        """Replay an offline gate's queue in order; see ``views/gates.py`` for the contract."""
+        gate = f"{principal.role}:{principal.tenant}"
+        kind = EXIT if principal.role == "exit_gate" else DISPOSAL
+        results = []
+        for scan in scans:
+            with Session(self.engine) as s:
+                kept = s.scalar(select(GateScan).where(GateScan.gate == gate, GateScan.scan_id == scan["scan_id"]))
+            if kept is not None:
+                results.append({**json.loads(kept.result), "duplicate": True})
+                continue
+            result = self._sync_one(principal, kind, scan)
+            try:
+                with Session(self.engine) as s, s.begin():
+                    s.add(GateScan(gate=gate, scan_id=scan["scan_id"], result=json.dumps(result, ensure_ascii=False),
+                                   created_at=datetime.now(UTC)))
+            except IntegrityError:  # the same scan synced concurrently: the first stored result wins
+                with Session(self.engine) as s:
+                    kept = s.scalar(select(GateScan).where(GateScan.gate == gate,
+                                                           GateScan.scan_id == scan["scan_id"]))
+                result = {**json.loads(kept.result), "duplicate": True} if kept else result
+            results.append({**result, "duplicate": result.get("duplicate", False)})
+        accepted = sum(1 for r in results if r["accepted"])
+        return {"results": results, "accepted": accepted, "refused": len(results) - accepted}
+
+    def _sync_one(self, principal: Principal, kind: str, scan: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {"scan_id": scan["scan_id"], "accepted": False, "ticket_id": None, "reason": None,
+                               "message": None, "violation_id": None, "tx_id": None}
+        if scan["kind"] != kind:
+            out.update(reason="forbidden", message=message("forbidden"))
+            return out
+        at: datetime = scan["scanned_at"]
+        try:
+            claims = check_scan(scan["qr"], self.keyring.mapping(), kind=kind, plate=scan["plate"],
+                                site_id=principal.tenant, at=at, leeway=self.leeway)
+        except GateRefusal as exc:
+            out.update(reason=exc.reason, message=message(exc.reason, default=exc.message))
+            return out
+        out["ticket_id"] = claims.ticket_id
+        try:
+            if kind == EXIT:
+                data = {"plate": scan["plate"], "covered": True if scan.get("covered") is None else scan["covered"]}
+                res = self._exit(principal, claims, data, at, True)
+            else:
+                if scan.get("volume_m3") is None:
+                    out.update(reason="malformed", message="volume_m3 is required for a disposal scan")
+                    return out
+                res = self._receipt(principal, claims, {"plate": scan["plate"], "volume_m3": scan["volume_m3"]},
+                                    at, True)
+        except (LedgerRefusal, Refused) as exc:
+            out.update(reason=exc.reason, message=message(exc.reason, default=exc.detail))
+            if exc.fields.get("violation_id"):
+                out["violation_id"] = exc.fields["violation_id"]
+            elif exc.reason in REUSED and scan["offline_verdict"]["accepted"]:
+                out["violation_id"] = self._report(
+                    principal, "no_ticket", "WPYS", claims, at, evidence=[],
+                    description=f"离线期间重复使用电子渣票 (ticket used twice while the gate was offline), "
+                                f"scan {scan['scan_id']}")
+            return out
+        assert isinstance(res, dict)
+        out.update(accepted=True, tx_id=res.get("tx_id"))
+        return out
+
+    # -- trips ---------------------------------------------------------------
+    def report_positions(self, principal: Principal, ticket_id: str, positions: Sequence[Mapping[str, Any]],
+                         sub: Submission) -> Result:
+        t = self.gw.query("ticket", ticket_id=ticket_id)
+        if t is None:
+            raise NotFound("no such ticket")
+        if normalise_plate(t["truck"]["plate"]) != normalise_plate(principal.tenant):
+            raise Forbidden("this terminal is not on the ticket's truck")
+        before = set(t["violations"])
+        points = [{"t": iso(p["at"]), "lat": round(float(p["lat"]), 6), "lon": round(float(p["lon"]), 6),
+                   "speed_kmh": round(float(p["speed_kmh"]), 1)} for p in sorted(positions, key=lambda p: p["at"])]
+        batch_id = "b" + hashlib.sha256(json.dumps(points, sort_keys=True).encode()).hexdigest()[:20]
+        now = self.clock()
+        fin = self.gw.submit(type="trip.positions", payload={"ticket_id": ticket_id, "batch_id": batch_id,
+                                                             "points": points, "time": iso(now)},
+                             actor=actor_of(principal), now=now, wait=sub.wait)
+        if not sub.wait:
+            return Pending(fin.tx_id)
+        raised = [v for v in self.gw.query("violations", ticket_id=ticket_id) if v["violation_id"] not in before]
+        return {"ticket_id": ticket_id, "accepted": len(points), "violations": raised, "tx_id": fin.tx_id}

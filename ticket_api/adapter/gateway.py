@@ -1,0 +1,88 @@
+"""The gateway: turns an authenticated caller's request into a signed ledger transaction and submits it."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from ledger.crypto import PrivateKey
+from ledger.transaction import Transaction
+
+from ..errors import Forbidden
+from ..ledger_client import Finality, LedgerRefusal, NodeClient
+from ..qrticket import CHINA_TZ
+from ..tokens import Principal
+
+
+def iso(t: datetime) -> str:
+    """ISO 8601 in China time, whole seconds (the ledger's event-time format)."""
+    return t.astimezone(CHINA_TZ).isoformat(timespec="seconds")
+
+
+def actor_of(principal: Principal) -> str:
+    """The ledger actor (docs/ETICKET.md "Actor") for a caller: role kind, tenant, pseudonymous user.
+
+    The user part never carries an openid or a name in clear: personal data stays off the chain.
+    """
+    user = principal.subject
+    if user.startswith("wx:") or not user.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        user = "u" + hashlib.sha256(user.encode("utf-8")).hexdigest()[:12]
+    role, tenant = principal.role, principal.tenant
+    if role == "contractor":
+        return f"contractor:{tenant}"
+    if role == "approver":
+        return f"approver:{tenant}:{user}"
+    if role == "exit_gate":
+        return f"gate:exit:{tenant}"
+    if role == "disposal_gate":
+        return f"gate:disposal:{tenant}"
+    if role == "truck_terminal":  # tenant: the truck's plate; subject: the terminal id the truck registered
+        return f"gps:{user}"
+    if role in ("operator", "enforcement"):
+        return f"{role}:{user}"
+    raise Forbidden(f"role {role} cannot change the ledger")
+
+
+def new_id(prefix: str, at: datetime, digits: int = 4) -> str:
+    """A fresh id in the seed's style: prefix, local timestamp, random digits (``ET20261123221005 4711``)."""
+    stamp = at.astimezone(CHINA_TZ).strftime("%Y%m%d%H%M%S")
+    return f"{prefix}{stamp}{secrets.randbelow(10**digits):0{digits}d}"
+
+
+class Gateway:
+    """Signs with the gateway member's key and submits through a :class:`NodeClient`."""
+
+    def __init__(self, *, key: PrivateKey, client: NodeClient) -> None:
+        self.key = key
+        self.client = client
+
+    def submit(self, *, type: str, payload: Mapping[str, Any], actor: str, now: datetime,
+               wait: bool = True) -> Finality:
+        """Sign and submit; raise :class:`LedgerRefusal` with the rule's reason code when refused.
+
+        Without ``wait`` the answer is the pending submission (its ``tx_id``).
+        """
+        tx = Transaction.create(key=self.key, type=type, payload=dict(payload), actor=actor, timestamp=iso(now))
+        fin = self.client.submit(tx, wait=wait)
+        if fin.final and fin.code not in (None, "valid"):
+            raise LedgerRefusal(f"{type} refused by the consortium: {fin.code}", reason=str(fin.code))
+        return fin
+
+    def query(self, name: str, **kwargs: Any) -> Any:
+        return self.client.query(name, **kwargs)
+
+    def require(self, name: str, missing: str, **kwargs: Any) -> dict[str, Any]:
+        """A query's object, or 404 with reason ``missing`` when the ledger has none."""
+        found = self.client.query(name, **kwargs)
+        if found is None:
+            raise LedgerRefusal(f"no such object ({name})", reason=missing)
+        return dict(found)
+
+    def truck_id(self, plate: str) -> str:
+        truck = self.client.query("truck_by_plate", plate=plate)
+        if truck is None:
+            raise LedgerRefusal(f"no truck with plate {plate}", reason="unknown_truck")
+        return str(truck["truck_id"])

@@ -1,0 +1,245 @@
+"""Permits and tickets on the ledger: apply, decide, issue, read, and the signed QR of a ticket."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from ..errors import Forbidden, NotFound, ServiceUnavailable
+from ..issuer import Keyring
+from ..ledger_client import LedgerRefusal
+from ..qrticket import TicketClaims, encode_ticket
+from ..services import Json, Pending, Result, Submission
+from ..tokens import STAFF_ROLES, Principal
+from .gateway import Gateway, actor_of, iso, new_id
+
+Clock = Callable[[], datetime]
+
+
+def _owner_or_staff(principal: Principal, owner_org: str, what: str) -> None:
+    """A contractor sees only its own objects (others get 404, so ids do not leak); staff see all."""
+    if principal.role in STAFF_ROLES:
+        return
+    if principal.role == "contractor" and principal.tenant == owner_org:
+        return
+    raise NotFound(f"no such {what}")
+
+
+class LedgerPermits:
+    """``PermitService`` over the consortium."""
+
+    def __init__(self, *, gateway: Gateway, clock: Clock) -> None:
+        self.gw = gateway
+        self.clock = clock
+
+    def _plates(self, truck_ids: list[str]) -> list[str]:
+        plates = []
+        for tid in truck_ids:
+            t = self.gw.query("truck", truck_id=tid)
+            plates.append(t["plate"] if t else tid)
+        return plates
+
+    def view(self, p: Mapping[str, Any]) -> Json:
+        return {
+            "id": p["permit_id"],
+            "status": p["state"],
+            "project_id": p["project_id"],
+            "contractor_org_id": p["contractor_org_id"],
+            "volume_m3": p["quota_m3"],
+            "issued_m3": p["issued_m3"],
+            "remaining_m3": p["remaining_m3"],
+            "tickets": p["tickets"],
+            "disposal_site_ids": p["site_ids"],
+            "truck_plates": self._plates(list(p["truck_ids"])),
+            "company_ids": p["company_ids"],
+            "valid_from": p["valid_from"],
+            "valid_to": p["valid_to"],
+            "applied_at": p["applied_at"],
+            "decided_at": p["decided_at"],
+            "approval_seconds": p["approval_seconds"],
+            "closed_reason": p["closed_reason"],
+            "required_approvals": [d["department"] for d in p["decisions"]],
+            "decisions": [
+                {"department": d["department"], "decision": d["decision"], "comment": d["reason"], "at": d["time"]}
+                for d in p["decisions"]
+            ],
+        }
+
+    def create_permit(self, principal: Principal, data: Mapping[str, Any], sub: Submission) -> Result:
+        now = self.clock()
+        project = self.gw.require("project", "unknown_project", project_id=data["project_id"])
+        if project["contractor_org_id"] != principal.tenant:
+            raise Forbidden("the project is not this contractor's")
+        permit_id = data.get("permit_id") or new_id("PM", now)
+        payload = {
+            "permit_id": permit_id,
+            "project_id": data["project_id"],
+            "volume_m3": str(data["volume_m3"]),
+            "site_ids": list(data["disposal_site_ids"]),
+            "truck_ids": [self.gw.truck_id(p) for p in data.get("truck_plates") or []],
+            "company_ids": list(data.get("company_ids") or []),
+            "valid_from": iso(data["valid_from"]),
+            "valid_to": iso(data["valid_to"]),
+            "time": iso(now),
+        }
+        fin = self.gw.submit(type="permit.apply", payload=payload, actor=actor_of(principal), now=now,
+                             wait=sub.wait)
+        if not sub.wait:
+            return Pending(fin.tx_id)
+        return self.get_permit(principal, permit_id)
+
+    def decide(self, principal: Principal, permit_id: str, data: Mapping[str, Any], sub: Submission) -> Result:
+        now = self.clock()
+        payload: dict[str, Any] = {"permit_id": permit_id, "department": principal.tenant,
+                                   "decision": data["decision"], "time": iso(now)}
+        if data.get("comment"):
+            payload["reason"] = data["comment"]
+        fin = self.gw.submit(type="permit.decide", payload=payload, actor=actor_of(principal), now=now,
+                             wait=sub.wait)
+        if not sub.wait:
+            return Pending(fin.tx_id)
+        return self.get_permit(principal, permit_id)
+
+    def revoke(self, principal: Principal, permit_id: str, data: Mapping[str, Any], sub: Submission) -> Result:
+        now = self.clock()
+        payload = {"permit_id": permit_id, "reason": data["reason"], "time": iso(now)}
+        fin = self.gw.submit(type="permit.revoke", payload=payload, actor=actor_of(principal), now=now,
+                             wait=sub.wait)
+        return Pending(fin.tx_id) if not sub.wait else self.get_permit(principal, permit_id)
+
+    def get_permit(self, principal: Principal, permit_id: str) -> Json:
+        p = self.gw.query("permit", permit_id=permit_id)
+        if p is None:
+            raise NotFound("no such permit")
+        _owner_or_staff(principal, p["contractor_org_id"], "permit")
+        return self.view(p)
+
+
+class LedgerTickets:
+    """``TicketService`` over the consortium; the API's issuer key signs each ticket's QR."""
+
+    def __init__(self, *, gateway: Gateway, keyring: Keyring, clock: Clock) -> None:
+        self.gw = gateway
+        self.keyring = keyring
+        self.clock = clock
+
+    def _qr(self, t: Mapping[str, Any]) -> str:
+        key = self.keyring.signing_key
+        if key is None:
+            raise ServiceUnavailable("no QR signing key is configured", reason="ledger_unavailable")
+        claims = TicketClaims(
+            ticket_id=t["ticket_id"],
+            permit_id=t["permit_id"],
+            project_id=t["project"]["project_id"],
+            plate=t["truck"]["plate"],
+            disposal_site_id=t["site"]["site_id"],
+            volume_m3=float(t["volume_m3"]),
+            valid_from=datetime.fromisoformat(t["issued_at"]),
+            valid_until=datetime.fromisoformat(t["valid_until"]),
+        )
+        return encode_ticket(claims, key)
+
+    def view(self, t: Mapping[str, Any], *, with_qr: bool) -> Json:
+        out: Json = {
+            "id": t["ticket_id"],
+            "status": t["state"],
+            "permit_id": t["permit_id"],
+            "project_id": t["project"]["project_id"],
+            "project_name": t["project"]["name"],
+            "truck_plate": t["truck"]["plate"],
+            "company_id": t["truck"]["company_id"],
+            "driver_id": t["driver_id"],
+            "disposal_site_id": t["site"]["site_id"],
+            "disposal_site_name": t["site"]["name"],
+            "volume_m3": t["volume_m3"],
+            "valid_from": t["issued_at"],
+            "valid_until": t["valid_until"],
+            "expected_minutes": t["expected_minutes"],
+            "departed_at": t["departed_at"],
+            "received_at": t["received_at"],
+            "measured_m3": t["measured_m3"],
+            "discrepancy": t["discrepancy"],
+            "closed_reason": t["closed_reason"],
+            "last_position": t["last_position"],
+            "violations": t["violations"],
+        }
+        if with_qr and t["state"] in ("issued", "departed"):
+            out["qr"] = self._qr(t)
+        return out
+
+    def _load(self, principal: Principal, ticket_id: str) -> dict[str, Any]:
+        t = self.gw.query("ticket", ticket_id=ticket_id)
+        if t is None:
+            raise NotFound("no such ticket")
+        _owner_or_staff(principal, t["project"]["contractor_org_id"], "ticket")
+        return dict(t)
+
+    def issue_ticket(self, principal: Principal, data: Mapping[str, Any], sub: Submission) -> Result:
+        now = self.clock()
+        permit = self.gw.query("permit", permit_id=data["permit_id"])
+        if permit is None:
+            raise LedgerRefusal("no such permit", reason="unknown_permit")
+        if permit["contractor_org_id"] != principal.tenant:
+            raise NotFound("no such permit")
+        ticket_id = data.get("ticket_id") or new_id("ET", now)
+        payload: dict[str, Any] = {
+            "ticket_id": ticket_id,
+            "permit_id": data["permit_id"],
+            "truck_id": self.gw.truck_id(data["truck_plate"]),
+            "site_id": data["disposal_site_id"],
+            "volume_m3": str(data["volume_m3"]),
+            "time": iso(now),
+        }
+        if data.get("driver_id"):
+            payload["driver_id"] = data["driver_id"]
+        fin = self.gw.submit(type="ticket.issue", payload=payload, actor=actor_of(principal), now=now,
+                             wait=sub.wait)
+        if not sub.wait:
+            return Pending(fin.tx_id)
+        return {**self.view(self._load(principal, ticket_id), with_qr=True), "tx_id": fin.tx_id,
+                "block_height": fin.height}
+
+    def void(self, principal: Principal, ticket_id: str, data: Mapping[str, Any], sub: Submission) -> Result:
+        self._load(principal, ticket_id)
+        now = self.clock()
+        fin = self.gw.submit(type="ticket.void", payload={"ticket_id": ticket_id, "reason": data["reason"],
+                                                          "time": iso(now)},
+                             actor=actor_of(principal), now=now, wait=sub.wait)
+        return Pending(fin.tx_id) if not sub.wait else self.view(self._load(principal, ticket_id), with_qr=False)
+
+    def get_ticket(self, principal: Principal, ticket_id: str) -> Json:
+        t = self._load(principal, ticket_id)
+        return self.view(t, with_qr=principal.role == "contractor")
+
+    def ticket_qr(self, principal: Principal, ticket_id: str) -> str:
+        t = self._load(principal, ticket_id)
+        if t["state"] not in ("issued", "departed"):
+            raise LedgerRefusal(f"ticket is {t['state']}", reason=t["state"] if t["state"] != "received"
+                                else "already_received")
+        return self._qr(t)
+
+    def provenance(self, principal: Principal, kind: str, key: str) -> Json:
+        """The raw export (``ledger.provenance``) that ``scripts/verify-export`` checks offline."""
+        return self.gw.client.provenance(kind, key)
+
+    def history(self, principal: Principal, ticket_id: str) -> Json:
+        self._load(principal, ticket_id)
+        export = self.gw.client.provenance("ticket", ticket_id)
+        return history_view(export)
+
+
+def history_view(export: Mapping[str, Any]) -> Json:
+    """A provenance export as the history contract: records with hex proofs and the parsed checkpoint."""
+    from ledger import checkpoint as cp
+
+    note = str(export["checkpoint"])
+    body, _ = cp.split_note(note)
+    c = cp.Checkpoint.parse_body(body)
+    signers = [line[2:].split(" ")[0] for line in note.split("\n\n", 1)[1].splitlines() if line.startswith("— ")]
+    return {
+        "subject": export.get("subject"),
+        "records": list(export["records"]),
+        "checkpoint": {"origin": c.origin, "size": c.size, "root": c.root.hex(), "signatures": signers,
+                       "note": note},
+    }

@@ -1,0 +1,110 @@
+"""Demo data for ``scripts/serve``: a small Chongqing district on the ledger and a token for every role.
+
+Writes ``demo.json`` as issue 5 specifies::
+
+    {"api", "tokens": {"contractor", "contractor_other", "approvers": {dept: token}, "exit_gate",
+     "disposal_gate", "operator", "enforcement", "regulator", "truck_terminal"},
+     "project_id", "trucks": [plates], "disposal_sites": [{"id", "kind"}], ...}
+
+Tokens are secrets: the file is written with mode 0600 under ``var/`` (never committed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from .adapter.gateway import Gateway, iso
+from .tokens import TokenStore
+
+ORGS = [
+    {"org_id": "ORG-001", "name": "重庆建工第三建设有限责任公司", "kind": "contractor",
+     "credit_code": "91500000MA5U123456"},
+    {"org_id": "ORG-002", "name": "中建八局西南公司", "kind": "contractor"},
+    {"org_id": "ORG-T01", "name": "重庆渝运渣土运输有限公司", "kind": "transport"},
+]
+PROJECTS = [
+    {"project_id": "P-001", "name": "两江新区悦来片区安置房项目", "contractor_org_id": "ORG-001",
+     "location": {"lat": 29.71203, "lon": 106.53031}, "district": "渝北区", "town": "悦来街道",
+     "planned_volume_m3": "120000"},
+    {"project_id": "P-002", "name": "九龙坡区巴福镇道路改造工程", "contractor_org_id": "ORG-002",
+     "location": {"lat": 29.40521, "lon": 106.27033}, "district": "九龙坡区", "town": "巴福镇",
+     "planned_volume_m3": "45000"},
+]
+SITES = [
+    {"site_id": "S-001", "name": "渝北区洛碛建筑垃圾消纳场", "kind": "landfill", "capacity_m3": "800000",
+     "location": {"lat": 29.69011, "lon": 106.86052}, "alarm_threshold_pct": 85, "town": "洛碛镇"},
+    {"site_id": "S-003", "name": "巴福镇建筑垃圾资源化利用厂", "kind": "recycling", "capacity_m3": "500000",
+     "location": {"lat": 29.61011, "lon": 106.40552}, "alarm_threshold_pct": 85, "town": "巴福镇"},
+    {"site_id": "S-007", "name": "礼嘉回填工地", "kind": "backfill", "capacity_m3": "60000",
+     "location": {"lat": 29.67512, "lon": 106.50833}, "alarm_threshold_pct": 90, "initial_load_m3": "50500",
+     "town": "礼嘉街道"},
+]
+COMPANY = {"company_id": "C-01", "name": "重庆渝运渣土运输有限公司", "org_id": "ORG-T01",
+           "credit_code": "91500112MA60ABCDEF"}
+TRUCKS = [("TR-0001", "渝A12345"), ("TR-0002", "渝A23456"), ("TR-0003", "渝B34567"), ("TR-0004", "渝AD12345")]
+
+
+def seed_ledger(gw: Gateway, *, now: datetime) -> None:
+    """Register the demo orgs, projects, sites, the transport company and its trucks (operator actor)."""
+    actor = "operator:seed"
+    items: list[tuple[str, dict[str, Any]]] = [("registry.org", o) for o in ORGS]
+    items += [("registry.project", p) for p in PROJECTS]
+    items += [("registry.site", s) for s in SITES]
+    items.append(("registry.company", COMPANY))
+    items += [("registry.truck", {"truck_id": tid, "plate": plate, "company_id": "C-01", "capacity_m3": "18",
+                                  "terminal_id": f"GPS-{9900 + i}"}) for i, (tid, plate) in enumerate(TRUCKS)]
+    for type_, payload in items:
+        gw.submit(type=type_, payload=payload, actor=actor, now=now)
+
+
+def issue_tokens(engine: Engine, *, departments: Sequence[str], days: float = 30) -> dict[str, Any]:
+    """A token for each role of the demo (and WeChat openids bound for the two contractors)."""
+    store = TokenStore(engine)
+    ttl = timedelta(days=days)
+
+    def tok(role: str, tenant: str, subject: str) -> str:
+        return store.issue(role=role, tenant=tenant, subject=subject, ttl=ttl, source="demo").token
+
+    for openid, org in (("demo-openid-org001", "ORG-001"), ("demo-openid-org002", "ORG-002")):
+        if store.wechat_user(openid) is None:
+            store.bind_wechat(openid, role="contractor", tenant=org, name="demo")
+    return {
+        "contractor": tok("contractor", "ORG-001", "demo-contractor"),
+        "contractor_other": tok("contractor", "ORG-002", "demo-contractor-2"),
+        "approvers": {d: tok("approver", d, f"demo-{d}") for d in departments},
+        "exit_gate": tok("exit_gate", "P-001", "P-001-G1"),
+        "disposal_gate": tok("disposal_gate", "S-003", "S-003-G1"),
+        "truck_terminal": tok("truck_terminal", TRUCKS[0][1], "GPS-9900"),
+        "operator": tok("operator", "centre-yubei", "demo-operator"),
+        "enforcement": tok("enforcement", "cg-yubei", "demo-officer"),
+        "regulator": tok("regulator", "regulator-cq", "demo-auditor"),
+    }
+
+
+def write_demo(path: Path, *, api: str, tokens: dict[str, Any], wechat: str | None) -> dict[str, Any]:
+    """Write ``demo.json`` (mode 0600) and return it."""
+    doc = {
+        "api": api,
+        "docs": f"{api}/api/docs",
+        "dashboard": f"{api}/dashboard",
+        "wechat": wechat,
+        "contractor_wechat_code": "test-demo-openid-org001",
+        "tokens": tokens,
+        "project_id": PROJECTS[0]["project_id"],
+        "other_project_id": PROJECTS[1]["project_id"],
+        "trucks": [plate for _, plate in TRUCKS],
+        "disposal_sites": [{"id": s["site_id"], "kind": s["kind"]} for s in SITES],
+        "seeded_at": iso(datetime.now(UTC)),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh, ensure_ascii=False, indent=2)
+    return doc

@@ -1,0 +1,156 @@
+"""HTTP client of the consortium nodes: submit signed transactions, wait for finality, run queries.
+
+The API is a gateway, not a node: it never decides anything itself.  It signs
+a transaction with the gateway member's key, hands it to any node
+(``POST /v1/transactions?wait=S``) and reads state through the nodes'
+read-only queries (``POST /v1/query/<name>``).  Nodes are tried in turn, so
+one node down (killed, restarting, catching up) does not stop the API.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from ledger.transaction import Transaction
+
+from .errors import ApiError, ServiceUnavailable
+
+
+class LedgerRefusal(ApiError):
+    """The consortium refused a transaction (admission or a business rule); ``reason`` is its code (HTTP
+    status by ``REASON_STATUS``)."""
+
+
+@dataclass(frozen=True)
+class Finality:
+    """Where a submitted transaction ended: final in a block with its validation ``code``."""
+
+    tx_id: str
+    status: str  # "final" | "committed" | "pending"
+    code: str | None = None
+    height: int | None = None
+    index: int | None = None
+    block_hash: str | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.status == "final"
+
+
+class NodeClient:
+    """Talks to the nodes of one consortium, failing over between their URLs."""
+
+    def __init__(self, *, urls: Sequence[str], timeout: float = 15.0, wait: float = 12.0) -> None:
+        if not urls:
+            raise ValueError("at least one node URL is needed")
+        self.urls = [u.rstrip("/") for u in urls]
+        self.timeout = timeout
+        self.wait = wait
+        self._local = threading.local()
+        self._next = 0
+        self._lock = threading.Lock()
+
+    # -- plumbing ------------------------------------------------------------
+    @property
+    def _http(self) -> requests.Session:
+        s = getattr(self._local, "session", None)
+        if s is None:
+            s = requests.Session()
+            self._local.session = s
+        return s
+
+    def _order(self) -> list[str]:
+        # Round-robin start, so load spreads and a dead first node does not cost every call a timeout.
+        with self._lock:
+            start = self._next
+            self._next = (self._next + 1) % len(self.urls)
+        return self.urls[start:] + self.urls[:start]
+
+    def _call(self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None,
+              timeout: float | None = None) -> requests.Response:
+        last: Exception | None = None
+        for base in self._order():
+            try:
+                resp = self._http.request(method, base + path, json=json, params=params,
+                                          timeout=timeout or self.timeout)
+            except requests.RequestException as exc:
+                last = exc
+                continue
+            if resp.status_code in (502, 503, 504):  # node not ready (starting, catching up): next
+                last = RuntimeError(f"{base} answered {resp.status_code}")
+                continue
+            return resp
+        raise ServiceUnavailable(f"no consortium node answered: {type(last).__name__}")
+
+    @staticmethod
+    def _refusal(body: Any, status: int) -> LedgerRefusal:
+        reason = "malformed"
+        message = f"node answered {status}"
+        if isinstance(body, dict):
+            err = body.get("error") or {}
+            reason = str(body.get("reason") or err.get("code") or reason)
+            message = str(err.get("message") or body.get("message") or message)
+        return LedgerRefusal(message, reason=reason)
+
+    # -- transactions --------------------------------------------------------
+    def submit(self, tx: Transaction, *, wait: bool = True) -> Finality:
+        """Submit ``tx``; with ``wait`` return once it is final (or raise 503 after ``self.wait`` s).
+
+        Submission is idempotent by tx id on every node, so retrying on
+        another node after a timeout is safe.
+        """
+        params = {"wait": str(self.wait)} if wait else None
+        resp = self._call("POST", "/v1/transactions", json=tx.to_dict(), params=params,
+                          timeout=self.timeout + (self.wait if wait else 0))
+        body = resp.json() if resp.content else {}
+        if resp.status_code >= 400:
+            raise self._refusal(body, resp.status_code)
+        fin = Finality(tx_id=str(body.get("tx_id") or tx.tx_id), status=str(body.get("status", "pending")),
+                       code=body.get("code"), height=body.get("height"), index=body.get("index"),
+                       block_hash=body.get("block_hash"))
+        if wait and not fin.final:
+            fin = self.wait_final(fin.tx_id)
+        return fin
+
+    def wait_final(self, tx_id: str) -> Finality:
+        """Poll any node until ``tx_id`` is final; 503 ``ledger_timeout`` when it is not in time."""
+        resp = self._call("GET", f"/v1/transactions/{tx_id}", params={"wait": str(self.wait)},
+                          timeout=self.timeout + self.wait)
+        body = resp.json() if resp.content else {}
+        if body.get("status") != "final":
+            raise ServiceUnavailable(f"transaction {tx_id[:16]} not final in time", reason="ledger_timeout")
+        return Finality(tx_id=tx_id, status="final", code=body.get("code"), height=body.get("height"),
+                        index=body.get("index"), block_hash=body.get("block_hash"))
+
+    # -- reading -------------------------------------------------------------
+    def query(self, name: str, **kwargs: Any) -> Any:
+        """Run ``ledger.eticket.queries.<name>(machine, **kwargs)`` on a node."""
+        resp = self._call("POST", f"/v1/query/{name}", json=kwargs)
+        body = resp.json() if resp.content else {}
+        if resp.status_code >= 400:
+            raise self._refusal(body, resp.status_code)
+        return body.get("result")
+
+    def provenance(self, kind: str, key: str) -> dict[str, Any]:
+        """A provenance export (``ledger.provenance``) of one object, proofs to a co-signed checkpoint."""
+        resp = self._call("POST", "/v1/provenance", json={"kind": kind, "key": key}, timeout=self.timeout + 15)
+        body = resp.json() if resp.content else {}
+        if resp.status_code >= 400:
+            raise self._refusal(body, resp.status_code)
+        return dict(body)
+
+    def statuses(self) -> list[dict[str, Any]]:
+        """``GET /status`` of every node (an unreachable node is listed with ``reachable: false``)."""
+        out = []
+        for base in self.urls:
+            try:
+                resp = self._http.get(base + "/status", timeout=3)
+                out.append({"url": base, "reachable": True, **resp.json()})
+            except (requests.RequestException, ValueError) as exc:
+                out.append({"url": base, "reachable": False, "error": type(exc).__name__})
+        return out
