@@ -96,6 +96,8 @@ class Node:
         self._pool_cond = threading.Condition()
         self._inflight: dict[str, float] = {}
         self._final_cond = threading.Condition()
+        # Notified after every stored block: status waiters wake on it instead of polling the store.
+        self._stored_cond = threading.Condition()
         self._signers: dict[int, set[str]] = {}
         self._final_height = -1
         self._pending_sigs: dict[int, list[tuple[str, HeaderSignature]]] = {}
@@ -293,6 +295,8 @@ class Node:
             log.critical("node %s: %s", self.name, self.fault)
             raise
         h = block.height
+        with self._stored_cond:
+            self._stored_cond.notify_all()
         with self._sig_lock:
             self._signers[h] = {self.name} | {self.consortium.member(s.key_id).name for s in extra}
             pending = self._pending_sigs.pop(h, [])
@@ -392,7 +396,8 @@ class Node:
         """Where a transaction is: pending, committed (in a block) or final (certified)."""
         deadline = time.monotonic() + wait
         while True:
-            stored = self.store.get_tx(tx_id)
+            seen_height = self.store.height
+            stored = self.store.get_tx(tx_id) if self.store.known_tx_ids([tx_id]) else None
             if stored is not None:
                 final = self.wait_final(stored.height, max(0.0, deadline - time.monotonic()))
                 d: dict[str, Any] = {
@@ -407,9 +412,14 @@ class Node:
                 return d
             with self._pool_cond:
                 known = tx_id in self._pool or tx_id in self._inflight
-            if time.monotonic() >= deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 return {"tx_id": tx_id, "status": "pending" if known else "unknown"}
-            time.sleep(0.01)
+            # Sleep until the next block is stored (not a fixed poll): many waiters cost nothing between
+            # blocks.  The height check under the lock closes the race with a block stored meanwhile.
+            with self._stored_cond:
+                if self.store.height == seen_height:
+                    self._stored_cond.wait(min(left, 0.5))
 
     # -- checkpoints ---------------------------------------------------------
     def _verifiers(self) -> dict[str, Any]:

@@ -200,14 +200,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_extra_commands(sub: Any) -> None:
-    """Commands contributed by later layers (audit), if installed."""
+    """Commands contributed by later layers (audit, report), if installed."""
     import importlib
 
-    try:
-        mod = importlib.import_module(".audit_cli", __package__)
-    except ImportError:
-        return
-    mod.register(sub)
+    for name in (".audit_cli", ".report_cli"):
+        try:
+            mod = importlib.import_module(name, __package__)
+        except ImportError:
+            continue
+        mod.register(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,6 +7,10 @@ authenticate callers and to replay idempotent answers.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,6 +26,7 @@ from sqlalchemy import (
     create_engine,
     event,
 )
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 
@@ -109,8 +114,27 @@ class GateScan(Base):
 def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
     cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=5000")
+    cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+_WRITE_LOCKS: dict[int, threading.Lock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def write_lock(engine: Engine) -> Iterator[None]:
+    """Hold around a short write transaction: SQLite lets one writer in at a time, and its busy handler is
+    not fair, so many threads of one gunicorn worker polling for the lock starved each other past the busy
+    timeout (500 "database is locked" with 48 concurrent ticket issuers).  Threads of a process queue here
+    instead; only the processes contend in SQLite.  No-op for other databases."""
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+    with _WRITE_LOCKS_GUARD:
+        lock = _WRITE_LOCKS.setdefault(id(engine), threading.Lock())
+    with lock:
+        yield
 
 
 def make_engine(url: str) -> Engine:
@@ -120,8 +144,22 @@ def make_engine(url: str) -> Engine:
     engine = create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
-    Base.metadata.create_all(engine)
+    _create_tables(engine)
     return engine
+
+
+def _create_tables(engine: Engine, attempts: int = 5) -> None:
+    """``create_all``, tolerating another process (a second gunicorn worker) creating them at the same time."""
+    for attempt in range(attempts):
+        try:
+            Base.metadata.create_all(engine)
+            return
+        except (OperationalError, ProgrammingError, IntegrityError):
+            # "table ... already exists" (SQLite) / duplicate table or type (PostgreSQL): the other
+            # process won the race; checkfirst sees its tables on the next try.
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker:  # type: ignore[type-arg]

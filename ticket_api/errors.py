@@ -23,6 +23,7 @@ from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 from marshmallow import ValidationError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from ledger.errors import LedgerError
@@ -100,6 +101,7 @@ REASON_STATUS: dict[str, int] = {
     "not_implemented": 501,
     "ledger_unavailable": 503,
     "ledger_timeout": 503,
+    "database_busy": 503,
     # ledger.errors
     "oversize_payload": 413,
     "unsupported_algorithm": 400,
@@ -296,6 +298,17 @@ def handle_http(exc: HTTPException) -> Response:
     return resp
 
 
+def handle_database(exc: OperationalError) -> Response:
+    """The API's SQLite database stayed locked past the busy timeout: retryable 503, not a 500."""
+    text = str(exc.orig if getattr(exc, "orig", None) is not None else exc).lower()
+    if "locked" not in text and "busy" not in text:
+        return handle_unexpected(exc)
+    log.error("database busy", extra={"detail": text[:200], "request_id": _request_id()})
+    resp = error_response("database_busy", 503)
+    resp.headers["Retry-After"] = "1"
+    return resp
+
+
 def handle_unexpected(exc: Exception) -> Response:
     log.error(
         "unhandled exception",
@@ -314,4 +327,5 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(TicketError, handle_reasoned)
     app.register_error_handler(ValidationError, handle_validation)
     app.register_error_handler(HTTPException, handle_http)
+    app.register_error_handler(OperationalError, handle_database)
     app.register_error_handler(Exception, handle_unexpected)

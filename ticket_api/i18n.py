@@ -82,6 +82,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "bad_proof_request": {"zh": "无法生成证明", "en": "The proof cannot be built"},
     "bad_checkpoint": {"zh": "检查点无效", "en": "Invalid checkpoint"},
     "store_error": {"zh": "存储错误", "en": "Storage error"},
+    "database_busy": {"zh": "服务繁忙，请稍后重试", "en": "The service is busy, retry shortly"},
     "ledger_error": {"zh": "账本错误", "en": "Ledger error"},
 }
 

@@ -29,7 +29,7 @@ from flask import Response, current_app, g, make_response, request
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from .db import IdempotencyRecord
+from .db import IdempotencyRecord, write_lock
 from .errors import ApiError, Conflict, InvalidRequest
 
 HEADER = "Idempotency-Key"
@@ -81,7 +81,7 @@ def idempotent(view: F) -> F:
         session = ext.sessionmaker
         now = datetime.now(UTC)
         try:
-            with session.begin() as s:
+            with write_lock(ext.engine), session.begin() as s:
                 s.add(IdempotencyRecord(principal=principal, key=key, fingerprint=fp, created_at=now))
         except IntegrityError:
             with session() as s:
@@ -97,14 +97,14 @@ def idempotent(view: F) -> F:
             if row.status is None:
                 if now - row.created_at < STALE_AFTER:
                     raise Conflict(reason="idempotency_in_progress") from None
-                with session.begin() as s:
+                with write_lock(ext.engine), session.begin() as s:
                     s.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == row.id))
                 return wrapper(*args, **kwargs)
             return _replay(row)
         g.idempotency_key = key
 
         def forget() -> None:
-            with session.begin() as s:
+            with write_lock(ext.engine), session.begin() as s:
                 s.execute(
                     delete(IdempotencyRecord).where(
                         IdempotencyRecord.principal == principal, IdempotencyRecord.key == key
@@ -119,7 +119,7 @@ def idempotent(view: F) -> F:
             forget()
             return resp
         headers = {h: resp.headers[h] for h in _KEPT_HEADERS if h in resp.headers}
-        with session.begin() as s:
+        with write_lock(ext.engine), session.begin() as s:
             row = s.scalar(
                 select(IdempotencyRecord).where(
                     IdempotencyRecord.principal == principal, IdempotencyRecord.key == key

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, post_dump, validate, validates_schema
+from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, post_dump, validate, validates_schema
 
 ID = validate.Regexp(
     r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$", error="1-64 of A-Z a-z 0-9 _ . : - (first alphanumeric)"
@@ -21,7 +21,13 @@ class StrictSchema(Schema):
 
 
 class OpenSchema(Schema):
-    """Responses: declared fields are documented; extra members from the service pass through."""
+    """Responses: declared fields are documented; extra members from the service pass through.
+
+    ``unknown = INCLUDE`` makes the OpenAPI document say so (``additionalProperties: true``).
+    """
+
+    class Meta:
+        unknown = INCLUDE
 
     @post_dump(pass_original=True)
     def _keep_extra(self, data: dict[str, Any], original: Any, **_kwargs: Any) -> dict[str, Any]:
@@ -36,14 +42,32 @@ class AwareDateTime(fields.AwareDateTime):
     """ISO 8601 with an offset (``2026-11-23T22:15:00+08:00``); naive times are refused."""
 
 
+DECIMAL_MAX = Decimal(10**9)  # volumes (m³), weights (t): far above any real load, far below float trouble
+
+
 def _one_decimal(value: Decimal) -> None:
-    if value != value.quantize(Decimal("0.1")):
-        raise ValidationError("at most one decimal")
+    try:
+        if value != value.quantize(Decimal("0.1")):
+            raise ValidationError("at most one decimal")
+    except InvalidOperation:  # too many digits to quantize (e.g. 1e300): not one decimal either
+        raise ValidationError("at most one decimal") from None
+
+
+def _bounded(value: Decimal) -> None:
+    if abs(value) > DECIMAL_MAX:
+        raise ValidationError(f"must be at most {DECIMAL_MAX}")
+
+
+def _amount(value: Decimal) -> None:
+    # not validate.Range: apispec would document its bounds as strings ("minimum": "0"), which is invalid
+    if not 0 <= value <= DECIMAL_MAX:
+        raise ValidationError(f"must be between 0 and {DECIMAL_MAX}")
 
 
 def _positive(value: Decimal) -> None:
     if value <= 0:
         raise ValidationError("must be greater than 0")
+    _bounded(value)
 
 
 # ------------------------------------------------------------------ errors
@@ -55,6 +79,11 @@ class ErrorBodySchema(Schema):
     fields = fields.Dict(metadata={"description": "per-field problems of invalid requests"})
 
 
+# gunicorn answers a request line over 4094 bytes itself, before the app: 414 in HTML.
+URI_TOO_LONG = {"description": "request line over 4094 bytes (answered by gunicorn in HTML)",
+                "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
 class ErrorSchema(Schema):
     error = fields.Nested(ErrorBodySchema, required=True)
     reason = fields.String(required=True)
@@ -64,6 +93,7 @@ class GateRefusalSchema(Schema):
     accepted = fields.Boolean(required=True, metadata={"example": False})
     reason = fields.String(required=True)
     message = fields.String(required=True)
+    fields = fields.Dict(metadata={"description": "per-field problems of invalid requests"})
 
 
 class PendingSchema(Schema):
@@ -217,7 +247,9 @@ class AuditQuerySchema(StrictSchema):
     since = AwareDateTime()
     until = AwareDateTime()
     kept_checkpoint = fields.String(
-        validate=validate.Length(1, 20000),
+        # ~110 characters per member (4 members: ~500, ~600 URL-encoded): 2000 is ~17 members, and keeps the
+        # request line under gunicorn's limit (4094 bytes) for real notes.
+        validate=validate.Length(1, 2000),
         metadata={"description": "the C2SP checkpoint note kept from the last audit: proves the log only grew"},
     )
 
@@ -269,7 +301,8 @@ class OfflineScanSchema(StrictSchema):
     plate = fields.String(required=True, validate=validate.Length(1, 16))
     scanned_at = AwareDateTime(required=True)
     covered = fields.Boolean(allow_none=True, load_default=None)
-    volume_m3 = fields.Decimal(as_string=True, allow_none=True, load_default=None, places=None)
+    volume_m3 = fields.Decimal(as_string=True, allow_none=True, load_default=None, places=None,
+                               validate=_bounded)
     offline_verdict = fields.Nested(OfflineVerdictSchema, required=True)
 
 
@@ -379,7 +412,8 @@ class PenaltyCreateSchema(StrictSchema):
     target_id = fields.String(required=True, validate=ID)
     violation_ids = fields.List(fields.String(validate=validate.Length(1, 40)), load_default=list,
                                 validate=validate.Length(0, 50))
-    amount_yuan = fields.Decimal(required=True, as_string=True, places=None, validate=validate.Range(0, 10**9))
+    amount_yuan = fields.Decimal(required=True, as_string=True, places=None, validate=_amount,
+                                 metadata={"description": "0 to 1000000000 yuan"})
     measures = fields.List(fields.Nested(MeasureSchema), load_default=list, validate=validate.Length(0, 5))
     credit_points = fields.Integer(validate=validate.Range(0, 100))
     decision_no = fields.String(validate=validate.Length(1, 100))
@@ -436,3 +470,20 @@ class ProvenanceSchema(OpenSchema):
     format = fields.String(required=True)
     checkpoint = fields.String(required=True)
     records = fields.List(fields.Dict(), required=True)
+
+
+class DashboardSchema(OpenSchema):
+    """The governance centre's screen (``GET /api/v1/dashboard``)."""
+
+    generated_at = fields.String(required=True, metadata={"description": "ISO 8601, +08:00"})
+    counters = fields.Dict(required=True, metadata={
+        "description": "tickets_today, trucks_on_the_road, open_violations, sites_in_alarm, utilisation_rate_pct"})
+    sites = fields.List(fields.Dict(), required=True, metadata={
+        "description": "every disposal site: load_rate_pct, threshold_pct, alarm, alternatives (when in alarm)"})
+    alarms = fields.List(fields.Dict(), required=True)
+    violations = fields.List(fields.Dict(), required=True, metadata={"description": "newest 20, with age_seconds"})
+    on_the_road = fields.List(fields.Dict(), required=True, metadata={
+        "description": "departed tickets: plate, site, last_position, last_position_at"})
+    projects = fields.List(fields.Dict(), required=True)
+    chain = fields.Dict(required=True, metadata={
+        "description": "nodes: height, head, final_height, diverged; agree, diverged_nodes, unreachable"})

@@ -137,6 +137,10 @@ class StaffService(Protocol):
 
     def chain_status(self, principal: Principal) -> Json: ...
 
+    def dashboard(self, principal: Principal) -> Json:
+        """The governance centre's screen in one answer (see ``views/dashboard.py``)."""
+        ...
+
 
 class Unavailable:
     """Stands in for every service until the ledger adapter is configured."""

@@ -402,3 +402,89 @@ def statistics(m: EticketMachine) -> dict[str, Any]:
         "median_approval_seconds": _median(approvals),
         "median_violation_handling_seconds": _median(handling),
     }
+
+
+def on_the_road(m: EticketMachine, *, limit: int = 1000) -> list[dict[str, Any]]:
+    """Departed tickets (trucks on the road): truck, route ends and last GPS position, oldest departure first.
+
+    ``overdue`` compares the expected arrival with the last block time (the machine's "now").
+    """
+    rows: list[Ticket] = [m.state.tables["ticket"][i] for i in m.state.open_departed]
+    rows.sort(key=lambda t: (t.departed_at or 0, t.ticket_id))
+    out: list[dict[str, Any]] = []
+    for t in rows[: max(0, limit)]:
+        truck_rec: Truck | None = _get(m, "truck", t.truck_id)
+        due = None if t.departed_at is None else t.departed_at + t.expected_s
+        out.append(
+            {
+                "ticket_id": t.ticket_id,
+                "truck_id": t.truck_id,
+                "plate": truck_rec.plate if truck_rec is not None else None,
+                "project_id": t.project_id,
+                "site_id": t.site_id,
+                "volume_m3": m3_text(t.volume_l),
+                "departed_at": _t(t.departed_at),
+                "due_at": _t(due),
+                "overdue": due is not None and m.now > due,
+                "last_position": location_json(t.last_lat, t.last_lon),
+                "last_position_at": _t(t.last_t),
+                "flags": list(t.flags),
+            }
+        )
+    return out
+
+
+def projects(m: EticketMachine) -> list[dict[str, Any]]:
+    """Every project in id order with its location (for the dashboard's map)."""
+    return [
+        {
+            "project_id": p.project_id,
+            "name": p.name,
+            "contractor_org_id": p.contractor_org_id,
+            "location": location_json(p.lat, p.lon),
+            "district": p.district,
+            "town": p.town,
+        }
+        for p in m.state.records("project")
+    ]
+
+
+OPEN_VIOLATION_STATES = ("reported", "confirmed", "dispatched")
+
+
+def live_counts(m: EticketMachine, since: int) -> dict[str, Any]:
+    """The governance screen's counters: tickets issued since ``since`` (epoch s), trucks on the road,
+    open violations (not dismissed or resolved) by state, sites in alarm; ``as_of`` is the last block time."""
+    tickets_since = sum(1 for t in m.state.tables["ticket"].values() if t.issued_at >= since)
+    open_by_state = {s: 0 for s in OPEN_VIOLATION_STATES}
+    for v in m.state.tables["violation"].values():
+        if v.state in open_by_state:
+            open_by_state[v.state] += 1
+    return {
+        "since": iso(since),
+        "as_of": _t(m.now) if m.now else None,
+        "tickets_since": tickets_since,
+        "on_the_road": len(m.state.open_departed),
+        "open_violations": sum(open_by_state.values()),
+        "open_violations_by_state": open_by_state,
+        "sites_in_alarm": sum(1 for s in m.state.tables["site"].values() if in_alarm(s)),
+    }
+
+
+def site_alternatives(
+    m: EticketMachine,
+    site_id: str,
+    volume_m3: str | int | float = "20",
+    *,
+    kinds: Iterable[str] | None = None,
+    limit: int = 3,
+) -> list[dict[str, Any]]:
+    """Other sites with room for ``volume_m3`` that stay under their alarm, nearest to ``site_id`` first.
+
+    What the screen offers when a site reaches its alarm (快速匹配新的消纳场); [] for an unknown site.
+    """
+    s: Site | None = _get(m, "site", site_id)
+    if s is None:
+        return []
+    vol = litres(volume_m3, what="volume_m3")
+    return recommend(m.state.records("site"), (s.lat, s.lon), vol, exclude=site_id, kinds=kinds, limit=limit)

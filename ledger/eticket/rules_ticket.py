@@ -151,6 +151,10 @@ def gate_exit(w: Writes, p: dict[str, Any], env: Env) -> list[Event]:
     if p["plate"] != truck.plate:
         raise Refusal("wrong_truck", f"plate={p['plate']} ticket_plate={truck.plate}")
     truck_active(w, truck, at)
+    # Two tickets may be issued to one truck before either is used; it can still carry only one load.
+    busy = w.state.departed_by_truck.get(truck.truck_id)
+    if busy is not None and busy != ticket.ticket_id:
+        raise Refusal("truck_busy", f"truck={truck.truck_id} open_ticket={busy}")
     permit: Permit = w.get("permit", ticket.permit_id)
     if permit.state != "approved":
         raise Refusal("permit_not_approved", f"permit={permit.permit_id} state={permit.state}")

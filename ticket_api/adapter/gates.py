@@ -12,7 +12,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..db import GateScan
+from ..db import GateScan, write_lock
 from ..errors import Forbidden, NotFound, Refused
 from ..gatecheck import DISPOSAL, EXIT, GateRefusal, check_scan, normalise_plate
 from ..i18n import message
@@ -125,7 +125,7 @@ class LedgerGates:
                 continue
             result = self._sync_one(principal, kind, scan)
             try:
-                with Session(self.engine) as s, s.begin():
+                with write_lock(self.engine), Session(self.engine) as s, s.begin():
                     s.add(GateScan(gate=gate, scan_id=scan["scan_id"], result=json.dumps(result, ensure_ascii=False),
                                    created_at=datetime.now(UTC)))
             except IntegrityError:  # the same scan synced concurrently: the first stored result wins

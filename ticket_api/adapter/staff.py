@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Forbidden, NotFound
+from ..qrticket import CHINA_TZ
 from ..services import Json, Pending, Result, Submission
 from ..tokens import Principal
 from .gateway import Gateway, actor_of, iso, new_id
@@ -21,6 +22,10 @@ STEPS = ("confirm", "dismiss", "dispatch", "resolve")
 PREFIX = {"no_ticket": "WPYS", "unapproved_disposal": "LZZTC", "uncovered_load": "FGBY", "overloaded": "CZYS",
           "spilling": "SLWR", "speeding": "CSXS", "off_route": "PLXS", "suspicious_stop": "YCTK",
           "suspected_dumping": "YSTD", "other": "QTSJ"}
+
+#: The dashboard: how many newest violations, and the truckload the alternatives to a full site must take.
+DASHBOARD_VIOLATIONS = 20
+DASHBOARD_TRUCKLOAD_M3 = "20"
 
 
 def _epoch(t: datetime | None) -> int | None:
@@ -131,6 +136,48 @@ class LedgerStaff:
     def statistics(self, principal: Principal) -> Json:
         return dict(self.gw.query("statistics"))
 
+    def dashboard(self, principal: Principal) -> Json:
+        """The governance centre's screen (一屏掌控) in one answer: counters, site load with alarms and the
+        alternatives offered for each site in alarm, the newest violations with their age, trucks on the road,
+        the map's sites and projects, and every node's health.  Times are ISO 8601 in China time (+08:00)."""
+        now = self.clock().astimezone(CHINA_TZ)
+        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        counts = dict(self.gw.query("live_counts", since=int(midnight.timestamp())))
+        stats = dict(self.gw.query("statistics"))
+        sites = list(self.gw.query("sites"))
+        for s in sites:
+            s["threshold_pct"] = s.get("alarm_threshold_pct")
+            s["alternatives"] = (self.gw.query("site_alternatives", site_id=s["site_id"],
+                                               volume_m3=DASHBOARD_TRUCKLOAD_M3, limit=3)
+                                 if s.get("alarm") else [])
+        violations = list(self.gw.query("violations", limit=DASHBOARD_VIOLATIONS))
+        for v in violations:
+            v["age_seconds"] = max(0, int((now - datetime.fromisoformat(v["reported_at"])).total_seconds()))
+        chain = self.chain_status(principal)
+        return {
+            "generated_at": iso(now),
+            "today": midnight.date().isoformat(),
+            "counters": {
+                "tickets_today": counts["tickets_since"],
+                "tickets_issued": stats.get("tickets_issued"),
+                "trucks_on_the_road": counts["on_the_road"],
+                "open_violations": counts["open_violations"],
+                "open_violations_by_state": counts["open_violations_by_state"],
+                "sites_in_alarm": counts["sites_in_alarm"],
+                "utilisation_rate_pct": stats.get("utilisation_rate_pct"),
+                "ledger_time": counts.get("as_of"),
+            },
+            "statistics": stats,
+            "sites": sites,
+            "alarms": [{"site_id": s["site_id"], "name": s["name"], "load_rate_pct": s["load_rate_pct"],
+                        "threshold_pct": s["threshold_pct"], "alternatives": s["alternatives"]}
+                       for s in sites if s.get("alarm")],
+            "violations": violations,
+            "on_the_road": list(self.gw.query("on_the_road", limit=500)),
+            "projects": list(self.gw.query("projects")),
+            "chain": {**chain, "nodes": [_node_health(n) for n in chain["nodes"]]},
+        }
+
     def chain_status(self, principal: Principal) -> Json:
         """Every node's height, head, final height and divergences, and whether they agree."""
         nodes = self.gw.client.statuses()
@@ -151,6 +198,17 @@ class LedgerStaff:
         report = audit_consortium(self.local_consortium, kept_checkpoint=params.get("kept_checkpoint"))
         ok = bool(report.get("ok")) and agreement["agree"]
         return {**report, "ok": ok, "mode": "full", "heads": nodes, **agreement}
+
+
+def _node_health(n: Mapping[str, Any]) -> dict[str, Any]:
+    """One node's line on the screen: height, head, last certified (final) height, diverged or not."""
+    if not n.get("reachable"):
+        return {"node": n.get("node") or n.get("url"), "url": n.get("url"), "reachable": False,
+                "error": n.get("error")}
+    return {"node": n.get("node"), "url": n.get("url"), "reachable": True, "height": n.get("height"),
+            "head": n.get("head"), "final_height": n.get("final_height"), "transactions": n.get("transactions"),
+            "pool": n.get("pool"), "ordering": n.get("ordering"), "ready": n.get("ready"), "fault": n.get("fault"),
+            "diverged": bool(n.get("diverged")), "divergences": len(n.get("diverged") or [])}
 
 
 def _agreement(nodes: list[dict[str, Any]]) -> dict[str, Any]:

@@ -26,6 +26,8 @@ def _owner_or_staff(principal: Principal, owner_org: str, what: str) -> None:
     raise NotFound(f"no such {what}")
 
 
+ID_ATTEMPTS = 5  # draws of a server-chosen id before duplicate_id reaches the client
+
 class LedgerPermits:
     """``PermitService`` over the consortium."""
 
@@ -182,19 +184,28 @@ class LedgerTickets:
             raise LedgerRefusal("no such permit", reason="unknown_permit")
         if permit["contractor_org_id"] != principal.tenant:
             raise NotFound("no such permit")
-        ticket_id = data.get("ticket_id") or new_id("ET", now)
-        payload: dict[str, Any] = {
-            "ticket_id": ticket_id,
-            "permit_id": data["permit_id"],
-            "truck_id": self.gw.truck_id(data["truck_plate"]),
-            "site_id": data["disposal_site_id"],
-            "volume_m3": str(data["volume_m3"]),
-            "time": iso(now),
-        }
-        if data.get("driver_id"):
-            payload["driver_id"] = data["driver_id"]
-        fin = self.gw.submit(type="ticket.issue", payload=payload, actor=actor_of(principal), now=now,
-                             wait=sub.wait)
+        truck_id = self.gw.truck_id(data["truck_plate"])
+        for attempt in range(ID_ATTEMPTS):
+            # A server-chosen id is the second plus 4 random digits: issuers busy in the same second
+            # collide now and then (the ledger refuses ``duplicate_id``), so draw another one.
+            ticket_id = data.get("ticket_id") or new_id("ET", now)
+            payload: dict[str, Any] = {
+                "ticket_id": ticket_id,
+                "permit_id": data["permit_id"],
+                "truck_id": truck_id,
+                "site_id": data["disposal_site_id"],
+                "volume_m3": str(data["volume_m3"]),
+                "time": iso(now),
+            }
+            if data.get("driver_id"):
+                payload["driver_id"] = data["driver_id"]
+            try:
+                fin = self.gw.submit(type="ticket.issue", payload=payload, actor=actor_of(principal), now=now,
+                                     wait=sub.wait)
+                break
+            except LedgerRefusal as exc:
+                if exc.reason != "duplicate_id" or data.get("ticket_id") or attempt == ID_ATTEMPTS - 1:
+                    raise
         if not sub.wait:
             return Pending(fin.tx_id)
         return {**self.view(self._load(principal, ticket_id), with_qr=True), "tx_id": fin.tx_id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_smorest import Blueprint
 
-from . import auth, gates, keys, miniprogram, regulator, staff, system
+from . import auth, dashboard, gates, keys, miniprogram, regulator, staff, system
 
 BLUEPRINTS: tuple[Blueprint, ...] = (
     system.blp,
@@ -15,4 +15,6 @@ BLUEPRINTS: tuple[Blueprint, ...] = (
     gates.blp,
     gates.trips_blp,
     regulator.blp,
+    dashboard.page_blp,
+    dashboard.blp,
 )

@@ -49,6 +49,15 @@ from ..schemas import (
 )
 
 blp = Blueprint("gates", __name__, url_prefix="/api/v1/gate", description="Gate scanners")
+
+# Every error of the gate blueprint has the refusal shape (ticket_api.errors.GATE_BLUEPRINTS), the invalid
+# request (422) and the default error included: document them so instead of flask-smorest's ``Error``.
+_REFUSAL = {"content": {"application/json": {"schema": GateRefusalSchema}}}
+GATE_ERRORS = {
+    422: {"description": "invalid request (reason invalid_request, per-field problems in fields)", **_REFUSAL},
+    "default": {"description": "refused: 401/403 token or role, 403/404/409/422 ticket (reason code)",
+                **_REFUSAL},
+}
 trips_blp = Blueprint("trips", __name__, url_prefix="/api/v1/trips", description="Truck terminals")
 
 
@@ -76,6 +85,7 @@ def _checked(data: dict[str, Any], kind: str) -> TicketClaims:
 @blp.arguments(GateExitSchema)
 @blp.response(200, GateResultSchema)
 @blp.alt_response(400, schema=GateRefusalSchema, description="refused (reason code)")
+@blp.doc(responses=GATE_ERRORS)
 def gate_exit(data: dict[str, Any]) -> Any:
     """A truck leaves a construction site with a ticket (exit gate of that project)."""
     claims = _checked(data, EXIT)
@@ -88,6 +98,7 @@ def gate_exit(data: dict[str, Any]) -> Any:
 @blp.arguments(GateDisposalSchema)
 @blp.response(200, GateResultSchema)
 @blp.alt_response(400, schema=GateRefusalSchema, description="refused (reason code)")
+@blp.doc(responses=GATE_ERRORS)
 def gate_disposal(data: dict[str, Any]) -> Any:
     """A disposal site receives a load (disposal gate of that site)."""
     claims = _checked(data, DISPOSAL)
@@ -99,6 +110,7 @@ def gate_disposal(data: dict[str, Any]) -> Any:
 @idempotent
 @blp.arguments(GateSyncSchema)
 @blp.response(200, GateSyncResultSchema)
+@blp.doc(responses=GATE_ERRORS)
 def gate_sync(data: dict[str, Any]) -> Any:
     """Upload scans made offline (see the module doc for the contract)."""
     return ctx().services.gates.sync(authenticate(), data["scans"], submission())

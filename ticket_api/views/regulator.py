@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 
 from ..auth import authenticate, require
 from ..context import ctx
-from ..schemas import AuditQuerySchema, AuditSchema, HistorySchema, ProvenanceSchema
+from ..schemas import URI_TOO_LONG, AuditQuerySchema, AuditSchema, HistorySchema, ProvenanceSchema
 
 blp = Blueprint("regulator", __name__, url_prefix="/api/v1", description="Regulator: history and audit")
 
@@ -24,6 +24,7 @@ def ticket_history(ticket_id: str) -> Any:
 @blp.route("/audit")
 @require("regulator")
 @blp.arguments(AuditQuerySchema, location="query")
+@blp.doc(responses={414: URI_TOO_LONG})
 @blp.response(200, AuditSchema)
 def audit(params: dict[str, Any]) -> Any:
     """Verify the chain (signatures, links, roots, state); regulator only."""

@@ -12,6 +12,7 @@ from ..context import answer, ctx, submission
 from ..errors import InvalidRequest
 from ..idempotency import idempotent
 from ..schemas import (
+    URI_TOO_LONG,
     ChainStatusSchema,
     DecisionCreateSchema,
     ObjectSchema,
@@ -64,6 +65,8 @@ def revoke_permit(data: dict[str, Any], permit_id: str) -> Any:
 @require("operator")
 @idempotent
 @blp.response(201, ObjectSchema)
+@blp.doc(requestBody={"required": True, "description": "the ledger's registry payload (docs/ETICKET.md)",
+                      "content": {"application/json": {"schema": {"type": "object"}}}})
 def register(kind: str) -> Any:
     """Register (or, with ``"update": true``, change) an org, project, site, company, truck or driver.
 
@@ -78,6 +81,7 @@ def register(kind: str) -> Any:
 @blp.route("/violations")
 @require(*STAFF)
 @blp.arguments(ViolationQuerySchema, location="query")
+@blp.doc(responses={414: URI_TOO_LONG})
 @blp.response(200, ViolationListSchema)
 def list_violations(params: dict[str, Any]) -> Any:
     """Violations, newest first, with the time of each handling step."""
@@ -125,6 +129,7 @@ def record_penalty(data: dict[str, Any]) -> Any:
 @blp.route("/penalties")
 @require(*STAFF)
 @blp.arguments(PenaltyQuerySchema, location="query")
+@blp.doc(responses={414: URI_TOO_LONG})
 @blp.response(200, PenaltyListSchema)
 def list_penalties(params: dict[str, Any]) -> Any:
     """Penalties by target or violation."""
@@ -142,6 +147,7 @@ def list_sites() -> Any:
 @blp.route("/sites/recommend")
 @require(*STAFF, "contractor")
 @blp.arguments(RecommendQuerySchema, location="query")
+@blp.doc(responses={414: URI_TOO_LONG})
 @blp.response(200, RecommendSchema)
 def recommend_sites(params: dict[str, Any]) -> Any:
     """Sites with room for a volume that stay under their alarm, nearest to the project first."""

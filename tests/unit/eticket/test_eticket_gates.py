@@ -235,3 +235,17 @@ def test_exit_without_photo_is_recorded() -> None:
     refused = world.submit("gate.exit", {"ticket_id": "T-2", **base, "plate": "渝A23456", "covered": False},
                            "gate:exit:P-001")
     assert refused.code == "uncovered_load"
+
+
+def test_second_ticket_of_a_truck_on_the_road_cannot_leave() -> None:
+    """Two tickets issued to one truck before either is used: the first leaves; the second is refused
+    truck_busy at the exit until the first load is received, then leaves."""
+    world = make_world()
+    world.approved_permit()
+    assert world.issue("T-1").code == "valid"
+    assert world.issue("T-2").code == "valid"
+    assert world.depart("T-1").code == "valid"
+    assert world.depart("T-2").code == "truck_busy"
+    assert world.machine.state.tables["ticket"]["T-2"].state == "issued"
+    assert world.receive("T-1").code == "valid"
+    assert world.depart("T-2").code == "valid"

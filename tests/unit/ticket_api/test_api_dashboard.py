@@ -1,0 +1,68 @@
+"""``LedgerStaff.dashboard``: the screen's one answer, composed from the ledger queries (run here on a machine)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ledger.eticket import queries
+from ledger.eticket.testing import PHOTO, World, make_world
+from ledger.eticket.units import epoch
+from ticket_api.adapter.staff import LedgerStaff
+from ticket_api.qrticket import CHINA_TZ
+from ticket_api.tokens import Principal
+
+
+class _Client:
+    def statuses(self) -> list[dict[str, Any]]:
+        up = {"reachable": True, "height": 7, "head": "ab" * 32, "final_height": 7, "transactions": 9, "pool": 0,
+              "ordering": "solo", "ready": True, "fault": None, "diverged": []}
+        return [{"url": "http://127.0.0.1:1", "node": "chengguan", **up},
+                {"url": "http://127.0.0.1:2", "node": "zhujian", **up,
+                 "diverged": [{"height": 7, "signers": "jiaotong"}]},
+                {"url": "http://127.0.0.1:3", "reachable": False, "error": "ConnectionError"}]
+
+
+class _Gateway:
+    """Runs ``queries.<name>`` on the world's machine, like a node's ``POST /v1/query/<name>``."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.client = _Client()
+
+    def query(self, name: str, **kwargs: Any) -> Any:
+        return getattr(queries, name)(self.world.machine, **kwargs)
+
+
+def test_dashboard_composes_counters_alarms_alternatives_violations_trips_and_health() -> None:
+    world = make_world()
+    world.approved_permit()
+    world.issue("T-1")
+    world.depart("T-1")
+    world.ok("registry.site", {"site_id": "S-009", "name": "小回填点", "kind": "backfill", "capacity_m3": "100",
+                               "alarm_threshold_pct": 85, "initial_load_m3": "90",
+                               "location": {"lat": "29.690000", "lon": "106.440000"}})
+    world.ok("violation.report", {"violation_id": "FGBY2026112320000000001", "type": "uncovered_load",
+                                  "source": "camera", "evidence": [PHOTO], "plate": "渝A12345"}, "camera:CAM-1")
+    now = datetime.fromtimestamp(epoch("2026-11-23T20:10:00+08:00"), tz=CHINA_TZ)
+    staff = LedgerStaff(gateway=_Gateway(world), clock=lambda: now)  # type: ignore[arg-type]
+    body = staff.dashboard(Principal(token_id="t1", role="operator", tenant="centre", subject="u1", expires_at=now))
+
+    assert body["generated_at"] == "2026-11-23T20:10:00+08:00" and body["today"] == "2026-11-23"
+    c = body["counters"]
+    assert (c["tickets_today"], c["trucks_on_the_road"], c["open_violations"], c["sites_in_alarm"]) == (1, 1, 1, 1)
+    by_id = {s["site_id"]: s for s in body["sites"]}
+    assert by_id["S-009"]["alarm"] and by_id["S-009"]["threshold_pct"] == 85
+    assert by_id["S-009"]["alternatives"] and all(a["site_id"] != "S-009" for a in by_id["S-009"]["alternatives"])
+    assert by_id["S-001"]["alternatives"] == []
+    assert [a["site_id"] for a in body["alarms"]] == ["S-009"]
+    (v,) = body["violations"]
+    assert v["state"] == "reported" and v["age_seconds"] == 600
+    (trip,) = body["on_the_road"]
+    assert trip["ticket_id"] == "T-1" and trip["plate"] == "渝A12345"
+    assert [p["project_id"] for p in body["projects"]] == ["P-001", "P-002"]
+    nodes = body["chain"]["nodes"]
+    assert [(n["node"], n["reachable"], n.get("diverged")) for n in nodes] == [
+        ("chengguan", True, False), ("zhujian", True, True), ("http://127.0.0.1:3", False, None)]
+    assert nodes[1]["divergences"] == 1 and nodes[0]["final_height"] == 7
+    assert body["chain"]["agree"] is False and body["chain"]["diverged_nodes"] == ["zhujian"]
