@@ -10,6 +10,7 @@ one node down (killed, restarting, catching up) does not stop the API.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -130,11 +131,28 @@ class NodeClient:
     # -- reading -------------------------------------------------------------
     def query(self, name: str, **kwargs: Any) -> Any:
         """Run ``ledger.eticket.queries.<name>(machine, **kwargs)`` on a node."""
-        resp = self._call("POST", f"/v1/query/{name}", json=kwargs)
-        body = resp.json() if resp.content else {}
-        if resp.status_code >= 400:
-            raise self._refusal(body, resp.status_code)
-        return body.get("result")
+        return self.query_at(name, None, **kwargs)
+
+    def query_at(self, name: str, min_height: int | None, **kwargs: Any) -> Any:
+        """``query`` answered by a node whose head is at least ``min_height`` (read your own write).
+
+        A transaction is final once more than two thirds of the nodes have its block, so the node a
+        read lands on may not have it yet: ask the next node, then wait a little, up to ``self.wait``.
+        Only for objects the final write created or changed (a missing one is taken for a lagging node).
+        """
+        deadline = time.monotonic() + self.wait
+        while True:
+            resp = self._call("POST", f"/v1/query/{name}", json=kwargs)
+            body = resp.json() if resp.content else {}
+            if resp.status_code >= 400:
+                raise self._refusal(body, resp.status_code)
+            # A node may store a block a moment before its state machine has applied it: an object the
+            # final write created that is missing yet counts as behind too.
+            behind = min_height is not None and (int(body.get("height", -1)) < min_height
+                                                 or body.get("result") is None)
+            if not behind or time.monotonic() > deadline:
+                return body.get("result")
+            time.sleep(0.01)
 
     def provenance(self, kind: str, key: str) -> dict[str, Any]:
         """A provenance export (``ledger.provenance``) of one object, proofs to a co-signed checkpoint."""

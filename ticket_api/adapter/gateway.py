@@ -71,8 +71,11 @@ class Gateway:
             raise LedgerRefusal(f"{type} refused by the consortium: {fin.code}", reason=str(fin.code))
         return fin
 
-    def query(self, name: str, **kwargs: Any) -> Any:
-        return self.client.query(name, **kwargs)
+    def query(self, name: str, *, min_height: int | None = None, **kwargs: Any) -> Any:
+        """A query; with ``min_height`` (a final transaction's block) from a node that has that block."""
+        if min_height is None:
+            return self.client.query(name, **kwargs)
+        return self.client.query_at(name, min_height, **kwargs)
 
     def require(self, name: str, missing: str, **kwargs: Any) -> dict[str, Any]:
         """A query's object, or 404 with reason ``missing`` when the ledger has none."""

@@ -89,7 +89,7 @@ class LedgerPermits:
                              wait=sub.wait)
         if not sub.wait:
             return Pending(fin.tx_id)
-        return self.get_permit(principal, permit_id)
+        return self.get_permit(principal, permit_id, fin.height)
 
     def decide(self, principal: Principal, permit_id: str, data: Mapping[str, Any], sub: Submission) -> Result:
         now = self.clock()
@@ -101,17 +101,17 @@ class LedgerPermits:
                              wait=sub.wait)
         if not sub.wait:
             return Pending(fin.tx_id)
-        return self.get_permit(principal, permit_id)
+        return self.get_permit(principal, permit_id, fin.height)
 
     def revoke(self, principal: Principal, permit_id: str, data: Mapping[str, Any], sub: Submission) -> Result:
         now = self.clock()
         payload = {"permit_id": permit_id, "reason": data["reason"], "time": iso(now)}
         fin = self.gw.submit(type="permit.revoke", payload=payload, actor=actor_of(principal), now=now,
                              wait=sub.wait)
-        return Pending(fin.tx_id) if not sub.wait else self.get_permit(principal, permit_id)
+        return Pending(fin.tx_id) if not sub.wait else self.get_permit(principal, permit_id, fin.height)
 
-    def get_permit(self, principal: Principal, permit_id: str) -> Json:
-        p = self.gw.query("permit", permit_id=permit_id)
+    def get_permit(self, principal: Principal, permit_id: str, min_height: int | None = None) -> Json:
+        p = self.gw.query("permit", permit_id=permit_id, min_height=min_height)
         if p is None:
             raise NotFound("no such permit")
         _owner_or_staff(principal, p["contractor_org_id"], "permit")
@@ -170,8 +170,8 @@ class LedgerTickets:
             out["qr"] = self._qr(t)
         return out
 
-    def _load(self, principal: Principal, ticket_id: str) -> dict[str, Any]:
-        t = self.gw.query("ticket", ticket_id=ticket_id)
+    def _load(self, principal: Principal, ticket_id: str, min_height: int | None = None) -> dict[str, Any]:
+        t = self.gw.query("ticket", ticket_id=ticket_id, min_height=min_height)
         if t is None:
             raise NotFound("no such ticket")
         _owner_or_staff(principal, t["project"]["contractor_org_id"], "ticket")
@@ -208,7 +208,7 @@ class LedgerTickets:
                     raise
         if not sub.wait:
             return Pending(fin.tx_id)
-        return {**self.view(self._load(principal, ticket_id), with_qr=True), "tx_id": fin.tx_id,
+        return {**self.view(self._load(principal, ticket_id, fin.height), with_qr=True), "tx_id": fin.tx_id,
                 "block_height": fin.height}
 
     def void(self, principal: Principal, ticket_id: str, data: Mapping[str, Any], sub: Submission) -> Result:
@@ -217,7 +217,8 @@ class LedgerTickets:
         fin = self.gw.submit(type="ticket.void", payload={"ticket_id": ticket_id, "reason": data["reason"],
                                                           "time": iso(now)},
                              actor=actor_of(principal), now=now, wait=sub.wait)
-        return Pending(fin.tx_id) if not sub.wait else self.view(self._load(principal, ticket_id), with_qr=False)
+        return Pending(fin.tx_id) if not sub.wait else self.view(self._load(principal, ticket_id, fin.height),
+                                                                 with_qr=False)
 
     def get_ticket(self, principal: Principal, ticket_id: str) -> Json:
         t = self._load(principal, ticket_id)
