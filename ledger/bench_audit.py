@@ -26,7 +26,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import platform
 import resource
 import sys
 import time
@@ -41,6 +40,7 @@ import sqlalchemy as sa
 
 from . import schema
 from .audit import audit_nodes
+from .bench import machine
 from .bench_chain import cached_chain
 from .consortium import Consortium
 from .statemachine import NullStateMachine
@@ -202,21 +202,6 @@ def run(*, txs: int, block_txs: int, directory: Path, workers: int, raw_sample: 
         _log(f"full audit (verify + re-execute) in {res.audit_seconds:.1f} s: {res.audited_per_s:,.0f}/s; "
              f"ratio {res.audit_ratio:.1%}; CPU {cpu_s:.1f} s, ratio {res.audit_cpu_ratio:.1%}")
     return res
-
-
-def machine() -> dict[str, Any]:
-    """CPU model, core count, Python and libsodium versions, load average."""
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "sodium": f"libsodium via PyNaCl {getattr(nacl, '__version__', '?')}",
-            "load_avg": os.getloadavg()}
 
 
 def _log(msg: str) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from .machine import EticketMachine
 from .recommend import in_alarm, load_rate_bp, pct_text, recommend, room_l
 from .records import Company, Driver, Penalty, Permit, Project, Site, Ticket, Truck, Violation
-from .units import fen_text, iso, litres, location_json, m3_text
+from .units import fen_text, iso, litres, location_json, m3_text, median
 
 HISTORY_KINDS = (
     "org",
@@ -351,14 +351,6 @@ def tickets_of(m: EticketMachine, kind: str, key: str) -> list[str]:
     return list(m.state.tickets_by.get(f"{kind}:{key}", []))
 
 
-def _median(values: list[int]) -> float | None:
-    if not values:
-        return None
-    values = sorted(values)
-    mid = len(values) // 2
-    return float(values[mid]) if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
-
-
 def statistics(m: EticketMachine) -> dict[str, Any]:
     """City-wide figures: tickets, coverage, utilisation rate (综合利用率), violations, handling times."""
     st = m.state
@@ -399,8 +391,8 @@ def statistics(m: EticketMachine) -> dict[str, Any]:
         "violations": len(st.tables["violation"]),
         "violations_by_type": dict(sorted(by_type.items())),
         "permits": len(st.tables["permit"]),
-        "median_approval_seconds": _median(approvals),
-        "median_violation_handling_seconds": _median(handling),
+        "median_approval_seconds": median(approvals),
+        "median_violation_handling_seconds": median(handling),
     }
 
 

@@ -12,7 +12,7 @@ from .recommend import pct_text
 from .records import Penalty, Site, Ticket, Violation
 from .schema import VIOLATION_TYPES
 from .state import State
-from .units import fen_text, iso, m3_text
+from .units import fen_text, iso, m3_text, median
 
 #: Groupings a report can be made by.
 GROUPINGS = ("district", "project", "company", "site")
@@ -105,14 +105,6 @@ class _Acc:
     fen: int = 0
     sites: list[Site] = field(default_factory=list)
     later_l: int = 0
-
-
-def _median(values: list[int]) -> float | None:
-    if not values:
-        return None
-    values = sorted(values)
-    mid = len(values) // 2
-    return float(values[mid]) if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
 class _Grouper:
@@ -269,7 +261,7 @@ def _row(group: str | None, name: str | None, a: _Acc, by: str) -> ReportRow:
         violations_by_type=tuple((t, a.by_type.get(t, 0)) for t in VIOLATION_TYPES),
         violations_resolved=a.resolved,
         violations_dismissed=a.dismissed,
-        median_handling_seconds=_median(a.handling),
+        median_handling_seconds=median(a.handling),
         penalties=a.penalties,
         penalty_amount_yuan=fen_text(a.fen),
         **site_fields,

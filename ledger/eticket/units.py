@@ -150,3 +150,12 @@ def location_json(lat: int | None, lon: int | None) -> dict[str, str] | None:
     if lat is None or lon is None:
         return None
     return {"lat": deg_text(lat), "lon": deg_text(lon)}
+
+
+def median(values: list[int]) -> float | None:
+    """The median (mean of the two middle values for an even count), None for no values."""
+    if not values:
+        return None
+    values = sorted(values)
+    mid = len(values) // 2
+    return float(values[mid]) if len(values) % 2 else (values[mid - 1] + values[mid]) / 2

@@ -40,9 +40,12 @@ class LedgerStaff:
         self.clock = clock
         self.local_consortium = local_consortium
 
-    def _submit(self, principal: Principal, type: str, payload: dict[str, Any], sub: Submission) -> Pending | None:
+    def _submit(self, principal: Principal, type: str, payload: dict[str, Any], sub: Submission, *,
+                stamp: bool = True) -> Pending | None:
+        """Sign and submit as the caller (event ``time`` = now unless given or ``stamp`` is off); ``Pending``
+        when the caller does not wait, else None once final."""
         now = self.clock()
-        if type != "system.tick":
+        if stamp:
             payload.setdefault("time", iso(now))
         fin = self.gw.submit(type=type, payload=payload, actor=actor_of(principal), now=now, wait=sub.wait)
         return None if sub.wait else Pending(fin.tx_id)
@@ -53,19 +56,12 @@ class LedgerStaff:
         if kind not in REGISTRY_KINDS:
             raise NotFound(f"no registry kind {kind}")
         payload = {k: v for k, v in data.items() if k != "time"}
-        pending = self._submit_registry(principal, kind, payload, sub)
+        pending = self._submit(principal, f"registry.{kind}", payload, sub, stamp=False)
         if pending is not None:
             return pending
         key = str(payload[REGISTRY_KINDS[kind]])
         found = self.gw.query(kind, **{REGISTRY_KINDS[kind]: key}) if kind in ("project", "site", "truck") else None
         return {"kind": kind, "id": key, **(found or {})}
-
-    def _submit_registry(self, principal: Principal, kind: str, payload: dict[str, Any],
-                         sub: Submission) -> Pending | None:
-        now = self.clock()
-        fin = self.gw.submit(type=f"registry.{kind}", payload=payload, actor=actor_of(principal), now=now,
-                             wait=sub.wait)
-        return None if sub.wait else Pending(fin.tx_id)
 
     # -- violations ------------------------------------------------------------
     def violations(self, principal: Principal, filters: Mapping[str, Any]) -> Json:
