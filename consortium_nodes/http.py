@@ -102,11 +102,13 @@ def create_app(node: Node, *, solo: SoloOrderer | None = None) -> Flask:
 
     @app.post("/v1/transactions/status")
     def tx_statuses() -> Response:
-        """Bulk status: final, committed or unknown for up to 5000 tx ids."""
+        """Bulk status: final, committed or unknown for up to 5000 tx ids (with ``detail``: code, height)."""
         body = request.get_json(silent=True) or {}
         ids = body.get("tx_ids", []) if isinstance(body, dict) else []
         if not isinstance(ids, list) or len(ids) > 5000:
             raise LedgerError("tx_ids must be a list of at most 5000", reason="malformed")
+        if isinstance(body, dict) and body.get("detail"):  # each {"status", "code", "height"}
+            return jsonify({"statuses": node.status_details([str(i) for i in ids])})
         return jsonify({"statuses": node.statuses([str(i) for i in ids])})
 
     @app.post("/v1/query/<name>")

@@ -521,20 +521,25 @@ class Node:
 
     def statuses(self, tx_ids: Sequence[str]) -> dict[str, str]:
         """final / committed / unknown for many ids at once (one query)."""
+        return {t: d["status"] for t, d in self.status_details(tx_ids).items()}
+
+    def status_details(self, tx_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """``{"status", "code", "height"}`` for many ids at once: final / committed with the block's
+        validation code and height, or unknown (code and height None)."""
         import sqlalchemy as sa
 
         from ledger import schema
 
-        out = {t: "unknown" for t in tx_ids}
+        t = schema.transactions
+        out: dict[str, dict[str, Any]] = {i: {"status": "unknown", "code": None, "height": None} for i in tx_ids}
         with self.store.engine.connect() as conn:
             for i in range(0, len(tx_ids), 500):
                 rows = conn.execute(
-                    sa.select(schema.transactions.c.tx_id, schema.transactions.c.height).where(
-                        schema.transactions.c.tx_id.in_(list(tx_ids[i : i + 500]))
-                    )
+                    sa.select(t.c.tx_id, t.c.height, t.c.code).where(t.c.tx_id.in_(list(tx_ids[i : i + 500])))
                 ).all()
                 for r in rows:
-                    out[r.tx_id] = "final" if r.height <= self._final_height else "committed"
+                    status = "final" if r.height <= self._final_height else "committed"
+                    out[r.tx_id] = {"status": status, "code": r.code, "height": r.height}
         return out
 
     # -- catching up ------------------------------------------------------

@@ -51,9 +51,11 @@ def submission() -> Submission:
 
 
 def answer(result: Result, status: int = 200) -> tuple[Any, int]:
-    """A service result as (body, status): ``Pending`` becomes 202 with the tx id."""
-    from .services import Pending
+    """A service result as (body, status): ``Pending`` becomes 202 with the tx id, ``Admitted`` 202 with its body."""
+    from .services import Admitted, Pending
 
     if isinstance(result, Pending):
         return {"tx_id": result.tx_id, "status": result.status}, 202
+    if isinstance(result, Admitted):
+        return result.body, 202
     return result, status

@@ -1,8 +1,9 @@
-"""The API's own database (tokens, WeChat users, idempotency records, offline gate scans).
+"""The API's own database (tokens, WeChat users, idempotency records, offline gate scans, gate claims).
 
 SQLite file by default, PostgreSQL by URL (``postgresql+psycopg://...``).  The
 ledger's data is not here: this database only holds what the API needs to
-authenticate callers and to replay idempotent answers.
+authenticate callers, to replay idempotent answers and to hold the gates'
+claims until the consortium has their transactions (``adapter.outbox``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import (
+    Boolean,
     DateTime,
     Engine,
     Integer,
@@ -146,6 +148,28 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     _create_tables(engine)
     return engine
+
+
+class GateClaim(Base):
+    """A gate's claim on one ticket for one kind of scan, and the outbox of its signed transaction
+    (``ticket_api.adapter.outbox``): unique by ticket and kind, so of two racing gates one claim commits."""
+
+    __tablename__ = "gate_claims"
+    __table_args__ = (UniqueConstraint("ticket_id", "kind", name="uq_gate_claim"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    gate: Mapped[str] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(200))
+    tx_id: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    tx: Mapped[str] = mapped_column(Text)
+    send: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
+    verdict: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    violation_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 def _create_tables(engine: Engine, attempts: int = 5) -> None:

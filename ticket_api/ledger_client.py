@@ -118,6 +118,29 @@ class NodeClient:
             fin = self.wait_final(fin.tx_id)
         return fin
 
+    def submit_many(self, txs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Submit signed transactions (``Transaction.to_dict``) in one request without waiting; one
+        ``{"tx_id", "status": "accepted"|"known"|"rejected", "reason"?}`` each, in order."""
+        resp = self._call("POST", "/v1/transactions", json={"transactions": list(txs)})
+        body = resp.json() if resp.content else {}
+        if resp.status_code >= 400:
+            raise self._refusal(body, resp.status_code)
+        return list(body.get("results", []))
+
+    def tx_details(self, tx_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Where many transactions are: ``{tx_id: {"status", "code", "height"}}`` from one node."""
+        resp = self._call("POST", "/v1/transactions/status", json={"tx_ids": list(tx_ids), "detail": True})
+        body = resp.json() if resp.content else {}
+        if resp.status_code >= 400:
+            raise self._refusal(body, resp.status_code)
+        return dict(body.get("statuses", {}))
+
+    def preview(self, tx: Transaction) -> tuple[str, str]:
+        """``(code, message)`` the rules would give ``tx`` ordered now, from a node's current state
+        (``ledger.eticket.queries.preview``); an admission failure raises :class:`LedgerRefusal`."""
+        out = self.query("preview", tx=tx.to_dict())
+        return str(out["code"]), str(out.get("message") or "")
+
     def wait_final(self, tx_id: str) -> Finality:
         """Poll any node until ``tx_id`` is final; 503 ``ledger_timeout`` when it is not in time."""
         resp = self._call("GET", f"/v1/transactions/{tx_id}", params={"wait": str(self.wait)},

@@ -285,6 +285,24 @@ class GateResultSchema(OpenSchema):
     ticket_id = fields.String(required=True)
     status = fields.String()
     tx_id = fields.String()
+    final = fields.Boolean(metadata={"description": "false in a 202: the ledger's verdict comes later"})
+    block_height = fields.Integer(allow_none=True)
+
+
+class GateScanSchema(OpenSchema):
+    tx_id = fields.String(required=True)
+    ticket_id = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(["exit", "disposal"]))
+    gate = fields.String(required=True, metadata={"description": "role:tenant of the gate that scanned"})
+    claimed_at = fields.String(required=True, metadata={"description": "ISO 8601, +08:00"})
+    submitted = fields.Boolean(required=True, metadata={"description": "handed to the consortium"})
+    final = fields.Boolean(required=True, metadata={"description": "the ledger's verdict is in"})
+    verdict = fields.String(allow_none=True, metadata={"description": '"valid" or the reason code'})
+    accepted = fields.Boolean(allow_none=True, metadata={"description": "null until final"})
+    block_height = fields.Integer(allow_none=True)
+    violation_id = fields.String(
+        allow_none=True, metadata={"description": "reported when the ledger refused a scan the gate let through"}
+    )
 
 
 class OfflineVerdictSchema(StrictSchema):

@@ -53,7 +53,14 @@ class Pending:
     status: str = "submitted"
 
 
-Result = Json | Pending
+@dataclass(frozen=True)
+class Admitted:
+    """Decided by the API before finality (a gate that asked not to wait): 202 with ``body``."""
+
+    body: Json
+
+
+Result = Json | Pending | Admitted
 
 
 class PermitService(Protocol):
@@ -95,6 +102,10 @@ class GateService(Protocol):
 
     def sync(self, principal: Principal, scans: Sequence[Mapping[str, Any]], sub: Submission) -> Json:
         """Offline scans uploaded late: see ``views/gates.py`` for the contract."""
+        ...
+
+    def scan(self, principal: Principal, tx_id: str) -> Json:
+        """An online scan's claim and the ledger's verdict on it (``adapter.outbox``)."""
         ...
 
 

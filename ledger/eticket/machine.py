@@ -77,10 +77,9 @@ class EticketMachine:
         if kind not in ACTOR_KINDS[tx.type]:
             raise Refusal("forbidden", f"actor kind {kind!r} may not submit {tx.type}")
 
-    def apply(self, tx: Transaction, ctx: TxContext) -> Outcome:
-        """Apply one transaction; a refusal returns its reason code and leaves the state unchanged."""
+    def _evaluate(self, tx: Transaction, ctx: TxContext) -> tuple[Outcome, Writes | None]:
+        """Run the rules for one transaction against the current state; the writes are not committed."""
         writes = Writes(self.state)
-        self.now = max(self.now, epoch_of(ctx.block_time))
         try:
             p = schema.validate(tx.type, tx.payload, max_points=self.params.max_points_per_batch)
             kind, parts = parse_actor(tx.actor)
@@ -93,14 +92,29 @@ class EticketMachine:
             env = Env(self.params, tx.actor, kind, parts, ctx.signer, at, now, ctx.tx_id)
             events = HANDLERS[tx.type](writes, p, env)
         except Refusal as exc:
-            return Outcome(code=exc.reason, message=message(exc.reason, exc.detail), events=exc.events)
+            return Outcome(code=exc.reason, message=message(exc.reason, exc.detail), events=exc.events), None
         except PayloadError as exc:
-            return Outcome(code=exc.reason, message=message(exc.reason, exc.message))
+            return Outcome(code=exc.reason, message=message(exc.reason, exc.message)), None
         except LedgerError as exc:
-            return Outcome(code=exc.reason, message=message(exc.reason, exc.message))
-        self.state.commit(writes.writes, writes.touched, ctx.tx_id)
-        self.applied += 1
-        return Outcome(message=message("valid"), events=tuple(events))
+            return Outcome(code=exc.reason, message=message(exc.reason, exc.message)), None
+        return Outcome(message=message("valid"), events=tuple(events)), writes
+
+    def apply(self, tx: Transaction, ctx: TxContext) -> Outcome:
+        """Apply one transaction; a refusal returns its reason code and leaves the state unchanged."""
+        self.now = max(self.now, epoch_of(ctx.block_time))
+        outcome, writes = self._evaluate(tx, ctx)
+        if writes is not None:
+            self.state.commit(writes.writes, writes.touched, ctx.tx_id)
+            self.applied += 1
+        return outcome
+
+    def preview(self, tx: Transaction, ctx: TxContext) -> Outcome:
+        """The verdict :meth:`apply` would give ``tx`` in a block at ``ctx`` now, changing nothing.
+
+        A gate uses it to answer at once with the ledger's own rules on the current state; the verdict
+        that counts is still the one given when the transaction is ordered (the state may change first).
+        """
+        return self._evaluate(tx, ctx)[0]
 
     def digest(self) -> str:
         """Hex digest of the whole world state (equal on every node after the same transactions)."""

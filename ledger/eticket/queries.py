@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from ledger.statemachine import TxContext
+from ledger.transaction import Transaction
+
 from .machine import EticketMachine
 from .recommend import in_alarm, load_rate_bp, pct_text, recommend, room_l
 from .records import Company, Driver, Penalty, Permit, Project, Site, Ticket, Truck, Violation
@@ -480,3 +483,20 @@ def site_alternatives(
         return []
     vol = litres(volume_m3, what="volume_m3")
     return recommend(m.state.records("site"), (s.lat, s.lon), vol, exclude=site_id, kinds=kinds, limit=limit)
+
+
+def preview(m: EticketMachine, tx: Any) -> dict[str, Any]:
+    """The verdict the rules would give a signed transaction (a ``Transaction.to_dict``) ordered now.
+
+    The transaction passes the admission checks first (shape, signer's membership and role, signature:
+    ``Transaction.check``, then :meth:`EticketMachine.admit`); its own timestamp stands for the block time,
+    so the answer depends only on the state and the transaction.  Nothing changes; the verdict that counts
+    is the one the ordered block gives.  Answers ``{"tx_id", "code", "message", "events"}`` with ``code``
+    ``"valid"`` or a reason code.
+    """
+    t = Transaction.from_dict(tx)
+    signer = t.check(m.consortium)
+    m.admit(t, m.consortium)
+    ctx = TxContext(height=0, position=0, block_time=t.time, tx_id=t.tx_id, signer=signer, consortium=m.consortium)
+    out = m.preview(t, ctx)
+    return {"tx_id": t.tx_id, "code": out.code, "message": out.message, "events": list(out.events)}

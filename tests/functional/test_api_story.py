@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,15 +26,17 @@ from ticket_api.qrticket import CHINA_TZ, PREFIX, decode_ticket, encode_ticket
 from .serve_fixtures import ROOT, Stack, stack  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.slow]
-EXTRA_TRUCKS = [(f"TR-9{i:03d}", f"渝C9{i:04d}") for i in range(12)]
+EXTRA_TRUCKS = [(f"TR-9{i:03d}", f"渝C9{i:04d}") for i in range(24)]
 
 
 def now() -> datetime:
     return datetime.now(CHINA_TZ).replace(microsecond=0)
 
 
-def call(s: Stack, method: str, path: str, role: str, body: Any = None, **kw: Any) -> requests.Response:
-    return requests.request(method, s.api + path, json=body, headers=s.headers(role), timeout=60, **kw)
+def call(s: Stack, method: str, path: str, role: str, body: Any = None, *,
+         headers_extra: dict[str, str] | None = None, **kw: Any) -> requests.Response:
+    return requests.request(method, s.api + path, json=body, headers={**s.headers(role), **(headers_extra or {})},
+                            timeout=60, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -211,8 +214,8 @@ def test_every_bad_qr_is_refused_with_its_reason(stack: Stack, permit: dict[str,
 
 
 def test_two_gates_scan_one_ticket_at_once_exactly_one_accepted(stack: Stack, permit: dict[str, Any]) -> None:  # noqa: F811
-    """Two exit scans of the same ticket sent at the same moment: the ledger orders them and exactly one is
-    accepted; the other is refused already_departed."""
+    """Two exit scans of the same ticket sent at the same moment, both waiting for the block: exactly one is
+    accepted (the API's claim on the ticket lets one through to the ledger), the other refused already_departed."""
     t = ticket(stack, permit)
     barrier = threading.Barrier(2)
     out: list[requests.Response] = []
@@ -229,6 +232,130 @@ def test_two_gates_scan_one_ticket_at_once_exactly_one_accepted(stack: Stack, pe
         th.join()
     verdicts = sorted((r.status_code, r.json().get("reason")) for r in out)
     assert verdicts == [(200, None), (409, "already_departed")]
+
+
+ASYNC = {"Prefer": "respond-async"}
+
+
+def _verdict(s: Stack, tx_id: str, role: str = "exit_gate", timeout: float = 30.0) -> dict[str, Any]:
+    """Poll ``GET /api/v1/gate/scans/<tx_id>`` until the ledger's verdict is in."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = call(s, "GET", f"/api/v1/gate/scans/{tx_id}", role)
+        assert r.status_code == 200, r.text
+        if r.json()["final"] or time.monotonic() > deadline:
+            return dict(r.json())
+        time.sleep(0.2)
+
+
+def test_gate_answered_before_the_block_then_the_ledger_confirms(stack: Stack, permit: dict[str, Any]) -> None:  # noqa: F811
+    """An exit gate that asks not to wait (Prefer: respond-async) is answered 202 accepted before the block,
+    with the tx id; the transaction reaches the ledger from the API's outbox, the scan's verdict turns final
+    and valid, and the ticket is departed on the ledger.  Another gate cannot see the scan; a regulator can."""
+    t = ticket(stack, permit)
+    r = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", {"qr": t["qr"], "plate": t["truck_plate"],
+                                                                "covered": True}, headers_extra=ASYNC)
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert (body["accepted"], body["ticket_id"], body["status"], body["final"]) == (True, t["id"], "departed",
+                                                                                   False)
+    v = _verdict(stack, body["tx_id"])
+    assert (v["final"], v["verdict"], v["accepted"], v["kind"], v["ticket_id"]) == (True, "valid", True, "exit",
+                                                                                   t["id"])
+    assert v["block_height"] >= 1 and v["violation_id"] is None
+    assert call(stack, "GET", f"/api/v1/tickets/{t['id']}", "contractor").json()["status"] == "departed"
+    assert call(stack, "GET", f"/api/v1/gate/scans/{body['tx_id']}", "disposal_gate").status_code == 404
+    assert call(stack, "GET", f"/api/v1/gate/scans/{body['tx_id']}", "regulator").json()["verdict"] == "valid"
+    # The disposal gate answers before the block too; a second scan of the same load is refused at once.
+    d = call(stack, "POST", "/api/v1/gate/disposal", "disposal_gate",
+             {"qr": t["qr"], "plate": t["truck_plate"], "volume_m3": "15"}, headers_extra=ASYNC)
+    assert d.status_code == 202 and d.json()["accepted"] is True, d.text
+    again = call(stack, "POST", "/api/v1/gate/disposal", "disposal_gate",
+                 {"qr": t["qr"], "plate": t["truck_plate"], "volume_m3": "15"}, headers_extra=ASYNC)
+    assert again.status_code == 409 and again.json()["reason"] == "already_received"
+    assert _verdict(stack, d.json()["tx_id"], "disposal_gate")["verdict"] == "valid"
+
+
+def test_gate_not_waiting_refuses_by_the_ledgers_rules(stack: Stack, permit: dict[str, Any]) -> None:  # noqa: F811
+    """Without waiting, the scan is still judged by the ledger's rules on the current state: a voided
+    ticket is refused ``voided`` and a truck already on the road with another ticket ``truck_busy``."""
+    t = ticket(stack, permit)
+    void = call(stack, "POST", f"/api/v1/tickets/{t['id']}/void", "contractor", {"reason": "改派"})
+    assert void.status_code == 200, void.text
+    r = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", {"qr": t["qr"], "plate": t["truck_plate"],
+                                                                "covered": True}, headers_extra=ASYNC)
+    assert r.status_code == 409 and r.json() == {**r.json(), "accepted": False, "reason": "voided"}, r.text
+    first = ticket(stack, permit)
+    second = call(stack, "POST", "/api/v1/tickets", "contractor", {
+        "permit_id": permit["id"], "truck_plate": first["truck_plate"], "disposal_site_id": "S-003",
+        "volume_m3": "15"}).json()
+    ok = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", {"qr": first["qr"], "plate": first["truck_plate"],
+                                                                 "covered": True}, headers_extra=ASYNC)
+    assert ok.status_code == 202, ok.text
+    _verdict(stack, ok.json()["tx_id"])
+    busy = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", {"qr": second["qr"], "plate": first["truck_plate"],
+                                                                   "covered": True}, headers_extra=ASYNC)
+    assert busy.status_code == 409 and busy.json()["reason"] == "truck_busy", busy.text
+
+
+def test_two_gates_not_waiting_race_for_one_ticket(stack: Stack, permit: dict[str, Any]) -> None:  # noqa: F811
+    """Eight scans of one ticket at the same moment, none waiting for the block: exactly one is accepted
+    (the API's claim on the ticket), the others are refused already_departed, and the ledger confirms the one."""
+    t = ticket(stack, permit)
+    barrier = threading.Barrier(8)
+    out: list[requests.Response] = []
+
+    def scan() -> None:
+        barrier.wait()
+        out.append(call(stack, "POST", "/api/v1/gate/exit", "exit_gate",
+                        {"qr": t["qr"], "plate": t["truck_plate"], "covered": True}, headers_extra=ASYNC))
+
+    threads = [threading.Thread(target=scan) for _ in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    verdicts = sorted((r.status_code, r.json().get("reason")) for r in out)
+    assert verdicts == [(202, None)] + [(409, "already_departed")] * 7
+    winner = next(r.json() for r in out if r.status_code == 202)
+    assert _verdict(stack, winner["tx_id"])["verdict"] == "valid"
+
+
+def test_ledger_refusing_a_scan_the_gate_let_through_becomes_a_violation(stack: Stack, permit: dict[str, Any]) -> None:  # noqa: F811
+    """The contractor voids a ticket just as the truck is scanned without waiting: the ledger's preview does
+    not have the void yet, so the gate lets the truck through (202), but the ordered block refuses the exit
+    (voided).  The scan's verdict says so and a no_ticket violation is on the ledger for that ticket.
+    (Which of the two the orderer takes first is up to the race; the test retries until the void wins,
+    checking every round that the verdict and the ticket agree.)"""
+    for _attempt in range(4):
+        t = ticket(stack, permit)
+        void = call(stack, "POST", f"/api/v1/tickets/{t['id']}/void", "contractor", {"reason": "改派"},
+                    headers_extra=ASYNC)
+        assert void.status_code == 202, void.text
+        scan = call(stack, "POST", "/api/v1/gate/exit", "exit_gate",
+                    {"qr": t["qr"], "plate": t["truck_plate"], "covered": True}, headers_extra=ASYNC)
+        if scan.status_code != 202:  # the void was already applied: refused at once, nothing to show
+            assert scan.json()["reason"] == "voided", scan.text
+            continue
+        v = _verdict(stack, scan.json()["tx_id"])
+        state = call(stack, "GET", f"/api/v1/tickets/{t['id']}", "contractor").json()["status"]
+        if v["verdict"] == "valid":  # the exit was ordered first; the void was refused
+            assert state == "departed"
+            continue
+        assert (v["verdict"], v["accepted"], state) == ("voided", False, "voided")
+        deadline = time.monotonic() + 30
+        while v["violation_id"] is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            v = _verdict(stack, scan.json()["tx_id"])
+        assert v["violation_id"] and v["violation_id"].startswith("WPYS"), v
+        found = call(stack, "GET", f"/api/v1/violations/{v['violation_id']}", "regulator")
+        deadline = time.monotonic() + 30
+        while found.status_code == 404 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            found = call(stack, "GET", f"/api/v1/violations/{v['violation_id']}", "regulator")
+        assert (found.json()["type"], found.json()["ticket_id"]) == ("no_ticket", t["id"]), found.text
+        return
+    pytest.fail("in four rounds the ledger never ordered the void before the exit")
 
 
 def test_uncovered_load_is_refused_and_becomes_a_violation(stack: Stack, permit: dict[str, Any]) -> None:  # noqa: F811

@@ -50,6 +50,7 @@ def make_services(cfg: Mapping[str, Any], keyring: Keyring) -> Services:
     clock = cfg.get("_CLOCK") or _now
     gates = LedgerGates(gateway=gw, keyring=keyring, engine=engine, clock=clock,
                         leeway=timedelta(seconds=float(cfg.get("GATE_CLOCK_LEEWAY_SECONDS", 120))))
+    gates.outbox.ensure_running()  # claims an earlier process left unsent go out now
     staff = LedgerStaff(gateway=gw, clock=clock, local_consortium=Path(local) if local else None)
     return Services(
         permits=LedgerPermits(gateway=gw, clock=clock),

@@ -12,20 +12,25 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ledger.transaction import Transaction
+
 from ..db import GateScan, write_lock
 from ..errors import Forbidden, NotFound, Refused
 from ..gatecheck import DISPOSAL, EXIT, GateRefusal, check_scan, normalise_plate
 from ..i18n import message
 from ..issuer import Keyring
-from ..ledger_client import LedgerRefusal
-from ..qrticket import TicketClaims
-from ..services import Json, Pending, Result, Submission
+from ..ledger_client import Finality, LedgerRefusal
+from ..qrticket import CHINA_TZ, TicketClaims
+from ..services import Admitted, Json, Pending, Result, Submission
 from ..tokens import Principal
 from .gateway import Gateway, actor_of, iso, new_id
+from .outbox import Claim, GateOutbox
 
 Clock = Callable[[], datetime]
 #: Ledger refusals that mean "this ticket was already used": at sync, an offline gate let it through again.
 REUSED = frozenset({"already_departed", "already_received"})
+#: The refusal when another scan holds the ticket's claim for that kind.
+ALREADY = {EXIT: "already_departed", DISPOSAL: "already_received"}
 
 
 class LedgerGates:
@@ -38,8 +43,35 @@ class LedgerGates:
         self.engine = engine
         self.clock = clock
         self.leeway = leeway
+        self.outbox = GateOutbox(engine=engine, client=gateway.client, on_refused=self._refused_after_admission)
 
     # -- online scans --------------------------------------------------------
+    def _claimed(self, principal: Principal, kind: str, type: str, ticket_id: str, payload: dict[str, Any],
+                 wait: bool) -> tuple[Transaction, Finality | None]:
+        """Sign the scan's transaction and claim ``(ticket, kind)`` for it (see ``adapter.outbox``).
+
+        Waiting: claim, submit, wait for finality; the claim goes again if the ledger refuses.  Not
+        waiting: the ledger's rules preview it on a node's current state, the claim commits with the
+        transaction in the outbox, and the answer goes out before the block (``Admitted``).
+        """
+        actor = actor_of(principal)
+        tx = self.gw.sign(type=type, payload=payload, actor=actor, now=self.clock())
+        gate = f"{principal.role}:{principal.tenant}"
+        if not wait:
+            self.gw.preview(tx)
+        if not self.outbox.claim(ticket_id=ticket_id, kind=kind, gate=gate, actor=actor, tx=tx, send=not wait):
+            code = ALREADY[kind]
+            raise LedgerRefusal(message(code), reason=code)
+        if not wait:
+            return tx, None
+        try:
+            fin = self.gw.send(tx, wait=True)
+        except LedgerRefusal:
+            self.outbox.release(tx.tx_id)
+            raise
+        self.outbox.settle(tx.tx_id, verdict="valid", height=fin.height)
+        return tx, fin
+
     def _exit(self, principal: Principal, claims: TicketClaims, data: Mapping[str, Any], at: datetime,
               wait: bool) -> Result:
         payload: dict[str, Any] = {
@@ -52,8 +84,7 @@ class LedgerGates:
         if data.get("photo_digest"):
             payload["photo_digest"] = data["photo_digest"]
         try:
-            fin = self.gw.submit(type="gate.exit", payload=payload, actor=actor_of(principal), now=self.clock(),
-                                 wait=wait)
+            tx, fin = self._claimed(principal, EXIT, "gate.exit", claims.ticket_id, payload, wait)
         except LedgerRefusal as exc:
             if exc.reason == "uncovered_load":
                 # A refused transaction changes nothing, so the violation is its own transaction.
@@ -62,10 +93,10 @@ class LedgerGates:
                                    description="出场时车辆未密闭覆盖 (load not covered at the site exit)")
                 raise Refused(exc.detail, reason="uncovered_load", fields={"violation_id": vid}) from None
             raise
-        if not wait:
-            return Pending(fin.tx_id)
-        return {"accepted": True, "ticket_id": claims.ticket_id, "status": "departed", "plate": payload["plate"],
-                "departed_at": iso(at), "tx_id": fin.tx_id, "block_height": fin.height}
+        body = {"accepted": True, "ticket_id": claims.ticket_id, "status": "departed", "plate": payload["plate"],
+                "departed_at": iso(at), "tx_id": tx.tx_id, "final": fin is not None,
+                "block_height": fin.height if fin else None}
+        return body if fin is not None else Admitted(body)
 
     def _receipt(self, principal: Principal, claims: TicketClaims, data: Mapping[str, Any], at: datetime,
                  wait: bool) -> Result:
@@ -80,17 +111,17 @@ class LedgerGates:
         for k in ("weight_t", "photo_digest"):
             if data.get(k) is not None:
                 payload[k] = str(data[k])
-        fin = self.gw.submit(type="gate.receipt", payload=payload, actor=actor_of(principal), now=self.clock(),
-                             wait=wait)
-        if not wait:
-            return Pending(fin.tx_id)
+        tx, fin = self._claimed(principal, DISPOSAL, "gate.receipt", claims.ticket_id, payload, wait)
+        if fin is None:
+            return Admitted({"accepted": True, "ticket_id": claims.ticket_id, "status": "received",
+                             "received_at": iso(at), "tx_id": tx.tx_id, "final": False, "block_height": None})
         t = self.gw.query("ticket", ticket_id=claims.ticket_id) or {}
         site = self.gw.query("site", site_id=principal.tenant) or {}
         return {"accepted": True, "ticket_id": claims.ticket_id, "status": t.get("state", "received"),
                 "received_at": iso(at), "expected_m3": t.get("volume_m3"), "measured_m3": t.get("measured_m3"),
                 "discrepancy": t.get("discrepancy"), "violations": t.get("violations", []),
                 "site": {k: site.get(k) for k in ("site_id", "load_rate_pct", "alarm", "room_m3")},
-                "tx_id": fin.tx_id, "block_height": fin.height}
+                "tx_id": tx.tx_id, "final": True, "block_height": fin.height}
 
     def record_exit(self, principal: Principal, claims: TicketClaims, data: Mapping[str, Any],
                     sub: Submission) -> Result:
@@ -99,6 +130,41 @@ class LedgerGates:
     def record_disposal(self, principal: Principal, claims: TicketClaims, data: Mapping[str, Any],
                         sub: Submission) -> Result:
         return self._receipt(principal, claims, data, data.get("time") or self.clock(), sub.wait)
+
+    def scan(self, principal: Principal, tx_id: str) -> Json:
+        """A gate's claim and the ledger's verdict on it (the gate's own scans; staff and regulators any)."""
+        claim = self.outbox.get(tx_id)
+        gate = f"{principal.role}:{principal.tenant}"
+        if claim is None or (principal.role in ("exit_gate", "disposal_gate") and claim.gate != gate):
+            raise NotFound("no such gate scan")
+        return {"tx_id": claim.tx_id, "ticket_id": claim.ticket_id, "kind": claim.kind, "gate": claim.gate,
+                "claimed_at": iso(claim.created_at), "submitted": claim.submitted_at is not None,
+                "final": claim.final, "verdict": claim.verdict,
+                "accepted": None if claim.verdict is None else claim.verdict == "valid",
+                "block_height": claim.height, "violation_id": claim.violation_id}
+
+    def _refused_after_admission(self, claim: Claim) -> str:
+        """The pump's callback: the ledger refused a scan the gate had already let through.
+
+        The violation id comes from the claim (its time and transaction), so a report retried after a lost
+        answer is the same report: the ledger's ``duplicate_id`` then means it is already there.
+        """
+        t = self.gw.query("ticket", ticket_id=claim.ticket_id) or {}
+        digits = int(hashlib.sha256(claim.tx_id.encode()).hexdigest(), 16) % 10**5
+        vid = f"WPYS{claim.created_at.astimezone(CHINA_TZ):%Y%m%d%H%M%S}{digits:05d}"
+        payload: dict[str, Any] = {
+            "violation_id": vid, "type": "no_ticket", "source": "gate", "time": iso(claim.created_at),
+            "plate": (t.get("truck") or {}).get("plate") or "", "ticket_id": claim.ticket_id,
+            "project_id": (t.get("project") or {}).get("project_id") or "", "evidence": [],
+            "description": f"闸机放行后账本拒绝该扫码 (the ledger refused a scan the gate had let through): "
+                           f"{claim.verdict}, tx {claim.tx_id[:16]}",
+        }
+        try:
+            self.gw.submit(type="violation.report", payload=payload, actor=claim.actor, now=self.clock())
+        except LedgerRefusal as exc:
+            if exc.reason != "duplicate_id":
+                raise
+        return vid
 
     def _report(self, principal: Principal, vtype: str, prefix: str, claims: TicketClaims, at: datetime,
                 *, evidence: list[str], description: str) -> str:

@@ -59,17 +59,30 @@ class Gateway:
         self.key = key
         self.client = client
 
+    def sign(self, *, type: str, payload: Mapping[str, Any], actor: str, now: datetime) -> Transaction:
+        """The gateway member's signed transaction for a caller's state change (not submitted)."""
+        return Transaction.create(key=self.key, type=type, payload=dict(payload), actor=actor, timestamp=iso(now))
+
     def submit(self, *, type: str, payload: Mapping[str, Any], actor: str, now: datetime,
                wait: bool = True) -> Finality:
         """Sign and submit; raise :class:`LedgerRefusal` with the rule's reason code when refused.
 
         Without ``wait`` the answer is the pending submission (its ``tx_id``).
         """
-        tx = Transaction.create(key=self.key, type=type, payload=dict(payload), actor=actor, timestamp=iso(now))
+        return self.send(self.sign(type=type, payload=payload, actor=actor, now=now), wait=wait)
+
+    def send(self, tx: Transaction, *, wait: bool = True) -> Finality:
+        """Submit a signed transaction (see :meth:`submit`)."""
         fin = self.client.submit(tx, wait=wait)
         if fin.final and fin.code not in (None, "valid"):
-            raise LedgerRefusal(f"{type} refused by the consortium: {fin.code}", reason=str(fin.code))
+            raise LedgerRefusal(f"{tx.type} refused by the consortium: {fin.code}", reason=str(fin.code))
         return fin
+
+    def preview(self, tx: Transaction) -> None:
+        """Raise :class:`LedgerRefusal` with the rule's reason code if the ledger would refuse ``tx`` now."""
+        code, msg = self.client.preview(tx)
+        if code != "valid":
+            raise LedgerRefusal(msg or f"{tx.type} refused by the consortium: {code}", reason=code)
 
     def query(self, name: str, *, min_height: int | None = None, **kwargs: Any) -> Any:
         """A query; with ``min_height`` (a final transaction's block) from a node that has that block."""

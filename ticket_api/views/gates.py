@@ -19,6 +19,13 @@ and answers 200 with one result per scan, in order::
                   "reason": null, "duplicate": false, "violation_id": null, "tx_id": "..."}],
      "accepted": 1, "refused": 0}
 
+An online scan sent with ``Prefer: respond-async`` is answered 202 before the
+block: the QR checked offline, the ledger's rules previewed on a node's current
+state, and the ticket claimed for this gate (of two gates racing, one claim
+commits); the signed transaction goes to the consortium from the API's outbox
+(``ticket_api.adapter.outbox``).  ``GET /api/v1/gate/scans/<tx_id>`` then shows
+the ledger's verdict.  Without the header the answer waits for finality (200).
+
 ``scan_id`` makes each scan idempotent (a re-sent scan gets its first result
 with ``duplicate: true``).  A scan the gate let through offline that the
 ledger refuses (the same ticket used twice while offline: ``already_departed``
@@ -42,6 +49,7 @@ from ..schemas import (
     GateExitSchema,
     GateRefusalSchema,
     GateResultSchema,
+    GateScanSchema,
     GateSyncResultSchema,
     GateSyncSchema,
     PositionSchema,
@@ -58,6 +66,8 @@ GATE_ERRORS = {
     "default": {"description": "refused: 401/403 token or role, 403/404/409/422 ticket (reason code)",
                 **_REFUSAL},
 }
+ASYNC_DOC = ("Prefer: respond-async: accepted on the offline check, the ledger's preview and the ticket's claim; "
+             "final is false, the verdict is at GET /api/v1/gate/scans/{tx_id}")
 trips_blp = Blueprint("trips", __name__, url_prefix="/api/v1/trips", description="Truck terminals")
 
 
@@ -84,6 +94,7 @@ def _checked(data: dict[str, Any], kind: str) -> TicketClaims:
 @idempotent
 @blp.arguments(GateExitSchema)
 @blp.response(200, GateResultSchema)
+@blp.alt_response(202, schema=GateResultSchema, description=ASYNC_DOC)
 @blp.alt_response(400, schema=GateRefusalSchema, description="refused (reason code)")
 @blp.doc(responses=GATE_ERRORS)
 def gate_exit(data: dict[str, Any]) -> Any:
@@ -97,6 +108,7 @@ def gate_exit(data: dict[str, Any]) -> Any:
 @idempotent
 @blp.arguments(GateDisposalSchema)
 @blp.response(200, GateResultSchema)
+@blp.alt_response(202, schema=GateResultSchema, description=ASYNC_DOC)
 @blp.alt_response(400, schema=GateRefusalSchema, description="refused (reason code)")
 @blp.doc(responses=GATE_ERRORS)
 def gate_disposal(data: dict[str, Any]) -> Any:
@@ -114,6 +126,15 @@ def gate_disposal(data: dict[str, Any]) -> Any:
 def gate_sync(data: dict[str, Any]) -> Any:
     """Upload scans made offline (see the module doc for the contract)."""
     return ctx().services.gates.sync(authenticate(), data["scans"], submission())
+
+
+@blp.route("/scans/<tx_id>")
+@require("exit_gate", "disposal_gate", "operator", "enforcement", "regulator")
+@blp.response(200, GateScanSchema)
+@blp.doc(responses=GATE_ERRORS)
+def gate_scan(tx_id: str) -> Any:
+    """A scan this gate made (staff: any gate's) and the ledger's verdict on it."""
+    return ctx().services.gates.scan(authenticate(), tx_id)
 
 
 @trips_blp.route("/<ticket_id>/positions", methods=["POST"])
