@@ -182,8 +182,8 @@ class GateOutbox:
         with write_lock(self.engine), Session(self.engine) as s, s.begin():
             s.execute(update(GateClaim).where(GateClaim.tx_id.in_([r.tx_id for r in rows]),
                                               GateClaim.submitted_at.is_(None)).values(submitted_at=now))
-        for tx_id, reason in rejected.items():  # refused at admission: never ordered, final at once
-            self._decide(tx_id, reason, None)
+        if rejected:  # refused at admission: never ordered, final at once
+            self._decide({tx_id: (reason, None) for tx_id, reason in rejected.items()})
         return len(rows)
 
     def _settle(self, now: datetime) -> int:
@@ -194,19 +194,22 @@ class GateOutbox:
             ))
         if not ids:
             return 0
-        done = 0
-        for tx_id, st in self.client.tx_details(ids).items():
-            if st.get("status") == "final":
-                self._decide(tx_id, str(st.get("code")), st.get("height"))
-                done += 1
-        return done
+        final = {i: st for i, st in self.client.tx_details(ids).items() if st.get("status") == "final"}
+        if final:
+            self._decide({i: (str(st.get("code")), st.get("height")) for i, st in final.items()})
+        return len(final)
 
-    def _decide(self, tx_id: str, verdict: str, height: int | None) -> None:
-        # Compare-and-set: of several processes settling one claim, one records it.
+    def _decide(self, verdicts: dict[str, tuple[str, int | None]]) -> None:
+        """Record final verdicts, one database transaction for the batch.  Compare-and-set per claim: of
+        several processes settling one claim, one records it."""
+        refused = []
         with write_lock(self.engine), Session(self.engine) as s, s.begin():
-            won = s.execute(update(GateClaim).where(GateClaim.tx_id == tx_id, GateClaim.verdict.is_(None))
-                            .values(verdict=verdict, height=height)).rowcount
-        if won and verdict != "valid":
+            for tx_id, (verdict, height) in verdicts.items():
+                won = s.execute(update(GateClaim).where(GateClaim.tx_id == tx_id, GateClaim.verdict.is_(None))
+                                .values(verdict=verdict, height=height)).rowcount
+                if won and verdict != "valid":
+                    refused.append((tx_id, verdict))
+        for tx_id, verdict in refused:
             log.warning("gate claim %s refused by the ledger after the gate let it through: %s", tx_id[:16],
                         verdict)
 
