@@ -224,16 +224,32 @@ class ApiClient:
     # gates, trips, audit -----------------------------------------------------------------
 
     def gate_exit(
-        self, *, qr: str, plate: str, covered: bool, idempotency_key: str | None = None, **extra: Any
+        self,
+        *,
+        qr: str,
+        plate: str,
+        covered: bool,
+        idempotency_key: str | None = None,
+        wait: bool = True,
+        **extra: Any,
     ) -> JSON:
-        """``{"accepted": true, "ticket_id", ...}`` or a refusal ``{"accepted": false, "reason"}``."""
+        """``{"accepted": true, "ticket_id", ...}`` or a refusal ``{"accepted": false, "reason"}``.
+
+        ``wait=False`` (what a barrier wants): answered before the block, ``final`` false; the ledger's
+        verdict is then at :meth:`gate_scan` with the answer's ``tx_id``.
+        """
         return self._call(  # type: ignore[no-any-return]
             "POST",
             "/api/v1/gate/exit",
             json={"qr": qr, "plate": plate, "covered": covered, **extra},
             idempotency_key=idempotency_key or self.new_key(),
+            wait=wait,
             refusal_ok=True,
         )
+
+    def gate_scan(self, tx_id: str) -> JSON:
+        """A scan answered before the block, with the ledger's verdict once final."""
+        return self._call("GET", f"/api/v1/gate/scans/{tx_id}")  # type: ignore[no-any-return]
 
     def gate_disposal(
         self,
@@ -242,6 +258,7 @@ class ApiClient:
         plate: str,
         volume_m3: Decimal | float | str,
         idempotency_key: str | None = None,
+        wait: bool = True,
         **extra: Any,
     ) -> JSON:
         return self._call(  # type: ignore[no-any-return]
@@ -249,6 +266,7 @@ class ApiClient:
             "/api/v1/gate/disposal",
             json={"qr": qr, "plate": plate, "volume_m3": str(volume_m3), **extra},
             idempotency_key=idempotency_key or self.new_key(),
+            wait=wait,
             refusal_ok=True,
         )
 
