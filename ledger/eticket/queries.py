@@ -94,6 +94,8 @@ def permit(m: EticketMachine, permit_id: str) -> dict[str, Any] | None:
         "tickets": p.tickets,
         "site_ids": list(p.site_ids),
         "truck_ids": list(p.truck_ids),
+        # the plates with the ids: the API shows plates, and one query beats one per truck
+        "truck_plates": [_plate(m, t) for t in p.truck_ids],
         "company_ids": list(p.company_ids),
         "valid_from": iso(p.valid_from),
         "valid_to": iso(p.valid_to),
@@ -159,6 +161,16 @@ def truck(m: EticketMachine, truck_id: str, *, at: int | None = None) -> dict[st
         "open_ticket": m.state.departed_by_truck.get(truck_id),
         "tickets": len(m.state.tickets_by.get(f"truck:{truck_id}", [])),
     }
+
+
+def _plate(m: EticketMachine, truck_id: str) -> str:
+    tr: Truck | None = _get(m, "truck", truck_id)
+    return tr.plate if tr is not None else truck_id
+
+
+def truck_ids_by_plate(m: EticketMachine, plates: list[str]) -> dict[str, str | None]:
+    """``{plate: truck_id or None}`` for many plates in one query."""
+    return {p: m.state.plates.get(p) for p in plates}
 
 
 def truck_by_plate(m: EticketMachine, plate: str) -> dict[str, Any] | None:

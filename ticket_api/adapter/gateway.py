@@ -97,6 +97,16 @@ class Gateway:
             raise LedgerRefusal(f"no such object ({name})", reason=missing)
         return dict(found)
 
+    def truck_ids(self, plates: list[str]) -> list[str]:
+        """The trucks of ``plates`` in order, in one query; ``unknown_truck`` naming any plate not registered."""
+        if not plates:
+            return []
+        found = self.client.query("truck_ids_by_plate", plates=plates)
+        missing = [p for p in plates if not found.get(p)]
+        if missing:
+            raise LedgerRefusal(f"no truck with plate {', '.join(missing)}", reason="unknown_truck")
+        return [str(found[p]) for p in plates]
+
     def truck_id(self, plate: str) -> str:
         truck = self.client.query("truck_by_plate", plate=plate)
         if truck is None:

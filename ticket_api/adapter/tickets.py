@@ -35,13 +35,6 @@ class LedgerPermits:
         self.gw = gateway
         self.clock = clock
 
-    def _plates(self, truck_ids: list[str]) -> list[str]:
-        plates = []
-        for tid in truck_ids:
-            t = self.gw.query("truck", truck_id=tid)
-            plates.append(t["plate"] if t else tid)
-        return plates
-
     def view(self, p: Mapping[str, Any]) -> Json:
         return {
             "id": p["permit_id"],
@@ -53,7 +46,7 @@ class LedgerPermits:
             "remaining_m3": p["remaining_m3"],
             "tickets": p["tickets"],
             "disposal_site_ids": p["site_ids"],
-            "truck_plates": self._plates(list(p["truck_ids"])),
+            "truck_plates": list(p["truck_plates"]),
             "company_ids": p["company_ids"],
             "valid_from": p["valid_from"],
             "valid_to": p["valid_to"],
@@ -79,7 +72,7 @@ class LedgerPermits:
             "project_id": data["project_id"],
             "volume_m3": str(data["volume_m3"]),
             "site_ids": list(data["disposal_site_ids"]),
-            "truck_ids": [self.gw.truck_id(p) for p in data.get("truck_plates") or []],
+            "truck_ids": self.gw.truck_ids(list(data.get("truck_plates") or [])),
             "company_ids": list(data.get("company_ids") or []),
             "valid_from": iso(data["valid_from"]),
             "valid_to": iso(data["valid_to"]),
