@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 #: Claims made by a caller that waits for finality itself are only sent by the pump if that request died.
 ORPHAN_AFTER = timedelta(seconds=60)
 BATCH = 500
+#: Settled claims are kept this long for ``GET /api/v1/gate/scans/<tx_id>``; tickets are valid for hours.
+RETAIN = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class GateOutbox:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = 0
+        self._pruned = datetime.min.replace(tzinfo=UTC)
         self._guard = threading.Lock()
 
     # -- claims ----------------------------------------------------------------
@@ -164,7 +167,18 @@ class GateOutbox:
         sent = self._send(now)
         settled = self._settle(now)
         reported = self._report_refused()
+        if now - self._pruned > timedelta(minutes=10):
+            self._pruned = now
+            self.prune(now - RETAIN)
         return bool(sent or settled or reported)
+
+    def prune(self, before: datetime) -> int:
+        """Forget settled claims made before ``before`` (a refused one once its violation is reported)."""
+        with write_lock(self.engine), Session(self.engine) as s, s.begin():
+            return int(s.execute(delete(GateClaim).where(
+                GateClaim.created_at < before, GateClaim.verdict.is_not(None),
+                (GateClaim.verdict == "valid") | GateClaim.violation_id.is_not(None),
+            )).rowcount)
 
     def _send(self, now: datetime) -> int:
         with Session(self.engine) as s:

@@ -10,7 +10,7 @@ from typing import Any
 
 from ledger.crypto import PrivateKey
 from ledger.transaction import Transaction
-from ticket_api.adapter.outbox import ORPHAN_AFTER, Claim, GateOutbox
+from ticket_api.adapter.outbox import ORPHAN_AFTER, RETAIN, Claim, GateOutbox
 from ticket_api.db import make_engine
 
 KEY = PrivateKey.generate()
@@ -157,3 +157,17 @@ def test_waiting_callers_claims_are_left_to_them_unless_orphaned(tmp_path: Path)
     box.release(t.tx_id)
     assert box.get(t.tx_id) is None
     assert box.claim(ticket_id="ET7", kind="exit", gate="g", actor="gate:exit:P-001", tx=tx("ET7", 1), send=False)
+
+
+def test_settled_claims_are_pruned_after_the_retention_unsettled_never(tmp_path: Path) -> None:
+    """Pruning forgets settled claims older than the retention; a claim still waiting for its verdict, or a
+    refused one whose violation is not reported yet, stays."""
+    c = Consortium()
+    box = outbox(tmp_path, c)
+    done, waiting = tx("ET8"), tx("ET9")
+    for t, tid in ((done, "ET8"), (waiting, "ET9")):
+        assert box.claim(ticket_id=tid, kind="exit", gate="g", actor="gate:exit:P-001", tx=t, send=False)
+    box.settle(done.tx_id, verdict="valid", height=3)
+    assert box.prune(datetime.now(UTC) - RETAIN) == 0
+    assert box.prune(datetime.now(UTC) + timedelta(seconds=1)) == 1
+    assert box.get(done.tx_id) is None and box.get(waiting.tx_id) is not None
