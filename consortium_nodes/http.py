@@ -64,6 +64,8 @@ def create_app(node: Node, *, solo: SoloOrderer | None = None) -> Flask:
 
     @app.get("/status")
     def status() -> Response:
+        """Height, head, final height, ``certificate`` of the newest final block (``height``, ``header_hash``,
+        ``signers``: member names, ``quorum``, ``nodes``; null before the first), log, pool, divergences, fault."""
         return jsonify(node.status(digest=request.args.get("digest") == "1"))
 
     @app.post("/v1/transactions")

@@ -620,11 +620,24 @@ class Node:
     # -- reading ----------------------------------------------------------
     def status(self, *, digest: bool = False) -> dict[str, Any]:
         head = self.store.head()
+        # The newest final block's certificate: which node members' signatures this node holds over its header
+        # (the store keeps only signatures that verified over the stored header).
+        final = self._final_height
+        final_header = self.store.header(final) if final >= 0 else None
+        certificate: dict[str, Any] | None = None
+        if final_header is not None:
+            signed = {s.key_id for s in self.store.signatures(final)}
+            certificate = {
+                "height": final, "header_hash": final_header.hash,
+                "signers": [m.name for m in self.consortium.nodes if m.key_id in signed],
+                "quorum": self.consortium.quorum, "nodes": len(self.consortium.nodes),
+            }
         return {
             "node": self.name,
             "height": -1 if head is None else head.height,
             "head": None if head is None else head.hash,
-            "final_height": self._final_height,
+            "final_height": final,
+            "certificate": certificate,
             "ordering": self.orderer.kind,
             "transactions": self.store.tx_count(),
             "log_root": self.store.log().root().hex(),

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
+import sqlalchemy as sa
+
 from . import checkpoint as cp
+from . import schema
 from .consortium import Consortium
 from .errors import LedgerError
 from .replay import replay
 from .statemachine import StateMachine
 from .store import LedgerStore
-from .tree import verify_consistency_hashes
+from .tree import hash_leaf, verify_consistency_hashes
 from .verify import verify_chain
 
 MachineFactory = Callable[[Consortium], StateMachine]
@@ -34,6 +38,35 @@ def check_kept_checkpoint(store: LedgerStore, consortium: Consortium, note: str)
             "proof": [h.hex() for h in proof], "witnesses": signers,
             "message": "log extends the kept checkpoint" if ok else
             "log does NOT extend the kept checkpoint: history was rewritten after it"}
+
+
+def _leaves(url: str) -> Generator[tuple[bytes, int, int, str], None, None]:
+    """(leaf hash of the stored body, height, position, tx id) of every stored transaction, in log order."""
+    store = LedgerStore.open(url, create=False)
+    try:
+        tx = schema.transactions
+        with store.engine.connect() as conn:
+            rows = conn.execution_options(yield_per=10000).execute(
+                sa.select(tx.c.body, tx.c.height, tx.c.position, tx.c.tx_id).order_by(tx.c.seq))
+            for body, height, position, tx_id in rows:
+                yield hash_leaf(bytes(body)), int(height), int(position), str(tx_id)
+    finally:
+        store.close()
+
+
+def first_difference(url: str, reference_url: str) -> dict[str, Any] | None:
+    """Where one node's transaction log first departs from a reference node's, over the entries both hold:
+    the log index, and the block, position and tx id the reference holds there (what the other node
+    dropped, changed or moved).  None when one log is a prefix of the other."""
+    mine, theirs = _leaves(url), _leaves(reference_url)
+    try:
+        for index, (a, b) in enumerate(zip(mine, theirs, strict=False)):
+            if a[0] != b[0]:
+                return {"index": index, "height": b[1], "position": b[2], "tx_id": b[3]}
+        return None
+    finally:
+        mine.close()
+        theirs.close()
 
 
 def _newest_checkpoint(store: LedgerStore, consortium: Consortium) -> tuple[int, str] | None:
@@ -58,45 +91,60 @@ def audit_nodes(
     """Audit every node's database and say the truth in ``ok``.
 
     Per node: full verification (links, Merkle roots, certificates, signatures,
-    tx ids, log heads), re-execution of the business rules from genesis
-    (``machine_factory``), and consistency with the regulator's kept
-    checkpoint.  Across nodes: the first height where a node's header differs
-    from the majority's.  Returns also the newest checkpoint co-signed by a
-    quorum that every healthy node's log contains, for the regulator to keep.
+    tx ids, the stored columns, stored checkpoints, genesis), re-execution of the
+    business rules from genesis (``machine_factory``), and consistency with the
+    regulator's kept checkpoint.  Across nodes: the first height where a node's
+    header differs from the majority's, and for each bad node where its
+    transaction log departs from a healthy node's (``differs_from``), which
+    also pins a node that rewrote its history consistently.  Returns also the
+    newest checkpoint co-signed by a quorum that a healthy node stored, for the
+    regulator to keep.
     """
     nodes: dict[str, dict[str, Any]] = {}
     headers: dict[str, list[str]] = {}
-    newest: list[tuple[int, str]] = []
+    log_sizes: dict[str, list[int]] = {}
+    newest: dict[str, tuple[int, str]] = {}
     for name, url in dbs.items():
         entry: dict[str, Any] = {"ok": True}
         nodes[name] = entry
+        headers[name] = []
+        log_sizes[name] = []
         try:
             report = verify_chain(url, consortium, workers=workers)
         except LedgerError as exc:
             entry.update(ok=False, error=exc.message)
-            headers[name] = []
             continue
         entry.update(blocks=report.blocks, transactions=report.transactions, head=report.head,
                      verified=report.ok, first_problem=None if report.first is None else report.first.to_dict())
         entry["ok"] = report.ok
         store = LedgerStore.open(url, create=False)
         try:
-            headers[name] = [h.hash for h in store.headers()]
-            if machine_factory is not None:
-                problem = replay(store, consortium, machine_factory(consortium)) if report.ok else None
-                entry["reexecuted"] = report.ok and problem is None
-                if problem is not None:
-                    entry["ok"] = False
-                    entry["first_problem"] = {"kind": "reexecution", "height": problem.height,
-                                              "position": problem.position, "tx_id": problem.tx_id,
-                                              "message": problem.message}
+            for header in store.headers():
+                headers[name].append(header.hash)
+                log_sizes[name].append(header.log_size)
+            # Re-execute a chain that verifies; and one whose only fault is stored validation codes that do not
+            # match its flags digests, where re-execution names the transaction the digest cannot.
+            codes_only = not report.ok and all(p.kind == "flags" for p in report.problems)
+            if machine_factory is not None and (report.ok or codes_only):
+                problem = replay(store, consortium, machine_factory(consortium))
+                first = entry["first_problem"]
+                if report.ok:
+                    entry["reexecuted"] = problem is None
+                    if problem is not None:
+                        entry["ok"] = False
+                        entry["first_problem"] = {"kind": "reexecution", "height": problem.height,
+                                                  "position": problem.position, "tx_id": problem.tx_id,
+                                                  "message": problem.message}
+                elif problem is not None and problem.position is not None and problem.height == first["height"]:
+                    first.update(position=problem.position, tx_id=problem.tx_id,
+                                 message=f"{first['message']}; re-execution: {problem.message}")
             if kept_checkpoint is not None:
                 kept = check_kept_checkpoint(store, consortium, kept_checkpoint)
                 entry["checkpoint"] = kept
                 entry["ok"] = entry["ok"] and kept["ok"]
             found = _newest_checkpoint(store, consortium)
-            if found is not None and entry["ok"]:
-                newest.append(found)
+            if found is not None:
+                newest[name] = found
         finally:
             store.close()
     disagreements: list[dict[str, Any]] = []
@@ -112,7 +160,9 @@ def audit_nodes(
             break
     bad = sorted({n for n, r in nodes.items() if not r["ok"]} | {n for d in disagreements for n in d["nodes"]})
     healthy = [n for n in dbs if n not in bad]
-    checkpoint = max(newest)[1] if newest else None
+    _locate(nodes, dbs, bad, healthy, disagreements, log_sizes)
+    kept_by_healthy = [newest[n] for n in healthy if n in newest]
+    checkpoint = max(kept_by_healthy)[1] if kept_by_healthy else None
     if bad:
         first = next((nodes[n].get("first_problem") for n in bad if nodes[n].get("first_problem")), None)
         where = "" if not first else f" (first problem at block {first['height']}: {first['message']})"
@@ -123,3 +173,53 @@ def audit_nodes(
         advice = "all nodes verify, re-execute and agree; keep the returned checkpoint for the next audit"
     return {"ok": not bad and bool(dbs), "bad_nodes": bad, "nodes": nodes, "disagreements": disagreements,
             "checkpoint": checkpoint, "advice": advice}
+
+
+def _locate(nodes: dict[str, dict[str, Any]], dbs: Mapping[str, str], bad: list[str], healthy: list[str],
+            disagreements: list[dict[str, Any]], log_sizes: Mapping[str, list[int]]) -> None:
+    """Pin every bad node to a block even when its own database is self-consistent.
+
+    ``differs_from``: where its transaction log departs from a healthy node's (one whose log extends the
+    kept checkpoint, when there is one).  A node whose only fault is the kept checkpoint (a consistent
+    rewrite of history) or its disagreement with the majority gets a ``first_problem`` there.
+    """
+    preferred = [n for n in healthy if nodes[n].get("checkpoint", {}).get("ok", True)]
+    candidates = preferred or healthy
+    reference = candidates[0] if candidates else None
+    for name in bad:
+        entry = nodes[name]
+        if "error" in entry:
+            continue
+        entry["ok"] = False
+        diff = first_difference(dbs[name], dbs[reference]) if reference is not None else None
+        if diff is not None:
+            entry["differs_from"] = {"node": reference, **diff}
+        if entry.get("first_problem") is not None:
+            continue
+        kept = entry.get("checkpoint")
+        odd = next((d for d in disagreements if name in d["nodes"]), None)
+        if diff is not None:
+            height, position, tx_id = diff["height"], diff["position"], diff["tx_id"]
+            where = (f"its log departs from {reference}'s at log index {diff['index']} (block {height}, "
+                     f"transaction {position})")
+        elif odd is not None:
+            height, position, tx_id = odd["height"], None, None
+            where = f"its block {height} differs from the one {odd['votes']} nodes hold"
+        elif kept is not None:
+            # The audit can only bound it: the block where this log reaches the kept checkpoint's size.
+            sizes = log_sizes[name]
+            i = bisect.bisect_left(sizes, int(kept["old_size"]))
+            height, position, tx_id = i, None, None
+            if i >= len(sizes):
+                where = f"its chain ends before block {height}: it was cut after the kept checkpoint"
+            else:
+                where = (f"{'no healthy node to compare with: ' if reference is None else ''}the change is at or "
+                         f"before block {height}")
+        else:
+            continue
+        if kept is not None and not kept["ok"]:
+            entry["first_problem"] = {"kind": "checkpoint", "height": height, "position": position,
+                                      "tx_id": tx_id, "message": f"{kept['message']}; {where}"}
+        else:
+            entry["first_problem"] = {"kind": "diverged", "height": height, "position": position,
+                                      "tx_id": tx_id, "message": f"verifies on its own, but {where}"}

@@ -82,6 +82,10 @@ def _print_human(report: dict[str, Any]) -> None:
         if fp:
             line += f"; block {fp['height']}" + ("" if fp.get("position") is None else f" tx {fp['position']}")
             line += f": {fp['message']}"
+        d = r.get("differs_from")
+        if d:
+            line += (f"; its log departs from {d['node']}'s at index {d['index']} (block {d['height']} "
+                     f"tx {d['position']})")
         if r.get("checkpoint") and not r["checkpoint"]["ok"]:
             line += f"; checkpoint: {r['checkpoint']['message']}"
         if r.get("error"):

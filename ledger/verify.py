@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import binascii
+import bisect
 import hashlib
+import json
 import multiprocessing as mp
 import os
 import threading
@@ -12,12 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from alembic.util.exc import CommandError
 
+from . import checkpoint as cp
 from . import schema
 from .block import BlockHeader, flags_digest
 from .consortium import Consortium, Member
 from .crypto import ED25519, verify_raw
-from .errors import LedgerError
+from .errors import LedgerError, StoreError
 from .store import SIGNATURE_CODES, LedgerStore, make_engine
 from .transaction import TX_CONTEXT, split_leaf
 from .tree import CompactRange, hash_leaf, root_from_hashes
@@ -75,7 +79,7 @@ class Report:
 
 #: Problems with a block's header itself; within a block they come before the
 #: transaction problems they cause (a changed tx_count puts every row "out of place").
-_HEADER_KINDS = frozenset({"genesis", "missing_block", "link", "certificate"})
+_HEADER_KINDS = frozenset({"genesis", "missing_block", "link", "certificate", "header_hash"})
 
 
 def _rank(p: Problem) -> tuple[int, int, int]:
@@ -150,7 +154,8 @@ def _verify_chunk(chunk: _Chunk) -> tuple[list[bytes], list[Problem], int]:
     sg = schema.signatures
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.select(tx.c.seq, tx.c.tx_id, tx.c.height, tx.c.position, tx.c.code, tx.c.leaf_hash, tx.c.body)
+            sa.select(tx.c.seq, tx.c.tx_id, tx.c.height, tx.c.position, tx.c.code, tx.c.leaf_hash, tx.c.body,
+                      tx.c.type)
             .where(sa.or_(tx.c.height.between(lo, hi), tx.c.seq.between(chunk.first_seq, chunk.last_seq)))
             .order_by(tx.c.seq)
         ).all()
@@ -178,7 +183,7 @@ def _verify_chunk(chunk: _Chunk) -> tuple[list[bytes], list[Problem], int]:
         codes: list[str] = []
         expected_pos = 0
         misplaced = 0
-        for seq, tx_id, _height, position, code, stored_leaf, raw_body in block_rows:
+        for seq, tx_id, _height, position, code, stored_leaf, raw_body, stored_type in block_rows:
             count += 1
             if position != expected_pos or seq != start + expected_pos:
                 if position > expected_pos and seq == start + position:
@@ -228,6 +233,11 @@ def _verify_chunk(chunk: _Chunk) -> tuple[list[bytes], list[Problem], int]:
             if bytes(stored_leaf) != leaf:
                 problems.append(Problem("leaf_hash", height, f"transaction {tx_id[:16]}…: stored leaf hash "
                                         "is not the hash of its body", position=where_pos, tx_id=tx_id))
+            tx_type = _tx_type(body)
+            if tx_type is not None and tx_type != stored_type:
+                problems.append(Problem("type", height, f"transaction {tx_id[:16]}…: stored type column "
+                                        f"{stored_type!r} is not the transaction's type {tx_type!r}",
+                                        position=where_pos, tx_id=tx_id))
         if expected_pos < h.tx_count and len(block_rows) < h.tx_count:
             problems.append(Problem(
                 "missing_tx", height, f"block {height}: transaction at position {expected_pos} "
@@ -274,6 +284,28 @@ def _fast_split(body: bytes) -> tuple[bytes, str, str, bytes] | None:
     return body[:start] + body[end + 2 :], submitter, ED25519, signature
 
 
+_FAST_TYPE = b',"type":"'
+
+
+def _tx_type(body: bytes) -> str | None:
+    """The ``type`` of a stored transaction body (its last member in RFC 8785 order), or None when the body
+    is not a JSON object with a string type (the body checks report that)."""
+    start = body.rfind(_FAST_TYPE)
+    if start > 0 and body.endswith(b'"}'):
+        raw = body[start + len(_FAST_TYPE) : -2]
+        if b'"' not in raw and b"\\" not in raw:
+            try:
+                return raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+    value = doc.get("type") if isinstance(doc, dict) else None
+    return value if isinstance(value, str) else None
+
+
 # -- main side ---------------------------------------------------------------
 
 def _chunks(headers: list[BlockHeader], target_txs: int) -> Iterator[_Chunk]:
@@ -311,33 +343,65 @@ def verify_chain(
     over ``workers`` processes (all cores by default).  ``consortium`` should
     be the auditor's trusted copy; without it the database's own is used.
     """
-    store = LedgerStore.open(url, create=False)
+    try:
+        store = LedgerStore.open(url, create=False)
+    except CommandError as exc:  # alembic: the schema version row names no revision this software knows
+        raise StoreError(f"cannot open ledger database {url}: its schema version row was changed ({exc})") from exc
     report = Report()
     try:
-        stored_genesis = store.stored_consortium()
+        with store.engine.connect() as conn:
+            meta = {str(k): str(v) for k, v in conn.execute(sa.select(schema.meta.c.key, schema.meta.c.value))}
+        stored_genesis, genesis_problems = _stored_genesis(meta.get("genesis"))
         trusted = consortium or stored_genesis
         if trusted is None:
-            report.problems.append(Problem("genesis", 0, "no consortium file given and none stored"))
+            report.problems.append(genesis_problems[0] if "genesis" in meta
+                                   else Problem("genesis", 0, "no consortium file given and none stored"))
             return report
+        report.problems.extend(genesis_problems)
         if stored_genesis is not None and stored_genesis.genesis_hash != trusted.genesis_hash:
             report.problems.append(
                 Problem("genesis", 0, "the database's genesis document differs from the trusted one")
             )
+        recorded = meta.get("genesis_hash")
+        if recorded != trusted.genesis_hash:
+            report.problems.append(Problem(
+                "genesis", 0, "the database's recorded genesis hash "
+                f"({'none' if recorded is None else recorded[:16] + '…'}) is not the trusted genesis "
+                f"{trusted.genesis_hash[:16]}…"))
         headers = list(store.headers())
-        # Transaction rows past the head belong to no block (e.g. the last block row was deleted).
         head_height = headers[-1].height if headers else -1
         head_size = headers[-1].log_size if headers else 0
-        tx = schema.transactions
+        tx, sg, bl, cpt = schema.transactions, schema.signatures, schema.blocks, schema.checkpoints
         with store.engine.connect() as conn:
+            stored_hashes = {int(k): str(v) for k, v in conn.execute(sa.select(bl.c.height, bl.c.hash))}
+            # Rows that belong to no stored block (e.g. the last block row was deleted).  One statement each,
+            # so a block a running node appends meanwhile (block, transactions and signatures in one database
+            # transaction) is either wholly seen or not at all: never reported as rows without a block.
             extra = conn.execute(
                 sa.select(sa.func.count())
                 .select_from(tx)
-                .where(sa.or_(tx.c.seq >= head_size, tx.c.height > head_height))
+                .where(sa.or_(
+                    sa.and_(tx.c.height > head_height, ~sa.exists().where(bl.c.height == tx.c.height)),
+                    sa.and_(tx.c.height <= head_height, tx.c.seq >= head_size),
+                ))
             ).scalar_one()
+            stray, stray_at = conn.execute(
+                sa.select(sa.func.count(), sa.func.min(sg.c.height))
+                .where(~sa.exists().where(bl.c.height == sg.c.height))
+            ).one()
+            stored_checkpoints = [(int(r[0]), str(r[1]), str(r[2])) for r in conn.execute(
+                sa.select(cpt.c.size, cpt.c.root, cpt.c.note).order_by(cpt.c.size))]
+            # Read after them: a running node stores a checkpoint only after its block, so this covers it.
+            size_now = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(bl.c.log_size), 0))).scalar_one())
         if extra:
             report.problems.append(Problem(
                 "extra_tx", head_height + 1, f"the database holds {extra} transaction rows after the head "
                 f"block {head_height} (block {head_height + 1} is missing?)"))
+        if stray:
+            report.problems.append(Problem(
+                "extra_signature", int(stray_at), f"the database holds {stray} node signatures for blocks it "
+                f"does not have (the first for block {stray_at})"))
+        report.problems.extend(_check_stored_checkpoints(stored_checkpoints, headers, trusted, size_now))
     finally:
         store.close()
     report.blocks = len(headers)
@@ -375,7 +439,66 @@ def verify_chain(
             if len(report.problems) >= stop_after:
                 pool.terminate()
                 break
+    # The stored hash column (which SQL users of the database look blocks up by) must be the header's hash.
+    # A header whose fields were changed already fails its certificate; this catches the column alone.
+    changed = {p.height for p in report.problems if p.kind in _HEADER_KINDS}
+    for h in headers:
+        stored = stored_hashes.get(h.height)
+        if stored is not None and stored != h.hash and h.height not in changed:
+            report.problems.append(Problem("header_hash", h.height, f"block {h.height}: stored hash column "
+                                           f"{stored[:16]}… is not the hash of its header {h.hash[:16]}…"))
     report.head = headers[-1].hash if headers else None
     report.log_root = rng.root().hex()
     report.problems.sort(key=_rank)
     return report
+
+
+def _stored_genesis(doc: str | None) -> tuple[Consortium | None, list[Problem]]:
+    """The genesis document a database holds, and what is wrong with it (missing, malformed)."""
+    if doc is None:
+        return None, [Problem("genesis", 0, "the database holds no genesis document")]
+    try:
+        return Consortium.from_dict(json.loads(doc)), []
+    except (LedgerError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        why = exc.message if isinstance(exc, LedgerError) else f"{exc.__class__.__name__}: {exc}"
+        return None, [Problem("genesis", 0, f"the database's genesis document is malformed: {why}")]
+
+
+def _check_stored_checkpoints(
+    rows: list[tuple[int, str, str]], headers: list[BlockHeader], trusted: Consortium, size_now: int
+) -> list[Problem]:
+    """Every checkpoint a node stored must be co-signed by a quorum of the trusted nodes, agree with its own
+    size and root columns, and be the log head of one of the chain's blocks (nodes checkpoint whole final
+    blocks).  Each problem is pinned to the block the checkpoint covers up to.  One past the verified
+    headers but within ``size_now`` (the log size when the checkpoints had been read) is for a block a
+    running node appended meanwhile: the next audit judges it."""
+    verifiers = {m.name: m.public_key for m in trusted.nodes}
+    sizes = [h.log_size for h in headers]
+    problems: list[Problem] = []
+    for size, root, note in rows:
+        signed: cp.Checkpoint | None = None
+        try:
+            signed, _signers = cp.verify(note, verifiers, quorum=trusted.quorum, origin=trusted.origin)
+        except LedgerError as exc:
+            why = exc.message
+        at = signed.size if signed is not None else size
+        i = bisect.bisect_left(sizes, at)
+        height = headers[i].height if i < len(headers) else (headers[-1].height + 1 if headers else 0)
+        what = f"stored checkpoint of size {size}"
+        if signed is None:
+            problems.append(Problem("stored_checkpoint", height, f"{what}: its note does not verify ({why})"))
+        elif signed.size != size or signed.root.hex() != root:
+            problems.append(Problem("stored_checkpoint", height, f"{what}: its size and root columns ({size}, "
+                                    f"{root[:16]}…) are not its signed note's ({signed.size}, "
+                                    f"{signed.root.hex()[:16]}…)"))
+        elif i >= len(headers):
+            if size > size_now:
+                problems.append(Problem("stored_checkpoint", height, f"{what} covers more transactions than "
+                                        f"the chain holds ({size_now}): the chain was cut after it"))
+        elif headers[i].log_size != size:
+            problems.append(Problem("stored_checkpoint", height, f"{what} does not end at a block "
+                                    f"(block {height} ends at {headers[i].log_size}); nodes checkpoint whole blocks"))
+        elif headers[i].log_root != root:
+            problems.append(Problem("stored_checkpoint", height, f"{what} is not the log head of block {height}: "
+                                    "the log it was co-signed for is not this chain's"))
+    return problems

@@ -1,6 +1,7 @@
 """The governance centre's screen (/dashboard) in a real headless Chromium (Debian's, driven by Playwright).
 
-The page loads without console errors, renders the counters and the four nodes' health, draws a truck on the
+The page loads without console errors, renders the counters and the four nodes' health (each with the certificate of
+its newest final block: height, how many of the 4 nodes signed it and who), draws a truck on the
 road on the map, and shows a disposal site's alarm once the site is pushed past its threshold.
 """
 
@@ -21,6 +22,8 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
         "--disable-component-update", "--no-first-run", "--disable-sync"]
 SCREENSHOT = Path(os.environ.get("DASHBOARD_SCREENSHOT", "/tmp/dashboard.png"))
+#: The demo consortium's node members and how the screen names them.
+MEMBERS = {"chengguan": "城管", "zhujian": "住建", "jiaotong": "交通", "shengtai": "生态环境"}
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -73,7 +76,8 @@ def browser() -> Iterator[Any]:
 
 
 def test_dashboard_shows_counters_nodes_trips_and_a_site_alarm(browser: Any, stack: Stack) -> None:  # noqa: F811
-    """No console errors; counters and 4 nodes render; the trip is on the map; a full site raises its alarm."""
+    """No console errors; counters and 4 nodes render, each with its newest certificate (#height k/4 签名 and the
+    signers' names); the trip is on the map; a full site raises its alarm."""
     ticket_id = _truck_on_the_road(stack)
     violation = _post(stack, "/api/v1/violations", "operator", {
         "type": "uncovered_load", "source": "camera", "plate": stack.demo["trucks"][0],
@@ -104,6 +108,18 @@ def test_dashboard_shows_counters_nodes_trips_and_a_site_alarm(browser: Any, sta
         assert page.locator('.node-card[data-diverged="0"].ok').count() == 4
         heights = [int(h.replace(",", "")) for h in page.locator(".node-card .height").all_text_contents()]
         assert len(set(heights)) == 1 and heights[0] > 0
+        # each node's newest certificate: "最新证书 #height k/4 签名" and who signed it
+        certs = page.locator(".node-card .cert")
+        assert certs.count() == 4
+        for i in range(4):
+            cert = certs.nth(i)
+            text = cert.inner_text()
+            signers = (cert.get_attribute("data-signers") or "").split(",")
+            height = int(cert.get_attribute("data-cert-height") or "-1")
+            assert 3 <= len(signers) <= 4 and set(signers) <= set(MEMBERS), signers
+            assert f"#{height:,} {len(signers)}/4 签名" in text and height > 0, text
+            assert all(MEMBERS[m] in text for m in signers), text
+        assert page.locator(".node-card dt", has_text="最新证书").count() == 4
 
         # the map: sites, projects, the truck; the violations list
         assert page.locator("#map [data-map-site]").count() == len(stack.demo["disposal_sites"])
@@ -158,7 +174,8 @@ def test_dashboard_without_token_asks_for_one(browser: Any, stack: Stack) -> Non
 
 
 def test_dashboard_data_is_for_staff_only(stack: Stack) -> None:  # noqa: F811
-    """GET /api/v1/dashboard: operator, enforcement and regulator; not contractors; times in +08:00."""
+    """GET /api/v1/dashboard: operator, enforcement and regulator; not contractors; times in +08:00; every node's
+    line carries the certificate of its newest final block (height = final height, signed by a quorum of 4)."""
     url = f"{stack.api}/api/v1/dashboard"
     assert requests.get(url, timeout=10).status_code == 401
     assert requests.get(url, headers=stack.headers("contractor"), timeout=10).status_code == 403
@@ -169,6 +186,11 @@ def test_dashboard_data_is_for_staff_only(stack: Stack) -> None:  # noqa: F811
         assert body["generated_at"].endswith("+08:00")
         assert {"counters", "sites", "alarms", "violations", "on_the_road", "projects", "chain"} <= set(body)
         assert len(body["chain"]["nodes"]) == 4
+        for node in body["chain"]["nodes"]:  # the newest final block's certificate, as each node holds it
+            cert = node["certificate"]
+            assert cert["height"] == node["final_height"] and len(cert["header_hash"]) == 64
+            assert (cert["quorum"], cert["nodes"]) == (3, 4) and 3 <= len(cert["signers"]) <= 4
+            assert set(cert["signers"]) <= set(MEMBERS)
         assert all("threshold_pct" in s and "load_rate_pct" in s and "alarm" in s for s in body["sites"])
     page = requests.get(f"{stack.api}/dashboard", timeout=10)
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")

@@ -196,13 +196,24 @@ class LedgerStaff:
         return {**report, "ok": ok, "mode": "full", "heads": nodes, **agreement}
 
 
+def _certificate(c: Any) -> dict[str, Any] | None:
+    """The newest final block's certificate as a node reports it: height, header hash, the members who signed
+    it (by name), the quorum and how many nodes there are."""
+    if not isinstance(c, Mapping):
+        return None
+    return {"height": c.get("height"), "header_hash": c.get("header_hash"), "signers": list(c.get("signers") or []),
+            "quorum": c.get("quorum"), "nodes": c.get("nodes")}
+
+
 def _node_health(n: Mapping[str, Any]) -> dict[str, Any]:
-    """One node's line on the screen: height, head, last certified (final) height, diverged or not."""
+    """One node's line on the screen: height, head, last certificate (final height, who signed it), diverged
+    or not."""
     if not n.get("reachable"):
         return {"node": n.get("node") or n.get("url"), "url": n.get("url"), "reachable": False,
                 "error": n.get("error")}
     return {"node": n.get("node"), "url": n.get("url"), "reachable": True, "height": n.get("height"),
-            "head": n.get("head"), "final_height": n.get("final_height"), "transactions": n.get("transactions"),
+            "head": n.get("head"), "final_height": n.get("final_height"),
+            "certificate": _certificate(n.get("certificate")), "transactions": n.get("transactions"),
             "pool": n.get("pool"), "ordering": n.get("ordering"), "ready": n.get("ready"), "fault": n.get("fault"),
             "diverged": bool(n.get("diverged")), "divergences": len(n.get("diverged") or [])}
 

@@ -16,7 +16,9 @@ from ticket_api.tokens import Principal
 class _Client:
     def statuses(self) -> list[dict[str, Any]]:
         up = {"reachable": True, "height": 7, "head": "ab" * 32, "final_height": 7, "transactions": 9, "pool": 0,
-              "ordering": "solo", "ready": True, "fault": None, "diverged": []}
+              "ordering": "solo", "ready": True, "fault": None, "diverged": [],
+              "certificate": {"height": 7, "header_hash": "ab" * 32, "signers": ["chengguan", "zhujian", "shengtai"],
+                              "quorum": 3, "nodes": 4}}
         return [{"url": "http://127.0.0.1:1", "node": "chengguan", **up},
                 {"url": "http://127.0.0.1:2", "node": "zhujian", **up,
                  "diverged": [{"height": 7, "signers": "jiaotong"}]},
@@ -66,3 +68,29 @@ def test_dashboard_composes_counters_alarms_alternatives_violations_trips_and_he
         ("chengguan", True, False), ("zhujian", True, True), ("http://127.0.0.1:3", False, None)]
     assert nodes[1]["divergences"] == 1 and nodes[0]["final_height"] == 7
     assert body["chain"]["agree"] is False and body["chain"]["diverged_nodes"] == ["zhujian"]
+    assert nodes[0]["certificate"] == {"height": 7, "header_hash": "ab" * 32, "quorum": 3, "nodes": 4,
+                                       "signers": ["chengguan", "zhujian", "shengtai"]}
+    assert "certificate" not in nodes[2]  # unreachable: nothing to show but why
+
+
+def test_dashboard_schema_documents_the_chain_health_with_certificates() -> None:
+    """The response schema of the screen describes each node's line, its certificate included, and dumps the
+    adapter's answer unchanged (a node without a final block yet has a null certificate)."""
+    from ticket_api.schemas import DashboardSchema
+
+    chain = {"agree": True, "diverged_nodes": [], "unreachable": ["http://127.0.0.1:3"], "height": 0, "nodes": [
+        {"node": "chengguan", "url": "http://127.0.0.1:1", "reachable": True, "height": 0, "head": "cd" * 32,
+         "final_height": 0, "certificate": {"height": 0, "header_hash": "cd" * 32, "quorum": 3, "nodes": 4,
+                                            "signers": ["chengguan", "jiaotong", "zhujian"]},
+         "transactions": 1, "pool": 0, "ordering": "solo", "ready": True, "fault": None, "diverged": False,
+         "divergences": 0},
+        {"node": "zhujian", "url": "http://127.0.0.1:2", "reachable": True, "height": -1, "head": None,
+         "final_height": -1, "certificate": None, "transactions": 0, "pool": 0, "ordering": "solo", "ready": True,
+         "fault": None, "diverged": False, "divergences": 0},
+        {"node": "http://127.0.0.1:3", "url": "http://127.0.0.1:3", "reachable": False, "error": "ConnectionError"}]}
+    schema = DashboardSchema()
+    node = schema.fields["chain"].schema.fields["nodes"].inner.schema  # type: ignore[attr-defined]
+    assert set(node.fields["certificate"].schema.fields) == {"height", "header_hash", "signers", "quorum", "nodes"}
+    body = {"generated_at": "2026-11-23T20:10:00+08:00", "counters": {}, "sites": [], "alarms": [], "violations": [],
+            "on_the_road": [], "projects": [], "chain": chain}
+    assert schema.dump(body)["chain"] == chain

@@ -19,6 +19,7 @@
     reported: "待确认", confirmed: "已确认", dispatched: "已派发", resolved: "已办结", dismissed: "已排除"
   };
   var KINDS = { landfill: "填埋场", recycling: "资源化利用厂", backfill: "回填场" };
+  var MEMBERS = { chengguan: "城管", zhujian: "住建", jiaotong: "交通", shengtai: "生态环境" };
 
   var token = null;
   var timer = null;
@@ -431,6 +432,22 @@
     });
   }
 
+  // the newest final block's certificate: "#height k/n 签名" and who signed (member names, in consortium order)
+  function certificate(n) {
+    var c = n.certificate;
+    if (!c) {
+      var fh = n.final_height;
+      return h("dd", { "class": "cert", text: fh === null || fh === undefined || fh < 0 ? "—" : "#" + fmtInt(fh) });
+    }
+    var signers = c.signers || [];
+    var short = signers.length < c.quorum;
+    return h("dd", { "class": "cert" + (short ? " cert-short" : ""), "data-cert-height": c.height,
+      "data-signers": signers.join(","), title: "区块头 " + c.header_hash + "；签名：" + signers.join("、") +
+        "；门限 " + c.quorum + "/" + c.nodes },
+      h("span", { "class": "cert-count", text: "#" + fmtInt(c.height) + " " + signers.length + "/" + c.nodes + " 签名" }),
+      h("span", { "class": "cert-signers", text: signers.map(function (x) { return MEMBERS[x] || x; }).join("、") }));
+  }
+
   function renderChain(chain) {
     var box = $("nodes");
     clear(box);
@@ -444,7 +461,7 @@
       var rows = n.reachable ? [
         h("dt", { text: "区块高度" }), h("dd", { "class": "height", text: fmtInt(n.height) }),
         h("dt", { text: "最新区块头" }), h("dd", { "class": "hash", title: n.head || "", text: shortHash(n.head) }),
-        h("dt", { text: "最近证书" }), h("dd", { text: n.final_height === null || n.final_height === undefined ? "—" : "高度 " + fmtInt(n.final_height) }),
+        h("dt", { text: "最新证书" }), certificate(n),
         h("dt", { text: "分叉" }), h("dd", { text: n.diverged ? "是（" + n.divergences + " 处）" : "否" }),
         h("dt", { text: "交易 / 待处理" }), h("dd", { text: fmtInt(n.transactions) + " / " + fmtInt(n.pool) })
       ] : [h("dt", { text: "状态" }), h("dd", { text: "无法连接" + (n.error ? "（" + n.error + "）" : "") })];
