@@ -249,3 +249,40 @@ def test_second_ticket_of_a_truck_on_the_road_cannot_leave() -> None:
     assert world.machine.state.tables["ticket"]["T-2"].state == "issued"
     assert world.receive("T-1").code == "valid"
     assert world.depart("T-2").code == "valid"
+
+
+def _exit_tx(world: World, ticket_id: str = "T-1", covered: bool = True) -> dict[str, object]:
+    t = world.machine.state.tables["ticket"][ticket_id]
+    plate = world.machine.state.tables["truck"][t.truck_id].plate
+    tx = world.tx("gate.exit", {"ticket_id": ticket_id, "gate_id": "G1", "plate": plate, "covered": covered,
+                                "photo_digest": PHOTO}, "gate:exit:P-001")
+    return tx.to_dict()
+
+
+def test_preview_gives_the_verdict_apply_would_and_changes_nothing() -> None:
+    """``queries.preview`` of a signed exit scan says valid (or the refusal's reason) exactly as applying it
+    would, and leaves the state, its digest and the machine's clock untouched."""
+    world = _world()
+    before, now = world.machine.digest(), world.machine.now
+    ok = queries.preview(world.machine, _exit_tx(world))
+    assert ok["code"] == "valid" and ok["events"][0]["event"] == "ticket_departed"
+    uncovered = queries.preview(world.machine, _exit_tx(world, covered=False))
+    assert uncovered["code"] == "uncovered_load"
+    assert (world.machine.digest(), world.machine.now) == (before, now)
+    assert world.machine.state.tables["ticket"]["T-1"].state == "issued"
+    assert world.depart("T-1").ok
+    assert queries.preview(world.machine, _exit_tx(world))["code"] == "already_departed"
+
+
+def test_preview_checks_admission_first() -> None:
+    """A preview of a transaction with a broken signature is refused like its submission would be."""
+    import pytest
+
+    from ledger.errors import LedgerError
+
+    world = _world()
+    d = _exit_tx(world)
+    d["payload"] = {**d["payload"], "gate_id": "G2"}  # type: ignore[dict-item]
+    with pytest.raises(LedgerError) as err:
+        queries.preview(world.machine, d)
+    assert err.value.reason == "bad_signature"
