@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ledger.block import BlockHeader
 from ledger.consortium import Consortium
-from ledger.replay import Built, block_time
+from ledger.replay import Built, Checked, block_time
 from ledger.replay import build_block as _build
 from ledger.statemachine import StateMachine
 from ledger.tree import CompactRange
@@ -24,7 +24,8 @@ def build_block(
     consortium: Consortium,
     machine: StateMachine,
     seen: Callable[[Sequence[str]], set[str]],
+    checked: Mapping[bytes, Checked] | None = None,
 ) -> Built:
     """Block ``batch.seq`` from the ordered batch; see :func:`ledger.replay.build_block`."""
     return _build(raw_txs=batch.txs, proposer=batch.proposer, timestamp=batch.timestamp, previous=previous,
-                  log=log, consortium=consortium, machine=machine, seen=seen)
+                  log=log, consortium=consortium, machine=machine, seen=seen, checked=checked)

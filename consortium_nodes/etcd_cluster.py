@@ -80,6 +80,37 @@ def _pid_is_our_etcd(pid: int, data_dir: str) -> bool:
     return bool(cmdline) and cmdline[0].endswith(b"etcd") and data_dir.encode() in cmdline
 
 
+def _reap(pid: int, timeout: float = 5.0) -> None:
+    """If ``pid`` is a member this process started, collect its exit status (no zombie, and no
+    "subprocess is still running" ResourceWarning from its Popen handle later)."""
+    for proc in _HANDLES:
+        if proc.pid == pid:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=timeout)
+            return
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _stop_strays(base_dir: Path, timeout: float = 5.0) -> None:
+    """Stop every etcd process this process started on a data dir under ``base_dir`` that still runs,
+    whatever the description says (e.g. a member restarted through another ``EtcdCluster`` object)."""
+    prefix = str(base_dir.resolve())
+    for proc in list(_HANDLES):
+        if proc.poll() is not None:
+            continue
+        args = proc.args if isinstance(proc.args, list | tuple) else [proc.args]
+        if not any(str(a).startswith(prefix) for a in args):
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
 def _wait_pid_gone(pid: int, timeout: float) -> bool:
     """Wait until ``pid`` (not our child) has exited; True if it is gone."""
     deadline = time.monotonic() + timeout
@@ -221,6 +252,7 @@ class EtcdCluster:
         if path.exists():
             cls.attach(data_dir=data_dir).stop()
             path.unlink(missing_ok=True)
+        _stop_strays(Path(data_dir))
         if purge:
             shutil.rmtree(data_dir, ignore_errors=True)
 
@@ -346,6 +378,13 @@ class EtcdCluster:
         self._procs[name] = proc
         _HANDLES.append(proc)  # keep every handle alive: a detached member must not warn when collected
         self._members[name] = EtcdMember(**{**asdict(m), "pid": proc.pid})
+        self._update_description()
+
+    def _update_description(self) -> None:
+        """Rewrite ``cluster.json`` if this cluster is described there, so that ``stop_dir`` (and any
+        other process attaching) finds members restarted or killed through this object by their new pids."""
+        if (self.base_dir / DESCRIPTION_FILE).exists():
+            self.write_description()
 
     def is_healthy(self, name: str, *, timeout: float = 1.0) -> bool:
         """True if member ``name`` answers ``/health`` with ``"health": "true"`` (it has a leader)."""
@@ -416,7 +455,9 @@ class EtcdCluster:
         else:
             os.kill(pid, signal.SIGKILL)
             _wait_pid_gone(pid, 10)
+            _reap(pid)
         self._members[name] = EtcdMember(**{**asdict(self._members[name]), "pid": None})
+        self._update_description()
 
     def restart(self, name: str, *, wait: bool = True, timeout: float = 20.0) -> None:
         """Start member ``name`` again on its existing data dir; by default wait until it is healthy."""
@@ -439,10 +480,12 @@ class EtcdCluster:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(timeout=5)
-            elif not _wait_pid_gone(pid, timeout):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                _wait_pid_gone(pid, 5)
+            else:
+                if not _wait_pid_gone(pid, timeout):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                    _wait_pid_gone(pid, 5)
+                _reap(pid)
         self._procs.pop(name, None)
         self._members[name] = EtcdMember(**{**asdict(self._members[name]), "pid": None})
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import json
 import random
+import socket
 import threading
 import time
 import uuid
@@ -16,7 +18,6 @@ from urllib.parse import urlsplit
 import requests
 from etcd3gw import exceptions as etcd_exc
 from etcd3gw.client import Etcd3Client
-from etcd3gw.watch import Watcher
 
 from consortium_nodes.ordering import Batch, OrderingError
 
@@ -126,6 +127,18 @@ class EtcdOrderer:
         self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
         self._closed = False
+        # One long-lived etcd watch on the batch keys per orderer (started by the first waiting read): it
+        # delivers each new batch as it is committed, so readers neither poll nor issue a range read per
+        # batch, and sleep on a condition instead of opening a watch of their own per wait.
+        self._watch_cond = threading.Condition()
+        self._watch_rev = 0  # highest etcd revision the watch has reported (events, creation)
+        self._watch_live = False  # a watch stream is established now
+        self._watched: dict[int, tuple[Batch, int]] = {}  # seq → (batch, revision) from the watch, not yet read
+        self._head_hint: int | None = None  # the newest head seen (reads, appends, watch): a CAS guess
+        self._watch_thread: threading.Thread | None = None
+        self._watch_response: requests.Response | None = None
+        #: seconds without any message after which the watch stream is re-established
+        self.watch_idle = 10.0
 
     @classmethod
     def connect(cls, *, endpoints: Sequence[str], **options: Any) -> EtcdOrderer:
@@ -157,6 +170,7 @@ class EtcdOrderer:
             if self._closed:
                 raise OrderingError("the etcd orderer is closed")
             session = requests.Session()
+            session.trust_env = False  # fixed endpoints: no proxy / .netrc lookups per request
             with self._lock:
                 self._sessions.append(session)
             clients = [self._new_client(e, session) for e in self.endpoints]
@@ -222,10 +236,19 @@ class EtcdOrderer:
     def _head_of(kvs: list[dict[str, Any]]) -> int:
         return int(_unb64(kvs[0]["value"])) if kvs else -1
 
-    def _encode(self, seq: int, proposer: str, timestamp: str, txs: Sequence[bytes], batch_id: str) -> bytes:
-        record = json.loads(Batch(seq=seq, proposer=proposer, timestamp=timestamp, txs=tuple(txs)).to_json())
-        record["id"] = batch_id
-        value = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    def _encode(
+        self, seq: int, proposer: str, timestamp: str, txs: Sequence[bytes], batch_id: str,
+        txs_json: str | None = None,
+    ) -> bytes:
+        """The batch record: :meth:`Batch.to_json` plus the batch's unique ``id``.  ``txs_json`` is the
+        JSON list of the transactions when the caller has encoded it already (it is the bulk of the record)."""
+        if txs_json is None:
+            txs_json = json.dumps([t.decode("utf-8") for t in txs], ensure_ascii=False, separators=(",", ":"))
+        head = json.dumps(
+            {"seq": seq, "proposer": proposer, "timestamp": timestamp, "id": batch_id},
+            ensure_ascii=False, separators=(",", ":"),
+        )
+        value = (head[:-1] + ',"txs":' + txs_json + "}").encode("utf-8")
         if len(value) > self.max_batch_bytes:
             raise BatchTooLargeError(
                 f"batch of {len(txs)} txs is {len(value)} bytes, over the etcd ordering limit of "
@@ -251,9 +274,12 @@ class EtcdOrderer:
         """
         txs = tuple(txs)
         batch_id = uuid.uuid4().hex
-        self._encode(0, proposer, timestamp, txs, batch_id)  # size check before anything is sent
+        txs_json = json.dumps([t.decode("utf-8") for t in txs], ensure_ascii=False, separators=(",", ":"))
+        self._encode(0, proposer, timestamp, txs, batch_id, txs_json)  # size check before anything is sent
         uncertain: set[int] = set()
-        head = self.head()
+        # The newest head this orderer has seen is only a guess: the compare-and-set below decides, and a
+        # lost race returns the real head (cheaper than a linearizable read of the head before every append).
+        head = self._head_hint if self._head_hint is not None else self.head()
         while True:
             for seq in sorted(s for s in uncertain if s <= head):
                 found = self._record_id(seq)
@@ -265,7 +291,7 @@ class EtcdOrderer:
                     )
                 uncertain.discard(seq)
             seq = head + 1
-            value = self._encode(seq, proposer, timestamp, txs, batch_id)
+            value = self._encode(seq, proposer, timestamp, txs, batch_id, txs_json)
             if head < 0:
                 compare = {
                     "key": _b64(self._head_key),
@@ -290,6 +316,7 @@ class EtcdOrderer:
             }
             result = self._txn("append", txn, on_retry=functools.partial(uncertain.add, seq))
             if result.get("succeeded"):
+                self._saw_head(seq)
                 return seq
             # a lost race: the failure branch returned the new head (re-read it if an attempt is in doubt)
             head = self.head() if uncertain else self._head_of(self._kvs(result.get("responses", [{}])[0]))
@@ -299,7 +326,13 @@ class EtcdOrderer:
         result: dict[str, Any] = self._call(
             "read head", lambda c: c.post(c.get_url("/kv/range"), json={"key": _b64(self._head_key)})
         )
-        return self._head_of(result.get("kvs", []))
+        head = self._head_of(result.get("kvs", []))
+        self._saw_head(head)
+        return head
+
+    def _saw_head(self, head: int) -> None:
+        if self._head_hint is None or head > self._head_hint:
+            self._head_hint = head
 
     def read(self, after: int, *, wait: float = 0.0, limit: int = 64) -> list[Batch]:
         """Batches with ``seq > after`` in order (at most ``limit``), waiting up to ``wait`` s for the first.
@@ -307,68 +340,222 @@ class EtcdOrderer:
         Returns ``[]`` if none arrived in time.  Raises :class:`BatchesForgottenError` if batch
         ``after + 1`` was already forgotten (catch up from peers), :class:`OrderingError` if etcd is
         unavailable for ``retry_for`` seconds.
+
+        In ``watch`` mode batches the orderer's watch has delivered are returned without asking etcd
+        again; a range read (one etcd transaction with the head) is made when the watch has nothing
+        for ``after + 1``: at the first read, after the watch reported a revision it did not bring a
+        batch for, after a reconnection, or when ``wait`` ran out.
         """
         after = max(after, -1)
         deadline = time.monotonic() + max(wait, 0.0)
+        watching = self.wait_mode == "watch" and wait > 0
+        if watching:
+            self._ensure_watch()
+        # (seq, revision): a read on this thread knows every batch up to seq, and that no later one had
+        # been written at that etcd revision; if seq is `after`, no read is needed until a newer revision.
+        hint: tuple[int, int] | None = getattr(self._local, "read_hint", None)
+        known = hint[1] if hint is not None and hint[0] == after else None
+        last_look = False
         while True:
-            txn = {
-                "compare": [],
-                "success": [
-                    self._range(self._head_key),
-                    self._range(self._batch_key(after + 1), self._batch_end, max(limit, 1)),
-                ],
-                "failure": [],
-            }
-            result = self._txn("read", txn)
-            responses = result.get("responses", [])
-            head = self._head_of(self._kvs(responses[0]))
-            kvs = self._kvs(responses[1])
-            if kvs:
-                batches = [Batch.from_json(_unb64(kv["value"])) for kv in kvs]
-                for expected, batch in enumerate(batches, start=after + 1):
-                    if batch.seq != expected:
-                        raise BatchesForgottenError(
-                            f"batch {expected} is no longer in etcd (next available: {batch.seq}); "
-                            "catch up from peers' blocks",
-                            after=after,
-                            head=head,
-                        )
-                return batches
-            if head > after:
-                raise BatchesForgottenError(
-                    f"batches {after + 1}..{head} are no longer in etcd; catch up from peers' blocks",
-                    after=after,
-                    head=head,
-                )
+            got = self._from_watch(after, limit)
+            if got:
+                # Batch n+1 is written after batch n, so none after the last one existed at its revision.
+                self._local.read_hint = (got[-1][0].seq, got[-1][1])
+                return [b for b, _ in got]
+            read_now = known is None or not self._watch_live or last_look
+            if read_now:
+                batches, head, revision = self._range_read(after, limit)
+                if batches:
+                    self._local.read_hint = (head, revision) if batches[-1].seq == head else None
+                    return batches
+                known = revision
+                self._local.read_hint = (after, revision)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return []
-            revision = int(result.get("header", {}).get("revision", 0))
-            if self.wait_mode == "watch":
-                self._wait_for_head(revision, min(remaining, self.watch_slice))
+                if read_now or not watching:
+                    return []
+                last_look = True  # one read of etcd before giving up: a stalled watch cannot hide a batch long
+                continue
+            if watching:
+                if not self._wait_for_head(known, min(remaining, self.watch_slice), want=after + 1):
+                    known = None  # a newer revision without our batch, or no live watch: read etcd
             else:
                 time.sleep(min(remaining, self.poll_interval))
+                known = None
 
-    def _wait_for_head(self, revision: int, timeout: float) -> None:
-        """Block until the head key changes after ``revision`` or ``timeout`` passes (an etcd watch)."""
-        changed = threading.Event()
-        session = requests.Session()
-        client = self._new_client(self.endpoints[self._preferred], session)
-        watcher: Watcher | None = None
-        try:
-            watcher = Watcher(
-                client, self._head_key, lambda _event: changed.set(), start_revision=revision + 1
+    def _range_read(self, after: int, limit: int) -> tuple[list[Batch], int, int]:
+        """One etcd transaction: the head and up to ``limit`` batches after ``after``, at one revision."""
+        txn = {
+            "compare": [],
+            "success": [
+                self._range(self._head_key),
+                self._range(self._batch_key(after + 1), self._batch_end, max(limit, 1)),
+            ],
+            "failure": [],
+        }
+        result = self._txn("read", txn)
+        responses = result.get("responses", [])
+        head = self._head_of(self._kvs(responses[0]))
+        self._saw_head(head)
+        revision = int(result.get("header", {}).get("revision", 0))
+        kvs = self._kvs(responses[1])
+        if kvs:
+            batches = [Batch.from_json(_unb64(kv["value"])) for kv in kvs]
+            for expected, batch in enumerate(batches, start=after + 1):
+                if batch.seq != expected:
+                    raise BatchesForgottenError(
+                        f"batch {expected} is no longer in etcd (next available: {batch.seq}); "
+                        "catch up from peers' blocks",
+                        after=after,
+                        head=head,
+                    )
+            return batches, head, revision
+        if head > after:
+            raise BatchesForgottenError(
+                f"batches {after + 1}..{head} are no longer in etcd; catch up from peers' blocks",
+                after=after,
+                head=head,
             )
-            changed.wait(timeout)
-        except (etcd_exc.Etcd3Exception, requests.RequestException, ValueError):
-            # this member is down: prefer the next one and let the caller re-read there
-            self._preferred = (self._preferred + 1) % len(self.endpoints)
-            time.sleep(min(timeout, self.poll_interval))
+        return [], head, revision
+
+    def _from_watch(self, after: int, limit: int) -> list[tuple[Batch, int]]:
+        """Consecutive batches from ``after + 1`` the watch has delivered, with their revisions (and
+        forget older ones)."""
+        if not self._watched:
+            return []
+        with self._watch_cond:
+            for seq in [s for s in self._watched if s <= after]:
+                del self._watched[seq]
+            out: list[tuple[Batch, int]] = []
+            seq = after + 1
+            while seq in self._watched and len(out) < limit:
+                out.append(self._watched[seq])
+                seq += 1
+            return out
+
+    def _wait_for_head(self, revision: int, timeout: float, want: int | None = None) -> bool:
+        """Block until the watch delivered batch ``want`` (True), reported a revision after ``revision``
+        without it (False: the caller reads etcd), or ``timeout`` passed (True).
+
+        While no watch is established (start-up, a member died) it sleeps ``poll_interval`` and
+        returns False, so the caller reads etcd instead.
+        """
+        self._ensure_watch()
+        deadline = time.monotonic() + timeout
+        with self._watch_cond:
+            while not self._closed:
+                if want is not None and want in self._watched:
+                    return True
+                if self._watch_rev > revision:
+                    return False
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return True
+                if not self._watch_live:
+                    self._watch_cond.wait(min(left, self.poll_interval))
+                    return False
+                self._watch_cond.wait(left)
+        return True
+
+    def _ensure_watch(self) -> None:
+        with self._lock:
+            if self._watch_thread is None and not self._closed:
+                self._watch_thread = threading.Thread(
+                    target=self._watch_loop, name=f"etcd-watch{self._head_key}", daemon=True
+                )
+                self._watch_thread.start()
+
+    def _note_revision(
+        self, revision: int, *, live: bool | None = None, batches: Sequence[tuple[Batch, int]] = ()
+    ) -> None:
+        with self._watch_cond:
+            for batch, at in batches:
+                self._watched[batch.seq] = (batch, at)
+            while len(self._watched) > 4096:  # nobody reads (a stopped follower): keep the newest only
+                del self._watched[min(self._watched)]
+            if revision > self._watch_rev:
+                self._watch_rev = revision
+            if live is not None:
+                self._watch_live = live
+            self._watch_cond.notify_all()
+        if batches:
+            self._saw_head(max(b.seq for b, _ in batches))
+
+    def _watch_loop(self) -> None:
+        """Keep one etcd watch on the batch keys open; hand every batch it delivers to the readers.
+
+        The watch is created at the member's current revision, and the creation's revision is reported
+        too: a batch written before it is then at most that revision, so a reader that found nothing
+        at an earlier revision wakes and reads etcd; any later batch arrives as an event (with its
+        value: no read needed).  A broken or idle (``watch_idle`` s) stream is re-established, on the
+        next member after an error.
+        """
+        session = requests.Session()
+        session.trust_env = False
+        index = self._preferred
+        try:
+            while not self._closed:
+                endpoint = self.endpoints[index]
+                failed = False
+                try:
+                    with session.post(
+                        endpoint + API_PATH + "watch",
+                        json={"create_request": {"key": _b64(self._batch_prefix),
+                                                 "range_end": _b64(self._batch_end)}},
+                        stream=True,
+                        timeout=(self.request_timeout, self.watch_idle),
+                    ) as resp:
+                        if resp.status_code != 200:
+                            raise requests.RequestException(f"watch answered {resp.status_code}")
+                        self._watch_response = resp
+                        for line in resp.iter_lines(chunk_size=None):
+                            if self._closed:
+                                break
+                            if not line.strip():
+                                continue
+                            message = json.loads(line)
+                            result = message.get("result")
+                            if not isinstance(result, dict) or result.get("canceled"):
+                                failed = True
+                                break
+                            revision = int(result.get("header", {}).get("revision", 0))
+                            batches: list[tuple[Batch, int]] = []
+                            for event in result.get("events", []):
+                                kv = event.get("kv", {})
+                                at = int(kv.get("mod_revision", 0))
+                                revision = max(revision, at)
+                                if event.get("type", "PUT") == "PUT" and kv.get("value"):
+                                    batches.append((Batch.from_json(_unb64(kv["value"])), at))
+                            self._note_revision(revision, live=True, batches=batches)
+                except requests.ConnectTimeout:
+                    failed = True
+                except requests.ConnectionError as exc:
+                    # An idle stream ends in a read timeout (requests wraps it): re-establish it, same member.
+                    failed = "read timed out" not in str(exc).lower()
+                except (requests.RequestException, ValueError, TypeError, AttributeError):
+                    failed = True
+                finally:
+                    self._watch_response = None
+                    self._note_revision(0, live=False)
+                if self._closed:
+                    return
+                if failed:
+                    index = (index + 1) % len(self.endpoints)
+                    time.sleep(self.poll_interval)
         finally:
-            if watcher is not None:
-                watcher.stop()
-                watcher._response.close()
             session.close()
+
+    def _stop_watch(self) -> None:
+        resp = self._watch_response
+        if resp is not None:  # unblock the stream's read: shut the socket down under it
+            with contextlib.suppress(Exception):
+                sock = socket.fromfd(resp.raw._fp.fileno(), socket.AF_INET, socket.SOCK_STREAM)
+                sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+        self._note_revision(0, live=False)
+        thread = self._watch_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=2)
 
     def forget(self, upto: int) -> None:
         """Delete batches with ``seq <= upto`` from etcd (nodes keep them as blocks); the head stays."""
@@ -382,6 +569,7 @@ class EtcdOrderer:
     def close(self) -> None:
         """Close all HTTP sessions; the orderer cannot be used afterwards."""
         self._closed = True
+        self._stop_watch()
         with self._lock:
             sessions, self._sessions = self._sessions, []
         for s in sessions:

@@ -93,13 +93,9 @@ def create_app(node: Node, *, solo: SoloOrderer | None = None) -> Flask:
 
     @app.get("/v1/transactions/<tx_id>")
     def tx(tx_id: str) -> tuple[Response, int]:
-        st = node.tx_status(tx_id, wait=_arg_float("wait", 0.0, 30.0))
+        st = node.tx_status(tx_id, wait=_arg_float("wait", 0.0, 30.0), with_tx=True)
         if st["status"] == "unknown":
             return jsonify({**st, "reason": "not_found"}), 404
-        if st["status"] != "pending":
-            stored = node.store.get_tx(tx_id)
-            if stored is not None:
-                st["tx"] = stored.tx.to_dict()
         return jsonify(st), 200
 
     @app.post("/v1/transactions/status")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -48,25 +49,34 @@ def run_load(desc_path: Path, *, seconds: float, rate: float, batch: int = 50,
              wait_final: bool = True, sample_every: int = 10) -> dict[str, Any]:
     """Offer ``rate`` tx/s for ``seconds`` round-robin over the nodes; measure submit-to-final latency.
 
-    Every ``sample_every``-th transaction is followed to finality by a waiter
-    thread; at the end every accepted transaction is checked to be final on a
-    node (``lost`` counts those that are not).
+    Open loop: transaction ``i`` is due at ``start + i / rate``.  Every ``flush`` interval (at most
+    50 ms, or the time ``batch`` transactions take at this rate) the due transactions are signed and
+    sent in requests of at most ``batch``.  Every ``sample_every``-th transaction is followed to
+    finality by a waiter thread; its latency runs from its due time (so time spent waiting in this
+    client, or behind a slow request, counts) to the answer "final".  At the end every accepted
+    transaction is checked to be final on a node (``lost`` counts those that are not).
     """
     desc = json.loads(desc_path.read_text(encoding="utf-8"))
     key = PrivateKey.from_file(desc["gateway_key"])
     make = tx_factory(desc.get("state_machine", "null"), key, run_id=f"{time.time_ns():x}")
     urls = [n["url"] for n in desc["nodes"]]
     session = requests.Session()
+    session.trust_env = False
     latencies: list[float] = []
     lat_lock = threading.Lock()
     waiters: list[threading.Thread] = []
+    idle_sessions: queue.SimpleQueue[requests.Session] = queue.SimpleQueue()
     accepted: list[str] = []
     rejected: dict[str, int] = {}
     errors = 0
     counter = itertools.count()
 
     def follow(url: str, tx_id: str, t0: float) -> None:
-        s = requests.Session()
+        try:
+            s = idle_sessions.get_nowait()
+        except queue.Empty:
+            s = requests.Session()
+            s.trust_env = False
         try:
             r = s.get(f"{url}/v1/transactions/{tx_id}", params={"wait": 20}, timeout=30)
             if r.status_code == 200 and r.json().get("status") == "final":
@@ -74,46 +84,50 @@ def run_load(desc_path: Path, *, seconds: float, rate: float, batch: int = 50,
                     latencies.append(time.monotonic() - t0)
         except requests.RequestException:
             pass
+        idle_sessions.put(s)
 
+    flush = min(0.05, batch / rate)
+    total = int(seconds * rate)
     start = time.monotonic()
     sent = 0
+    tick = 0
     rr = itertools.cycle(urls)
-    while True:
-        now = time.monotonic()
-        if now - start >= seconds:
-            break
-        due = int((now - start) * rate) - sent
-        if due <= 0:
-            time.sleep(min(0.005, batch / rate / 4))
-            continue
-        n = min(due, batch)
-        txs = [make(next(counter)) for _ in range(n)]
-        t0 = time.monotonic()
-        results = None
-        body = {"transactions": [t.to_dict() for t in txs]}
-        for _ in range(len(urls)):  # clients may submit to any node: fail over
-            url = next(rr)
-            try:
-                r = session.post(f"{url}/v1/transactions", json=body, timeout=10)
-                results = r.json()["results"]
-                break
-            except (requests.RequestException, ValueError, KeyError):
-                continue
-        if results is None:
-            errors += n
+    while sent < total:
+        tick += 1
+        pause = start + tick * flush - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        due = min(int((time.monotonic() - start) * rate), total) - sent
+        while due > 0:  # everything due now, in requests of at most `batch`
+            n = min(due, batch)
+            first = sent
+            txs = [make(next(counter)) for _ in range(n)]
+            results = None
+            body = {"transactions": [t.to_dict() for t in txs]}
+            for _ in range(len(urls)):  # clients may submit to any node: fail over
+                url = next(rr)
+                try:
+                    r = session.post(f"{url}/v1/transactions", json=body, timeout=10)
+                    results = r.json()["results"]
+                    break
+                except (requests.RequestException, ValueError, KeyError):
+                    continue
             sent += n
-            continue
-        for tx, res in zip(txs, results, strict=True):
-            if res["status"] in ("accepted", "known"):
-                accepted.append(tx.tx_id)
-            else:
-                rejected[res.get("reason", "?")] = rejected.get(res.get("reason", "?"), 0) + 1
-        for i, tx in enumerate(txs):
-            if (sent + i) % sample_every == 0:
-                th = threading.Thread(target=follow, args=(url, tx.tx_id, t0), daemon=True)
-                th.start()
-                waiters.append(th)
-        sent += n
+            due -= n
+            if results is None:
+                errors += n
+                continue
+            for tx, res in zip(txs, results, strict=True):
+                if res["status"] in ("accepted", "known"):
+                    accepted.append(tx.tx_id)
+                else:
+                    rejected[res.get("reason", "?")] = rejected.get(res.get("reason", "?"), 0) + 1
+            for i, tx in enumerate(txs):
+                if (first + i) % sample_every == 0:
+                    due_at = start + (first + i) / rate
+                    th = threading.Thread(target=follow, args=(url, tx.tx_id, due_at), daemon=True)
+                    th.start()
+                    waiters.append(th)
     elapsed = time.monotonic() - start
     for th in waiters:
         th.join(timeout=30)

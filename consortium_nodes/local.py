@@ -78,8 +78,11 @@ class LocalConsortium:
 
     # -- up / down ------------------------------------------------------------
     def up(self, *, nodes: int = 4, ordering: str = "solo", state_machine: str = "eticket",
-           base_port: int = 7101, wait: float = 60.0) -> dict[str, Any]:
-        """Create (first time) and start every node; idempotent for nodes already running."""
+           base_port: int = 7101, wait: float = 60.0, batch_wait_ms: int | None = None) -> dict[str, Any]:
+        """Create (first time) and start every node; idempotent for nodes already running.
+
+        ``batch_wait_ms`` sets the nodes' ``batch_max_wait_ms`` when the consortium is created (default:
+        the node default)."""
         if self.desc_path.exists():
             desc = self.describe()
             if desc.get("ordering") != ordering or len(desc["nodes"]) != nodes:
@@ -88,7 +91,8 @@ class LocalConsortium:
                     "run 'scripts/consortium down --purge' first"
                 )
         else:
-            desc = self._create(nodes=nodes, ordering=ordering, state_machine=state_machine, base_port=base_port)
+            desc = self._create(nodes=nodes, ordering=ordering, state_machine=state_machine, base_port=base_port,
+                                batch_wait_ms=batch_wait_ms)
         if ordering == "etcd":
             self._etcd_up(desc)
         for n in desc["nodes"]:
@@ -98,7 +102,8 @@ class LocalConsortium:
         self.wait_ready([n["name"] for n in desc["nodes"]], timeout=wait)
         return desc
 
-    def _create(self, *, nodes: int, ordering: str, state_machine: str, base_port: int) -> dict[str, Any]:
+    def _create(self, *, nodes: int, ordering: str, state_machine: str, base_port: int,
+                batch_wait_ms: int | None = None) -> dict[str, Any]:
         gen = self.root / "genesis"
         t = throwaway_consortium(nodes=nodes, parameters=default_parameters(), keys_dir=gen / "keys",
                                  name="cq-muck")
@@ -131,6 +136,8 @@ class LocalConsortium:
                 "state_machine": state_machine,
                 "data_dir": str(d),
             }
+            if batch_wait_ms is not None:
+                cfg["batch_max_wait_ms"] = batch_wait_ms
             (d / "node.json").write_text(json.dumps(cfg, ensure_ascii=False, indent=2), encoding="utf-8")
             desc["nodes"].append({"name": name, "url": urls[name], "data_dir": str(d), "pid": None,
                                   "config": str(d / "node.json")})
@@ -277,8 +284,11 @@ def register(sub: Any) -> None:
     up.add_argument("--ordering", choices=["solo", "etcd"], default="solo")
     up.add_argument("--state-machine", choices=["eticket", "null"], default="eticket")
     up.add_argument("--base-port", type=int, default=7101, help="0 picks free ports")
+    up.add_argument("--batch-wait-ms", type=int, default=None,
+                    help="how long a node collects transactions before proposing a batch (node default if unset)")
     up.set_defaults(func=lambda a: _print(LocalConsortium(root=Path(a.dir)).up(
-        nodes=a.nodes, ordering=a.ordering, state_machine=a.state_machine, base_port=a.base_port)))
+        nodes=a.nodes, ordering=a.ordering, state_machine=a.state_machine, base_port=a.base_port,
+        batch_wait_ms=a.batch_wait_ms)))
     down = add("down", "stop everything the local consortium started")
     down.add_argument("--purge", action="store_true", help="also delete its data")
     down.set_defaults(func=lambda a: LocalConsortium(root=Path(a.dir)).down(purge=a.purge) or 0)

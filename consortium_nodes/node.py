@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -11,10 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ledger.block import Block, BlockHeader, HeaderSignature, sign_header
+from ledger.block import HEADER_CONTEXT, Block, BlockHeader, HeaderSignature, sign_header
 from ledger.consortium import Consortium
 from ledger.crypto import PrivateKey
 from ledger.errors import LedgerError
+from ledger.replay import Checked, check_stateless
 from ledger.statemachine import StateMachine
 from ledger.store import LedgerStore
 from ledger.testing import CST, iso
@@ -90,19 +92,38 @@ class Node:
         self.replay_mode = replay
         self.keep_batches = 1000
         self.checkpoint_every = 30.0
+        #: seconds a stored block waits for pushed signatures before the syncer pulls them
+        self.pull_after = 1.0
         self.state_lock = threading.RLock()
         self._pool: OrderedDict[str, bytes] = OrderedDict()
+        self._pool_since: float | None = None  # when the oldest transaction in the pool arrived
         self._durable = DurablePool(engine=store.engine)
+        #: ids written to the durable pool and not yet removed (they go with their block's commit)
+        self._durable_ids: set[str] = set()
+        #: bytes of transactions this node admitted → their stateless check result, so its block
+        #: builder neither decodes nor verifies them a second time (they are dropped once built)
+        self._checked: dict[bytes, Checked] = {}
         self._pool_cond = threading.Condition()
         self._inflight: dict[str, float] = {}
         self._final_cond = threading.Condition()
-        # Notified after every stored block: status waiters wake on it instead of polling the store.
-        self._stored_cond = threading.Condition()
+        #: status waiters, each woken only by its own event: height → waiting for it to be final,
+        #: tx id → waiting for it to be stored (no wake-up of every waiter at every block)
+        self._final_waiters: dict[int, list[threading.Event]] = {}
+        self._tx_waiters: dict[str, list[threading.Event]] = {}
+        self._waiters_lock = threading.Lock()
+        #: tx id → height for transactions stored since start (waiters look here, not in the store)
+        self._recent_txs: OrderedDict[str, int] = OrderedDict()
         self._signers: dict[int, set[str]] = {}
         self._final_height = -1
-        self._pending_sigs: dict[int, list[tuple[str, HeaderSignature]]] = {}
+        #: header hashes of recent heights (signature checks compare against them without a query)
+        self._header_hashes: dict[int, str] = {}
+        #: when each not yet final height was stored (the syncer pulls only for late ones)
+        self._stored_at: dict[int, float] = {}
+        #: verified signatures that arrived before our block: (member, header hash, signature)
+        self._pending_sigs: dict[int, list[tuple[str, str, HeaderSignature]]] = {}
         self._sig_lock = threading.RLock()
-        self._outbox: list[dict[str, Any]] = []
+        #: our signatures still to push, per peer (one sender thread per peer)
+        self._outboxes: dict[str, list[dict[str, Any]]] = {name: [] for name in peers.urls}
         self._outbox_cond = threading.Condition()
         self.divergences: list[Divergence] = []
         self.fault: str | None = None
@@ -117,8 +138,14 @@ class Node:
         self._replay()
         for tx_id, body in self._durable.load():
             self._pool[tx_id] = body
-        for target in (self._batcher, self._follower, self._sender, self._syncer):
+            self._durable_ids.add(tx_id)
+        for target in (self._batcher, self._follower, self._syncer):
             t = threading.Thread(target=self._guard(target), name=f"{self.name}-{target.__name__}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        for peer in self._outboxes:
+            t = threading.Thread(target=self._guard(self._sender), args=(peer,), name=f"{self.name}-sender-{peer}",
+                                 daemon=True)
             t.start()
             self._threads.append(t)
         self.ready = True
@@ -134,9 +161,9 @@ class Node:
         self.orderer.close()
 
     def _guard(self, fn: Any) -> Any:
-        def run() -> None:
+        def run(*args: Any) -> None:
             try:
-                fn()
+                fn(*args)
             except Exception as exc:  # a dead thread must be visible, not silent
                 self.fault = f"{fn.__name__} stopped: {exc.__class__.__name__}: {exc}"
                 log.exception("node %s: %s", self.name, self.fault)
@@ -175,35 +202,39 @@ class Node:
         """
         out: list[Admission] = []
         fresh: list[tuple[str, bytes]] = []
-        parsed: list[Transaction] = []
+        parsed: list[Checked | None] = []
         for item in items:
+            wire: Transaction | None = None
             try:
-                tx = Transaction.from_dict(item)
-                tx.check(self.consortium)
-                self.machine.admit(tx, self.consortium)
+                wire = Transaction.from_dict(item)
+                # The canonical bytes decoded again: exactly the transaction every node will decode from
+                # the order (a value that does not survive the round trip is refused here, not dropped there).
+                checked = check_stateless(Transaction.decode(wire.encode()), self.consortium, self.machine)
             except LedgerError as exc:
-                tx_id = None
-                try:
-                    tx_id = Transaction.from_dict(item).tx_id
-                except LedgerError:
-                    pass
-                out.append(Admission(tx_id, "rejected", exc.reason, exc.message))
-                parsed.append(None)  # type: ignore[arg-type]
+                out.append(Admission(None if wire is None else wire.tx_id, "rejected", exc.reason, exc.message))
+                parsed.append(None)
                 continue
-            parsed.append(tx)
-            out.append(Admission(tx.tx_id, "accepted"))
-        ids = [tx.tx_id for tx in parsed if tx is not None]
+            parsed.append(checked)
+            out.append(Admission(checked.tx.tx_id, "accepted"))
+        ids = [c.tx.tx_id for c in parsed if c is not None]
         on_chain = self.store.known_tx_ids(ids)
         # Written before the answer: an accepted transaction survives a crash of this node.
-        self._durable.add([(tx.tx_id, tx.encode()) for tx in parsed if tx is not None and tx.tx_id not in on_chain])
+        durable = [(c.tx.tx_id, c.tx.encode()) for c in parsed if c is not None and c.tx.tx_id not in on_chain]
+        self._durable.add(durable)
+        self._durable_ids.update(tx_id for tx_id, _ in durable)
         with self._pool_cond:
-            for i, tx in enumerate(parsed):
-                if tx is None:
+            for i, c in enumerate(parsed):
+                if c is None:
                     continue
-                if tx.tx_id in on_chain or tx.tx_id in self._pool or tx.tx_id in self._inflight:
-                    out[i] = Admission(tx.tx_id, "known")
+                tx_id = c.tx.tx_id
+                if tx_id in on_chain or tx_id in self._pool or tx_id in self._inflight:
+                    out[i] = Admission(tx_id, "known")
                     continue
-                fresh.append((tx.tx_id, tx.encode()))
+                body = c.tx.encode()
+                fresh.append((tx_id, body))
+                self._checked[body] = c
+            if fresh and not self._pool:
+                self._pool_since = time.monotonic()
             for tx_id, body in fresh:
                 self._pool[tx_id] = body
             if fresh:
@@ -216,11 +247,18 @@ class Node:
                 if not self._pool:
                     self._pool_cond.wait(0.5)
                     continue
-                if len(self._pool) < self.batch_max_txs:
-                    self._pool_cond.wait(self.batch_max_wait)
+                # Collect until the oldest pooled transaction has waited batch_max_wait or a batch is full:
+                # new submissions do not cut the wait short, so blocks stay few and large under load.
+                since = self._pool_since if self._pool_since is not None else time.monotonic()
+                while len(self._pool) < self.batch_max_txs and not self._stop.is_set():
+                    left = since + self.batch_max_wait - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._pool_cond.wait(left)
                 take = []
                 while self._pool and len(take) < self.batch_max_txs:
                     take.append(self._pool.popitem(last=False))
+                self._pool_since = time.monotonic() if self._pool else None
             if not take:
                 continue
             now = time.time()
@@ -230,18 +268,22 @@ class Node:
                 )
                 for tx_id, _ in take:
                     self._inflight[tx_id] = now
-                self._durable.remove([tx_id for tx_id, _ in take])
+                # The durable pool rows go in the commit of the block that holds them (_store_block).
             except OrderingError as exc:
                 log.warning("node %s: ordering failed, will retry: %s", self.name, exc)
                 with self._pool_cond:
                     for tx_id, body in reversed(take):
                         self._pool[tx_id] = body
                         self._pool.move_to_end(tx_id, last=False)
+                    self._pool_since = time.monotonic() - self.batch_max_wait  # due again at once
                 self._stop.wait(0.2)
             # Forget in-flight marks after a while (they are on the chain by then).
             if len(self._inflight) > 100_000:
                 cutoff = now - 60
                 self._inflight = {k: v for k, v in self._inflight.items() if v > cutoff}
+            if len(self._checked) > 200_000:  # never built here (e.g. a peer's copy came first): forget the oldest
+                for body in list(itertools.islice(self._checked, 100_000)):
+                    self._checked.pop(body, None)
 
     # -- following the order ---------------------------------------------
     def _follower(self) -> None:
@@ -278,85 +320,149 @@ class Node:
             prev = self.store.head()
             built = build_block(
                 batch=batch, previous=prev, log=self.store.compact_range(), consortium=self.consortium,
-                machine=self.machine, seen=self.store.known_tx_ids,
+                machine=self.machine, seen=self.store.known_tx_ids, checked=self._checked,
             )
-            self._store_block(built.block)
+            self._store_block(built.block, leaf_hashes=built.leaf_hashes)
+        for raw in batch.txs:
+            self._checked.pop(raw, None)
         for tx in built.block.transactions:
             self._inflight.pop(tx.tx_id, None)
 
-    def _store_block(self, block: Block, extra: Sequence[HeaderSignature] = ()) -> None:
+    def _store_block(
+        self, block: Block, extra: Sequence[HeaderSignature] = (), leaf_hashes: Sequence[bytes] | None = None
+    ) -> None:
+        """Sign ``block`` (built or re-executed here) and store it in one commit together with the peer
+        signatures already held for it and the removal of its transactions from the durable pool;
+        then wake the status waiters and queue our signature for every peer."""
         own = sign_header(block.header, self.key)
-        sigs = [own, *extra]
-        try:
-            self.store.append(block.with_signatures(sigs), self.consortium, check_signatures=False)
-        except LedgerError as exc:
-            # The state machine has moved on; the store has not: stop following, loudly.
-            self.fault = f"cannot store block {block.height}: {exc.message} (database)"
-            log.critical("node %s: %s", self.name, self.fault)
-            raise
         h = block.height
-        with self._stored_cond:
-            self._stored_cond.notify_all()
+        ours = block.header.hash
+        names = {self.name} | {self.consortium.member(s.key_id).name for s in extra}
+        sigs = [own, *extra]
+        wrong: list[tuple[str, str]] = []
+        pooled = [tx.tx_id for tx in block.transactions if tx.tx_id in self._durable_ids]
+
+        def drop_from_pool(conn: Any) -> None:
+            DurablePool.remove_in(conn, pooled)
+
         with self._sig_lock:
-            self._signers[h] = {self.name} | {self.consortium.member(s.key_id).name for s in extra}
-            pending = self._pending_sigs.pop(h, [])
-        for _sender, sig in pending:
-            self._accept_signature(h, block.header.hash, sig)
+            # Under the lock, so a signature arriving now either is in this pending list or finds the block.
+            # Pending signatures were verified on arrival over the hash their sender named.
+            for member, theirs, sig in self._pending_sigs.pop(h, []):
+                if theirs != ours:
+                    wrong.append((member, theirs))
+                elif member not in names:
+                    names.add(member)
+                    sigs.append(sig)
+            try:
+                self.store.append(
+                    block.with_signatures(sigs), self.consortium, check_signatures=False, header_checked=True,
+                    leaf_hashes=leaf_hashes, also=drop_from_pool if pooled else None,
+                )
+            except LedgerError as exc:
+                # The state machine has moved on; the store has not: stop following, loudly.
+                self.fault = f"cannot store block {h}: {exc.message} (database)"
+                log.critical("node %s: %s", self.name, self.fault)
+                raise
+            self._signers[h] = names
+            self._header_hashes[h] = ours
+            self._header_hashes.pop(h - 10_000, None)
+            self._stored_at[h] = time.monotonic()
+        self._durable_ids.difference_update(pooled)
+        recent = self._recent_txs
+        for tx in block.transactions:
+            recent[tx.tx_id] = h
+        while len(recent) > 500_000:
+            recent.popitem(last=False)
+        for member, theirs in wrong:
+            self._diverged(h, member, theirs, ours)
+        if self._tx_waiters:
+            with self._waiters_lock:
+                woken = [e for tx in block.transactions for e in self._tx_waiters.get(tx.tx_id, ())]
+            for e in woken:
+                e.set()
         self._advance_final()
+        item = {"height": h, "header_hash": ours, **own.to_dict()}
         with self._outbox_cond:
-            self._outbox.append({"height": h, "header_hash": block.header.hash, **own.to_dict()})
-            self._outbox_cond.notify()
+            for outbox in self._outboxes.values():
+                outbox.append(item)
+            self._outbox_cond.notify_all()
 
     # -- signatures and finality -----------------------------------------
-    def _sender(self) -> None:
+    def _sender(self, peer: str) -> None:
+        """Push our header signatures to one peer (one thread per peer: a slow peer delays no other)."""
         while not self._stop.is_set():
             with self._outbox_cond:
-                if not self._outbox:
+                if not self._outboxes[peer]:
                     self._outbox_cond.wait(0.5)
-                items, self._outbox = self._outbox, []
+                items, self._outboxes[peer] = self._outboxes[peer], []
             if items:
-                self.peers.push_signatures(self.name, items)
+                self.peers.push_signatures_to(peer, self.name, items)
 
     def receive_signatures(self, items: Sequence[Mapping[str, Any]]) -> int:
         """Signatures pushed by peers; returns how many were new and valid."""
-        n = 0
+        parsed: list[tuple[int, str, HeaderSignature]] = []
         for it in items:
             try:
-                height = int(it["height"])
-                header_hash = str(it["header_hash"])
-                sig = HeaderSignature.from_dict(it)
+                parsed.append((int(it["height"]), str(it["header_hash"]), HeaderSignature.from_dict(it)))
             except (KeyError, TypeError, ValueError, LedgerError):
                 continue
-            if self._accept_signature(height, header_hash, sig):
-                n += 1
-        return n
+        return self._accept_signatures(parsed)
 
     def _accept_signature(self, height: int, header_hash: str, sig: HeaderSignature) -> bool:
-        try:
-            member = self.consortium.member(sig.key_id)
-        except LedgerError:
-            return False
-        if "node" not in member.roles:
-            return False
-        msg = b"muck-ledger/header/v1\n" + bytes.fromhex(header_hash)
-        if not member.public_key.verify(msg, sig.value):
-            return False
+        return self._accept_signatures([(height, header_hash, sig)]) > 0
+
+    def _accept_signatures(self, items: Sequence[tuple[int, str, HeaderSignature]]) -> int:
+        """Verify node signatures over the header hashes they name (once each) and keep those over our
+        headers (one commit for all); a signature over another header at a height we hold is a divergence;
+        one for a block we do not have yet waits for it.  Returns how many were new."""
+        good: list[tuple[str, int, str, HeaderSignature]] = []
+        for height, header_hash, sig in items:
+            try:
+                member = self.consortium.member(sig.key_id)
+                digest = bytes.fromhex(header_hash)
+            except (LedgerError, ValueError):
+                continue
+            if "node" not in member.roles or sig.alg != member.public_key.alg:
+                continue
+            if not member.public_key.verify(HEADER_CONTEXT + digest, sig.value):
+                continue
+            good.append((member.name, height, header_hash, sig))
+        if not good:
+            return 0
+        wrong: list[tuple[int, str, str, str]] = []
+        new: list[tuple[str, int, str, HeaderSignature]] = []
         with self._sig_lock:
-            # Under the lock: either the block is stored (and its pending list drained) or the
-            # signature waits in the pending list for the follower to pick up.
-            ours = self.store.header(height) if height in self._signers else None
-            if ours is None:
-                self._pending_sigs.setdefault(height, []).append((member.name, sig))
-                return False
-        if header_hash != ours.hash:
-            self._diverged(height, member.name, header_hash, ours.hash)
-            return False
-        if member.name in self._signers.get(height, set()):
-            return False
-        self.store.add_signatures(height, [sig], self.consortium)
-        self._signers.setdefault(height, set()).add(member.name)
-        self._advance_final()
-        return True
+            top = self.store.height
+            for name, height, header_hash, sig in good:
+                signers = self._signers.get(height)
+                if signers is None:
+                    if height <= top + 10_000:  # not a flood of far-future heights
+                        self._pending_sigs.setdefault(height, []).append((name, header_hash, sig))
+                    continue
+                ours = self._header_hashes.get(height)
+                if ours is None:
+                    header = self.store.header(height)
+                    if header is None:
+                        continue
+                    ours = header.hash
+                if header_hash != ours:
+                    wrong.append((height, name, header_hash, ours))
+                elif name not in signers and all(n != name or h != height for n, h, _, _ in new):
+                    new.append((name, height, header_hash, sig))
+            if new:
+                try:
+                    self.store.store_signatures([(height, hh, sig) for _, height, hh, sig in new])
+                except LedgerError as exc:
+                    log.warning("node %s: cannot store peer signatures: %s", self.name, exc.message)
+                    return 0
+                for name, height, _, _ in new:
+                    self._signers[height].add(name)
+        for height, name, theirs, ours in wrong:
+            self._diverged(height, name, theirs, ours)
+        if new:
+            self._advance_final()
+        return len(new)
 
     def _diverged(self, height: int, member: str, theirs: str, ours: str) -> None:
         if any(d.height == height and d.member == member for d in self.divergences):
@@ -377,49 +483,81 @@ class Node:
             if h != self._final_height:
                 self._final_height = h
                 self._final_cond.notify_all()
+                for height in [k for k in self._final_waiters if k <= h]:
+                    for e in self._final_waiters.pop(height):
+                        e.set()
 
     @property
     def final_height(self) -> int:
         return self._final_height
 
     def wait_final(self, height: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
+        """Wait until block ``height`` is final (True) or ``timeout`` passes (False)."""
+        event = threading.Event()
         with self._final_cond:
-            while self._final_height < height:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._final_cond.wait(left)
-        return True
+            if self._final_height >= height:
+                return True
+            if timeout <= 0:
+                return False
+            self._final_waiters.setdefault(height, []).append(event)
+        if event.wait(timeout):
+            return True
+        with self._final_cond:
+            waiting = self._final_waiters.get(height, [])
+            if event in waiting:
+                waiting.remove(event)
+                if not waiting:
+                    del self._final_waiters[height]
+            return self._final_height >= height
 
-    def tx_status(self, tx_id: str, wait: float = 0.0) -> dict[str, Any]:
-        """Where a transaction is: pending, committed (in a block) or final (certified)."""
+    def tx_status(self, tx_id: str, wait: float = 0.0, *, with_tx: bool = False) -> dict[str, Any]:
+        """Where a transaction is: pending, committed (in a block) or final (certified); ``with_tx`` adds
+        the stored transaction itself (``tx``) once it is in a block."""
         deadline = time.monotonic() + wait
-        while True:
-            seen_height = self.store.height
-            stored = self.store.get_tx(tx_id) if self.store.known_tx_ids([tx_id]) else None
-            if stored is not None:
-                final = self.wait_final(stored.height, max(0.0, deadline - time.monotonic()))
-                d: dict[str, Any] = {
-                    "tx_id": tx_id, "status": "final" if final else "committed", "height": stored.height,
-                    "position": stored.position, "index": stored.seq, "code": stored.code,
-                }
-                if final:
-                    header = self.store.header(stored.height)
-                    assert header is not None
-                    d["block_hash"] = header.hash
-                    d["certificate"] = [s.to_dict() for s in self.store.signatures(stored.height)]
-                return d
-            with self._pool_cond:
-                known = tx_id in self._pool or tx_id in self._inflight
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return {"tx_id": tx_id, "status": "pending" if known else "unknown"}
-            # Sleep until the next block is stored (not a fixed poll): many waiters cost nothing between
-            # blocks.  The height check under the lock closes the race with a block stored meanwhile.
-            with self._stored_cond:
-                if self.store.height == seen_height:
-                    self._stored_cond.wait(min(left, 0.5))
+        height = self._recent_txs.get(tx_id)
+        if height is None and self.store.known_tx_ids([tx_id]):  # stored before this process started
+            height = -1
+        if height is None:
+            # Sleep until a block holding this transaction is stored: the waiter registers its own event,
+            # which only that block sets (many waiters cost nothing between blocks, and no query per block).
+            # Looking again after registering closes the race with a block stored meanwhile.
+            event = threading.Event()
+            with self._waiters_lock:
+                self._tx_waiters.setdefault(tx_id, []).append(event)
+            try:
+                while (height := self._recent_txs.get(tx_id)) is None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        with self._pool_cond:
+                            known = tx_id in self._pool or tx_id in self._inflight
+                        return {"tx_id": tx_id, "status": "pending" if known else "unknown"}
+                    event.wait(left)
+            finally:
+                with self._waiters_lock:
+                    waiting = self._tx_waiters.get(tx_id, [])
+                    if event in waiting:
+                        waiting.remove(event)
+                    if not waiting:
+                        self._tx_waiters.pop(tx_id, None)
+        stored = self.store.get_tx(tx_id)
+        if stored is None:  # pragma: no cover - ledger rows are never deleted
+            return {"tx_id": tx_id, "status": "unknown"}
+        final = self.wait_final(stored.height, max(0.0, deadline - time.monotonic()))
+        d: dict[str, Any] = {
+            "tx_id": tx_id, "status": "final" if final else "committed", "height": stored.height,
+            "position": stored.position, "index": stored.seq, "code": stored.code,
+        }
+        if final:
+            block_hash = self._header_hashes.get(stored.height)
+            if block_hash is None:
+                header = self.store.header(stored.height)
+                assert header is not None
+                block_hash = header.hash
+            d["block_hash"] = block_hash
+            d["certificate"] = [s.to_dict() for s in self.store.signatures(stored.height)]
+        if with_tx:
+            d["tx"] = stored.tx.to_dict()
+        return d
 
     # -- checkpoints ---------------------------------------------------------
     def _verifiers(self) -> dict[str, Any]:
@@ -559,7 +697,16 @@ class Node:
                     log.warning("node %s: forget failed: %s", self.name, exc)
                 last_forget = time.monotonic()
             top = self.store.height
-            for h in range(self._final_height + 1, min(top, self._final_height + 20) + 1):
+            now = time.monotonic()
+            final = self._final_height
+            with self._sig_lock:
+                for h in [h for h in self._stored_at if h <= final]:
+                    del self._stored_at[h]
+            for h in range(final + 1, min(top, final + 20) + 1):
+                # Pushed signatures normally arrive within milliseconds: pull only for blocks that have
+                # waited longer (a peer was down, or restarted and missed our pushes).
+                if now - self._stored_at.get(h, 0.0) < self.pull_after:
+                    continue
                 for name in self.peers.urls:
                     if name in self._signers.get(h, set()):
                         continue
@@ -567,8 +714,7 @@ class Node:
                         header_hash, sigs = self.peers.signatures(name, h)
                     except PeerError:
                         continue
-                    for s in sigs:
-                        self._accept_signature(h, header_hash, s)
+                    self._accept_signatures([(h, header_hash, s) for s in sigs])
 
     def _catch_up(self, *, until: int) -> None:
         """Fetch certified blocks up to ``until`` from peers, re-execute and store them."""
@@ -608,7 +754,7 @@ class Node:
                 s for s in block.signatures
                 if s.key_id != self.key.key_id and self._valid_node_sig(s, msg)
             ]
-            self._store_block(built.block, extra=others)
+            self._store_block(built.block, extra=others, leaf_hashes=built.leaf_hashes)
 
     def _valid_node_sig(self, sig: HeaderSignature, msg: bytes) -> bool:
         try:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import logging
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -14,6 +17,11 @@ from ledger.block import Block, HeaderSignature
 from .errors import PeerError
 
 log = logging.getLogger(__name__)
+
+
+def url_path(url: str) -> str:
+    """The path part of a base URL without its trailing slash ("" for ``http://host:port``)."""
+    return urlsplit(url).path.rstrip("/")
 
 
 class Peers:
@@ -28,6 +36,8 @@ class Peers:
         s = getattr(self._local, "s", None)
         if s is None:
             s = requests.Session()
+            # Peers are on known URLs: no proxy variables, .netrc or CA-bundle lookups per request.
+            s.trust_env = False
             self._local.s = s
         return s
 
@@ -42,13 +52,39 @@ class Peers:
 
     def push_signatures(self, sender: str, items: Sequence[dict[str, Any]]) -> None:
         """Send our header signatures to every peer; an unreachable peer is skipped (it pulls later)."""
-        for name, url in self.urls.items():
-            try:
-                self._session().post(
-                    url + "/v1/signatures", json={"from": sender, "signatures": list(items)}, timeout=self._timeout
+        for name in self.urls:
+            self.push_signatures_to(name, sender, items)
+
+    def push_signatures_to(self, name: str, sender: str, items: Sequence[dict[str, Any]]) -> bool:
+        """Send our header signatures to one peer over this thread's keep-alive connection to it; False if
+        it could not be reached (it pulls them later).  This runs for every block and every peer, so it
+        uses ``http.client`` directly: a third of the CPU of a ``requests`` call."""
+        body = json.dumps({"from": sender, "signatures": list(items)}, separators=(",", ":")).encode("utf-8")
+        conns: dict[str, http.client.HTTPConnection] | None = getattr(self._local, "conns", None)
+        if conns is None:
+            conns = self._local.conns = {}
+        for attempt in (1, 2):  # a kept-alive connection the peer has closed meanwhile fails once
+            conn = conns.get(name)
+            if conn is None:
+                url = urlsplit(self.urls[name])
+                conn = conns[name] = http.client.HTTPConnection(
+                    url.hostname or "127.0.0.1", url.port or 80, timeout=self._timeout
                 )
-            except requests.RequestException:
-                log.debug("peer %s unreachable for signatures", name)
+            try:
+                conn.request("POST", (url_path(self.urls[name])) + "/v1/signatures", body=body,
+                             headers={"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                resp.read()
+                if resp.will_close:
+                    conn.close()
+                    del conns[name]
+                return resp.status == 200
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                del conns[name]
+                if attempt == 2:
+                    log.debug("peer %s unreachable for signatures", name)
+        return False
 
     def signatures(self, name: str, height: int) -> tuple[str, list[HeaderSignature]]:
         d = self._get(name, f"/v1/blocks/{height}/signatures")

@@ -88,6 +88,7 @@ class HttpOrderer:
         s = getattr(self._local, "session", None)
         if s is None:
             s = requests.Session()
+            s.trust_env = False  # a fixed peer URL: no proxy / .netrc lookups per request
             self._local.session = s
         return s
 

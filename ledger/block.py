@@ -196,14 +196,19 @@ def make_header(
     log: CompactRange,
     timestamp: str,
     proposer: str,
+    leaf_hashes: Sequence[bytes] | None = None,
 ) -> tuple[BlockHeader, CompactRange]:
     """Build the next header deterministically; returns it and the log after it.
 
     ``log`` is the compact range of every earlier transaction; it is not changed.
+    ``leaf_hashes`` may give the RFC 9162 leaf hashes of ``transactions`` when the caller has
+    them already (one per transaction, in order); otherwise they are computed here.
     """
     if len(codes) != len(transactions):
         raise InvalidBlock("one validation code per transaction is required")
-    hashes = [hash_leaf(tx.encode()) for tx in transactions]
+    if leaf_hashes is not None and len(leaf_hashes) != len(transactions):
+        raise InvalidBlock("one leaf hash per transaction is required")
+    hashes = list(leaf_hashes) if leaf_hashes is not None else [hash_leaf(tx.encode()) for tx in transactions]
     after = log.copy()
     after.extend(hashes)
     header = BlockHeader(

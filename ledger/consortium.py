@@ -148,8 +148,12 @@ class Consortium:
 
     @property
     def genesis_hash(self) -> str:
-        """Hex digest of the canonical genesis document; block 0 links to it."""
-        return digest(canonical(self.to_dict()), self.digest_alg).hex()
+        """Hex digest of the canonical genesis document; block 0 links to it (computed once)."""
+        cached: str | None = self.__dict__.get("_genesis_hash")
+        if cached is None:
+            cached = digest(canonical(self.to_dict()), self.digest_alg).hex()
+            object.__setattr__(self, "_genesis_hash", cached)
+        return cached
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> Consortium:

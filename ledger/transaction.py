@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -12,7 +13,7 @@ from typing import Any
 
 from .consortium import Consortium, Member
 from .crypto import ED25519, PrivateKey
-from .encoding import b64, canonical, parse, unb64
+from .encoding import b64, canonical, parse, parse_fast, unb64
 from .errors import BadSignature, EncodingError, MalformedTransaction, OversizePayload
 
 #: Prefix of every signed transaction message (domain separation from headers).
@@ -33,6 +34,17 @@ def parse_time(text: str, *, what: str = "timestamp") -> datetime:
         return datetime.fromisoformat(text)
     except ValueError as exc:
         raise MalformedTransaction(f"{what} is not a valid time: {exc}") from exc
+
+
+def _signature_bytes(sig: Signature) -> bytes:
+    """Canonical bytes of ``{"alg", "value"}``: two string members, so the standard library's sorted
+    compact output is RFC 8785 as it is (``canonical`` would walk the value first to make sure)."""
+    try:
+        return json.dumps(
+            {"alg": sig.alg, "value": b64(sig.value)}, ensure_ascii=False, sort_keys=True, separators=(",", ":")
+        ).encode("utf-8")
+    except (TypeError, ValueError):  # not a string alg (or a lone surrogate): the general path decides
+        return canonical(sig.to_dict())
 
 
 @dataclass(frozen=True)
@@ -80,7 +92,11 @@ class Transaction:
 
     @property
     def tx_id(self) -> str:
-        return hashlib.sha256(self.signed_content).hexdigest()
+        cached: str | None = self.__dict__.get("_tx_id")
+        if cached is None:
+            cached = hashlib.sha256(self.signed_content).hexdigest()
+            object.__setattr__(self, "_tx_id", cached)
+        return cached
 
     def to_dict(self) -> dict[str, Any]:
         d = self.content()
@@ -101,9 +117,24 @@ class Transaction:
             if cut < 0:  # pragma: no cover - content always has a submitter
                 cached = canonical(self.to_dict())
             else:
-                cached = content[:cut] + b',"signature":' + canonical(self.signature.to_dict()) + content[cut:]
+                cached = content[:cut] + b',"signature":' + _signature_bytes(self.signature) + content[cut:]
             object.__setattr__(self, "_encoded", cached)
         return cached
+
+    def _payload_size(self) -> int:
+        """Length of the canonical payload, cut from the canonical content instead of encoding it again.
+
+        In RFC 8785 order the content is ``{"actor":…,"nonce":…,"payload":…,"submitter":"…",…}``: the
+        first ``,"payload":`` cannot be inside the two strings before it (their quotes are escaped), and
+        after the payload only strings follow, so the last ``,"submitter":"`` ends it.  Canonical JSON
+        nests canonically, so the cut is exactly ``canonical(payload)``.
+        """
+        content = self.signed_content
+        start = content.find(b',"payload":')
+        end = content.rfind(b',"submitter":"')
+        if 0 <= start < end:
+            return end - start - len(b',"payload":')
+        return len(canonical(self.payload))  # pragma: no cover - content always has both members
 
     @property
     def time(self) -> datetime:
@@ -169,9 +200,14 @@ class Transaction:
 
     @classmethod
     def decode(cls, data: bytes) -> Transaction:
-        """Parse the canonical leaf bytes of a transaction."""
+        """Parse the canonical leaf bytes of a transaction.
+
+        The bytes must be exactly the canonical encoding of the envelope they parse to.  That
+        comparison also refuses duplicate object members (the parsed value would re-encode
+        shorter), so the parse itself needs no per-object duplicate hook (``parse_fast``).
+        """
         try:
-            tx = cls.from_dict(parse(data))
+            tx = cls.from_dict(parse_fast(data))
         except EncodingError as exc:
             raise MalformedTransaction(str(exc)) from exc
         if tx.encode() != bytes(data):
@@ -198,6 +234,7 @@ class Transaction:
             self.signed_content  # noqa: B018 - proves the content is canonically encodable
         except EncodingError as exc:
             raise MalformedTransaction(f"payload cannot be encoded: {exc}") from exc
+        object.__setattr__(self, "_shape_ok", True)
 
     def check(self, consortium: Consortium) -> Member:
         """Admission checks: size, signer membership and role, signature.
@@ -205,8 +242,9 @@ class Transaction:
         Raises :class:`OversizePayload`, :class:`UnknownSigner`, :class:`Forbidden`
         or :class:`BadSignature`; returns the signing member.
         """
-        self.check_shape()
-        size = len(canonical(self.payload))
+        if not self.__dict__.get("_shape_ok"):  # from_dict, decode and create have checked it already
+            self.check_shape()
+        size = self._payload_size()
         if size > consortium.max_payload_bytes:
             raise OversizePayload(
                 f"payload is {size} bytes; the consortium allows {consortium.max_payload_bytes}"
