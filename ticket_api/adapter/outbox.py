@@ -70,10 +70,25 @@ class Claim:
 OnRefused = Callable[[Claim], str | None]
 
 
+#: ``violation_id`` while a process is reporting the refusal (``_report_refused``): ``reporting:<pid>:<epoch s>``.
+REPORTING = "reporting:"
+#: A reporting mark this old belongs to a process that died while reporting: another one takes over.
+STALE_MARK = timedelta(minutes=5)
+
+
+def _stale(mark: str, now: datetime) -> bool:
+    try:
+        since = int(mark.rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return True
+    return now.timestamp() - since > STALE_MARK.total_seconds()
+
+
 def _claim(row: GateClaim) -> Claim:
+    vid = row.violation_id if row.violation_id and not row.violation_id.startswith(REPORTING) else None
     return Claim(ticket_id=row.ticket_id, kind=row.kind, gate=row.gate, actor=row.actor, tx_id=row.tx_id,
                  created_at=row.created_at, submitted_at=row.submitted_at, verdict=row.verdict, height=row.height,
-                 violation_id=row.violation_id)
+                 violation_id=vid)
 
 
 class GateOutbox:
@@ -166,7 +181,7 @@ class GateOutbox:
         now = now or datetime.now(UTC)
         sent = self._send(now)
         settled = self._settle(now)
-        reported = self._report_refused()
+        reported = self._report_refused(now)
         if now - self._pruned > timedelta(minutes=10):
             self._pruned = now
             self.prune(now - RETAIN)
@@ -227,20 +242,26 @@ class GateOutbox:
             log.warning("gate claim %s refused by the ledger after the gate let it through: %s", tx_id[:16],
                         verdict)
 
-    def _report_refused(self) -> int:
+    def _report_refused(self, now: datetime) -> int:
         """Hand each refused claim without a violation to ``on_refused``, once: a process takes a claim by
-        marking it (compare-and-set); a failed report clears the mark for the next round."""
+        marking it (compare-and-set, the mark names the process and the time); a failed report clears the
+        mark for the next round, and a mark older than ``STALE_MARK`` (its process died) is taken over."""
         if self.on_refused is None:
             return 0
         with Session(self.engine) as s:
             rows = list(s.scalars(select(GateClaim).where(
-                GateClaim.verdict.is_not(None), GateClaim.verdict != "valid", GateClaim.violation_id.is_(None),
+                GateClaim.verdict.is_not(None), GateClaim.verdict != "valid",
+                GateClaim.violation_id.is_(None) | GateClaim.violation_id.startswith(REPORTING),
             ).order_by(GateClaim.id).limit(50)))
         done = 0
-        mark = f"reporting:{os.getpid()}"
+        mark = f"{REPORTING}{os.getpid()}:{int(now.timestamp())}"
         for row in rows:
+            if row.violation_id is not None and not _stale(row.violation_id, now):
+                continue  # another process is reporting it right now
             with write_lock(self.engine), Session(self.engine) as s, s.begin():
-                won = s.execute(update(GateClaim).where(GateClaim.id == row.id, GateClaim.violation_id.is_(None))
+                held = GateClaim.violation_id.is_(None) if row.violation_id is None else (
+                    GateClaim.violation_id == row.violation_id)
+                won = s.execute(update(GateClaim).where(GateClaim.id == row.id, held)
                                 .values(violation_id=mark)).rowcount
             if not won:
                 continue

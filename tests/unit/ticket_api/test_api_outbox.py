@@ -171,3 +171,31 @@ def test_settled_claims_are_pruned_after_the_retention_unsettled_never(tmp_path:
     assert box.prune(datetime.now(UTC) - RETAIN) == 0
     assert box.prune(datetime.now(UTC) + timedelta(seconds=1)) == 1
     assert box.get(done.tx_id) is None and box.get(waiting.tx_id) is not None
+
+
+def test_a_report_left_half_done_by_a_dead_process_is_taken_over(tmp_path: Path) -> None:
+    """While a process reports a refusal the claim shows no violation yet (not the process's mark); if that
+    process died mid-report, another takes the claim over once the mark is stale, and reports it once."""
+    from sqlalchemy import update
+    from sqlalchemy.orm import Session
+
+    from ticket_api.adapter.outbox import STALE_MARK
+    from ticket_api.db import GateClaim
+
+    c = Consortium()
+    reports: list[Claim] = []
+    box = outbox(tmp_path, c, reports)
+    t = tx("ET10")
+    assert box.claim(ticket_id="ET10", kind="exit", gate="g", actor="gate:exit:P-001", tx=t, send=False)
+    box.settle(t.tx_id, verdict="voided", height=4)
+    now = datetime.now(UTC)
+    with Session(box.engine) as s, s.begin():
+        s.execute(update(GateClaim).values(violation_id=f"reporting:999999:{int(now.timestamp())}"))
+    box.pump_once(now=now)
+    got = box.get(t.tx_id)
+    assert got is not None and got.violation_id is None and reports == []
+    box.pump_once(now=now + STALE_MARK + timedelta(seconds=1))
+    got = box.get(t.tx_id)
+    assert got is not None and got.violation_id == "WPYS00001" and len(reports) == 1
+    box.pump_once(now=now + STALE_MARK + timedelta(seconds=2))
+    assert len(reports) == 1
