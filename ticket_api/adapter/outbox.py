@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -95,11 +96,12 @@ class GateOutbox:
     """Claims in the API database and the pump that delivers them (one pump thread per process)."""
 
     def __init__(self, *, engine: Engine, client: NodeClient, on_refused: OnRefused | None = None,
-                 interval: float = 0.05) -> None:
+                 gather: float = 0.025, settle_every: float = 0.25) -> None:
         self.engine = engine
         self.client = client
         self.on_refused = on_refused
-        self.interval = interval
+        self.gather = gather
+        self.settle_every = settle_every
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -161,31 +163,38 @@ class GateOutbox:
             self._thread.join(timeout=5)
 
     def _run(self) -> None:
+        last_settle = 0.0
         while not self._stop.is_set():
-            self._wake.wait(self.interval * 10)
+            if self._wake.wait(self.settle_every):
+                # Claims arrive one by one: one request carries what arrives within ``gather`` seconds.
+                self._stop.wait(self.gather)
             self._wake.clear()
             try:
-                busy = self.pump_once()
+                now = datetime.now(UTC)
+                self._send(now)
+                if time.monotonic() - last_settle >= self.settle_every:
+                    last_settle = time.monotonic()
+                    self._upkeep(now)
             except ServiceUnavailable as exc:  # no node answered: keep the claims, try again
                 log.warning("gate outbox: %s", exc)
-                busy = False
+                self._stop.wait(self.settle_every)
             except Exception:  # the pump must outlive any one bad round
                 log.exception("gate outbox round failed")
-                busy = False
-            if not busy:
-                self._stop.wait(self.interval)
+                self._stop.wait(self.settle_every)
 
     def pump_once(self, *, now: datetime | None = None) -> bool:
-        """Send unsent claims, settle the ones whose transaction is final, report refused ones; True if
-        there was work."""
+        """One round by hand: send unsent claims, settle the ones whose transaction is final, report
+        refused ones; True if there was work."""
         now = now or datetime.now(UTC)
         sent = self._send(now)
-        settled = self._settle(now)
-        reported = self._report_refused(now)
+        return bool(self._upkeep(now) or sent)
+
+    def _upkeep(self, now: datetime) -> int:
+        done = self._settle(now) + self._report_refused(now)
         if now - self._pruned > timedelta(minutes=10):
             self._pruned = now
             self.prune(now - RETAIN)
-        return bool(sent or settled or reported)
+        return done
 
     def prune(self, before: datetime) -> int:
         """Forget settled claims made before ``before`` (a refused one once its violation is reported)."""
