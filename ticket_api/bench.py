@@ -173,6 +173,7 @@ def drive(api: str, token: str, tickets: list[dict[str, str]], rate: float, scan
     """Open-loop exit scans: ticket ``i`` is due at ``t0 + i / rate``; latency from the due time."""
     work: queue.Queue[tuple[float, dict[str, str]] | None] = queue.Queue()
     results: list[tuple[float, float, int, str | None]] = []  # (due, done, status, reason)
+    tx_ids: list[str] = []  # of the scans answered 202 (their verdict comes later)
     lock = threading.Lock()
     t0 = time.perf_counter() + 0.5
     for i, t in enumerate(tickets):
@@ -198,6 +199,9 @@ def drive(api: str, token: str, tickets: list[dict[str, str]], rate: float, scan
                 status = resp.status_code
                 body = resp.json() if resp.content else {}
                 reason = None if status in (200, 202) else str(body.get("reason", f"http_{status}"))
+                if status == 202:
+                    with lock:
+                        tx_ids.append(str(body["tx_id"]))
             except requests.RequestException as exc:
                 status, reason = 0, type(exc).__name__
             done = time.perf_counter()
@@ -214,6 +218,7 @@ def drive(api: str, token: str, tickets: list[dict[str, str]], rate: float, scan
     end = max(r[1] for r in results)
     offered_span = (len(tickets) - 1) / rate if len(tickets) > 1 else 1.0
     return {
+        "tx_ids_202": tx_ids,
         "scans": len(results),
         "accepted": len(ok),
         "refusals": dict(Counter(r[3] for r in results if r[2] not in (200, 202))),
@@ -226,6 +231,28 @@ def drive(api: str, token: str, tickets: list[dict[str, str]], rate: float, scan
                        "p99": round(pct(lat, 99), 1), "max": round(max(lat), 1),
                        "mean": round(statistics.fmean(lat), 1)},
     }
+
+
+def confirm(api: str, token: str, tx_ids: list[str], timeout: float = 120.0) -> dict[str, Any]:
+    """The ledger's verdicts on scans answered before the block: poll ``GET /api/v1/gate/scans/<tx_id>``
+    until every one is final; how many were valid and how long after the last answer the last one took."""
+    t0 = time.perf_counter()
+    pending, verdicts = list(tx_ids), Counter[str]()
+    sess = requests.Session()
+    headers = {"Authorization": f"Bearer {token}"}
+    while pending and time.perf_counter() - t0 < timeout:
+        left = []
+        for tx_id in pending:
+            body = sess.get(f"{api}/api/v1/gate/scans/{tx_id}", headers=headers, timeout=30).json()
+            if body.get("final"):
+                verdicts[str(body["verdict"])] += 1
+            else:
+                left.append(tx_id)
+        pending = left
+        if pending:
+            time.sleep(0.2)
+    return {"answered_202": len(tx_ids), "verdicts": dict(verdicts), "not_final": len(pending),
+            "all_final_after_s": round(time.perf_counter() - t0, 2)}
 
 
 def offline_verify_us(api: str, qr: str, n: int) -> float:
@@ -273,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         load = drive(stack.api, stack.demo["tokens"]["exit_gate"], tickets, args.rate, args.scanners,
                      args.asynchronous)
         raw_after = raw_ed25519_per_s()
+        ledger = confirm(stack.api, stack.demo["tokens"]["exit_gate"], load.pop("tx_ids_202"))
         verify_us = offline_verify_us(stack.api, tickets[0]["qr"], args.verify_n)
         raw = (raw_before + raw_after) / 2
         result = {
@@ -283,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
             "tickets_issued": n,
             "setup_s": round(setup_s, 1),
             "exit": load,
+            "ledger_verdicts": ledger,
             "goal_p99_under_150ms_at_100_per_s": bool(args.rate >= 100 and load["latency_ms"]["p99"] < 150
                                                      and load["achieved_per_s"] >= 0.95 * args.rate),
             "offline_verify_ticket_us": round(verify_us, 1),
@@ -312,6 +341,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{e['achieved_per_s']}/s achieved, {e['accepted']} accepted")
         print(f"latency (ms)         p50 {lat['p50']}  p90 {lat['p90']}  p99 {lat['p99']}  max {lat['max']}")
         print(f"refusals             {e['refusals'] or 'none'}")
+        v = result["ledger_verdicts"]
+        if v["answered_202"]:
+            print(f"ledger verdicts      {v['verdicts']} of {v['answered_202']} answered 202; not final "
+                  f"{v['not_final']}; all final {v['all_final_after_s']} s after the load")
         print(f"offline verify       {result['offline_verify_ticket_us']} µs/ticket "
               f"(goal < 1 ms: {result['goal_offline_under_1ms']})")
         print(f"raw Ed25519 verify   {result['raw_ed25519_verify_per_s']}/s "
