@@ -213,23 +213,29 @@ def test_every_bad_qr_is_refused_with_its_reason(stack: Stack, permit: dict[str,
     assert early.json()["accepted"] is False
 
 
-def test_two_gates_scan_one_ticket_at_once_exactly_one_accepted(stack: Stack, permit: dict[str, Any]) -> None:  # noqa: F811
-    """Two exit scans of the same ticket sent at the same moment, both waiting for the block: exactly one is
-    accepted (the API's claim on the ticket lets one through to the ledger), the other refused already_departed."""
-    t = ticket(stack, permit)
-    barrier = threading.Barrier(2)
+def _simultaneous_exits(s: Stack, t: dict[str, Any], n: int,
+                        extra: dict[str, str] | None = None) -> list[requests.Response]:
+    """``n`` exit scans of ticket ``t`` released at the same moment by a barrier."""
+    barrier = threading.Barrier(n)
     out: list[requests.Response] = []
 
     def scan() -> None:
         barrier.wait()
-        out.append(call(stack, "POST", "/api/v1/gate/exit", "exit_gate",
-                        {"qr": t["qr"], "plate": t["truck_plate"], "covered": True}))
+        out.append(call(s, "POST", "/api/v1/gate/exit", "exit_gate",
+                        {"qr": t["qr"], "plate": t["truck_plate"], "covered": True}, headers_extra=extra))
 
-    threads = [threading.Thread(target=scan) for _ in range(2)]
+    threads = [threading.Thread(target=scan) for _ in range(n)]
     for th in threads:
         th.start()
     for th in threads:
         th.join()
+    return out
+
+
+def test_two_gates_scan_one_ticket_at_once_exactly_one_accepted(stack: Stack, permit: dict[str, Any]) -> None:  # noqa: F811
+    """Two exit scans of the same ticket sent at the same moment, both waiting for the block: exactly one is
+    accepted (the API's claim on the ticket lets one through to the ledger), the other refused already_departed."""
+    out = _simultaneous_exits(stack, ticket(stack, permit), 2)
     verdicts = sorted((r.status_code, r.json().get("reason")) for r in out)
     assert verdicts == [(200, None), (409, "already_departed")]
 
@@ -301,20 +307,7 @@ def test_gate_not_waiting_refuses_by_the_ledgers_rules(stack: Stack, permit: dic
 def test_two_gates_not_waiting_race_for_one_ticket(stack: Stack, permit: dict[str, Any]) -> None:  # noqa: F811
     """Eight scans of one ticket at the same moment, none waiting for the block: exactly one is accepted
     (the API's claim on the ticket), the others are refused already_departed, and the ledger confirms the one."""
-    t = ticket(stack, permit)
-    barrier = threading.Barrier(8)
-    out: list[requests.Response] = []
-
-    def scan() -> None:
-        barrier.wait()
-        out.append(call(stack, "POST", "/api/v1/gate/exit", "exit_gate",
-                        {"qr": t["qr"], "plate": t["truck_plate"], "covered": True}, headers_extra=ASYNC))
-
-    threads = [threading.Thread(target=scan) for _ in range(8)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    out = _simultaneous_exits(stack, ticket(stack, permit), 8, ASYNC)
     verdicts = sorted((r.status_code, r.json().get("reason")) for r in out)
     assert verdicts == [(202, None)] + [(409, "already_departed")] * 7
     winner = next(r.json() for r in out if r.status_code == 202)
