@@ -115,8 +115,8 @@ class LedgerGates:
         if fin is None:
             return Admitted({"accepted": True, "ticket_id": claims.ticket_id, "status": "received",
                              "received_at": iso(at), "tx_id": tx.tx_id, "final": False, "block_height": None})
-        t = self.gw.query("ticket", ticket_id=claims.ticket_id) or {}
-        site = self.gw.query("site", site_id=principal.tenant) or {}
+        t = self.gw.query("ticket", min_height=fin.height, ticket_id=claims.ticket_id) or {}
+        site = self.gw.query("site", min_height=fin.height, site_id=principal.tenant) or {}
         return {"accepted": True, "ticket_id": claims.ticket_id, "status": t.get("state", "received"),
                 "received_at": iso(at), "expected_m3": t.get("volume_m3"), "measured_m3": t.get("measured_m3"),
                 "discrepancy": t.get("discrepancy"), "violations": t.get("violations", []),
@@ -259,5 +259,6 @@ class LedgerGates:
                              actor=actor_of(principal), now=now, wait=sub.wait)
         if not sub.wait:
             return Pending(fin.tx_id)
-        raised = [v for v in self.gw.query("violations", ticket_id=ticket_id) if v["violation_id"] not in before]
+        raised = [v for v in self.gw.query("violations", min_height=fin.height, ticket_id=ticket_id)
+                  if v["violation_id"] not in before]
         return {"ticket_id": ticket_id, "accepted": len(points), "violations": raised, "tx_id": fin.tx_id}

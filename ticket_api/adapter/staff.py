@@ -41,14 +41,14 @@ class LedgerStaff:
         self.local_consortium = local_consortium
 
     def _submit(self, principal: Principal, type: str, payload: dict[str, Any], sub: Submission, *,
-                stamp: bool = True) -> Pending | None:
+                stamp: bool = True) -> Pending | int:
         """Sign and submit as the caller (event ``time`` = now unless given or ``stamp`` is off); ``Pending``
-        when the caller does not wait, else None once final."""
+        when the caller does not wait, else the final block's height (read what was written at it)."""
         now = self.clock()
         if stamp:
             payload.setdefault("time", iso(now))
         fin = self.gw.submit(type=type, payload=payload, actor=actor_of(principal), now=now, wait=sub.wait)
-        return None if sub.wait else Pending(fin.tx_id)
+        return Pending(fin.tx_id) if not sub.wait else int(fin.height or 0)
 
     # -- registry --------------------------------------------------------------
     def register(self, principal: Principal, kind: str, data: Mapping[str, Any], sub: Submission) -> Result:
@@ -56,11 +56,12 @@ class LedgerStaff:
         if kind not in REGISTRY_KINDS:
             raise NotFound(f"no registry kind {kind}")
         payload = {k: v for k, v in data.items() if k != "time"}
-        pending = self._submit(principal, f"registry.{kind}", payload, sub, stamp=False)
-        if pending is not None:
-            return pending
+        done = self._submit(principal, f"registry.{kind}", payload, sub, stamp=False)
+        if isinstance(done, Pending):
+            return done
         key = str(payload[REGISTRY_KINDS[kind]])
-        found = self.gw.query(kind, **{REGISTRY_KINDS[kind]: key}) if kind in ("project", "site", "truck") else None
+        found = (self.gw.query(kind, min_height=done, **{REGISTRY_KINDS[kind]: key})
+                 if kind in ("project", "site", "truck") else None)
         return {"kind": kind, "id": key, **(found or {})}
 
     # -- violations ------------------------------------------------------------
@@ -69,8 +70,8 @@ class LedgerStaff:
         args.update({k: _epoch(filters.get(k)) for k in ("since", "until") if filters.get(k) is not None})
         return {"violations": self.gw.query("violations", **args)}
 
-    def violation(self, principal: Principal, violation_id: str) -> Json:
-        v = self.gw.query("violation", violation_id=violation_id)
+    def violation(self, principal: Principal, violation_id: str, *, min_height: int | None = None) -> Json:
+        v = self.gw.query("violation", min_height=min_height, violation_id=violation_id)
         if v is None:
             raise NotFound("no such violation")
         return dict(v)
@@ -82,26 +83,28 @@ class LedgerStaff:
         payload.setdefault("violation_id", new_id(PREFIX.get(str(data["type"]), "QTSJ"), at, digits=5))
         if "location" in payload:
             payload["location"] = {k: round(float(payload["location"][k]), 6) for k in ("lat", "lon")}
-        pending = self._submit(principal, "violation.report", payload, sub)
-        return pending or self.violation(principal, payload["violation_id"])
+        done = self._submit(principal, "violation.report", payload, sub)
+        return done if isinstance(done, Pending) else self.violation(principal, payload["violation_id"],
+                                                                      min_height=done)
 
     def violation_step(self, principal: Principal, violation_id: str, step: str, data: Mapping[str, Any],
                        sub: Submission) -> Result:
         if step not in STEPS:
             raise NotFound(f"no step {step}")
         payload = {"violation_id": violation_id, **{k: v for k, v in data.items() if v is not None}}
-        pending = self._submit(principal, f"violation.{step}", payload, sub)
-        return pending or self.violation(principal, violation_id)
+        done = self._submit(principal, f"violation.{step}", payload, sub)
+        return done if isinstance(done, Pending) else self.violation(principal, violation_id, min_height=done)
 
     # -- penalties -------------------------------------------------------------
     def record_penalty(self, principal: Principal, data: Mapping[str, Any], sub: Submission) -> Result:
         at = self.clock()
         payload = {k: (str(v) if k == "amount_yuan" else v) for k, v in data.items() if v is not None}
         payload.setdefault("penalty_id", new_id("PN", at))
-        pending = self._submit(principal, "penalty.record", payload, sub)
-        if pending is not None:
-            return pending
-        found = self.gw.query("penalties", target_kind=payload["target_kind"], target_id=payload["target_id"])
+        done = self._submit(principal, "penalty.record", payload, sub)
+        if isinstance(done, Pending):
+            return done
+        found = self.gw.query("penalties", min_height=done, target_kind=payload["target_kind"],
+                              target_id=payload["target_id"])
         return next(p for p in found if p["penalty_id"] == payload["penalty_id"])
 
     def penalties(self, principal: Principal, filters: Mapping[str, Any]) -> Json:
