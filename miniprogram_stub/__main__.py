@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -103,9 +104,17 @@ def demo(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(png)
     step("QR code", f"{out} ({len(png)} bytes): {ticket['qr'][:40]}...")
-    ex = ApiClient(args.api, args.exit_gate_token, language=lang).gate_exit(
-        qr=ticket["qr"], plate=args.plate, covered=True)
-    step("site exit", f"accepted={ex['accepted']} at {ex.get('departed_at')}")
+    gate = ApiClient(args.api, args.exit_gate_token, language=lang)
+    # A barrier does not wait for the block: answered at once, the ledger's verdict follows.
+    ex = gate.gate_exit(qr=ticket["qr"], plate=args.plate, covered=True, wait=False)
+    step("site exit", f"accepted={ex['accepted']} at {ex.get('departed_at')} (final={ex.get('final')})")
+    if ex.get("accepted") and not ex.get("final"):
+        deadline = time.monotonic() + 30
+        verdict = gate.gate_scan(ex["tx_id"])
+        while not verdict["final"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+            verdict = gate.gate_scan(ex["tx_id"])
+        step("ledger verdict", f"{verdict['verdict']} in block {verdict['block_height']}")
     terminal = ApiClient(args.api, args.terminal_token, language=lang)
     t0 = datetime.now(CHINA_TZ).replace(microsecond=0)
     pos = terminal.report_positions(

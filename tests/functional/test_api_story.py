@@ -412,3 +412,21 @@ def test_staff_views_and_audit(stack: Stack, permit: dict[str, Any]) -> None:  #
     audit = call(stack, "GET", "/api/v1/audit", "regulator")
     assert audit.status_code == 200, audit.text
     assert audit.json()["ok"] is True and audit.json()["mode"] == "full"
+
+
+def test_demo_cli_plays_the_whole_story(stack: Stack, tmp_path: Path) -> None:  # noqa: F811
+    """``python -m miniprogram_stub demo --demo-file var/demo.json`` plays the story against the running API:
+    WeChat login, permit approved by every department, ticket with its QR PNG, an exit answered before the
+    block and then confirmed by the ledger, GPS, receipt, the history with proofs and an audit that is ok."""
+    run = subprocess.run([sys.executable, "-m", "miniprogram_stub", "demo", "--demo-file", str(stack.var / "demo.json"),
+                          "--out", str(tmp_path), "--language", "en"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = {line.split(":", 1)[0].removeprefix("== "): line.split(":", 1)[1].strip()
+             for line in run.stdout.splitlines() if line.startswith("== ")}
+    assert lines["contractor logs in with WeChat"].startswith("role contractor")
+    assert lines["site exit"].startswith("accepted=True") and lines["site exit"].endswith("(final=False)")
+    assert lines["ledger verdict"].startswith("valid in block ")
+    assert lines["disposal receipt"].startswith("accepted=True")
+    assert lines["audit"] == "ok=True"
+    assert [p.suffix for p in tmp_path.iterdir()] == [".png"]
