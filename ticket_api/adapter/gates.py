@@ -33,6 +33,11 @@ REUSED = frozenset({"already_departed", "already_received"})
 ALREADY = {EXIT: "already_departed", DISPOSAL: "already_received"}
 
 
+def _gate(principal: Principal) -> str:
+    """How the API's own tables (offline scans, claims) name a gate: ``role:tenant``."""
+    return f"{principal.role}:{principal.tenant}"
+
+
 class LedgerGates:
     """``GateService`` and ``TripService`` over the consortium."""
 
@@ -56,7 +61,7 @@ class LedgerGates:
         """
         actor = actor_of(principal)
         tx = self.gw.sign(type=type, payload=payload, actor=actor, now=self.clock())
-        gate = f"{principal.role}:{principal.tenant}"
+        gate = _gate(principal)
         if not wait:
             self.gw.preview(tx)
         if not self.outbox.claim(ticket_id=ticket_id, kind=kind, gate=gate, actor=actor, tx=tx, send=not wait):
@@ -134,7 +139,7 @@ class LedgerGates:
     def scan(self, principal: Principal, tx_id: str) -> Json:
         """A gate's claim and the ledger's verdict on it (the gate's own scans; staff and regulators any)."""
         claim = self.outbox.get(tx_id)
-        gate = f"{principal.role}:{principal.tenant}"
+        gate = _gate(principal)
         if claim is None or (principal.role in ("exit_gate", "disposal_gate") and claim.gate != gate):
             raise NotFound("no such gate scan")
         return {"tx_id": claim.tx_id, "ticket_id": claim.ticket_id, "kind": claim.kind, "gate": claim.gate,
@@ -180,7 +185,7 @@ class LedgerGates:
     # -- offline sync --------------------------------------------------------
     def sync(self, principal: Principal, scans: Sequence[Mapping[str, Any]], sub: Submission) -> Json:
         """Replay an offline gate's queue in order; see ``views/gates.py`` for the contract."""
-        gate = f"{principal.role}:{principal.tenant}"
+        gate = _gate(principal)
         kind = EXIT if principal.role == "exit_gate" else DISPOSAL
         results = []
         for scan in scans:
@@ -254,11 +259,11 @@ class LedgerGates:
                    "speed_kmh": round(float(p["speed_kmh"]), 1)} for p in sorted(positions, key=lambda p: p["at"])]
         batch_id = "b" + hashlib.sha256(json.dumps(points, sort_keys=True).encode()).hexdigest()[:20]
         now = self.clock()
-        fin = self.gw.submit(type="trip.positions", payload={"ticket_id": ticket_id, "batch_id": batch_id,
-                                                             "points": points, "time": iso(now)},
-                             actor=actor_of(principal), now=now, wait=sub.wait)
-        if not sub.wait:
-            return Pending(fin.tx_id)
-        raised = [v for v in self.gw.query("violations", min_height=fin.height, ticket_id=ticket_id)
+        done = self.gw.change(principal, sub, type="trip.positions", now=now,
+                              payload={"ticket_id": ticket_id, "batch_id": batch_id, "points": points,
+                                       "time": iso(now)})
+        if isinstance(done, Pending):
+            return done
+        raised = [v for v in self.gw.query("violations", min_height=done.height, ticket_id=ticket_id)
                   if v["violation_id"] not in before]
-        return {"ticket_id": ticket_id, "accepted": len(points), "violations": raised, "tx_id": fin.tx_id}
+        return {"ticket_id": ticket_id, "accepted": len(points), "violations": raised, "tx_id": done.tx_id}

@@ -14,6 +14,7 @@ from ledger.transaction import Transaction
 from ..errors import Forbidden
 from ..ledger_client import Finality, LedgerRefusal, NodeClient
 from ..qrticket import CHINA_TZ
+from ..services import Pending, Submission
 from ..tokens import Principal
 
 
@@ -70,6 +71,13 @@ class Gateway:
         Without ``wait`` the answer is the pending submission (its ``tx_id``).
         """
         return self.send(self.sign(type=type, payload=payload, actor=actor, now=now), wait=wait)
+
+    def change(self, principal: Principal, sub: Submission, *, type: str, payload: Mapping[str, Any],
+               now: datetime) -> Pending | Finality:
+        """A caller's state change as its ledger actor: ``Pending`` when the caller asked not to wait
+        (``Prefer: respond-async``), else the final transaction (read what it wrote at its ``height``)."""
+        fin = self.submit(type=type, payload=payload, actor=actor_of(principal), now=now, wait=sub.wait)
+        return fin if sub.wait else Pending(fin.tx_id)
 
     def send(self, tx: Transaction, *, wait: bool = True) -> Finality:
         """Submit a signed transaction (see :meth:`submit`)."""

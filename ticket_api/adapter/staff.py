@@ -12,7 +12,7 @@ from ..errors import Forbidden, NotFound
 from ..qrticket import CHINA_TZ
 from ..services import Json, Pending, Result, Submission
 from ..tokens import Principal
-from .gateway import Gateway, actor_of, iso, new_id
+from .gateway import Gateway, iso, new_id
 
 Clock = Callable[[], datetime]
 REGISTRY_KINDS = {"org": "org_id", "project": "project_id", "site": "site_id", "company": "company_id",
@@ -47,8 +47,8 @@ class LedgerStaff:
         now = self.clock()
         if stamp:
             payload.setdefault("time", iso(now))
-        fin = self.gw.submit(type=type, payload=payload, actor=actor_of(principal), now=now, wait=sub.wait)
-        return Pending(fin.tx_id) if not sub.wait else int(fin.height or 0)
+        done = self.gw.change(principal, sub, type=type, payload=payload, now=now)
+        return done if isinstance(done, Pending) else int(done.height or 0)
 
     # -- registry --------------------------------------------------------------
     def register(self, principal: Principal, kind: str, data: Mapping[str, Any], sub: Submission) -> Result:

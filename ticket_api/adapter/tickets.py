@@ -12,7 +12,7 @@ from ..ledger_client import LedgerRefusal
 from ..qrticket import TicketClaims, encode_ticket
 from ..services import Json, Pending, Result, Submission
 from ..tokens import STAFF_ROLES, Principal
-from .gateway import Gateway, actor_of, iso, new_id
+from .gateway import Gateway, iso, new_id
 
 Clock = Callable[[], datetime]
 
@@ -78,11 +78,8 @@ class LedgerPermits:
             "valid_to": iso(data["valid_to"]),
             "time": iso(now),
         }
-        fin = self.gw.submit(type="permit.apply", payload=payload, actor=actor_of(principal), now=now,
-                             wait=sub.wait)
-        if not sub.wait:
-            return Pending(fin.tx_id)
-        return self.get_permit(principal, permit_id, fin.height)
+        done = self.gw.change(principal, sub, type="permit.apply", payload=payload, now=now)
+        return done if isinstance(done, Pending) else self.get_permit(principal, permit_id, done.height)
 
     def decide(self, principal: Principal, permit_id: str, data: Mapping[str, Any], sub: Submission) -> Result:
         now = self.clock()
@@ -90,18 +87,14 @@ class LedgerPermits:
                                    "decision": data["decision"], "time": iso(now)}
         if data.get("comment"):
             payload["reason"] = data["comment"]
-        fin = self.gw.submit(type="permit.decide", payload=payload, actor=actor_of(principal), now=now,
-                             wait=sub.wait)
-        if not sub.wait:
-            return Pending(fin.tx_id)
-        return self.get_permit(principal, permit_id, fin.height)
+        done = self.gw.change(principal, sub, type="permit.decide", payload=payload, now=now)
+        return done if isinstance(done, Pending) else self.get_permit(principal, permit_id, done.height)
 
     def revoke(self, principal: Principal, permit_id: str, data: Mapping[str, Any], sub: Submission) -> Result:
         now = self.clock()
         payload = {"permit_id": permit_id, "reason": data["reason"], "time": iso(now)}
-        fin = self.gw.submit(type="permit.revoke", payload=payload, actor=actor_of(principal), now=now,
-                             wait=sub.wait)
-        return Pending(fin.tx_id) if not sub.wait else self.get_permit(principal, permit_id, fin.height)
+        done = self.gw.change(principal, sub, type="permit.revoke", payload=payload, now=now)
+        return done if isinstance(done, Pending) else self.get_permit(principal, permit_id, done.height)
 
     def get_permit(self, principal: Principal, permit_id: str, min_height: int | None = None) -> Json:
         p = self.gw.query("permit", permit_id=permit_id, min_height=min_height)
@@ -193,25 +186,23 @@ class LedgerTickets:
             if data.get("driver_id"):
                 payload["driver_id"] = data["driver_id"]
             try:
-                fin = self.gw.submit(type="ticket.issue", payload=payload, actor=actor_of(principal), now=now,
-                                     wait=sub.wait)
+                done = self.gw.change(principal, sub, type="ticket.issue", payload=payload, now=now)
                 break
             except LedgerRefusal as exc:
                 if exc.reason != "duplicate_id" or data.get("ticket_id") or attempt == ID_ATTEMPTS - 1:
                     raise
-        if not sub.wait:
-            return Pending(fin.tx_id)
-        return {**self.view(self._load(principal, ticket_id, fin.height), with_qr=True), "tx_id": fin.tx_id,
-                "block_height": fin.height}
+        if isinstance(done, Pending):
+            return done
+        return {**self.view(self._load(principal, ticket_id, done.height), with_qr=True), "tx_id": done.tx_id,
+                "block_height": done.height}
 
     def void(self, principal: Principal, ticket_id: str, data: Mapping[str, Any], sub: Submission) -> Result:
         self._load(principal, ticket_id)
         now = self.clock()
-        fin = self.gw.submit(type="ticket.void", payload={"ticket_id": ticket_id, "reason": data["reason"],
-                                                          "time": iso(now)},
-                             actor=actor_of(principal), now=now, wait=sub.wait)
-        return Pending(fin.tx_id) if not sub.wait else self.view(self._load(principal, ticket_id, fin.height),
-                                                                 with_qr=False)
+        done = self.gw.change(principal, sub, type="ticket.void",
+                              payload={"ticket_id": ticket_id, "reason": data["reason"], "time": iso(now)}, now=now)
+        return done if isinstance(done, Pending) else self.view(self._load(principal, ticket_id, done.height),
+                                                                with_qr=False)
 
     def get_ticket(self, principal: Principal, ticket_id: str) -> Json:
         t = self._load(principal, ticket_id)
