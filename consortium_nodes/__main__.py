@@ -17,9 +17,9 @@ from ledger.crypto import PrivateKey
 from ledger.errors import LedgerError
 from ledger.store import LedgerStore
 
-from .config import NodeConfig
-from .machines import make_machine
-from .peers import Peers
+from consortium_nodes.config import NodeConfig
+from consortium_nodes.machines import make_machine
+from consortium_nodes.peers import Peers
 
 
 class _JsonFormatter(logging.Formatter):
@@ -34,7 +34,7 @@ class _JsonFormatter(logging.Formatter):
 def _make_orderer(cfg: NodeConfig) -> tuple[Any, Any]:
     kind = cfg.ordering.get("kind", "solo")
     if kind == "solo":
-        from .solo import HttpOrderer, SoloOrderer
+        from consortium_nodes.solo import HttpOrderer, SoloOrderer
 
         leader = str(cfg.ordering.get("leader", cfg.name))
         if leader == cfg.name:
@@ -42,7 +42,7 @@ def _make_orderer(cfg: NodeConfig) -> tuple[Any, Any]:
             return solo, solo
         return HttpOrderer(url=cfg.peers[leader]), None
     if kind == "etcd":
-        from .etcd_orderer import EtcdOrderer
+        from consortium_nodes.etcd_orderer import EtcdOrderer
 
         return EtcdOrderer(endpoints=list(cfg.ordering["endpoints"]), prefix=str(cfg.ordering["prefix"])), None
     raise LedgerError(f"unknown ordering {kind!r}", reason="bad_config")
@@ -58,8 +58,8 @@ def cmd_run(a: argparse.Namespace) -> int:
     key = PrivateKey.from_file(cfg.key)
     store = LedgerStore.open(cfg.db, consortium=consortium)
     orderer, solo = _make_orderer(cfg)
-    from .http import create_app
-    from .node import Node
+    from consortium_nodes.http import create_app
+    from consortium_nodes.node import Node
 
     node = Node(
         name=cfg.name, consortium=consortium, key=key, store=store,
@@ -91,7 +91,7 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 
 def cmd_load(a: argparse.Namespace) -> int:
-    from .load import run_load
+    from consortium_nodes.load import run_load
 
     report = run_load(Path(a.consortium), seconds=a.seconds, rate=a.rate, batch=a.batch, wait_final=not a.no_wait)
     report.pop("accepted_ids", None)
@@ -100,7 +100,7 @@ def cmd_load(a: argparse.Namespace) -> int:
 
 
 def cmd_audit(a: argparse.Namespace) -> int:
-    from .audit import audit_consortium
+    from consortium_nodes.audit import audit_consortium
 
     kept = Path(a.checkpoint).read_text(encoding="utf-8") if a.checkpoint and Path(a.checkpoint).exists() else None
     report = audit_consortium(Path(a.consortium), workers=a.workers, kept_checkpoint=kept)
@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     au.add_argument("--workers", type=int, default=None)
     au.add_argument("--checkpoint", help="a co-signed checkpoint kept from an earlier audit")
     au.set_defaults(func=cmd_audit)
-    from .local import register
+    from consortium_nodes.local import register
 
     register(sub)
     a = p.parse_args(argv)

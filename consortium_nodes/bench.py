@@ -14,8 +14,8 @@ from typing import Any
 
 import nacl.bindings
 
-from .load import run_load
-from .local import LocalConsortium
+from consortium_nodes.load import run_load
+from consortium_nodes.local import LocalConsortium
 
 
 def _raw_verify(n: int) -> float:

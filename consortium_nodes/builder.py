@@ -11,7 +11,7 @@ from ledger.replay import build_block as _build
 from ledger.statemachine import StateMachine
 from ledger.tree import CompactRange
 
-from .ordering import Batch
+from consortium_nodes.ordering import Batch
 
 __all__ = ["Built", "block_time", "build_block"]
 

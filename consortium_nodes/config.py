@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from consortium_nodes.errors import ConfigError
 
 
 @dataclass(frozen=True)

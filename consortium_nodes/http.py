@@ -9,9 +9,9 @@ from flask import Flask, Response, jsonify, request
 from ledger import checkpoint as cp
 from ledger.errors import LedgerError, ProofError
 
-from .node import Node
-from .ordering import Batch
-from .solo import SoloOrderer
+from consortium_nodes.node import Node
+from consortium_nodes.ordering import Batch
+from consortium_nodes.solo import SoloOrderer
 
 _STATUS = {
     "malformed": 400, "oversize_payload": 413, "bad_signature": 400, "unknown_signer": 403,

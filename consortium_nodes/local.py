@@ -17,7 +17,7 @@ import requests
 from ledger.consortium import Consortium
 from ledger.testing import throwaway_consortium
 
-from .errors import ConfigError, NodeError
+from consortium_nodes.errors import ConfigError, NodeError
 
 
 def _free_port() -> int:
@@ -144,7 +144,7 @@ class LocalConsortium:
         return desc
 
     def _etcd_up(self, desc: dict[str, Any]) -> None:
-        from .etcd_cluster import EtcdCluster
+        from consortium_nodes.etcd_cluster import EtcdCluster
 
         etcd_dir = Path(desc["etcd"]["dir"])
         cluster = EtcdCluster.ensure(data_dir=etcd_dir, members=3)
@@ -221,7 +221,7 @@ class LocalConsortium:
                     os.kill(n["pid"], signal.SIGKILL)
                 n["pid"] = None
         if desc.get("etcd"):
-            from .etcd_cluster import EtcdCluster
+            from consortium_nodes.etcd_cluster import EtcdCluster
 
             EtcdCluster.stop_dir(Path(desc["etcd"]["dir"]))
         self._write(desc)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ledger.consortium import Consortium
 from ledger.statemachine import NullStateMachine, StateMachine
 
-from .errors import ConfigError
+from consortium_nodes.errors import ConfigError
 
 
 def make_machine(name: str, consortium: Consortium) -> StateMachine:

@@ -22,11 +22,11 @@ from ledger.store import LedgerStore
 from ledger.testing import CST, iso
 from ledger.transaction import Transaction
 
-from .builder import build_block
-from .errors import Diverged, PeerError
-from .ordering import Batch, Orderer, OrderingError
-from .peers import Peers
-from .pool import DurablePool
+from consortium_nodes.builder import build_block
+from consortium_nodes.errors import Diverged, PeerError
+from consortium_nodes.ordering import Batch, Orderer, OrderingError
+from consortium_nodes.peers import Peers
+from consortium_nodes.pool import DurablePool
 
 log = logging.getLogger("consortium_nodes.node")
 

@@ -14,7 +14,7 @@ import requests
 
 from ledger.block import Block, HeaderSignature
 
-from .errors import PeerError
+from consortium_nodes.errors import PeerError
 
 log = logging.getLogger(__name__)
 

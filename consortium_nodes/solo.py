@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from ledger.store import make_engine
 
-from .ordering import Batch, OrderingError
+from consortium_nodes.ordering import Batch, OrderingError
 
 _meta = sa.MetaData()
 _batches = sa.Table(

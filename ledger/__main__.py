@@ -1,5 +1,5 @@
 """``python -m ledger`` runs the ledger CLI."""
 
-from .cli import main
+from ledger.cli import main
 
 raise SystemExit(main())

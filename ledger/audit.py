@@ -9,15 +9,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from . import checkpoint as cp
-from . import schema
-from .consortium import Consortium
-from .errors import LedgerError
-from .replay import replay
-from .statemachine import StateMachine
-from .store import LedgerStore
-from .tree import hash_leaf, verify_consistency_hashes
-from .verify import verify_chain
+from ledger import checkpoint as cp
+from ledger import schema
+from ledger.consortium import Consortium
+from ledger.errors import LedgerError
+from ledger.replay import replay
+from ledger.statemachine import StateMachine
+from ledger.store import LedgerStore
+from ledger.tree import hash_leaf, verify_consistency_hashes
+from ledger.verify import verify_chain
 
 MachineFactory = Callable[[Consortium], StateMachine]
 

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .audit import MachineFactory, audit_nodes
-from .consortium import Consortium
-from .errors import ConsortiumError
-from .statemachine import NullStateMachine, StateMachine
+from ledger.audit import MachineFactory, audit_nodes
+from ledger.consortium import Consortium
+from ledger.errors import ConsortiumError
+from ledger.statemachine import NullStateMachine, StateMachine
 
 
 def _machine_factory(name: str) -> MachineFactory | None:
@@ -21,7 +21,7 @@ def _machine_factory(name: str) -> MachineFactory | None:
         return lambda _c: NullStateMachine()
 
     def eticket(c: Consortium) -> StateMachine:
-        from .eticket import EticketMachine
+        from ledger.eticket import EticketMachine
 
         return EticketMachine.from_consortium(c)
 

@@ -31,12 +31,12 @@ from typing import Any
 import nacl.bindings
 import sqlalchemy as sa
 
-from .block import VALID
-from .store import LedgerStore, normalise_url
-from .testing import Throwaway, make_tx, next_block, throwaway_consortium
-from .transaction import TX_CONTEXT, Transaction
-from .tree import CompactRange
-from .verify import verify_chain
+from ledger.block import VALID
+from ledger.store import LedgerStore, normalise_url
+from ledger.testing import Throwaway, make_tx, next_block, throwaway_consortium
+from ledger.transaction import TX_CONTEXT, Transaction
+from ledger.tree import CompactRange
+from ledger.verify import verify_chain
 
 # -- raw Ed25519 on all cores -------------------------------------------------
 

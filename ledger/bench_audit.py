@@ -38,15 +38,15 @@ import nacl
 import nacl.bindings
 import sqlalchemy as sa
 
-from . import schema
-from .audit import audit_nodes
-from .bench import machine
-from .bench_chain import cached_chain
-from .consortium import Consortium
-from .statemachine import NullStateMachine
-from .store import make_engine
-from .transaction import TX_CONTEXT, split_leaf
-from .verify import verify_chain
+from ledger import schema
+from ledger.audit import audit_nodes
+from ledger.bench import machine
+from ledger.bench_chain import cached_chain
+from ledger.consortium import Consortium
+from ledger.statemachine import NullStateMachine
+from ledger.store import make_engine
+from ledger.transaction import TX_CONTEXT, split_leaf
+from ledger.verify import verify_chain
 
 # -- raw Ed25519 on all cores ---------------------------------------------------
 

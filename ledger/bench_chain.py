@@ -10,12 +10,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import schema
-from .block import VALID, BlockHeader, flags_digest, sign_header
-from .consortium import Consortium
-from .store import LedgerStore, make_engine
-from .testing import CST, Throwaway, iso, make_tx, throwaway_consortium
-from .tree import CompactRange, hash_leaf, root_from_hashes
+from ledger import schema
+from ledger.block import VALID, BlockHeader, flags_digest, sign_header
+from ledger.consortium import Consortium
+from ledger.store import LedgerStore, make_engine
+from ledger.testing import CST, Throwaway, iso, make_tx, throwaway_consortium
+from ledger.tree import CompactRange, hash_leaf, root_from_hashes
 
 START = datetime(2026, 11, 23, 22, 0, tzinfo=CST)
 

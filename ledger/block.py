@@ -7,12 +7,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .consortium import Consortium
-from .crypto import PrivateKey
-from .encoding import b64, canonical, unb64
-from .errors import EncodingError, InvalidBlock, LedgerError, WrongPreviousHash
-from .transaction import Transaction, parse_time
-from .tree import CompactRange, hash_leaf, root_from_hashes
+from ledger.consortium import Consortium
+from ledger.crypto import PrivateKey
+from ledger.encoding import b64, canonical, unb64
+from ledger.errors import EncodingError, InvalidBlock, LedgerError, WrongPreviousHash
+from ledger.transaction import Transaction, parse_time
+from ledger.tree import CompactRange, hash_leaf, root_from_hashes
 
 #: Prefix of every header signature (domain separation from transactions).
 HEADER_CONTEXT = b"muck-ledger/header/v1\n"

@@ -7,9 +7,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .crypto import ED25519, PrivateKey, PublicKey
-from .encoding import b64, unb64
-from .errors import CheckpointError, EncodingError
+from ledger.crypto import ED25519, PrivateKey, PublicKey
+from ledger.encoding import b64, unb64
+from ledger.errors import CheckpointError, EncodingError
 
 _NAME_RE = re.compile(r"^[^\s+]+$")
 #: C2SP signed-note signature type byte for Ed25519.

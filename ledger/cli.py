@@ -10,13 +10,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import checkpoint as cp
-from .consortium import Consortium
-from .crypto import PrivateKey
-from .errors import ConsortiumError, LedgerError
-from .store import LedgerStore
-from .testing import build_chain, throwaway_consortium
-from .verify import verify_chain
+from ledger import checkpoint as cp
+from ledger.consortium import Consortium
+from ledger.crypto import PrivateKey
+from ledger.errors import ConsortiumError, LedgerError
+from ledger.store import LedgerStore
+from ledger.testing import build_chain, throwaway_consortium
+from ledger.verify import verify_chain
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -51,7 +51,7 @@ def cmd_consortium_new(a: argparse.Namespace) -> int:
 def cmd_demo(a: argparse.Namespace) -> int:
     consortium = Consortium.from_file(a.consortium)
     keys = _load_keys(Path(a.keys), consortium)
-    from .testing import Throwaway
+    from ledger.testing import Throwaway
 
     store = LedgerStore.open(a.db, consortium=consortium)
     t = Throwaway(consortium=consortium, keys=keys)
@@ -132,7 +132,7 @@ def cmd_consistency(a: argparse.Namespace) -> int:
     old_note = Path(a.old).read_text(encoding="utf-8")
     verifiers = {m.name: m.public_key for m in consortium.nodes}
     old, _ = cp.verify(old_note, verifiers, quorum=consortium.quorum, origin=consortium.origin)
-    from .tree import verify_consistency_hashes
+    from ledger.tree import verify_consistency_hashes
 
     log = store.log()
     proof = log.consistency(old.size, log.size) if old.size <= log.size else []

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .crypto import ED25519, SHA256, PrivateKey, PublicKey, digest
-from .encoding import canonical
-from .errors import ConsortiumError, EncodingError, Forbidden, LedgerError, UnknownSigner
+from ledger.crypto import ED25519, SHA256, PrivateKey, PublicKey, digest
+from ledger.encoding import canonical
+from ledger.errors import ConsortiumError, EncodingError, Forbidden, LedgerError, UnknownSigner
 
 FORMAT = "muck-ledger-consortium/v1"
 

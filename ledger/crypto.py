@@ -13,7 +13,7 @@ import nacl.exceptions
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from .errors import BadSignature, ConsortiumError, UnsupportedAlgorithm
+from ledger.errors import BadSignature, ConsortiumError, UnsupportedAlgorithm
 
 ED25519 = "ed25519"
 SHA256 = "sha256"

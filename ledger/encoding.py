@@ -10,7 +10,7 @@ from typing import Any
 
 import rfc8785
 
-from .errors import EncodingError
+from ledger.errors import EncodingError
 
 JSONValue = Any
 

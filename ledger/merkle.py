@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from . import tree
+from ledger import tree
 
 __all__ = [
     "consistency_proof",

@@ -6,13 +6,13 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import checkpoint as cp
-from .consortium import Consortium
-from .encoding import b64, parse, unb64
-from .errors import EncodingError, LedgerError, ProofError
-from .store import LedgerStore
-from .transaction import TX_CONTEXT, split_leaf
-from .tree import hash_leaf, verify_inclusion_hash
+from ledger import checkpoint as cp
+from ledger.consortium import Consortium
+from ledger.encoding import b64, parse, unb64
+from ledger.errors import EncodingError, LedgerError, ProofError
+from ledger.store import LedgerStore
+from ledger.transaction import TX_CONTEXT, split_leaf
+from ledger.tree import hash_leaf, verify_inclusion_hash
 
 FORMAT = "muck-ledger-provenance/v1"
 

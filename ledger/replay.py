@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from .block import VALID, Block, BlockHeader, make_header
-from .consortium import Consortium, Member
-from .errors import LedgerError
-from .statemachine import StateMachine, TxContext
-from .store import LedgerStore
-from .transaction import Transaction, parse_time
-from .tree import CompactRange, hash_leaf
+from ledger.block import VALID, Block, BlockHeader, make_header
+from ledger.consortium import Consortium, Member
+from ledger.errors import LedgerError
+from ledger.statemachine import StateMachine, TxContext
+from ledger.store import LedgerStore
+from ledger.transaction import Transaction, parse_time
+from ledger.tree import CompactRange, hash_leaf
 
 
 @dataclass(frozen=True)

@@ -7,18 +7,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .consortium import Consortium
-from .errors import LedgerError
-from .replay import replay
-from .store import LedgerStore
+from ledger.consortium import Consortium
+from ledger.errors import LedgerError
+from ledger.replay import replay
+from ledger.store import LedgerStore
 
 FORMATS = ("csv", "json", "png")
 
 
 def _period(a: argparse.Namespace) -> tuple[int, int]:
-    from .eticket.errors import PayloadError
-    from .eticket.reports import ReportError
-    from .eticket.units import epoch
+    from ledger.eticket.errors import PayloadError
+    from ledger.eticket.reports import ReportError
+    from ledger.eticket.units import epoch
 
     try:
         return epoch(a.since, what="--since"), epoch(a.until, what="--until")
@@ -27,9 +27,9 @@ def _period(a: argparse.Namespace) -> tuple[int, int]:
 
 
 def cmd_report(a: argparse.Namespace) -> int:
-    from .eticket import EticketMachine
-    from .eticket.report_export import csv_bytes, json_text
-    from .eticket.reports import GROUPINGS, ReportError, build_report
+    from ledger.eticket import EticketMachine
+    from ledger.eticket.report_export import csv_bytes, json_text
+    from ledger.eticket.reports import GROUPINGS, ReportError, build_report
 
     if a.by not in GROUPINGS:
         raise ReportError(f"--by must be one of {', '.join(GROUPINGS)}, not {a.by!r}")
@@ -54,7 +54,7 @@ def cmd_report(a: argparse.Namespace) -> int:
                           reason="reexecution")
     report = build_report(machine, since=since, until=until, by=a.by)
     if a.format == "png":
-        from .eticket.report_render import render_png
+        from ledger.eticket.report_render import render_png
 
         used = render_png(report, Path(a.out), lang=a.lang)
         note = "" if used == a.lang else " (no CJK font installed: English labels)"

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from .block import VALID
-from .consortium import Consortium, Member
-from .transaction import Transaction
+from ledger.block import VALID
+from ledger.consortium import Consortium, Member
+from ledger.transaction import Transaction
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,12 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 
-from . import schema
-from .block import Block, BlockHeader, HeaderSignature, check_link, make_header
-from .consortium import Consortium
-from .errors import DuplicateTransaction, Forbidden, InvalidBlock, LedgerError, StoreError
-from .transaction import Transaction
-from .tree import CompactRange, MerkleLog, hash_leaf
+from ledger import schema
+from ledger.block import Block, BlockHeader, HeaderSignature, check_link, make_header
+from ledger.consortium import Consortium
+from ledger.errors import DuplicateTransaction, Forbidden, InvalidBlock, LedgerError, StoreError
+from ledger.transaction import Transaction
+from ledger.tree import CompactRange, MerkleLog, hash_leaf
 
 #: Validation codes that say the signature itself failed (re-checked by verify).
 #: Codes that say the transaction's signature or size check failed: such a transaction must really fail it.

@@ -8,12 +8,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from .block import VALID, Block, BlockHeader, make_header, sign_header
-from .consortium import Consortium, MemberSpec, create
-from .crypto import PrivateKey
-from .store import LedgerStore
-from .transaction import Transaction
-from .tree import CompactRange
+from ledger.block import VALID, Block, BlockHeader, make_header, sign_header
+from ledger.consortium import Consortium, MemberSpec, create
+from ledger.crypto import PrivateKey
+from ledger.store import LedgerStore
+from ledger.transaction import Transaction
+from ledger.tree import CompactRange
 
 CST = timezone(timedelta(hours=8))
 

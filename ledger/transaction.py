@@ -11,10 +11,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from .consortium import Consortium, Member
-from .crypto import ED25519, PrivateKey
-from .encoding import b64, canonical, parse, parse_fast, unb64
-from .errors import BadSignature, EncodingError, MalformedTransaction, OversizePayload
+from ledger.consortium import Consortium, Member
+from ledger.crypto import ED25519, PrivateKey
+from ledger.encoding import b64, canonical, parse, parse_fast, unb64
+from ledger.errors import BadSignature, EncodingError, MalformedTransaction, OversizePayload
 
 #: Prefix of every signed transaction message (domain separation from headers).
 TX_CONTEXT = b"muck-ledger/tx/v1\n"

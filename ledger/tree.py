@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .errors import ProofError
+from ledger.errors import ProofError
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 

@@ -16,15 +16,15 @@ from typing import Any
 import sqlalchemy as sa
 from alembic.util.exc import CommandError
 
-from . import checkpoint as cp
-from . import schema
-from .block import BlockHeader, flags_digest
-from .consortium import Consortium, Member
-from .crypto import ED25519, verify_raw
-from .errors import LedgerError, StoreError
-from .store import SIGNATURE_CODES, LedgerStore, make_engine
-from .transaction import TX_CONTEXT, split_leaf
-from .tree import CompactRange, hash_leaf, root_from_hashes
+from ledger import checkpoint as cp
+from ledger import schema
+from ledger.block import BlockHeader, flags_digest
+from ledger.consortium import Consortium, Member
+from ledger.crypto import ED25519, verify_raw
+from ledger.errors import LedgerError, StoreError
+from ledger.store import SIGNATURE_CODES, LedgerStore, make_engine
+from ledger.transaction import TX_CONTEXT, split_leaf
+from ledger.tree import CompactRange, hash_leaf, root_from_hashes
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from ticket_api.qrticket import CHINA_TZ
 
-from .client import ApiCallError, ApiClient
-from .wechat import DEFAULT_APPID, DEFAULT_SECRET, serve
+from miniprogram_stub.client import ApiCallError, ApiClient
+from miniprogram_stub.wechat import DEFAULT_APPID, DEFAULT_SECRET, serve
 
 
 def _parser() -> argparse.ArgumentParser:

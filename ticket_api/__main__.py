@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import main
+from ticket_api.cli import main
 
 sys.exit(main())

@@ -16,18 +16,18 @@ from typing import Any
 from flask import Flask
 from flask_smorest import Api
 
-from . import __version__
-from .config import load_config, redacted
-from .context import ApiContext
-from .db import make_engine, make_sessionmaker
-from .docs import install_docs
-from .errors import register_error_handlers
-from .issuer import Keyring
-from .logs import install_request_id, setup_logging
-from .schemas import ErrorSchema
-from .services import Services
-from .tokens import TokenStore
-from .views import BLUEPRINTS
+from ticket_api import __version__
+from ticket_api.config import load_config, redacted
+from ticket_api.context import ApiContext
+from ticket_api.db import make_engine, make_sessionmaker
+from ticket_api.docs import install_docs
+from ticket_api.errors import register_error_handlers
+from ticket_api.issuer import Keyring
+from ticket_api.logs import install_request_id, setup_logging
+from ticket_api.schemas import ErrorSchema
+from ticket_api.services import Services
+from ticket_api.tokens import TokenStore
+from ticket_api.views import BLUEPRINTS
 
 log = logging.getLogger("ticket_api.app")
 

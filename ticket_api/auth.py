@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 
 from flask import current_app, g, request
 
-from .errors import Forbidden, Unauthenticated
-from .tokens import ROLES, STAFF_ROLES, Principal
+from ticket_api.errors import Forbidden, Unauthenticated
+from ticket_api.tokens import ROLES, STAFF_ROLES, Principal
 
 F = TypeVar("F", bound=Callable[..., Any])
 

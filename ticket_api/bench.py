@@ -38,7 +38,7 @@ import requests
 
 from ledger.crypto import PrivateKey, PublicKey
 
-from .qrticket import CHINA_TZ, decode_ticket, verify_ticket
+from ticket_api.qrticket import CHINA_TZ, decode_ticket, verify_ticket
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -23,11 +23,11 @@ from pathlib import Path
 from ledger.crypto import PrivateKey
 from ledger.errors import LedgerError
 
-from .config import load_config
-from .db import make_engine
-from .errors import ApiError
-from .qrticket import CHINA_TZ
-from .tokens import ROLES, TokenStore
+from ticket_api.config import load_config
+from ticket_api.db import make_engine
+from ticket_api.errors import ApiError
+from ticket_api.qrticket import CHINA_TZ
+from ticket_api.tokens import ROLES, TokenStore
 
 
 def _parser() -> argparse.ArgumentParser:

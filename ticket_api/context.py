@@ -11,9 +11,9 @@ from flask import current_app, g, request
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
-from .issuer import Keyring
-from .services import Result, Services, Submission
-from .tokens import TokenStore
+from ticket_api.issuer import Keyring
+from ticket_api.services import Result, Services, Submission
+from ticket_api.tokens import TokenStore
 
 
 @dataclass
@@ -52,7 +52,7 @@ def submission() -> Submission:
 
 def answer(result: Result, status: int = 200) -> tuple[Any, int]:
     """A service result as (body, status): ``Pending`` becomes 202 with the tx id, ``Admitted`` 202 with its body."""
-    from .services import Admitted, Pending
+    from ticket_api.services import Admitted, Pending
 
     if isinstance(result, Pending):
         return {"tx_id": result.tx_id, "status": result.status}, 202

@@ -20,8 +20,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from .adapter.gateway import Gateway, iso
-from .tokens import TokenStore
+from ticket_api.adapter.gateway import Gateway, iso
+from ticket_api.tokens import TokenStore
 
 ORGS = [
     {"org_id": "ORG-001", "name": "重庆建工第三建设有限责任公司", "kind": "contractor",

@@ -28,7 +28,7 @@ from werkzeug.exceptions import HTTPException
 
 from ledger.errors import LedgerError
 
-from . import i18n
+from ticket_api import i18n
 
 log = logging.getLogger("ticket_api.errors")
 
@@ -320,7 +320,7 @@ def handle_unexpected(exc: Exception) -> Response:
 
 def register_error_handlers(app: Flask) -> None:
     """Install the mapping on ``app`` (after flask-smorest installed its own)."""
-    from .qrticket import TicketError
+    from ticket_api.qrticket import TicketError
 
     app.register_error_handler(ApiError, handle_api_error)
     app.register_error_handler(LedgerError, handle_reasoned)

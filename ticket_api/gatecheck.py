@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from ledger.crypto import PublicKey
 
-from .qrticket import TicketClaims, TicketError, verify_ticket
+from ticket_api.qrticket import TicketClaims, TicketError, verify_ticket
 
 EXIT = "exit"
 DISPOSAL = "disposal"

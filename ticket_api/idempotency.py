@@ -29,8 +29,8 @@ from flask import Response, current_app, g, make_response, request
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from .db import IdempotencyRecord, write_lock
-from .errors import ApiError, Conflict, InvalidRequest
+from ticket_api.db import IdempotencyRecord, write_lock
+from ticket_api.errors import ApiError, Conflict, InvalidRequest
 
 HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"

@@ -11,7 +11,7 @@ from typing import Any
 
 from ledger.crypto import PrivateKey, PublicKey
 
-from .qrticket import CHINA_TZ
+from ticket_api.qrticket import CHINA_TZ
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import requests
 
 from ledger.transaction import Transaction
 
-from .errors import ApiError, ServiceUnavailable
+from ticket_api.errors import ApiError, ServiceUnavailable
 
 
 class LedgerRefusal(ApiError):

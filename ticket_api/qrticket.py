@@ -56,7 +56,7 @@ from datetime import datetime, timedelta, timezone
 
 from ledger.crypto import PrivateKey, PublicKey
 
-from .base45 import Base45Error, b45decode, b45encode
+from ticket_api.base45 import Base45Error, b45decode, b45encode
 
 VERSION = 1
 PREFIX = "MT1:"

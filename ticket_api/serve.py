@@ -61,10 +61,10 @@ def _seed(var: Path, env: dict[str, str], api: str, wechat: str) -> dict[str, An
     """Register the demo district on the ledger and issue tokens, once; ``demo.json`` marks it done."""
     from ledger.consortium import Consortium
 
-    from .adapter.gateway import Gateway
-    from .db import make_engine
-    from .demo import issue_tokens, seed_ledger, write_demo
-    from .ledger_client import NodeClient
+    from ticket_api.adapter.gateway import Gateway
+    from ticket_api.db import make_engine
+    from ticket_api.demo import issue_tokens, seed_ledger, write_demo
+    from ticket_api.ledger_client import NodeClient
 
     path = var / "demo.json"
     if path.exists():  # seeded before: same tokens, maybe a new port

@@ -29,9 +29,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .errors import ServiceUnavailable
-from .gatecheck import TicketClaims
-from .tokens import Principal
+from ticket_api.errors import ServiceUnavailable
+from ticket_api.gatecheck import TicketClaims
+from ticket_api.tokens import Principal
 
 Json = dict[str, Any]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from ledger.crypto import ED25519, PrivateKey
 
-from .qrticket import CHINA_TZ, TicketClaims
+from ticket_api.qrticket import CHINA_TZ, TicketClaims
 
 
 def issuer_key(name: str = "issuer-1") -> PrivateKey:

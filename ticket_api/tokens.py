@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
-from .db import ApiToken, WechatUser, make_sessionmaker
-from .errors import ApiError, Unauthenticated
+from ticket_api.db import ApiToken, WechatUser, make_sessionmaker
+from ticket_api.errors import ApiError, Unauthenticated
 
 TOKEN_PREFIX = "mtk_"
 

@@ -13,7 +13,7 @@ import logging
 
 import requests
 
-from .errors import ApiError, UpstreamError
+from ticket_api.errors import ApiError, UpstreamError
 
 log = logging.getLogger("ticket_api.wechat")
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .errors import EticketError, PayloadError, Refusal, UnknownType
-from .machine import EticketMachine
-from .params import Params
-from .reasons import CODES, MESSAGES, describe
+from ledger.eticket.errors import EticketError, PayloadError, Refusal, UnknownType
+from ledger.eticket.machine import EticketMachine
+from ledger.eticket.params import Params
+from ledger.eticket.reasons import CODES, MESSAGES, describe
 
 __all__ = [
     "CODES",

@@ -8,8 +8,8 @@ from typing import Any
 
 from ledger.consortium import Member
 
-from .errors import Refusal
-from .params import Params
+from ledger.eticket.errors import Refusal
+from ledger.eticket.params import Params
 
 Event = dict[str, Any]
 

@@ -10,13 +10,13 @@ from ledger.errors import LedgerError
 from ledger.statemachine import Outcome, TxContext
 from ledger.transaction import Transaction
 
-from . import rules_permit, rules_registry, rules_ticket, rules_trip, rules_violation, schema
-from .env import ACTOR_KINDS, Env, Event, parse_actor
-from .errors import PayloadError, Refusal
-from .params import Params
-from .reasons import message
-from .state import State, Writes
-from .units import epoch, epoch_of
+from ledger.eticket import rules_permit, rules_registry, rules_ticket, rules_trip, rules_violation, schema
+from ledger.eticket.env import ACTOR_KINDS, Env, Event, parse_actor
+from ledger.eticket.errors import PayloadError, Refusal
+from ledger.eticket.params import Params
+from ledger.eticket.reasons import message
+from ledger.eticket.state import State, Writes
+from ledger.eticket.units import epoch, epoch_of
 
 Handler = Callable[[Writes, dict[str, Any], Env], list[Event]]
 

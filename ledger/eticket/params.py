@@ -10,8 +10,8 @@ from typing import Any
 from ledger.consortium import Consortium
 from ledger.errors import ConsortiumError
 
-from . import units
-from .errors import PayloadError
+from ledger.eticket import units
+from ledger.eticket.errors import PayloadError
 
 DEFAULT_DEPARTMENTS = ("chengguan", "zhujian", "jiaotong", "shengtai")
 DEFAULT_DEDUCTIONS: Mapping[str, int] = MappingProxyType(

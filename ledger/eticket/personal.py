@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from ledger.encoding import canonical
 
-from .errors import PayloadError
+from ledger.eticket.errors import PayloadError
 
 MIN_SALT_BYTES = 16
 

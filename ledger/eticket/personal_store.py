@@ -10,7 +10,7 @@ from sqlalchemy import Column, Connection, LargeBinary, MetaData, String, Table,
 
 from ledger.encoding import canonical, parse
 
-from .personal import person_hash
+from ledger.eticket.personal import person_hash
 
 metadata = MetaData()
 

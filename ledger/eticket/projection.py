@@ -26,8 +26,8 @@ from ledger.consortium import Consortium
 from ledger.statemachine import TxContext
 from ledger.transaction import Transaction
 
-from .machine import EticketMachine
-from .records import Company, Decision, Driver, Org, Penalty, Permit, Project, Site, Ticket, Truck, Violation
+from ledger.eticket.machine import EticketMachine
+from ledger.eticket.records import Company, Decision, Driver, Org, Penalty, Permit, Project, Site, Ticket, Truck, Violation
 
 metadata = MetaData()
 

@@ -8,10 +8,10 @@ from typing import Any
 from ledger.statemachine import TxContext
 from ledger.transaction import Transaction
 
-from .machine import EticketMachine
-from .recommend import in_alarm, load_rate_bp, pct_text, recommend, room_l
-from .records import Company, Driver, Penalty, Permit, Project, Site, Ticket, Truck, Violation
-from .units import fen_text, iso, litres, location_json, m3_text, median
+from ledger.eticket.machine import EticketMachine
+from ledger.eticket.recommend import in_alarm, load_rate_bp, pct_text, recommend, room_l
+from ledger.eticket.records import Company, Driver, Penalty, Permit, Project, Site, Ticket, Truck, Violation
+from ledger.eticket.units import fen_text, iso, litres, location_json, m3_text, median
 
 HISTORY_KINDS = (
     "org",

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from .geo import distance_m
-from .records import Site
-from .units import m3_text
+from ledger.eticket.geo import distance_m
+from ledger.eticket.records import Site
+from ledger.eticket.units import m3_text
 
 
 def room_l(site: Site) -> int:

@@ -7,9 +7,9 @@ import io
 import json
 from typing import Any
 
-from .reports import Report, ReportRow
-from .schema import VIOLATION_TYPES
-from .units import iso
+from ledger.eticket.reports import Report, ReportRow
+from ledger.eticket.schema import VIOLATION_TYPES
+from ledger.eticket.units import iso
 
 #: Labels of the rows that are not a group, per language.
 LABELS: dict[str, dict[str, str]] = {

@@ -6,8 +6,8 @@ import warnings
 from pathlib import Path
 from typing import IO, Any
 
-from .reports import Report, ReportRow
-from .units import iso
+from ledger.eticket.reports import Report, ReportRow
+from ledger.eticket.units import iso
 
 #: Font files tried first (Debian's fonts-noto-cjk, fonts-wqy-microhei, fonts-wqy-zenhei).
 FONT_FILES = (

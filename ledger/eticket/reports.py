@@ -6,13 +6,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import EticketError
-from .machine import EticketMachine
-from .recommend import pct_text
-from .records import Penalty, Site, Ticket, Violation
-from .schema import VIOLATION_TYPES
-from .state import State
-from .units import fen_text, iso, m3_text, median
+from ledger.eticket.errors import EticketError
+from ledger.eticket.machine import EticketMachine
+from ledger.eticket.recommend import pct_text
+from ledger.eticket.records import Penalty, Site, Ticket, Violation
+from ledger.eticket.schema import VIOLATION_TYPES
+from ledger.eticket.state import State
+from ledger.eticket.units import fen_text, iso, m3_text, median
 
 #: Groupings a report can be made by.
 GROUPINGS = ("district", "project", "company", "site")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .env import Env, Event, need
-from .errors import Refusal
-from .records import Decision, Org, Permit, Project, evolve
+from ledger.eticket.env import Env, Event, need
+from ledger.eticket.errors import Refusal
+from ledger.eticket.records import Decision, Org, Permit, Project, evolve
 
 
 def contractor_active(org: Org | None, at: int) -> None:

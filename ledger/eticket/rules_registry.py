@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .env import Env, Event, need
-from .errors import Refusal
-from .records import Company, Driver, Org, Project, Site, Truck, evolve
-from .state import Writes
+from ledger.eticket.env import Env, Event, need
+from ledger.eticket.errors import Refusal
+from ledger.eticket.records import Company, Driver, Org, Project, Site, Truck, evolve
+from ledger.eticket.state import Writes
 
 
 def _existing(w: Writes, kind: str, key: str, update: bool | None) -> Any:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .env import Env, Event, need
-from .errors import Refusal
-from .geo import distance_m
-from .recommend import in_alarm, load_rate_bp, pct_text, recommend
-from .records import Company, Driver, Permit, Project, Site, Ticket, Truck, evolve
-from .rules_permit import contractor_active
-from .rules_violation import raise_violation
-from .state import Writes
-from .units import iso, location_json, m3_text
+from ledger.eticket.env import Env, Event, need
+from ledger.eticket.errors import Refusal
+from ledger.eticket.geo import distance_m
+from ledger.eticket.recommend import in_alarm, load_rate_bp, pct_text, recommend
+from ledger.eticket.records import Company, Driver, Permit, Project, Site, Ticket, Truck, evolve
+from ledger.eticket.rules_permit import contractor_active
+from ledger.eticket.rules_violation import raise_violation
+from ledger.eticket.state import Writes
+from ledger.eticket.units import iso, location_json, m3_text
 
 
 def truck_active(w: Writes, truck: Truck, at: int) -> None:

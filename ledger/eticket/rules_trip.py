@@ -5,15 +5,15 @@ from __future__ import annotations
 import heapq
 from typing import Any
 
-from .env import Env, Event, need
-from .errors import Refusal
-from .geo import Corridor, within
-from .records import Permit, Project, Site, Ticket, Truck, evolve
-from .rules_permit import expire_permits
-from .rules_ticket import expire_tickets
-from .rules_violation import raise_violation
-from .state import Writes
-from .units import deg_text
+from ledger.eticket.env import Env, Event, need
+from ledger.eticket.errors import Refusal
+from ledger.eticket.geo import Corridor, within
+from ledger.eticket.records import Permit, Project, Site, Ticket, Truck, evolve
+from ledger.eticket.rules_permit import expire_permits
+from ledger.eticket.rules_ticket import expire_tickets
+from ledger.eticket.rules_violation import raise_violation
+from ledger.eticket.state import Writes
+from ledger.eticket.units import deg_text
 
 _UDEG_PER_M = 9  # > 1e6 / 111195 µdeg per metre of latitude (a safe pre-filter)
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .env import Env, Event, need
-from .errors import Refusal
-from .records import Company, Counters, Driver, Org, Penalty, Project, Ticket, Truck, Violation, evolve
-from .schema import VIOLATION_TYPES
-from .state import Writes
-from .units import compact_local, iso, location_json
+from ledger.eticket.env import Env, Event, need
+from ledger.eticket.errors import Refusal
+from ledger.eticket.records import Company, Counters, Driver, Org, Penalty, Project, Ticket, Truck, Violation, evolve
+from ledger.eticket.schema import VIOLATION_TYPES
+from ledger.eticket.state import Writes
+from ledger.eticket.units import compact_local, iso, location_json
 
 _NEXT = {
     "confirm": ("reported",),

@@ -8,8 +8,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import units
-from .errors import PayloadError, UnknownType
+from ledger.eticket import units
+from ledger.eticket.errors import PayloadError, UnknownType
 
 Parser = Callable[[object, str], Any]
 

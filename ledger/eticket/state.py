@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
-from .records import Counters, Ticket, values
+from ledger.eticket.records import Counters, Ticket, values
 
 KINDS = (
     "org",

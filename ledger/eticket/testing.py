@@ -18,9 +18,9 @@ from ledger.crypto import PrivateKey
 from ledger.statemachine import Outcome, TxContext
 from ledger.transaction import Transaction
 
-from .machine import EticketMachine
-from .params import DEFAULT_DEPARTMENTS
-from .units import epoch, iso
+from ledger.eticket.machine import EticketMachine
+from ledger.eticket.params import DEFAULT_DEPARTMENTS
+from ledger.eticket.units import epoch, iso
 
 T0 = "2026-11-23T20:00:00+08:00"
 PHOTO = "sha256:" + "ab" * 32

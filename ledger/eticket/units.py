@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
-from .errors import PayloadError
+from ledger.eticket.errors import PayloadError
 
 CHINA_TZ = timezone(timedelta(hours=8))
 # the same format as ledger.transaction.parse_time (ISO 8601 with a mandatory offset)

@@ -17,13 +17,13 @@ from typing import Any
 
 from ledger.crypto import PrivateKey
 
-from ..issuer import Keyring
-from ..ledger_client import NodeClient
-from ..services import Services
-from .gates import LedgerGates
-from .gateway import Gateway
-from .staff import LedgerStaff
-from .tickets import LedgerPermits, LedgerTickets
+from ticket_api.issuer import Keyring
+from ticket_api.ledger_client import NodeClient
+from ticket_api.services import Services
+from ticket_api.adapter.gates import LedgerGates
+from ticket_api.adapter.gateway import Gateway
+from ticket_api.adapter.staff import LedgerStaff
+from ticket_api.adapter.tickets import LedgerPermits, LedgerTickets
 
 
 def _now() -> datetime:

@@ -11,11 +11,11 @@ from typing import Any
 from ledger.crypto import PrivateKey
 from ledger.transaction import Transaction
 
-from ..errors import Forbidden
-from ..ledger_client import Finality, LedgerRefusal, NodeClient
-from ..qrticket import CHINA_TZ
-from ..services import Pending, Submission
-from ..tokens import Principal
+from ticket_api.errors import Forbidden
+from ticket_api.ledger_client import Finality, LedgerRefusal, NodeClient
+from ticket_api.qrticket import CHINA_TZ
+from ticket_api.services import Pending, Submission
+from ticket_api.tokens import Principal
 
 
 def iso(t: datetime) -> str:

@@ -34,9 +34,9 @@ from sqlalchemy.orm import Session
 
 from ledger.transaction import Transaction
 
-from ..db import GateClaim, write_lock
-from ..errors import ServiceUnavailable
-from ..ledger_client import NodeClient
+from ticket_api.db import GateClaim, write_lock
+from ticket_api.errors import ServiceUnavailable
+from ticket_api.ledger_client import NodeClient
 
 log = logging.getLogger(__name__)
 

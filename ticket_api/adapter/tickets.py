@@ -6,13 +6,13 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from ..errors import Forbidden, NotFound, ServiceUnavailable
-from ..issuer import Keyring
-from ..ledger_client import LedgerRefusal
-from ..qrticket import TicketClaims, encode_ticket
-from ..services import Json, Pending, Result, Submission
-from ..tokens import STAFF_ROLES, Principal
-from .gateway import Gateway, iso, new_id
+from ticket_api.errors import Forbidden, NotFound, ServiceUnavailable
+from ticket_api.issuer import Keyring
+from ticket_api.ledger_client import LedgerRefusal
+from ticket_api.qrticket import TicketClaims, encode_ticket
+from ticket_api.services import Json, Pending, Result, Submission
+from ticket_api.tokens import STAFF_ROLES, Principal
+from ticket_api.adapter.gateway import Gateway, iso, new_id
 
 Clock = Callable[[], datetime]
 

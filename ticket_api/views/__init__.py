@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_smorest import Blueprint
 
-from . import auth, dashboard, gates, keys, miniprogram, regulator, staff, system
+from ticket_api.views import auth, dashboard, gates, keys, miniprogram, regulator, staff, system
 
 BLUEPRINTS: tuple[Blueprint, ...] = (
     system.blp,

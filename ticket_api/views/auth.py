@@ -8,11 +8,11 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from ..auth import authenticate, require
-from ..context import ctx
-from ..errors import ApiError
-from ..schemas import LoginResultSchema, PrincipalSchema, WechatLoginSchema
-from ..wechat import code2session
+from ticket_api.auth import authenticate, require
+from ticket_api.context import ctx
+from ticket_api.errors import ApiError
+from ticket_api.schemas import LoginResultSchema, PrincipalSchema, WechatLoginSchema
+from ticket_api.wechat import code2session
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Sign-in and tokens")
 log = logging.getLogger("ticket_api.auth")

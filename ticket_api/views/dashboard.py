@@ -13,9 +13,9 @@ from typing import Any
 from flask import Response, request
 from flask_smorest import Blueprint
 
-from ..auth import authenticate, require
-from ..context import ctx
-from ..schemas import DashboardSchema
+from ticket_api.auth import authenticate, require
+from ticket_api.context import ctx
+from ticket_api.schemas import DashboardSchema
 
 STATIC = Path(__file__).resolve().parent.parent / "static" / "dashboard"
 

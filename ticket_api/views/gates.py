@@ -39,12 +39,12 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from ..auth import authenticate, require
-from ..context import answer, ctx, submission
-from ..errors import Refused
-from ..gatecheck import DISPOSAL, EXIT, GateRefusal, TicketClaims, check_scan
-from ..idempotency import idempotent
-from ..schemas import (
+from ticket_api.auth import authenticate, require
+from ticket_api.context import answer, ctx, submission
+from ticket_api.errors import Refused
+from ticket_api.gatecheck import DISPOSAL, EXIT, GateRefusal, TicketClaims, check_scan
+from ticket_api.idempotency import idempotent
+from ticket_api.schemas import (
     GateDisposalSchema,
     GateExitSchema,
     GateRefusalSchema,

@@ -6,9 +6,9 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from ..context import ctx
-from ..qrticket import PREFIX
-from ..schemas import KeysSchema
+from ticket_api.context import ctx
+from ticket_api.qrticket import PREFIX
+from ticket_api.schemas import KeysSchema
 
 blp = Blueprint("keys", __name__, url_prefix="/api/v1", description="Published QR issuer keys")
 

@@ -7,12 +7,12 @@ from typing import Any
 from flask import Response
 from flask_smorest import Blueprint
 
-from ..auth import authenticate, require
-from ..context import answer, ctx, submission
-from ..idempotency import idempotent
-from ..qrimage import render_png, render_svg
-from ..schemas import PermitCreateSchema, PermitSchema, RevokeSchema, TicketCreateSchema, TicketSchema
-from ..tokens import STAFF_ROLES
+from ticket_api.auth import authenticate, require
+from ticket_api.context import answer, ctx, submission
+from ticket_api.idempotency import idempotent
+from ticket_api.qrimage import render_png, render_svg
+from ticket_api.schemas import PermitCreateSchema, PermitSchema, RevokeSchema, TicketCreateSchema, TicketSchema
+from ticket_api.tokens import STAFF_ROLES
 
 blp = Blueprint("miniprogram", __name__, url_prefix="/api/v1", description="Mini-program (contractors)")
 READERS = ("contractor", *sorted(STAFF_ROLES))

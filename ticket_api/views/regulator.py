@@ -6,9 +6,9 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from ..auth import authenticate, require
-from ..context import ctx
-from ..schemas import URI_TOO_LONG, AuditQuerySchema, AuditSchema, HistorySchema, ProvenanceSchema
+from ticket_api.auth import authenticate, require
+from ticket_api.context import ctx
+from ticket_api.schemas import URI_TOO_LONG, AuditQuerySchema, AuditSchema, HistorySchema, ProvenanceSchema
 
 blp = Blueprint("regulator", __name__, url_prefix="/api/v1", description="Regulator: history and audit")
 

@@ -7,11 +7,11 @@ from typing import Any
 from flask import request
 from flask_smorest import Blueprint
 
-from ..auth import authenticate, require
-from ..context import answer, ctx, submission
-from ..errors import InvalidRequest
-from ..idempotency import idempotent
-from ..schemas import (
+from ticket_api.auth import authenticate, require
+from ticket_api.context import answer, ctx, submission
+from ticket_api.errors import InvalidRequest
+from ticket_api.idempotency import idempotent
+from ticket_api.schemas import (
     URI_TOO_LONG,
     ChainStatusSchema,
     DecisionCreateSchema,
