@@ -1,4 +1,7 @@
-"""``python -m consortium_nodes run --config FILE`` and ``load --consortium var/consortium.json``."""
+"""``python -m consortium_nodes run --config FILE`` (one node) and ``audit --consortium FILE`` (every node's chain).
+
+The local launchers and the load generator are tools apart from the product: ``scripts/consortium``.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ledger.consortium import Consortium
-from ledger.crypto import PrivateKey
-from ledger.errors import LedgerError
-from ledger.store import LedgerStore
-
 from consortium_nodes.config import NodeConfig
 from consortium_nodes.machines import make_machine
 from consortium_nodes.peers import Peers
+from ledger.errors import LedgerError
+from ledger.store.keyfiles import read_consortium, read_private_key
+from ledger.store.ledger_store import LedgerStore
 
 
 class _JsonFormatter(logging.Formatter):
@@ -54,8 +55,8 @@ def cmd_run(a: argparse.Namespace) -> int:
     handler.setFormatter(_JsonFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     logging.getLogger("waitress").setLevel(logging.WARNING)
-    consortium = Consortium.from_file(cfg.consortium)
-    key = PrivateKey.from_file(cfg.key)
+    consortium = read_consortium(cfg.consortium)
+    key = read_private_key(cfg.key)
     store = LedgerStore.open(cfg.db, consortium=consortium)
     orderer, solo = _make_orderer(cfg)
     from consortium_nodes.http import create_app
@@ -90,15 +91,6 @@ def cmd_run(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_load(a: argparse.Namespace) -> int:
-    from consortium_nodes.load import run_load
-
-    report = run_load(Path(a.consortium), seconds=a.seconds, rate=a.rate, batch=a.batch, wait_final=not a.no_wait)
-    report.pop("accepted_ids", None)
-    print(json.dumps(report, ensure_ascii=False, indent=2))
-    return 0 if report["lost"] == 0 else 1
-
-
 def cmd_audit(a: argparse.Namespace) -> int:
     from consortium_nodes.audit import audit_consortium
 
@@ -108,27 +100,21 @@ def cmd_audit(a: argparse.Namespace) -> int:
     return 0 if report["ok"] else 1
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> tuple[argparse.ArgumentParser, Any]:
     p = argparse.ArgumentParser(prog="python -m consortium_nodes")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run one node")
     r.add_argument("--config", required=True)
     r.set_defaults(func=cmd_run)
-    ld = sub.add_parser("load", help="submit a steady stream of valid signed transactions")
-    ld.add_argument("--consortium", default="var/consortium.json")
-    ld.add_argument("--seconds", type=float, default=10)
-    ld.add_argument("--rate", type=float, default=200, help="transactions per second offered")
-    ld.add_argument("--batch", type=int, default=50, help="transactions per HTTP request")
-    ld.add_argument("--no-wait", action="store_true", help="do not wait for finality at the end")
-    ld.set_defaults(func=cmd_load)
     au = sub.add_parser("audit", help="verify every node's chain and compare them")
     au.add_argument("--consortium", default="var/consortium.json")
     au.add_argument("--workers", type=int, default=None)
     au.add_argument("--checkpoint", help="a co-signed checkpoint kept from an earlier audit")
     au.set_defaults(func=cmd_audit)
-    from consortium_nodes.local import register
+    return p, sub
 
-    register(sub)
+
+def run_parsed(p: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     a = p.parse_args(argv)
     try:
         return int(a.func(a))
@@ -148,6 +134,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"consortium_nodes: internal error: {exc.__class__.__name__}: {exc}", file=sys.stderr)
         return 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p, _ = build_parser()
+    return run_parsed(p, argv)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Audit a local consortium (``var/consortium.json``) with :func:`ledger.audit.audit_nodes`."""
+"""Audit a local consortium (``var/consortium.json``) with :func:`ledger.verify.audit.audit_nodes`."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ledger.audit import audit_nodes
-from ledger.audit_cli import _machine_factory, _node_dbs
-from ledger.consortium import Consortium
+from ledger.cli.audit import _machine_factory, _node_dbs
+from ledger.store.keyfiles import read_consortium
+from ledger.verify.audit import audit_nodes
 
 
 def node_dbs(desc: dict[str, Any]) -> dict[str, str]:
@@ -20,5 +20,5 @@ def audit_consortium(desc_path: Path, *, workers: int | None = None,
                      kept_checkpoint: str | None = None) -> dict[str, Any]:
     """Verify, re-execute and compare every node of a local consortium."""
     dbs, genesis, rules = _node_dbs(desc_path)
-    return audit_nodes(dbs, Consortium.from_file(genesis), machine_factory=_machine_factory(rules),
+    return audit_nodes(dbs, read_consortium(genesis), machine_factory=_machine_factory(rules),
                        kept_checkpoint=kept_checkpoint, workers=workers)

@@ -22,7 +22,7 @@ from etcd3gw.client import Etcd3Client
 from consortium_nodes.ordering import Batch, OrderingError
 
 #: etcd refuses requests larger than ``--max-request-bytes`` (default 1.5 MiB = 1,572,864 bytes, set
-#: explicitly by :mod:`consortium_nodes.etcd_cluster`).  One append is one request holding the batch
+#: explicitly by :mod:`tools.etcd_cluster`).  One append is one request holding the batch
 #: record (the batch's JSON plus a 32-character id) and the head key; we keep ~70 kB of headroom.
 MAX_BATCH_BYTES = 1_500_000
 #: etcd's v3 JSON (grpc-gateway) API path for etcd 3.4+ (3.3 served ``/v3beta/``, 3.2 ``/v3alpha/``).

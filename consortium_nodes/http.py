@@ -6,12 +6,11 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
-from ledger import checkpoint as cp
-from ledger.errors import LedgerError, ProofError
-
 from consortium_nodes.node import Node
 from consortium_nodes.ordering import Batch
 from consortium_nodes.solo import SoloOrderer
+from ledger.core import checkpoint as cp
+from ledger.errors import LedgerError, ProofError
 
 _STATUS = {
     "malformed": 400, "oversize_payload": 413, "bad_signature": 400, "unknown_signer": 403,

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from ledger.consortium import Consortium
-from ledger.statemachine import NullStateMachine, StateMachine
-
 from consortium_nodes.errors import ConfigError
+from ledger.core.consortium import Consortium
+from ledger.core.statemachine import NullStateMachine, StateMachine
 
 
 def make_machine(name: str, consortium: Consortium) -> StateMachine:

@@ -12,21 +12,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ledger.block import HEADER_CONTEXT, Block, BlockHeader, HeaderSignature, sign_header
-from ledger.consortium import Consortium
-from ledger.crypto import PrivateKey
-from ledger.errors import LedgerError
-from ledger.replay import Checked, check_stateless
-from ledger.statemachine import StateMachine
-from ledger.store import LedgerStore
-from ledger.testing import CST, iso
-from ledger.transaction import Transaction
-
 from consortium_nodes.builder import build_block
 from consortium_nodes.errors import Diverged, PeerError
 from consortium_nodes.ordering import Batch, Orderer, OrderingError
 from consortium_nodes.peers import Peers
 from consortium_nodes.pool import DurablePool
+from ledger.core.block import HEADER_CONTEXT, Block, BlockHeader, HeaderSignature, sign_header
+from ledger.core.builder import Checked, check_stateless
+from ledger.core.consortium import Consortium
+from ledger.core.crypto import PrivateKey
+from ledger.core.statemachine import StateMachine
+from ledger.core.times import CHINA_TZ as CST
+from ledger.core.times import iso
+from ledger.core.transaction import Transaction
+from ledger.errors import LedgerError
+from ledger.store.ledger_store import LedgerStore
 
 log = logging.getLogger("consortium_nodes.node")
 
@@ -172,7 +172,7 @@ class Node:
 
     def _replay(self) -> None:
         """Rebuild the world state from the stored chain, checking every stored block re-executes."""
-        from ledger.replay import replay
+        from ledger.verify.replay import replay
 
         t0 = time.time()
 
@@ -188,7 +188,7 @@ class Node:
         log.info("node %s replayed %d blocks in %.2f s", self.name, self.store.height + 1, time.time() - t0)
 
     def _rebuild(self, block: Block, prev: BlockHeader | None, rng: Any) -> Any:
-        from ledger.replay import rebuild
+        from ledger.core.builder import rebuild
 
         with self.state_lock:
             return rebuild(block, prev, rng, self.consortium, self.machine)
@@ -569,7 +569,7 @@ class Node:
         Each peer acts as a witness: it co-signs only when the checkpoint
         matches its own log.  The co-signed note is stored and shared.
         """
-        from ledger import checkpoint as cp
+        from ledger.core import checkpoint as cp
 
         header = self.store.header(self._final_height) if self._final_height >= 0 else None
         if header is None:
@@ -590,7 +590,7 @@ class Node:
 
     @staticmethod
     def _merge_cosigned(mine: str, theirs: str) -> str:
-        from ledger import checkpoint as cp
+        from ledger.core import checkpoint as cp
 
         body_a, sigs_a = cp.split_note(mine)
         body_b, sigs_b = cp.split_note(theirs)
@@ -601,7 +601,7 @@ class Node:
         return body_a + "\n" + "".join(lines)
 
     def _periodic_checkpoint(self) -> None:
-        from ledger import checkpoint as cp
+        from ledger.core import checkpoint as cp
 
         header = self.store.header(self._final_height) if self._final_height >= 0 else None
         latest = self.latest_checkpoint()
@@ -615,7 +615,7 @@ class Node:
 
     def cosign_checkpoint(self, note: str) -> str:
         """Witness: add our signature if the checkpoint matches our own log, else refuse."""
-        from ledger import checkpoint as cp
+        from ledger.core import checkpoint as cp
 
         body, _ = cp.split_note(note)
         c = cp.Checkpoint.parse_body(body)
@@ -628,7 +628,7 @@ class Node:
 
     def accept_checkpoint(self, note: str) -> bool:
         """Store a shared co-signed checkpoint if it verifies and matches our log."""
-        from ledger import checkpoint as cp
+        from ledger.core import checkpoint as cp
 
         c, _ = cp.verify(note, self._verifiers(), quorum=self.consortium.quorum, origin=self.consortium.origin)
         log = self.store.log()
@@ -643,14 +643,14 @@ class Node:
 
     def provenance(self, kind: str, key: str) -> dict[str, Any]:
         """Everything that happened to one ticket/permit/truck/project, with proofs to a fresh checkpoint."""
-        from ledger.provenance import build_export
+        from ledger.verify.provenance import build_export
 
         tx_ids = self.query("history", {"kind": kind, "key": key})
         if not tx_ids:
             raise LedgerError(f"no records for {kind} {key}", reason="not_found")
         note = self.latest_checkpoint()
         newest = max(s.seq for s in (self.store.get_tx(t) for t in tx_ids) if s is not None)
-        from ledger import checkpoint as cp
+        from ledger.core import checkpoint as cp
 
         if note is None or cp.Checkpoint.parse_body(cp.split_note(note)[0]).size <= newest:
             note = self.make_checkpoint()
@@ -666,7 +666,7 @@ class Node:
         validation code and height, or unknown (code and height None)."""
         import sqlalchemy as sa
 
-        from ledger import schema
+        from ledger.store import schema
 
         t = schema.transactions
         out: dict[str, dict[str, Any]] = {i: {"status": "unknown", "code": None, "height": None} for i in tx_ids}
@@ -738,7 +738,7 @@ class Node:
 
     def adopt(self, block: Block) -> None:
         """Store a peer's certified block after re-executing it to the same header."""
-        from ledger.block import certificate_signers
+        from ledger.core.block import certificate_signers
 
         signers = certificate_signers(block.header, block.signatures, self.consortium)
         if len(signers) < self.consortium.quorum:

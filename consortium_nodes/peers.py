@@ -12,9 +12,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from ledger.block import Block, HeaderSignature
-
 from consortium_nodes.errors import PeerError
+from ledger.core.block import Block, HeaderSignature
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,8 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
-from ledger.store import make_engine
-
 from consortium_nodes.ordering import Batch, OrderingError
+from ledger.store.ledger_store import make_engine
 
 _meta = sa.MetaData()
 _batches = sa.Table(

@@ -7,7 +7,7 @@ A gate (site exit or disposal site) keeps, in one local SQLite file,
 * every scan it made, with its offline verdict, until ``sync()`` has posted
   it to ``POST /api/v1/gate/sync`` and stored the server's verdict.
 
-The offline checks are exactly the API's (``ticket_api.gatecheck``):
+The offline checks are exactly the API's (``ledger.qrticket.gatecheck``):
 signature, validity window, plate, own site; plus the gate's local memory
 (the same ticket twice at this gate: ``already_departed`` /
 ``already_received``) and, at an exit, an uncovered load (``uncovered_load``).
@@ -36,10 +36,10 @@ from typing import Any
 
 import requests
 
-from ledger.crypto import PublicKey
+from ledger.core.crypto import PublicKey
 from ledger.errors import LedgerError
-from ticket_api.gatecheck import DISPOSAL, EXIT, GateRefusal, check_scan
-from ticket_api.qrticket import CHINA_TZ
+from ledger.qrticket.gatecheck import DISPOSAL, EXIT, GateRefusal, check_scan
+from ledger.qrticket.ticket import CHINA_TZ
 
 SYNC_BATCH = 200
 

@@ -20,13 +20,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from ledger.crypto import PrivateKey
+from ledger.core.crypto import PrivateKey
 from ledger.errors import LedgerError
-
+from ledger.qrticket.ticket import CHINA_TZ
+from ledger.store.keyfiles import write_private_key
 from ticket_api.config import load_config
 from ticket_api.db import make_engine
 from ticket_api.errors import ApiError
-from ticket_api.qrticket import CHINA_TZ
 from ticket_api.tokens import ROLES, TokenStore
 
 
@@ -87,7 +87,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         if out.exists():
             raise FileExistsError(f"{out} exists; refusing to overwrite a key")
         key = PrivateKey.generate()
-        key.write(out)
+        write_private_key(key, out)
         print(json.dumps({"key_id": key.key_id, "file": str(out), "public_key_pem": key.public_key.to_pem()}))
         return 0
     store = _store(args.database_url)

@@ -9,7 +9,7 @@ and the gate endpoints (blueprints listed in ``GATE_BLUEPRINTS``) answer::
     {"accepted": false, "reason": <reason>, "message": <localised>}
 
 Ledger errors (:class:`ledger.errors.LedgerError`), QR ticket errors
-(:class:`ticket_api.qrticket.TicketError`) and business-rule errors from other
+(:class:`ledger.qrticket.ticket.TicketError`) and business-rule errors from other
 packages are mapped by their ``reason`` attribute through ``REASON_STATUS``.
 Anything unexpected is a 500 ``internal`` whose traceback goes to the log with
 the request id, never to the client.
@@ -27,7 +27,6 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from ledger.errors import LedgerError
-
 from ticket_api import i18n
 
 log = logging.getLogger("ticket_api.errors")
@@ -320,7 +319,7 @@ def handle_unexpected(exc: Exception) -> Response:
 
 def register_error_handlers(app: Flask) -> None:
     """Install the mapping on ``app`` (after flask-smorest installed its own)."""
-    from ticket_api.qrticket import TicketError
+    from ledger.qrticket.ticket import TicketError
 
     app.register_error_handler(ApiError, handle_api_error)
     app.register_error_handler(LedgerError, handle_reasoned)

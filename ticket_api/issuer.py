@@ -9,9 +9,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ledger.crypto import PrivateKey, PublicKey
-
-from ticket_api.qrticket import CHINA_TZ
+from ledger.core.crypto import PrivateKey, PublicKey
+from ledger.qrticket.ticket import CHINA_TZ
+from ledger.store.keyfiles import read_private_key
 
 
 @dataclass(frozen=True)
@@ -90,5 +90,5 @@ class Keyring:
             )
         signing = cfg.get("QR_SIGNING_KEY")
         if signing is None and cfg.get("QR_SIGNING_KEY_FILE"):
-            signing = PrivateKey.from_file(cfg["QR_SIGNING_KEY_FILE"])
+            signing = read_private_key(cfg["QR_SIGNING_KEY_FILE"])
         return cls(keys, signing)

@@ -17,8 +17,7 @@ from typing import Any
 
 import requests
 
-from ledger.transaction import Transaction
-
+from ledger.core.transaction import Transaction
 from ticket_api.errors import ApiError, ServiceUnavailable
 
 
@@ -178,7 +177,7 @@ class NodeClient:
             time.sleep(0.01)
 
     def provenance(self, kind: str, key: str) -> dict[str, Any]:
-        """A provenance export (``ledger.provenance``) of one object, proofs to a co-signed checkpoint."""
+        """A provenance export (``ledger.verify.provenance``) of one object, proofs to a co-signed checkpoint."""
         resp = self._call("POST", "/v1/provenance", json={"kind": kind, "key": key}, timeout=self.timeout + 15)
         body = resp.json() if resp.content else {}
         if resp.status_code >= 400:

@@ -10,7 +10,7 @@ import qrcode.image.pure
 import qrcode.image.svg
 import qrcode.util
 
-from ticket_api.base45 import ALPHABET
+from ledger.qrticket.base45 import ALPHABET
 
 ERROR_CORRECTION = qrcode.constants.ERROR_CORRECT_Q
 _ALNUM = frozenset(ALPHABET)

@@ -29,8 +29,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ledger.qrticket.gatecheck import TicketClaims
 from ticket_api.errors import ServiceUnavailable
-from ticket_api.gatecheck import TicketClaims
 from ticket_api.tokens import Principal
 
 Json = dict[str, Any]

@@ -7,9 +7,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from ledger.crypto import ED25519, PrivateKey
-
-from ticket_api.qrticket import CHINA_TZ, TicketClaims
+from ledger.core.crypto import ED25519, PrivateKey
+from ledger.qrticket.ticket import CHINA_TZ, TicketClaims
 
 
 def issuer_key(name: str = "issuer-1") -> PrivateKey:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ledger.eticket.errors import EticketError, PayloadError, Refusal, UnknownType
 from ledger.eticket.machine import EticketMachine
-from ledger.eticket.params import Params
+from ledger.eticket.params import Params, default_parameters
 from ledger.eticket.reasons import CODES, MESSAGES, describe
 
 __all__ = [
@@ -16,5 +16,6 @@ __all__ = [
     "PayloadError",
     "Refusal",
     "UnknownType",
+    "default_parameters",
     "describe",
 ]

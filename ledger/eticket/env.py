@@ -6,8 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.consortium import Member
-
+from ledger.core.consortium import Member
 from ledger.eticket.errors import Refusal
 from ledger.eticket.params import Params
 

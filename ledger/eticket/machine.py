@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ledger.consortium import Consortium
+from ledger.core.consortium import Consortium
+from ledger.core.statemachine import Outcome, TxContext
+from ledger.core.transaction import Transaction
 from ledger.errors import LedgerError
-from ledger.statemachine import Outcome, TxContext
-from ledger.transaction import Transaction
-
 from ledger.eticket import rules_permit, rules_registry, rules_ticket, rules_trip, rules_violation, schema
 from ledger.eticket.env import ACTOR_KINDS, Env, Event, parse_actor
 from ledger.eticket.errors import PayloadError, Refusal

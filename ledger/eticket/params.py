@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from ledger.consortium import Consortium
+from ledger.core.consortium import Consortium
 from ledger.errors import ConsortiumError
-
 from ledger.eticket import units
 from ledger.eticket.errors import PayloadError
 
@@ -97,3 +96,28 @@ class Params:
         if raw is not None and not isinstance(raw, Mapping):
             raise ConsortiumError("consortium parameter 'eticket' must be an object")
         return cls.from_mapping(raw)
+
+
+def default_parameters() -> dict[str, Any]:
+    """The ``eticket`` parameter object that spells out every default (what a new consortium's genesis holds).
+
+    ``Params.from_mapping(default_parameters()) == Params()``.
+    """
+    return {
+        "departments": list(DEFAULT_DEPARTMENTS),
+        "speed_limit_kmh": 60,
+        "stopped_speed_kmh": 5,
+        "corridor_m": 1000,
+        "stop_radius_m": 500,
+        "receipt_margin_min": 60,
+        "min_trip_minutes": 20,
+        "avg_speed_kmh": 25,
+        "volume_tolerance_pct": 10,
+        "ticket_validity_h": 24,
+        "density_t_per_m3": "1.8",
+        "alarm_threshold_pct": 85,
+        "max_clock_skew_s": 600,
+        "max_points_per_batch": 240,
+        "credit_initial": 100,
+        "credit_deductions": dict(DEFAULT_DEDUCTIONS),
+    }

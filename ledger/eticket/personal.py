@@ -5,8 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 
-from ledger.encoding import canonical
-
+from ledger.core.encoding import canonical
 from ledger.eticket.errors import PayloadError
 
 MIN_SALT_BYTES = 16
@@ -16,7 +15,7 @@ def person_hash(salt: bytes, personal: Mapping[str, str]) -> str:
     """``sha256:<hex>`` of ``salt ‖ canonical JSON of the personal fields`` (name, id_number, phone, …).
 
     The salt (≥ 16 random bytes, one per person) and the clear data stay in the operator's
-    off-chain table (:mod:`ledger.eticket.personal_store`); without the salt the hash cannot be
+    off-chain table (:mod:`ledger.store.personal_store`); without the salt the hash cannot be
     matched against guessed ID numbers.
     """
     if len(salt) < MIN_SALT_BYTES:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ledger.statemachine import TxContext
-from ledger.transaction import Transaction
-
+from ledger.core.statemachine import TxContext
+from ledger.core.transaction import Transaction
 from ledger.eticket.machine import EticketMachine
 from ledger.eticket.recommend import in_alarm, load_rate_bp, pct_text, recommend, room_l
 from ledger.eticket.records import Company, Driver, Penalty, Permit, Project, Site, Ticket, Truck, Violation

@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger.consortium import Consortium, MemberSpec, create
-from ledger.crypto import PrivateKey
-from ledger.statemachine import Outcome, TxContext
-from ledger.transaction import Transaction
-
+from ledger.core.consortium import Consortium, MemberSpec, create
+from ledger.core.crypto import PrivateKey
+from ledger.core.statemachine import Outcome, TxContext
+from ledger.core.transaction import Transaction
 from ledger.eticket.machine import EticketMachine
 from ledger.eticket.params import DEFAULT_DEPARTMENTS
 from ledger.eticket.units import epoch, iso

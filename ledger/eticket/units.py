@@ -9,7 +9,7 @@ from decimal import Decimal
 from ledger.eticket.errors import PayloadError
 
 CHINA_TZ = timezone(timedelta(hours=8))
-# the same format as ledger.transaction.parse_time (ISO 8601 with a mandatory offset)
+# the same format as ledger.core.transaction.parse_time (ISO 8601 with a mandatory offset)
 _TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$")
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 DIGEST_RE = re.compile(r"^(sha256|sm3):[0-9a-f]{64}$")

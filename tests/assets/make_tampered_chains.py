@@ -28,14 +28,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ledger import schema
-from ledger.block import VALID
-from ledger.consortium import Consortium, Member
-from ledger.crypto import ED25519, PrivateKey
-from ledger.store import LedgerStore, make_engine
-from ledger.testing import CST, DEPARTMENTS, Throwaway, iso, next_block
-from ledger.transaction import Transaction
-from ledger.tree import CompactRange
+from ledger.core.block import VALID
+from ledger.core.consortium import Consortium, Member
+from ledger.core.crypto import ED25519, PrivateKey
+from ledger.core.genesis import DEPARTMENTS
+from ledger.core.transaction import Transaction
+from ledger.core.tree import CompactRange
+from ledger.store import schema
+from ledger.store.keyfiles import write_consortium
+from ledger.store.ledger_store import LedgerStore, make_engine
+from ledger.testing import CST, Throwaway, iso, next_block
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "chains"
@@ -283,7 +285,7 @@ def _compact(path: Path) -> None:
 def main(out: Path = OUT) -> int:
     out.mkdir(parents=True, exist_ok=True)
     t = seeded_consortium()
-    t.consortium.write(out / "consortium.json")
+    write_consortium(t.consortium, out / "consortium.json")
     manifest: dict[str, Any] = {
         "about": "Tampered copies of one deterministic chain; made by tests/assets/make_tampered_chains.py",
         "blocks": BLOCKS,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from consortium_nodes.etcd_cluster import ETCD_BINARY, EtcdCluster
+from tools.etcd_cluster import ETCD_BINARY, EtcdCluster
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

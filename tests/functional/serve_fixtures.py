@@ -1,4 +1,4 @@
-"""The embedded default stack (``python -m ticket_api.serve``) as a pytest fixture: 4 real ledger nodes,
+"""The embedded default stack (``python -m tools.serve``) as a pytest fixture: 4 real ledger nodes,
 the fake WeChat server and the API under a real gunicorn, all on free loopback ports in a temp directory.
 
 Import into a test module: ``from serve_fixtures import stack`` (module scope: one stack per test file).
@@ -50,7 +50,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     port = free_port()
     log = open(var / "serve.out", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ticket_api.serve", "--var", str(var), "--port", str(port), "--node-base-port", "0",
+        [sys.executable, "-m", "tools.serve", "--var", str(var), "--port", str(port), "--node-base-port", "0",
          "--wechat-port", str(free_port()), "--workers", "2", "--threads", "16"],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )

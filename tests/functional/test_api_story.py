@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 import requests
 
-from ledger.crypto import ED25519, PrivateKey
-from ledger.merkle import verify_inclusion
-from ticket_api.base45 import b45decode, b45encode
-from ticket_api.qrticket import CHINA_TZ, PREFIX, decode_ticket, encode_ticket
+from ledger.core.crypto import ED25519, PrivateKey
+from ledger.core.merkle import verify_inclusion
+from ledger.qrticket.base45 import b45decode, b45encode
+from ledger.qrticket.ticket import CHINA_TZ, PREFIX, decode_ticket, encode_ticket
 
 from .serve_fixtures import ROOT, Stack, stack  # noqa: F401 - the fixture
 

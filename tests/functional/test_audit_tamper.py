@@ -27,20 +27,20 @@ from typing import Any
 import pytest
 import requests
 
-from consortium_nodes.load import run_load
-from consortium_nodes.local import LocalConsortium
-from ledger import checkpoint as cp
-from ledger import cli as ledger_cli
-from ledger import schema
-from ledger.audit import audit_nodes
-from ledger.audit_cli import _machine_factory
-from ledger.block import Block, BlockHeader, sign_header
-from ledger.consortium import Consortium
-from ledger.crypto import PrivateKey
-from ledger.replay import rebuild
-from ledger.store import LedgerStore
-from ledger.tree import CompactRange
-from ledger.verify import verify_chain
+from ledger.cli import main as ledger_cli
+from ledger.cli.audit import _machine_factory
+from ledger.core import checkpoint as cp
+from ledger.core.block import Block, BlockHeader, sign_header
+from ledger.core.builder import rebuild
+from ledger.core.consortium import Consortium
+from ledger.core.tree import CompactRange
+from ledger.store import schema
+from ledger.store.keyfiles import read_private_key
+from ledger.store.ledger_store import LedgerStore
+from ledger.verify.audit import audit_nodes
+from ledger.verify.chain import verify_chain
+from tools.load import run_load
+from tools.local_consortium import LocalConsortium
 
 pytestmark = pytest.mark.slow
 
@@ -205,7 +205,7 @@ def cli_args(cs: Copies) -> list[str]:
 
 
 def audit_in_process(cs: Copies, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
-    """``ledger audit --nodes DESC --checkpoint FILE --json``: its exit status and report (``ledger.cli.main``,
+    """``ledger audit --nodes DESC --checkpoint FILE --json``: its exit status and report (``ledger.cli.main.main``,
     which ``python -m ledger`` exits with, run here to spare an interpreter start per case)."""
     capsys.readouterr()
     status = ledger_cli.main(cli_args(cs))
@@ -408,7 +408,7 @@ CASES: list[Case] = [
 
 
 def test_every_table_and_column_of_a_node_database_has_a_tamper_case(chain: Chain) -> None:
-    """The cases below cover every column of every ledger table (``ledger.schema`` plus the schema revision
+    """The cases below cover every column of every ledger table (``ledger.store.schema`` plus the schema revision
     table), and a node's database holds nothing else than those and the non-ledger tables named here."""
     with closing(sqlite3.connect(chain.snapshots[chain.names[0]])) as c:
         found = {t: {r[1] for r in c.execute(f"pragma table_info({t})")}
@@ -577,7 +577,7 @@ def forge_history(chain: Chain, cs: Copies, victim: str, h: int, p: int) -> None
     checkpoints re-issued for the new log.  The result is a self-consistent chain."""
     consortium = chain.consortium
     keys_dir = Path(chain.desc["keys_dir"])
-    keys = [(m.name, PrivateKey.from_file(keys_dir / f"{m.name}.pem")) for m in consortium.nodes]
+    keys = [(m.name, read_private_key(keys_dir / f"{m.name}.pem")) for m in consortium.nodes]
     factory = _machine_factory(chain.desc["state_machine"])
     assert factory is not None
     machine = factory(consortium)

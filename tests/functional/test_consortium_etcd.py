@@ -9,10 +9,10 @@ import time
 import pytest
 import requests
 
-from consortium_nodes.etcd_cluster import EtcdCluster
 from consortium_nodes.etcd_orderer import EtcdOrderer
-from consortium_nodes.load import count_not_final, run_load
-from consortium_nodes.local import LocalConsortium
+from tools.etcd_cluster import EtcdCluster
+from tools.load import count_not_final, run_load
+from tools.local_consortium import LocalConsortium
 
 pytestmark = [
     pytest.mark.etcd,

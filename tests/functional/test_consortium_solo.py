@@ -13,13 +13,13 @@ import pytest
 import requests
 
 from consortium_nodes.audit import audit_consortium
-from consortium_nodes.load import count_not_final, run_load
-from consortium_nodes.local import LocalConsortium
-from ledger.block import BlockHeader, sign_header
-from ledger.consortium import Consortium
-from ledger.crypto import PrivateKey
+from ledger.core.block import BlockHeader, sign_header
+from ledger.core.crypto import PrivateKey
+from ledger.store.keyfiles import read_consortium, read_private_key
 from ledger.testing import make_tx
-from ledger.verify import verify_chain
+from ledger.verify.chain import verify_chain
+from tools.load import count_not_final, run_load
+from tools.local_consortium import LocalConsortium
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +38,7 @@ def _desc(lc: LocalConsortium) -> dict:
 
 
 def _gateway(lc: LocalConsortium) -> PrivateKey:
-    return PrivateKey.from_file(_desc(lc)["gateway_key"])
+    return read_private_key(_desc(lc)["gateway_key"])
 
 
 def _url(lc: LocalConsortium, name: str) -> str:
@@ -58,7 +58,7 @@ def test_submit_waits_for_finality_with_a_verifiable_certificate(local):
     block = requests.get(_url(local, "chengguan") + f"/v1/blocks/{d['height']}", timeout=5).json()
     header = BlockHeader.from_dict(block["header"])
     assert header.hash == d["block_hash"]
-    from ledger.block import HeaderSignature, certificate_signers
+    from ledger.core.block import HeaderSignature, certificate_signers
 
     signers = certificate_signers(
         header, [HeaderSignature.from_dict(s) for s in d["certificate"]], consortium
@@ -140,7 +140,7 @@ def test_member_signing_a_different_header_is_flagged_as_diverged(local):
         requests.get(_url(local, "chengguan") + f"/v1/blocks/{height}", timeout=5).json()["header"]
     )
     fake = BlockHeader(**{**real.to_dict(), "tx_root": "00" * 32})
-    liar = PrivateKey.from_file(keys / "jiaotong.pem")
+    liar = read_private_key(keys / "jiaotong.pem")
     sig = sign_header(fake, liar)
     requests.post(
         _url(local, "chengguan") + "/v1/signatures",
@@ -157,8 +157,8 @@ def test_member_signing_a_different_header_is_flagged_as_diverged(local):
 def test_checkpoints_are_cosigned_and_the_log_only_grows(local):
     """A checkpoint is co-signed by a quorum of nodes acting as witnesses; a later one is provably an extension
     of it (RFC 9162 consistency proof), and the audit with the kept checkpoint passes."""
-    from ledger import checkpoint as cp
-    from ledger.tree import verify_consistency_hashes
+    from ledger.core import checkpoint as cp
+    from ledger.core.tree import verify_consistency_hashes
 
     consortium = local.consortium()
     verifiers = {m.name: m.public_key for m in consortium.nodes}
@@ -179,10 +179,10 @@ def test_checkpoints_are_cosigned_and_the_log_only_grows(local):
 
 def test_witness_refuses_a_checkpoint_that_does_not_match_its_log(local):
     """A node asked to co-sign a checkpoint with a root its own log does not have refuses (409)."""
-    from ledger import checkpoint as cp
+    from ledger.core import checkpoint as cp
 
     st = requests.get(_url(local, "chengguan") + "/status", timeout=5).json()
-    liar = PrivateKey.from_file(Path(_desc(local)["keys_dir"]) / "chengguan.pem")
+    liar = read_private_key(Path(_desc(local)["keys_dir"]) / "chengguan.pem")
     bogus = cp.sign(cp.Checkpoint(local.consortium().origin, st["transactions"], b"\x07" * 32), [("chengguan", liar)])
     r = requests.post(_url(local, "jiaotong") + "/v1/checkpoint/cosign", json={"note": bogus}, timeout=5)
     assert r.status_code == 409 and r.json()["reason"] == "checkpoint_mismatch"
@@ -217,7 +217,7 @@ def test_database_changed_behind_a_nodes_back_is_detected_and_named(local):
     assert report["bad_nodes"] == ["zhujian"]
     assert report["nodes"]["zhujian"]["first_problem"]["height"] == height
     assert all(report["nodes"][n]["ok"] for n in ("chengguan", "jiaotong", "shengtai"))
-    consortium = Consortium.from_file(desc["consortium"])
+    consortium = read_consortium(desc["consortium"])
     assert not verify_chain(db, consortium, workers=1).ok
     broken = subprocess.run(cli, capture_output=True, text=True, timeout=120)
     assert broken.returncode == 1

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from consortium_nodes.etcd_cluster import EtcdCluster, free_ports
 from consortium_nodes.etcd_orderer import (
     MAX_BATCH_BYTES,
     BatchesForgottenError,
@@ -18,6 +17,7 @@ from consortium_nodes.etcd_orderer import (
     EtcdOrderer,
 )
 from consortium_nodes.ordering import Batch, OrderingError
+from tools.etcd_cluster import EtcdCluster, free_ports
 
 try:
     from .etcd_fixtures import ensure_all_running, requires_etcd, run_python, running_cluster
@@ -250,12 +250,12 @@ def _alive(pid: int) -> bool:
 
 
 def test_shell_up_and_down_run_a_detached_cluster_usable_by_prefix(tmp_path: Path) -> None:
-    """``python -m consortium_nodes.etcd_cluster up`` leaves a healthy cluster running after it exits and
+    """``python -m tools.etcd_cluster up`` leaves a healthy cluster running after it exits and
     describes it in cluster.json (pids, URLs); an orderer with ``prefix=`` works on it; ``down`` kills
     every member by pid."""
     base = tmp_path / "etcd"
     try:
-        up = run_python("from consortium_nodes.etcd_cluster import main; raise SystemExit(main())",
+        up = run_python("from tools.etcd_cluster import main; raise SystemExit(main())",
                         "up", "--dir", str(base), "--members", "3")  # fmt: skip
         _out, err = up.communicate(timeout=60)
         assert up.returncode == 0, err
@@ -265,7 +265,7 @@ def test_shell_up_and_down_run_a_detached_cluster_usable_by_prefix(tmp_path: Pat
         with EtcdOrderer.connect(endpoints=desc["endpoints"], prefix="/muck/abcdef0123456789") as orderer:
             assert orderer.append(proposer="a", timestamp="t", txs=[b"{}"]) == 0
             assert orderer.prefix == "/muck/abcdef0123456789/"
-        down = run_python("from consortium_nodes.etcd_cluster import main; raise SystemExit(main())",
+        down = run_python("from tools.etcd_cluster import main; raise SystemExit(main())",
                           "down", "--dir", str(base))  # fmt: skip
         _out, err = down.communicate(timeout=60)
         assert down.returncode == 0, err

@@ -15,15 +15,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ledger.crypto import PrivateKey
-
-from ticket_api.issuer import Keyring
-from ticket_api.ledger_client import NodeClient
-from ticket_api.services import Services
+from ledger.store.keyfiles import read_private_key
 from ticket_api.adapter.gates import LedgerGates
 from ticket_api.adapter.gateway import Gateway
 from ticket_api.adapter.staff import LedgerStaff
 from ticket_api.adapter.tickets import LedgerPermits, LedgerTickets
+from ticket_api.issuer import Keyring
+from ticket_api.ledger_client import NodeClient
+from ticket_api.services import Services
 
 
 def _now() -> datetime:
@@ -45,7 +44,7 @@ def make_services(cfg: Mapping[str, Any], keyring: Keyring) -> Services:
     if not urls or not key_file:
         raise RuntimeError("the ledger adapter needs LEDGER_LOCAL, or LEDGER_NODES and LEDGER_GATEWAY_KEY_FILE")
     client = NodeClient(urls=urls, wait=float(cfg.get("LEDGER_WAIT_SECONDS", 12.0)))
-    gw = Gateway(key=PrivateKey.from_file(key_file), client=client)
+    gw = Gateway(key=read_private_key(key_file), client=client)
     engine: Engine = cfg["_ENGINE"]
     clock = cfg.get("_CLOCK") or _now
     gates = LedgerGates(gateway=gw, keyring=keyring, engine=engine, clock=clock,

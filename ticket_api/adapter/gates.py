@@ -12,19 +12,18 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ledger.transaction import Transaction
-
+from ledger.core.transaction import Transaction
+from ledger.qrticket.gatecheck import DISPOSAL, EXIT, GateRefusal, check_scan, normalise_plate
+from ledger.qrticket.ticket import CHINA_TZ, TicketClaims
+from ticket_api.adapter.gateway import Gateway, actor_of, iso, new_id
+from ticket_api.adapter.outbox import Claim, GateOutbox
 from ticket_api.db import GateScan, write_lock
 from ticket_api.errors import Forbidden, NotFound, Refused
-from ticket_api.gatecheck import DISPOSAL, EXIT, GateRefusal, check_scan, normalise_plate
 from ticket_api.i18n import message
 from ticket_api.issuer import Keyring
 from ticket_api.ledger_client import Finality, LedgerRefusal
-from ticket_api.qrticket import CHINA_TZ, TicketClaims
 from ticket_api.services import Admitted, Json, Pending, Result, Submission
 from ticket_api.tokens import Principal
-from ticket_api.adapter.gateway import Gateway, actor_of, iso, new_id
-from ticket_api.adapter.outbox import Claim, GateOutbox
 
 Clock = Callable[[], datetime]
 #: Ledger refusals that mean "this ticket was already used": at sync, an offline gate let it through again.

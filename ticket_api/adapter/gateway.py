@@ -8,12 +8,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from ledger.crypto import PrivateKey
-from ledger.transaction import Transaction
-
+from ledger.core.crypto import PrivateKey
+from ledger.core.transaction import Transaction
+from ledger.qrticket.ticket import CHINA_TZ
 from ticket_api.errors import Forbidden
 from ticket_api.ledger_client import Finality, LedgerRefusal, NodeClient
-from ticket_api.qrticket import CHINA_TZ
 from ticket_api.services import Pending, Submission
 from ticket_api.tokens import Principal
 

@@ -3,7 +3,7 @@
 A barrier cannot wait a block time for the consortium.  A gate that asks not to wait (``Prefer:
 respond-async``) is answered as soon as
 
-1. the QR verified offline (``ticket_api.gatecheck``),
+1. the QR verified offline (``ledger.qrticket.gatecheck``),
 2. a node's *preview* of the signed transaction passed the ledger's own rules on the current state
    (``ledger.eticket.queries.preview``), and
 3. the claim of ``(ticket, kind)`` with the signed transaction was committed to the API database (a
@@ -32,8 +32,7 @@ from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ledger.transaction import Transaction
-
+from ledger.core.transaction import Transaction
 from ticket_api.db import GateClaim, write_lock
 from ticket_api.errors import ServiceUnavailable
 from ticket_api.ledger_client import NodeClient

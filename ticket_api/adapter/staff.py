@@ -8,11 +8,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ledger.qrticket.ticket import CHINA_TZ
+from ticket_api.adapter.gateway import Gateway, iso, new_id
 from ticket_api.errors import Forbidden, NotFound
-from ticket_api.qrticket import CHINA_TZ
 from ticket_api.services import Json, Pending, Result, Submission
 from ticket_api.tokens import Principal
-from ticket_api.adapter.gateway import Gateway, iso, new_id
 
 Clock = Callable[[], datetime]
 REGISTRY_KINDS = {"org": "org_id", "project": "project_id", "site": "site_id", "company": "company_id",

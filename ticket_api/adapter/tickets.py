@@ -6,13 +6,13 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from ledger.qrticket.ticket import TicketClaims, encode_ticket
+from ticket_api.adapter.gateway import Gateway, iso, new_id
 from ticket_api.errors import Forbidden, NotFound, ServiceUnavailable
 from ticket_api.issuer import Keyring
 from ticket_api.ledger_client import LedgerRefusal
-from ticket_api.qrticket import TicketClaims, encode_ticket
 from ticket_api.services import Json, Pending, Result, Submission
 from ticket_api.tokens import STAFF_ROLES, Principal
-from ticket_api.adapter.gateway import Gateway, iso, new_id
 
 Clock = Callable[[], datetime]
 
@@ -216,7 +216,7 @@ class LedgerTickets:
         return self._qr(t)
 
     def provenance(self, principal: Principal, kind: str, key: str) -> Json:
-        """The raw export (``ledger.provenance``) that ``scripts/verify-export`` checks offline."""
+        """The raw export (``ledger.verify.provenance``) that ``scripts/verify-export`` checks offline."""
         return self.gw.client.provenance(kind, key)
 
     def history(self, principal: Principal, ticket_id: str) -> Json:
@@ -227,7 +227,7 @@ class LedgerTickets:
 
 def history_view(export: Mapping[str, Any]) -> Json:
     """A provenance export as the history contract: records with hex proofs and the parsed checkpoint."""
-    from ledger import checkpoint as cp
+    from ledger.core import checkpoint as cp
 
     note = str(export["checkpoint"])
     body, _ = cp.split_note(note)

@@ -2,7 +2,7 @@
 
 Gate refusals answer ``{"accepted": false, "reason", "message"}`` (4xx).
 Before anything reaches the ledger the API verifies the QR exactly as an
-offline gate does (``ticket_api.gatecheck``): signature with the published
+offline gate does (``ledger.qrticket.gatecheck``): signature with the published
 keys, validity window, plate, and the gate's own site (its token's tenant).
 
 ``POST /api/v1/gate/sync`` takes the scans an offline gate queued::
@@ -39,10 +39,10 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
+from ledger.qrticket.gatecheck import DISPOSAL, EXIT, GateRefusal, TicketClaims, check_scan
 from ticket_api.auth import authenticate, require
 from ticket_api.context import answer, ctx, submission
 from ticket_api.errors import Refused
-from ticket_api.gatecheck import DISPOSAL, EXIT, GateRefusal, TicketClaims, check_scan
 from ticket_api.idempotency import idempotent
 from ticket_api.schemas import (
     GateDisposalSchema,

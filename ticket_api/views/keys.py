@@ -6,8 +6,8 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
+from ledger.qrticket.ticket import PREFIX
 from ticket_api.context import ctx
-from ticket_api.qrticket import PREFIX
 from ticket_api.schemas import KeysSchema
 
 blp = Blueprint("keys", __name__, url_prefix="/api/v1", description="Published QR issuer keys")
@@ -28,6 +28,6 @@ def keys() -> tuple[dict[str, Any], int, dict[str, str]]:
         "keys": [k.to_json() for k in published],
         "current_key_id": current,
         "qr_prefix": PREFIX,
-        "qr_format": "MT1: + Base45(body || Ed25519 signature), see ticket_api/qrticket.py",
+        "qr_format": "MT1: + Base45(body || Ed25519 signature), see ledger/qrticket/ticket.py",
     }
     return body, 200, {"Cache-Control": "public, max-age=300"}

@@ -8,9 +8,9 @@ from typing import Any
 from flask_smorest import Blueprint
 from sqlalchemy import text
 
+from ledger.qrticket.ticket import CHINA_TZ
 from ticket_api import __version__
 from ticket_api.context import ctx
-from ticket_api.qrticket import CHINA_TZ
 from ticket_api.schemas import HealthSchema
 
 blp = Blueprint("system", __name__, url_prefix="/api", description="Service health")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from ledger.core.transaction import Signature
 from ledger.errors import BadSignature
 from ledger.eticket import CODES
 from ledger.eticket.testing import make_world
-from ledger.transaction import Signature
 
 HERE = Path(__file__).resolve().parent
 

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from ledger.eticket import CODES, describe, projection, queries
+from ledger.eticket import CODES, describe, queries
 from ledger.eticket.errors import PayloadError
 from ledger.eticket.personal import matches, person_hash
-from ledger.eticket.personal_store import erase_person, load_person, metadata, store_person
 from ledger.eticket.reasons import message
 from ledger.eticket.testing import World, make_world
+from ledger.store import eticket_projection as projection
+from ledger.store.personal_store import erase_person, load_person, metadata, store_person
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "ETICKET.md"
 

@@ -16,17 +16,18 @@ from typing import Any
 
 import pytest
 
-from ledger.block import sign_header
+from ledger.cli import report_render as rr
+from ledger.core.block import sign_header
+from ledger.core.builder import build_block
+from ledger.core.tree import CompactRange
 from ledger.eticket import EticketMachine
-from ledger.eticket import report_render as rr
 from ledger.eticket.report_export import CSV_COLUMNS, csv_bytes, csv_text, json_text
 from ledger.eticket.reports import Report, ReportError, ReportRow, build_report
 from ledger.eticket.testing import PROJECT_LOC, World, make_world
 from ledger.eticket.units import epoch
-from ledger.replay import build_block
-from ledger.store import LedgerStore
+from ledger.store.keyfiles import write_consortium
+from ledger.store.ledger_store import LedgerStore
 from ledger.testing import iso as iso_dt
-from ledger.tree import CompactRange
 
 SINCE = epoch("2026-11-23T21:00:00+08:00")
 UNTIL = epoch("2026-11-24T00:00:00+08:00")
@@ -292,7 +293,7 @@ def _store_world(world: World, tmp_path: Path) -> tuple[str, Path]:
     """Write the world's history as co-signed blocks to a SQLite store; return its URL and genesis file."""
     consortium = world.consortium
     genesis = tmp_path / "consortium.json"
-    consortium.write(genesis)
+    write_consortium(consortium, genesis)
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     store = LedgerStore.open(url, consortium=consortium)
     machine = EticketMachine.from_consortium(consortium)

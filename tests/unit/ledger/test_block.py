@@ -1,4 +1,4 @@
-"""ledger.block: headers, flags digests, certificates and chain links."""
+"""ledger.core.block: headers, flags digests, certificates and chain links."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from ledger import merkle
-from ledger.block import (
+from ledger.core import merkle
+from ledger.core.block import (
     HEADER_CONTEXT,
     VALID,
     Block,
@@ -21,11 +21,11 @@ from ledger.block import (
     make_header,
     sign_header,
 )
-from ledger.crypto import PrivateKey
-from ledger.encoding import canonical
+from ledger.core.crypto import PrivateKey
+from ledger.core.encoding import canonical
+from ledger.core.tree import CompactRange
 from ledger.errors import InvalidBlock, MalformedTransaction, WrongPreviousHash
 from ledger.testing import Throwaway, make_tx, next_block
-from ledger.tree import CompactRange
 
 
 def chain(t: Throwaway, n: int = 3, txs: int = 4) -> list[Block]:

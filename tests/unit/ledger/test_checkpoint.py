@@ -1,4 +1,4 @@
-"""ledger.checkpoint: C2SP tlog-checkpoint bodies in C2SP signed notes, several signers."""
+"""ledger.core.checkpoint: C2SP tlog-checkpoint bodies in C2SP signed notes, several signers."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import hashlib
 
 import pytest
 
-from ledger import checkpoint as cp
-from ledger.crypto import ED25519, PrivateKey
+from ledger.core import checkpoint as cp
+from ledger.core.crypto import ED25519, PrivateKey
 from ledger.errors import CheckpointError
 
 ROOT = hashlib.sha256(b"root").digest()

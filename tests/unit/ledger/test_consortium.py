@@ -1,4 +1,4 @@
-"""ledger.consortium: the genesis file, members, roles, policy and quorum."""
+"""ledger.core.consortium: the genesis file, members, roles, policy and quorum."""
 
 from __future__ import annotations
 
@@ -6,16 +6,17 @@ import json
 
 import pytest
 
-from ledger.consortium import FORMAT, Consortium, MemberSpec, create
+from ledger.core.consortium import FORMAT, Consortium, MemberSpec, create
 from ledger.errors import ConsortiumError, Forbidden, UnknownSigner
+from ledger.store.keyfiles import read_consortium, read_private_key, write_consortium, write_keys
 from ledger.testing import Throwaway, throwaway_consortium
 
 
 def test_file_round_trip_keeps_genesis_hash(t: Throwaway, tmp_path) -> None:
     """write() then from_file() gives an equal consortium with the same genesis hash."""
     p = tmp_path / "consortium.json"
-    t.consortium.write(p)
-    back = Consortium.from_file(p)
+    write_consortium(t.consortium, p)
+    back = read_consortium(p)
     assert back.genesis_hash == t.consortium.genesis_hash
     assert [m.key_id for m in back.members] == [m.key_id for m in t.consortium.members]
     assert json.loads(p.read_text(encoding="utf-8"))["format"] == FORMAT
@@ -91,19 +92,20 @@ def test_bad_documents(t: Throwaway, mutate) -> None:
 def test_bad_files(tmp_path) -> None:
     """Missing, non-JSON and non-object files raise ConsortiumError (exit code 2)."""
     with pytest.raises(ConsortiumError) as info:
-        Consortium.from_file(tmp_path / "missing.json")
+        read_consortium(tmp_path / "missing.json")
     assert info.value.exit_code == 2
     (tmp_path / "a.json").write_text("{nope")
     with pytest.raises(ConsortiumError):
-        Consortium.from_file(tmp_path / "a.json")
+        read_consortium(tmp_path / "a.json")
     (tmp_path / "b.json").write_text("[]")
     with pytest.raises(ConsortiumError):
-        Consortium.from_file(tmp_path / "b.json")
+        read_consortium(tmp_path / "b.json")
 
 
 def test_create_writes_keys(tmp_path) -> None:
-    """create(keys_dir=…) writes NAME.pem for every member, matching the listed keys."""
-    from ledger.crypto import PrivateKey
+    """write_keys after create writes NAME.pem (mode 0600) for every member, matching the listed keys."""
 
-    c, keys = create(name="x", origin="o", members=[MemberSpec("n", "N", ["node"])], keys_dir=tmp_path)
-    assert PrivateKey.from_file(tmp_path / "n.pem").key_id == c.members[0].key_id == keys["n"].key_id
+    c, keys = create(name="x", origin="o", members=[MemberSpec("n", "N", ["node"])])
+    write_keys(keys, tmp_path)
+    assert (tmp_path / "n.pem").stat().st_mode & 0o777 == 0o600
+    assert read_private_key(tmp_path / "n.pem").key_id == c.members[0].key_id == keys["n"].key_id

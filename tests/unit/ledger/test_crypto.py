@@ -1,4 +1,4 @@
-"""ledger.crypto: Ed25519 keys, signatures, key ids, PEM, digests."""
+"""ledger.core.crypto: Ed25519 keys, signatures, key ids, PEM, digests."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.crypto import (
+from ledger.core.crypto import (
     ED25519,
     SHA256,
     PrivateKey,
@@ -23,6 +23,7 @@ from ledger.crypto import (
     verify_raw,
 )
 from ledger.errors import ConsortiumError, UnsupportedAlgorithm
+from ledger.store.keyfiles import read_private_key, write_private_key
 
 SEED = bytes(range(32))
 KEY = PrivateKey(alg=ED25519, seed=SEED)
@@ -121,9 +122,9 @@ def test_private_pem_and_file_round_trip(tmp_path) -> None:
     assert "PRIVATE KEY" in pem
     assert PrivateKey.from_pem(pem).seed == SEED
     path = tmp_path / "k.pem"
-    KEY.write(path)
+    write_private_key(KEY, path)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    back = PrivateKey.from_file(path)
+    back = read_private_key(path)
     assert back.key_id == KEY.key_id
     assert back.sign(b"x") == KEY.sign(b"x")
 
@@ -177,7 +178,7 @@ def test_garbage_pem_is_a_consortium_error(pem: str) -> None:
 def test_missing_key_file_is_a_consortium_error(tmp_path) -> None:
     """A missing key file raises ConsortiumError with the path."""
     with pytest.raises(ConsortiumError, match="cannot read key file"):
-        PrivateKey.from_file(tmp_path / "nope.pem")
+        read_private_key(tmp_path / "nope.pem")
 
 
 @pytest.mark.parametrize("n", [0, 31, 33])

@@ -1,4 +1,4 @@
-"""ledger.encoding: RFC 8785 canonical JSON and strict parsing."""
+"""ledger.core.encoding: RFC 8785 canonical JSON and strict parsing."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.encoding import b64, canonical, parse, parse_canonical, require_mapping, unb64, unhex
+from ledger.core.encoding import b64, canonical, parse, parse_canonical, require_mapping, unb64, unhex
 from ledger.errors import EncodingError, LedgerError
 
 SAFE = 2**53 - 1

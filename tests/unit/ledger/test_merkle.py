@@ -1,4 +1,4 @@
-"""ledger.merkle: the RFC 9162 contract, against the RFC 6962 / certificate-transparency test data
+"""ledger.core.merkle: the RFC 9162 contract, against the RFC 6962 / certificate-transparency test data
 and a naive recursive reference implementation."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import merkle
+from ledger.core import merkle
 from ledger.errors import ProofError
 
 # certificate-transparency merkle_tree_test.cc: the eight test leaves and the roots of their prefixes.

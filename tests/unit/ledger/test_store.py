@@ -1,4 +1,4 @@
-"""ledger.store on SQLite and a real PostgreSQL server: append-only, atomic, typed refusals."""
+"""ledger.store.ledger_store on SQLite and a real PostgreSQL server: append-only, atomic, typed refusals."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from ledger import merkle, schema
-from ledger.block import VALID, Block, sign_header
+from ledger.core import merkle
+from ledger.core.block import VALID, Block, sign_header
+from ledger.core.transaction import Signature, Transaction
+from ledger.core.tree import CompactRange
 from ledger.errors import (
     BadSignature,
     DuplicateTransaction,
@@ -23,10 +25,9 @@ from ledger.errors import (
     UnknownSigner,
     WrongPreviousHash,
 )
-from ledger.store import LedgerStore, make_engine
+from ledger.store import schema
+from ledger.store.ledger_store import LedgerStore, make_engine
 from ledger.testing import Throwaway, build_chain, make_tx, next_block, throwaway_consortium
-from ledger.transaction import Signature, Transaction
-from ledger.tree import CompactRange
 
 SMALL = {"max_payload_bytes": 200, "max_block_txs": 5}
 
@@ -161,7 +162,7 @@ def _bad_sig(ts: Throwaway) -> Transaction:
 
 
 def _unknown(ts: Throwaway) -> Transaction:
-    from ledger.crypto import PrivateKey
+    from ledger.core.crypto import PrivateKey
 
     return make_tx(PrivateKey.generate(), 2002)
 

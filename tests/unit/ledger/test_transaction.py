@@ -1,4 +1,4 @@
-"""ledger.transaction: signed envelopes, strict decoding, admission checks, split_leaf."""
+"""ledger.core.transaction: signed envelopes, strict decoding, admission checks, split_leaf."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.crypto import PrivateKey
-from ledger.encoding import b64, canonical
+from ledger.core.crypto import PrivateKey
+from ledger.core.encoding import b64, canonical
+from ledger.core.transaction import TX_CONTEXT, Transaction, parse_time, split_leaf
 from ledger.errors import (
     BadSignature,
     Forbidden,
@@ -20,7 +21,6 @@ from ledger.errors import (
     UnknownSigner,
 )
 from ledger.testing import Throwaway, throwaway_consortium
-from ledger.transaction import TX_CONTEXT, Transaction, parse_time, split_leaf
 
 TS = "2026-11-23T22:15:00.000+08:00"
 
@@ -200,7 +200,7 @@ def test_unknown_signer(t: Throwaway) -> None:
 
 def test_forbidden_by_role_policy() -> None:
     """A member whose roles the policy does not allow for the type raises Forbidden."""
-    from ledger.consortium import MemberSpec, create
+    from ledger.core.consortium import MemberSpec, create
 
     c, keys = create(
         name="p", origin="o",

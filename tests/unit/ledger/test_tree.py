@@ -1,4 +1,4 @@
-"""ledger.tree: hash-level functions, CompactRange and MerkleLog agree with merkle.root."""
+"""ledger.core.tree: hash-level functions, CompactRange and MerkleLog agree with merkle.root."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import merkle
-from ledger.errors import ProofError
-from ledger.tree import (
+from ledger.core import merkle
+from ledger.core.tree import (
     EMPTY_ROOT,
     CompactRange,
     MerkleLog,
@@ -21,6 +20,7 @@ from ledger.tree import (
     verify_consistency_hashes,
     verify_inclusion_hash,
 )
+from ledger.errors import ProofError
 
 
 def leaves(n: int, seed: int = 0) -> list[bytes]:

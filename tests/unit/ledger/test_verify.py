@@ -1,4 +1,4 @@
-"""ledger.verify and `ledger verify`: tamper one row straight in the database (SQLite and
+"""ledger.verify.chain and `ledger verify`: tamper one row straight in the database (SQLite and
 PostgreSQL) and verification must name the right block, transaction and kind of problem."""
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from ledger_assets import ASSETS, load_tamper_module
 
-from ledger.consortium import Consortium
-from ledger.store import LedgerStore
+from ledger.store.keyfiles import read_consortium, write_consortium
+from ledger.store.ledger_store import LedgerStore
 from ledger.testing import build_chain, throwaway_consortium
-from ledger.verify import Problem, Report, verify_chain
+from ledger.verify.chain import Problem, Report, verify_chain
 
 LEDGER = str(Path(sys.executable).with_name("ledger"))
 TAMPERS = {x.name: x for x in load_tamper_module().TAMPERS}
@@ -55,7 +55,7 @@ def test_tampered_row_is_named(db_url: str, name: str, tamper_mod: ModuleType, c
     assert report.problems[0] == first
     assert first.message
     consortium_file = tmp_path / "consortium.json"
-    chain_t.consortium.write(consortium_file)
+    write_consortium(chain_t.consortium, consortium_file)
     cp = run_cli("verify", "--db", db_url, "--consortium", str(consortium_file))
     assert cp.returncode == 1, cp.stderr
     assert cp.stdout.startswith(expected_line(x.height, x.position, x.kind, first.tx_id)), cp.stdout
@@ -137,7 +137,7 @@ def test_assets_point_where_the_manifest_says(tmp_path) -> None:
     the manifest's block, transaction and kind; the intact chain verifies."""
     chains = ASSETS / "chains"
     manifest = json.loads((chains / "manifest.json").read_text(encoding="utf-8"))
-    consortium = Consortium.from_file(chains / manifest["consortium"])
+    consortium = read_consortium(chains / manifest["consortium"])
     assert len(manifest["chains"]) >= 5
     for entry in manifest["chains"]:
         src = chains / entry["file"]
@@ -184,9 +184,9 @@ def test_rule_refused_forbidden_tx_verifies_and_badly_signed_one_does_not(sqlite
     ``forbidden`` whose signature does not verify is named as a signature problem."""
     from dataclasses import replace
 
+    from ledger.core.transaction import Signature
+    from ledger.core.tree import CompactRange
     from ledger.testing import make_tx, next_block
-    from ledger.transaction import Signature
-    from ledger.tree import CompactRange
 
     t = throwaway_consortium(nodes=1)
     s = LedgerStore.open(sqlite_url, consortium=t.consortium)

@@ -15,11 +15,11 @@ from PIL import Image
 from pyzbar.pyzbar import decode as zbar_decode
 
 from ledger.errors import DuplicateTransaction, StoreError
+from ledger.qrticket.gatecheck import TicketClaims
+from ledger.qrticket.ticket import encode_ticket
 from ticket_api.app import create_app
 from ticket_api.context import ctx
 from ticket_api.errors import NotFound
-from ticket_api.gatecheck import TicketClaims
-from ticket_api.qrticket import encode_ticket
 from ticket_api.services import Pending, Services, Submission
 from ticket_api.testing import app_config, issuer_key, sample_claims
 from ticket_api.tokens import Principal
@@ -124,7 +124,7 @@ def token(app: Flask, role: str, tenant: str, **kw: Any) -> dict[str, str]:
 def now_claims() -> TicketClaims:
     from datetime import datetime
 
-    from ticket_api.qrticket import CHINA_TZ
+    from ledger.qrticket.ticket import CHINA_TZ
 
     start = datetime.now(CHINA_TZ).replace(second=0, microsecond=0) - timedelta(hours=1)
     return sample_claims(valid_from=start, valid_until=start + timedelta(hours=24))
@@ -133,7 +133,7 @@ def now_claims() -> TicketClaims:
 def old_claims() -> TicketClaims:
     from datetime import datetime
 
-    from ticket_api.qrticket import CHINA_TZ
+    from ledger.qrticket.ticket import CHINA_TZ
 
     start = datetime(2025, 1, 1, 22, 0, tzinfo=CHINA_TZ)
     return sample_claims(valid_from=start, valid_until=start + timedelta(hours=24))
@@ -275,8 +275,8 @@ def test_disposal_gate_checks_its_own_site(app: Flask, client: FlaskClient) -> N
 
 def test_qr_png_is_readable_and_keys_are_published(app: Flask, client: FlaskClient) -> None:
     """qr.png decodes to the service's QR text, which verifies with the published key."""
-    from ledger.crypto import PublicKey
-    from ticket_api.qrticket import verify_ticket
+    from ledger.core.crypto import PublicKey
+    from ledger.qrticket.ticket import verify_ticket
 
     resp = client.get("/api/v1/tickets/ET1/qr.png", headers=token(app, "contractor", "ORG-001"))
     assert resp.status_code == 200 and resp.mimetype == "image/png"

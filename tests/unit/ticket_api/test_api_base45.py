@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ticket_api.base45 import ALPHABET, Base45Error, b45decode, b45encode
+from ledger.qrticket.base45 import ALPHABET, Base45Error, b45decode, b45encode
 
 RFC_EXAMPLES = [
     (b"AB", "BB8"),

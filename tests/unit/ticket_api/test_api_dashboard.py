@@ -8,8 +8,8 @@ from typing import Any
 from ledger.eticket import queries
 from ledger.eticket.testing import PHOTO, World, make_world
 from ledger.eticket.units import epoch
+from ledger.qrticket.ticket import CHINA_TZ
 from ticket_api.adapter.staff import LedgerStaff
-from ticket_api.qrticket import CHINA_TZ
 from ticket_api.tokens import Principal
 
 

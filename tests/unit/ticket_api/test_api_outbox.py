@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ledger.crypto import PrivateKey
-from ledger.transaction import Transaction
+from ledger.core.crypto import PrivateKey
+from ledger.core.transaction import Transaction
 from ticket_api.adapter.outbox import ORPHAN_AFTER, RETAIN, Claim, GateOutbox
 from ticket_api.db import make_engine
 

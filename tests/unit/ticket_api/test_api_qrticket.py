@@ -8,9 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ticket_api.base45 import b45decode, b45encode
-from ticket_api.qrimage import qr_version
-from ticket_api.qrticket import (
+from ledger.qrticket.base45 import b45decode, b45encode
+from ledger.qrticket.ticket import (
     CHINA_TZ,
     DOMAIN,
     PREFIX,
@@ -26,6 +25,7 @@ from ticket_api.qrticket import (
     signed_bytes,
     verify_ticket,
 )
+from ticket_api.qrimage import qr_version
 from ticket_api.testing import NIGHT, issuer_key, sample_claims
 
 KEY = issuer_key()

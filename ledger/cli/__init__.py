@@ -1,0 +1,2 @@
+"""The ``ledger`` command line: verify, audit, prove, report (with charts) and local consortium files.
+"""

@@ -1,0 +1,128 @@
+"""Deterministic block building: every node turns the same ordered transactions into the same block (no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from ledger.core.block import VALID, Block, BlockHeader, make_header
+from ledger.core.consortium import Consortium, Member
+from ledger.core.statemachine import StateMachine, TxContext
+from ledger.core.transaction import Transaction, parse_time
+from ledger.core.tree import CompactRange, hash_leaf
+from ledger.errors import LedgerError
+
+
+@dataclass(frozen=True)
+class Built:
+    """A block built from ordered transactions, with the log after it and how many were dropped."""
+
+    block: Block
+    log: CompactRange
+    dropped: int
+    #: RFC 9162 leaf hashes of ``block.transactions``, in order (the store reuses them)
+    leaf_hashes: tuple[bytes, ...] = ()
+
+
+def block_time(proposed: str, previous: BlockHeader | None) -> str:
+    """The proposed time, but never before the previous block's (proposers' clocks may lag)."""
+    if previous is not None and parse_time(proposed) < parse_time(previous.timestamp):
+        return previous.timestamp
+    return proposed
+
+
+def build_block(
+    *,
+    raw_txs: Sequence[bytes],
+    proposer: str,
+    timestamp: str,
+    previous: BlockHeader | None,
+    log: CompactRange,
+    consortium: Consortium,
+    machine: StateMachine,
+    seen: Callable[[Sequence[str]], set[str]],
+    checked: Mapping[bytes, Checked] | None = None,
+) -> Built:
+    """Validate every transaction and apply it to ``machine``, in order; every node gets the same block.
+
+    Undecodable transactions and ones already on the chain (``seen``) or
+    earlier in the list are dropped.  A transaction that fails its signature,
+    role or business checks stays in the block with its reason code, as in
+    Hyperledger Fabric, so rejected attempts stay auditable.
+
+    ``checked`` maps the exact bytes of transactions this node has already decoded and
+    passed through the same stateless checks (``Transaction.check`` — signature, size,
+    role — and ``machine.admit``), e.g. at its own admission, to that result: those bytes
+    are neither decoded nor verified a second time.  The checks are deterministic functions
+    of the bytes and the consortium, so the block is the same; the rules (``apply``) still
+    run on every transaction.
+    """
+    txs: list[Transaction] = []
+    signers: list[Member | None] = []
+    for raw in raw_txs[: consortium.max_block_txs]:
+        hit = checked.get(raw) if checked is not None else None
+        if hit is not None:
+            txs.append(hit.tx)
+            signers.append(hit.signer)
+            continue
+        try:
+            txs.append(Transaction.decode(raw))
+        except LedgerError:
+            continue
+        signers.append(None)
+    ids = [tx.tx_id for tx in txs]
+    on_chain = seen(ids)
+    kept: list[Transaction] = []
+    kept_signers: list[Member | None] = []
+    taken: set[str] = set()
+    for tx, tx_id, known in zip(txs, ids, signers, strict=True):
+        if tx_id in on_chain or tx_id in taken:
+            continue
+        taken.add(tx_id)
+        kept.append(tx)
+        kept_signers.append(known)
+    when_text = block_time(timestamp, previous)
+    when = parse_time(when_text)
+    height = 0 if previous is None else previous.height + 1
+    codes: list[str] = []
+    for position, (tx, known) in enumerate(zip(kept, kept_signers, strict=True)):
+        if known is not None:
+            signer = known
+        else:
+            try:
+                signer = tx.check(consortium)
+                machine.admit(tx, consortium)
+            except LedgerError as exc:
+                codes.append(exc.reason)
+                continue
+        ctx = TxContext(height=height, position=position, block_time=when, tx_id=tx.tx_id, signer=signer,
+                        consortium=consortium)
+        codes.append(machine.apply(tx, ctx).code or VALID)
+    hashes = tuple(hash_leaf(tx.encode()) for tx in kept)
+    header, after = make_header(previous=previous, genesis_hash=consortium.genesis_hash, transactions=kept,
+                                codes=codes, log=log, timestamp=when_text, proposer=proposer, leaf_hashes=hashes)
+    return Built(block=Block(header, tuple(kept), tuple(codes)), log=after, dropped=len(raw_txs) - len(kept),
+                 leaf_hashes=hashes)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A transaction that passed the stateless checks (signature, size, role, ``admit``) and its signer."""
+
+    tx: Transaction
+    signer: Member
+
+
+def check_stateless(tx: Transaction, consortium: Consortium, machine: StateMachine) -> Checked:
+    """The checks :func:`build_block` runs on a transaction before the rules; raises their LedgerError."""
+    signer = tx.check(consortium)
+    machine.admit(tx, consortium)
+    return Checked(tx, signer)
+
+
+def rebuild(block: Block, previous: BlockHeader | None, log: CompactRange, consortium: Consortium,
+            machine: StateMachine) -> Built:
+    """Re-execute a stored or received block from its own transactions."""
+    return build_block(raw_txs=[tx.encode() for tx in block.transactions], proposer=block.header.proposer,
+                       timestamp=block.header.timestamp, previous=previous, log=log, consortium=consortium,
+                       machine=machine, seen=lambda ids: set())

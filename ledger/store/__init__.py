@@ -1,0 +1,3 @@
+"""Storage adapters: the SQLAlchemy ledger store (SQLite or PostgreSQL, Alembic migrations), the e-ticket SQL
+projection and the personal-data store.
+"""

@@ -1,0 +1,3 @@
+"""Tools apart from the product (not in the wheel): local launchers, demo seeding, load generators and
+benchmarks, on one process helper.
+"""

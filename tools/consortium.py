@@ -1,0 +1,40 @@
+"""``scripts/consortium``: a local consortium on loopback (up, down, stop, start, status), its load generator
+(load) and the product's node commands (run, audit), in one command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from consortium_nodes.__main__ import build_parser, run_parsed
+from tools.local_consortium import register
+
+
+def cmd_load(a: argparse.Namespace) -> int:
+    from tools.load import run_load
+
+    report = run_load(Path(a.consortium), seconds=a.seconds, rate=a.rate, batch=a.batch, wait_final=not a.no_wait)
+    report.pop("accepted_ids", None)
+    print(json.dumps(report, ensure_ascii=False, indent=2))
+    return 0 if report["lost"] == 0 else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p, sub = build_parser()
+    p.prog = "scripts/consortium"
+    ld = sub.add_parser("load", help="submit a steady stream of valid signed transactions")
+    ld.add_argument("--consortium", default="var/consortium.json")
+    ld.add_argument("--seconds", type=float, default=10)
+    ld.add_argument("--rate", type=float, default=200, help="transactions per second offered")
+    ld.add_argument("--batch", type=int, default=50, help="transactions per HTTP request")
+    ld.add_argument("--no-wait", action="store_true", help="do not wait for finality at the end")
+    ld.set_defaults(func=cmd_load)
+    register(sub)
+    return run_parsed(p, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,302 @@
+"""A local consortium on loopback for demos and tests: ``scripts/consortium up|down|stop|start|status``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from consortium_nodes.errors import ConfigError, NodeError
+from ledger.core.consortium import Consortium
+from ledger.core.genesis import new_consortium
+from ledger.eticket import default_parameters as eticket_defaults
+from ledger.store.keyfiles import read_consortium, write_consortium, write_keys
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+#: Popen handles of children started by this process, kept so they are reaped, not warned about.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:  # a zombie child counts as dead
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+def default_parameters() -> dict[str, Any]:
+    """Ledger parameters of a demo city, with the e-ticket rules' own defaults."""
+    return {"max_payload_bytes": 65536, "max_block_txs": 2000, "eticket": eticket_defaults()}
+
+
+class LocalConsortium:
+    """Processes and files of a consortium running on this machine, described by ``DIR/consortium.json``."""
+
+    def __init__(self, *, root: Path) -> None:
+        self.root = root.resolve()
+        self.desc_path = self.root / "consortium.json"
+
+    def describe(self) -> dict[str, Any]:
+        try:
+            return dict(json.loads(self.desc_path.read_text(encoding="utf-8")))
+        except OSError as exc:
+            raise ConfigError(f"no local consortium at {self.root} (run 'scripts/consortium up')") from exc
+
+    def _write(self, desc: dict[str, Any]) -> None:
+        tmp = self.desc_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(desc, ensure_ascii=False, indent=2), encoding="utf-8")
+        tmp.replace(self.desc_path)
+
+    # -- up / down ------------------------------------------------------------
+    def up(self, *, nodes: int = 4, ordering: str = "solo", state_machine: str = "eticket",
+           base_port: int = 7101, wait: float = 60.0, batch_wait_ms: int | None = None) -> dict[str, Any]:
+        """Create (first time) and start every node; idempotent for nodes already running.
+
+        ``batch_wait_ms`` sets the nodes' ``batch_max_wait_ms`` when the consortium is created (default:
+        the node default)."""
+        if self.desc_path.exists():
+            desc = self.describe()
+            if desc.get("ordering") != ordering or len(desc["nodes"]) != nodes:
+                raise ConfigError(
+                    f"{self.root} holds a {len(desc['nodes'])}-node {desc.get('ordering')} consortium; "
+                    "run 'scripts/consortium down --purge' first"
+                )
+        else:
+            desc = self._create(nodes=nodes, ordering=ordering, state_machine=state_machine, base_port=base_port,
+                                batch_wait_ms=batch_wait_ms)
+        if ordering == "etcd":
+            self._etcd_up(desc)
+        for n in desc["nodes"]:
+            if not _alive(n.get("pid")):
+                n["pid"] = self._spawn(n)
+        self._write(desc)
+        self.wait_ready([n["name"] for n in desc["nodes"]], timeout=wait)
+        return desc
+
+    def _create(self, *, nodes: int, ordering: str, state_machine: str, base_port: int,
+                batch_wait_ms: int | None = None) -> dict[str, Any]:
+        gen = self.root / "genesis"
+        consortium, keys = new_consortium(nodes=nodes, parameters=default_parameters(), name="cq-muck")
+        write_keys(keys, gen / "keys")
+        write_consortium(consortium, gen / "consortium.json")
+        names = [m.name for m in consortium.nodes]
+        ports = [(_free_port() if base_port == 0 else base_port + i) for i in range(len(names))]
+        urls = {n: f"http://127.0.0.1:{p}" for n, p in zip(names, ports, strict=True)}
+        desc: dict[str, Any] = {
+            "consortium": str(gen / "consortium.json"),
+            "keys_dir": str(gen / "keys"),
+            "gateway_key": str(gen / "keys" / "gateway.pem"),
+            "ordering": ordering,
+            "state_machine": state_machine,
+            "nodes": [],
+        }
+        if ordering == "etcd":
+            desc["etcd"] = {"dir": str(self.root / "etcd"), "prefix": f"/muck/{consortium.genesis_hash[:16]}"}
+        for name, port in zip(names, ports, strict=True):
+            d = self.root / "nodes" / name
+            d.mkdir(parents=True, exist_ok=True)
+            cfg: dict[str, Any] = {
+                "name": name,
+                "consortium": str(gen / "consortium.json"),
+                "key": str(gen / "keys" / f"{name}.pem"),
+                "db": f"sqlite:///{d / 'ledger.db'}",
+                "host": "127.0.0.1",
+                "port": port,
+                "peers": {n: u for n, u in urls.items() if n != name},
+                "ordering": {"kind": "solo", "leader": names[0]} if ordering == "solo" else {"kind": "etcd"},
+                "state_machine": state_machine,
+                "data_dir": str(d),
+            }
+            if batch_wait_ms is not None:
+                cfg["batch_max_wait_ms"] = batch_wait_ms
+            (d / "node.json").write_text(json.dumps(cfg, ensure_ascii=False, indent=2), encoding="utf-8")
+            desc["nodes"].append({"name": name, "url": urls[name], "data_dir": str(d), "pid": None,
+                                  "config": str(d / "node.json")})
+        return desc
+
+    def _etcd_up(self, desc: dict[str, Any]) -> None:
+        from tools.etcd_cluster import EtcdCluster
+
+        etcd_dir = Path(desc["etcd"]["dir"])
+        cluster = EtcdCluster.ensure(data_dir=etcd_dir, members=3)
+        desc["etcd"]["endpoints"] = cluster.endpoints
+        desc["etcd"]["pids"] = cluster.pids
+        for n in desc["nodes"]:
+            p = Path(n["config"])
+            cfg = json.loads(p.read_text(encoding="utf-8"))
+            cfg["ordering"] = {"kind": "etcd", "endpoints": cluster.endpoints, "prefix": desc["etcd"]["prefix"]}
+            p.write_text(json.dumps(cfg, ensure_ascii=False, indent=2), encoding="utf-8")
+
+    def _spawn(self, n: dict[str, Any]) -> int:
+        d = Path(n["data_dir"])
+        logf = open(d / "node.log", "ab")  # noqa: SIM115 - handed to the child
+        env = dict(os.environ)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "consortium_nodes", "run", "--config", n["config"]],
+            stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env,
+        )
+        logf.close()
+        _CHILDREN[proc.pid] = proc
+        return proc.pid
+
+    def wait_ready(self, names: list[str], *, timeout: float = 60.0) -> None:
+        desc = self.describe()
+        deadline = time.monotonic() + timeout
+        for n in desc["nodes"]:
+            if n["name"] not in names:
+                continue
+            while True:
+                try:
+                    r = requests.get(n["url"] + "/status", timeout=2)
+                    if r.status_code == 200 and r.json().get("ready"):
+                        break
+                except requests.RequestException:
+                    pass
+                if not _alive(n.get("pid")):
+                    raise NodeError(f"node {n['name']} exited; see {n['data_dir']}/node.log")
+                if time.monotonic() > deadline:
+                    raise NodeError(f"node {n['name']} not ready after {timeout:.0f} s; see {n['data_dir']}/node.log")
+                time.sleep(0.1)
+
+    def stop(self, name: str, *, kill: bool = False) -> None:
+        """Stop one node (SIGTERM, or SIGKILL with ``kill``) by its process id."""
+        desc = self.describe()
+        n = self._node(desc, name)
+        pid = n.get("pid")
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
+            _wait_dead(pid, 15)
+        n["pid"] = None
+        self._write(desc)
+
+    def start(self, name: str, *, wait: float = 60.0) -> None:
+        desc = self.describe()
+        n = self._node(desc, name)
+        if not _alive(n.get("pid")):
+            n["pid"] = self._spawn(n)
+            self._write(desc)
+        self.wait_ready([name], timeout=wait)
+
+    def down(self, *, purge: bool = False) -> None:
+        """Stop every process this consortium started, by process id."""
+        if not self.desc_path.exists():
+            return
+        desc = self.describe()
+        for n in desc["nodes"]:
+            if _alive(n.get("pid")):
+                os.kill(n["pid"], signal.SIGTERM)
+        for n in desc["nodes"]:
+            if n.get("pid"):
+                if not _wait_dead(n["pid"], 10):
+                    os.kill(n["pid"], signal.SIGKILL)
+                n["pid"] = None
+        if desc.get("etcd"):
+            from tools.etcd_cluster import EtcdCluster
+
+            EtcdCluster.stop_dir(Path(desc["etcd"]["dir"]))
+        self._write(desc)
+        if purge:
+            import shutil
+
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    @staticmethod
+    def _node(desc: dict[str, Any], name: str) -> dict[str, Any]:
+        for n in desc["nodes"]:
+            if n["name"] == name:
+                return n  # type: ignore[no-any-return]
+        raise ConfigError(f"no node named {name!r}")
+
+    def status(self) -> list[dict[str, Any]]:
+        out = []
+        for n in self.describe()["nodes"]:
+            try:
+                st = requests.get(n["url"] + "/status", timeout=2).json()
+            except requests.RequestException:
+                st = {"node": n["name"], "down": True}
+            out.append(st)
+        return out
+
+    def consortium(self) -> Consortium:
+        return read_consortium(self.describe()["consortium"])
+
+
+def _wait_dead(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    proc = _CHILDREN.pop(pid, None)
+    if proc is not None:
+        try:
+            proc.wait(timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            _CHILDREN[pid] = proc
+            return False
+    while time.monotonic() < deadline:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        if not _alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def register(sub: Any) -> None:
+    """Add ``up``, ``down``, ``stop``, ``start`` and ``status`` to the CLI."""
+    def add(name: str, help_: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = sub.add_parser(name, help=help_)
+        p.add_argument("--dir", default="var")
+        return p
+
+    up = add("up", "start a local consortium on loopback")
+    up.add_argument("--nodes", type=int, default=4)
+    up.add_argument("--ordering", choices=["solo", "etcd"], default="solo")
+    up.add_argument("--state-machine", choices=["eticket", "null"], default="eticket")
+    up.add_argument("--base-port", type=int, default=7101, help="0 picks free ports")
+    up.add_argument("--batch-wait-ms", type=int, default=None,
+                    help="how long a node collects transactions before proposing a batch (node default if unset)")
+    up.set_defaults(func=lambda a: _print(LocalConsortium(root=Path(a.dir)).up(
+        nodes=a.nodes, ordering=a.ordering, state_machine=a.state_machine, base_port=a.base_port,
+        batch_wait_ms=a.batch_wait_ms)))
+    down = add("down", "stop everything the local consortium started")
+    down.add_argument("--purge", action="store_true", help="also delete its data")
+    down.set_defaults(func=lambda a: LocalConsortium(root=Path(a.dir)).down(purge=a.purge) or 0)
+    st = add("stop", "stop one node")
+    st.add_argument("name")
+    st.add_argument("--kill", action="store_true", help="SIGKILL instead of SIGTERM")
+    st.set_defaults(func=lambda a: LocalConsortium(root=Path(a.dir)).stop(a.name, kill=a.kill) or 0)
+    sa = add("start", "start one stopped node")
+    sa.add_argument("name")
+    sa.set_defaults(func=lambda a: LocalConsortium(root=Path(a.dir)).start(a.name) or 0)
+    ss = add("status", "print every node's status")
+    ss.set_defaults(func=lambda a: _print(LocalConsortium(root=Path(a.dir)).status()))
+
+
+def _print(obj: Any) -> int:
+    print(json.dumps(obj, ensure_ascii=False, indent=2))
+    return 0

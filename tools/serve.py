@@ -1,0 +1,171 @@
+"""``python -m tools.serve``: the embedded default — 4 nodes (solo ordering), a fake WeChat, the API.
+
+What ``scripts/serve`` runs.  Idempotent: a second start reuses the consortium, the keys, the API
+database and ``demo.json`` under the data directory (``var/`` by default, ``$VAR_DIR`` or ``--var``).
+Stops everything it started on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from ledger.core.crypto import PrivateKey
+from ledger.store.keyfiles import read_consortium, read_private_key, write_private_key
+from tools.local_consortium import LocalConsortium
+
+BIN = Path(sys.executable).parent
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"serve: {url} exited with status {proc.returncode} before answering")
+        try:
+            if requests.get(url, timeout=1).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"serve: {url} did not answer within {timeout:.0f} s")
+
+
+def _secrets(var: Path) -> tuple[Path, Path, dict[str, str]]:
+    """The QR issuer key and the API's secrets file (both 0600, created once)."""
+    d = var / "secrets"
+    d.mkdir(parents=True, exist_ok=True)
+    os.chmod(d, 0o700)
+    qr_key = d / "qr-issuer.pem"
+    if not qr_key.exists():
+        write_private_key(PrivateKey.generate(), qr_key)
+    sfile = d / "api-secrets.json"
+    if not sfile.exists():
+        fd = os.open(sfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"WECHAT_SECRET": secrets.token_urlsafe(24)}, fh)
+    return qr_key, sfile, json.loads(sfile.read_text())
+
+
+def _seed(var: Path, env: dict[str, str], api: str, wechat: str) -> dict[str, Any]:
+    """Register the demo district on the ledger and issue tokens, once; ``demo.json`` marks it done."""
+    from ticket_api.adapter.gateway import Gateway
+    from ticket_api.db import make_engine
+    from ticket_api.ledger_client import NodeClient
+    from tools.demo_seed import issue_tokens, seed_ledger, write_demo
+
+    path = var / "demo.json"
+    if path.exists():  # seeded before: same tokens, maybe a new port
+        return write_demo(path, api=api, tokens=json.loads(path.read_text(encoding="utf-8"))["tokens"],
+                          wechat=wechat)
+    desc = LocalConsortium(root=var).describe()
+    client = NodeClient(urls=[n["url"] for n in desc["nodes"]])
+    gw = Gateway(key=read_private_key(desc["gateway_key"]), client=client)
+    if client.query("project", project_id="P-001") is None:
+        seed_ledger(gw, now=datetime.now(UTC))
+    params = read_consortium(desc["consortium"]).parameters.get("eticket", {})
+    departments = list(params.get("departments") or ["chengguan", "zhujian", "jiaotong", "shengtai"])
+    tokens = issue_tokens(make_engine(env["TICKET_API_DATABASE_URL"]), departments=departments)
+    return write_demo(path, api=api, tokens=tokens, wechat=wechat)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tools.serve", description=__doc__.splitlines()[0])
+    p.add_argument("--var", default=os.environ.get("VAR_DIR", "var"), help="data directory (default var/)")
+    p.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    p.add_argument("--wechat-port", type=int, default=int(os.environ.get("WECHAT_PORT", "0")) or None)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--threads", type=int, default=16)
+    p.add_argument("--node-base-port", type=int, default=int(os.environ.get("NODE_BASE_PORT", "7101")))
+    args = p.parse_args(argv)
+    var = Path(args.var).resolve()
+    var.mkdir(parents=True, exist_ok=True)
+    (var / "serve.ready").unlink(missing_ok=True)
+    children: list[subprocess.Popen[bytes]] = []
+    local = LocalConsortium(root=var)
+
+    def cleanup() -> None:
+        for c in children:
+            if c.poll() is None:
+                c.terminate()
+        for c in children:
+            try:
+                c.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                c.kill()
+        local.down()
+        (var / "serve.ready").unlink(missing_ok=True)
+
+    def shutdown(*_a: Any) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    try:
+        return _run(args, var, local, children)
+    finally:
+        cleanup()
+
+
+def _run(args: argparse.Namespace, var: Path, local: LocalConsortium,
+         children: list[subprocess.Popen[bytes]]) -> int:
+    """Start everything (children are appended as they start, for the caller to stop) and wait."""
+    print(f"[serve] consortium: 4 nodes, solo ordering, data in {var}", flush=True)
+    local.up(nodes=4, ordering="solo", base_port=args.node_base_port)
+    qr_key, secrets_file, sec = _secrets(var)
+    wport = args.wechat_port or (args.port + 81)
+    appid = "wx-demo-appid"
+    wechat = subprocess.Popen([str(BIN / "python"), "-m", "miniprogram_stub", "wechat", "--host", "127.0.0.1",
+                               "--port", str(wport), "--appid", appid, "--secret", sec["WECHAT_SECRET"],
+                               "--reusable-codes"],  # so the demo can be played again
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    children.append(wechat)
+    wechat_url = f"http://127.0.0.1:{wport}"
+    api = f"http://{args.host}:{args.port}"
+    env = {
+        **os.environ,
+        "TICKET_API_DATABASE_URL": f"sqlite:///{var / 'ticket_api.sqlite'}",
+        "TICKET_API_SERVICES": "ticket_api.adapter:make_services",
+        "TICKET_API_LEDGER_LOCAL": str(var / "consortium.json"),
+        "TICKET_API_QR_SIGNING_KEY_FILE": str(qr_key),
+        "TICKET_API_SECRETS_FILE": str(secrets_file),
+        "TICKET_API_WECHAT_API_BASE": wechat_url,
+        "TICKET_API_WECHAT_APPID": appid,
+    }
+    gunicorn = subprocess.Popen(
+        [str(BIN / "gunicorn"), "--workers", str(args.workers), "--threads", str(args.threads),
+         "--worker-class", "gthread", "--bind", f"{args.host}:{args.port}", "--timeout", "60",
+         "--access-logfile", str(var / "api-access.log"), "--error-logfile", str(var / "api.log"),
+         "ticket_api.app:create_app()"],
+        env=env,
+    )
+    children.append(gunicorn)
+    _wait_http(f"{api}/api/health", gunicorn, 60)
+    doc = _seed(var, env, api, wechat_url)
+    print(f"[serve] API       {api}/api/health", flush=True)
+    print(f"[serve] API docs  {api}/api/docs   (OpenAPI: {api}/api/openapi.json)", flush=True)
+    print(f"[serve] dashboard {api}/dashboard", flush=True)
+    print(f"[serve] demo data and tokens: {var / 'demo.json'} (project {doc['project_id']})", flush=True)
+    print(f"[serve] play the story: .venv/bin/python -m miniprogram_stub demo --demo-file {var / 'demo.json'}",
+          flush=True)
+    (var / "serve.ready").write_text(api, encoding="utf-8")
+    while all(c.poll() is None for c in children):
+        time.sleep(0.5)
+    print("[serve] a child process stopped; shutting down", file=sys.stderr, flush=True)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
