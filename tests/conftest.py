@@ -1,4 +1,4 @@
-"""Shared fixtures: a fresh SQLite file or PostgreSQL database per test, and free ports."""
+"""Shared fixtures: a fresh SQLite file or PostgreSQL database per test (free ports: ``tools.proc``)."""
 
 from __future__ import annotations
 
@@ -52,10 +52,3 @@ def db_url(request) -> str:
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_url")
     return request.getfixturevalue("pg_url")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

@@ -19,10 +19,7 @@ import os
 import platform
 import queue
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,14 +35,9 @@ import requests
 
 from ledger.core.crypto import PrivateKey, PublicKey
 from ledger.qrticket.ticket import CHINA_TZ, decode_ticket, verify_ticket
+from tools.proc import Child, free_port, tail
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cpu_model() -> str:
@@ -85,30 +77,21 @@ class Stack:
         self.var = var
         self.port = free_port()
         self.api = f"http://127.0.0.1:{self.port}"
-        self.log = open(var / "serve.out", "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tools.serve", "--var", str(var), "--port", str(self.port),
-             "--node-base-port", "0", "--wechat-port", str(free_port()), "--workers", str(workers),
-             "--threads", str(threads)],
-            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        self.child = Child("the stack (tools.serve)",
+                           [sys.executable, "-m", "tools.serve", "--var", str(var), "--port", str(self.port),
+                            "--node-base-port", "0", "--wechat-port", str(free_port()), "--workers", str(workers),
+                            "--threads", str(threads)],
+                           cwd=ROOT, log=var / "serve.out")
         deadline = time.monotonic() + 120
         while not (var / "serve.ready").exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
+            if not self.child.running() or time.monotonic() > deadline:
                 self.stop()
-                raise SystemExit("the stack did not start:\n" + (var / "serve.out").read_text(errors="replace")[-3000:])
+                raise SystemExit("the stack did not start:\n" + tail(var / "serve.out", 40))
             time.sleep(0.3)
         self.demo = json.loads((var / "demo.json").read_text(encoding="utf-8"))
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        self.log.close()
+        self.child.stop(60)
 
 
 def call(session: requests.Session, method: str, url: str, token: str, body: Any = None,

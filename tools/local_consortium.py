@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,32 +18,7 @@ from ledger.core.consortium import Consortium
 from ledger.core.genesis import new_consortium
 from ledger.eticket import default_parameters as eticket_defaults
 from ledger.store.keyfiles import read_consortium, write_consortium, write_keys
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-#: Popen handles of children started by this process, kept so they are reaped, not warned about.
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    try:  # a zombie child counts as dead
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split()[2] != "Z"
-    except OSError:
-        return True
+from tools.proc import Child, alive, free_port, stop_pid, tail
 
 
 def default_parameters() -> dict[str, Any]:
@@ -90,7 +64,7 @@ class LocalConsortium:
         if ordering == "etcd":
             self._etcd_up(desc)
         for n in desc["nodes"]:
-            if not _alive(n.get("pid")):
+            if not alive(n.get("pid")):
                 n["pid"] = self._spawn(n)
         self._write(desc)
         self.wait_ready([n["name"] for n in desc["nodes"]], timeout=wait)
@@ -103,7 +77,7 @@ class LocalConsortium:
         write_keys(keys, gen / "keys")
         write_consortium(consortium, gen / "consortium.json")
         names = [m.name for m in consortium.nodes]
-        ports = [(_free_port() if base_port == 0 else base_port + i) for i in range(len(names))]
+        ports = [(free_port() if base_port == 0 else base_port + i) for i in range(len(names))]
         urls = {n: f"http://127.0.0.1:{p}" for n, p in zip(names, ports, strict=True)}
         desc: dict[str, Any] = {
             "consortium": str(gen / "consortium.json"),
@@ -151,17 +125,11 @@ class LocalConsortium:
             p.write_text(json.dumps(cfg, ensure_ascii=False, indent=2), encoding="utf-8")
 
     def _spawn(self, n: dict[str, Any]) -> int:
-        d = Path(n["data_dir"])
-        logf = open(d / "node.log", "ab")  # noqa: SIM115 - handed to the child
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "consortium_nodes", "run", "--config", n["config"]],
-            stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env,
-        )
-        logf.close()
-        _CHILDREN[proc.pid] = proc
-        return proc.pid
+        child = Child(f"node {n['name']}", [sys.executable, "-m", "consortium_nodes", "run", "--config", n["config"]],
+                      log=Path(n["data_dir"]) / "node.log", env=env)
+        return child.pid
 
     def wait_ready(self, names: list[str], *, timeout: float = 60.0) -> None:
         desc = self.describe()
@@ -176,8 +144,9 @@ class LocalConsortium:
                         break
                 except requests.RequestException:
                     pass
-                if not _alive(n.get("pid")):
-                    raise NodeError(f"node {n['name']} exited; see {n['data_dir']}/node.log")
+                if not alive(n.get("pid")):
+                    last = tail(Path(n["data_dir"]) / "node.log", 10)
+                    raise NodeError(f"node {n['name']} exited; last lines of {n['data_dir']}/node.log:\n{last}")
                 if time.monotonic() > deadline:
                     raise NodeError(f"node {n['name']} not ready after {timeout:.0f} s; see {n['data_dir']}/node.log")
                 time.sleep(0.1)
@@ -186,17 +155,14 @@ class LocalConsortium:
         """Stop one node (SIGTERM, or SIGKILL with ``kill``) by its process id."""
         desc = self.describe()
         n = self._node(desc, name)
-        pid = n.get("pid")
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
-            _wait_dead(pid, 15)
+        stop_pid(n.get("pid"), timeout=15, kill=kill)
         n["pid"] = None
         self._write(desc)
 
     def start(self, name: str, *, wait: float = 60.0) -> None:
         desc = self.describe()
         n = self._node(desc, name)
-        if not _alive(n.get("pid")):
+        if not alive(n.get("pid")):
             n["pid"] = self._spawn(n)
             self._write(desc)
         self.wait_ready([name], timeout=wait)
@@ -207,13 +173,11 @@ class LocalConsortium:
             return
         desc = self.describe()
         for n in desc["nodes"]:
-            if _alive(n.get("pid")):
+            if alive(n.get("pid")):
                 os.kill(n["pid"], signal.SIGTERM)
         for n in desc["nodes"]:
-            if n.get("pid"):
-                if not _wait_dead(n["pid"], 10):
-                    os.kill(n["pid"], signal.SIGKILL)
-                n["pid"] = None
+            stop_pid(n.get("pid"), timeout=10)
+            n["pid"] = None
         if desc.get("etcd"):
             from tools.etcd_cluster import EtcdCluster
 
@@ -243,27 +207,6 @@ class LocalConsortium:
 
     def consortium(self) -> Consortium:
         return read_consortium(self.describe()["consortium"])
-
-
-def _wait_dead(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    proc = _CHILDREN.pop(pid, None)
-    if proc is not None:
-        try:
-            proc.wait(timeout)
-            return True
-        except subprocess.TimeoutExpired:
-            _CHILDREN[pid] = proc
-            return False
-    while time.monotonic() < deadline:
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-        if not _alive(pid):
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def register(sub: Any) -> None:

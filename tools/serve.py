@@ -12,34 +12,18 @@ import json
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from ledger.core.crypto import PrivateKey
 from ledger.store.keyfiles import read_consortium, read_private_key, write_private_key
 from tools.local_consortium import LocalConsortium
+from tools.proc import Child, ChildDied, alive, tail, wait_http
 
 BIN = Path(sys.executable).parent
-
-
-def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"serve: {url} exited with status {proc.returncode} before answering")
-        try:
-            if requests.get(url, timeout=1).status_code < 500:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"serve: {url} did not answer within {timeout:.0f} s")
 
 
 def _secrets(var: Path) -> tuple[Path, Path, dict[str, str]]:
@@ -93,18 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     var = Path(args.var).resolve()
     var.mkdir(parents=True, exist_ok=True)
     (var / "serve.ready").unlink(missing_ok=True)
-    children: list[subprocess.Popen[bytes]] = []
+    children: list[Child] = []
     local = LocalConsortium(root=var)
 
     def cleanup() -> None:
-        for c in children:
-            if c.poll() is None:
-                c.terminate()
-        for c in children:
-            try:
-                c.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                c.kill()
+        for c in reversed(children):
+            c.stop(10)
         local.down()
         (var / "serve.ready").unlink(missing_ok=True)
 
@@ -119,18 +97,18 @@ def main(argv: list[str] | None = None) -> int:
         cleanup()
 
 
-def _run(args: argparse.Namespace, var: Path, local: LocalConsortium,
-         children: list[subprocess.Popen[bytes]]) -> int:
+def _run(args: argparse.Namespace, var: Path, local: LocalConsortium, children: list[Child]) -> int:
     """Start everything (children are appended as they start, for the caller to stop) and wait."""
     print(f"[serve] consortium: 4 nodes, solo ordering, data in {var}", flush=True)
     local.up(nodes=4, ordering="solo", base_port=args.node_base_port)
     qr_key, secrets_file, sec = _secrets(var)
     wport = args.wechat_port or (args.port + 81)
     appid = "wx-demo-appid"
-    wechat = subprocess.Popen([str(BIN / "python"), "-m", "miniprogram_stub", "wechat", "--host", "127.0.0.1",
-                               "--port", str(wport), "--appid", appid, "--secret", sec["WECHAT_SECRET"],
-                               "--reusable-codes"],  # so the demo can be played again
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wechat = Child("the fake WeChat server",
+                   [str(BIN / "python"), "-m", "miniprogram_stub", "wechat", "--host", "127.0.0.1",
+                    "--port", str(wport), "--appid", appid, "--secret", sec["WECHAT_SECRET"],
+                    "--reusable-codes"],  # so the demo can be played again
+                   quiet=True)
     children.append(wechat)
     wechat_url = f"http://127.0.0.1:{wport}"
     api = f"http://{args.host}:{args.port}"
@@ -144,15 +122,21 @@ def _run(args: argparse.Namespace, var: Path, local: LocalConsortium,
         "TICKET_API_WECHAT_API_BASE": wechat_url,
         "TICKET_API_WECHAT_APPID": appid,
     }
-    gunicorn = subprocess.Popen(
+    gunicorn = Child(
+        "the API (gunicorn)",
         [str(BIN / "gunicorn"), "--workers", str(args.workers), "--threads", str(args.threads),
          "--worker-class", "gthread", "--bind", f"{args.host}:{args.port}", "--timeout", "60",
-         "--access-logfile", str(var / "api-access.log"), "--error-logfile", str(var / "api.log"),
-         "ticket_api.app:create_app()"],
-        env=env,
+         *control_socket_args(var), "--access-logfile", str(var / "api-access.log"),
+         "--error-logfile", str(var / "api.log"), "ticket_api.app:create_app()"],
+        own_log=var / "api.log", env=env,
     )
     children.append(gunicorn)
-    _wait_http(f"{api}/api/health", gunicorn, 60)
+    try:
+        wait_http(f"{api}/api/health", gunicorn, timeout=60)
+        if not wechat.running():
+            raise wechat.died()
+    except (ChildDied, TimeoutError) as exc:
+        raise SystemExit(f"serve: {exc}") from None
     doc = _seed(var, env, api, wechat_url)
     print(f"[serve] API       {api}/api/health", flush=True)
     print(f"[serve] API docs  {api}/api/docs   (OpenAPI: {api}/api/openapi.json)", flush=True)
@@ -161,10 +145,28 @@ def _run(args: argparse.Namespace, var: Path, local: LocalConsortium,
     print(f"[serve] play the story: .venv/bin/python -m miniprogram_stub demo --demo-file {var / 'demo.json'}",
           flush=True)
     (var / "serve.ready").write_text(api, encoding="utf-8")
-    while all(c.poll() is None for c in children):
+    while True:
+        for c in children:
+            if not c.running():
+                print(f"[serve] {c.died()}", file=sys.stderr, flush=True)
+                print("[serve] a child process stopped; shutting down", file=sys.stderr, flush=True)
+                return 1
+        for n in local.describe()["nodes"]:
+            if not alive(n.get("pid")):
+                last = tail(Path(n["data_dir"]) / "node.log", 20)
+                print(f"[serve] node {n['name']} stopped; last lines of its log:\n{last}", file=sys.stderr,
+                      flush=True)
+                print("[serve] a child process stopped; shutting down", file=sys.stderr, flush=True)
+                return 1
         time.sleep(0.5)
-    print("[serve] a child process stopped; shutting down", file=sys.stderr, flush=True)
-    return 1
+
+
+def control_socket_args(var: Path) -> list[str]:
+    """gunicorn's control socket in the stack's own directory, never the shared default under ~/.gunicorn
+    (two stacks on one machine would share it); none where the path is too long for a Unix socket."""
+    path = var / "gunicorn.ctl"
+    return ["--control-socket", str(path)] if len(str(path)) < 100 else ["--no-control-socket"]
+
 
 
 if __name__ == "__main__":

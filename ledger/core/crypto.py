@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import os
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -120,7 +120,7 @@ class PrivateKey:
 
     @classmethod
     def generate(cls, alg: str = ED25519) -> PrivateKey:
-        return cls(alg=alg, seed=os.urandom(32))
+        return cls(alg=alg, seed=secrets.token_bytes(32))
 
     def to_pem(self) -> str:
         """Unencrypted PKCS#8 PEM (RFC 8410); callers store it with mode 0600."""

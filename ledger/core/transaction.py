@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -158,7 +158,7 @@ class Transaction:
             payload=dict(payload),
             submitter=key.key_id,
             actor=actor,
-            nonce=nonce if nonce is not None else os.urandom(16).hex(),
+            nonce=nonce if nonce is not None else secrets.token_hex(16),
             timestamp=timestamp,
             signature=Signature(alg=key.alg, value=b""),
         )

@@ -9,53 +9,21 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
+
+from tools.proc import Child, free_port, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 GUNICORN = str(Path(PYTHON).parent / "gunicorn")
 APPID = "wx-func-appid"
 SECRET = "wx-func-secret-DO-NOT-LOG"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before answering {url}")
-        try:
-            if requests.get(url, timeout=1).status_code < 500:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {timeout} s")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 @dataclass
@@ -92,28 +60,15 @@ class ApiServer:
 @pytest.fixture(scope="module")
 def wechat_server() -> Iterator[WechatServer]:
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "miniprogram_stub",
-            "wechat",
-            "--port",
-            str(port),
-            "--appid",
-            APPID,
-            "--secret",
-            SECRET,
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    child = Child("the fake WeChat server",
+                  [PYTHON, "-m", "miniprogram_stub", "wechat", "--port", str(port), "--appid", APPID,
+                   "--secret", SECRET],
+                  cwd=ROOT, quiet=True)
     try:
-        wait_http(f"http://127.0.0.1:{port}/health", proc)
+        wait_http(f"http://127.0.0.1:{port}/health", child, timeout=20)
         yield WechatServer(f"http://127.0.0.1:{port}")
     finally:
-        stop(proc)
+        child.stop(10)
 
 
 @pytest.fixture(scope="module")
@@ -137,26 +92,14 @@ def api_server(wechat_server: WechatServer, tmp_path_factory: pytest.TempPathFac
     done = server.cli("keys", "generate", "--out", str(work / "issuer.pem"))
     assert done.returncode == 0, done.stderr
     port = free_port()
-    with open(server.log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [
-                GUNICORN,
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "2",
-                "--timeout",
-                "30",
-                "ticket_api.app:create_app()",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    child = Child("the API (gunicorn)",
+                  [GUNICORN, "--bind", f"127.0.0.1:{port}", "--workers", "2", "--timeout", "30",
+                   "--no-control-socket",  # never the machine-wide ~/.gunicorn/gunicorn.ctl another stack uses
+                   "ticket_api.app:create_app()"],
+                  cwd=ROOT, env=env, log=server.log_path)
     try:
-        wait_http(f"http://127.0.0.1:{port}/api/health", proc)
+        wait_http(f"http://127.0.0.1:{port}/api/health", child, timeout=20)
         server.url = f"http://127.0.0.1:{port}"
         yield server
     finally:
-        stop(proc)
+        child.stop(10)

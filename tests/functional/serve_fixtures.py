@@ -8,8 +8,6 @@ Import into a test module: ``from serve_fixtures import stack`` (module scope: o
 from __future__ import annotations
 
 import json
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,13 +19,9 @@ from typing import Any
 import pytest
 import requests
 
+from tools.proc import Child, free_port, tail
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -35,7 +29,7 @@ class Stack:
     var: Path
     api: str
     demo: dict[str, Any]
-    proc: subprocess.Popen[bytes]
+    child: Child
 
     def headers(self, role: str, *, lang: str = "en") -> dict[str, str]:
         """Bearer headers of a demo token (``approvers.<dept>`` for a department)."""
@@ -48,30 +42,22 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     var = tmp_path_factory.mktemp("serve")
     port = free_port()
-    log = open(var / "serve.out", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tools.serve", "--var", str(var), "--port", str(port), "--node-base-port", "0",
-         "--wechat-port", str(free_port()), "--workers", "2", "--threads", "16"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    deadline = time.monotonic() + 120
-    while not (var / "serve.ready").exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            log.close()
-            proc.kill()
-            raise RuntimeError("the stack did not start:\n" + (var / "serve.out").read_text(errors="replace")[-3000:])
-        time.sleep(0.3)
-    api = f"http://127.0.0.1:{port}"
-    assert requests.get(f"{api}/api/health", timeout=5).json()["ledger"] == "configured"
+    child = Child("the stack (tools.serve)",
+                  [sys.executable, "-m", "tools.serve", "--var", str(var), "--port", str(port), "--node-base-port", "0",
+                   "--wechat-port", str(free_port()), "--workers", "2", "--threads", "16"],
+                  cwd=ROOT, log=var / "serve.out")
     try:
-        yield Stack(var=var, api=api, demo=json.loads((var / "demo.json").read_text(encoding="utf-8")), proc=proc)
+        deadline = time.monotonic() + 120
+        while not (var / "serve.ready").exists():
+            if not child.running():
+                raise child.died()
+            if time.monotonic() > deadline:
+                raise TimeoutError("the stack did not start in 120 s:\n" + tail(var / "serve.out", 40))
+            time.sleep(0.3)
+        api = f"http://127.0.0.1:{port}"
+        assert requests.get(f"{api}/api/health", timeout=5).json()["ledger"] == "configured"
+        yield Stack(var=var, api=api, demo=json.loads((var / "demo.json").read_text(encoding="utf-8")), child=child)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
+        child.stop(60)  # SIGTERM: the stack stops what it started; SIGKILL to its group after 60 s
         left = subprocess.run(["pgrep", "-f", str(var)], capture_output=True, text=True).stdout.split()
         assert not left, f"processes of the stack still running: {left}"

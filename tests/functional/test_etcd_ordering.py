@@ -17,7 +17,8 @@ from consortium_nodes.etcd_orderer import (
     EtcdOrderer,
 )
 from consortium_nodes.ordering import Batch, OrderingError
-from tools.etcd_cluster import EtcdCluster, free_ports
+from tools.etcd_cluster import EtcdCluster
+from tools.proc import free_ports
 
 try:
     from .etcd_fixtures import ensure_all_running, requires_etcd, run_python, running_cluster

@@ -1,0 +1,202 @@
+"""The one process helper every tool and test uses: free ports, waiting for HTTP, children started and
+stopped by pid, always reaped, and named with their last log lines when they die.
+
+- :func:`free_port` — a loopback TCP port nothing listens on right now.
+- :class:`Child` — a child process in its own session with its output in a log file; ``stop()`` sends
+  SIGTERM to its whole process group, waits, then SIGKILL, and always reaps it (no ``ResourceWarning``).
+- :func:`wait_http` — poll a URL until it answers below 500, failing fast (with the child's last log
+  lines) when the child dies first.
+- :func:`alive`, :func:`stop_pid` — the same for a process known only by its pid (a pid file, a
+  consortium description), reaping it when it is our child.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import requests
+
+#: Children started through :class:`Child` and not yet reaped, by pid (reaped at exit whatever happens).
+_LIVE: dict[int, Child] = {}
+
+
+class ChildDied(RuntimeError):
+    """A child process exited while we waited for it; the message names it and holds its last log lines."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that nothing listens on right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct free ports (all held open while picking, so none repeats)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((host, 0))
+            socks.append(s)
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def tail(path: Path | None, lines: int = 20) -> str:
+    """The last ``lines`` lines of a log file ('' when there is none)."""
+    if path is None:
+        return ""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 64 * 1024))
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class Child:
+    """A child process in a session of its own, its stdout and stderr appended to ``log`` (or, without one,
+    inherited from us; ``quiet`` discards them).  ``own_log`` names a log file the child writes itself
+    (gunicorn's ``--error-logfile``): its last lines are what :meth:`died` shows."""
+
+    def __init__(self, name: str, argv: Sequence[str], *, log: Path | None = None, quiet: bool = False,
+                 own_log: Path | None = None, cwd: str | Path | None = None,
+                 env: Mapping[str, str] | None = None) -> None:
+        self.name = name
+        self.log = own_log or log
+        out: Any = open(log, "ab") if log is not None else (subprocess.DEVNULL if quiet else None)  # noqa: SIM115
+        try:
+            self.proc: subprocess.Popen[bytes] = subprocess.Popen(
+                list(argv), cwd=cwd, env=dict(env) if env is not None else None, stdin=subprocess.DEVNULL,
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        finally:
+            if log is not None:
+                out.close()
+        _LIVE[self.proc.pid] = self
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def died(self) -> ChildDied:
+        """The error that says this child exited, with its status and last log lines."""
+        code = self.proc.poll()
+        how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with status {code}"
+        last = tail(self.log)
+        return ChildDied(f"{self.name} {how}" + (f"; last lines of {self.log}:\n{last}" if last else ""))
+
+    def stop(self, timeout: float = 15.0, *, kill: bool = False) -> int | None:
+        """SIGTERM (or SIGKILL) to the child's process group, wait up to ``timeout``, SIGKILL, reap."""
+        if self.proc.poll() is None:
+            _signal_group(self.proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                _signal_group(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        else:  # the leader is gone; its group may not be
+            _signal_group(self.proc.pid, signal.SIGKILL)
+        _LIVE.pop(self.proc.pid, None)
+        return self.proc.returncode
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def wait_http(url: str, child: Child | None = None, *, timeout: float = 30.0, interval: float = 0.1) -> None:
+    """Poll ``url`` until it answers with a status below 500; :class:`ChildDied` if ``child`` exits first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if child is not None and not child.running():
+            raise child.died()
+        try:
+            if requests.get(url, timeout=1).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            last = tail(child.log) if child is not None else ""
+            raise TimeoutError(f"{url} did not answer within {timeout:.0f} s" + (f"; last log lines:\n{last}"
+                                                                                if last else ""))
+        time.sleep(interval)
+
+
+def alive(pid: int | None) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    if not pid:
+        return False
+    child = _LIVE.get(pid)
+    if child is not None:
+        return child.running()
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def stop_pid(pid: int | None, *, timeout: float = 15.0, kill: bool = False) -> bool:
+    """Stop process ``pid`` (SIGTERM then SIGKILL after ``timeout``); True once it is gone (and reaped)."""
+    if not pid:
+        return True
+    child = _LIVE.get(pid)
+    if child is not None:
+        child.stop(timeout, kill=kill)
+        return True
+    if not alive(pid):
+        _reap(pid)
+        return True
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
+    if _wait_gone(pid, timeout):
+        return True
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    return _wait_gone(pid, 10)
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _reap(pid)
+        if not alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Whatever happened, no child of ours outlives us or is left unreaped."""
+    for child in list(_LIVE.values()):
+        with contextlib.suppress(Exception):
+            child.stop(5)
