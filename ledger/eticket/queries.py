@@ -8,7 +8,8 @@ from typing import Any
 from ledger.core.statemachine import TxContext
 from ledger.core.transaction import Transaction
 from ledger.eticket.machine import EticketMachine
-from ledger.eticket.recommend import in_alarm, load_rate_bp, pct_text, recommend, room_l
+from ledger.eticket.recommend import in_alarm, pct_text, recommend
+from ledger.eticket.record_json import site_json, time_text, violation_json
 from ledger.eticket.records import Company, Driver, Penalty, Permit, Project, Site, Ticket, Truck, Violation
 from ledger.eticket.units import fen_text, iso, litres, location_json, m3_text, median
 
@@ -24,10 +25,6 @@ HISTORY_KINDS = (
     "violation",
     "penalty",
 )
-
-
-def _t(seconds: int | None) -> str | None:
-    return None if seconds is None else iso(seconds)
 
 
 def _get(m: EticketMachine, kind: str, key: str) -> Any:
@@ -58,17 +55,17 @@ def ticket(m: EticketMachine, ticket_id: str) -> dict[str, Any] | None:
         "issued_at": iso(t.issued_at),
         "valid_until": iso(t.valid_until),
         "expected_minutes": t.expected_s // 60,
-        "departed_at": _t(t.departed_at),
+        "departed_at": time_text(t.departed_at),
         "exit_gate": t.exit_gate,
         "exit_photo": t.exit_photo,
-        "received_at": _t(t.received_at),
+        "received_at": time_text(t.received_at),
         "receipt_gate": t.receipt_gate,
         "measured_m3": None if t.measured_l is None else m3_text(t.measured_l),
         "weight_t": None if t.weight_kg is None else m3_text(t.weight_kg),
         "discrepancy": t.discrepancy,
         "closed_reason": t.closed_reason,
         "last_position": location_json(t.last_lat, t.last_lon),
-        "last_position_at": _t(t.last_t),
+        "last_position_at": time_text(t.last_t),
         "gps_points": t.points,
         "max_speed_kmh": f"{t.max_speed_dkmh // 10}.{t.max_speed_dkmh % 10}",
         "flags": list(t.flags),
@@ -99,7 +96,7 @@ def permit(m: EticketMachine, permit_id: str) -> dict[str, Any] | None:
         "valid_from": iso(p.valid_from),
         "valid_to": iso(p.valid_to),
         "applied_at": iso(p.applied_at),
-        "decided_at": _t(p.decided_at),
+        "decided_at": time_text(p.decided_at),
         "approval_seconds": p.approval_s,
         "closed_reason": p.closed_reason,
         "route": [location_json(lat, lon) for lat, lon in p.route],
@@ -107,7 +104,7 @@ def permit(m: EticketMachine, permit_id: str) -> dict[str, Any] | None:
             {
                 "department": dept,
                 "decision": decided[dept].decision if dept in decided else "pending",
-                "time": _t(decided[dept].time) if dept in decided else None,
+                "time": time_text(decided[dept].time) if dept in decided else None,
                 "reason": decided[dept].reason if dept in decided else None,
                 "actor": decided[dept].actor if dept in decided else None,
             }
@@ -156,7 +153,7 @@ def truck(m: EticketMachine, truck_id: str, *, at: int | None = None) -> dict[st
         "terminal_id": tr.terminal_id,
         "credit": tr.credit,
         "suspended": until > now,
-        "suspended_until": _t(until) if until else None,
+        "suspended_until": time_text(until) if until else None,
         "open_ticket": m.state.departed_by_truck.get(truck_id),
         "tickets": len(m.state.tickets_by.get(f"truck:{truck_id}", [])),
     }
@@ -181,32 +178,12 @@ def truck_by_plate(m: EticketMachine, plate: str) -> dict[str, Any] | None:
 def site(m: EticketMachine, site_id: str) -> dict[str, Any] | None:
     """A disposal site with its load rate (负荷率), alarm and room."""
     s: Site | None = _get(m, "site", site_id)
-    return None if s is None else _site_json(s)
-
-
-def _site_json(s: Site) -> dict[str, Any]:
-    return {
-        "site_id": s.site_id,
-        "name": s.name,
-        "kind": s.kind,
-        "location": location_json(s.lat, s.lon),
-        "capacity_m3": m3_text(s.capacity_l),
-        "load_m3": m3_text(s.load_l),
-        "pending_m3": m3_text(s.pending_l),
-        "received_m3": m3_text(s.received_l),
-        "receipts": s.receipts,
-        "room_m3": m3_text(room_l(s)),
-        "load_rate_pct": pct_text(load_rate_bp(s)),
-        "alarm_threshold_pct": s.alarm_pct,
-        "alarm": in_alarm(s),
-        "town": s.town,
-        "operator_org_id": s.operator_org_id,
-    }
+    return None if s is None else site_json(s)
 
 
 def sites(m: EticketMachine) -> list[dict[str, Any]]:
     """Every disposal site in id order (the load-rate board)."""
-    return [_site_json(s) for s in m.state.records("site")]
+    return [site_json(s) for s in m.state.records("site")]
 
 
 def recommend_sites(
@@ -224,37 +201,6 @@ def recommend_sites(
         return []
     vol = litres(volume_m3, what="volume_m3")
     return recommend(m.state.records("site"), (pr.lat, pr.lon), vol, exclude=exclude, kinds=kinds, limit=limit)
-
-
-def _violation_json(v: Violation) -> dict[str, Any]:
-    end = v.resolved_at if v.resolved_at is not None else v.dismissed_at
-    return {
-        "violation_id": v.violation_id,
-        "type": v.type,
-        "source": v.source,
-        "state": v.state,
-        "reported_at": iso(v.reported_at),
-        "location": location_json(v.lat, v.lon),
-        "evidence": list(v.evidence),
-        "ticket_id": v.ticket_id,
-        "truck_id": v.truck_id,
-        "plate": v.plate,
-        "company_id": v.company_id,
-        "driver_id": v.driver_id,
-        "project_id": v.project_id,
-        "site_id": v.site_id,
-        "town": v.town,
-        "description": v.description,
-        "confirmed_at": _t(v.confirmed_at),
-        "dismissed_at": _t(v.dismissed_at),
-        "dispatched_at": _t(v.dispatched_at),
-        "centre": v.centre,
-        "resolved_at": _t(v.resolved_at),
-        "result": v.result,
-        "note": v.note,
-        "penalty_ids": list(v.penalty_ids),
-        "handling_seconds": None if end is None else end - v.reported_at,
-    }
 
 
 def violations(
@@ -295,13 +241,13 @@ def violations(
         and (until is None or v.reported_at < until)
     ]
     found.sort(key=lambda v: (-v.reported_at, v.violation_id))
-    return [_violation_json(v) for v in found[offset : offset + limit]]
+    return [violation_json(v) for v in found[offset : offset + limit]]
 
 
 def violation(m: EticketMachine, violation_id: str) -> dict[str, Any] | None:
     """One violation, or None."""
     v: Violation | None = _get(m, "violation", violation_id)
-    return None if v is None else _violation_json(v)
+    return None if v is None else violation_json(v)
 
 
 def penalties(
@@ -329,7 +275,7 @@ def penalties(
             "amount_yuan": fen_text(p.amount_fen),
             "measures": [{"kind": k, "days": d or None} for k, d in p.measures],
             "time": iso(p.time),
-            "suspended_until": _t(p.suspended_until),
+            "suspended_until": time_text(p.suspended_until),
             "credit_points": p.credit_points,
             "decision_no": p.decision_no,
         }
@@ -429,11 +375,11 @@ def on_the_road(m: EticketMachine, *, limit: int = 1000) -> list[dict[str, Any]]
                 "project_id": t.project_id,
                 "site_id": t.site_id,
                 "volume_m3": m3_text(t.volume_l),
-                "departed_at": _t(t.departed_at),
-                "due_at": _t(due),
+                "departed_at": time_text(t.departed_at),
+                "due_at": time_text(due),
                 "overdue": due is not None and m.now > due,
                 "last_position": location_json(t.last_lat, t.last_lon),
-                "last_position_at": _t(t.last_t),
+                "last_position_at": time_text(t.last_t),
                 "flags": list(t.flags),
             }
         )
@@ -468,7 +414,7 @@ def live_counts(m: EticketMachine, since: int) -> dict[str, Any]:
             open_by_state[v.state] += 1
     return {
         "since": iso(since),
-        "as_of": _t(m.now) if m.now else None,
+        "as_of": time_text(m.now) if m.now else None,
         "tickets_since": tickets_since,
         "on_the_road": len(m.state.open_departed),
         "open_violations": sum(open_by_state.values()),

@@ -10,7 +10,7 @@ import multiprocessing as mp
 import os
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,70 +24,9 @@ from ledger.core.transaction import TX_CONTEXT, split_leaf
 from ledger.core.tree import CompactRange, hash_leaf, root_from_hashes
 from ledger.errors import LedgerError, StoreError
 from ledger.store import schema
-from ledger.store.ledger_store import SIGNATURE_CODES, LedgerStore, make_engine
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing found wrong, pinned to a block (and transaction, when there is one)."""
-
-    kind: str
-    height: int
-    message: str
-    position: int | None = None
-    tx_id: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "height": self.height,
-            "position": self.position,
-            "tx_id": self.tx_id,
-            "message": self.message,
-        }
-
-
-@dataclass
-class Report:
-    """What ``verify_chain`` found; ``ok`` only when every check held."""
-
-    blocks: int = 0
-    transactions: int = 0
-    head: str | None = None
-    log_root: str | None = None
-    problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    @property
-    def first(self) -> Problem | None:
-        return min(self.problems, key=_rank) if self.problems else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "blocks": self.blocks,
-            "transactions": self.transactions,
-            "head": self.head,
-            "log_root": self.log_root,
-            "first_problem": None if self.first is None else self.first.to_dict(),
-            "problems": [p.to_dict() for p in self.problems],
-        }
-
-
-#: Problems with a block's header itself; within a block they come before the
-#: transaction problems they cause (a changed tx_count puts every row "out of place").
-_HEADER_KINDS = frozenset({"genesis", "missing_block", "link", "certificate", "header_hash"})
-
-
-def _rank(p: Problem) -> tuple[int, int, int]:
-    """Order of problems: by block; in a block header problems, then transactions in
-    order, then what follows from them (roots, flags digest, counts, log head)."""
-    tier = 0 if p.kind in _HEADER_KINDS else (1 if p.position is not None else 2)
-    return (p.height, tier, -1 if p.position is None else p.position)
-
+from ledger.store.engine import make_engine
+from ledger.store.ledger_store import SIGNATURE_CODES, LedgerStore
+from ledger.verify.report import HEADER_KINDS, Problem, Report, rank
 
 # -- worker side -------------------------------------------------------------
 
@@ -441,7 +380,7 @@ def verify_chain(
                 break
     # The stored hash column (which SQL users of the database look blocks up by) must be the header's hash.
     # A header whose fields were changed already fails its certificate; this catches the column alone.
-    changed = {p.height for p in report.problems if p.kind in _HEADER_KINDS}
+    changed = {p.height for p in report.problems if p.kind in HEADER_KINDS}
     for h in headers:
         stored = stored_hashes.get(h.height)
         if stored is not None and stored != h.hash and h.height not in changed:
@@ -449,7 +388,7 @@ def verify_chain(
                                            f"{stored[:16]}… is not the hash of its header {h.hash[:16]}…"))
     report.head = headers[-1].hash if headers else None
     report.log_root = rng.root().hex()
-    report.problems.sort(key=_rank)
+    report.problems.sort(key=rank)
     return report
 
 

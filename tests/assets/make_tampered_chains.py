@@ -35,8 +35,9 @@ from ledger.core.genesis import DEPARTMENTS
 from ledger.core.transaction import Transaction
 from ledger.core.tree import CompactRange
 from ledger.store import schema
+from ledger.store.engine import make_engine
 from ledger.store.keyfiles import write_consortium
-from ledger.store.ledger_store import LedgerStore, make_engine
+from ledger.store.ledger_store import LedgerStore
 from ledger.testing import CST, Throwaway, iso, next_block
 
 HERE = Path(__file__).resolve().parent

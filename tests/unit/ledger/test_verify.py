@@ -18,7 +18,8 @@ from ledger_assets import ASSETS, load_tamper_module
 from ledger.store.keyfiles import read_consortium, write_consortium
 from ledger.store.ledger_store import LedgerStore
 from ledger.testing import build_chain, throwaway_consortium
-from ledger.verify.chain import Problem, Report, verify_chain
+from ledger.verify.chain import verify_chain
+from ledger.verify.report import Problem, Report
 
 LEDGER = str(Path(sys.executable).with_name("ledger"))
 TAMPERS = {x.name: x for x in load_tamper_module().TAMPERS}
