@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ledger.core.block import Block, BlockHeader
-from ledger.core.consortium import Consortium
+from ledger.core.consortium import DEPARTMENTS, Consortium, new_consortium
 from ledger.core.crypto import PrivateKey
-from ledger.core.genesis import DEPARTMENTS, new_consortium
 from ledger.core.times import CHINA_TZ, iso
 from ledger.core.transaction import Transaction
 from ledger.core.tree import CompactRange

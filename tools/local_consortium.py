@@ -14,8 +14,7 @@ from typing import Any
 import requests
 
 from consortium_nodes.errors import ConfigError, NodeError
-from ledger.core.consortium import Consortium
-from ledger.core.genesis import new_consortium
+from ledger.core.consortium import Consortium, new_consortium
 from ledger.eticket import default_parameters as eticket_defaults
 from ledger.store.keyfiles import read_consortium, write_consortium, write_keys
 from tools.proc import Child, alive, free_port, stop_pid, tail

@@ -8,25 +8,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ledger.core.consortium import Consortium
-from ledger.core.statemachine import NullStateMachine, StateMachine
 from ledger.errors import ConsortiumError
+from ledger.machines import MachineFactory, machine_factory
 from ledger.store.keyfiles import read_consortium
-from ledger.verify.audit import MachineFactory, audit_nodes
+from ledger.verify.audit import audit_nodes
 
 
 def _machine_factory(name: str) -> MachineFactory | None:
-    if name == "none":
-        return None
-    if name == "null":
-        return lambda _c: NullStateMachine()
-
-    def eticket(c: Consortium) -> StateMachine:
-        from ledger.eticket import EticketMachine
-
-        return EticketMachine.from_consortium(c)
-
-    return eticket
+    """The factory of the rules to re-execute the chains with, or None for ``none`` (signatures and links only)."""
+    return None if name == "none" else machine_factory(name)
 
 
 def _node_dbs(desc_path: Path) -> tuple[dict[str, str], str, str]:

@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ledger.core import checkpoint as cp
-from ledger.core.consortium import Consortium
+from ledger.core.consortium import Consortium, new_consortium
 from ledger.core.crypto import PrivateKey
-from ledger.core.genesis import new_consortium
 from ledger.errors import ConsortiumError, LedgerError
 from ledger.store.demo_chain import build_chain
 from ledger.store.keyfiles import read_consortium, read_private_key, write_consortium, write_keys

@@ -1,4 +1,4 @@
-"""The consortium (genesis) file: members, their keys and roles, the policy and parameters."""
+"""The consortium (genesis) document: members, their keys and roles, the policy and parameters; new consortia."""
 
 from __future__ import annotations
 
@@ -221,3 +221,32 @@ def create(
         policy={k: list(v) for k, v in (policy or DEFAULT_POLICY).items()},
     )
     return consortium, keys
+
+
+#: The four approving departments of the load model, as node members.
+DEPARTMENTS: tuple[tuple[str, str], ...] = (
+    ("chengguan", "城市管理局"),
+    ("zhujian", "住房和城乡建设委员会"),
+    ("jiaotong", "交通运输局"),
+    ("shengtai", "生态环境局"),
+)
+
+#: The member whose key the ticket API signs with.
+GATEWAY = MemberSpec(name="gateway", org="治理中心接口服务", roles=("gateway",))
+
+
+def department_members(nodes: int) -> list[MemberSpec]:
+    """``nodes`` node members (城管, 住建, 交通, 生态环境, then ``nodeN``) that also approve, and the gateway."""
+    specs = []
+    for i in range(nodes):
+        n, org = DEPARTMENTS[i] if i < len(DEPARTMENTS) else (f"node{i}", f"成员单位{i}")
+        specs.append(MemberSpec(name=n, org=org, roles=("node", "approver")))
+    return [*specs, GATEWAY]
+
+
+def new_consortium(
+    *, nodes: int = 4, parameters: Mapping[str, Any] | None = None, name: str = "test-chain"
+) -> tuple[Consortium, dict[str, PrivateKey]]:
+    """A consortium of :func:`department_members` with a fresh key each."""
+    return create(name=name, origin=f"muck-ledger.example/{name}", members=department_members(nodes),
+                  parameters=parameters)

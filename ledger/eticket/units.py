@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
+from ledger.core.times import CHINA_TZ, iso_epoch
 from ledger.eticket.errors import PayloadError
 
-CHINA_TZ = timezone(timedelta(hours=8))
 # the same format as ledger.core.transaction.parse_time (ISO 8601 with a mandatory offset)
 _TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$")
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
@@ -103,9 +103,8 @@ def epoch_of(dt: datetime) -> int:
     return int(dt.timestamp() // 1)
 
 
-def iso(seconds: int) -> str:
-    """Epoch seconds → ISO 8601 in China time (+08:00)."""
-    return datetime.fromtimestamp(seconds, tz=UTC).astimezone(CHINA_TZ).isoformat()
+#: Epoch seconds → ISO 8601 in China time (+08:00).
+iso = iso_epoch
 
 
 def compact_local(seconds: int) -> str:

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Generator, Mapping
 from typing import Any
 
 import sqlalchemy as sa
 
 from ledger.core import checkpoint as cp
 from ledger.core.consortium import Consortium
-from ledger.core.statemachine import StateMachine
 from ledger.core.tree import hash_leaf, verify_consistency_hashes
 from ledger.errors import LedgerError
+from ledger.machines import MachineFactory
 from ledger.store import schema
 from ledger.store.ledger_store import LedgerStore
 from ledger.verify.chain import verify_chain
 from ledger.verify.replay import replay
-
-MachineFactory = Callable[[Consortium], StateMachine]
 
 
 def check_kept_checkpoint(store: LedgerStore, consortium: Consortium, note: str) -> dict[str, Any]:

@@ -29,9 +29,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from ledger.core.block import VALID
-from ledger.core.consortium import Consortium, Member
+from ledger.core.consortium import DEPARTMENTS, Consortium, Member
 from ledger.core.crypto import ED25519, PrivateKey
-from ledger.core.genesis import DEPARTMENTS
 from ledger.core.transaction import Transaction
 from ledger.core.tree import CompactRange
 from ledger.store import schema
