@@ -430,3 +430,13 @@ def test_demo_cli_plays_the_whole_story(stack: Stack, tmp_path: Path) -> None:  
     assert lines["disposal receipt"].startswith("accepted=True")
     assert lines["audit"] == "ok=True"
     assert [p.suffix for p in tmp_path.iterdir()] == [".png"]
+
+
+def test_the_stack_has_its_own_gunicorn_control_socket(stack: Stack) -> None:  # noqa: F811
+    """The served API's gunicorn listens on a control socket in the stack's own directory, so two stacks on one
+    machine (two pytest workers, or a test beside a person's scripts/serve) never share gunicorn's default."""
+    import stat
+
+    ctl = stack.var / "gunicorn.ctl"
+    assert ctl.exists() and stat.S_ISSOCK(ctl.stat().st_mode)
+    assert ctl.stat().st_mode & 0o077 == 0

@@ -1,0 +1,92 @@
+"""``tools.proc``, the process helper every launcher and fixture uses: real child processes, no mocks."""
+
+from __future__ import annotations
+
+import gc
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tools import proc
+from tools.serve import control_socket_args
+
+
+def test_free_ports_are_free_and_distinct() -> None:
+    """free_ports hands out distinct ports that can be bound right away."""
+    ports = proc.free_ports(5)
+    assert len(set(ports)) == 5
+    for p in [*ports, proc.free_port()]:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", p))
+
+
+def test_a_child_that_dies_is_named_with_its_last_log_lines(tmp_path: Path) -> None:
+    """Waiting for a child that exits fails at once with its name, its status and the end of its log."""
+    code = "import sys\nfor i in range(30): print('line', i)\nsys.exit(3)"
+    child = proc.Child("the flaky server", [sys.executable, "-c", code], log=tmp_path / "out.log")
+    t0 = time.monotonic()
+    with pytest.raises(proc.ChildDied) as info:
+        proc.wait_http(f"http://127.0.0.1:{proc.free_port()}/health", child, timeout=30)
+    assert time.monotonic() - t0 < 10
+    msg = str(info.value)
+    assert "the flaky server exited with status 3" in msg
+    assert "line 29" in msg and "line 5\n" not in msg  # the last lines, not the whole log
+    child.stop()
+
+
+def test_stop_reaps_the_child_and_its_group(tmp_path: Path) -> None:
+    """stop() ends the child and the processes it started (its process group) and reaps it: no zombie, no
+    'subprocess is still running' ResourceWarning (the suite turns warnings into errors)."""
+    pidfile = tmp_path / "grandchild.pid"
+    code = ("import subprocess, sys, time\n"
+            f"p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
+            f"open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
+            "time.sleep(300)\n")
+    child = proc.Child("a parent", [sys.executable, "-c", code], quiet=True)
+    deadline = time.monotonic() + 20
+    while not pidfile.exists() or not pidfile.read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    grandchild = int(pidfile.read_text())
+    assert proc.alive(child.pid) and proc.alive(grandchild)
+    child.stop(5)
+    assert child.proc.returncode is not None
+    assert not proc.alive(child.pid)
+    deadline = time.monotonic() + 10
+    while proc.alive(grandchild):
+        assert time.monotonic() < deadline, "the grandchild outlived stop()"
+        time.sleep(0.05)
+    del child
+    gc.collect()
+
+
+def test_stop_pid_stops_a_process_known_by_pid_only(tmp_path: Path) -> None:
+    """stop_pid stops and reaps a process started elsewhere (a pid from a description file)."""
+    child = proc.Child("sleeper", [sys.executable, "-c", "import time; time.sleep(300)"], quiet=True)
+    assert proc.stop_pid(child.pid, timeout=5)
+    assert not proc.alive(child.pid)
+    assert proc.stop_pid(None) and proc.stop_pid(child.pid)  # nothing to stop is fine
+
+
+def test_alive_is_false_for_a_zombie() -> None:
+    """A child that exited but was not reaped yet does not count as running."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    deadline = time.monotonic() + 10
+    while proc.alive(pid):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.waitpid(pid, 0)
+
+
+def test_each_stack_has_its_own_gunicorn_control_socket(tmp_path: Path) -> None:
+    """A served stack puts gunicorn's control socket in its own directory (gunicorn's default is one path for
+    the whole machine, ~/.gunicorn/gunicorn.ctl, which two stacks would share); none when the path is too
+    long for a Unix socket."""
+    assert control_socket_args(tmp_path) == ["--control-socket", str(tmp_path / "gunicorn.ctl")]
+    assert control_socket_args(tmp_path / ("x" * 120)) == ["--no-control-socket"]
