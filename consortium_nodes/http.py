@@ -11,12 +11,7 @@ from consortium_nodes.ordering import Batch
 from consortium_nodes.solo import SoloOrderer
 from ledger.core import checkpoint as cp
 from ledger.errors import LedgerError, ProofError
-
-_STATUS = {
-    "malformed": 400, "oversize_payload": 413, "bad_signature": 400, "unknown_signer": 403,
-    "forbidden": 403, "not_found": 404, "bad_proof_request": 400, "not_ready": 503,
-    "checkpoint_mismatch": 409, "bad_checkpoint": 400,
-}
+from ledger.reasons import node_status_of
 
 
 def _arg_int(name: str, default: int | None = None) -> int | None:
@@ -44,8 +39,8 @@ def create_app(node: Node, *, solo: SoloOrderer | None = None) -> Flask:
 
     @app.errorhandler(LedgerError)
     def _ledger_error(exc: LedgerError) -> tuple[Response, int]:
-        return jsonify({"error": {"code": exc.reason, "message": exc.message}, "reason": exc.reason}), _STATUS.get(
-            exc.reason, 400
+        return jsonify({"error": {"code": exc.reason, "message": exc.message}, "reason": exc.reason}), node_status_of(
+            exc.reason
         )
 
     @app.errorhandler(404)
@@ -81,8 +76,8 @@ def create_app(node: Node, *, solo: SoloOrderer | None = None) -> Flask:
             return jsonify({"results": [r.to_dict() for r in results]}), 200
         r = results[0]
         if r.status == "rejected":
-            return jsonify({**r.to_dict(), "error": {"code": r.reason, "message": r.message}}), _STATUS.get(
-                r.reason or "", 400
+            return jsonify({**r.to_dict(), "error": {"code": r.reason, "message": r.message}}), node_status_of(
+                r.reason or ""
             )
         wait = _arg_float("wait", 0.0, 30.0)
         if wait > 0 and r.tx_id:

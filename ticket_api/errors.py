@@ -10,7 +10,8 @@ and the gate endpoints (blueprints listed in ``GATE_BLUEPRINTS``) answer::
 
 Ledger errors (:class:`ledger.errors.LedgerError`), QR ticket errors
 (:class:`ledger.qrticket.ticket.TicketError`) and business-rule errors from other
-packages are mapped by their ``reason`` attribute through ``REASON_STATUS``.
+packages are mapped by their ``reason`` attribute through the registry of reason codes
+(:mod:`ledger.reasons`: status and messages; ``REASON_STATUS`` is its status view).
 Anything unexpected is a 500 ``internal`` whose traceback goes to the log with
 the request id, never to the client.
 """
@@ -26,6 +27,7 @@ from marshmallow import ValidationError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
+from ledger import reasons
 from ledger.errors import LedgerError
 from ticket_api import i18n
 
@@ -33,87 +35,8 @@ log = logging.getLogger("ticket_api.errors")
 
 GATE_BLUEPRINTS = frozenset({"gates"})
 
-# HTTP status of each reason code; unknown reasons of typed errors get 422.
-REASON_STATUS: dict[str, int] = {
-    # gate / ticket refusals
-    "malformed": 400,
-    "bad_signature": 403,
-    "unknown_key": 403,
-    "forbidden": 403,
-    "unknown_ticket": 404,
-    "expired": 422,
-    "not_yet_valid": 422,
-    "wrong_truck": 422,
-    "wrong_site": 403,
-    "not_departed": 409,
-    "already_departed": 409,
-    "already_received": 409,
-    "permit_not_approved": 422,
-    "quota_exceeded": 422,
-    "truck_suspended": 422,
-    "site_full": 422,
-    "not_covered": 422,
-    "wrong_project": 403,
-    # ledger.eticket reason codes (docs/ETICKET.md)
-    "unknown_type": 400,
-    "bad_time": 422,
-    "duplicate_id": 409,
-    "unknown_org": 404,
-    "unknown_project": 404,
-    "unknown_site": 404,
-    "unknown_company": 404,
-    "unknown_truck": 404,
-    "unknown_driver": 404,
-    "unknown_permit": 404,
-    "unknown_violation": 404,
-    "unknown_department": 403,
-    "already_decided": 409,
-    "permit_closed": 409,
-    "truck_retired": 422,
-    "truck_busy": 409,
-    "over_capacity": 422,
-    "driver_suspended": 422,
-    "contractor_suspended": 422,
-    "voided": 409,
-    "uncovered_load": 422,
-    "bad_state": 409,
-    # authentication
-    "unauthenticated": 401,
-    "token_invalid": 401,
-    "token_expired": 401,
-    "token_revoked": 401,
-    "wechat_code_invalid": 401,
-    "not_registered": 403,
-    "wechat_unavailable": 502,
-    # generic HTTP
-    "bad_request": 400,
-    "invalid_request": 422,
-    "not_found": 404,
-    "method_not_allowed": 405,
-    "conflict": 409,
-    "payload_too_large": 413,
-    "unsupported_media_type": 415,
-    "rate_limited": 429,
-    "idempotency_key_reused": 422,
-    "idempotency_in_progress": 409,
-    "internal": 500,
-    "not_implemented": 501,
-    "ledger_unavailable": 503,
-    "ledger_timeout": 503,
-    "database_busy": 503,
-    # ledger.errors
-    "oversize_payload": 413,
-    "unsupported_algorithm": 400,
-    "unknown_signer": 403,
-    "duplicate_tx": 409,
-    "wrong_previous_hash": 409,
-    "invalid_block": 422,
-    "bad_consortium": 500,
-    "bad_proof_request": 400,
-    "bad_checkpoint": 422,
-    "store_error": 503,
-    "ledger_error": 500,
-}
+#: HTTP status of each reason code: a view of the one registry (:mod:`ledger.reasons`).
+REASON_STATUS: Mapping[str, int] = reasons.STATUS
 
 _HTTP_REASON = {
     400: "bad_request",
@@ -161,7 +84,7 @@ class ApiError(Exception):
 
     @property
     def http_status(self) -> int:
-        return self.status or REASON_STATUS.get(self.reason, 400)
+        return self.status or reasons.status_of(self.reason, 400)
 
 
 class BadRequest(ApiError):
@@ -211,8 +134,8 @@ class UpstreamError(ApiError):
 
 
 def status_for(reason: str, default: int = 422) -> int:
-    """HTTP status of a reason code."""
-    return REASON_STATUS.get(reason, default)
+    """HTTP status of a reason code (the registry's; ``default`` for a code it does not know)."""
+    return reasons.status_of(reason, default)
 
 
 def _language() -> str:

@@ -6,7 +6,7 @@ from ledger.errors import LedgerError
 
 
 class EticketError(LedgerError):
-    """Base of the e-ticket errors; ``reason`` is a stable code from :mod:`ledger.eticket.reasons`."""
+    """Base of the e-ticket errors; ``reason`` is a stable code of the registry :mod:`ledger.reasons`."""
 
     reason = "eticket_error"
 

@@ -1,0 +1,181 @@
+"""The one registry of reason codes: for each code its HTTP status and its Chinese and English message.
+
+Every refusal in the project carries a stable ASCII ``reason`` code: the ledger core and its errors
+(:mod:`ledger.errors`), the e-ticket rules (:mod:`ledger.eticket`), the QR ticket format
+(:mod:`ledger.qrticket`), the consortium nodes (``consortium_nodes``) and the Flask API
+(``ticket_api``).  This module is the only place that says what each code means: the API's error
+answers (status and localised message), the nodes' HTTP answers and the e-ticket outcome messages
+all look the code up here.  Pure: no I/O, nothing but data and lookups.
+
+A code that is missing here still works everywhere (callers pass a default status and get the code
+itself as message), but ``tests/unit/ledger/test_reasons.py`` fails until it is added.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+#: The languages of the messages; anything else falls back to the first (Chinese).
+LANGUAGES = ("zh", "en")
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One reason code: ``status`` is the HTTP status of an answer refusing with it, ``zh`` and ``en``
+    its message for people.
+
+    ``node_status`` is the consortium nodes' status where their HTTP interface answers differently
+    from the API (``None``: the nodes answer ``status`` too).
+    """
+
+    code: str
+    status: int
+    zh: str
+    en: str
+    node_status: int | None = None
+
+    def text(self, lang: str = "zh") -> str:
+        """The message in ``lang`` (``"en"``, ``"en-US"``…: English; anything else Chinese)."""
+        return self.en if lang.lower().startswith("en") else self.zh
+
+
+_ALL: tuple[Reason, ...] = (
+    # -- outcome of a transaction the rules accept ------------------------------------------------------
+    Reason("valid", 200, "有效", "The transaction is valid"),
+    # -- the ledger core (ledger.errors): admission, blocks, consortium, store --------------------------
+    Reason("ledger_error", 500, "账本错误", "Ledger error"),
+    Reason("malformed", 400, "数据格式错误，无法识别", "The data is malformed and cannot be read"),
+    Reason("oversize_payload", 413, "交易内容过大", "The transaction payload is too large"),
+    Reason("unsupported_algorithm", 400, "不支持的密码算法", "Unsupported cryptographic algorithm"),
+    Reason("unknown_signer", 403, "签名者未登记", "The signer is not known to the consortium"),
+    # A node answers a transaction whose signature does not verify with 400 (a bad request to it,
+    # pinned by tests/functional/test_consortium_solo.py); the API answers 403 (a forged e-ticket).
+    Reason("bad_signature", 403, "电子渣票签名无效", "The e-ticket signature is not valid", node_status=400),
+    Reason("forbidden", 403, "无权执行此操作", "You are not allowed to do this"),
+    Reason("duplicate_tx", 409, "重复的交易", "Duplicate transaction"),
+    Reason("wrong_previous_hash", 409, "区块链接不一致", "The block does not link to the head"),
+    Reason("invalid_block", 422, "区块无效", "Invalid block"),
+    Reason("bad_consortium", 500, "联盟配置错误", "Consortium configuration error"),
+    Reason("bad_proof_request", 400, "无法生成证明", "The proof cannot be built"),
+    Reason("bad_checkpoint", 422, "检查点无效", "Invalid checkpoint"),
+    Reason("store_error", 503, "存储错误", "Storage error"),
+    Reason("reexecution", 500, "账本重新执行的结果与记录不一致", "The chain does not re-execute to its records"),
+    # -- the e-ticket rules (ledger.eticket; docs/ETICKET.md "Reason codes") ----------------------------
+    Reason("eticket_error", 422, "电子渣票业务规则错误", "E-ticket rule error"),
+    Reason("unknown_type", 400, "未知的交易类型", "unknown transaction type"),
+    Reason("bad_time", 422, "时间无效（晚于区块时间）", "event time is after the block time"),
+    Reason("duplicate_id", 409, "编号已存在", "id already used"),
+    Reason("unknown_org", 404, "单位不存在", "unknown organisation"),
+    Reason("unknown_project", 404, "工程不存在", "unknown project"),
+    Reason("unknown_site", 404, "消纳场不存在", "unknown disposal site"),
+    Reason("unknown_company", 404, "运输企业不存在", "unknown transport company"),
+    Reason("unknown_truck", 404, "车辆不存在", "unknown truck"),
+    Reason("unknown_driver", 404, "驾驶员不存在", "unknown driver"),
+    Reason("unknown_permit", 404, "核准不存在", "unknown permit"),
+    Reason("unknown_ticket", 404, "电子渣票不存在", "No such e-ticket"),
+    Reason("unknown_violation", 404, "事件不存在", "unknown violation"),
+    Reason("unknown_department", 403, "非本核准的审批部门", "department is not an approver of this permit"),
+    Reason("already_decided", 409, "该部门已作出审批决定", "department has already decided"),
+    Reason("permit_closed", 409, "核准已办结", "permit is no longer pending"),
+    Reason("permit_not_approved", 422, "处置核准未通过", "The disposal permit is not approved"),
+    # Permits and tickets both expire: the rules' general text (asserted by the e-ticket tests).
+    Reason("expired", 422, "已过有效期", "The validity period has passed"),
+    Reason("quota_exceeded", 422, "超出核准处置量", "The permit's approved volume is exceeded"),
+    Reason("truck_suspended", 422, "车辆已被暂停运输", "The truck is suspended"),
+    Reason("truck_retired", 422, "车辆已注销", "truck retired"),
+    Reason("truck_busy", 409, "车辆有未完成的运输", "truck has an open trip"),
+    Reason("over_capacity", 422, "超出车辆核定装载量", "volume exceeds truck capacity"),
+    Reason("driver_suspended", 422, "驾驶员已被停止运输资格", "driver suspended"),
+    Reason("contractor_suspended", 422, "施工单位已被暂停处置", "contractor suspended"),
+    Reason("wrong_truck", 422, "车牌与电子渣票不符", "The plate does not match the e-ticket"),
+    Reason("wrong_site", 403, "电子渣票不属于本消纳场", "The e-ticket is not for this disposal site"),
+    Reason("wrong_project", 403, "电子渣票不属于本工地", "The e-ticket is not for this construction site"),
+    Reason("site_full", 422, "消纳场已满", "The disposal site is full"),
+    Reason("voided", 409, "渣票已作废", "ticket voided"),
+    Reason("not_departed", 409, "车辆尚未从工地出场", "The truck has not left the construction site"),
+    Reason("already_departed", 409, "该电子渣票已出场", "The e-ticket has already been used to leave the site"),
+    Reason("already_received", 409, "该电子渣票已消纳", "The load on this e-ticket has already been received"),
+    Reason("uncovered_load", 422, "车辆未密闭覆盖，禁止出场", "load not covered: departure refused"),
+    Reason("bad_state", 409, "当前状态不允许此操作", "not allowed in the current state"),
+    Reason("bad_report_request", 400, "报表的时间段或分组无效", "The report period or grouping is not valid"),
+    # -- the QR e-ticket checked at a gate (ledger.qrticket) ---------------------------------------------
+    Reason("not_yet_valid", 422, "电子渣票尚未生效", "The e-ticket is not valid yet"),
+    Reason("unknown_key", 403, "签发密钥未公布", "The issuer key is not published"),
+    Reason("not_covered", 422, "车辆未密闭覆盖", "The load is not covered"),
+    # -- the consortium nodes (consortium_nodes.errors) --------------------------------------------------
+    Reason("node_error", 500, "节点错误", "Node error"),
+    Reason("not_ready", 503, "节点尚未就绪", "The node is not ready yet"),
+    Reason("diverged", 500, "成员在同一高度签署了不同的区块", "Members signed different blocks at the same height"),
+    Reason("peer_error", 502, "对等节点无法访问或应答异常", "A peer node could not be reached or answered nonsense"),
+    Reason("bad_config", 500, "节点配置错误", "Node configuration error"),
+    Reason("checkpoint_mismatch", 409, "检查点与本节点的账本不一致", "The checkpoint does not match this node's log"),
+    # -- the API: sign-in and tokens ---------------------------------------------------------------------
+    Reason("unauthenticated", 401, "请先登录", "Authentication is required"),
+    Reason("token_invalid", 401, "访问令牌无效", "The access token is not valid"),
+    Reason("token_expired", 401, "访问令牌已过期", "The access token has expired"),
+    Reason("token_revoked", 401, "访问令牌已被吊销", "The access token has been revoked"),
+    Reason("wechat_code_invalid", 401, "微信登录凭证无效或已过期", "The WeChat login code is invalid or expired"),
+    Reason("not_registered", 403, "该微信用户尚未登记", "This WeChat user is not registered"),
+    Reason("wechat_unavailable", 502, "微信服务暂时不可用", "The WeChat service is unavailable"),
+    # -- the API: requests -------------------------------------------------------------------------------
+    Reason("bad_request", 400, "请求无效", "The request is not valid"),
+    Reason("invalid_request", 422, "请求参数有误", "Some request fields are not valid"),
+    Reason("not_found", 404, "资源不存在", "Not found"),
+    Reason("method_not_allowed", 405, "不支持该请求方法", "Method not allowed"),
+    Reason("conflict", 409, "请求与当前状态冲突", "The request conflicts with the current state"),
+    Reason("payload_too_large", 413, "请求内容过大", "The request body is too large"),
+    Reason("unsupported_media_type", 415, "不支持的内容类型", "Unsupported media type"),
+    Reason("rate_limited", 429, "请求过于频繁", "Too many requests"),
+    Reason(
+        "idempotency_key_reused", 422, "幂等键已用于另一请求",
+        "The Idempotency-Key was already used for a different request",
+    ),
+    Reason(
+        "idempotency_in_progress", 409, "相同幂等键的请求正在处理中",
+        "A request with this Idempotency-Key is still in progress",
+    ),
+    Reason("internal", 500, "服务器内部错误", "Internal server error"),
+    Reason("not_implemented", 501, "功能尚未实现", "Not implemented yet"),
+    Reason("ledger_unavailable", 503, "账本服务暂不可用", "The ledger is unavailable"),
+    Reason(
+        "ledger_timeout", 503, "交易已提交，但未在规定时间内完成共识，请稍后查询",
+        "The transaction was submitted but not final in time; check again later",
+    ),
+    Reason("database_busy", 503, "服务繁忙，请稍后重试", "The service is busy, retry shortly"),
+)
+
+#: ``code -> Reason`` for every reason code.
+REASONS: Mapping[str, Reason] = MappingProxyType({r.code: r for r in _ALL})
+
+#: ``code -> HTTP status`` (the API's answer).
+STATUS: Mapping[str, int] = MappingProxyType({r.code: r.status for r in _ALL})
+
+
+def get(code: str) -> Reason | None:
+    """The registry entry of ``code`` (None for a code it does not know)."""
+    return REASONS.get(code)
+
+
+def status_of(code: str, default: int = 422) -> int:
+    """The HTTP status of an answer refusing with ``code`` (``default`` for an unknown code)."""
+    entry = REASONS.get(code)
+    return default if entry is None else entry.status
+
+
+def node_status_of(code: str, default: int = 400) -> int:
+    """The HTTP status a consortium node answers with for ``code`` (``default`` for an unknown code)."""
+    entry = REASONS.get(code)
+    if entry is None:
+        return default
+    return entry.status if entry.node_status is None else entry.node_status
+
+
+def message(code: str, lang: str = "zh", default: str | None = None) -> str:
+    """The message of ``code`` in ``lang`` ("en…": English, else Chinese); ``default`` (else the code
+    itself) for an unknown code."""
+    entry = REASONS.get(code)
+    if entry is None:
+        return code if default is None else default
+    return entry.text(lang)
