@@ -11,7 +11,7 @@ from consortium_nodes.ordering import Batch
 from consortium_nodes.solo import SoloOrderer
 from ledger.core import checkpoint as cp
 from ledger.errors import LedgerError, ProofError
-from ledger.reasons import node_status_of
+from ledger.reasons import status_of
 
 
 def _arg_int(name: str, default: int | None = None) -> int | None:
@@ -39,7 +39,7 @@ def create_app(node: Node, *, solo: SoloOrderer | None = None) -> Flask:
 
     @app.errorhandler(LedgerError)
     def _ledger_error(exc: LedgerError) -> tuple[Response, int]:
-        return jsonify({"error": {"code": exc.reason, "message": exc.message}, "reason": exc.reason}), node_status_of(
+        return jsonify({"error": {"code": exc.reason, "message": exc.message}, "reason": exc.reason}), status_of(
             exc.reason
         )
 
@@ -76,7 +76,7 @@ def create_app(node: Node, *, solo: SoloOrderer | None = None) -> Flask:
             return jsonify({"results": [r.to_dict() for r in results]}), 200
         r = results[0]
         if r.status == "rejected":
-            return jsonify({**r.to_dict(), "error": {"code": r.reason, "message": r.message}}), node_status_of(
+            return jsonify({**r.to_dict(), "error": {"code": r.reason, "message": r.message}}), status_of(
                 r.reason or ""
             )
         wait = _arg_float("wait", 0.0, 30.0)

@@ -24,17 +24,13 @@ LANGUAGES = ("zh", "en")
 @dataclass(frozen=True)
 class Reason:
     """One reason code: ``status`` is the HTTP status of an answer refusing with it, ``zh`` and ``en``
-    its message for people.
-
-    ``node_status`` is the consortium nodes' status where their HTTP interface answers differently
-    from the API (``None``: the nodes answer ``status`` too).
+    its message for people; the API and the consortium nodes answer with the same status.
     """
 
     code: str
     status: int
     zh: str
     en: str
-    node_status: int | None = None
 
     def text(self, lang: str = "zh") -> str:
         """The message in ``lang`` (``"en"``, ``"en-US"``…: English; anything else Chinese)."""
@@ -50,9 +46,7 @@ _ALL: tuple[Reason, ...] = (
     Reason("oversize_payload", 413, "交易内容过大", "The transaction payload is too large"),
     Reason("unsupported_algorithm", 400, "不支持的密码算法", "Unsupported cryptographic algorithm"),
     Reason("unknown_signer", 403, "签名者未登记", "The signer is not known to the consortium"),
-    # A node answers a transaction whose signature does not verify with 400 (a bad request to it,
-    # pinned by tests/functional/test_consortium_solo.py); the API answers 403 (a forged e-ticket).
-    Reason("bad_signature", 403, "电子渣票签名无效", "The e-ticket signature is not valid", node_status=400),
+    Reason("bad_signature", 403, "签名无效", "The signature is not valid"),
     Reason("forbidden", 403, "无权执行此操作", "You are not allowed to do this"),
     Reason("duplicate_tx", 409, "重复的交易", "Duplicate transaction"),
     Reason("wrong_previous_hash", 409, "区块链接不一致", "The block does not link to the head"),
@@ -162,14 +156,6 @@ def status_of(code: str, default: int = 422) -> int:
     """The HTTP status of an answer refusing with ``code`` (``default`` for an unknown code)."""
     entry = REASONS.get(code)
     return default if entry is None else entry.status
-
-
-def node_status_of(code: str, default: int = 400) -> int:
-    """The HTTP status a consortium node answers with for ``code`` (``default`` for an unknown code)."""
-    entry = REASONS.get(code)
-    if entry is None:
-        return default
-    return entry.status if entry.node_status is None else entry.node_status
 
 
 def message(code: str, lang: str = "zh", default: str | None = None) -> str:

@@ -85,14 +85,15 @@ def test_submission_is_idempotent_by_tx_id(local):
 
 
 def test_bad_signature_is_refused_and_nothing_is_written(local):
-    """A transaction with a forged signature gets 400 reason bad_signature and never reaches a block."""
+    """A transaction with a forged signature gets 403 reason bad_signature (as at the API: one registry of
+    reason codes) and never reaches a block."""
     tx = make_tx(_gateway(local), 3).to_dict()
     forged = PrivateKey.generate().sign(b"other")
     import base64
 
     tx["signature"]["value"] = base64.b64encode(forged).decode()
     r = requests.post(_url(local, "zhujian") + "/v1/transactions", json=tx, timeout=10)
-    assert r.status_code == 400 and r.json()["reason"] == "bad_signature"
+    assert r.status_code == 403 and r.json()["reason"] == "bad_signature"
     tx_id = r.json()["tx_id"]
     assert requests.get(_url(local, "zhujian") + f"/v1/transactions/{tx_id}", timeout=5).status_code == 404
 

@@ -235,7 +235,6 @@ def test_each_entry_has_a_status_and_both_texts(code: str) -> None:
     entry = reasons.REASONS[code]
     assert entry.code == code and CODE_RE.match(code)
     assert (entry.status == 200) if code == "valid" else (400 <= entry.status <= 599)
-    assert entry.node_status is None or 400 <= entry.node_status <= 599
     assert entry.zh.strip() and CJK_RE.search(entry.zh)
     assert entry.en.strip() and entry.en.isascii() and not CJK_RE.search(entry.en)
     assert code not in (entry.zh, entry.en) and entry.zh != entry.en
@@ -253,12 +252,11 @@ def test_entries_are_frozen() -> None:
 
 
 def test_lookups() -> None:
-    """``status_of``/``node_status_of`` give the registry status or the caller's default; ``message``
+    """``status_of`` gives the registry status or the caller's default; ``message``
     picks English for any "en…" language, else Chinese, and the default (else the code) when unknown."""
     assert reasons.status_of("unknown_ticket") == 404
     assert reasons.status_of("no_such_code") == 422 and reasons.status_of("no_such_code", 400) == 400
-    assert reasons.node_status_of("no_such_code") == 400
-    assert reasons.node_status_of("not_ready") == reasons.status_of("not_ready") == 503
+    assert reasons.status_of("not_ready") == 503
     assert reasons.message("wrong_truck") == "车牌与电子渣票不符"
     assert reasons.message("wrong_truck", "en-GB") == "The plate does not match the e-ticket"
     assert reasons.message("wrong_truck", "fr") == "车牌与电子渣票不符"
@@ -267,13 +265,11 @@ def test_lookups() -> None:
     assert reasons.get("no_such_code") is None and reasons.get("forbidden") is reasons.REASONS["forbidden"]
 
 
-def test_bad_signature_is_403_at_the_api_and_400_on_a_node() -> None:
-    """The one status the nodes answer differently: a transaction with a bad signature is a bad request
-    to a node (400, pinned by tests/functional/test_consortium_solo.py), a forged e-ticket is forbidden
-    at the API (403); the API does not depend on the node's status (it maps the node's reason)."""
+def test_bad_signature_is_403_at_the_api_and_on_a_node() -> None:
+    """One status per code: a node and the API both answer 403 for a bad signature (the node used to
+    answer 400 while the API answered 403)."""
     assert reasons.status_of("bad_signature") == 403
-    assert reasons.node_status_of("bad_signature") == 400
-    assert [r.code for r in reasons.REASONS.values() if r.node_status is not None] == ["bad_signature"]
+    assert not hasattr(reasons, "node_status_of")
 
 
 def test_the_api_answers_from_the_registry() -> None:
