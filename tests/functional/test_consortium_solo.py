@@ -72,6 +72,14 @@ def test_submission_is_idempotent_by_tx_id(local):
     a = requests.post(
         _url(local, "chengguan") + "/v1/transactions", json=tx.to_dict(), params={"wait": 10}, timeout=20
     )
+    assert a.status_code == 200, a.text
+    # Final means a quorum signed it, not that every node stored it yet: wait until shengtai holds the block.
+    import time
+
+    deadline = time.monotonic() + 30
+    while requests.get(_url(local, "shengtai") + "/status", timeout=5).json()["height"] < a.json()["height"]:
+        assert time.monotonic() < deadline, "shengtai did not store the block in 30 s"
+        time.sleep(0.05)
     b = requests.post(_url(local, "shengtai") + "/v1/transactions", json=tx.to_dict(), timeout=20)
     assert a.status_code == 200 and b.status_code == 202
     assert b.json()["status"] == "known"
