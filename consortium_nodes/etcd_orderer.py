@@ -19,7 +19,9 @@ import requests
 from etcd3gw import exceptions as etcd_exc
 from etcd3gw.client import Etcd3Client
 
-from consortium_nodes.ordering import Batch, OrderingError
+from consortium_nodes.ordering import Batch, BatchesForgottenError, OrderingError
+
+__all__ = ["MAX_BATCH_BYTES", "BatchTooLargeError", "BatchesForgottenError", "EtcdOrderer"]
 
 #: etcd refuses requests larger than ``--max-request-bytes`` (default 1.5 MiB = 1,572,864 bytes, set
 #: explicitly by :mod:`tools.etcd_cluster`).  One append is one request holding the batch
@@ -33,15 +35,6 @@ T = TypeVar("T")
 
 class BatchTooLargeError(OrderingError):
     """The batch's record exceeds :data:`MAX_BATCH_BYTES`; nothing was written."""
-
-
-class BatchesForgottenError(OrderingError):
-    """Batches after ``after`` were already forgotten in etcd; catch up from peers' blocks instead."""
-
-    def __init__(self, message: str, *, after: int, head: int) -> None:
-        super().__init__(message)
-        self.after = after
-        self.head = head
 
 
 def _b64(data: str | bytes) -> str:
@@ -377,6 +370,7 @@ class EtcdOrderer:
                 last_look = True  # one read of etcd before giving up: a stalled watch cannot hide a batch long
                 continue
             if watching:
+                assert known is not None  # read_now is False only while known is set, else it was just set
                 if not self._wait_for_head(known, min(remaining, self.watch_slice), want=after + 1):
                     known = None  # a newer revision without our batch, or no live watch: read etcd
             else:
@@ -508,7 +502,8 @@ class EtcdOrderer:
                         if resp.status_code != 200:
                             raise requests.RequestException(f"watch answered {resp.status_code}")
                         self._watch_response = resp
-                        for line in resp.iter_lines(chunk_size=None):
+                        # chunk_size=None: each line as soon as it arrives (the stubs only know ints)
+                        for line in resp.iter_lines(chunk_size=None):  # type: ignore[call-overload]
                             if self._closed:
                                 break
                             if not line.strip():
