@@ -34,3 +34,27 @@ class ConfigError(NodeError):
 
     reason = "bad_config"
     exit_code = 2
+
+
+class ChainHalted(NodeError):
+    """A failure after which the node must not build more blocks (its store and its state disagree)."""
+
+    reason = "chain_halted"
+
+
+class StoreFailed(ChainHalted):
+    """A block was built (the state machine moved on) but the database did not store it."""
+
+    reason = "store_failed"
+
+
+class StoreTampered(ChainHalted):
+    """The stored chain does not re-execute at start: the database was changed behind the node's back."""
+
+    reason = "store_tampered"
+
+
+class MalformedBatch(NodeError):
+    """An ordered batch no node can build a block from as it is (e.g. a timestamp that is not ISO 8601)."""
+
+    reason = "malformed_batch"

@@ -44,6 +44,15 @@ class OrderingError(Exception):
     """The ordering service cannot be reached or refused the operation."""
 
 
+class BatchesForgottenError(OrderingError):
+    """Batches after ``after`` were already forgotten by the engine; catch up from peers' blocks instead."""
+
+    def __init__(self, message: str, *, after: int, head: int) -> None:
+        super().__init__(message)
+        self.after = after
+        self.head = head
+
+
 class Orderer(Protocol):
     """A total order of batches shared by all nodes.
 

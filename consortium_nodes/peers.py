@@ -7,7 +7,7 @@ import json
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -21,6 +21,23 @@ log = logging.getLogger(__name__)
 def url_path(url: str) -> str:
     """The path part of a base URL without its trailing slash ("" for ``http://host:port``)."""
     return urlsplit(url).path.rstrip("/")
+
+
+class PeerLink(Protocol):
+    """What a node needs of the other members' nodes (:class:`Peers` over HTTP; fakes in tests)."""
+
+    @property
+    def urls(self) -> Mapping[str, str]: ...
+
+    def push_signatures_to(self, name: str, sender: str, items: Sequence[dict[str, Any]]) -> bool: ...
+
+    def signatures(self, name: str, height: int) -> tuple[str, list[HeaderSignature]]: ...
+
+    def blocks(self, name: str, start: int, limit: int = 20) -> list[Block]: ...
+
+    def cosign(self, name: str, note: str) -> str: ...
+
+    def share_checkpoint(self, note: str) -> None: ...
 
 
 class Peers:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.core.consortium import Consortium
+from ledger.core.consortium import Consortium, Member
 from ledger.core.crypto import PrivateKey
 from ledger.core.encoding import b64, canonical, unb64
 from ledger.core.transaction import Transaction, parse_time
@@ -70,7 +70,7 @@ class BlockHeader:
 
     @property
     def signing_message(self) -> bytes:
-        return HEADER_CONTEXT + bytes.fromhex(self.hash)
+        return header_signing_message(self.hash)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> BlockHeader:
@@ -116,6 +116,31 @@ def sign_header(header: BlockHeader, key: PrivateKey) -> HeaderSignature:
     return HeaderSignature(key_id=key.key_id, alg=key.alg, value=key.sign(header.signing_message))
 
 
+def header_signing_message(header_hash: str) -> bytes:
+    """What a node signs for the header whose hex SHA-256 is ``header_hash`` (``ValueError`` if not hex)."""
+    return HEADER_CONTEXT + bytes.fromhex(header_hash)
+
+
+def node_signature_verifies(member: Member | None, sig: HeaderSignature, message: bytes) -> bool:
+    """The one check of a header signature: ``member`` has role ``node``, ``sig`` is in its key's
+    algorithm and verifies with that key over ``message`` (a header's signing message)."""
+    return (
+        member is not None
+        and "node" in member.roles
+        and sig.alg == member.public_key.alg
+        and member.public_key.verify(message, sig.value)
+    )
+
+
+def node_signer(sig: HeaderSignature, message: bytes, consortium: Consortium) -> Member | None:
+    """The node member whose signature ``sig`` over ``message`` is (:func:`node_signature_verifies`), else None."""
+    try:
+        member = consortium.member(sig.key_id)
+    except LedgerError:
+        return None
+    return member if node_signature_verifies(member, sig, message) else None
+
+
 def certificate_signers(
     header: BlockHeader, signatures: Iterable[HeaderSignature], consortium: Consortium
 ) -> list[str]:
@@ -123,16 +148,8 @@ def certificate_signers(
     signers: list[str] = []
     msg = header.signing_message
     for sig in signatures:
-        try:
-            member = consortium.member(sig.key_id)
-        except LedgerError:
-            continue
-        if (
-            "node" in member.roles
-            and sig.alg == member.public_key.alg
-            and member.public_key.verify(msg, sig.value)
-            and member.name not in signers
-        ):
+        member = node_signer(sig, msg, consortium)
+        if member is not None and member.name not in signers:
             signers.append(member.name)
     return signers
 

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ledger.core.block import Block, BlockHeader, HeaderSignature, check_link, make_header
+from ledger.core.block import Block, BlockHeader, HeaderSignature, check_link, make_header, node_signer
 from ledger.core.consortium import Consortium
 from ledger.core.transaction import Transaction
 from ledger.core.tree import CompactRange, MerkleLog, hash_leaf
@@ -404,14 +404,8 @@ class LedgerStore:
         header = self.header(height)
         if header is None:
             raise StoreError(f"no block at height {height}")
-        good: list[HeaderSignature] = []
-        for s in sigs:
-            try:
-                member = consortium.member(s.key_id)
-            except LedgerError:
-                continue
-            if "node" in member.roles and member.public_key.verify(header.signing_message, s.value):
-                good.append(s)
+        msg = header.signing_message
+        good = [s for s in sigs if node_signer(s, msg, consortium) is not None]
         with self._lock, self.engine.begin() as conn:
             before = conn.execute(
                 sa.select(sa.func.count())

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic.util.exc import CommandError
 
 from ledger.core import checkpoint as cp
-from ledger.core.block import BlockHeader, flags_digest
+from ledger.core.block import BlockHeader, HeaderSignature, flags_digest, node_signature_verifies
 from ledger.core.consortium import Consortium, Member
 from ledger.core.crypto import ED25519, verify_raw
 from ledger.core.transaction import TX_CONTEXT, split_leaf
@@ -59,13 +59,7 @@ def _check_certificate(
     bad: list[str] = []
     for key_id, header_hash, alg, value in stored:
         member = members.get(key_id)
-        ok = (
-            member is not None
-            and "node" in member.roles
-            and alg == member.public_key.alg
-            and header_hash == hh
-            and verify_raw(alg, member.public_key.raw, msg, bytes(value))
-        )
+        ok = header_hash == hh and node_signature_verifies(member, HeaderSignature(key_id, alg, bytes(value)), msg)
         if not ok:
             bad.append(key_id if member is None else f"{member.name} ({key_id})")
         elif member is not None and member.name not in signers:

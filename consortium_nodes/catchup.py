@@ -1,0 +1,111 @@
+"""Catching up from peers: certified blocks we miss, and signatures that did not reach us (the syncer)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from consortium_nodes.chain import Chain
+from consortium_nodes.errors import PeerError
+from consortium_nodes.finality import Certificates
+from consortium_nodes.ordering import Orderer, OrderingError
+from consortium_nodes.peers import PeerLink
+from ledger.store.ledger_store import LedgerStore
+
+log = logging.getLogger("consortium_nodes.node")
+
+#: certified blocks asked from a peer at once
+BLOCKS_PER_REQUEST = 20
+#: seconds between the syncer's rounds
+SYNC_TICK = 0.5
+#: heights after the final one whose missing signatures are pulled in one round
+PULL_WINDOW = 20
+#: seconds a stored block waits for pushed signatures before the syncer pulls them (pushed
+#: signatures normally arrive within milliseconds: a peer was down, or restarted and missed our pushes)
+PULL_AFTER = 1.0
+#: final batches the orderer keeps (nodes further behind catch up from peers' blocks) …
+KEEP_BATCHES = 1000
+#: … trimmed every this many seconds
+FORGET_EVERY = 10.0
+#: seconds between the coordinator's periodic checkpoints
+CHECKPOINT_EVERY = 30.0
+
+
+class CatchUp:
+    """Fetches certified blocks from peers, re-executes and stores them (:meth:`Chain.adopt`)."""
+
+    def __init__(self, *, peers: PeerLink, store: LedgerStore, chain: Chain, stop: threading.Event) -> None:
+        self._peers = peers
+        self._store = store
+        self._chain = chain
+        self._stop = stop
+
+    def run(self, *, until: int) -> None:
+        """Adopt blocks up to ``until`` from the first peer that has them; stop when none does."""
+        while self._store.height < until and not self._stop.is_set():
+            start = self._store.height + 1
+            got = False
+            for name in self._peers.urls:
+                try:
+                    blocks = self._peers.blocks(name, start, limit=min(BLOCKS_PER_REQUEST, until - start + 1))
+                except PeerError:
+                    continue
+                for block in blocks:
+                    if block.height != self._store.height + 1:
+                        break
+                    self._chain.adopt(block)
+                    got = True
+                if got:
+                    break
+            if not got:
+                return
+
+
+class Syncer:
+    """Thread body: pull signatures we are missing, trim the orderer, and (on the coordinator, the first
+    node of the consortium) make periodic checkpoints."""
+
+    def __init__(
+        self, *, name: str, peers: PeerLink, certificates: Certificates, orderer: Orderer,
+        checkpoint: Callable[[], None] | None, stop: threading.Event,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._name = name
+        self._peers = peers
+        self._certificates = certificates
+        self._orderer = orderer
+        self._checkpoint = checkpoint
+        self._stop = stop
+        self._monotonic = monotonic
+        self.keep_batches = KEEP_BATCHES
+        self.checkpoint_every = CHECKPOINT_EVERY
+        self.pull_after = PULL_AFTER
+
+    def run(self) -> None:
+        last_forget = last_checkpoint = self._monotonic()
+        while not self._stop.wait(SYNC_TICK):
+            if self._checkpoint is not None and self._monotonic() - last_checkpoint > self.checkpoint_every:
+                last_checkpoint = self._monotonic()
+                self._checkpoint()
+            final = self._certificates.final_height
+            if self._monotonic() - last_forget > FORGET_EVERY and final > self.keep_batches:
+                try:
+                    self._orderer.forget(final - self.keep_batches)
+                except OrderingError as exc:
+                    log.warning("node %s: forget failed: %s", self._name, exc)
+                last_forget = self._monotonic()
+            self.pull_missing()
+
+    def pull_missing(self) -> None:
+        """Ask every peer whose signature we lack for late heights (one round)."""
+        for h in self._certificates.late(PULL_WINDOW, self.pull_after):
+            for name in self._peers.urls:
+                if self._certificates.has_signed(h, name):
+                    continue
+                try:
+                    header_hash, sigs = self._peers.signatures(name, h)
+                except PeerError:
+                    continue
+                self._certificates.accept([(h, header_hash, s) for s in sigs])

@@ -1,0 +1,144 @@
+"""The node's chain: replay at start, blocks built from batches or adopted from peers, signed and stored."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from consortium_nodes.batcher import TxPool
+from consortium_nodes.builder import Built, build_block, build_skipped
+from consortium_nodes.errors import Diverged, MalformedBatch, PeerError, StoreFailed, StoreTampered
+from consortium_nodes.finality import Certificates, Divergences
+from consortium_nodes.health import Health, SkippedBatch
+from consortium_nodes.ordering import Batch
+from consortium_nodes.outbox import SignatureOutbox
+from consortium_nodes.pool import DurablePool
+from consortium_nodes.waiters import StoredTxs
+from ledger.core.block import Block, HeaderSignature, certificate_signers, node_signer, sign_header
+from ledger.core.builder import rebuild
+from ledger.core.consortium import Consortium
+from ledger.core.crypto import PrivateKey
+from ledger.core.statemachine import StateMachine
+from ledger.errors import LedgerError
+from ledger.store.ledger_store import LedgerStore
+
+log = logging.getLogger("consortium_nodes.node")
+
+
+class Chain:
+    """Appends blocks to the store and the state machine.
+
+    ``state_lock`` guards the state machine and the store's head: every block is built (or
+    re-executed), signed and stored under it, and queries read the machine under it.
+    """
+
+    def __init__(
+        self, *, name: str, consortium: Consortium, key: PrivateKey, store: LedgerStore, machine: StateMachine,
+        pool: TxPool, certificates: Certificates, divergences: Divergences, stored_txs: StoredTxs,
+        outbox: SignatureOutbox, health: Health,
+    ) -> None:
+        self._name = name
+        self._consortium = consortium
+        self._key = key
+        self._store = store
+        self._machine = machine
+        self._pool = pool
+        self._certificates = certificates
+        self._divergences = divergences
+        self._stored_txs = stored_txs
+        self._outbox = outbox
+        self._health = health
+        self.state_lock = threading.RLock()
+
+    def replay(self) -> None:
+        """Rebuild the world state from the stored chain, checking every stored block re-executes; a block
+        that does not halts the chain (:class:`StoreTampered`)."""
+        from ledger.verify.replay import replay
+
+        t0 = time.time()
+
+        def seen(block: Block) -> None:
+            self._certificates.replayed(
+                block.height, {self._consortium.member(s.key_id).name for s in block.signatures}
+            )
+
+        with self.state_lock:
+            problem = replay(self._store, self._consortium, self._machine, on_block=seen)
+        if problem is not None:
+            error = StoreTampered(f"{problem.message}: this node's database was changed behind its back")
+            self._health.failed(error.message, error)
+            log.error("node %s: %s", self._name, error.message)
+        self._certificates.advance()
+        log.info("node %s replayed %d blocks in %.2f s", self._name, self._store.height + 1, time.time() - t0)
+
+    def apply_batch(self, batch: Batch) -> None:
+        """Build, sign and store block ``batch.seq``.  A malformed batch becomes an empty block on every
+        node alike (:func:`build_skipped`), recorded in :class:`Health`, and the follower carries on."""
+        with self.state_lock:
+            prev = self._store.head()
+            log_range = self._store.compact_range()
+            built: Built
+            try:
+                built = build_block(
+                    batch=batch, previous=prev, log=log_range, consortium=self._consortium, machine=self._machine,
+                    seen=self._store.known_tx_ids, checked=self._pool.checked_for(batch.txs),
+                )
+            except MalformedBatch as exc:
+                self._health.skipped(SkippedBatch(batch.seq, batch.proposer, exc.reason, exc.message))
+                built = build_skipped(batch=batch, previous=prev, log=log_range, consortium=self._consortium,
+                                      machine=self._machine)
+            self.store_block(built.block, leaf_hashes=built.leaf_hashes)
+        self._pool.built(batch.txs, (tx.tx_id for tx in built.block.transactions))
+
+    def adopt(self, block: Block) -> None:
+        """Store a peer's certified block after re-executing it to the same header."""
+        signers = certificate_signers(block.header, block.signatures, self._consortium)
+        if len(signers) < self._consortium.quorum:
+            raise PeerError(f"block {block.height} from a peer has no quorum certificate")
+        with self.state_lock:
+            prev = self._store.head()
+            built = rebuild(block, prev, self._store.compact_range(), self._consortium, self._machine)
+            if built.block.header != block.header:
+                self._divergences.record(block.height, ",".join(signers), block.header.hash, built.block.header.hash)
+                raise Diverged(f"certified block {block.height} does not re-execute to its header here")
+            msg = block.header.signing_message
+            others = [
+                s for s in block.signatures
+                if s.key_id != self._key.key_id and node_signer(s, msg, self._consortium) is not None
+            ]
+            self.store_block(built.block, extra=others, leaf_hashes=built.leaf_hashes)
+
+    def store_block(
+        self, block: Block, extra: Sequence[HeaderSignature] = (), leaf_hashes: Sequence[bytes] | None = None
+    ) -> None:
+        """Sign ``block`` (built or re-executed here) and store it in one commit together with the peer
+        signatures already held for it and the removal of its transactions from the durable pool;
+        then wake the status waiters and queue our signature for every peer.  Raises
+        :class:`StoreFailed` if the database refuses it (the state machine has moved on: the chain halts)."""
+        own = sign_header(block.header, self._key)
+        h = block.height
+        names = {self._name} | {self._consortium.member(s.key_id).name for s in extra}
+        pooled = self._pool.durable_in(tx.tx_id for tx in block.transactions)
+
+        def drop_from_pool(conn: Any) -> None:
+            DurablePool.remove_in(conn, pooled)
+
+        def commit(sigs: list[HeaderSignature]) -> None:
+            try:
+                self._store.append(
+                    block.with_signatures(sigs), self._consortium, check_signatures=False, header_checked=True,
+                    leaf_hashes=leaf_hashes, also=drop_from_pool if pooled else None,
+                )
+            except LedgerError as exc:
+                error = StoreFailed(f"cannot store block {h}: {exc.message} (database)")
+                self._health.failed(error.message, error)
+                log.critical("node %s: %s", self._name, error.message)
+                raise error from exc
+
+        self._certificates.store_block(block.header, [own, *extra], names, commit)
+        self._pool.stored(pooled)
+        self._stored_txs.stored(block)
+        self._outbox.push({"height": h, "header_hash": block.header.hash, **own.to_dict()})

@@ -1,0 +1,222 @@
+"""Signatures and finality: who signed which header, divergences, the final height and its waiters."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.core.block import BlockHeader, HeaderSignature, header_signing_message, node_signer
+from ledger.core.consortium import Consortium
+from ledger.errors import LedgerError
+from ledger.store.ledger_store import LedgerStore
+
+log = logging.getLogger("consortium_nodes.node")
+
+#: signatures for heights this far beyond our head are dropped, not held (no flood of far-future heights)
+MAX_PENDING_AHEAD = 10_000
+#: header hashes of this many recent heights are kept (signature checks compare without a query)
+HASH_CACHE = 10_000
+
+
+@dataclass(frozen=True)
+class Divergence:
+    height: int
+    member: str
+    their_hash: str
+    our_hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"height": self.height, "member": self.member, "their_hash": self.their_hash, "our_hash": self.our_hash}
+
+
+class Divergences:
+    """Members seen signing a header other than ours, at most once per (height, member)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._lock = threading.Lock()
+        self._items: list[Divergence] = []
+
+    def record(self, height: int, member: str, theirs: str, ours: str) -> None:
+        with self._lock:
+            if any(d.height == height and d.member == member for d in self._items):
+                return
+            self._items.append(Divergence(height, member, theirs, ours))
+        log.error("DIVERGED: member %s signed header %s at height %d; this node (%s) built %s",
+                  member, theirs[:16], height, self._name, ours[:16])
+
+    def list(self) -> list[Divergence]:
+        with self._lock:
+            return list(self._items)
+
+
+class Certificates:
+    """The node members' signatures over our headers, and finality.
+
+    One lock guards it all: signers per height, our header hashes, when each not yet final height
+    was stored, signatures that arrived before our block, the final height and the final waiters
+    (each waits on its own event, set only when its height becomes final).
+    """
+
+    def __init__(
+        self, *, consortium: Consortium, store: LedgerStore, divergences: Divergences,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._consortium = consortium
+        self._store = store
+        self._divergences = divergences
+        self._monotonic = monotonic
+        self._lock = threading.RLock()
+        self._signers: dict[int, set[str]] = {}
+        self._hashes: dict[int, str] = {}
+        self._stored_at: dict[int, float] = {}
+        self._pending: dict[int, list[tuple[str, str, HeaderSignature]]] = {}
+        self._final = -1
+        self._final_waiters: dict[int, list[threading.Event]] = {}
+
+    # -- blocks -------------------------------------------------------------
+    def replayed(self, height: int, signers: set[str]) -> None:
+        """A stored block replayed at start, with the members whose signatures the store holds."""
+        with self._lock:
+            self._signers[height] = signers
+
+    def store_block(
+        self, header: BlockHeader, sigs: Sequence[HeaderSignature], names: set[str],
+        commit: Callable[[list[HeaderSignature]], None],
+    ) -> None:
+        """Store our block through ``commit`` together with ``sigs`` (by ``names``) and the verified
+        signatures that arrived for it earlier; one over another header is a divergence.  Under the
+        lock, so a signature arriving meanwhile is either pending here or finds the block."""
+        h, ours = header.height, header.hash
+        wrong: list[tuple[str, str]] = []
+        with self._lock:
+            all_sigs, names = list(sigs), set(names)
+            for member, theirs, sig in self._pending.pop(h, []):
+                if theirs != ours:
+                    wrong.append((member, theirs))
+                elif member not in names:
+                    names.add(member)
+                    all_sigs.append(sig)
+            commit(all_sigs)
+            self._signers[h] = names
+            self._hashes[h] = ours
+            self._hashes.pop(h - HASH_CACHE, None)
+            self._stored_at[h] = self._monotonic()
+            self._advance()
+        for member, theirs in wrong:
+            self._divergences.record(h, member, theirs, ours)
+
+    # -- signatures -----------------------------------------------------------
+    def accept(self, items: Sequence[tuple[int, str, HeaderSignature]]) -> int:
+        """Verify node signatures over the header hashes they name and keep those over our headers (one
+        commit for all); one over another header at a height we hold is a divergence; one for a block we
+        do not have yet waits for it.  Returns how many were new."""
+        good: list[tuple[str, int, str, HeaderSignature]] = []
+        for height, header_hash, sig in items:
+            try:
+                message = header_signing_message(header_hash)
+            except ValueError:
+                continue
+            member = node_signer(sig, message, self._consortium)
+            if member is not None:
+                good.append((member.name, height, header_hash, sig))
+        if not good:
+            return 0
+        wrong: list[tuple[int, str, str, str]] = []
+        new: list[tuple[str, int, str, HeaderSignature]] = []
+        with self._lock:
+            top = self._store.height
+            for name, height, header_hash, sig in good:
+                signers = self._signers.get(height)
+                if signers is None:
+                    if height <= top + MAX_PENDING_AHEAD:
+                        self._pending.setdefault(height, []).append((name, header_hash, sig))
+                    continue
+                ours = self._hash_of(height)
+                if ours is None:
+                    continue
+                if header_hash != ours:
+                    wrong.append((height, name, header_hash, ours))
+                elif name not in signers and all(n != name or h != height for n, h, _, _ in new):
+                    new.append((name, height, header_hash, sig))
+            if new:
+                try:
+                    self._store.store_signatures([(height, hh, sig) for _, height, hh, sig in new])
+                except LedgerError as exc:
+                    log.warning("cannot store peer signatures: %s", exc.message)
+                    return 0
+                for name, height, _, _ in new:
+                    self._signers[height].add(name)
+                self._advance()
+        for height, name, theirs, ours in wrong:
+            self._divergences.record(height, name, theirs, ours)
+        return len(new)
+
+    def _hash_of(self, height: int) -> str | None:
+        ours = self._hashes.get(height)
+        if ours is None:
+            header = self._store.header(height)
+            ours = None if header is None else header.hash
+        return ours
+
+    def header_hash(self, height: int) -> str | None:
+        """Our header hash at ``height`` (None if we have no block there)."""
+        with self._lock:
+            return self._hash_of(height)
+
+    def has_signed(self, height: int, member: str) -> bool:
+        with self._lock:
+            return member in self._signers.get(height, ())
+
+    def late(self, window: int, pull_after: float) -> list[int]:
+        """Heights after the final one (at most ``window``) stored ``pull_after`` seconds ago or more."""
+        now = self._monotonic()
+        with self._lock:
+            final = self._final
+            for h in [h for h in self._stored_at if h <= final]:
+                del self._stored_at[h]
+            top = self._store.height
+            return [h for h in range(final + 1, min(top, final + window) + 1)
+                    if now - self._stored_at.get(h, 0.0) >= pull_after]
+
+    # -- finality -------------------------------------------------------------
+    @property
+    def final_height(self) -> int:
+        return self._final
+
+    def _advance(self) -> None:
+        h = self._final
+        while len(self._signers.get(h + 1, ())) >= self._consortium.quorum:
+            h += 1
+        if h != self._final:
+            self._final = h
+            for height in [k for k in self._final_waiters if k <= h]:
+                for e in self._final_waiters.pop(height):
+                    e.set()
+
+    def advance(self) -> None:
+        with self._lock:
+            self._advance()
+
+    def wait_final(self, height: int, timeout: float) -> bool:
+        """Wait until block ``height`` is final (True) or ``timeout`` passes (False)."""
+        event = threading.Event()
+        with self._lock:
+            if self._final >= height:
+                return True
+            if timeout <= 0:
+                return False
+            self._final_waiters.setdefault(height, []).append(event)
+        if event.wait(timeout):
+            return True
+        with self._lock:
+            waiting = self._final_waiters.get(height, [])
+            if event in waiting:
+                waiting.remove(event)
+                if not waiting:
+                    del self._final_waiters[height]
+            return self._final >= height

@@ -1,0 +1,126 @@
+"""Reading the node: state queries, transaction statuses (waiting if asked) and provenance exports."""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from consortium_nodes.batcher import TxPool
+from consortium_nodes.checkpoints import Checkpoints, note_size
+from consortium_nodes.finality import Certificates
+from consortium_nodes.waiters import StoredTxs
+from ledger.core.consortium import Consortium
+from ledger.core.statemachine import StateMachine
+from ledger.errors import LedgerError
+from ledger.store.ledger_store import LedgerStore
+
+#: the queries module of state machines that do not name one (``queries_module``)
+QUERY_MODULES = {"EticketMachine": "ledger.eticket.queries"}
+#: transaction ids per database query of :meth:`Queries.status_details`
+STATUS_CHUNK = 500
+
+
+class Queries:
+    """Read-only answers; the state machine is read under the chain's ``state_lock``."""
+
+    def __init__(
+        self, *, consortium: Consortium, machine: StateMachine, state_lock: threading.RLock, store: LedgerStore,
+        pool: TxPool, stored_txs: StoredTxs, certificates: Certificates, checkpoints: Checkpoints,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._consortium = consortium
+        self._machine = machine
+        self._state_lock = state_lock
+        self._store = store
+        self._pool = pool
+        self._stored_txs = stored_txs
+        self._certificates = certificates
+        self._checkpoints = checkpoints
+        self._monotonic = monotonic
+
+    def query(self, name: str, kwargs: Mapping[str, Any]) -> Any:
+        """Run a read-only query of the state machine (``ledger.eticket.queries.<name>``) consistently."""
+        module_name = getattr(self._machine, "queries_module", None) or QUERY_MODULES.get(
+            type(self._machine).__name__
+        )
+        if module_name is None:
+            raise LedgerError("this node's state machine has no queries", reason="not_found")
+        module = importlib.import_module(str(module_name))
+        fn = getattr(module, name, None) if not name.startswith("_") else None
+        if fn is None or getattr(fn, "__module__", None) != module.__name__ or not callable(fn):
+            raise LedgerError(f"no query named {name!r}", reason="not_found")
+        with self._state_lock:
+            try:
+                return fn(self._machine, **kwargs)
+            except TypeError as exc:
+                raise LedgerError(f"bad arguments for query {name}: {exc}", reason="malformed") from exc
+
+    def state_digest(self) -> str:
+        with self._state_lock:
+            return self._machine.digest()
+
+    def tx_status(self, tx_id: str, wait: float = 0.0, *, with_tx: bool = False) -> dict[str, Any]:
+        """Where a transaction is: pending, committed (in a block) or final (certified); ``with_tx`` adds
+        the stored transaction itself (``tx``) once it is in a block."""
+        deadline = self._monotonic() + wait
+        height = self._stored_txs.height(tx_id)
+        if height is None and self._store.known_tx_ids([tx_id]):  # stored before this process started
+            height = -1
+        if height is None and self._stored_txs.wait(tx_id, deadline) is None:
+            return {"tx_id": tx_id, "status": "pending" if self._pool.knows(tx_id) else "unknown"}
+        stored = self._store.get_tx(tx_id)
+        if stored is None:  # pragma: no cover - ledger rows are never deleted
+            return {"tx_id": tx_id, "status": "unknown"}
+        final = self._certificates.wait_final(stored.height, max(0.0, deadline - self._monotonic()))
+        d: dict[str, Any] = {
+            "tx_id": tx_id, "status": "final" if final else "committed", "height": stored.height,
+            "position": stored.position, "index": stored.seq, "code": stored.code,
+        }
+        if final:
+            block_hash = self._certificates.header_hash(stored.height)
+            assert block_hash is not None
+            d["block_hash"] = block_hash
+            d["certificate"] = [s.to_dict() for s in self._store.signatures(stored.height)]
+        if with_tx:
+            d["tx"] = stored.tx.to_dict()
+        return d
+
+    def statuses(self, tx_ids: Sequence[str]) -> dict[str, str]:
+        """final / committed / unknown for many ids at once (one query)."""
+        return {t: d["status"] for t, d in self.status_details(tx_ids).items()}
+
+    def status_details(self, tx_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """``{"status", "code", "height"}`` for many ids at once: final / committed with the block's
+        validation code and height, or unknown (code and height None)."""
+        import sqlalchemy as sa
+
+        from ledger.store import schema
+
+        t = schema.transactions
+        final_height = self._certificates.final_height
+        out: dict[str, dict[str, Any]] = {i: {"status": "unknown", "code": None, "height": None} for i in tx_ids}
+        with self._store.engine.connect() as conn:
+            for i in range(0, len(tx_ids), STATUS_CHUNK):
+                chunk = list(tx_ids[i : i + STATUS_CHUNK])
+                rows = conn.execute(sa.select(t.c.tx_id, t.c.height, t.c.code).where(t.c.tx_id.in_(chunk))).all()
+                for r in rows:
+                    status = "final" if r.height <= final_height else "committed"
+                    out[r.tx_id] = {"status": status, "code": r.code, "height": r.height}
+        return out
+
+    def provenance(self, kind: str, key: str) -> dict[str, Any]:
+        """Everything that happened to one ticket/permit/truck/project, with proofs to a fresh checkpoint."""
+        from ledger.verify.provenance import build_export
+
+        tx_ids = self.query("history", {"kind": kind, "key": key})
+        if not tx_ids:
+            raise LedgerError(f"no records for {kind} {key}", reason="not_found")
+        note = self._checkpoints.latest()
+        newest = max(s.seq for s in (self._store.get_tx(t) for t in tx_ids) if s is not None)
+        if note is None or note_size(note) <= newest:
+            note = self._checkpoints.make()
+        return build_export(store=self._store, consortium=self._consortium, subject={"kind": kind, "id": key},
+                            tx_ids=list(tx_ids), checkpoint_note=note)

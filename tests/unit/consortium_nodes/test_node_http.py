@@ -1,0 +1,67 @@
+"""The node's HTTP routes as a flat table, over a Flask test client of a node wired in memory."""
+
+from __future__ import annotations
+
+from node_fakes import Cluster
+
+from consortium_nodes.http import create_app
+from consortium_nodes.solo import SoloOrderer
+from ledger.testing import make_tx
+
+NODE_RULES = {
+    ("GET", "/status"), ("POST", "/v1/transactions"), ("GET", "/v1/transactions/<tx_id>"),
+    ("POST", "/v1/transactions/status"), ("POST", "/v1/query/<name>"), ("GET", "/v1/blocks"),
+    ("GET", "/v1/blocks/<int:height>"), ("GET", "/v1/blocks/<int:height>/signatures"), ("POST", "/v1/signatures"),
+    ("GET", "/v1/proofs/inclusion"), ("GET", "/v1/proofs/consistency"), ("GET", "/v1/checkpoint"),
+    ("POST", "/v1/checkpoint/cosign"), ("POST", "/v1/checkpoints"), ("POST", "/v1/checkpoints/new"),
+    ("GET", "/v1/checkpoints/latest"), ("POST", "/v1/provenance"),
+}
+SOLO_RULES = {("POST", "/v1/order/append"), ("GET", "/v1/order/read"), ("GET", "/v1/order/head")}
+
+
+def _rules(app) -> set[tuple[str, str]]:
+    return {(m, r.rule) for r in app.url_map.iter_rules() if r.endpoint != "static"
+            for m in r.methods - {"HEAD", "OPTIONS"}}
+
+
+def test_every_route_is_registered_and_solo_routes_only_on_the_solo_orderer(cluster: Cluster, tmp_path) -> None:
+    """The app serves exactly the node's routes, plus the solo orderer's three when it is the solo orderer."""
+    node = cluster.add(cluster.names[0])
+    assert _rules(create_app(node)) == NODE_RULES
+    solo = SoloOrderer(url=f"sqlite:///{tmp_path / 'orderer.db'}")
+    try:
+        assert _rules(create_app(node, solo=solo)) == NODE_RULES | SOLO_RULES
+    finally:
+        solo.close()
+
+
+def test_errors_keep_their_json_shapes_and_statuses(cluster: Cluster) -> None:
+    """A refused request answers ``{"error": {"code", "message"}, "reason"}`` with the reason's status; an
+    unknown path 404 not_found; a wrong method 405 without a reason; a rejected transaction 400."""
+    client = create_app(cluster.add(cluster.names[0])).test_client()
+    r = client.post("/v1/transactions", data="not json", content_type="application/json")
+    assert r.status_code == 400 and r.json["reason"] == "malformed" and r.json["error"]["code"] == "malformed"
+    r = client.get("/nope")
+    assert r.status_code == 404 and r.json == {"error": {"code": "not_found", "message": "no such resource"},
+                                               "reason": "not_found"}
+    r = client.post("/status")
+    assert r.status_code == 405 and r.json == {"error": {"code": "method_not_allowed",
+                                                         "message": "method not allowed"}}
+    r = client.get("/v1/blocks/7")
+    assert r.status_code == 404 and r.json["reason"] == "not_found"
+    tx = make_tx(cluster.t.gateway, 1).to_dict()
+    tx["signature"]["value"] = "AAAA"
+    r = client.post("/v1/transactions", json=tx)
+    assert r.status_code == 400 and r.json["status"] == "rejected"
+
+
+def test_submit_then_status_over_http(cluster: Cluster) -> None:
+    """A transaction posted to the node is accepted (202) and ``/status`` shows it pooled, with the count
+    of skipped batches."""
+    client = create_app(cluster.add(cluster.names[0])).test_client()
+    tx = make_tx(cluster.t.gateway, 2)
+    r = client.post("/v1/transactions", json=tx.to_dict())
+    assert r.status_code == 202 and r.json == {"tx_id": tx.tx_id, "status": "accepted"}
+    st = client.get("/status").json
+    assert st["pool"] == 1 and st["height"] == -1 and st["skipped_batches"] == {"count": 0, "last": None}
+    assert client.get(f"/v1/transactions/{tx.tx_id}").json["status"] == "pending"
