@@ -103,6 +103,13 @@ _ALL: tuple[Reason, ...] = (
     Reason("not_ready", 503, "节点尚未就绪", "The node is not ready yet"),
     Reason("diverged", 500, "成员在同一高度签署了不同的区块", "Members signed different blocks at the same height"),
     Reason("peer_error", 502, "对等节点无法访问或应答异常", "A peer node could not be reached or answered nonsense"),
+    Reason("chain_halted", 503, "节点已停止出块（存储与状态不一致）",
+           "The node stopped building blocks: its store and state disagree"),
+    Reason("store_failed", 503, "区块已生成但未能写入数据库", "A block was built but the database did not store it"),
+    Reason("store_tampered", 503, "已存储的链无法重放（数据库被改动）",
+           "The stored chain does not re-execute: the database was changed"),
+    Reason("malformed_batch", 422, "排序批次无法生成区块（格式错误）",
+           "An ordered batch is malformed and cannot become a block"),
     Reason("bad_config", 500, "节点配置错误", "Node configuration error"),
     Reason("checkpoint_mismatch", 409, "检查点与本节点的账本不一致", "The checkpoint does not match this node's log"),
     # -- the API: sign-in and tokens ---------------------------------------------------------------------

@@ -37,7 +37,8 @@ def test_every_route_is_registered_and_solo_routes_only_on_the_solo_orderer(clus
 
 def test_errors_keep_their_json_shapes_and_statuses(cluster: Cluster) -> None:
     """A refused request answers ``{"error": {"code", "message"}, "reason"}`` with the reason's status; an
-    unknown path 404 not_found; a wrong method 405 without a reason; a rejected transaction 400."""
+    unknown path 404 not_found; a wrong method 405 without a reason; a rejected transaction its reason's status
+    (a bad signature: 403, as at the API)."""
     client = create_app(cluster.add(cluster.names[0])).test_client()
     r = client.post("/v1/transactions", data="not json", content_type="application/json")
     assert r.status_code == 400 and r.json["reason"] == "malformed" and r.json["error"]["code"] == "malformed"
@@ -52,7 +53,7 @@ def test_errors_keep_their_json_shapes_and_statuses(cluster: Cluster) -> None:
     tx = make_tx(cluster.t.gateway, 1).to_dict()
     tx["signature"]["value"] = "AAAA"
     r = client.post("/v1/transactions", json=tx)
-    assert r.status_code == 400 and r.json["status"] == "rejected"
+    assert r.status_code == 403 and r.json["status"] == "rejected" and r.json["reason"] == "bad_signature"
 
 
 def test_submit_then_status_over_http(cluster: Cluster) -> None:

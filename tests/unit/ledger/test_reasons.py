@@ -192,7 +192,7 @@ def test_the_scan_sees_every_way_a_reason_is_given() -> None:
     expected = {
         "bad_signature": "ledger/errors.py",  # class attribute
         "not_ready": "consortium_nodes/errors.py",  # class attribute
-        "checkpoint_mismatch": "consortium_nodes/node.py",  # reason= keyword
+        "checkpoint_mismatch": "consortium_nodes/checkpoints.py",  # reason= keyword
         "token_revoked": "ticket_api/tokens.py",  # reason= keyword
         "over_capacity": "ledger/eticket/rules_ticket.py",  # Refusal("...")
         "wrong_project": "ledger/qrticket/gatecheck.py",  # reason = a if b else c
