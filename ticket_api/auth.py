@@ -25,7 +25,7 @@ from ticket_api.tokens import ROLES, STAFF_ROLES, Principal
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-SECURITY = [{"bearerAuth": []}]
+SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
 def bearer_token() -> str:

@@ -76,7 +76,8 @@ def _positive(value: Decimal) -> None:
 class ErrorBodySchema(Schema):
     code = fields.String(required=True, metadata={"description": "the reason code"})
     message = fields.String(required=True, metadata={"description": "localised (Accept-Language: zh, en)"})
-    fields = fields.Dict(metadata={"description": "per-field problems of invalid requests"})
+    # the member is named "fields"; marshmallow takes declared fields off the class, so Schema.fields is intact
+    fields = fields.Dict(metadata={"description": "per-field problems of invalid requests"})  # type: ignore[assignment]
 
 
 # gunicorn answers a request line over 4094 bytes itself, before the app: 414 in HTML.
@@ -93,7 +94,8 @@ class GateRefusalSchema(Schema):
     accepted = fields.Boolean(required=True, metadata={"example": False})
     reason = fields.String(required=True)
     message = fields.String(required=True)
-    fields = fields.Dict(metadata={"description": "per-field problems of invalid requests"})
+    # the member is named "fields"; marshmallow takes declared fields off the class, so Schema.fields is intact
+    fields = fields.Dict(metadata={"description": "per-field problems of invalid requests"})  # type: ignore[assignment]
 
 
 class PendingSchema(Schema):
@@ -456,7 +458,7 @@ class RecommendQuerySchema(StrictSchema):
     project_id = fields.String(required=True, validate=ID)
     volume_m3 = fields.Decimal(required=True, as_string=True, validate=_positive, places=None)
     kinds = fields.List(fields.String(validate=validate.OneOf(["landfill", "recycling", "backfill"])))
-    exclude = fields.String(validate=ID)
+    exclude = fields.String(validate=ID)  # type: ignore[assignment]  # a declared field, not Schema.exclude
     limit = fields.Integer(load_default=5, validate=validate.Range(1, 50))
 
 

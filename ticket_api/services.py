@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ledger.qrticket.gatecheck import TicketClaims
+from ledger.qrticket.ticket import TicketClaims
 from ticket_api.errors import ServiceUnavailable
 from ticket_api.tokens import Principal
 
@@ -70,6 +70,8 @@ class PermitService(Protocol):
         self, principal: Principal, permit_id: str, data: Mapping[str, Any], sub: Submission
     ) -> Result: ...
 
+    def revoke(self, principal: Principal, permit_id: str, data: Mapping[str, Any], sub: Submission) -> Result: ...
+
     def get_permit(self, principal: Principal, permit_id: str) -> Json: ...
 
 
@@ -77,6 +79,8 @@ class TicketService(Protocol):
     def issue_ticket(self, principal: Principal, data: Mapping[str, Any], sub: Submission) -> Result:
         """Issue a ticket; the result carries ``qr`` (from ``qrticket.encode_ticket``)."""
         ...
+
+    def void(self, principal: Principal, ticket_id: str, data: Mapping[str, Any], sub: Submission) -> Result: ...
 
     def get_ticket(self, principal: Principal, ticket_id: str) -> Json: ...
 
@@ -86,6 +90,10 @@ class TicketService(Protocol):
 
     def history(self, principal: Principal, ticket_id: str) -> Json:
         """``{"records": [...], "checkpoint": {...}}`` with RFC 9162 proofs."""
+        ...
+
+    def provenance(self, principal: Principal, kind: str, key: str) -> Json:
+        """The provenance export of one object (``ledger.verify.provenance``)."""
         ...
 
 
@@ -172,7 +180,7 @@ class Services:
     gates: GateService
     trips: TripService
     audit: AuditService
-    staff: StaffService = field(default_factory=lambda: Unavailable())  # type: ignore[assignment]
+    staff: StaffService = field(default_factory=lambda: Unavailable())
 
     @classmethod
     def unavailable(cls) -> Services:

@@ -105,7 +105,7 @@ class LedgerStaff:
             return done
         found = self.gw.query("penalties", min_height=done, target_kind=payload["target_kind"],
                               target_id=payload["target_id"])
-        return next(p for p in found if p["penalty_id"] == payload["penalty_id"])
+        return dict(next(p for p in found if p["penalty_id"] == payload["penalty_id"]))
 
     def penalties(self, principal: Principal, filters: Mapping[str, Any]) -> Json:
         return {"penalties": self.gw.query("penalties", **{k: v for k, v in filters.items() if v is not None})}

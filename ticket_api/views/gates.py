@@ -39,7 +39,8 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from ledger.qrticket.gatecheck import DISPOSAL, EXIT, GateRefusal, TicketClaims, check_scan
+from ledger.qrticket.gatecheck import DISPOSAL, EXIT, GateRefusal, check_scan
+from ledger.qrticket.ticket import TicketClaims
 from ticket_api.auth import authenticate, require
 from ticket_api.context import answer, ctx, submission
 from ticket_api.errors import Refused
