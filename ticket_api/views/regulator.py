@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 from ticket_api.auth import authenticate, require
 from ticket_api.context import ctx
 from ticket_api.schemas import URI_TOO_LONG, AuditQuerySchema, AuditSchema, HistorySchema, ProvenanceSchema
+from ticket_api.service_data import AuditParams
 
 blp = Blueprint("regulator", __name__, url_prefix="/api/v1", description="Regulator: history and audit")
 
@@ -26,7 +27,7 @@ def ticket_history(ticket_id: str) -> Any:
 @blp.arguments(AuditQuerySchema, location="query")
 @blp.doc(responses={414: URI_TOO_LONG})
 @blp.response(200, AuditSchema)
-def audit(params: dict[str, Any]) -> Any:
+def audit(params: AuditParams) -> Any:
     """Verify the chain (signatures, links, roots, state); regulator only."""
     return ctx().services.audit.audit(authenticate(), params)
 

@@ -31,13 +31,24 @@ from ticket_api.schemas import (
     ViolationSchema,
     ViolationStepSchema,
 )
+from ticket_api.service_data import (
+    PenaltyFilters,
+    PenaltyRecord,
+    PermitDecision,
+    RecommendParams,
+    Revocation,
+    ViolationFilters,
+    ViolationReport,
+    ViolationStep,
+)
+from ticket_api.services import StaffService
 
 blp = Blueprint("staff", __name__, url_prefix="/api/v1", description="Departments, operators, enforcement")
 STAFF = ("approver", "operator", "enforcement", "regulator")
 HANDLERS = ("operator", "enforcement")
 
 
-def _staff() -> Any:
+def _staff() -> StaffService:
     return ctx().services.staff
 
 
@@ -46,7 +57,7 @@ def _staff() -> Any:
 @idempotent
 @blp.arguments(DecisionCreateSchema)
 @blp.response(200, PermitSchema)
-def decide_permit(data: dict[str, Any], permit_id: str) -> Any:
+def decide_permit(data: PermitDecision, permit_id: str) -> Any:
     """One department's decision (its tenant is the department); answers the permit."""
     return answer(ctx().services.permits.decide(authenticate(), permit_id, data, submission()))
 
@@ -56,7 +67,7 @@ def decide_permit(data: dict[str, Any], permit_id: str) -> Any:
 @idempotent
 @blp.arguments(RevokeSchema)
 @blp.response(200, PermitSchema)
-def revoke_permit(data: dict[str, Any], permit_id: str) -> Any:
+def revoke_permit(data: Revocation, permit_id: str) -> Any:
     """Revoke a pending or approved permit; its issued tickets can no longer leave the site."""
     return answer(ctx().services.permits.revoke(authenticate(), permit_id, data, submission()))
 
@@ -83,7 +94,7 @@ def register(kind: str) -> Any:
 @blp.arguments(ViolationQuerySchema, location="query")
 @blp.doc(responses={414: URI_TOO_LONG})
 @blp.response(200, ViolationListSchema)
-def list_violations(params: dict[str, Any]) -> Any:
+def list_violations(params: ViolationFilters) -> Any:
     """Violations, newest first, with the time of each handling step."""
     return _staff().violations(authenticate(), params)
 
@@ -93,7 +104,7 @@ def list_violations(params: dict[str, Any]) -> Any:
 @idempotent
 @blp.arguments(ViolationReportSchema)
 @blp.response(201, ViolationSchema)
-def report_violation(data: dict[str, Any]) -> Any:
+def report_violation(data: ViolationReport) -> Any:
     """Report a violation (camera capture, patrol, public report); numbered like LZZTC2025060716103xxxxx."""
     return answer(_staff().report_violation(authenticate(), data, submission()), 201)
 
@@ -111,7 +122,7 @@ def get_violation(violation_id: str) -> Any:
 @idempotent
 @blp.arguments(ViolationStepSchema)
 @blp.response(200, ViolationSchema)
-def violation_step(data: dict[str, Any], violation_id: str, step: str) -> Any:
+def violation_step(data: ViolationStep, violation_id: str, step: str) -> Any:
     """Confirm ("not a false capture") or dismiss, dispatch to a town centre, resolve."""
     return answer(_staff().violation_step(authenticate(), violation_id, step, data, submission()))
 
@@ -121,7 +132,7 @@ def violation_step(data: dict[str, Any], violation_id: str, step: str) -> Any:
 @idempotent
 @blp.arguments(PenaltyCreateSchema)
 @blp.response(201, ObjectSchema)
-def record_penalty(data: dict[str, Any]) -> Any:
+def record_penalty(data: PenaltyRecord) -> Any:
     """Record a penalty (处罚) with an amount and measures such as suspending a truck for N days."""
     return answer(_staff().record_penalty(authenticate(), data, submission()), 201)
 
@@ -131,7 +142,7 @@ def record_penalty(data: dict[str, Any]) -> Any:
 @blp.arguments(PenaltyQuerySchema, location="query")
 @blp.doc(responses={414: URI_TOO_LONG})
 @blp.response(200, PenaltyListSchema)
-def list_penalties(params: dict[str, Any]) -> Any:
+def list_penalties(params: PenaltyFilters) -> Any:
     """Penalties by target or violation."""
     return _staff().penalties(authenticate(), params)
 
@@ -149,7 +160,7 @@ def list_sites() -> Any:
 @blp.arguments(RecommendQuerySchema, location="query")
 @blp.doc(responses={414: URI_TOO_LONG})
 @blp.response(200, RecommendSchema)
-def recommend_sites(params: dict[str, Any]) -> Any:
+def recommend_sites(params: RecommendParams) -> Any:
     """Sites with room for a volume that stay under their alarm, nearest to the project first."""
     return _staff().recommend(authenticate(), params)
 
