@@ -8,9 +8,9 @@ and the gate endpoints (blueprints listed in ``GATE_BLUEPRINTS``) answer::
 
     {"accepted": false, "reason": <reason>, "message": <localised>}
 
-Ledger errors (:class:`ledger.errors.LedgerError`), QR ticket errors
-(:class:`ledger.qrticket.ticket.TicketError`) and business-rule errors from other
-packages are mapped by their ``reason`` attribute through ``REASON_STATUS``.
+Ledger errors (:class:`ledger.errors.LedgerError`, the QR ticket errors of
+``ledger.qrticket`` included) are mapped by their ``reason`` attribute through
+``REASON_STATUS``.
 Anything unexpected is a 500 ``internal`` whose traceback goes to the log with
 the request id, never to the client.
 """
@@ -265,15 +265,15 @@ def handle_api_error(exc: ApiError) -> Response:
     return error_response(exc.reason, exc.http_status, fields=exc.fields, message_key=exc.message_key)
 
 
-def handle_reasoned(exc: Exception) -> Response:
-    """Typed errors of other packages (ledger, qrticket, eticket) by ``reason``."""
-    reason = str(getattr(exc, "reason", "bad_request"))
+def handle_reasoned(exc: LedgerError) -> Response:
+    """Typed errors of the ledger package (core, eticket, qrticket) by ``reason``."""
+    reason = str(exc.reason)
     status = status_for(reason)
     if status >= 500:
         log.error("ledger error", extra={"reason": reason, "detail": str(exc)})
     else:
         log.info("refused", extra={"reason": reason, "detail": str(exc)})
-    fallback = getattr(exc, "message", None) or reason
+    fallback = exc.message or reason
     return error_response(reason, status, fallback=str(fallback))
 
 
@@ -319,11 +319,8 @@ def handle_unexpected(exc: Exception) -> Response:
 
 def register_error_handlers(app: Flask) -> None:
     """Install the mapping on ``app`` (after flask-smorest installed its own)."""
-    from ledger.qrticket.ticket import TicketError
-
     app.register_error_handler(ApiError, handle_api_error)
-    app.register_error_handler(LedgerError, handle_reasoned)
-    app.register_error_handler(TicketError, handle_reasoned)
+    app.register_error_handler(LedgerError, handle_reasoned)  # the QR ticket errors too (ledger.qrticket.errors)
     app.register_error_handler(ValidationError, handle_validation)
     app.register_error_handler(HTTPException, handle_http)
     app.register_error_handler(OperationalError, handle_database)
