@@ -18,6 +18,7 @@ the request id, never to the client.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -297,11 +298,22 @@ def handle_http(exc: HTTPException) -> Response:
     return resp
 
 
+#: SQLite's primary result codes for a database another connection holds (the extended codes keep them in the
+#: low byte: ``SQLITE_BUSY_SNAPSHOT`` is 517).
+_SQLITE_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+
+def database_busy(exc: OperationalError) -> bool:
+    """Did the database driver give up waiting for a lock (SQLite ``SQLITE_BUSY``/``SQLITE_LOCKED``)?"""
+    orig = getattr(exc, "orig", None)
+    return isinstance(orig, sqlite3.Error) and (orig.sqlite_errorcode & 0xFF) in _SQLITE_BUSY_CODES
+
+
 def handle_database(exc: OperationalError) -> Response:
     """The API's SQLite database stayed locked past the busy timeout: retryable 503, not a 500."""
-    text = str(exc.orig if getattr(exc, "orig", None) is not None else exc).lower()
-    if "locked" not in text and "busy" not in text:
+    if not database_busy(exc):
         return handle_unexpected(exc)
+    text = str(exc.orig if getattr(exc, "orig", None) is not None else exc).lower()
     log.error("database busy", extra={"detail": text[:200], "request_id": _request_id()})
     resp = error_response("database_busy", 503)
     resp.headers["Retry-After"] = "1"

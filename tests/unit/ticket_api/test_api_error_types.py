@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ledger.errors import LedgerError
@@ -62,3 +64,30 @@ def test_gate_refusal_keeps_reason_and_message() -> None:
     assert bare.reason == "already_departed"
     assert bare.message == "already_departed"
     assert str(bare) == "already_departed"
+
+
+def test_database_busy_by_sqlite_result_code(tmp_path: Path) -> None:
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from ticket_api.errors import database_busy
+
+    path = str(tmp_path / "busy.db")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    other = sqlite3.connect(path, timeout=0)
+    try:
+        with pytest.raises(sqlite3.OperationalError) as raised:
+            other.execute("INSERT INTO t VALUES (1)")
+        assert database_busy(OperationalError("INSERT", {}, raised.value))
+        # the same class for another cause (no such table) is not "busy", whatever its text says
+        fresh = sqlite3.connect(str(tmp_path / "other.db"))
+        with pytest.raises(sqlite3.OperationalError) as missing:
+            fresh.execute("SELECT * FROM locked_busy")
+        fresh.close()
+        assert not database_busy(OperationalError("SELECT", {}, missing.value))
+    finally:
+        other.close()
+        holder.close()
