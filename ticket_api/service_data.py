@@ -14,6 +14,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, NotRequired, TypedDict
 
+from ledger.wire import ProvenanceRecord
+
 Json = dict[str, Any]
 """A JSON object whose members the ledger defines (docs/ETICKET.md), passed through as it is."""
 
@@ -290,8 +292,8 @@ class CheckpointView(TypedDict):
 class History(TypedDict):
     """``GET /api/v1/tickets/<id>/history`` (``HistorySchema``)."""
 
-    subject: Any
-    records: list[Json]
+    subject: dict[str, Any] | None
+    records: list[ProvenanceRecord]
     checkpoint: CheckpointView
 
 

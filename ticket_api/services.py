@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias, TypeVar
 
 from ledger.qrticket.ticket import TicketClaims
+from ledger.wire import ProvenanceExport
 from ticket_api.errors import ServiceUnavailable
 from ticket_api.service_data import (
     AuditParams,
@@ -133,7 +134,7 @@ class TicketService(Protocol):
         """``{"records": [...], "checkpoint": {...}}`` with RFC 9162 proofs."""
         ...
 
-    def provenance(self, principal: Principal, kind: str, key: str) -> Json:
+    def provenance(self, principal: Principal, kind: str, key: str) -> ProvenanceExport:
         """The provenance export of one object (``ledger.verify.provenance``), as the nodes give it."""
         ...
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from ledger.qrticket.ticket import TicketClaims, encode_ticket
+from ledger.wire import ProvenanceExport
 from ticket_api.adapter.gateway import Gateway, iso, new_id
 from ticket_api.errors import Forbidden, NotFound, ServiceUnavailable
 from ticket_api.issuer import Keyring
@@ -14,7 +15,6 @@ from ticket_api.ledger_client import LedgerRefusal
 from ticket_api.service_data import (
     DecisionView,
     History,
-    Json,
     PermitApplication,
     PermitDecision,
     PermitView,
@@ -228,7 +228,7 @@ class LedgerTickets:
                                 else "already_received")
         return self._qr(t)
 
-    def provenance(self, principal: Principal, kind: str, key: str) -> Json:
+    def provenance(self, principal: Principal, kind: str, key: str) -> ProvenanceExport:
         """The raw export (``ledger.verify.provenance``) that ``scripts/verify-export`` checks offline."""
         return self.gw.client.provenance(kind, key)
 
@@ -238,7 +238,7 @@ class LedgerTickets:
         return history_view(export)
 
 
-def history_view(export: Mapping[str, Any]) -> History:
+def history_view(export: ProvenanceExport) -> History:
     """A provenance export as the history contract: records with hex proofs and the parsed checkpoint."""
     from ledger.core import checkpoint as cp
 
