@@ -14,13 +14,18 @@ Conventions for implementations:
 * ``principal`` is the authenticated caller; services enforce *tenant* rules
   (a contractor sees only its own permits/tickets; a gate acts only for its
   own site) by raising :class:`ticket_api.errors.Forbidden` or ``NotFound``.
-* State-changing methods receive a :class:`Submission`.  When
-  ``submission.wait`` is true they return once the transaction is final (the
-  resulting object as a dict); otherwise they may return :class:`Pending` and
-  the view answers ``202 {"tx_id", "status": "submitted"}``.
-* Refusals are raised as any exception with a string ``reason`` that
-  ``ticket_api.errors`` maps (``ledger.errors.LedgerError`` subclasses,
-  :class:`ticket_api.errors.Refused` with a gate reason code, ...).
+* What crosses the seam is typed in :mod:`ticket_api.service_data`: requests
+  are the schemas' loaded data, answers the JSON objects the views serialise
+  (``Json`` where the ledger defines the record).
+* State-changing methods receive a :class:`Submission` and answer
+  ``Changed[T]``.  When ``submission.wait`` is true they return once the
+  transaction is final (the resulting object, ``T``); otherwise they may return
+  :class:`Pending` and the view answers ``202 {"tx_id", "status": "submitted"}``
+  (a gate's :class:`Admitted` answers 202 with its body).
+* Refusals are raised as typed errors with a string ``reason`` that
+  ``ticket_api.errors`` maps: :class:`ticket_api.errors.ApiError` subclasses
+  (:class:`ticket_api.errors.Refused` with a gate reason code, ...) or
+  ``ledger.errors.LedgerError`` subclasses.
 """
 
 from __future__ import annotations
