@@ -12,14 +12,14 @@ members.  Times and hashes are strings, heights and indexes integers (``-1``: no
 ``POST /v1/transactions/status``       :class:`TxStatuses` (``{"tx_ids": [...], "detail": true}``)
 ``POST /v1/query/<name>``              :class:`QueryAnswer`
 ``POST /v1/provenance``                :class:`ProvenanceExport` (``ledger.verify.provenance``)
-``GET /status``                        :class:`NodeStatus`
+``GET /status``                        :class:`NodeStatus` (a client's poll of every node: :class:`NodeReport`)
 any refusal                            :class:`ErrorAnswer`
 =====================================  ======================================================================
 """
 
 from __future__ import annotations
 
-from typing import Any, NotRequired, TypedDict
+from typing import Any, NotRequired, Required, TypedDict
 
 
 class ErrorBody(TypedDict):
@@ -109,6 +109,29 @@ class Divergence(TypedDict):
 class NodeStatus(TypedDict):
     """``GET /status``."""
 
+    node: str
+    height: int
+    head: str | None
+    final_height: int
+    certificate: Certificate | None
+    ordering: str
+    transactions: int
+    log_root: str
+    pool: int
+    diverged: list[Divergence]
+    fault: str | None
+    ready: bool
+    state_digest: str | None
+
+
+class NodeReport(TypedDict, total=False):
+    """One node as a client (``ticket_api.ledger_client.NodeClient.statuses``) saw it: its ``url`` and
+    ``reachable``, then its ``GET /status`` (:class:`NodeStatus`) when it answered, the ``error`` (exception
+    class name) when not."""
+
+    url: Required[str]
+    reachable: Required[bool]
+    error: str
     node: str
     height: int
     head: str | None

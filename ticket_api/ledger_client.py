@@ -20,6 +20,7 @@ import requests
 
 from ledger.core.transaction import Transaction
 from ledger.wire import (
+    NodeReport,
     NodeStatus,
     ProvenanceExport,
     QueryAnswer,
@@ -201,14 +202,14 @@ class NodeClient:
             raise self._refusal(body, resp.status_code)
         return cast(ProvenanceExport, dict(body))
 
-    def statuses(self) -> list[dict[str, Any]]:
+    def statuses(self) -> list[NodeReport]:
         """``GET /status`` of every node (an unreachable node is listed with ``reachable: false``)."""
-        out = []
+        out: list[NodeReport] = []
         for base in self.urls:
             try:
                 resp = self._http.get(base + "/status", timeout=3)
                 status: NodeStatus = resp.json()
-                out.append({"url": base, "reachable": True, **status})
+                out.append(cast(NodeReport, {"url": base, "reachable": True, **status}))
             except (requests.RequestException, ValueError) as exc:
                 out.append({"url": base, "reachable": False, "error": type(exc).__name__})
         return out

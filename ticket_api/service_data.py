@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, NotRequired, TypedDict
 
-from ledger.wire import ProvenanceRecord
+from ledger.wire import NodeReport, ProvenanceRecord
 
 Json = dict[str, Any]
 """A JSON object whose members the ledger defines (docs/ETICKET.md), passed through as it is."""
@@ -400,4 +400,76 @@ class Agreement(TypedDict):
 class ChainStatus(Agreement):
     """``GET /api/v1/chain/status`` (``ChainStatusSchema``): every node's ``GET /status`` and the agreement."""
 
-    nodes: list[Json]
+    nodes: list[NodeReport]
+
+
+class CertificateView(TypedDict):
+    """The newest final block's certificate a node holds (``ledger.wire.Certificate``; members it lacks: null)."""
+
+    height: int | None
+    header_hash: str | None
+    signers: list[str]
+    quorum: int | None
+    nodes: int | None
+
+
+class NodeHealth(TypedDict):
+    """One node on the dashboard (``NodeHealthSchema``); an unreachable one has only node, url and error."""
+
+    node: str | None  # the member name (the URL when unreachable)
+    url: str | None
+    reachable: bool
+    error: NotRequired[str | None]
+    height: NotRequired[int | None]
+    head: NotRequired[str | None]
+    final_height: NotRequired[int | None]
+    certificate: NotRequired[CertificateView | None]
+    transactions: NotRequired[int | None]
+    pool: NotRequired[int | None]
+    ordering: NotRequired[str | None]
+    ready: NotRequired[bool | None]
+    fault: NotRequired[str | None]
+    diverged: NotRequired[bool]
+    divergences: NotRequired[int]
+
+
+class ChainHealth(Agreement):
+    """The dashboard's chain panel (``ChainHealthSchema``)."""
+
+    nodes: list[NodeHealth]
+
+
+class DashboardCounters(TypedDict):
+    tickets_today: int
+    tickets_issued: int | None
+    trucks_on_the_road: int
+    open_violations: int
+    open_violations_by_state: dict[str, int]
+    sites_in_alarm: int
+    utilisation_rate_pct: str | None
+    ledger_time: str | None
+
+
+class Alarm(TypedDict):
+    """A disposal site over its alarm threshold and the alternatives offered for a truckload."""
+
+    site_id: str
+    name: str
+    load_rate_pct: Any
+    threshold_pct: Any
+    alternatives: list[Json]
+
+
+class Dashboard(TypedDict):
+    """``GET /api/v1/dashboard`` (``DashboardSchema``): the governance centre's screen in one answer."""
+
+    generated_at: str
+    today: str
+    counters: DashboardCounters
+    statistics: Json
+    sites: list[Json]
+    alarms: list[Alarm]
+    violations: list[Json]
+    on_the_road: list[Json]
+    projects: list[Json]
+    chain: ChainHealth

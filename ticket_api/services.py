@@ -40,6 +40,7 @@ from ticket_api.errors import ServiceUnavailable
 from ticket_api.service_data import (
     AuditParams,
     ChainStatus,
+    Dashboard,
     GateDisposal,
     GateExit,
     GateResult,
@@ -205,7 +206,7 @@ class StaffService(Protocol):
 
     def chain_status(self, principal: Principal) -> ChainStatus: ...
 
-    def dashboard(self, principal: Principal) -> Json:
+    def dashboard(self, principal: Principal) -> Dashboard:
         """The governance centre's screen in one answer (see ``views/dashboard.py``)."""
         ...
 

@@ -9,13 +9,17 @@ from pathlib import Path
 from typing import Any
 
 from ledger.qrticket.ticket import CHINA_TZ
+from ledger.wire import NodeReport
 from ticket_api.adapter.gateway import Gateway, iso, new_id
 from ticket_api.errors import Forbidden, NotFound
 from ticket_api.service_data import (
     Agreement,
     AuditParams,
+    CertificateView,
     ChainStatus,
+    Dashboard,
     Json,
+    NodeHealth,
     PenaltyFilters,
     PenaltyList,
     PenaltyRecord,
@@ -153,7 +157,7 @@ class LedgerStaff:
     def statistics(self, principal: Principal) -> Json:
         return dict(self.gw.query("statistics"))
 
-    def dashboard(self, principal: Principal) -> Json:
+    def dashboard(self, principal: Principal) -> Dashboard:
         """The governance centre's screen (一屏掌控) in one answer: counters, site load with alarms and the
         alternatives offered for each site in alarm, the newest violations with their age, trucks on the road,
         the map's sites and projects, and every node's health.  Times are ISO 8601 in China time (+08:00)."""
@@ -217,7 +221,7 @@ class LedgerStaff:
         return {**report, "ok": ok, "mode": "full", "heads": nodes, **agreement}
 
 
-def _certificate(c: Any) -> dict[str, Any] | None:
+def _certificate(c: Any) -> CertificateView | None:
     """The newest final block's certificate as a node reports it: height, header hash, the members who signed
     it (by name), the quorum and how many nodes there are."""
     if not isinstance(c, Mapping):
@@ -226,7 +230,7 @@ def _certificate(c: Any) -> dict[str, Any] | None:
             "quorum": c.get("quorum"), "nodes": c.get("nodes")}
 
 
-def _node_health(n: Mapping[str, Any]) -> dict[str, Any]:
+def _node_health(n: NodeReport) -> NodeHealth:
     """One node's line on the screen: height, head, last certificate (final height, who signed it), diverged
     or not."""
     if not n.get("reachable"):
@@ -239,7 +243,7 @@ def _node_health(n: Mapping[str, Any]) -> dict[str, Any]:
             "diverged": bool(n.get("diverged")), "divergences": len(n.get("diverged") or [])}
 
 
-def _agreement(nodes: list[dict[str, Any]]) -> Agreement:
+def _agreement(nodes: list[NodeReport]) -> Agreement:
     """Do the reachable nodes agree on the newest block they all have?  Names the ones that do not."""
     up = [n for n in nodes if n.get("reachable")]
     diverged = sorted({n["node"] for n in up if n.get("diverged")})
