@@ -36,7 +36,8 @@ class ApiContext:
 
 
 def ctx() -> ApiContext:
-    return current_app.extensions["ticket_api"]  # type: ignore[no-any-return]
+    ext: ApiContext = current_app.extensions["ticket_api"]
+    return ext
 
 
 def submission() -> Submission:
