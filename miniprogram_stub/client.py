@@ -110,6 +110,11 @@ class ApiClient:
         refusal_ok = kwargs.pop("refusal_ok", False)
         return self._result(self.request(method, path, **kwargs), refusal_ok=refusal_ok)
 
+    def _object(self, method: str, path: str, **kwargs: Any) -> JSON:
+        """:meth:`_call` of an endpoint that answers a JSON object."""
+        body: JSON = self._call(method, path, **kwargs)
+        return body
+
     @staticmethod
     def new_key() -> str:
         """A fresh Idempotency-Key."""
@@ -118,25 +123,25 @@ class ApiClient:
     # system, auth, keys -------------------------------------------------------------
 
     def health(self) -> JSON:
-        return self._call("GET", "/api/health", auth=False)  # type: ignore[no-any-return]
+        return self._object("GET", "/api/health", auth=False)
 
     def openapi(self) -> JSON:
-        return self._call("GET", "/api/openapi.json", auth=False)  # type: ignore[no-any-return]
+        return self._object("GET", "/api/openapi.json", auth=False)
 
     def login_wechat(self, code: str) -> JSON:
         """``POST /api/v1/auth/wechat``; keeps the token for later calls."""
-        body = self._call("POST", "/api/v1/auth/wechat", json={"code": code}, auth=False)
+        body = self._object("POST", "/api/v1/auth/wechat", json={"code": code}, auth=False)
         self.token = body["token"]
-        return body  # type: ignore[no-any-return]
+        return body
 
     def me(self) -> JSON:
-        return self._call("GET", "/api/v1/auth/me")  # type: ignore[no-any-return]
+        return self._object("GET", "/api/v1/auth/me")
 
     def logout(self) -> None:
         self._call("POST", "/api/v1/auth/logout")
 
     def keys(self) -> JSON:
-        return self._call("GET", "/api/v1/keys", auth=False)  # type: ignore[no-any-return]
+        return self._object("GET", "/api/v1/keys", auth=False)
 
     # permits ------------------------------------------------------------------------
 
@@ -162,14 +167,14 @@ class ApiClient:
             "valid_to": valid_to,
             **extra,
         }
-        return self._call(  # type: ignore[no-any-return]
+        return self._object(
             "POST", "/api/v1/permits", json=body, idempotency_key=idempotency_key or self.new_key(), wait=wait
         )
 
     def decide_permit(
         self, permit_id: str, decision: str, comment: str | None = None, *, idempotency_key: str | None = None
     ) -> JSON:
-        return self._call(  # type: ignore[no-any-return]
+        return self._object(
             "POST",
             f"/api/v1/permits/{permit_id}/decisions",
             json={"decision": decision, "comment": comment},
@@ -177,7 +182,7 @@ class ApiClient:
         )
 
     def get_permit(self, permit_id: str) -> JSON:
-        return self._call("GET", f"/api/v1/permits/{permit_id}")  # type: ignore[no-any-return]
+        return self._object("GET", f"/api/v1/permits/{permit_id}")
 
     # tickets ------------------------------------------------------------------------
 
@@ -199,12 +204,12 @@ class ApiClient:
             "volume_m3": str(volume_m3),
             **extra,
         }
-        return self._call(  # type: ignore[no-any-return]
+        return self._object(
             "POST", "/api/v1/tickets", json=body, idempotency_key=idempotency_key or self.new_key(), wait=wait
         )
 
     def get_ticket(self, ticket_id: str) -> JSON:
-        return self._call("GET", f"/api/v1/tickets/{ticket_id}")  # type: ignore[no-any-return]
+        return self._object("GET", f"/api/v1/tickets/{ticket_id}")
 
     def _image(self, path: str) -> bytes:
         resp = self.request("GET", path)
@@ -219,7 +224,7 @@ class ApiClient:
         return self._image(f"/api/v1/tickets/{ticket_id}/qr.svg")
 
     def ticket_history(self, ticket_id: str) -> JSON:
-        return self._call("GET", f"/api/v1/tickets/{ticket_id}/history")  # type: ignore[no-any-return]
+        return self._object("GET", f"/api/v1/tickets/{ticket_id}/history")
 
     # gates, trips, audit -----------------------------------------------------------------
 
@@ -238,7 +243,7 @@ class ApiClient:
         ``wait=False`` (what a barrier wants): answered before the block, ``final`` false; the ledger's
         verdict is then at :meth:`gate_scan` with the answer's ``tx_id``.
         """
-        return self._call(  # type: ignore[no-any-return]
+        return self._object(
             "POST",
             "/api/v1/gate/exit",
             json={"qr": qr, "plate": plate, "covered": covered, **extra},
@@ -249,7 +254,7 @@ class ApiClient:
 
     def gate_scan(self, tx_id: str) -> JSON:
         """A scan answered before the block, with the ledger's verdict once final."""
-        return self._call("GET", f"/api/v1/gate/scans/{tx_id}")  # type: ignore[no-any-return]
+        return self._object("GET", f"/api/v1/gate/scans/{tx_id}")
 
     def gate_disposal(
         self,
@@ -261,7 +266,7 @@ class ApiClient:
         wait: bool = True,
         **extra: Any,
     ) -> JSON:
-        return self._call(  # type: ignore[no-any-return]
+        return self._object(
             "POST",
             "/api/v1/gate/disposal",
             json={"qr": qr, "plate": plate, "volume_m3": str(volume_m3), **extra},
@@ -276,7 +281,7 @@ class ApiClient:
         body: JSON = {"scans": scans}
         if gate_id:
             body["gate_id"] = gate_id
-        return self._call(  # type: ignore[no-any-return]
+        return self._object(
             "POST", "/api/v1/gate/sync", json=body, idempotency_key=idempotency_key or self.new_key()
         )
 
@@ -284,7 +289,7 @@ class ApiClient:
         self, ticket_id: str, positions: list[JSON], *, idempotency_key: str | None = None
     ) -> JSON:
         """``positions``: ``[{"at", "lat", "lon", "speed_kmh"}]``."""
-        return self._call(  # type: ignore[no-any-return]
+        return self._object(
             "POST",
             f"/api/v1/trips/{ticket_id}/positions",
             json=positions,
@@ -292,4 +297,4 @@ class ApiClient:
         )
 
     def audit(self, **params: Any) -> JSON:
-        return self._call("GET", "/api/v1/audit", params=_jsonable(params) or None)  # type: ignore[no-any-return]
+        return self._object("GET", "/api/v1/audit", params=_jsonable(params) or None)

@@ -32,7 +32,7 @@ from ticket_api.views import BLUEPRINTS
 log = logging.getLogger("ticket_api.app")
 
 
-class TicketApi(Api):  # type: ignore[misc]
+class TicketApi(Api):
     """flask-smorest ``Api`` documenting our error body."""
 
     ERROR_SCHEMA = ErrorSchema

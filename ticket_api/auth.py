@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from flask import current_app, g, request
 
 from ticket_api.errors import Forbidden, Unauthenticated
-from ticket_api.tokens import ROLES, STAFF_ROLES, Principal
+from ticket_api.tokens import ROLES, STAFF_ROLES, Principal, TokenStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-SECURITY = [{"bearerAuth": []}]
+SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
 def bearer_token() -> str:
@@ -40,11 +40,12 @@ def bearer_token() -> str:
 
 def authenticate() -> Principal:
     """The caller of this request (cached in ``g.principal``)."""
-    principal = getattr(g, "principal", None)
+    principal: Principal | None = getattr(g, "principal", None)
     if principal is None:
-        principal = current_app.extensions["ticket_api"].tokens.authenticate(bearer_token())
+        tokens: TokenStore = current_app.extensions["ticket_api"].tokens
+        principal = tokens.authenticate(bearer_token())
         g.principal = principal
-    return principal  # type: ignore[no-any-return]
+    return principal
 
 
 def current_principal() -> Principal:
@@ -71,7 +72,7 @@ def require(*roles: str) -> Callable[[F], F]:
         manual["security"] = SECURITY
         apidoc["manual_doc"] = manual
         wrapper._apidoc = apidoc  # type: ignore[attr-defined]
-        return wrapper  # type: ignore[return-value]
+        return cast(F, wrapper)
 
     return decorator
 

@@ -9,7 +9,7 @@ from typing import Any
 import requests
 from flask import current_app, g, request
 from sqlalchemy import Engine
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from ticket_api.issuer import Keyring
 from ticket_api.services import Result, Services, Submission
@@ -20,7 +20,7 @@ from ticket_api.tokens import TokenStore
 class ApiContext:
     config: dict[str, Any]
     engine: Engine
-    sessionmaker: sessionmaker  # type: ignore[type-arg]
+    sessionmaker: sessionmaker[Session]
     tokens: TokenStore
     keyring: Keyring
     services: Services
@@ -36,7 +36,8 @@ class ApiContext:
 
 
 def ctx() -> ApiContext:
-    return current_app.extensions["ticket_api"]  # type: ignore[no-any-return]
+    ext: ApiContext = current_app.extensions["ticket_api"]
+    return ext
 
 
 def submission() -> Submission:

@@ -8,10 +8,10 @@ and the gate endpoints (blueprints listed in ``GATE_BLUEPRINTS``) answer::
 
     {"accepted": false, "reason": <reason>, "message": <localised>}
 
-Ledger errors (:class:`ledger.errors.LedgerError`), QR ticket errors
-(:class:`ledger.qrticket.ticket.TicketError`) and business-rule errors from other
-packages are mapped by their ``reason`` attribute through the registry of reason codes
-(:mod:`ledger.reasons`: status and messages; ``REASON_STATUS`` is its status view).
+Ledger errors (:class:`ledger.errors.LedgerError`, the QR ticket errors of
+``ledger.qrticket`` included) and business-rule errors from other packages are mapped
+by their ``reason`` attribute through the registry of reason codes (:mod:`ledger.reasons`:
+status and messages; ``REASON_STATUS`` is its status view).
 Anything unexpected is a 500 ``internal`` whose traceback goes to the log with
 the request id, never to the client.
 """
@@ -19,6 +19,7 @@ the request id, never to the client.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -188,15 +189,15 @@ def handle_api_error(exc: ApiError) -> Response:
     return error_response(exc.reason, exc.http_status, fields=exc.fields, message_key=exc.message_key)
 
 
-def handle_reasoned(exc: Exception) -> Response:
-    """Typed errors of other packages (ledger, qrticket, eticket) by ``reason``."""
-    reason = str(getattr(exc, "reason", "bad_request"))
+def handle_reasoned(exc: LedgerError) -> Response:
+    """Typed errors of the ledger package (core, eticket, qrticket) by ``reason``."""
+    reason = str(exc.reason)
     status = status_for(reason)
     if status >= 500:
         log.error("ledger error", extra={"reason": reason, "detail": str(exc)})
     else:
         log.info("refused", extra={"reason": reason, "detail": str(exc)})
-    fallback = getattr(exc, "message", None) or reason
+    fallback = exc.message or reason
     return error_response(reason, status, fallback=str(fallback))
 
 
@@ -220,11 +221,22 @@ def handle_http(exc: HTTPException) -> Response:
     return resp
 
 
+#: SQLite's primary result codes for a database another connection holds (the extended codes keep them in the
+#: low byte: ``SQLITE_BUSY_SNAPSHOT`` is 517).
+_SQLITE_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+
+def database_busy(exc: OperationalError) -> bool:
+    """Did the database driver give up waiting for a lock (SQLite ``SQLITE_BUSY``/``SQLITE_LOCKED``)?"""
+    orig = getattr(exc, "orig", None)
+    return isinstance(orig, sqlite3.Error) and (orig.sqlite_errorcode & 0xFF) in _SQLITE_BUSY_CODES
+
+
 def handle_database(exc: OperationalError) -> Response:
     """The API's SQLite database stayed locked past the busy timeout: retryable 503, not a 500."""
-    text = str(exc.orig if getattr(exc, "orig", None) is not None else exc).lower()
-    if "locked" not in text and "busy" not in text:
+    if not database_busy(exc):
         return handle_unexpected(exc)
+    text = str(exc.orig if getattr(exc, "orig", None) is not None else exc).lower()
     log.error("database busy", extra={"detail": text[:200], "request_id": _request_id()})
     resp = error_response("database_busy", 503)
     resp.headers["Retry-After"] = "1"
@@ -242,11 +254,8 @@ def handle_unexpected(exc: Exception) -> Response:
 
 def register_error_handlers(app: Flask) -> None:
     """Install the mapping on ``app`` (after flask-smorest installed its own)."""
-    from ledger.qrticket.ticket import TicketError
-
     app.register_error_handler(ApiError, handle_api_error)
-    app.register_error_handler(LedgerError, handle_reasoned)
-    app.register_error_handler(TicketError, handle_reasoned)
+    app.register_error_handler(LedgerError, handle_reasoned)  # the QR ticket errors too (ledger.qrticket.errors)
     app.register_error_handler(ValidationError, handle_validation)
     app.register_error_handler(HTTPException, handle_http)
     app.register_error_handler(OperationalError, handle_database)

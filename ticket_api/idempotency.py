@@ -23,7 +23,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from flask import Response, current_app, g, make_response, request
 from sqlalchemy import delete, select
@@ -132,4 +132,4 @@ def idempotent(view: F) -> F:
                 row.headers = json.dumps(headers)
         return resp
 
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)

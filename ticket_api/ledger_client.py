@@ -4,7 +4,8 @@ The API is a gateway, not a node: it never decides anything itself.  It signs
 a transaction with the gateway member's key, hands it to any node
 (``POST /v1/transactions?wait=S``) and reads state through the nodes'
 read-only queries (``POST /v1/query/<name>``).  Nodes are tried in turn, so
-one node down (killed, restarting, catching up) does not stop the API.
+one node down (killed, restarting, catching up) does not stop the API.  The
+nodes' answers are typed in :mod:`ledger.wire`.
 """
 
 from __future__ import annotations
@@ -13,11 +14,22 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import requests
 
 from ledger.core.transaction import Transaction
+from ledger.wire import (
+    NodeReport,
+    NodeStatus,
+    ProvenanceExport,
+    QueryAnswer,
+    Submitted,
+    SubmittedBatch,
+    TxDetail,
+    TxStatus,
+    TxStatuses,
+)
 from ticket_api.errors import ApiError, ServiceUnavailable
 
 
@@ -88,7 +100,13 @@ class NodeClient:
         raise ServiceUnavailable(f"no consortium node answered: {type(last).__name__}")
 
     @staticmethod
+    def _body(resp: requests.Response) -> Any:
+        """The answer's JSON (``{}`` for an empty body); its type is the caller's (:mod:`ledger.wire`)."""
+        return resp.json() if resp.content else {}
+
+    @staticmethod
     def _refusal(body: Any, status: int) -> LedgerRefusal:
+        """A node's 4xx (``ledger.wire.ErrorAnswer``, or anything else) as a :class:`LedgerRefusal`."""
         reason = "malformed"
         message = f"node answered {status}"
         if isinstance(body, dict):
@@ -107,7 +125,7 @@ class NodeClient:
         params = {"wait": str(self.wait)} if wait else None
         resp = self._call("POST", "/v1/transactions", json=tx.to_dict(), params=params,
                           timeout=self.timeout + (self.wait if wait else 0))
-        body = resp.json() if resp.content else {}
+        body: TxStatus = self._body(resp)  # ``Submitted`` without ``wait``: its tx_id and status
         if resp.status_code >= 400:
             raise self._refusal(body, resp.status_code)
         fin = Finality(tx_id=str(body.get("tx_id") or tx.tx_id), status=str(body.get("status", "pending")),
@@ -117,19 +135,19 @@ class NodeClient:
             fin = self.wait_final(fin.tx_id)
         return fin
 
-    def submit_many(self, txs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    def submit_many(self, txs: Sequence[Mapping[str, Any]]) -> list[Submitted]:
         """Submit signed transactions (``Transaction.to_dict``) in one request without waiting; one
         ``{"tx_id", "status": "accepted"|"known"|"rejected", "reason"?}`` each, in order."""
         resp = self._call("POST", "/v1/transactions", json={"transactions": list(txs)})
-        body = resp.json() if resp.content else {}
+        body: SubmittedBatch = self._body(resp)
         if resp.status_code >= 400:
             raise self._refusal(body, resp.status_code)
         return list(body.get("results", []))
 
-    def tx_details(self, tx_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    def tx_details(self, tx_ids: Sequence[str]) -> dict[str, TxDetail]:
         """Where many transactions are: ``{tx_id: {"status", "code", "height"}}`` from one node."""
         resp = self._call("POST", "/v1/transactions/status", json={"tx_ids": list(tx_ids), "detail": True})
-        body = resp.json() if resp.content else {}
+        body: TxStatuses = self._body(resp)
         if resp.status_code >= 400:
             raise self._refusal(body, resp.status_code)
         return dict(body.get("statuses", {}))
@@ -144,7 +162,7 @@ class NodeClient:
         """Poll any node until ``tx_id`` is final; 503 ``ledger_timeout`` when it is not in time."""
         resp = self._call("GET", f"/v1/transactions/{tx_id}", params={"wait": str(self.wait)},
                           timeout=self.timeout + self.wait)
-        body = resp.json() if resp.content else {}
+        body: TxStatus = self._body(resp)
         if body.get("status") != "final":
             raise ServiceUnavailable(f"transaction {tx_id[:16]} not final in time", reason="ledger_timeout")
         return Finality(tx_id=tx_id, status="final", code=body.get("code"), height=body.get("height"),
@@ -165,7 +183,7 @@ class NodeClient:
         deadline = time.monotonic() + self.wait
         while True:
             resp = self._call("POST", f"/v1/query/{name}", json=kwargs)
-            body = resp.json() if resp.content else {}
+            body: QueryAnswer = self._body(resp)
             if resp.status_code >= 400:
                 raise self._refusal(body, resp.status_code)
             # A node may store a block a moment before its state machine has applied it: an object the
@@ -176,21 +194,22 @@ class NodeClient:
                 return body.get("result")
             time.sleep(0.01)
 
-    def provenance(self, kind: str, key: str) -> dict[str, Any]:
+    def provenance(self, kind: str, key: str) -> ProvenanceExport:
         """A provenance export (``ledger.verify.provenance``) of one object, proofs to a co-signed checkpoint."""
         resp = self._call("POST", "/v1/provenance", json={"kind": kind, "key": key}, timeout=self.timeout + 15)
-        body = resp.json() if resp.content else {}
+        body = self._body(resp)
         if resp.status_code >= 400:
             raise self._refusal(body, resp.status_code)
-        return dict(body)
+        return cast(ProvenanceExport, dict(body))
 
-    def statuses(self) -> list[dict[str, Any]]:
+    def statuses(self) -> list[NodeReport]:
         """``GET /status`` of every node (an unreachable node is listed with ``reachable: false``)."""
-        out = []
+        out: list[NodeReport] = []
         for base in self.urls:
             try:
                 resp = self._http.get(base + "/status", timeout=3)
-                out.append({"url": base, "reachable": True, **resp.json()})
+                status: NodeStatus = resp.json()
+                out.append(cast(NodeReport, {"url": base, "reachable": True, **status}))
             except (requests.RequestException, ValueError) as exc:
                 out.append({"url": base, "reachable": False, "error": type(exc).__name__})
         return out

@@ -14,26 +14,65 @@ Conventions for implementations:
 * ``principal`` is the authenticated caller; services enforce *tenant* rules
   (a contractor sees only its own permits/tickets; a gate acts only for its
   own site) by raising :class:`ticket_api.errors.Forbidden` or ``NotFound``.
-* State-changing methods receive a :class:`Submission`.  When
-  ``submission.wait`` is true they return once the transaction is final (the
-  resulting object as a dict); otherwise they may return :class:`Pending` and
-  the view answers ``202 {"tx_id", "status": "submitted"}``.
-* Refusals are raised as any exception with a string ``reason`` that
-  ``ticket_api.errors`` maps (``ledger.errors.LedgerError`` subclasses,
-  :class:`ticket_api.errors.Refused` with a gate reason code, ...).
+* What crosses the seam is typed in :mod:`ticket_api.service_data`: requests
+  are the schemas' loaded data, answers the JSON objects the views serialise
+  (``Json`` where the ledger defines the record).
+* State-changing methods receive a :class:`Submission` and answer
+  ``Changed[T]``.  When ``submission.wait`` is true they return once the
+  transaction is final (the resulting object, ``T``); otherwise they may return
+  :class:`Pending` and the view answers ``202 {"tx_id", "status": "submitted"}``
+  (a gate's :class:`Admitted` answers 202 with its body).
+* Refusals are raised as typed errors with a string ``reason`` that
+  ``ticket_api.errors`` maps: :class:`ticket_api.errors.ApiError` subclasses
+  (:class:`ticket_api.errors.Refused` with a gate reason code, ...) or
+  ``ledger.errors.LedgerError`` subclasses.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias, TypeVar
 
-from ledger.qrticket.gatecheck import TicketClaims
+from ledger.qrticket.ticket import TicketClaims
+from ledger.wire import ProvenanceExport
 from ticket_api.errors import ServiceUnavailable
+from ticket_api.service_data import (
+    AuditParams,
+    ChainStatus,
+    Dashboard,
+    GateDisposal,
+    GateExit,
+    GateResult,
+    History,
+    Json,
+    OfflineScan,
+    PenaltyFilters,
+    PenaltyList,
+    PenaltyRecord,
+    PermitApplication,
+    PermitDecision,
+    PermitView,
+    Position,
+    PositionsResult,
+    Recommendation,
+    RecommendParams,
+    Revocation,
+    ScanView,
+    SiteList,
+    SyncReport,
+    TicketRequest,
+    TicketView,
+    ViolationFilters,
+    ViolationList,
+    ViolationReport,
+    ViolationStep,
+)
 from ticket_api.tokens import Principal
 
-Json = dict[str, Any]
+__all__ = ["Admitted", "Changed", "Json", "Pending", "Result", "Services", "Submission", "Unavailable"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -57,98 +96,117 @@ class Pending:
 class Admitted:
     """Decided by the API before finality (a gate that asked not to wait): 202 with ``body``."""
 
-    body: Json
+    body: GateResult
 
 
-Result = Json | Pending | Admitted
+Changed: TypeAlias = T | Pending | Admitted
+"""What a state-changing method answers: the object it changed (``T``, once final), or 202 before that."""
+
+Result: TypeAlias = Changed[Any]
+"""Any state change's answer (``ticket_api.context.answer`` turns one into the HTTP answer)."""
 
 
 class PermitService(Protocol):
-    def create_permit(self, principal: Principal, data: Mapping[str, Any], sub: Submission) -> Result: ...
+    def create_permit(self, principal: Principal, data: PermitApplication, sub: Submission) -> Changed[PermitView]:
+        ...
 
-    def decide(
-        self, principal: Principal, permit_id: str, data: Mapping[str, Any], sub: Submission
-    ) -> Result: ...
+    def decide(self, principal: Principal, permit_id: str, data: PermitDecision,
+               sub: Submission) -> Changed[PermitView]:
+        """One department's decision (the principal's tenant is the department)."""
+        ...
 
-    def get_permit(self, principal: Principal, permit_id: str) -> Json: ...
+    def revoke(self, principal: Principal, permit_id: str, data: Revocation, sub: Submission) -> Changed[PermitView]:
+        ...
+
+    def get_permit(self, principal: Principal, permit_id: str) -> PermitView: ...
 
 
 class TicketService(Protocol):
-    def issue_ticket(self, principal: Principal, data: Mapping[str, Any], sub: Submission) -> Result:
+    def issue_ticket(self, principal: Principal, data: TicketRequest, sub: Submission) -> Changed[TicketView]:
         """Issue a ticket; the result carries ``qr`` (from ``qrticket.encode_ticket``)."""
         ...
 
-    def get_ticket(self, principal: Principal, ticket_id: str) -> Json: ...
+    def void(self, principal: Principal, ticket_id: str, data: Revocation, sub: Submission) -> Changed[TicketView]:
+        """Void an unused ticket; its volume returns to the permit's quota."""
+        ...
+
+    def get_ticket(self, principal: Principal, ticket_id: str) -> TicketView: ...
 
     def ticket_qr(self, principal: Principal, ticket_id: str) -> str:
         """The ``MT1:`` QR text of a ticket the principal owns."""
         ...
 
-    def history(self, principal: Principal, ticket_id: str) -> Json:
+    def history(self, principal: Principal, ticket_id: str) -> History:
         """``{"records": [...], "checkpoint": {...}}`` with RFC 9162 proofs."""
+        ...
+
+    def provenance(self, principal: Principal, kind: str, key: str) -> ProvenanceExport:
+        """The provenance export of one object (``ledger.verify.provenance``), as the nodes give it."""
         ...
 
 
 class GateService(Protocol):
     def record_exit(
-        self, principal: Principal, claims: TicketClaims, data: Mapping[str, Any], sub: Submission
-    ) -> Result:
+        self, principal: Principal, claims: TicketClaims, data: GateExit, sub: Submission
+    ) -> Changed[GateResult]:
         """Record a departure; the QR is already verified and plate/site checked."""
         ...
 
     def record_disposal(
-        self, principal: Principal, claims: TicketClaims, data: Mapping[str, Any], sub: Submission
-    ) -> Result: ...
+        self, principal: Principal, claims: TicketClaims, data: GateDisposal, sub: Submission
+    ) -> Changed[GateResult]: ...
 
-    def sync(self, principal: Principal, scans: Sequence[Mapping[str, Any]], sub: Submission) -> Json:
+    def sync(self, principal: Principal, scans: Sequence[OfflineScan], sub: Submission) -> SyncReport:
         """Offline scans uploaded late: see ``views/gates.py`` for the contract."""
         ...
 
-    def scan(self, principal: Principal, tx_id: str) -> Json:
+    def scan(self, principal: Principal, tx_id: str) -> ScanView:
         """An online scan's claim and the ledger's verdict on it (``adapter.outbox``)."""
         ...
 
 
 class TripService(Protocol):
     def report_positions(
-        self, principal: Principal, ticket_id: str, positions: Sequence[Mapping[str, Any]], sub: Submission
-    ) -> Result: ...
+        self, principal: Principal, ticket_id: str, positions: Sequence[Position], sub: Submission
+    ) -> Changed[PositionsResult]: ...
 
 
 class AuditService(Protocol):
-    def audit(self, principal: Principal, params: Mapping[str, Any]) -> Json: ...
+    def audit(self, principal: Principal, params: AuditParams) -> Json: ...
 
 
 class StaffService(Protocol):
     """Registry, violations, penalties, site load, statistics and chain health (``adapter.staff``)."""
 
-    def register(self, principal: Principal, kind: str, data: Mapping[str, Any], sub: Submission) -> Result: ...
+    def register(self, principal: Principal, kind: str, data: Mapping[str, Any], sub: Submission) -> Changed[Json]:
+        """``data`` is the ledger's own registry payload (docs/ETICKET.md "Registry")."""
+        ...
 
-    def violations(self, principal: Principal, filters: Mapping[str, Any]) -> Json: ...
+    def violations(self, principal: Principal, filters: ViolationFilters) -> ViolationList: ...
 
     def violation(self, principal: Principal, violation_id: str) -> Json: ...
 
-    def report_violation(self, principal: Principal, data: Mapping[str, Any], sub: Submission) -> Result: ...
+    def report_violation(self, principal: Principal, data: ViolationReport, sub: Submission) -> Changed[Json]: ...
 
     def violation_step(
-        self, principal: Principal, violation_id: str, step: str, data: Mapping[str, Any], sub: Submission
-    ) -> Result: ...
+        self, principal: Principal, violation_id: str, step: str, data: ViolationStep, sub: Submission
+    ) -> Changed[Json]: ...
 
-    def record_penalty(self, principal: Principal, data: Mapping[str, Any], sub: Submission) -> Result: ...
+    def record_penalty(self, principal: Principal, data: PenaltyRecord, sub: Submission) -> Changed[Json]: ...
 
-    def penalties(self, principal: Principal, filters: Mapping[str, Any]) -> Json: ...
+    def penalties(self, principal: Principal, filters: PenaltyFilters) -> PenaltyList: ...
 
-    def sites(self, principal: Principal) -> Json: ...
+    def sites(self, principal: Principal) -> SiteList: ...
 
     def site(self, principal: Principal, site_id: str) -> Json: ...
 
-    def recommend(self, principal: Principal, params: Mapping[str, Any]) -> Json: ...
+    def recommend(self, principal: Principal, params: RecommendParams) -> Recommendation: ...
 
     def statistics(self, principal: Principal) -> Json: ...
 
-    def chain_status(self, principal: Principal) -> Json: ...
+    def chain_status(self, principal: Principal) -> ChainStatus: ...
 
-    def dashboard(self, principal: Principal) -> Json:
+    def dashboard(self, principal: Principal) -> Dashboard:
         """The governance centre's screen in one answer (see ``views/dashboard.py``)."""
         ...
 
@@ -172,7 +230,7 @@ class Services:
     gates: GateService
     trips: TripService
     audit: AuditService
-    staff: StaffService = field(default_factory=lambda: Unavailable())  # type: ignore[assignment]
+    staff: StaffService = field(default_factory=lambda: Unavailable())
 
     @classmethod
     def unavailable(cls) -> Services:

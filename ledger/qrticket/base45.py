@@ -6,12 +6,16 @@ Base45 text fits a QR symbol in alphanumeric mode (5.5 bits a character).
 
 from __future__ import annotations
 
+from ledger.qrticket.errors import QrTicketError
+
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 _VALUE = {c: i for i, c in enumerate(ALPHABET)}
 
 
-class Base45Error(ValueError):
-    """Text that is not strict Base45."""
+class Base45Error(QrTicketError, ValueError):
+    """Text that is not strict Base45 (reason ``malformed``; still a ``ValueError``, as it always was)."""
+
+    reason = "malformed"
 
 
 def b45encode(data: bytes) -> str:

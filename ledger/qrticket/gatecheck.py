@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from ledger.core.crypto import PublicKey
+from ledger.qrticket.errors import QrTicketError
 from ledger.qrticket.ticket import TicketClaims, TicketError, verify_ticket
 
 EXIT = "exit"
@@ -18,16 +19,11 @@ DISPOSAL = "disposal"
 _PLATE_NOISE = str.maketrans("", "", " ·•.-_\t")
 
 
-class GateRefusal(Exception):
-    """A scan a gate must refuse; ``reason`` is a gate reason code."""
+class GateRefusal(QrTicketError):
+    """A scan a gate must refuse; ``reason`` is a gate reason code, ``message`` the detail (or the reason)."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(detail or reason)
-        self.reason = reason
-
-    @property
-    def message(self) -> str:
-        return str(self.args[0])
+        super().__init__(detail or reason, reason=reason)
 
 
 def normalise_plate(plate: str) -> str:

@@ -56,6 +56,7 @@ from datetime import datetime, timedelta, timezone
 
 from ledger.core.crypto import PrivateKey, PublicKey
 from ledger.qrticket.base45 import Base45Error, b45decode, b45encode
+from ledger.qrticket.errors import QrTicketError
 
 VERSION = 1
 PREFIX = "MT1:"
@@ -78,14 +79,10 @@ _KEY_ID_RE = re.compile(r"[0-9a-f]{16}\Z")
 _MAX_STR = 64
 
 
-class TicketError(Exception):
-    """Base of the QR ticket errors; ``reason`` is the stable machine code."""
+class TicketError(QrTicketError):
+    """Base of the ticket format's errors; ``reason`` is the stable machine code, ``message`` the text."""
 
     reason = "malformed"
-
-    @property
-    def message(self) -> str:
-        return str(self.args[0]) if self.args else self.reason
 
 
 class MalformedTicket(TicketError):

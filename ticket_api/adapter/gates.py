@@ -22,7 +22,18 @@ from ticket_api.errors import Forbidden, NotFound, Refused
 from ticket_api.i18n import message
 from ticket_api.issuer import Keyring
 from ticket_api.ledger_client import Finality, LedgerRefusal
-from ticket_api.services import Admitted, Json, Pending, Result, Submission
+from ticket_api.service_data import (
+    GateDisposal,
+    GateExit,
+    GateResult,
+    OfflineScan,
+    Position,
+    PositionsResult,
+    ScanView,
+    SyncReport,
+    SyncResult,
+)
+from ticket_api.services import Admitted, Changed, Pending, Submission
 from ticket_api.tokens import Principal
 
 Clock = Callable[[], datetime]
@@ -30,6 +41,12 @@ Clock = Callable[[], datetime]
 REUSED = frozenset({"already_departed", "already_received"})
 #: The refusal when another scan holds the ticket's claim for that kind.
 ALREADY = {EXIT: "already_departed", DISPOSAL: "already_received"}
+
+
+def _again(kept: GateScan) -> SyncResult:
+    """A scan synced before: its first result (as stored), marked ``duplicate``."""
+    first: SyncResult = json.loads(kept.result)
+    return {**first, "duplicate": True}
 
 
 def _gate(principal: Principal) -> str:
@@ -77,7 +94,7 @@ class LedgerGates:
         return tx, fin
 
     def _exit(self, principal: Principal, claims: TicketClaims, data: Mapping[str, Any], at: datetime,
-              wait: bool) -> Result:
+              wait: bool) -> Changed[GateResult]:
         payload: dict[str, Any] = {
             "ticket_id": claims.ticket_id,
             "gate_id": data.get("gate_id") or f"{principal.tenant}-G1",
@@ -97,13 +114,13 @@ class LedgerGates:
                                    description="出场时车辆未密闭覆盖 (load not covered at the site exit)")
                 raise Refused(exc.detail, reason="uncovered_load", fields={"violation_id": vid}) from None
             raise
-        body = {"accepted": True, "ticket_id": claims.ticket_id, "status": "departed", "plate": payload["plate"],
-                "departed_at": iso(at), "tx_id": tx.tx_id, "final": fin is not None,
-                "block_height": fin.height if fin else None}
+        body: GateResult = {"accepted": True, "ticket_id": claims.ticket_id, "status": "departed",
+                            "plate": payload["plate"], "departed_at": iso(at), "tx_id": tx.tx_id,
+                            "final": fin is not None, "block_height": fin.height if fin else None}
         return body if fin is not None else Admitted(body)
 
     def _receipt(self, principal: Principal, claims: TicketClaims, data: Mapping[str, Any], at: datetime,
-                 wait: bool) -> Result:
+                 wait: bool) -> Changed[GateResult]:
         payload: dict[str, Any] = {
             "ticket_id": claims.ticket_id,
             "gate_id": data.get("gate_id") or f"{principal.tenant}-G1",
@@ -127,15 +144,15 @@ class LedgerGates:
                 "site": {k: site.get(k) for k in ("site_id", "load_rate_pct", "alarm", "room_m3")},
                 "tx_id": tx.tx_id, "final": True, "block_height": fin.height}
 
-    def record_exit(self, principal: Principal, claims: TicketClaims, data: Mapping[str, Any],
-                    sub: Submission) -> Result:
+    def record_exit(self, principal: Principal, claims: TicketClaims, data: GateExit,
+                    sub: Submission) -> Changed[GateResult]:
         return self._exit(principal, claims, data, data.get("time") or self.clock(), sub.wait)
 
-    def record_disposal(self, principal: Principal, claims: TicketClaims, data: Mapping[str, Any],
-                        sub: Submission) -> Result:
+    def record_disposal(self, principal: Principal, claims: TicketClaims, data: GateDisposal,
+                        sub: Submission) -> Changed[GateResult]:
         return self._receipt(principal, claims, data, data.get("time") or self.clock(), sub.wait)
 
-    def scan(self, principal: Principal, tx_id: str) -> Json:
+    def scan(self, principal: Principal, tx_id: str) -> ScanView:
         """A gate's claim and the ledger's verdict on it (the gate's own scans; staff and regulators any)."""
         claim = self.outbox.get(tx_id)
         gate = _gate(principal)
@@ -182,16 +199,16 @@ class LedgerGates:
         return vid
 
     # -- offline sync --------------------------------------------------------
-    def sync(self, principal: Principal, scans: Sequence[Mapping[str, Any]], sub: Submission) -> Json:
+    def sync(self, principal: Principal, scans: Sequence[OfflineScan], sub: Submission) -> SyncReport:
         """Replay an offline gate's queue in order; see ``views/gates.py`` for the contract."""
         gate = _gate(principal)
         kind = EXIT if principal.role == "exit_gate" else DISPOSAL
-        results = []
+        results: list[SyncResult] = []
         for scan in scans:
             with Session(self.engine) as s:
                 kept = s.scalar(select(GateScan).where(GateScan.gate == gate, GateScan.scan_id == scan["scan_id"]))
             if kept is not None:
-                results.append({**json.loads(kept.result), "duplicate": True})
+                results.append(_again(kept))
                 continue
             result = self._sync_one(principal, kind, scan)
             try:
@@ -202,23 +219,23 @@ class LedgerGates:
                 with Session(self.engine) as s:
                     kept = s.scalar(select(GateScan).where(GateScan.gate == gate,
                                                            GateScan.scan_id == scan["scan_id"]))
-                result = {**json.loads(kept.result), "duplicate": True} if kept else result
+                result = _again(kept) if kept else result
             results.append({**result, "duplicate": result.get("duplicate", False)})
         accepted = sum(1 for r in results if r["accepted"])
         return {"results": results, "accepted": accepted, "refused": len(results) - accepted}
 
-    def _sync_one(self, principal: Principal, kind: str, scan: Mapping[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {"scan_id": scan["scan_id"], "accepted": False, "ticket_id": None, "reason": None,
-                               "message": None, "violation_id": None, "tx_id": None}
+    def _sync_one(self, principal: Principal, kind: str, scan: OfflineScan) -> SyncResult:
+        out: SyncResult = {"scan_id": scan["scan_id"], "accepted": False, "ticket_id": None, "reason": None,
+                           "message": None, "violation_id": None, "tx_id": None}
         if scan["kind"] != kind:
-            out.update(reason="forbidden", message=message("forbidden"))
+            out.update({"reason": "forbidden", "message": message("forbidden")})
             return out
         at: datetime = scan["scanned_at"]
         try:
             claims = check_scan(scan["qr"], self.keyring.mapping(), kind=kind, plate=scan["plate"],
                                 site_id=principal.tenant, at=at, leeway=self.leeway)
         except GateRefusal as exc:
-            out.update(reason=exc.reason, message=message(exc.reason, default=exc.message))
+            out.update({"reason": exc.reason, "message": message(exc.reason, default=exc.message)})
             return out
         out["ticket_id"] = claims.ticket_id
         try:
@@ -227,12 +244,12 @@ class LedgerGates:
                 res = self._exit(principal, claims, data, at, True)
             else:
                 if scan.get("volume_m3") is None:
-                    out.update(reason="malformed", message="volume_m3 is required for a disposal scan")
+                    out.update({"reason": "malformed", "message": "volume_m3 is required for a disposal scan"})
                     return out
                 res = self._receipt(principal, claims, {"plate": scan["plate"], "volume_m3": scan["volume_m3"]},
                                     at, True)
         except (LedgerRefusal, Refused) as exc:
-            out.update(reason=exc.reason, message=message(exc.reason, default=exc.detail))
+            out.update({"reason": exc.reason, "message": message(exc.reason, default=exc.detail)})
             if exc.fields.get("violation_id"):
                 out["violation_id"] = exc.fields["violation_id"]
             elif exc.reason in REUSED and scan["offline_verdict"]["accepted"]:
@@ -242,12 +259,12 @@ class LedgerGates:
                                 f"scan {scan['scan_id']}")
             return out
         assert isinstance(res, dict)
-        out.update(accepted=True, tx_id=res.get("tx_id"))
+        out.update({"accepted": True, "tx_id": res.get("tx_id")})
         return out
 
     # -- trips ---------------------------------------------------------------
-    def report_positions(self, principal: Principal, ticket_id: str, positions: Sequence[Mapping[str, Any]],
-                         sub: Submission) -> Result:
+    def report_positions(self, principal: Principal, ticket_id: str, positions: Sequence[Position],
+                         sub: Submission) -> Changed[PositionsResult]:
         t = self.gw.query("ticket", ticket_id=ticket_id)
         if t is None:
             raise NotFound("no such ticket")

@@ -27,8 +27,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import CursorResult, Engine, Result, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -38,6 +39,11 @@ from ticket_api.errors import ServiceUnavailable
 from ticket_api.ledger_client import NodeClient
 
 log = logging.getLogger(__name__)
+
+
+def _affected(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE matched (``Session.execute`` of DML answers a ``CursorResult``)."""
+    return cast(CursorResult[Any], result).rowcount
 
 #: Claims made by a caller that waits for finality itself are only sent by the pump if that request died.
 ORPHAN_AFTER = timedelta(seconds=60)
@@ -198,10 +204,10 @@ class GateOutbox:
     def prune(self, before: datetime) -> int:
         """Forget settled claims made before ``before`` (a refused one once its violation is reported)."""
         with write_lock(self.engine), Session(self.engine) as s, s.begin():
-            return int(s.execute(delete(GateClaim).where(
+            return _affected(s.execute(delete(GateClaim).where(
                 GateClaim.created_at < before, GateClaim.verdict.is_not(None),
                 (GateClaim.verdict == "valid") | GateClaim.violation_id.is_not(None),
-            )).rowcount)
+            )))
 
     def _send(self, now: datetime) -> int:
         with Session(self.engine) as s:
@@ -242,8 +248,9 @@ class GateOutbox:
         refused = []
         with write_lock(self.engine), Session(self.engine) as s, s.begin():
             for tx_id, (verdict, height) in verdicts.items():
-                won = s.execute(update(GateClaim).where(GateClaim.tx_id == tx_id, GateClaim.verdict.is_(None))
-                                .values(verdict=verdict, height=height)).rowcount
+                won = _affected(s.execute(update(GateClaim).where(GateClaim.tx_id == tx_id,
+                                                                  GateClaim.verdict.is_(None))
+                                          .values(verdict=verdict, height=height)))
                 if won and verdict != "valid":
                     refused.append((tx_id, verdict))
         for tx_id, verdict in refused:
@@ -269,8 +276,8 @@ class GateOutbox:
             with write_lock(self.engine), Session(self.engine) as s, s.begin():
                 held = GateClaim.violation_id.is_(None) if row.violation_id is None else (
                     GateClaim.violation_id == row.violation_id)
-                won = s.execute(update(GateClaim).where(GateClaim.id == row.id, held)
-                                .values(violation_id=mark)).rowcount
+                won = _affected(s.execute(update(GateClaim).where(GateClaim.id == row.id, held)
+                                          .values(violation_id=mark)))
             if not won:
                 continue
             try:

@@ -9,9 +9,29 @@ from pathlib import Path
 from typing import Any
 
 from ledger.qrticket.ticket import CHINA_TZ
+from ledger.wire import NodeReport
 from ticket_api.adapter.gateway import Gateway, iso, new_id
 from ticket_api.errors import Forbidden, NotFound
-from ticket_api.services import Json, Pending, Result, Submission
+from ticket_api.service_data import (
+    Agreement,
+    AuditParams,
+    CertificateView,
+    ChainStatus,
+    Dashboard,
+    Json,
+    NodeHealth,
+    PenaltyFilters,
+    PenaltyList,
+    PenaltyRecord,
+    Recommendation,
+    RecommendParams,
+    SiteList,
+    ViolationFilters,
+    ViolationList,
+    ViolationReport,
+    ViolationStep,
+)
+from ticket_api.services import Changed, Pending, Submission
 from ticket_api.tokens import Principal
 
 Clock = Callable[[], datetime]
@@ -51,7 +71,7 @@ class LedgerStaff:
         return done if isinstance(done, Pending) else int(done.height or 0)
 
     # -- registry --------------------------------------------------------------
-    def register(self, principal: Principal, kind: str, data: Mapping[str, Any], sub: Submission) -> Result:
+    def register(self, principal: Principal, kind: str, data: Mapping[str, Any], sub: Submission) -> Changed[Json]:
         """``registry.<kind>``: the payload is the ledger's own (docs/ETICKET.md "Registry")."""
         if kind not in REGISTRY_KINDS:
             raise NotFound(f"no registry kind {kind}")
@@ -65,9 +85,10 @@ class LedgerStaff:
         return {"kind": kind, "id": key, **(found or {})}
 
     # -- violations ------------------------------------------------------------
-    def violations(self, principal: Principal, filters: Mapping[str, Any]) -> Json:
-        args = {k: v for k, v in filters.items() if v is not None and k not in ("since", "until")}
-        args.update({k: _epoch(filters.get(k)) for k in ("since", "until") if filters.get(k) is not None})
+    def violations(self, principal: Principal, filters: ViolationFilters) -> ViolationList:
+        given: Mapping[str, Any] = filters
+        args = {k: v for k, v in given.items() if v is not None and k not in ("since", "until")}
+        args.update({k: _epoch(given.get(k)) for k in ("since", "until") if given.get(k) is not None})
         return {"violations": self.gw.query("violations", **args)}
 
     def violation(self, principal: Principal, violation_id: str, *, min_height: int | None = None) -> Json:
@@ -76,9 +97,9 @@ class LedgerStaff:
             raise NotFound("no such violation")
         return dict(v)
 
-    def report_violation(self, principal: Principal, data: Mapping[str, Any], sub: Submission) -> Result:
+    def report_violation(self, principal: Principal, data: ViolationReport, sub: Submission) -> Changed[Json]:
         at = data.get("time") or self.clock()
-        payload = {k: v for k, v in data.items() if v is not None}
+        payload: dict[str, Any] = {k: v for k, v in data.items() if v is not None}
         payload["time"] = iso(at)
         payload.setdefault("violation_id", new_id(PREFIX.get(str(data["type"]), "QTSJ"), at, digits=5))
         if "location" in payload:
@@ -87,8 +108,8 @@ class LedgerStaff:
         return done if isinstance(done, Pending) else self.violation(principal, payload["violation_id"],
                                                                       min_height=done)
 
-    def violation_step(self, principal: Principal, violation_id: str, step: str, data: Mapping[str, Any],
-                       sub: Submission) -> Result:
+    def violation_step(self, principal: Principal, violation_id: str, step: str, data: ViolationStep,
+                       sub: Submission) -> Changed[Json]:
         if step not in STEPS:
             raise NotFound(f"no step {step}")
         payload = {"violation_id": violation_id, **{k: v for k, v in data.items() if v is not None}}
@@ -96,7 +117,7 @@ class LedgerStaff:
         return done if isinstance(done, Pending) else self.violation(principal, violation_id, min_height=done)
 
     # -- penalties -------------------------------------------------------------
-    def record_penalty(self, principal: Principal, data: Mapping[str, Any], sub: Submission) -> Result:
+    def record_penalty(self, principal: Principal, data: PenaltyRecord, sub: Submission) -> Changed[Json]:
         at = self.clock()
         payload = {k: (str(v) if k == "amount_yuan" else v) for k, v in data.items() if v is not None}
         payload.setdefault("penalty_id", new_id("PN", at))
@@ -105,13 +126,14 @@ class LedgerStaff:
             return done
         found = self.gw.query("penalties", min_height=done, target_kind=payload["target_kind"],
                               target_id=payload["target_id"])
-        return next(p for p in found if p["penalty_id"] == payload["penalty_id"])
+        return dict(next(p for p in found if p["penalty_id"] == payload["penalty_id"]))
 
-    def penalties(self, principal: Principal, filters: Mapping[str, Any]) -> Json:
-        return {"penalties": self.gw.query("penalties", **{k: v for k, v in filters.items() if v is not None})}
+    def penalties(self, principal: Principal, filters: PenaltyFilters) -> PenaltyList:
+        given: Mapping[str, Any] = filters
+        return {"penalties": self.gw.query("penalties", **{k: v for k, v in given.items() if v is not None})}
 
     # -- sites and statistics --------------------------------------------------
-    def sites(self, principal: Principal) -> Json:
+    def sites(self, principal: Principal) -> SiteList:
         return {"sites": self.gw.query("sites")}
 
     def site(self, principal: Principal, site_id: str) -> Json:
@@ -120,7 +142,7 @@ class LedgerStaff:
             raise NotFound("no such site")
         return dict(s)
 
-    def recommend(self, principal: Principal, params: Mapping[str, Any]) -> Json:
+    def recommend(self, principal: Principal, params: RecommendParams) -> Recommendation:
         project = self.gw.query("project", project_id=params["project_id"])
         if project is None:
             raise NotFound("no such project")
@@ -135,7 +157,7 @@ class LedgerStaff:
     def statistics(self, principal: Principal) -> Json:
         return dict(self.gw.query("statistics"))
 
-    def dashboard(self, principal: Principal) -> Json:
+    def dashboard(self, principal: Principal) -> Dashboard:
         """The governance centre's screen (一屏掌控) in one answer: counters, site load with alarms and the
         alternatives offered for each site in alarm, the newest violations with their age, trucks on the road,
         the map's sites and projects, and every node's health.  Times are ISO 8601 in China time (+08:00)."""
@@ -177,13 +199,13 @@ class LedgerStaff:
             "chain": {**chain, "nodes": [_node_health(n) for n in chain["nodes"]]},
         }
 
-    def chain_status(self, principal: Principal) -> Json:
+    def chain_status(self, principal: Principal) -> ChainStatus:
         """Every node's height, head, final height and divergences, and whether they agree."""
         nodes = self.gw.client.statuses()
         return {"nodes": nodes, **_agreement(nodes)}
 
     # -- audit -----------------------------------------------------------------
-    def audit(self, principal: Principal, params: Mapping[str, Any]) -> Json:
+    def audit(self, principal: Principal, params: AuditParams) -> Json:
         """Full audit of every node's database when the nodes run here; else compare the nodes' heads."""
         if principal.role != "regulator":
             raise Forbidden("only the regulator audits")
@@ -199,7 +221,7 @@ class LedgerStaff:
         return {**report, "ok": ok, "mode": "full", "heads": nodes, **agreement}
 
 
-def _certificate(c: Any) -> dict[str, Any] | None:
+def _certificate(c: Any) -> CertificateView | None:
     """The newest final block's certificate as a node reports it: height, header hash, the members who signed
     it (by name), the quorum and how many nodes there are."""
     if not isinstance(c, Mapping):
@@ -208,7 +230,7 @@ def _certificate(c: Any) -> dict[str, Any] | None:
             "quorum": c.get("quorum"), "nodes": c.get("nodes")}
 
 
-def _node_health(n: Mapping[str, Any]) -> dict[str, Any]:
+def _node_health(n: NodeReport) -> NodeHealth:
     """One node's line on the screen: height, head, last certificate (final height, who signed it), diverged
     or not."""
     if not n.get("reachable"):
@@ -221,7 +243,7 @@ def _node_health(n: Mapping[str, Any]) -> dict[str, Any]:
             "diverged": bool(n.get("diverged")), "divergences": len(n.get("diverged") or [])}
 
 
-def _agreement(nodes: list[dict[str, Any]]) -> dict[str, Any]:
+def _agreement(nodes: list[NodeReport]) -> Agreement:
     """Do the reachable nodes agree on the newest block they all have?  Names the ones that do not."""
     up = [n for n in nodes if n.get("reachable")]
     diverged = sorted({n["node"] for n in up if n.get("diverged")})

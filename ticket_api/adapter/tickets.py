@@ -7,11 +7,22 @@ from datetime import datetime
 from typing import Any
 
 from ledger.qrticket.ticket import TicketClaims, encode_ticket
+from ledger.wire import ProvenanceExport
 from ticket_api.adapter.gateway import Gateway, iso, new_id
 from ticket_api.errors import Forbidden, NotFound, ServiceUnavailable
 from ticket_api.issuer import Keyring
 from ticket_api.ledger_client import LedgerRefusal
-from ticket_api.services import Json, Pending, Result, Submission
+from ticket_api.service_data import (
+    DecisionView,
+    History,
+    PermitApplication,
+    PermitDecision,
+    PermitView,
+    Revocation,
+    TicketRequest,
+    TicketView,
+)
+from ticket_api.services import Changed, Pending, Submission
 from ticket_api.tokens import STAFF_ROLES, Principal
 
 Clock = Callable[[], datetime]
@@ -35,7 +46,11 @@ class LedgerPermits:
         self.gw = gateway
         self.clock = clock
 
-    def view(self, p: Mapping[str, Any]) -> Json:
+    def view(self, p: Mapping[str, Any]) -> PermitView:
+        decisions: list[DecisionView] = [
+            {"department": d["department"], "decision": d["decision"], "comment": d["reason"], "at": d["time"]}
+            for d in p["decisions"]
+        ]
         return {
             "id": p["permit_id"],
             "status": p["state"],
@@ -55,13 +70,10 @@ class LedgerPermits:
             "approval_seconds": p["approval_seconds"],
             "closed_reason": p["closed_reason"],
             "required_approvals": [d["department"] for d in p["decisions"]],
-            "decisions": [
-                {"department": d["department"], "decision": d["decision"], "comment": d["reason"], "at": d["time"]}
-                for d in p["decisions"]
-            ],
+            "decisions": decisions,
         }
 
-    def create_permit(self, principal: Principal, data: Mapping[str, Any], sub: Submission) -> Result:
+    def create_permit(self, principal: Principal, data: PermitApplication, sub: Submission) -> Changed[PermitView]:
         now = self.clock()
         project = self.gw.require("project", "unknown_project", project_id=data["project_id"])
         if project["contractor_org_id"] != principal.tenant:
@@ -81,7 +93,8 @@ class LedgerPermits:
         done = self.gw.change(principal, sub, type="permit.apply", payload=payload, now=now)
         return done if isinstance(done, Pending) else self.get_permit(principal, permit_id, done.height)
 
-    def decide(self, principal: Principal, permit_id: str, data: Mapping[str, Any], sub: Submission) -> Result:
+    def decide(self, principal: Principal, permit_id: str, data: PermitDecision,
+               sub: Submission) -> Changed[PermitView]:
         now = self.clock()
         payload: dict[str, Any] = {"permit_id": permit_id, "department": principal.tenant,
                                    "decision": data["decision"], "time": iso(now)}
@@ -90,13 +103,13 @@ class LedgerPermits:
         done = self.gw.change(principal, sub, type="permit.decide", payload=payload, now=now)
         return done if isinstance(done, Pending) else self.get_permit(principal, permit_id, done.height)
 
-    def revoke(self, principal: Principal, permit_id: str, data: Mapping[str, Any], sub: Submission) -> Result:
+    def revoke(self, principal: Principal, permit_id: str, data: Revocation, sub: Submission) -> Changed[PermitView]:
         now = self.clock()
         payload = {"permit_id": permit_id, "reason": data["reason"], "time": iso(now)}
         done = self.gw.change(principal, sub, type="permit.revoke", payload=payload, now=now)
         return done if isinstance(done, Pending) else self.get_permit(principal, permit_id, done.height)
 
-    def get_permit(self, principal: Principal, permit_id: str, min_height: int | None = None) -> Json:
+    def get_permit(self, principal: Principal, permit_id: str, min_height: int | None = None) -> PermitView:
         p = self.gw.query("permit", permit_id=permit_id, min_height=min_height)
         if p is None:
             raise NotFound("no such permit")
@@ -128,8 +141,8 @@ class LedgerTickets:
         )
         return encode_ticket(claims, key)
 
-    def view(self, t: Mapping[str, Any], *, with_qr: bool) -> Json:
-        out: Json = {
+    def view(self, t: Mapping[str, Any], *, with_qr: bool) -> TicketView:
+        out: TicketView = {
             "id": t["ticket_id"],
             "status": t["state"],
             "permit_id": t["permit_id"],
@@ -163,7 +176,7 @@ class LedgerTickets:
         _owner_or_staff(principal, t["project"]["contractor_org_id"], "ticket")
         return dict(t)
 
-    def issue_ticket(self, principal: Principal, data: Mapping[str, Any], sub: Submission) -> Result:
+    def issue_ticket(self, principal: Principal, data: TicketRequest, sub: Submission) -> Changed[TicketView]:
         now = self.clock()
         permit = self.gw.query("permit", permit_id=data["permit_id"])
         if permit is None:
@@ -196,7 +209,7 @@ class LedgerTickets:
         return {**self.view(self._load(principal, ticket_id, done.height), with_qr=True), "tx_id": done.tx_id,
                 "block_height": done.height}
 
-    def void(self, principal: Principal, ticket_id: str, data: Mapping[str, Any], sub: Submission) -> Result:
+    def void(self, principal: Principal, ticket_id: str, data: Revocation, sub: Submission) -> Changed[TicketView]:
         self._load(principal, ticket_id)
         now = self.clock()
         done = self.gw.change(principal, sub, type="ticket.void",
@@ -204,7 +217,7 @@ class LedgerTickets:
         return done if isinstance(done, Pending) else self.view(self._load(principal, ticket_id, done.height),
                                                                 with_qr=False)
 
-    def get_ticket(self, principal: Principal, ticket_id: str) -> Json:
+    def get_ticket(self, principal: Principal, ticket_id: str) -> TicketView:
         t = self._load(principal, ticket_id)
         return self.view(t, with_qr=principal.role == "contractor")
 
@@ -215,17 +228,17 @@ class LedgerTickets:
                                 else "already_received")
         return self._qr(t)
 
-    def provenance(self, principal: Principal, kind: str, key: str) -> Json:
+    def provenance(self, principal: Principal, kind: str, key: str) -> ProvenanceExport:
         """The raw export (``ledger.verify.provenance``) that ``scripts/verify-export`` checks offline."""
         return self.gw.client.provenance(kind, key)
 
-    def history(self, principal: Principal, ticket_id: str) -> Json:
+    def history(self, principal: Principal, ticket_id: str) -> History:
         self._load(principal, ticket_id)
         export = self.gw.client.provenance("ticket", ticket_id)
         return history_view(export)
 
 
-def history_view(export: Mapping[str, Any]) -> Json:
+def history_view(export: ProvenanceExport) -> History:
     """A provenance export as the history contract: records with hex proofs and the parsed checkpoint."""
     from ledger.core import checkpoint as cp
 

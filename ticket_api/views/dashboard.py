@@ -8,7 +8,6 @@ resource: a strict Content-Security-Policy forbids any). It reads the bearer tok
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from flask import Response, request
 from flask_smorest import Blueprint
@@ -16,6 +15,7 @@ from flask_smorest import Blueprint
 from ticket_api.auth import authenticate, require
 from ticket_api.context import ctx
 from ticket_api.schemas import DashboardSchema
+from ticket_api.service_data import Dashboard
 
 STATIC = Path(__file__).resolve().parent.parent / "static" / "dashboard"
 
@@ -40,7 +40,7 @@ def _secure(resp: Response, *, cache: str) -> Response:
 @page_blp.doc(responses={"200": {
     "description": "The dashboard page; its token comes from #token=... or a sign-in box",
     "content": {"text/html": {"schema": {"type": "string"}}}}})
-def dashboard_page() -> Any:
+def dashboard_page() -> Response:
     """The governance centre's screen: counters, disposal-site load and alarms, violations, trips map, chain health."""
     resp = Response((STATIC / "index.html").read_bytes(), mimetype="text/html")
     return _secure(resp, cache="no-cache")
@@ -57,7 +57,7 @@ def _static_headers(resp: Response) -> Response:
 @blp.route("/dashboard")
 @require("operator", "enforcement", "regulator")
 @blp.response(200, DashboardSchema)
-def dashboard_data() -> Any:
+def dashboard_data() -> Dashboard:
     """Everything the screen shows, in one answer: counters, sites with load rate, alarm and alternatives, the
     newest 20 violations with state and age, trucks on the road with their last position, the map's sites and
     projects, and each node's height, head, final (certified) height and divergence. Times in +08:00."""

@@ -39,7 +39,8 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from ledger.qrticket.gatecheck import DISPOSAL, EXIT, GateRefusal, TicketClaims, check_scan
+from ledger.qrticket.gatecheck import DISPOSAL, EXIT, GateRefusal, check_scan
+from ledger.qrticket.ticket import TicketClaims
 from ticket_api.auth import authenticate, require
 from ticket_api.context import answer, ctx, submission
 from ticket_api.errors import Refused
@@ -55,6 +56,7 @@ from ticket_api.schemas import (
     PositionSchema,
     PositionsResultSchema,
 )
+from ticket_api.service_data import GateDisposal, GateExit, GateSync, Position, ScanView, SyncReport
 
 blp = Blueprint("gates", __name__, url_prefix="/api/v1/gate", description="Gate scanners")
 
@@ -71,7 +73,7 @@ ASYNC_DOC = ("Prefer: respond-async: accepted on the offline check, the ledger's
 trips_blp = Blueprint("trips", __name__, url_prefix="/api/v1/trips", description="Truck terminals")
 
 
-def _checked(data: dict[str, Any], kind: str) -> TicketClaims:
+def _checked(data: GateExit | GateDisposal, kind: str) -> TicketClaims:
     c = ctx()
     principal = authenticate()
     when = data.get("time") or c.now()
@@ -97,7 +99,7 @@ def _checked(data: dict[str, Any], kind: str) -> TicketClaims:
 @blp.alt_response(202, schema=GateResultSchema, description=ASYNC_DOC)
 @blp.alt_response(400, schema=GateRefusalSchema, description="refused (reason code)")
 @blp.doc(responses=GATE_ERRORS)
-def gate_exit(data: dict[str, Any]) -> Any:
+def gate_exit(data: GateExit) -> tuple[Any, int]:
     """A truck leaves a construction site with a ticket (exit gate of that project)."""
     claims = _checked(data, EXIT)
     return answer(ctx().services.gates.record_exit(authenticate(), claims, data, submission()))
@@ -111,7 +113,7 @@ def gate_exit(data: dict[str, Any]) -> Any:
 @blp.alt_response(202, schema=GateResultSchema, description=ASYNC_DOC)
 @blp.alt_response(400, schema=GateRefusalSchema, description="refused (reason code)")
 @blp.doc(responses=GATE_ERRORS)
-def gate_disposal(data: dict[str, Any]) -> Any:
+def gate_disposal(data: GateDisposal) -> tuple[Any, int]:
     """A disposal site receives a load (disposal gate of that site)."""
     claims = _checked(data, DISPOSAL)
     return answer(ctx().services.gates.record_disposal(authenticate(), claims, data, submission()))
@@ -123,7 +125,7 @@ def gate_disposal(data: dict[str, Any]) -> Any:
 @blp.arguments(GateSyncSchema)
 @blp.response(200, GateSyncResultSchema)
 @blp.doc(responses=GATE_ERRORS)
-def gate_sync(data: dict[str, Any]) -> Any:
+def gate_sync(data: GateSync) -> SyncReport:
     """Upload scans made offline (see the module doc for the contract)."""
     return ctx().services.gates.sync(authenticate(), data["scans"], submission())
 
@@ -132,7 +134,7 @@ def gate_sync(data: dict[str, Any]) -> Any:
 @require("exit_gate", "disposal_gate", "operator", "enforcement", "regulator")
 @blp.response(200, GateScanSchema)
 @blp.doc(responses=GATE_ERRORS)
-def gate_scan(tx_id: str) -> Any:
+def gate_scan(tx_id: str) -> ScanView:
     """A scan this gate made (staff: any gate's) and the ledger's verdict on it."""
     return ctx().services.gates.scan(authenticate(), tx_id)
 
@@ -142,6 +144,6 @@ def gate_scan(tx_id: str) -> Any:
 @idempotent
 @trips_blp.arguments(PositionSchema(many=True))
 @trips_blp.response(200, PositionsResultSchema)
-def report_positions(positions: list[dict[str, Any]], ticket_id: str) -> Any:
+def report_positions(positions: list[Position], ticket_id: str) -> tuple[Any, int]:
     """GPS points of a departed ticket's trip; answers with any violations raised."""
     return answer(ctx().services.trips.report_positions(authenticate(), ticket_id, positions, submission()))

@@ -12,6 +12,7 @@ from ticket_api.context import answer, ctx, submission
 from ticket_api.idempotency import idempotent
 from ticket_api.qrimage import render_png, render_svg
 from ticket_api.schemas import PermitCreateSchema, PermitSchema, RevokeSchema, TicketCreateSchema, TicketSchema
+from ticket_api.service_data import PermitApplication, PermitView, Revocation, TicketRequest, TicketView
 from ticket_api.tokens import STAFF_ROLES
 
 blp = Blueprint("miniprogram", __name__, url_prefix="/api/v1", description="Mini-program (contractors)")
@@ -23,7 +24,7 @@ READERS = ("contractor", *sorted(STAFF_ROLES))
 @idempotent
 @blp.arguments(PermitCreateSchema)
 @blp.response(201, PermitSchema)
-def create_permit(data: dict[str, Any]) -> Any:
+def create_permit(data: PermitApplication) -> tuple[Any, int]:
     """Apply for a disposal permit; the departments then decide in parallel."""
     return answer(ctx().services.permits.create_permit(authenticate(), data, submission()), 201)
 
@@ -31,7 +32,7 @@ def create_permit(data: dict[str, Any]) -> Any:
 @blp.route("/permits/<permit_id>")
 @require(*READERS)
 @blp.response(200, PermitSchema)
-def get_permit(permit_id: str) -> Any:
+def get_permit(permit_id: str) -> PermitView:
     """A permit with each department's decision (its contractor and staff only)."""
     return ctx().services.permits.get_permit(authenticate(), permit_id)
 
@@ -41,7 +42,7 @@ def get_permit(permit_id: str) -> Any:
 @idempotent
 @blp.arguments(TicketCreateSchema)
 @blp.response(201, TicketSchema)
-def issue_ticket(data: dict[str, Any]) -> Any:
+def issue_ticket(data: TicketRequest) -> tuple[Any, int]:
     """Issue an e-ticket under an approved permit; the answer carries the signed ``qr``."""
     return answer(ctx().services.tickets.issue_ticket(authenticate(), data, submission()), 201)
 
@@ -49,7 +50,7 @@ def issue_ticket(data: dict[str, Any]) -> Any:
 @blp.route("/tickets/<ticket_id>")
 @require(*READERS)
 @blp.response(200, TicketSchema)
-def get_ticket(ticket_id: str) -> Any:
+def get_ticket(ticket_id: str) -> TicketView:
     """A ticket; another contractor gets 403/404."""
     return ctx().services.tickets.get_ticket(authenticate(), ticket_id)
 
@@ -59,7 +60,7 @@ def get_ticket(ticket_id: str) -> Any:
 @idempotent
 @blp.arguments(RevokeSchema)
 @blp.response(200, TicketSchema)
-def void_ticket(data: dict[str, Any], ticket_id: str) -> Any:
+def void_ticket(data: Revocation, ticket_id: str) -> tuple[Any, int]:
     """Void an unused ticket (e.g. the truck broke down); its volume returns to the quota."""
     return answer(ctx().services.tickets.void(authenticate(), ticket_id, data, submission()))
 

@@ -31,13 +31,30 @@ from ticket_api.schemas import (
     ViolationSchema,
     ViolationStepSchema,
 )
+from ticket_api.service_data import (
+    ChainStatus,
+    Json,
+    PenaltyFilters,
+    PenaltyList,
+    PenaltyRecord,
+    PermitDecision,
+    Recommendation,
+    RecommendParams,
+    Revocation,
+    SiteList,
+    ViolationFilters,
+    ViolationList,
+    ViolationReport,
+    ViolationStep,
+)
+from ticket_api.services import StaffService
 
 blp = Blueprint("staff", __name__, url_prefix="/api/v1", description="Departments, operators, enforcement")
 STAFF = ("approver", "operator", "enforcement", "regulator")
 HANDLERS = ("operator", "enforcement")
 
 
-def _staff() -> Any:
+def _staff() -> StaffService:
     return ctx().services.staff
 
 
@@ -46,7 +63,7 @@ def _staff() -> Any:
 @idempotent
 @blp.arguments(DecisionCreateSchema)
 @blp.response(200, PermitSchema)
-def decide_permit(data: dict[str, Any], permit_id: str) -> Any:
+def decide_permit(data: PermitDecision, permit_id: str) -> tuple[Any, int]:
     """One department's decision (its tenant is the department); answers the permit."""
     return answer(ctx().services.permits.decide(authenticate(), permit_id, data, submission()))
 
@@ -56,7 +73,7 @@ def decide_permit(data: dict[str, Any], permit_id: str) -> Any:
 @idempotent
 @blp.arguments(RevokeSchema)
 @blp.response(200, PermitSchema)
-def revoke_permit(data: dict[str, Any], permit_id: str) -> Any:
+def revoke_permit(data: Revocation, permit_id: str) -> tuple[Any, int]:
     """Revoke a pending or approved permit; its issued tickets can no longer leave the site."""
     return answer(ctx().services.permits.revoke(authenticate(), permit_id, data, submission()))
 
@@ -67,7 +84,7 @@ def revoke_permit(data: dict[str, Any], permit_id: str) -> Any:
 @blp.response(201, ObjectSchema)
 @blp.doc(requestBody={"required": True, "description": "the ledger's registry payload (docs/ETICKET.md)",
                       "content": {"application/json": {"schema": {"type": "object"}}}})
-def register(kind: str) -> Any:
+def register(kind: str) -> tuple[Any, int]:
     """Register (or, with ``"update": true``, change) an org, project, site, company, truck or driver.
 
     The body is the ledger's own payload (docs/ETICKET.md "Registry"); drivers only by ``person_hash``.
@@ -83,7 +100,7 @@ def register(kind: str) -> Any:
 @blp.arguments(ViolationQuerySchema, location="query")
 @blp.doc(responses={414: URI_TOO_LONG})
 @blp.response(200, ViolationListSchema)
-def list_violations(params: dict[str, Any]) -> Any:
+def list_violations(params: ViolationFilters) -> ViolationList:
     """Violations, newest first, with the time of each handling step."""
     return _staff().violations(authenticate(), params)
 
@@ -93,7 +110,7 @@ def list_violations(params: dict[str, Any]) -> Any:
 @idempotent
 @blp.arguments(ViolationReportSchema)
 @blp.response(201, ViolationSchema)
-def report_violation(data: dict[str, Any]) -> Any:
+def report_violation(data: ViolationReport) -> tuple[Any, int]:
     """Report a violation (camera capture, patrol, public report); numbered like LZZTC2025060716103xxxxx."""
     return answer(_staff().report_violation(authenticate(), data, submission()), 201)
 
@@ -101,7 +118,7 @@ def report_violation(data: dict[str, Any]) -> Any:
 @blp.route("/violations/<violation_id>")
 @require(*STAFF)
 @blp.response(200, ViolationSchema)
-def get_violation(violation_id: str) -> Any:
+def get_violation(violation_id: str) -> Json:
     """One violation with its evidence, states and handling time."""
     return _staff().violation(authenticate(), violation_id)
 
@@ -111,7 +128,7 @@ def get_violation(violation_id: str) -> Any:
 @idempotent
 @blp.arguments(ViolationStepSchema)
 @blp.response(200, ViolationSchema)
-def violation_step(data: dict[str, Any], violation_id: str, step: str) -> Any:
+def violation_step(data: ViolationStep, violation_id: str, step: str) -> tuple[Any, int]:
     """Confirm ("not a false capture") or dismiss, dispatch to a town centre, resolve."""
     return answer(_staff().violation_step(authenticate(), violation_id, step, data, submission()))
 
@@ -121,7 +138,7 @@ def violation_step(data: dict[str, Any], violation_id: str, step: str) -> Any:
 @idempotent
 @blp.arguments(PenaltyCreateSchema)
 @blp.response(201, ObjectSchema)
-def record_penalty(data: dict[str, Any]) -> Any:
+def record_penalty(data: PenaltyRecord) -> tuple[Any, int]:
     """Record a penalty (处罚) with an amount and measures such as suspending a truck for N days."""
     return answer(_staff().record_penalty(authenticate(), data, submission()), 201)
 
@@ -131,7 +148,7 @@ def record_penalty(data: dict[str, Any]) -> Any:
 @blp.arguments(PenaltyQuerySchema, location="query")
 @blp.doc(responses={414: URI_TOO_LONG})
 @blp.response(200, PenaltyListSchema)
-def list_penalties(params: dict[str, Any]) -> Any:
+def list_penalties(params: PenaltyFilters) -> PenaltyList:
     """Penalties by target or violation."""
     return _staff().penalties(authenticate(), params)
 
@@ -139,7 +156,7 @@ def list_penalties(params: dict[str, Any]) -> Any:
 @blp.route("/sites")
 @require(*STAFF, "contractor")
 @blp.response(200, SiteListSchema)
-def list_sites() -> Any:
+def list_sites() -> SiteList:
     """Every disposal site with its load rate (负荷率) and alarm."""
     return _staff().sites(authenticate())
 
@@ -149,7 +166,7 @@ def list_sites() -> Any:
 @blp.arguments(RecommendQuerySchema, location="query")
 @blp.doc(responses={414: URI_TOO_LONG})
 @blp.response(200, RecommendSchema)
-def recommend_sites(params: dict[str, Any]) -> Any:
+def recommend_sites(params: RecommendParams) -> Recommendation:
     """Sites with room for a volume that stay under their alarm, nearest to the project first."""
     return _staff().recommend(authenticate(), params)
 
@@ -157,7 +174,7 @@ def recommend_sites(params: dict[str, Any]) -> Any:
 @blp.route("/sites/<site_id>")
 @require(*STAFF, "contractor")
 @blp.response(200, SiteSchema)
-def get_site(site_id: str) -> Any:
+def get_site(site_id: str) -> Json:
     """One disposal site's capacity, load, room and alarm."""
     return _staff().site(authenticate(), site_id)
 
@@ -165,7 +182,7 @@ def get_site(site_id: str) -> Any:
 @blp.route("/statistics")
 @require(*STAFF)
 @blp.response(200, ObjectSchema)
-def statistics() -> Any:
+def statistics() -> Json:
     """Tickets, coverage, utilisation rate (综合利用率), violations by type, median approval and handling."""
     return _staff().statistics(authenticate())
 
@@ -173,6 +190,6 @@ def statistics() -> Any:
 @blp.route("/chain/status")
 @require(*STAFF)
 @blp.response(200, ChainStatusSchema)
-def chain_status() -> Any:
+def chain_status() -> ChainStatus:
     """Each node's height, head, final height and divergences."""
     return _staff().chain_status(authenticate())

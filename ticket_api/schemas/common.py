@@ -1,0 +1,107 @@
+"""The schemas' foundations: request and response base classes, shared validators, error and 202 bodies."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, post_dump, validate
+
+ID = validate.Regexp(
+    r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$", error="1-64 of A-Z a-z 0-9 _ . : - (first alphanumeric)"
+)
+PLATE = validate.Length(min=7, max=12)
+
+
+class StrictSchema(Schema):
+    """Requests: unknown fields are refused (typos are caught)."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class OpenSchema(Schema):
+    """Responses: declared fields are documented; extra members from the service pass through.
+
+    ``unknown = INCLUDE`` makes the OpenAPI document say so (``additionalProperties: true``).
+    """
+
+    class Meta:
+        unknown = INCLUDE
+
+    @post_dump(pass_original=True)
+    def _keep_extra(self, data: dict[str, Any], original: Any, **_kwargs: Any) -> dict[str, Any]:
+        if isinstance(original, dict):
+            for key, value in original.items():
+                if key not in self.fields and key not in data:
+                    data[key] = value
+        return data
+
+
+class AwareDateTime(fields.AwareDateTime):
+    """ISO 8601 with an offset (``2026-11-23T22:15:00+08:00``); naive times are refused."""
+
+
+DECIMAL_MAX = Decimal(10**9)  # volumes (m³), weights (t): far above any real load, far below float trouble
+
+
+def one_decimal(value: Decimal) -> None:
+    try:
+        if value != value.quantize(Decimal("0.1")):
+            raise ValidationError("at most one decimal")
+    except InvalidOperation:  # too many digits to quantize (e.g. 1e300): not one decimal either
+        raise ValidationError("at most one decimal") from None
+
+
+def bounded(value: Decimal) -> None:
+    if abs(value) > DECIMAL_MAX:
+        raise ValidationError(f"must be at most {DECIMAL_MAX}")
+
+
+def amount(value: Decimal) -> None:
+    # not validate.Range: apispec would document its bounds as strings ("minimum": "0"), which is invalid
+    if not 0 <= value <= DECIMAL_MAX:
+        raise ValidationError(f"must be between 0 and {DECIMAL_MAX}")
+
+
+def positive(value: Decimal) -> None:
+    if value <= 0:
+        raise ValidationError("must be greater than 0")
+    bounded(value)
+
+
+# ------------------------------------------------------------------ errors and 202
+
+
+class ErrorBodySchema(Schema):
+    code = fields.String(required=True, metadata={"description": "the reason code"})
+    message = fields.String(required=True, metadata={"description": "localised (Accept-Language: zh, en)"})
+    # the member is named "fields"; marshmallow takes declared fields off the class, so Schema.fields is intact
+    fields = fields.Dict(metadata={"description": "per-field problems of invalid requests"})  # type: ignore[assignment]
+
+
+# gunicorn answers a request line over 4094 bytes itself, before the app: 414 in HTML.
+URI_TOO_LONG = {"description": "request line over 4094 bytes (answered by gunicorn in HTML)",
+                "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
+class ErrorSchema(Schema):
+    error = fields.Nested(ErrorBodySchema, required=True)
+    reason = fields.String(required=True)
+
+
+class GateRefusalSchema(Schema):
+    accepted = fields.Boolean(required=True, metadata={"example": False})
+    reason = fields.String(required=True)
+    message = fields.String(required=True)
+    # the member is named "fields"; marshmallow takes declared fields off the class, so Schema.fields is intact
+    fields = fields.Dict(metadata={"description": "per-field problems of invalid requests"})  # type: ignore[assignment]
+
+
+class PendingSchema(Schema):
+    tx_id = fields.String(required=True)
+    status = fields.String(required=True, metadata={"example": "submitted"})
+
+
+class RevokeSchema(StrictSchema):
+    reason = fields.String(required=True, validate=validate.Length(1, 500))

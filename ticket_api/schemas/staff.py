@@ -1,0 +1,128 @@
+"""Departments, operators and enforcement: registry, violations, penalties, sites, statistics, chain status
+(``views/staff``)."""
+
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from ticket_api.schemas.common import ID, PLATE, AwareDateTime, OpenSchema, StrictSchema, amount, positive
+
+
+class LocationSchema(StrictSchema):
+    lat = fields.Float(required=True, validate=validate.Range(-90, 90))
+    lon = fields.Float(required=True, validate=validate.Range(-180, 180))
+
+
+VIOLATION_TYPES = ["no_ticket", "unapproved_disposal", "uncovered_load", "overloaded", "spilling", "speeding",
+                   "off_route", "suspicious_stop", "suspected_dumping", "other"]
+
+
+class ViolationReportSchema(StrictSchema):
+    violation_id = fields.String(validate=validate.Regexp(r"^[A-Z]{2,6}[0-9]{14,24}$"))
+    type = fields.String(required=True, validate=validate.OneOf(VIOLATION_TYPES))
+    source = fields.String(required=True, validate=validate.OneOf(["camera", "gate", "patrol", "public"]))
+    time = AwareDateTime()
+    location = fields.Nested(LocationSchema)
+    evidence = fields.List(fields.String(validate=validate.Length(1, 100)), validate=validate.Length(0, 20))
+    ticket_id = fields.String(validate=ID)
+    plate = fields.String(validate=PLATE)
+    truck_id = fields.String(validate=ID)
+    project_id = fields.String(validate=ID)
+    site_id = fields.String(validate=ID)
+    town = fields.String(validate=validate.Length(1, 100))
+    description = fields.String(validate=validate.Length(1, 500))
+
+
+class ViolationStepSchema(StrictSchema):
+    note = fields.String(validate=validate.Length(1, 500), metadata={"description": "confirm (opt), dismiss"})
+    centre = fields.String(validate=validate.Length(1, 100), metadata={"description": "dispatch: the centre"})
+    result = fields.String(validate=validate.Length(1, 500), metadata={"description": "resolve: what was done"})
+    time = AwareDateTime()
+
+
+class ViolationQuerySchema(StrictSchema):
+    type = fields.String(validate=validate.OneOf(VIOLATION_TYPES))
+    state = fields.String(validate=validate.OneOf(["reported", "confirmed", "dismissed", "dispatched", "resolved"]))
+    ticket_id = fields.String(validate=ID)
+    plate = fields.String(validate=PLATE)
+    project_id = fields.String(validate=ID)
+    site_id = fields.String(validate=ID)
+    company_id = fields.String(validate=ID)
+    town = fields.String(validate=validate.Length(1, 100))
+    since = AwareDateTime()
+    until = AwareDateTime()
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
+    offset = fields.Integer(load_default=0, validate=validate.Range(0, 10**7))
+
+
+class ViolationSchema(OpenSchema):
+    violation_id = fields.String(required=True)
+    type = fields.String(required=True)
+    state = fields.String(required=True)
+
+
+class ViolationListSchema(OpenSchema):
+    violations = fields.List(fields.Nested(ViolationSchema), required=True)
+
+
+class MeasureSchema(StrictSchema):
+    kind = fields.String(required=True, validate=validate.OneOf(["suspend", "warning", "rectify"]))
+    days = fields.Integer(validate=validate.Range(1, 3650))
+
+
+class PenaltyCreateSchema(StrictSchema):
+    penalty_id = fields.String(validate=ID)
+    target_kind = fields.String(required=True, validate=validate.OneOf(["contractor", "company", "truck", "driver"]))
+    target_id = fields.String(required=True, validate=ID)
+    violation_ids = fields.List(fields.String(validate=validate.Length(1, 40)), load_default=list,
+                                validate=validate.Length(0, 50))
+    amount_yuan = fields.Decimal(required=True, as_string=True, places=None, validate=amount,
+                                 metadata={"description": "0 to 1000000000 yuan"})
+    measures = fields.List(fields.Nested(MeasureSchema), load_default=list, validate=validate.Length(0, 5))
+    credit_points = fields.Integer(validate=validate.Range(0, 100))
+    decision_no = fields.String(validate=validate.Length(1, 100))
+    time = AwareDateTime()
+
+
+class PenaltyQuerySchema(StrictSchema):
+    target_kind = fields.String(validate=validate.OneOf(["contractor", "company", "truck", "driver"]))
+    target_id = fields.String(validate=ID)
+    violation_id = fields.String(validate=validate.Length(1, 40))
+
+
+class PenaltyListSchema(OpenSchema):
+    penalties = fields.List(fields.Dict(), required=True)
+
+
+class RecommendQuerySchema(StrictSchema):
+    project_id = fields.String(required=True, validate=ID)
+    volume_m3 = fields.Decimal(required=True, as_string=True, validate=positive, places=None)
+    kinds = fields.List(fields.String(validate=validate.OneOf(["landfill", "recycling", "backfill"])))
+    exclude = fields.String(validate=ID)  # type: ignore[assignment]  # a declared field, not Schema.exclude
+    limit = fields.Integer(load_default=5, validate=validate.Range(1, 50))
+
+
+class SiteSchema(OpenSchema):
+    site_id = fields.String(required=True)
+    load_rate_pct = fields.Raw()
+    alarm = fields.Boolean()
+
+
+class SiteListSchema(OpenSchema):
+    sites = fields.List(fields.Nested(SiteSchema), required=True)
+
+
+class RecommendSchema(OpenSchema):
+    project_id = fields.String(required=True)
+    sites = fields.List(fields.Dict(), required=True)
+
+
+class ObjectSchema(OpenSchema):
+    """A JSON object (the ledger's own record format, docs/ETICKET.md)."""
+
+
+class ChainStatusSchema(OpenSchema):
+    nodes = fields.List(fields.Dict(), required=True, metadata={
+        "description": "each node's GET /status (url, reachable; height, head, final_height, certificate of the "
+                       "newest final block {height, header_hash, signers, quorum, nodes}, diverged, fault ...)"})
+    agree = fields.Boolean(required=True)
