@@ -56,7 +56,7 @@ class Chain:
     def replay(self) -> None:
         """Rebuild the world state from the stored chain, checking every stored block re-executes; a block
         that does not halts the chain (:class:`StoreTampered`)."""
-        from ledger.verify.replay import replay
+        from ledger.verify.audit import replay
 
         t0 = time.time()
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ledger.store.engine import param_mark
+from ledger.store.schema import param_mark
 
 _meta = sa.MetaData()
 pool_table = sa.Table(

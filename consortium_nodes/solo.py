@@ -11,7 +11,7 @@ import requests
 import sqlalchemy as sa
 
 from consortium_nodes.ordering import Batch, OrderingError
-from ledger.store.engine import make_engine
+from ledger.store.schema import make_engine
 
 _meta = sa.MetaData()
 _batches = sa.Table(

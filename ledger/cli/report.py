@@ -10,7 +10,7 @@ from typing import Any
 from ledger.errors import LedgerError
 from ledger.store.keyfiles import read_consortium
 from ledger.store.ledger_store import LedgerStore
-from ledger.verify.replay import replay
+from ledger.verify.audit import replay
 
 FORMATS = ("csv", "json", "png")
 

@@ -18,7 +18,7 @@ from ledger.core.transaction import Transaction
 from ledger.core.tree import CompactRange, MerkleLog, hash_leaf
 from ledger.errors import DuplicateTransaction, Forbidden, InvalidBlock, LedgerError, StoreError
 from ledger.store import schema
-from ledger.store.engine import make_engine, migrate, normalise_url, param_mark
+from ledger.store.schema import make_engine, migrate, normalise_url, param_mark
 
 #: Validation codes that say the signature itself failed (re-checked by verify).
 #: Codes that say the transaction's signature or size check failed: such a transaction must really fail it.

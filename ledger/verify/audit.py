@@ -1,23 +1,26 @@
-"""Audit several nodes' chains: verify each end to end, re-execute the rules, compare them, check checkpoints."""
+"""Audit several nodes' chains: verify each end to end, replay it through the rules, compare them, check checkpoints."""
 
 from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from ledger.core import checkpoint as cp
+from ledger.core.block import Block, BlockHeader
+from ledger.core.builder import rebuild
 from ledger.core.consortium import Consortium
-from ledger.core.tree import hash_leaf, verify_consistency_hashes
+from ledger.core.statemachine import StateMachine
+from ledger.core.tree import CompactRange, hash_leaf, verify_consistency_hashes
 from ledger.errors import LedgerError
 from ledger.machines import MachineFactory
 from ledger.store import schema
 from ledger.store.ledger_store import LedgerStore
 from ledger.verify.chain import verify_chain
-from ledger.verify.replay import replay
 
 
 def check_kept_checkpoint(store: LedgerStore, consortium: Consortium, note: str) -> dict[str, Any]:
@@ -221,3 +224,46 @@ def _locate(nodes: dict[str, dict[str, Any]], dbs: Mapping[str, str], bad: list[
         else:
             entry["first_problem"] = {"kind": "diverged", "height": height, "position": position,
                                       "tx_id": tx_id, "message": f"verifies on its own, but {where}"}
+
+
+@dataclass(frozen=True)
+class ReplayProblem:
+    """The first block whose re-execution differs from what is stored."""
+
+    height: int
+    message: str
+    position: int | None = None
+    tx_id: str | None = None
+
+
+def replay(
+    store: LedgerStore,
+    consortium: Consortium,
+    machine: StateMachine,
+    *,
+    on_block: Callable[[Block], None] | None = None,
+) -> ReplayProblem | None:
+    """Re-run every stored block through ``machine`` from genesis; stop at the first difference.
+
+    A difference means the stored header, transactions or validation codes are
+    not what the rules give: the database was changed, or this node diverged.
+    """
+    previous: BlockHeader | None = None
+    log = CompactRange()
+    for h in range(store.height + 1):
+        block = store.block(h)
+        if block is None:
+            return ReplayProblem(h, f"block {h} is missing")
+        built = rebuild(block, previous, log, consortium, machine)
+        if built.block.transactions != block.transactions:
+            return ReplayProblem(h, f"block {h} holds transactions the rules drop (duplicates or undecodable)")
+        for i, (mine, stored) in enumerate(zip(built.block.codes, block.codes, strict=True)):
+            if mine != stored:
+                return ReplayProblem(h, f"block {h}: transaction {i} re-executes to {mine!r}, stored {stored!r}",
+                                     position=i, tx_id=block.transactions[i].tx_id)
+        if built.block.header != block.header:
+            return ReplayProblem(h, f"block {h} does not re-execute to its stored header")
+        if on_block is not None:
+            on_block(block)
+        previous, log = block.header, built.log
+    return None

@@ -24,8 +24,8 @@ from ledger.core.transaction import TX_CONTEXT, split_leaf
 from ledger.core.tree import CompactRange, hash_leaf, root_from_hashes
 from ledger.errors import LedgerError, StoreError
 from ledger.store import schema
-from ledger.store.engine import make_engine
 from ledger.store.ledger_store import SIGNATURE_CODES, LedgerStore
+from ledger.store.schema import make_engine
 from ledger.verify.report import HEADER_KINDS, Problem, Report, rank
 
 # -- worker side -------------------------------------------------------------

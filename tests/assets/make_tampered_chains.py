@@ -34,9 +34,9 @@ from ledger.core.crypto import ED25519, PrivateKey
 from ledger.core.transaction import Transaction
 from ledger.core.tree import CompactRange
 from ledger.store import schema
-from ledger.store.engine import make_engine
 from ledger.store.keyfiles import write_consortium
 from ledger.store.ledger_store import LedgerStore
+from ledger.store.schema import make_engine
 from ledger.testing import CST, Throwaway, iso, next_block
 
 HERE = Path(__file__).resolve().parent
