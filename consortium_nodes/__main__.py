@@ -13,14 +13,19 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from consortium_nodes.config import NodeConfig
+from consortium_nodes.errors import ConfigError
 from consortium_nodes.machines import make_machine
 from consortium_nodes.peers import Peers
 from ledger.errors import LedgerError
 from ledger.store.keyfiles import read_consortium, read_private_key
 from ledger.store.ledger_store import LedgerStore
+
+if TYPE_CHECKING:
+    from consortium_nodes.ordering import Orderer
+    from consortium_nodes.solo import SoloOrderer
 
 
 class _JsonFormatter(logging.Formatter):
@@ -32,7 +37,8 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(d, ensure_ascii=False)
 
 
-def _make_orderer(cfg: NodeConfig) -> tuple[Any, Any]:
+def _make_orderer(cfg: NodeConfig) -> tuple[Orderer, SoloOrderer | None]:
+    """This node's orderer, and the solo orderer itself when this node is the designated one."""
     kind = cfg.ordering.get("kind", "solo")
     if kind == "solo":
         from consortium_nodes.solo import HttpOrderer, SoloOrderer
@@ -46,7 +52,7 @@ def _make_orderer(cfg: NodeConfig) -> tuple[Any, Any]:
         from consortium_nodes.etcd_orderer import EtcdOrderer
 
         return EtcdOrderer(endpoints=list(cfg.ordering["endpoints"]), prefix=str(cfg.ordering["prefix"])), None
-    raise LedgerError(f"unknown ordering {kind!r}", reason="bad_config")
+    raise ConfigError(f"unknown ordering {kind!r}")
 
 
 def cmd_run(a: argparse.Namespace) -> int:

@@ -58,7 +58,8 @@ class TxPool:
                 self._durable_ids.add(tx_id)
 
     def __len__(self) -> int:
-        return len(self._pool)
+        with self._cond:
+            return len(self._pool)
 
     def persist(self, rows: Sequence[tuple[str, bytes]]) -> None:
         """Write accepted transactions to the durable pool (before the submitter gets its answer)."""

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import requests
+from urllib3.exceptions import ReadTimeoutError
 
 from consortium_nodes.etcd_client import API_PATH, b64, unb64
 from consortium_nodes.ordering import Batch
@@ -18,6 +19,12 @@ from consortium_nodes.ordering import Batch
 MAX_WATCHED = 4096
 #: seconds :meth:`BatchWatch.stop` waits for the watch thread
 JOIN_TIMEOUT = 2.0
+
+
+def _is_read_timeout(exc: requests.ConnectionError) -> bool:
+    """True for the read timeout of a streamed body, which requests raises as a ConnectionError wrapping
+    urllib3's ReadTimeoutError (as its argument and context)."""
+    return any(isinstance(e, ReadTimeoutError) for e in (*exc.args[:1], exc.__context__, exc.__cause__))
 
 
 class BatchWatch:
@@ -133,7 +140,7 @@ class BatchWatch:
                     failed = True
                 except requests.ConnectionError as exc:
                     # An idle stream ends in a read timeout (requests wraps it): re-establish it, same member.
-                    failed = "read timed out" not in str(exc).lower()
+                    failed = not _is_read_timeout(exc)
                 except (requests.RequestException, ValueError, TypeError, AttributeError):
                     failed = True
                 finally:

@@ -186,6 +186,7 @@ class Certificates:
     # -- finality -------------------------------------------------------------
     @property
     def final_height(self) -> int:
+        """The newest final height (read without the lock: an int only ever raised under it)."""
         return self._final
 
     def _advance(self) -> None:

@@ -43,7 +43,8 @@ class Health:
 
     @property
     def fault(self) -> str | None:
-        return self._fault
+        with self._lock:
+            return self._fault
 
     @property
     def halted(self) -> bool:
@@ -78,7 +79,8 @@ class Health:
             try:
                 fn(*args)
             except Exception as exc:
-                self.failed(f"{name} stopped: {exc.__class__.__name__}: {exc}", exc)
-                log.exception("node %s: %s", self._name, self._fault)
+                message = f"{name} stopped: {exc.__class__.__name__}: {exc}"
+                self.failed(message, exc)
+                log.exception("node %s: %s", self._name, message)
 
         return run

@@ -16,6 +16,16 @@ from ledger.errors import LedgerError, ProofError
 from ledger.reasons import status_of
 
 
+#: transactions or tx ids one request may carry
+MAX_BULK = 5000
+#: seconds a client may ask a transaction request to wait for finality (``wait``)
+MAX_TX_WAIT = 30.0
+#: blocks per ``GET /v1/blocks``: by default and at most
+BLOCKS_DEFAULT, BLOCKS_MAX = 20, 100
+#: the solo orderer's ``GET /v1/order/read``: longest wait (s), batches by default and at most
+ORDER_MAX_WAIT, ORDER_READ_DEFAULT, ORDER_READ_MAX = 5.0, 64, 256
+
+
 def _http_status(reason: str | None) -> int:
     """The HTTP status of an error ``reason``, from the one registry of reason codes (:mod:`ledger.reasons`)."""
     return status_of(reason or "", 400)
@@ -95,15 +105,15 @@ def submit(node: Node) -> tuple[Response, int]:
         raise LedgerError("request body must be JSON", reason="malformed")
     single = isinstance(body, dict) and "transactions" not in body
     items = [body] if single else body.get("transactions") if isinstance(body, dict) else body
-    if not isinstance(items, list) or len(items) > 5000:
-        raise LedgerError("transactions must be a list of at most 5000", reason="malformed")
+    if not isinstance(items, list) or len(items) > MAX_BULK:
+        raise LedgerError(f"transactions must be a list of at most {MAX_BULK}", reason="malformed")
     results = node.submit(items)
     if not single:
         return jsonify({"results": [r.to_dict() for r in results]}), 200
     r = results[0]
     if r.status == "rejected":
         return jsonify({**r.to_dict(), "error": {"code": r.reason, "message": r.message}}), _http_status(r.reason)
-    wait = _arg_float("wait", 0.0, 30.0)
+    wait = _arg_float("wait", 0.0, MAX_TX_WAIT)
     if wait > 0 and r.tx_id:
         st = node.tx_status(r.tx_id, wait=wait)
         return jsonify(st), 200 if st["status"] == "final" else 202
@@ -111,7 +121,7 @@ def submit(node: Node) -> tuple[Response, int]:
 
 
 def tx(node: Node, tx_id: str) -> tuple[Response, int]:
-    st = node.tx_status(tx_id, wait=_arg_float("wait", 0.0, 30.0), with_tx=True)
+    st = node.tx_status(tx_id, wait=_arg_float("wait", 0.0, MAX_TX_WAIT), with_tx=True)
     if st["status"] == "unknown":
         return jsonify({**st, "reason": "not_found"}), 404
     return jsonify(st), 200
@@ -121,8 +131,8 @@ def tx_statuses(node: Node) -> Response:
     """Bulk status: final, committed or unknown for up to 5000 tx ids (with ``detail``: code, height)."""
     body = request.get_json(silent=True) or {}
     ids = body.get("tx_ids", []) if isinstance(body, dict) else []
-    if not isinstance(ids, list) or len(ids) > 5000:
-        raise LedgerError("tx_ids must be a list of at most 5000", reason="malformed")
+    if not isinstance(ids, list) or len(ids) > MAX_BULK:
+        raise LedgerError(f"tx_ids must be a list of at most {MAX_BULK}", reason="malformed")
     if isinstance(body, dict) and body.get("detail"):  # each {"status", "code", "height"}
         return jsonify({"statuses": node.status_details([str(i) for i in ids])})
     return jsonify({"statuses": node.statuses([str(i) for i in ids])})
@@ -141,7 +151,7 @@ def query(node: Node, name: str) -> Response:
 
 def blocks(node: Node) -> Response:
     start = _arg_int("start", 0) or 0
-    limit = min(_arg_int("limit", 20) or 20, 100)
+    limit = min(_arg_int("limit", BLOCKS_DEFAULT) or BLOCKS_DEFAULT, BLOCKS_MAX)
     return jsonify({"blocks": [b.to_dict() for b in node.store.blocks(start, start + limit)]})
 
 
@@ -237,8 +247,9 @@ def order_append(solo: SoloOrderer) -> Response:
 
 def order_read(solo: SoloOrderer) -> Response:
     after = _arg_int("after", -1)
-    batches: list[Batch] = solo.read(after if after is not None else -1, wait=_arg_float("wait", 0.0, 5.0),
-                                     limit=min(_arg_int("limit", 64) or 64, 256))
+    limit = min(_arg_int("limit", ORDER_READ_DEFAULT) or ORDER_READ_DEFAULT, ORDER_READ_MAX)
+    batches: list[Batch] = solo.read(after if after is not None else -1, wait=_arg_float("wait", 0.0, ORDER_MAX_WAIT),
+                                     limit=limit)
     return jsonify({"batches": [b.to_json() for b in batches]})
 
 

@@ -66,11 +66,6 @@ class Peers:
             raise PeerError(f"peer {name} answered {r.status_code} to {path}")
         return r.json()
 
-    def push_signatures(self, sender: str, items: Sequence[dict[str, Any]]) -> None:
-        """Send our header signatures to every peer; an unreachable peer is skipped (it pulls later)."""
-        for name in self.urls:
-            self.push_signatures_to(name, sender, items)
-
     def push_signatures_to(self, name: str, sender: str, items: Sequence[dict[str, Any]]) -> bool:
         """Send our header signatures to one peer over this thread's keep-alive connection to it; False if
         it could not be reached (it pulls them later).  This runs for every block and every peer, so it
@@ -127,6 +122,3 @@ class Peers:
                 self._session().post(url + "/v1/checkpoints", json={"note": note}, timeout=self._timeout)
             except requests.RequestException:
                 continue
-
-    def status(self, name: str) -> dict[str, Any]:
-        return dict(self._get(name, "/status"))

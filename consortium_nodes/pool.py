@@ -68,9 +68,3 @@ class DurablePool:
             conn.exec_driver_sql(
                 f"DELETE FROM {pool_table.name} WHERE tx_id IN ({', '.join([mark] * len(chunk))})", chunk
             )
-
-    def remove(self, tx_ids: Sequence[str]) -> None:
-        if not tx_ids:
-            return
-        with self._engine.begin() as conn:
-            self.remove_in(conn, tx_ids)

@@ -103,3 +103,25 @@ def test_halted_chain_builds_nothing(cluster: Cluster) -> None:
         assert node.status()["fault"] == "database changed"
     finally:
         node.stop()
+
+
+def test_chain_with_a_skipped_batch_verifies_and_replays_after_a_restart(cluster: Cluster) -> None:
+    """The empty block of a skipped batch is an ordinary certified block: the chain verifies end to end,
+    and a node restarted on its database replays it without a fault and follows on from the next batch."""
+    from ledger.verify.chain import verify_chain
+
+    nodes = [cluster.add(n) for n in cluster.names[:3]]
+    cluster.orderer.append(proposer=nodes[0].name, timestamp=iso(T0), txs=[make_tx(cluster.t.gateway, 1).encode()])
+    cluster.orderer.append_json(BAD)
+    cluster.follow()
+    cluster.deliver()
+    first = nodes[0]
+    assert first.final_height == 1
+    report = verify_chain(str(first.store.engine.url), cluster.t.consortium, workers=1)
+    assert report.ok, report.problems
+    first.store.close()
+    again = cluster.add(first.name)  # the same database, a new process
+    assert again.fault is None and again.store.height == 1 and again.final_height == 1
+    cluster.orderer.append(proposer=again.name, timestamp=iso(T0), txs=[make_tx(cluster.t.gateway, 2).encode()])
+    again.follower.step()
+    assert again.store.height == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from node_fakes import Cluster
 
 from consortium_nodes.http import create_app
@@ -66,3 +68,23 @@ def test_submit_then_status_over_http(cluster: Cluster) -> None:
     st = client.get("/status").json
     assert st["pool"] == 1 and st["height"] == -1 and st["skipped_batches"] == {"count": 0, "last": None}
     assert client.get(f"/v1/transactions/{tx.tx_id}").json["status"] == "pending"
+
+
+def test_solo_orderer_routes_append_read_and_refuse_a_bad_batch(cluster: Cluster, tmp_path) -> None:
+    """On the solo orderer the app appends batches (consecutive seqs), reads them after a seq, answers the
+    head, and refuses a batch without its fields with 400 malformed (a bad timestamp is the nodes' to skip)."""
+    solo = SoloOrderer(url=f"sqlite:///{tmp_path / 'orderer.db'}")
+    try:
+        client = create_app(cluster.add(cluster.names[0]), solo=solo).test_client()
+        assert client.get("/v1/order/head").json == {"head": -1}
+        assert client.post("/v1/order/append", json={"proposer": "a", "timestamp": "t", "txs": ["{}"]}).json == {
+            "seq": 0}
+        assert client.post("/v1/order/append", json={"proposer": "x", "timestamp": "not-a-time", "txs": []}).json == {
+            "seq": 1}
+        r = client.post("/v1/order/append", json={"proposer": "a"})
+        assert r.status_code == 400 and r.json["reason"] == "malformed"
+        batches = client.get("/v1/order/read", query_string={"after": 0}).json["batches"]
+        assert [json.loads(b)["seq"] for b in batches] == [1]
+        assert client.get("/v1/order/head").json == {"head": 1}
+    finally:
+        solo.close()

@@ -19,6 +19,8 @@ from ledger.core.block import (
     flags_digest,
     is_final,
     make_header,
+    node_signature_verifies,
+    node_signer,
     sign_header,
 )
 from ledger.core.crypto import PrivateKey
@@ -107,6 +109,36 @@ def test_certificate_quorum(t: Throwaway) -> None:
     ]
     assert certificate_signers(h, [*sigs, *noise], t.consortium) == [
         t.consortium.nodes[0].name, t.consortium.nodes[1].name]
+
+
+def test_one_node_signature_check_for_every_caller(t: Throwaway, tmp_path) -> None:
+    """node_signer is the one check of a header signature (the certificate, the store and the node use it):
+    a node member's signature in its key's algorithm over the message; a wrong algorithm id, a non-node
+    member, a stranger or another message fail — and the store keeps no wrong-algorithm signature."""
+    from ledger.store.ledger_store import LedgerStore
+
+    b0 = chain(t, 1)[0]
+    h = b0.header
+    node = t.node_keys()[0]
+    good = sign_header(h, node)
+    member = t.consortium.member(node.key_id)
+    assert node_signer(good, h.signing_message, t.consortium) == member
+    assert node_signature_verifies(member, good, h.signing_message)
+    wrong_alg = HeaderSignature(node.key_id, "sm2", good.value)
+    assert not node_signature_verifies(member, wrong_alg, h.signing_message)
+    assert node_signer(wrong_alg, h.signing_message, t.consortium) is None
+    assert node_signer(sign_header(h, t.gateway), h.signing_message, t.consortium) is None
+    assert node_signer(sign_header(h, PrivateKey.generate()), h.signing_message, t.consortium) is None
+    assert node_signer(good, HEADER_CONTEXT + b"\x00" * 32, t.consortium) is None
+    store = LedgerStore.open(f"sqlite:///{tmp_path / 'l.db'}", consortium=t.consortium)
+    try:
+        store.append(Block(h, b0.transactions, b0.codes), t.consortium, check_signatures=False)
+        others = t.node_keys()[1:]
+        wrong = [HeaderSignature(k.key_id, "sm2", sign_header(h, k).value) for k in others]
+        assert store.add_signatures(0, wrong, t.consortium) == 0
+        assert store.add_signatures(0, [sign_header(h, k) for k in others], t.consortium) == 3
+    finally:
+        store.close()
 
 
 def test_with_signatures_merges_by_key(t: Throwaway) -> None:
