@@ -15,7 +15,6 @@ from ledger.core import checkpoint as cp
 from ledger.errors import LedgerError, ProofError
 from ledger.reasons import status_of
 
-
 #: transactions or tx ids one request may carry
 MAX_BULK = 5000
 #: seconds a client may ask a transaction request to wait for finality (``wait``)
