@@ -18,7 +18,7 @@ from etcd3gw.client import Etcd3Client
 
 from consortium_nodes.etcd_client import API_PATH, EtcdTransport, b64, int_value, kvs_of, range_op, unb64
 from consortium_nodes.etcd_watch import BatchWatch
-from consortium_nodes.ordering import Batch, BatchesForgottenError, OrderingError
+from consortium_nodes.ordering import Batch, BatchesForgottenError, OrderingError, seq_of_key
 
 __all__ = ["API_PATH", "MAX_BATCH_BYTES", "BatchTooLargeError", "BatchesForgottenError", "EtcdOrderer"]
 
@@ -282,7 +282,7 @@ class EtcdOrderer:
         revision = int(result.get("header", {}).get("revision", 0))
         kvs = kvs_of(responses[1])
         if kvs:
-            batches = [Batch.from_json(unb64(kv["value"])) for kv in kvs]
+            batches = [Batch.from_json(unb64(kv["value"]), seq=seq_of_key(unb64(kv["key"]))) for kv in kvs]
             for expected, batch in enumerate(batches, start=after + 1):
                 if batch.seq != expected:
                     raise BatchesForgottenError(

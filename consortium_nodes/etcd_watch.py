@@ -13,7 +13,7 @@ import requests
 from urllib3.exceptions import ReadTimeoutError
 
 from consortium_nodes.etcd_client import API_PATH, b64, unb64
-from consortium_nodes.ordering import Batch
+from consortium_nodes.ordering import Batch, seq_of_key
 
 #: batches the watch holds for readers at most (nobody reads, e.g. a stopped follower: the newest are kept)
 MAX_WATCHED = 4096
@@ -182,7 +182,8 @@ class BatchWatch:
                     at = int(kv.get("mod_revision", 0))
                     revision = max(revision, at)
                     if event.get("type", "PUT") == "PUT" and kv.get("value"):
-                        batches.append((Batch.from_json(unb64(kv["value"])), at))
+                        seq = seq_of_key(unb64(kv.get("key", "")))
+                        batches.append((Batch.from_json(unb64(kv["value"]), seq=seq), at))
                 self._note(revision, live=True, batches=batches)
         return False
 

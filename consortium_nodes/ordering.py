@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from consortium_nodes.errors import NodeError
+
 
 @dataclass(frozen=True)
 class Batch:
@@ -30,18 +32,42 @@ class Batch:
         )
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> Batch:
-        d: dict[str, Any] = json.loads(text)
+    def from_json(cls, text: str | bytes, *, seq: int | None = None) -> Batch:
+        """The batch in the engine's bytes; ``seq`` is the engine's own number for it (an etcd key's).
+
+        Whatever else the bytes hold, every node reads the same batch from them: a field of the wrong
+        type becomes empty (no proposer, no timestamp, no transactions; a transaction that is not a
+        string is left out), and the block builder turns such a batch into the same empty block on
+        every node.  Only bytes that say nowhere which batch they are raise :class:`MalformedOrder`.
+        """
+        try:
+            d: Any = json.loads(text)
+        except (ValueError, UnicodeDecodeError):
+            d = None
+        if not isinstance(d, dict):
+            d = {}
+        number = d.get("seq") if seq is None else seq
+        if type(number) is not int or number < 0:
+            raise MalformedOrder(f"an ordered batch without a sequence number: {text[:80]!r}")
+        proposer, timestamp, txs = d.get("proposer"), d.get("timestamp"), d.get("txs")
         return cls(
-            seq=int(d["seq"]),
-            proposer=str(d["proposer"]),
-            timestamp=str(d["timestamp"]),
-            txs=tuple(str(t).encode("utf-8") for t in d["txs"]),
+            seq=number,
+            proposer=proposer if isinstance(proposer, str) else "",
+            timestamp=timestamp if isinstance(timestamp, str) else "",
+            txs=tuple(t.encode("utf-8") for t in txs if isinstance(t, str)) if isinstance(txs, list) else (),
         )
 
 
-class OrderingError(Exception):
+class OrderingError(NodeError):
     """The ordering service cannot be reached or refused the operation."""
+
+    reason = "ordering_error"
+
+
+class MalformedOrder(OrderingError):
+    """The ordering engine holds bytes that are not a batch at all (not even its number can be read)."""
+
+    reason = "malformed_order"
 
 
 class BatchesForgottenError(OrderingError):
@@ -51,6 +77,13 @@ class BatchesForgottenError(OrderingError):
         super().__init__(message)
         self.after = after
         self.head = head
+
+
+def seq_of_key(key: bytes | str) -> int | None:
+    """The batch number at the end of an engine key such as ``<prefix>/batch/000000000042``, if any."""
+    text = key.decode("utf-8", errors="replace") if isinstance(key, bytes) else key
+    tail = text.rsplit("/", 1)[-1]
+    return int(tail) if tail.isdigit() else None
 
 
 class Orderer(Protocol):

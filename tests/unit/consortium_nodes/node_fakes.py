@@ -52,6 +52,14 @@ class MemoryOrderer:
         return self.append(proposer=str(body["proposer"]), timestamp=str(body["timestamp"]),
                            txs=[str(t).encode("utf-8") for t in body["txs"]])
 
+    def append_raw(self, data: str | bytes) -> int:
+        """Append whatever bytes an engine could hold as the next batch, read as every node reads them."""
+        with self._cond:
+            seq = len(self._batches)
+            self._batches.append(Batch.from_json(data, seq=seq))
+            self._cond.notify_all()
+            return seq
+
     def read(self, after: int, *, wait: float = 0.0, limit: int = 64) -> list[Batch]:
         deadline = time.monotonic() + wait
         with self._cond:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+import pytest
 from node_fakes import T0, Cluster
 
 from consortium_nodes.builder import FIRST_SKIPPED_TIME
@@ -125,3 +126,42 @@ def test_chain_with_a_skipped_batch_verifies_and_replays_after_a_restart(cluster
     cluster.orderer.append(proposer=again.name, timestamp=iso(T0), txs=[make_tx(cluster.t.gateway, 2).encode()])
     again.follower.step()
     assert again.store.height == 2
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"proposer": 7, "timestamp": ["x"], "txs": "not a list"}',
+    b'{"txs": [1, {"a": 2}]}',
+    b'[1, 2, 3]',
+    b"not json at all \xff",
+    b"",
+])
+def test_batch_bytes_of_any_shape_become_the_same_empty_block(cluster: Cluster, raw: bytes) -> None:
+    """Bytes in the order that are not a well-formed batch (fields missing or of the wrong type, not JSON)
+    do not stop the follower (a missing field used to raise KeyError in ``Batch.from_json``): every node
+    reads the same empty batch from them and builds the same empty block, and the next batch is built."""
+    a, b = (cluster.add(n) for n in cluster.names[:2])
+    cluster.orderer.append(proposer=a.name, timestamp=iso(T0), txs=[make_tx(cluster.t.gateway, 1).encode()])
+    cluster.orderer.append_raw(raw)
+    tx = make_tx(cluster.t.gateway, 2)
+    cluster.orderer.append(proposer=b.name, timestamp=iso(T0 + timedelta(seconds=1)), txs=[tx.encode()])
+    cluster.follow()
+    assert a.store.height == b.store.height == 2
+    assert [a.store.header(h) for h in range(3)] == [b.store.header(h) for h in range(3)]
+    assert a.store.block(1).transactions == ()  # type: ignore[union-attr]
+    assert a.store.known_tx_ids([tx.tx_id]) == {tx.tx_id}
+    assert a.status()["fault"] is None and a.status()["skipped_batches"]["count"] == 1
+
+
+def test_batch_without_any_number_is_a_typed_ordering_error() -> None:
+    """Bytes that do not say which batch they are (no engine key, no ``seq``) raise MalformedOrder, an
+    OrderingError under the node's error base (the follower retries on OrderingError; it never stops)."""
+    from consortium_nodes.errors import NodeError
+    from consortium_nodes.ordering import Batch, MalformedOrder, OrderingError, seq_of_key
+
+    with pytest.raises(MalformedOrder) as info:
+        Batch.from_json(b'{"proposer": "x"}')
+    assert isinstance(info.value, OrderingError) and isinstance(info.value, NodeError)
+    assert info.value.reason == "malformed_order"
+    assert Batch.from_json('{"seq": 3, "proposer": "x", "timestamp": "t", "txs": ["a"]}') == Batch(3, "x", "t", (b"a",))
+    assert Batch.from_json('{"seq": 3}', seq=9).seq == 9  # the engine's own number wins
+    assert seq_of_key(b"/muck/abc/batch/000000000042") == 42 and seq_of_key("/muck/head") is None
