@@ -15,17 +15,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from consortium_nodes.config import NodeConfig
+from consortium_nodes.config import NodeConfig, make_machine
 from consortium_nodes.errors import ConfigError
-from consortium_nodes.machines import make_machine
 from consortium_nodes.peers import Peers
 from ledger.errors import LedgerError
 from ledger.store.keyfiles import read_consortium, read_private_key
 from ledger.store.ledger_store import LedgerStore
 
 if TYPE_CHECKING:
-    from consortium_nodes.ordering import Orderer
-    from consortium_nodes.solo import SoloOrderer
+    from consortium_nodes.ordering import Orderer, SoloOrderer
 
 
 class _JsonFormatter(logging.Formatter):
@@ -41,7 +39,7 @@ def _make_orderer(cfg: NodeConfig) -> tuple[Orderer, SoloOrderer | None]:
     """This node's orderer, and the solo orderer itself when this node is the designated one."""
     kind = cfg.ordering.get("kind", "solo")
     if kind == "solo":
-        from consortium_nodes.solo import HttpOrderer, SoloOrderer
+        from consortium_nodes.ordering import HttpOrderer, SoloOrderer
 
         leader = str(cfg.ordering.get("leader", cfg.name))
         if leader == cfg.name:

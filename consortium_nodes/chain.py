@@ -1,28 +1,27 @@
-"""The node's chain: replay at start, blocks built from batches or adopted from peers, signed and stored."""
+"""The node's chain: replay at start, blocks built from ordered batches (or skipped ones) or adopted from peers."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from consortium_nodes.batcher import TxPool
-from consortium_nodes.builder import Built, build_block, build_skipped
 from consortium_nodes.errors import Diverged, MalformedBatch, PeerError, StoreFailed, StoreTampered
-from consortium_nodes.finality import Certificates, Divergences
-from consortium_nodes.health import Health, SkippedBatch
+from consortium_nodes.finality import Certificates, Divergences, StoredTxs
 from consortium_nodes.ordering import Batch
-from consortium_nodes.outbox import SignatureOutbox
-from consortium_nodes.pool import DurablePool
-from consortium_nodes.waiters import StoredTxs
-from ledger.core.block import Block, HeaderSignature, certificate_signers, node_signer, sign_header
-from ledger.core.builder import rebuild
+from consortium_nodes.peers import SignatureOutbox
+from consortium_nodes.pool import DurablePool, TxPool
+from consortium_nodes.queries import Health, SkippedBatch
+from ledger.core.block import Block, BlockHeader, HeaderSignature, certificate_signers, node_signer, sign_header
+from ledger.core.builder import Built, Checked, StateMachine, block_time, rebuild
+from ledger.core.builder import build_block as _build
 from ledger.core.consortium import Consortium
 from ledger.core.crypto import PrivateKey
-from ledger.core.statemachine import StateMachine
-from ledger.errors import LedgerError
+from ledger.core.transaction import parse_time
+from ledger.core.tree import CompactRange
+from ledger.errors import LedgerError, MalformedTransaction
 from ledger.store.ledger_store import LedgerStore
 
 log = logging.getLogger("consortium_nodes.node")
@@ -142,3 +141,44 @@ class Chain:
         self._pool.stored(pooled)
         self._stored_txs.stored(block)
         self._outbox.push({"height": h, "header_hash": block.header.hash, **own.to_dict()})
+
+
+__all__ = ["FIRST_SKIPPED_TIME", "Built", "block_time", "build_block", "build_skipped"]
+
+#: The time of a skipped batch's block when it is the first block of the chain (there is no earlier
+#: block time to repeat); any fixed valid time would do, as long as every node uses the same one.
+FIRST_SKIPPED_TIME = "1970-01-01T08:00:00.000+08:00"
+
+
+def build_block(
+    *,
+    batch: Batch,
+    previous: BlockHeader | None,
+    log: CompactRange,
+    consortium: Consortium,
+    machine: StateMachine,
+    seen: Callable[[Sequence[str]], set[str]],
+    checked: Mapping[bytes, Checked] | None = None,
+) -> Built:
+    """Block ``batch.seq`` from the ordered batch; see :func:`ledger.core.builder.build_block`.
+
+    Raises :class:`MalformedBatch` (before anything is applied to ``machine``) for a batch whose
+    timestamp is not ISO 8601 with an offset: the caller builds :func:`build_skipped` instead.
+    """
+    try:
+        parse_time(batch.timestamp, what="batch timestamp")
+    except MalformedTransaction as exc:
+        raise MalformedBatch(f"batch {batch.seq} from {batch.proposer!r}: {exc.message}") from exc
+    return _build(raw_txs=batch.txs, proposer=batch.proposer, timestamp=batch.timestamp, previous=previous,
+                  log=log, consortium=consortium, machine=machine, seen=seen, checked=checked)
+
+
+def build_skipped(
+    *, batch: Batch, previous: BlockHeader | None, log: CompactRange, consortium: Consortium, machine: StateMachine
+) -> Built:
+    """The block of a malformed batch: no transactions, the previous block's time (or
+    :data:`FIRST_SKIPPED_TIME`), the batch's proposer.  A pure function of the batch and the chain,
+    so every node builds the same block and heights stay equal to batch numbers."""
+    timestamp = FIRST_SKIPPED_TIME if previous is None else previous.timestamp
+    return _build(raw_txs=(), proposer=batch.proposer, timestamp=timestamp, previous=previous, log=log,
+                  consortium=consortium, machine=machine, seen=lambda ids: set())

@@ -1,4 +1,4 @@
-"""Node configuration files (JSON): identity, storage, peers and ordering."""
+"""Node configuration files (JSON): identity, storage, peers, ordering, and the state machine a node runs."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from consortium_nodes.errors import ConfigError
+from ledger import machines
+from ledger.core.builder import StateMachine
+from ledger.core.consortium import Consortium
+from ledger.errors import ConsortiumError
 
 
 @dataclass(frozen=True)
@@ -61,3 +65,12 @@ class NodeConfig:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"node config {p} is missing or has a bad field: {exc!r}") from exc
+
+
+def make_machine(name: str, consortium: Consortium) -> StateMachine:
+    """``null`` accepts every well-signed transaction; ``eticket`` runs the muck-ticket rules."""
+    try:
+        factory = machines.machine_factory(name)
+    except ConsortiumError as exc:
+        raise ConfigError(exc.message) from exc
+    return factory(consortium)

@@ -9,8 +9,7 @@ from typing import Any
 from flask import Flask, Response, current_app, jsonify, request
 
 from consortium_nodes.node import Node
-from consortium_nodes.ordering import Batch
-from consortium_nodes.solo import SoloOrderer
+from consortium_nodes.ordering import Batch, SoloOrderer
 from ledger.core import checkpoint as cp
 from ledger.errors import LedgerError, ProofError
 from ledger.reasons import status_of

@@ -2,17 +2,17 @@
 
 The work is done by components, each with its own lock, wired here:
 
-* :class:`~consortium_nodes.batcher.TxPool` and :class:`~consortium_nodes.batcher.Batcher`: accepted
+* :class:`~consortium_nodes.pool.TxPool` and :class:`~consortium_nodes.pool.Batcher`: accepted
   transactions (also in the durable pool) and their proposal to the orderer;
-* :class:`~consortium_nodes.admission.Admitter`: checks of submitted transactions;
-* :class:`~consortium_nodes.follower.Follower` and :class:`~consortium_nodes.chain.Chain`: batches
+* :class:`~consortium_nodes.pool.Admitter`: checks of submitted transactions;
+* :class:`~consortium_nodes.catchup.Follower` and :class:`~consortium_nodes.chain.Chain`: batches
   into blocks, signed and stored (``state_lock``);
 * :class:`~consortium_nodes.finality.Certificates`: peers' signatures, divergences and finality;
-* :class:`~consortium_nodes.outbox.SignatureOutbox`: our signatures on their way to the peers;
+* :class:`~consortium_nodes.peers.SignatureOutbox`: our signatures on their way to the peers;
 * :class:`~consortium_nodes.catchup.CatchUp` and :class:`~consortium_nodes.catchup.Syncer`: what
   did not reach us;
 * :class:`~consortium_nodes.checkpoints.Checkpoints`: co-signed checkpoints and witnessing;
-* :class:`~consortium_nodes.queries.Queries`: reading; :class:`~consortium_nodes.health.Health`: faults.
+* :class:`~consortium_nodes.queries.Queries`: reading; :class:`~consortium_nodes.queries.Health`: faults.
 """
 
 from __future__ import annotations
@@ -22,26 +22,20 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from consortium_nodes.admission import Admission, Admitter
-from consortium_nodes.batcher import Batcher, TxPool
-from consortium_nodes.catchup import CatchUp, Syncer
+from consortium_nodes.catchup import CatchUp, Follower, Syncer
 from consortium_nodes.chain import Chain
 from consortium_nodes.checkpoints import Checkpoints
 from consortium_nodes.errors import ConfigError
-from consortium_nodes.finality import Certificates, Divergence, Divergences
-from consortium_nodes.follower import Follower
-from consortium_nodes.health import Health
+from consortium_nodes.finality import Certificates, Divergence, Divergences, StoredTxs
 from consortium_nodes.ordering import Orderer
-from consortium_nodes.outbox import SignatureOutbox
-from consortium_nodes.peers import PeerLink
-from consortium_nodes.pool import DurablePool
-from consortium_nodes.queries import Queries
-from consortium_nodes.waiters import StoredTxs
+from consortium_nodes.peers import PeerLink, SignatureOutbox
+from consortium_nodes.pool import Admission, Admitter, Batcher, DurablePool, TxPool
+from consortium_nodes.queries import Health, Queries
 from ledger.core.block import Block, HeaderSignature
+from ledger.core.builder import StateMachine
 from ledger.core.consortium import Consortium
 from ledger.core.crypto import PrivateKey
-from ledger.core.statemachine import StateMachine
-from ledger.core.times import CHINA_TZ
+from ledger.core.encoding import CHINA_TZ
 from ledger.errors import LedgerError
 from ledger.store.ledger_store import LedgerStore
 

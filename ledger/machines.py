@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ledger.core.builder import NullStateMachine, StateMachine
 from ledger.core.consortium import Consortium
-from ledger.core.statemachine import NullStateMachine, StateMachine
 from ledger.errors import ConsortiumError
 
 MachineFactory = Callable[[Consortium], StateMachine]

@@ -10,7 +10,7 @@ from typing import Any
 from ledger.core.block import Block, BlockHeader
 from ledger.core.consortium import DEPARTMENTS, Consortium, new_consortium
 from ledger.core.crypto import PrivateKey
-from ledger.core.times import CHINA_TZ, iso
+from ledger.core.encoding import CHINA_TZ, iso
 from ledger.core.transaction import Transaction
 from ledger.core.tree import CompactRange
 from ledger.store import demo_chain

@@ -1,7 +1,8 @@
-"""The QR ticket issuer keys: the published list (with rotation) and the signing key."""
+"""The QR ticket issuer keys (the published list, with rotation; the signing key) and the QR images."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -9,7 +10,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import qrcode
+import qrcode.constants
+import qrcode.image.pure
+import qrcode.image.svg
+import qrcode.util
+
 from ledger.core.crypto import PrivateKey, PublicKey
+from ledger.qrticket.base45 import ALPHABET
 from ledger.qrticket.ticket import CHINA_TZ
 from ledger.store.keyfiles import read_private_key
 
@@ -92,3 +100,40 @@ class Keyring:
         if signing is None and cfg.get("QR_SIGNING_KEY_FILE"):
             signing = read_private_key(cfg["QR_SIGNING_KEY_FILE"])
         return cls(keys, signing)
+
+
+ERROR_CORRECTION = qrcode.constants.ERROR_CORRECT_Q
+_ALNUM = frozenset(ALPHABET)
+
+
+def _build(text: str) -> qrcode.QRCode:
+    if not text or not set(text) <= _ALNUM:
+        raise ValueError("QR text must be non-empty and use only alphanumeric-mode characters")
+    qr = qrcode.QRCode(error_correction=ERROR_CORRECTION, border=4, box_size=8)
+    qr.add_data(qrcode.util.QRData(text.encode("ascii"), mode=qrcode.util.MODE_ALPHA_NUM))
+    qr.make(fit=True)
+    return qr
+
+
+def qr_version(text: str) -> int:
+    """The QR version (1..40) the text needs at error-correction level Q."""
+    return int(_build(text).version)
+
+
+def render_png(text: str, *, box_size: int = 8) -> bytes:
+    """PNG bytes of the QR symbol (pure-Python encoder, quiet zone of 4 modules)."""
+    qr = _build(text)
+    qr.box_size = box_size
+    img = qr.make_image(image_factory=qrcode.image.pure.PyPNGImage)
+    buf = io.BytesIO()
+    img.save(buf)
+    return buf.getvalue()
+
+
+def render_svg(text: str) -> bytes:
+    """A standalone SVG document of the QR symbol (one path, sizes in mm)."""
+    qr = _build(text)
+    img = qr.make_image(image_factory=qrcode.image.svg.SvgPathImage)
+    buf = io.BytesIO()
+    img.save(buf)
+    return buf.getvalue()

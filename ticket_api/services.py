@@ -103,7 +103,7 @@ Changed: TypeAlias = T | Pending | Admitted
 """What a state-changing method answers: the object it changed (``T``, once final), or 202 before that."""
 
 Result: TypeAlias = Changed[Any]
-"""Any state change's answer (``ticket_api.context.answer`` turns one into the HTTP answer)."""
+"""Any state change's answer (``ticket_api.auth.answer`` turns one into the HTTP answer)."""
 
 
 class PermitService(Protocol):

@@ -38,8 +38,8 @@ import nacl
 import nacl.bindings
 import sqlalchemy as sa
 
+from ledger.core.builder import NullStateMachine
 from ledger.core.consortium import Consortium
-from ledger.core.statemachine import NullStateMachine
 from ledger.core.transaction import TX_CONTEXT, split_leaf
 from ledger.store import schema
 from ledger.store.ledger_store import make_engine

@@ -1,13 +1,14 @@
-"""Deterministic block building: every node turns the same ordered transactions into the same block (no I/O)."""
+"""The state-machine protocol and deterministic block building: every node makes the same block (no I/O)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
 
 from ledger.core.block import VALID, Block, BlockHeader, make_header
 from ledger.core.consortium import Consortium, Member
-from ledger.core.statemachine import StateMachine, TxContext
 from ledger.core.transaction import Transaction, parse_time
 from ledger.core.tree import CompactRange, hash_leaf
 from ledger.errors import LedgerError
@@ -126,3 +127,68 @@ def rebuild(block: Block, previous: BlockHeader | None, log: CompactRange, conso
     return build_block(raw_txs=[tx.encode() for tx in block.transactions], proposer=block.header.proposer,
                        timestamp=block.header.timestamp, previous=previous, log=log, consortium=consortium,
                        machine=machine, seen=lambda ids: set())
+
+
+@dataclass(frozen=True)
+class TxContext:
+    """Everything a rule may look at besides the transaction and the state.
+
+    Time comes from here (the block's timestamp) and from the transaction,
+    never from the clock, so every node and every replay agrees.
+    """
+
+    height: int
+    position: int
+    block_time: datetime
+    tx_id: str
+    signer: Member
+    consortium: Consortium
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of applying one transaction: ``code`` is "valid" or a reason code."""
+
+    code: str = VALID
+    message: str = ""
+    events: tuple[Mapping[str, Any], ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return self.code == VALID
+
+
+class StateMachine(Protocol):
+    """Business rules run by every node on the ordered chain.
+
+    ``apply`` must be deterministic and must leave the state unchanged when
+    the outcome is not valid (the transaction then stays in its block with
+    that code).  ``digest`` is a hash of the whole world state, equal on every
+    node after the same blocks.
+    """
+
+    def admit(self, tx: Transaction, consortium: Consortium) -> None:
+        """Stateless checks at submission (payload shape); raise a LedgerError to refuse."""
+
+    def apply(self, tx: Transaction, ctx: TxContext) -> Outcome:
+        """Apply ``tx`` to the state."""
+
+    def digest(self) -> str:
+        """Hex digest of the world state."""
+
+
+class NullStateMachine:
+    """Accepts every well-signed transaction; for a ledger without business rules."""
+
+    def __init__(self) -> None:
+        self._count = 0
+
+    def admit(self, tx: Transaction, consortium: Consortium) -> None:
+        return None
+
+    def apply(self, tx: Transaction, ctx: TxContext) -> Outcome:
+        self._count += 1
+        return Outcome()
+
+    def digest(self) -> str:
+        return f"{self._count:064x}"

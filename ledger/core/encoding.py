@@ -1,4 +1,4 @@
-"""Canonical byte encoding (RFC 8785 JSON Canonicalization Scheme) of ledger objects."""
+"""Canonical byte encoding (RFC 8785 JSON Canonicalization Scheme) of ledger objects, and China time texts."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import rfc8785
@@ -185,3 +186,16 @@ def require_mapping(value: JSONValue, *, what: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise EncodingError(f"{what} must be a JSON object")
     return value
+
+
+CHINA_TZ = timezone(timedelta(hours=8))
+
+
+def iso(t: datetime, *, timespec: str = "milliseconds") -> str:
+    """ISO 8601 in China Standard Time, e.g. ``2026-11-23T22:15:00.000+08:00`` (``timespec`` as in isoformat)."""
+    return t.astimezone(CHINA_TZ).isoformat(timespec=timespec)
+
+
+def iso_epoch(seconds: int) -> str:
+    """Epoch seconds → ISO 8601 in China Standard Time, whole seconds."""
+    return datetime.fromtimestamp(seconds, tz=UTC).astimezone(CHINA_TZ).isoformat()

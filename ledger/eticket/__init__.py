@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from ledger.eticket.errors import EticketError, PayloadError, Refusal, UnknownType
+from ledger.eticket.errors import CODES, MESSAGES, EticketError, PayloadError, Refusal, UnknownType, describe
 from ledger.eticket.machine import EticketMachine
 from ledger.eticket.params import Params, default_parameters
-from ledger.eticket.reasons import CODES, MESSAGES, describe
 
 __all__ = [
     "CODES",

@@ -5,15 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ledger.core.builder import Outcome, TxContext
 from ledger.core.consortium import Consortium
-from ledger.core.statemachine import Outcome, TxContext
 from ledger.core.transaction import Transaction
 from ledger.errors import LedgerError
 from ledger.eticket import rules_permit, rules_registry, rules_ticket, rules_trip, rules_violation, schema
-from ledger.eticket.env import ACTOR_KINDS, Env, Event, parse_actor
-from ledger.eticket.errors import PayloadError, Refusal
-from ledger.eticket.params import Params
-from ledger.eticket.reasons import message
+from ledger.eticket.errors import PayloadError, Refusal, message
+from ledger.eticket.params import ACTOR_KINDS, Env, Event, Params, parse_actor
 from ledger.eticket.state import State, Writes
 from ledger.eticket.units import epoch, epoch_of
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ledger.core.statemachine import TxContext
+from ledger.core.builder import TxContext
 from ledger.core.transaction import Transaction
+from ledger.eticket.geo import in_alarm, pct_text, recommend
 from ledger.eticket.machine import EticketMachine
-from ledger.eticket.recommend import in_alarm, pct_text, recommend
 from ledger.eticket.record_json import site_json, time_text, violation_json
 from ledger.eticket.records import Company, Driver, Penalty, Permit, Project, Site, Ticket, Truck, Violation
 from ledger.eticket.units import fen_text, iso, litres, location_json, m3_text, median

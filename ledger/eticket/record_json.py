@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.eticket.recommend import in_alarm, load_rate_bp, pct_text, room_l
+from ledger.eticket.geo import in_alarm, load_rate_bp, pct_text, room_l
 from ledger.eticket.records import Site, Violation
 from ledger.eticket.units import iso, location_json, m3_text
 

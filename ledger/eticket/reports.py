@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.eticket.errors import EticketError
+from ledger.eticket.geo import pct_text
 from ledger.eticket.machine import EticketMachine
-from ledger.eticket.recommend import pct_text
 from ledger.eticket.records import Penalty, Site, Ticket, Violation
 from ledger.eticket.schema import VIOLATION_TYPES
 from ledger.eticket.state import State

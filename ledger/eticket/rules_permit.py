@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.eticket.env import Env, Event, need
 from ledger.eticket.errors import Refusal
+from ledger.eticket.params import Env, Event, need
 from ledger.eticket.records import Decision, Org, Permit, Project, evolve
 
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.eticket.env import Env, Event, need
 from ledger.eticket.errors import Refusal
-from ledger.eticket.geo import distance_m
-from ledger.eticket.recommend import in_alarm, load_rate_bp, pct_text, recommend
+from ledger.eticket.geo import distance_m, in_alarm, load_rate_bp, pct_text, recommend
+from ledger.eticket.params import Env, Event, need
 from ledger.eticket.records import Company, Driver, Permit, Project, Site, Ticket, Truck, evolve
 from ledger.eticket.rules_permit import contractor_active
 from ledger.eticket.rules_violation import raise_violation

@@ -5,9 +5,9 @@ from __future__ import annotations
 import heapq
 from typing import Any
 
-from ledger.eticket.env import Env, Event, need
 from ledger.eticket.errors import Refusal
 from ledger.eticket.geo import Corridor, within
+from ledger.eticket.params import Env, Event, need
 from ledger.eticket.records import Permit, Project, Site, Ticket, Truck, evolve
 from ledger.eticket.rules_permit import expire_permits
 from ledger.eticket.rules_ticket import expire_tickets

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ledger.core.builder import Outcome, TxContext
 from ledger.core.consortium import Consortium, MemberSpec, create
 from ledger.core.crypto import PrivateKey
-from ledger.core.statemachine import Outcome, TxContext
 from ledger.core.transaction import Transaction
 from ledger.eticket.machine import EticketMachine
 from ledger.eticket.params import DEFAULT_DEPARTMENTS

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from ledger.core.times import CHINA_TZ, iso_epoch
+from ledger.core.encoding import CHINA_TZ, iso_epoch
 from ledger.eticket.errors import PayloadError
 
 # the same format as ledger.core.transaction.parse_time (ISO 8601 with a mandatory offset)

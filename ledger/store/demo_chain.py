@@ -12,7 +12,7 @@ from typing import Any
 from ledger.core.block import VALID, Block, BlockHeader, make_header, sign_header
 from ledger.core.consortium import Consortium
 from ledger.core.crypto import PrivateKey
-from ledger.core.times import CHINA_TZ, iso
+from ledger.core.encoding import CHINA_TZ, iso
 from ledger.core.transaction import Transaction
 from ledger.core.tree import CompactRange
 from ledger.store.ledger_store import LedgerStore

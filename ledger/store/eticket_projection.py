@@ -22,8 +22,8 @@ from sqlalchemy import (
     insert,
 )
 
+from ledger.core.builder import TxContext
 from ledger.core.consortium import Consortium
-from ledger.core.statemachine import TxContext
 from ledger.core.transaction import Transaction
 from ledger.eticket.machine import EticketMachine
 from ledger.eticket.records import (

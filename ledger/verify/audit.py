@@ -12,9 +12,8 @@ import sqlalchemy as sa
 
 from ledger.core import checkpoint as cp
 from ledger.core.block import Block, BlockHeader
-from ledger.core.builder import rebuild
+from ledger.core.builder import StateMachine, rebuild
 from ledger.core.consortium import Consortium
-from ledger.core.statemachine import StateMachine
 from ledger.core.tree import CompactRange, hash_leaf, verify_consistency_hashes
 from ledger.errors import LedgerError
 from ledger.machines import MachineFactory

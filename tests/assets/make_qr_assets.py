@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from ledger.qrticket.base45 import b45decode, b45encode  # noqa: E402
 from ledger.qrticket.ticket import CHINA_TZ, PREFIX, encode_ticket, signed_bytes  # noqa: E402
-from ticket_api.qrimage import qr_version, render_png  # noqa: E402
+from ticket_api.issuer import qr_version, render_png  # noqa: E402
 from ticket_api.testing import issuer_key, sample_claims  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "qr"

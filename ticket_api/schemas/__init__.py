@@ -2,12 +2,12 @@
 
 * :mod:`~ticket_api.schemas.common` — request/response bases (``StrictSchema`` refuses unknown fields,
   ``OpenSchema`` lets extra members through), shared validators, the error and 202 bodies;
-* :mod:`~ticket_api.schemas.system` — health, sign-in, the published QR keys;
+* :mod:`~ticket_api.schemas.common` — health, sign-in, the published QR keys;
 * :mod:`~ticket_api.schemas.miniprogram` — contractors' permits and tickets;
-* :mod:`~ticket_api.schemas.gates` — gate scanners (online, offline sync) and truck terminals;
+* :mod:`~ticket_api.schemas.miniprogram` — gate scanners (online, offline sync) and truck terminals;
 * :mod:`~ticket_api.schemas.staff` — departments, operators, enforcement: violations, penalties, sites;
-* :mod:`~ticket_api.schemas.regulator` — history, audit, provenance export;
-* :mod:`~ticket_api.schemas.dashboard` — the governance centre's screen.
+* :mod:`~ticket_api.schemas.staff` — history, audit, provenance export;
+* :mod:`~ticket_api.schemas.staff` — the governance centre's screen.
 
 Every schema is importable from here too (``from ticket_api.schemas import TicketSchema``); the OpenAPI document
 names each by its class (``TicketSchema`` -> ``Ticket``), so a schema may move between modules but not be renamed.
@@ -24,22 +24,24 @@ from ticket_api.schemas.common import (
     ErrorBodySchema,
     ErrorSchema,
     GateRefusalSchema,
+    HealthSchema,
+    KeySchema,
+    KeysSchema,
+    LoginResultSchema,
     OpenSchema,
     PendingSchema,
+    PrincipalSchema,
     RevokeSchema,
     StrictSchema,
+    WechatLoginSchema,
     amount,
     bounded,
     one_decimal,
     positive,
 )
-from ticket_api.schemas.dashboard import (
-    CertificateSchema,
-    ChainHealthSchema,
-    DashboardSchema,
-    NodeHealthSchema,
-)
-from ticket_api.schemas.gates import (
+from ticket_api.schemas.miniprogram import (
+    DecisionCreateSchema,
+    DecisionSchema,
     GateDisposalSchema,
     GateExitSchema,
     GateResultSchema,
@@ -48,33 +50,31 @@ from ticket_api.schemas.gates import (
     GateSyncSchema,
     OfflineScanSchema,
     OfflineVerdictSchema,
+    PermitCreateSchema,
+    PermitSchema,
     PositionSchema,
     PositionsResultSchema,
     SyncResultSchema,
-)
-from ticket_api.schemas.miniprogram import (
-    DecisionCreateSchema,
-    DecisionSchema,
-    PermitCreateSchema,
-    PermitSchema,
     TicketCreateSchema,
     TicketSchema,
 )
-from ticket_api.schemas.regulator import (
-    AuditQuerySchema,
-    AuditSchema,
-    HistorySchema,
-    ProvenanceSchema,
-)
 from ticket_api.schemas.staff import (
     VIOLATION_TYPES,
+    AuditQuerySchema,
+    AuditSchema,
+    CertificateSchema,
+    ChainHealthSchema,
     ChainStatusSchema,
+    DashboardSchema,
+    HistorySchema,
     LocationSchema,
     MeasureSchema,
+    NodeHealthSchema,
     ObjectSchema,
     PenaltyCreateSchema,
     PenaltyListSchema,
     PenaltyQuerySchema,
+    ProvenanceSchema,
     RecommendQuerySchema,
     RecommendSchema,
     SiteListSchema,
@@ -84,14 +84,6 @@ from ticket_api.schemas.staff import (
     ViolationReportSchema,
     ViolationSchema,
     ViolationStepSchema,
-)
-from ticket_api.schemas.system import (
-    HealthSchema,
-    KeySchema,
-    KeysSchema,
-    LoginResultSchema,
-    PrincipalSchema,
-    WechatLoginSchema,
 )
 
 __all__ = [

@@ -8,8 +8,7 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from ticket_api.auth import authenticate, require
-from ticket_api.context import ctx
+from ticket_api.auth import authenticate, ctx, require
 from ticket_api.errors import ApiError
 from ticket_api.schemas import LoginResultSchema, PrincipalSchema, WechatLoginSchema
 from ticket_api.wechat import code2session

@@ -12,8 +12,7 @@ from pathlib import Path
 from flask import Response, request
 from flask_smorest import Blueprint
 
-from ticket_api.auth import authenticate, require
-from ticket_api.context import ctx
+from ticket_api.auth import authenticate, ctx, require
 from ticket_api.schemas import DashboardSchema
 from ticket_api.service_data import Dashboard
 

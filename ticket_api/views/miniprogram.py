@@ -7,10 +7,9 @@ from typing import Any
 from flask import Response
 from flask_smorest import Blueprint
 
-from ticket_api.auth import authenticate, require
-from ticket_api.context import answer, ctx, submission
+from ticket_api.auth import answer, authenticate, ctx, require, submission
 from ticket_api.idempotency import idempotent
-from ticket_api.qrimage import render_png, render_svg
+from ticket_api.issuer import render_png, render_svg
 from ticket_api.schemas import PermitCreateSchema, PermitSchema, RevokeSchema, TicketCreateSchema, TicketSchema
 from ticket_api.service_data import PermitApplication, PermitView, Revocation, TicketRequest, TicketView
 from ticket_api.tokens import STAFF_ROLES

@@ -7,8 +7,7 @@ from typing import Any
 from flask import request
 from flask_smorest import Blueprint
 
-from ticket_api.auth import authenticate, require
-from ticket_api.context import answer, ctx, submission
+from ticket_api.auth import answer, authenticate, ctx, require, submission
 from ticket_api.errors import InvalidRequest
 from ticket_api.idempotency import idempotent
 from ticket_api.schemas import (

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from ledger.qrticket.ticket import CHINA_TZ
 from ticket_api import __version__
-from ticket_api.context import ctx
+from ticket_api.auth import ctx
 from ticket_api.schemas import HealthSchema
 
 blp = Blueprint("system", __name__, url_prefix="/api", description="Service health")

@@ -18,8 +18,8 @@ from typing import Any
 from consortium_nodes.node import Node
 from consortium_nodes.ordering import Batch, OrderingError
 from ledger.core.block import Block, HeaderSignature
-from ledger.core.statemachine import NullStateMachine
-from ledger.core.times import CHINA_TZ
+from ledger.core.builder import NullStateMachine
+from ledger.core.encoding import CHINA_TZ
 from ledger.store.ledger_store import LedgerStore
 from ledger.testing import Throwaway
 

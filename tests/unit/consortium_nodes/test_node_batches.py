@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from node_fakes import T0, Cluster
 
-from consortium_nodes.builder import FIRST_SKIPPED_TIME
+from consortium_nodes.chain import FIRST_SKIPPED_TIME
 from consortium_nodes.errors import StoreTampered
-from ledger.core.times import iso
+from ledger.core.encoding import iso
 from ledger.testing import make_tx
 
 BAD = {"proposer": "x", "timestamp": "not-a-time", "txs": []}

@@ -8,7 +8,7 @@ from node_fakes import T0, Cluster, MemoryOrderer
 from consortium_nodes.errors import Diverged, PeerError
 from consortium_nodes.ordering import Batch, BatchesForgottenError
 from ledger.core.block import Block, BlockHeader, sign_header
-from ledger.core.times import iso
+from ledger.core.encoding import iso
 from ledger.testing import make_tx
 
 

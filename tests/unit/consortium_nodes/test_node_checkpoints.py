@@ -8,7 +8,7 @@ import pytest
 from node_fakes import T0, Cluster
 
 from ledger.core import checkpoint as cp
-from ledger.core.times import iso
+from ledger.core.encoding import iso
 from ledger.errors import LedgerError
 from ledger.testing import make_tx
 

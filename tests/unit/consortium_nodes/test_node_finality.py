@@ -5,7 +5,7 @@ from __future__ import annotations
 from node_fakes import T0, Cluster
 
 from ledger.core.block import BlockHeader, sign_header
-from ledger.core.times import iso
+from ledger.core.encoding import iso
 from ledger.testing import make_tx
 
 

@@ -7,7 +7,7 @@ import json
 from node_fakes import Cluster
 
 from consortium_nodes.http import create_app
-from consortium_nodes.solo import SoloOrderer
+from consortium_nodes.ordering import SoloOrderer
 from ledger.testing import make_tx
 
 NODE_RULES = {

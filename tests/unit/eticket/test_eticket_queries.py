@@ -9,9 +9,8 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from ledger.eticket import CODES, describe, queries
-from ledger.eticket.errors import PayloadError
+from ledger.eticket.errors import PayloadError, message
 from ledger.eticket.personal import matches, person_hash
-from ledger.eticket.reasons import message
 from ledger.eticket.testing import World, make_world
 from ledger.store import eticket_projection as projection
 from ledger.store.personal_store import erase_person, load_person, metadata, store_person

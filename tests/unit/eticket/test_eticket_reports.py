@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from ledger.cli import report_render as rr
+from ledger.cli import report as rr
 from ledger.core.block import sign_header
 from ledger.core.builder import build_block
 from ledger.core.tree import CompactRange

@@ -17,7 +17,7 @@ import pytest
 
 from ledger import reasons
 from ledger.eticket import CODES, MESSAGES, describe
-from ledger.eticket.reasons import message as outcome_message
+from ledger.eticket.errors import message as outcome_message
 
 ROOT = Path(__file__).resolve().parents[3]
 PACKAGES = ("ledger", "consortium_nodes", "ticket_api")
@@ -30,8 +30,8 @@ CODE_ARG = {
     "GateRefusal": 0,  # ledger.qrticket.gatecheck.GateRefusal(code, detail)
     "error_response": 0,  # ticket_api.errors.error_response(reason, status)
     "status_for": 0,  # ticket_api.errors.status_for(reason)
-    "message": 0,  # ticket_api.i18n.message(reason) / ledger.eticket.reasons.message(code)
-    "need": 1,  # ledger.eticket.env.need(record, code, detail)
+    "message": 0,  # ticket_api.i18n.message(reason) / ledger.eticket.errors.message(code)
+    "need": 1,  # ledger.eticket.params.need(record, code, detail)
     "require": 1,  # ticket_api.adapter.gateway.Gateway.require(query, missing_code, ...)
 }
 #: Of those, the ones that are methods (a bare ``require(...)`` is the API's role decorator).

@@ -17,7 +17,7 @@ from miniprogram_stub.client import ApiCallError, ApiClient
 from miniprogram_stub.gate import OfflineGate
 from miniprogram_stub.wechat import create_wechat_app
 from ticket_api.app import create_app
-from ticket_api.context import ctx
+from ticket_api.auth import ctx
 from ticket_api.services import Services, Submission, Unavailable
 from ticket_api.testing import app_config, issuer_key, sample_claims
 from ticket_api.tokens import Principal

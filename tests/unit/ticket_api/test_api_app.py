@@ -18,7 +18,7 @@ from ledger.errors import DuplicateTransaction, StoreError
 from ledger.qrticket.gatecheck import TicketClaims
 from ledger.qrticket.ticket import encode_ticket
 from ticket_api.app import create_app
-from ticket_api.context import ctx
+from ticket_api.auth import ctx
 from ticket_api.errors import NotFound
 from ticket_api.services import Pending, Services, Submission
 from ticket_api.testing import app_config, issuer_key, sample_claims

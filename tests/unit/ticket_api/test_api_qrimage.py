@@ -18,7 +18,7 @@ from pyzbar.pyzbar import ZBarSymbol
 from pyzbar.pyzbar import decode as zbar_decode
 
 from ledger.qrticket.ticket import PROVINCES, TicketError, encode_ticket, verify_ticket
-from ticket_api.qrimage import qr_version, render_png, render_svg
+from ticket_api.issuer import qr_version, render_png, render_svg
 from ticket_api.testing import issuer_key, sample_claims
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "qr"

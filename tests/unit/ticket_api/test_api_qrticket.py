@@ -25,7 +25,7 @@ from ledger.qrticket.ticket import (
     signed_bytes,
     verify_ticket,
 )
-from ticket_api.qrimage import qr_version
+from ticket_api.issuer import qr_version
 from ticket_api.testing import NIGHT, issuer_key, sample_claims
 
 KEY = issuer_key()
