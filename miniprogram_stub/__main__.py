@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from ledger.qrticket.ticket import CHINA_TZ
+from ledger.core.encoding import CHINA_TZ
 from miniprogram_stub.client import ApiCallError, ApiClient
 from miniprogram_stub.wechat import DEFAULT_APPID, DEFAULT_SECRET, serve
 

@@ -37,9 +37,9 @@ from typing import Any
 import requests
 
 from ledger.core.crypto import PublicKey
+from ledger.core.encoding import CHINA_TZ
 from ledger.errors import LedgerError
 from ledger.qrticket.gatecheck import DISPOSAL, EXIT, GateRefusal, check_scan
-from ledger.qrticket.ticket import CHINA_TZ
 
 SYNC_BATCH = 200
 

@@ -21,8 +21,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from ledger.core.crypto import PrivateKey
+from ledger.core.encoding import CHINA_TZ
 from ledger.errors import LedgerError
-from ledger.qrticket.ticket import CHINA_TZ
 from ledger.store.keyfiles import write_private_key
 from ticket_api.config import load_config
 from ticket_api.db import make_engine

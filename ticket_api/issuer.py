@@ -17,8 +17,8 @@ import qrcode.image.svg
 import qrcode.util
 
 from ledger.core.crypto import PrivateKey, PublicKey
+from ledger.core.encoding import CHINA_TZ
 from ledger.qrticket.base45 import ALPHABET
-from ledger.qrticket.ticket import CHINA_TZ
 from ledger.store.keyfiles import read_private_key
 
 

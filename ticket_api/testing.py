@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ledger.core.crypto import ED25519, PrivateKey
-from ledger.qrticket.ticket import CHINA_TZ, TicketClaims
+from ledger.core.encoding import CHINA_TZ
+from ledger.qrticket.ticket import TicketClaims
 
 
 def issuer_key(name: str = "issuer-1") -> PrivateKey:

@@ -34,7 +34,8 @@ from typing import Any
 import requests
 
 from ledger.core.crypto import PrivateKey, PublicKey
-from ledger.qrticket.ticket import CHINA_TZ, decode_ticket, verify_ticket
+from ledger.core.encoding import CHINA_TZ
+from ledger.qrticket.ticket import decode_ticket, verify_ticket
 from tools.proc import Child, free_port, tail
 
 ROOT = Path(__file__).resolve().parents[1]

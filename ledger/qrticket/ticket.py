@@ -52,16 +52,16 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from ledger.core.crypto import PrivateKey, PublicKey
+from ledger.core.encoding import CHINA_TZ
 from ledger.qrticket.base45 import Base45Error, b45decode, b45encode
 from ledger.qrticket.errors import QrTicketError
 
 VERSION = 1
 PREFIX = "MT1:"
 DOMAIN = b"muck-eticket/qr/v1\x00"
-CHINA_TZ = timezone(timedelta(hours=8), "+08:00")
 EPOCH = datetime(2024, 1, 1, tzinfo=CHINA_TZ)
 SIGNATURE_BYTES = 64
 KEY_ID_BYTES = 8

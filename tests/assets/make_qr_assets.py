@@ -18,8 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from ledger.core.encoding import CHINA_TZ  # noqa: E402
 from ledger.qrticket.base45 import b45decode, b45encode  # noqa: E402
-from ledger.qrticket.ticket import CHINA_TZ, PREFIX, encode_ticket, signed_bytes  # noqa: E402
+from ledger.qrticket.ticket import PREFIX, encode_ticket, signed_bytes  # noqa: E402
 from ticket_api.issuer import qr_version, render_png  # noqa: E402
 from ticket_api.testing import issuer_key, sample_claims  # noqa: E402
 

@@ -19,9 +19,10 @@ import pytest
 import requests
 
 from ledger.core.crypto import ED25519, PrivateKey
+from ledger.core.encoding import CHINA_TZ
 from ledger.core.merkle import verify_inclusion
 from ledger.qrticket.base45 import b45decode, b45encode
-from ledger.qrticket.ticket import CHINA_TZ, PREFIX, decode_ticket, encode_ticket
+from ledger.qrticket.ticket import PREFIX, decode_ticket, encode_ticket
 
 from .serve_fixtures import ROOT, Stack, stack  # noqa: F401 - the fixture
 

@@ -12,9 +12,10 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ledger.core.encoding import CHINA_TZ
 from ledger.core.transaction import Transaction
 from ledger.qrticket.gatecheck import DISPOSAL, EXIT, GateRefusal, check_scan, normalise_plate
-from ledger.qrticket.ticket import CHINA_TZ, TicketClaims
+from ledger.qrticket.ticket import TicketClaims
 from ticket_api.adapter.gateway import Gateway, actor_of, iso, new_id
 from ticket_api.adapter.outbox import Claim, GateOutbox
 from ticket_api.db import GateScan, write_lock

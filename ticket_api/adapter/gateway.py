@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from ledger.core import encoding
 from ledger.core.crypto import PrivateKey
 from ledger.core.transaction import Transaction
-from ledger.qrticket.ticket import CHINA_TZ
 from ticket_api.errors import Forbidden
 from ticket_api.ledger_client import Finality, LedgerRefusal, NodeClient
 from ticket_api.services import Pending, Submission
@@ -19,7 +19,7 @@ from ticket_api.tokens import Principal
 
 def iso(t: datetime) -> str:
     """ISO 8601 in China time, whole seconds (the ledger's event-time format)."""
-    return t.astimezone(CHINA_TZ).isoformat(timespec="seconds")
+    return encoding.iso(t, timespec="seconds")
 
 
 def actor_of(principal: Principal) -> str:
@@ -48,7 +48,7 @@ def actor_of(principal: Principal) -> str:
 
 def new_id(prefix: str, at: datetime, digits: int = 4) -> str:
     """A fresh id in the seed's style: prefix, local timestamp, random digits (``ET20261123221005 4711``)."""
-    stamp = at.astimezone(CHINA_TZ).strftime("%Y%m%d%H%M%S")
+    stamp = at.astimezone(encoding.CHINA_TZ).strftime("%Y%m%d%H%M%S")
     return f"{prefix}{stamp}{secrets.randbelow(10**digits):0{digits}d}"
 
 

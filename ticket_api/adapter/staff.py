@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ledger.qrticket.ticket import CHINA_TZ
+from ledger.core.encoding import CHINA_TZ
 from ledger.wire import NodeReport
 from ticket_api.adapter.gateway import Gateway, iso, new_id
 from ticket_api.errors import Forbidden, NotFound

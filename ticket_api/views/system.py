@@ -8,7 +8,7 @@ from typing import Any
 from flask_smorest import Blueprint
 from sqlalchemy import text
 
-from ledger.qrticket.ticket import CHINA_TZ
+from ledger.core.encoding import CHINA_TZ
 from ticket_api import __version__
 from ticket_api.auth import ctx
 from ticket_api.schemas import HealthSchema

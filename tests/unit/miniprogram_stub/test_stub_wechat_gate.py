@@ -12,7 +12,8 @@ import requests
 from flask import Flask
 from requests.adapters import BaseAdapter
 
-from ledger.qrticket.ticket import CHINA_TZ, TicketError, decode_ticket, encode_ticket
+from ledger.core.encoding import CHINA_TZ
+from ledger.qrticket.ticket import TicketError, decode_ticket, encode_ticket
 from miniprogram_stub.client import ApiCallError, ApiClient
 from miniprogram_stub.gate import OfflineGate
 from miniprogram_stub.wechat import create_wechat_app

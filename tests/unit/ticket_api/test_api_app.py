@@ -124,7 +124,7 @@ def token(app: Flask, role: str, tenant: str, **kw: Any) -> dict[str, str]:
 def now_claims() -> TicketClaims:
     from datetime import datetime
 
-    from ledger.qrticket.ticket import CHINA_TZ
+    from ledger.core.encoding import CHINA_TZ
 
     start = datetime.now(CHINA_TZ).replace(second=0, microsecond=0) - timedelta(hours=1)
     return sample_claims(valid_from=start, valid_until=start + timedelta(hours=24))
@@ -133,7 +133,7 @@ def now_claims() -> TicketClaims:
 def old_claims() -> TicketClaims:
     from datetime import datetime
 
-    from ledger.qrticket.ticket import CHINA_TZ
+    from ledger.core.encoding import CHINA_TZ
 
     start = datetime(2025, 1, 1, 22, 0, tzinfo=CHINA_TZ)
     return sample_claims(valid_from=start, valid_until=start + timedelta(hours=24))

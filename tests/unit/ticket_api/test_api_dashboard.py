@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from ledger.core.encoding import CHINA_TZ
 from ledger.eticket import queries
 from ledger.eticket.testing import PHOTO, World, make_world
 from ledger.eticket.units import epoch
-from ledger.qrticket.ticket import CHINA_TZ
 from ticket_api.adapter.staff import LedgerStaff
 from ticket_api.tokens import Principal
 
