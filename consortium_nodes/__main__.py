@@ -104,8 +104,8 @@ def cmd_audit(a: argparse.Namespace) -> int:
     return 0 if report["ok"] else 1
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, Any]:
-    p = argparse.ArgumentParser(prog="python -m consortium_nodes")
+def build_parser(prog: str = "python -m consortium_nodes") -> tuple[argparse.ArgumentParser, Any]:
+    p = argparse.ArgumentParser(prog=prog)
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run one node")
     r.add_argument("--config", required=True)

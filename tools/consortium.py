@@ -23,8 +23,7 @@ def cmd_load(a: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p, sub = build_parser()
-    p.prog = "scripts/consortium"
+    p, sub = build_parser("scripts/consortium")
     ld = sub.add_parser("load", help="submit a steady stream of valid signed transactions")
     ld.add_argument("--consortium", default="var/consortium.json")
     ld.add_argument("--seconds", type=float, default=10)

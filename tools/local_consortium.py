@@ -17,7 +17,7 @@ from consortium_nodes.errors import ConfigError, NodeError
 from ledger.core.consortium import Consortium, new_consortium
 from ledger.eticket import default_parameters as eticket_defaults
 from ledger.store.keyfiles import read_consortium, write_consortium, write_keys
-from tools.proc import Child, alive, free_port, stop_pid, tail
+from tools.proc import alive, free_port, spawn_detached, stop_pid, tail
 
 
 def default_parameters() -> dict[str, Any]:
@@ -126,9 +126,9 @@ class LocalConsortium:
     def _spawn(self, n: dict[str, Any]) -> int:
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
-        child = Child(f"node {n['name']}", [sys.executable, "-m", "consortium_nodes", "run", "--config", n["config"]],
-                      log=Path(n["data_dir"]) / "node.log", env=env)
-        return child.pid
+        # a daemon: ``scripts/consortium up`` returns while its nodes run on
+        return spawn_detached([sys.executable, "-m", "consortium_nodes", "run", "--config", n["config"]],
+                              log=Path(n["data_dir"]) / "node.log", env=env)
 
     def wait_ready(self, names: list[str], *, timeout: float = 60.0) -> None:
         desc = self.describe()

@@ -6,6 +6,9 @@ stopped by pid, always reaped, and named with their last log lines when they die
   SIGTERM to its whole process group, waits, then SIGKILL, and always reaps it (no ``ResourceWarning``).
 - :func:`wait_http` — poll a URL until it answers below 500, failing fast (with the child's last log
   lines) when the child dies first.
+- :func:`spawn_detached` — a daemon that outlives us (``scripts/consortium up`` returns while its nodes
+  run): started through a launcher that exits at once, so we hold no handle to reap and it is nobody's
+  zombie; it is known by its pid only.
 - :func:`alive`, :func:`stop_pid` — the same for a process known only by its pid (a pid file, a
   consortium description), reaping it when it is our child.
 """
@@ -14,10 +17,12 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -121,6 +126,31 @@ class Child:
 def _signal_group(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
+
+
+#: The launcher of a detached child: start it in a session of its own, print its pid, exit.
+_LAUNCHER = """
+import json, subprocess, sys
+argv, log, cwd, env = json.loads(sys.stdin.read())
+out = open(log, "ab") if log else subprocess.DEVNULL
+p = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                     start_new_session=True)
+print(p.pid, flush=True)
+"""
+
+
+def spawn_detached(argv: Sequence[str], *, log: Path | None = None, cwd: str | Path | None = None,
+                   env: Mapping[str, str] | None = None) -> int:
+    """Start ``argv`` as a daemon in a session of its own (output appended to ``log``) and return its pid.
+
+    It outlives this process; stop it with :func:`stop_pid`."""
+    spec = json.dumps([list(argv), str(log) if log else None, str(cwd) if cwd else None,
+                       dict(env) if env is not None else dict(os.environ)])
+    # the spec (its environment too) goes through stdin, never on a command line that ``ps`` shows
+    done = subprocess.run([sys.executable, "-c", _LAUNCHER], input=spec, capture_output=True, text=True, timeout=30)
+    if done.returncode != 0 or not done.stdout.strip().isdigit():
+        raise ChildDied(f"could not start {argv[0]}: {done.stderr.strip()[-500:]}")
+    return int(done.stdout.strip())
 
 
 def wait_http(url: str, child: Child | None = None, *, timeout: float = 30.0, interval: float = 0.1) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ledger.errors import LedgerError
-from ledger.eticket.reports import Report, ReportRow
+from ledger.eticket.reports import Report, ReportError, ReportRow
 from ledger.eticket.units import iso
 from ledger.store.keyfiles import read_consortium
 from ledger.store.ledger_store import LedgerStore
@@ -184,8 +184,12 @@ def render_png(report: Report, out: str | Path | IO[bytes], *, lang: str = "zh",
     Chinese needs a CJK font (:func:`cjk_font`); without one the charts fall back to English,
     and group names that are not ASCII become ``G1``, ``G2`` … (the CSV has the real names).
     """
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
+    try:
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
+    except ImportError as exc:
+        raise ReportError("PNG charts need matplotlib: pip install 'muck-ledger[charts]' "
+                          "(or use --format csv or json)") from exc
 
     family = cjk_font() if lang == "zh" else None
     used = "zh" if family is not None else "en"

@@ -236,3 +236,31 @@ def test_database_changed_behind_a_nodes_back_is_detected_and_named(local):
     local.start("zhujian")
     st = requests.get(_url(local, "zhujian") + "/status", timeout=5).json()
     assert st["fault"] and "changed behind its back" in st["fault"]
+
+
+def test_consortium_up_leaves_its_nodes_running(tmp_path):
+    """``scripts/consortium up`` returns while its nodes keep running (they are daemons, not children that
+    die with the command); ``status`` from another command sees them ready, ``down`` stops every one."""
+    import time
+
+    root = Path(__file__).resolve().parents[2]
+    d = tmp_path / "cli"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "tools.consortium", *args, "--dir", str(d)], cwd=root,
+                              capture_output=True, text=True, timeout=120)
+
+    up = cli("up", "--base-port", "0", "--state-machine", "null")
+    assert up.returncode == 0, up.stderr
+    pids = [n["pid"] for n in json.loads(up.stdout)["nodes"]]
+    try:
+        time.sleep(1.0)
+        st = cli("status")
+        assert st.returncode == 0, st.stderr
+        assert [s.get("ready") for s in json.loads(st.stdout)] == [True] * 4
+    finally:
+        down = cli("down")
+    assert down.returncode == 0, down.stderr
+    from tools.proc import alive
+
+    assert not any(alive(p) for p in pids)

@@ -90,3 +90,27 @@ def test_each_stack_has_its_own_gunicorn_control_socket(tmp_path: Path) -> None:
     long for a Unix socket."""
     assert control_socket_args(tmp_path) == ["--control-socket", str(tmp_path / "gunicorn.ctl")]
     assert control_socket_args(tmp_path / ("x" * 120)) == ["--no-control-socket"]
+
+
+def test_a_detached_child_outlives_the_process_that_started_it(tmp_path: Path) -> None:
+    """spawn_detached starts a daemon (``scripts/consortium up`` returns while its nodes run): it survives
+    the exit of the process that started it, writes to its log, and stop_pid stops it by pid."""
+    import subprocess
+
+    code = ("import sys; from pathlib import Path; from tools.proc import spawn_detached\n"
+            "print(spawn_detached([sys.executable, '-c', 'import time; print(\"up\", flush=True); time.sleep(300)'],"
+            f" log=Path({str(tmp_path / 'd.log')!r})))")
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    pid = int(done.stdout.strip())
+    try:
+        time.sleep(0.5)
+        assert proc.alive(pid), "the detached child died with the process that started it"
+        deadline = time.monotonic() + 10
+        while "up" not in (tmp_path / "d.log").read_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        assert proc.stop_pid(pid, timeout=5)
+    assert not proc.alive(pid)
