@@ -18,6 +18,10 @@ import requests
 JSON = dict[str, Any]
 
 
+#: seconds an audit of every node may take to answer (it verifies whole chains)
+AUDIT_TIMEOUT = 120.0
+
+
 class ApiCallError(Exception):
     """A refused or failed API call: HTTP ``status``, ``reason`` code and the body."""
 
@@ -73,6 +77,7 @@ class ApiClient:
         idempotency_key: str | None = None,
         wait: bool = True,
         auth: bool = True,
+        timeout: float | None = None,
     ) -> requests.Response:
         headers = {"Accept-Language": self.language}
         if auth and self.token:
@@ -87,7 +92,7 @@ class ApiClient:
             json=_jsonable(json) if json is not None else None,
             params=params,
             headers=headers,
-            timeout=self.timeout,
+            timeout=self.timeout if timeout is None else timeout,
         )
 
     @staticmethod
@@ -297,4 +302,6 @@ class ApiClient:
         )
 
     def audit(self, **params: Any) -> JSON:
-        return self._object("GET", "/api/v1/audit", params=_jsonable(params) or None)
+        """The regulator's audit of every node (it re-verifies whole chains: seconds, not milliseconds)."""
+        return self._object("GET", "/api/v1/audit", params=_jsonable(params) or None,
+                            timeout=max(self.timeout, AUDIT_TIMEOUT))

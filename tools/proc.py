@@ -19,6 +19,7 @@ import atexit
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -38,25 +39,56 @@ class ChildDied(RuntimeError):
     """A child process exited while we waited for it; the message names it and holds its last log lines."""
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on ``host`` that nothing listens on right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+#: The lowest port our servers take: ports from here up to the kernel's ephemeral range are never handed out
+#: as the source port of an outgoing connection, so a port we picked cannot be taken by one meanwhile (the
+#: kernel's ``bind(0)`` picks from the ephemeral range, where any busy client can grab it first).
+SERVICE_PORT_LOW = 20000
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
+            return int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(host: str, port: int) -> socket.socket | None:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((host, port))
+    except OSError:
+        s.close()
+        return None
+    return s
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """``count`` distinct free ports (all held open while picking, so none repeats)."""
-    socks = []
+    """``count`` distinct TCP ports on ``host`` that nothing listens on right now, below the kernel's
+    ephemeral range (see :data:`SERVICE_PORT_LOW`); all held open while picking, so none repeats."""
+    rng = random.SystemRandom()
+    high = _ephemeral_low()
+    held: list[socket.socket] = []
     try:
-        for _ in range(count):
+        for _ in range(50 * count):
+            if len(held) == count:
+                break
+            s = _bindable(host, rng.randrange(SERVICE_PORT_LOW, high)) if high > SERVICE_PORT_LOW + count else None
+            if s is not None:
+                held.append(s)
+        while len(held) < count:  # a crowded range: let the kernel choose
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.bind((host, 0))
-            socks.append(s)
-        return [int(s.getsockname()[1]) for s in socks]
+            held.append(s)
+        return [int(s.getsockname()[1]) for s in held]
     finally:
-        for s in socks:
+        for s in held:
             s.close()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that nothing listens on right now (see :func:`free_ports`)."""
+    return free_ports(1, host)[0]
 
 
 def tail(path: Path | None, lines: int = 20) -> str:

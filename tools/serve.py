@@ -108,7 +108,7 @@ def _run(args: argparse.Namespace, var: Path, local: LocalConsortium, children: 
                    [str(BIN / "python"), "-m", "miniprogram_stub", "wechat", "--host", "127.0.0.1",
                     "--port", str(wport), "--appid", appid, "--secret", sec["WECHAT_SECRET"],
                     "--reusable-codes"],  # so the demo can be played again
-                   quiet=True)
+                   log=var / "wechat.log")
     children.append(wechat)
     wechat_url = f"http://127.0.0.1:{wport}"
     api = f"http://{args.host}:{args.port}"

@@ -16,9 +16,12 @@ from tools.serve import control_socket_args
 
 
 def test_free_ports_are_free_and_distinct() -> None:
-    """free_ports hands out distinct ports that can be bound right away."""
+    """free_ports hands out distinct ports that can be bound right away, below the kernel's ephemeral range
+    (so no outgoing connection can take one between our pick and the server's bind)."""
     ports = proc.free_ports(5)
     assert len(set(ports)) == 5
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    assert all(proc.SERVICE_PORT_LOW <= p < low for p in ports)
     for p in [*ports, proc.free_port()]:
         with socket.socket() as s:
             s.bind(("127.0.0.1", p))
