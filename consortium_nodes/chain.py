@@ -199,11 +199,13 @@ class Chain:
                     "first": {"height": h, "timestamp": self._withheld[h].timestamp, "reason": "block_time_ahead"}}
 
 
-__all__ = ["FIRST_SKIPPED_TIME", "Built", "block_time", "build_block", "build_skipped"]
+__all__ = ["FIRST_SKIPPED_TIME", "MAX_SKIPPED_PROPOSER", "Built", "block_time", "build_block", "build_skipped"]
 
 #: The time of a skipped batch's block when it is the first block of the chain (there is no earlier
 #: block time to repeat); any fixed valid time would do, as long as every node uses the same one.
 FIRST_SKIPPED_TIME = "1970-01-01T08:00:00.000+08:00"
+#: characters of a skipped batch's (unauthenticated) proposer name that go into its empty block's header
+MAX_SKIPPED_PROPOSER = 64
 
 
 def build_block(
@@ -241,9 +243,10 @@ def build_block(
 def build_skipped(
     *, batch: Batch, previous: BlockHeader | None, log: CompactRange, consortium: Consortium, machine: StateMachine
 ) -> Built:
-    """The block of a malformed batch: no transactions, the previous block's time (or
-    :data:`FIRST_SKIPPED_TIME`), the batch's proposer.  A pure function of the batch and the chain,
-    so every node builds the same block and heights stay equal to batch numbers."""
+    """The block of a malformed or not properly signed batch: no transactions, the previous block's time
+    (or :data:`FIRST_SKIPPED_TIME`), the proposer the batch names (unauthenticated: cut to
+    :data:`MAX_SKIPPED_PROPOSER` characters, so no header grows with it).  A pure function of the batch
+    and the chain, so every node builds the same block and heights stay equal to batch numbers."""
     timestamp = FIRST_SKIPPED_TIME if previous is None else previous.timestamp
-    return _build(raw_txs=(), proposer=batch.proposer, timestamp=timestamp, previous=previous, log=log,
-                  consortium=consortium, machine=machine, seen=lambda ids: set())
+    return _build(raw_txs=(), proposer=batch.proposer[:MAX_SKIPPED_PROPOSER], timestamp=timestamp,
+                  previous=previous, log=log, consortium=consortium, machine=machine, seen=lambda ids: set())

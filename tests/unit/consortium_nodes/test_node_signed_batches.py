@@ -313,3 +313,14 @@ def test_batch_signer_signs_the_number_it_is_given() -> None:
     with pytest.raises(BadSignature) as info:
         check_batch(t.consortium, seq=4, proposer=name, timestamp=iso(T0), txs=[b"{}"], signature=sign(3))
     assert info.value.reason == "bad_signature"
+
+
+def test_skipped_batch_names_its_proposer_in_at_most_64_characters(cluster: Cluster) -> None:
+    """The proposer of a batch that fails its check is unauthenticated text: its empty block's header
+    carries at most 64 characters of it (whoever writes to the order cannot grow every node's headers)."""
+    from consortium_nodes.chain import MAX_SKIPPED_PROPOSER
+
+    nodes = [cluster.add(n) for n in cluster.names[:2]]
+    _raw(cluster, proposer="m" * 100_000, timestamp=iso(T0), txs=[], signature=None)
+    cluster.follow()
+    assert all(n.store.header(0).proposer == "m" * MAX_SKIPPED_PROPOSER for n in nodes)  # type: ignore[union-attr]
