@@ -324,3 +324,44 @@ def test_skipped_batch_names_its_proposer_in_at_most_64_characters(cluster: Clus
     _raw(cluster, proposer="m" * 100_000, timestamp=iso(T0), txs=[], signature=None)
     cluster.follow()
     assert all(n.store.header(0).proposer == "m" * MAX_SKIPPED_PROPOSER for n in nodes)  # type: ignore[union-attr]
+
+
+def test_http_orderer_signs_again_for_the_next_number_after_losing_the_race(cluster: Cluster, tmp_path) -> None:
+    """A non-leader node's solo client (``HttpOrderer``) signs each batch for the number after the newest
+    head it has seen; when another proposer took that number the leader answers 409 with the head and the
+    client signs for the next one: every batch in the order then verifies at its own position."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from consortium_nodes.ordering import HttpOrderer
+    from ledger.core.batch import check_batch
+
+    solo = SoloOrderer(url=f"sqlite:///{tmp_path / 'orderer.db'}")
+    server = make_server("127.0.0.1", 0, create_app(cluster.add(cluster.names[0]), solo=solo), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    b, c = cluster.names[1:3]
+    ob, oc = HttpOrderer(url=url), HttpOrderer(url=url)
+    try:
+        def append(orderer: HttpOrderer, name: str, n: int) -> int:
+            when, txs = iso(T0), [make_tx(cluster.t.gateway, n).encode()]
+            return orderer.append(proposer=name, timestamp=when, txs=txs,
+                                  sign=batch_signer(cluster.t.keys[name], proposer=name, timestamp=when, txs=txs))
+
+        assert append(ob, b, 1) == 0
+        assert append(oc, c, 2) == 1  # oc had seen no head: it asks first
+        assert append(ob, b, 3) == 2  # ob guessed 1 (its own last), lost, and signed again for 2
+        assert append(oc, c, 4) == 3
+        batches = solo.read(-1)
+        assert [x.seq for x in batches] == [0, 1, 2, 3]
+        for x in batches:
+            check_batch(cluster.t.consortium, seq=x.seq, proposer=x.proposer, timestamp=x.timestamp, txs=x.txs,
+                        signature=x.signature)
+    finally:
+        ob.close()
+        oc.close()
+        server.shutdown()
+        thread.join(timeout=5)
+        solo.close()
