@@ -97,7 +97,8 @@ class Chain:
                     seen=self._store.known_tx_ids, checked=self._pool.checked_for(batch.txs),
                 )
             except MalformedBatch as exc:
-                self._health.skipped(SkippedBatch(batch.seq, batch.proposer, exc.reason, exc.message))
+                self._health.skipped(SkippedBatch(batch.seq, batch.proposer[:MAX_SKIPPED_PROPOSER], exc.reason,
+                                                  exc.message))
                 built = build_skipped(batch=batch, previous=prev, log=log_range, consortium=self._consortium,
                                       machine=self._machine)
             self.store_block(built.block, leaf_hashes=built.leaf_hashes)
@@ -227,15 +228,16 @@ def build_block(
     ``unknown_signer``, ``forbidden``, ``bad_signature``): the caller builds :func:`build_skipped`
     instead.  A batch timed before the previous block gets the previous block's time (:func:`block_time`).
     """
+    which = f"batch {batch.seq} from {batch.proposer[:MAX_SKIPPED_PROPOSER]!r}"
     try:
         parse_time(batch.timestamp, what="batch timestamp")
     except MalformedTransaction as exc:
-        raise MalformedBatch(f"batch {batch.seq} from {batch.proposer!r}: {exc.message}") from exc
+        raise MalformedBatch(f"{which}: {exc.message}") from exc
     try:
         check_batch(consortium, seq=batch.seq, proposer=batch.proposer, timestamp=batch.timestamp, txs=batch.txs,
                     signature=batch.signature)
     except LedgerError as exc:
-        raise MalformedBatch(f"batch {batch.seq} from {batch.proposer!r}: {exc.message}", reason=exc.reason) from exc
+        raise MalformedBatch(f"{which}: {exc.message}", reason=exc.reason) from exc
     return _build(raw_txs=batch.txs, proposer=batch.proposer, timestamp=batch.timestamp, previous=previous,
                   log=log, consortium=consortium, machine=machine, seen=seen, checked=checked)
 

@@ -105,12 +105,12 @@ def check_batch(
     hold), :class:`Forbidden` (a member that is not a node, or a proposer name not the signer's),
     :class:`BadSignature` (wrong algorithm, or it does not verify over this content and number)."""
     if signature is None:
-        raise UnsignedBatch(f"batch {seq} from {proposer!r} is not signed")
+        raise UnsignedBatch(f"batch {seq} from {proposer[:64]!r} is not signed")
     member = consortium.member(signature.key_id)
     if "node" not in member.roles:
         raise Forbidden(f"batch {seq} is signed by member {member.name}, which is not a node")
     if member.name != proposer:
-        raise Forbidden(f"batch {seq} names proposer {proposer!r} but is signed by {member.name}")
+        raise Forbidden(f"batch {seq} names proposer {proposer[:64]!r} but is signed by {member.name}")
     if signature.alg != member.public_key.alg:
         raise BadSignature(f"batch {seq} is signed with {signature.alg!r}, {member.name}'s key is "
                            f"{member.public_key.alg!r}")
