@@ -65,14 +65,16 @@ class CatchUp:
 
 
 class Syncer:
-    """Thread body: pull signatures we are missing, trim the orderer, and (on the coordinator, the first
-    node of the consortium) make periodic checkpoints."""
+    """Thread body: pull signatures we are missing, co-sign blocks whose time our clock has reached
+    (``withheld``), trim the orderer, and (on the coordinator, the first node of the consortium) make
+    periodic checkpoints."""
 
     def __init__(
         self, *, name: str, peers: PeerLink, certificates: Certificates, orderer: Orderer,
         checkpoint: Callable[[], None] | None, stop: threading.Event,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] = time.monotonic, withheld: Callable[[], int] | None = None,
     ) -> None:
+        self._withheld = withheld
         self._name = name
         self._peers = peers
         self._certificates = certificates
@@ -97,6 +99,8 @@ class Syncer:
                 except OrderingError as exc:
                     log.warning("node %s: forget failed: %s", self._name, exc)
                 last_forget = self._monotonic()
+            if self._withheld is not None:
+                self._withheld()
             self.pull_missing()
 
     def pull_missing(self) -> None:

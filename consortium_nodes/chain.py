@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from consortium_nodes.errors import Diverged, MalformedBatch, PeerError, StoreFailed, StoreTampered
@@ -14,6 +15,7 @@ from consortium_nodes.ordering import Batch
 from consortium_nodes.peers import SignatureOutbox
 from consortium_nodes.pool import DurablePool, TxPool
 from consortium_nodes.queries import Health, SkippedBatch
+from ledger.core.batch import check_batch
 from ledger.core.block import Block, BlockHeader, HeaderSignature, certificate_signers, node_signer, sign_header
 from ledger.core.builder import Built, Checked, StateMachine, block_time, rebuild
 from ledger.core.builder import build_block as _build
@@ -37,9 +39,10 @@ class Chain:
     def __init__(
         self, *, name: str, consortium: Consortium, key: PrivateKey, store: LedgerStore, machine: StateMachine,
         pool: TxPool, certificates: Certificates, divergences: Divergences, stored_txs: StoredTxs,
-        outbox: SignatureOutbox, health: Health,
+        outbox: SignatureOutbox, health: Health, clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._name = name
+        self._clock = clock
         self._consortium = consortium
         self._key = key
         self._store = store
@@ -51,6 +54,10 @@ class Chain:
         self._outbox = outbox
         self._health = health
         self.state_lock = threading.RLock()
+        #: height → header of blocks stored here that this node has not co-signed yet (timed too far ahead
+        #: of its clock); :meth:`sign_withheld` signs them once the clock is close enough
+        self._withheld: dict[int, BlockHeader] = {}
+        self._withheld_lock = threading.Lock()
 
     def replay(self) -> None:
         """Rebuild the world state from the stored chain, checking every stored block re-executes; a block
@@ -63,6 +70,9 @@ class Chain:
             self._certificates.replayed(
                 block.height, {self._consortium.member(s.key_id).name for s in block.signatures}
             )
+            if all(s.key_id != self._key.key_id for s in block.signatures):
+                with self._withheld_lock:
+                    self._withheld[block.height] = block.header
 
         with self.state_lock:
             problem = replay(self._store, self._consortium, self._machine, on_block=seen)
@@ -74,8 +84,9 @@ class Chain:
         log.info("node %s replayed %d blocks in %.2f s", self._name, self._store.height + 1, time.time() - t0)
 
     def apply_batch(self, batch: Batch) -> None:
-        """Build, sign and store block ``batch.seq``.  A malformed batch becomes an empty block on every
-        node alike (:func:`build_skipped`), recorded in :class:`Health`, and the follower carries on."""
+        """Build, sign and store block ``batch.seq``.  A malformed or not properly signed batch becomes an
+        empty block on every node alike (:func:`build_skipped`), recorded in :class:`Health` with its
+        reason, and the follower carries on."""
         with self.state_lock:
             prev = self._store.head()
             log_range = self._store.compact_range()
@@ -86,7 +97,8 @@ class Chain:
                     seen=self._store.known_tx_ids, checked=self._pool.checked_for(batch.txs),
                 )
             except MalformedBatch as exc:
-                self._health.skipped(SkippedBatch(batch.seq, batch.proposer, exc.reason, exc.message))
+                self._health.skipped(SkippedBatch(batch.seq, batch.proposer[:MAX_SKIPPED_PROPOSER], exc.reason,
+                                                  exc.message))
                 built = build_skipped(batch=batch, previous=prev, log=log_range, consortium=self._consortium,
                                       machine=self._machine)
             self.store_block(built.block, leaf_hashes=built.leaf_hashes)
@@ -116,10 +128,14 @@ class Chain:
         """Sign ``block`` (built or re-executed here) and store it in one commit together with the peer
         signatures already held for it and the removal of its transactions from the durable pool;
         then wake the status waiters and queue our signature for every peer.  Raises
-        :class:`StoreFailed` if the database refuses it (the state machine has moved on: the chain halts)."""
-        own = sign_header(block.header, self._key)
+        :class:`StoreFailed` if the database refuses it (the state machine has moved on: the chain halts).
+
+        A block timed more than the consortium's ``max_clock_skew_s`` ahead of this node's clock is stored
+        without our signature (it is not final unless a quorum of nodes signs it); :meth:`sign_withheld`
+        signs it once our clock has come that close to its time."""
         h = block.height
-        names = {self._name} | {self._consortium.member(s.key_id).name for s in extra}
+        own = None if self.too_far_ahead(block.header) else sign_header(block.header, self._key)
+        names = {self._consortium.member(s.key_id).name for s in extra} | ({self._name} if own else set())
         pooled = self._pool.durable_in(tx.tx_id for tx in block.transactions)
 
         def drop_from_pool(conn: Any) -> None:
@@ -137,17 +153,60 @@ class Chain:
                 log.critical("node %s: %s", self._name, error.message)
                 raise error from exc
 
-        self._certificates.store_block(block.header, [own, *extra], names, commit)
+        self._certificates.store_block(block.header, [own, *extra] if own else list(extra), names, commit)
         self._pool.stored(pooled)
         self._stored_txs.stored(block)
+        if own is None:
+            with self._withheld_lock:
+                self._withheld[h] = block.header
+            log.error("node %s: block %d is timed %s, more than %d s ahead of this node's clock: not co-signed",
+                      self._name, h, block.header.timestamp, self._consortium.max_clock_skew_s)
+            return
         self._outbox.push({"height": h, "header_hash": block.header.hash, **own.to_dict()})
 
+    def too_far_ahead(self, header: BlockHeader) -> bool:
+        """True when ``header``'s time is more than ``max_clock_skew_s`` ahead of this node's clock (then
+        the node does not co-sign it).  The clock is read here, at signing, never in the block builder."""
+        if self._clock is None:
+            return False
+        ahead = (parse_time(header.timestamp) - self._clock()).total_seconds()
+        return ahead > self._consortium.max_clock_skew_s
 
-__all__ = ["FIRST_SKIPPED_TIME", "Built", "block_time", "build_block", "build_skipped"]
+    def sign_withheld(self) -> int:
+        """Co-sign the stored blocks whose time our clock has come close enough to (in height order, and
+        push the signatures to the peers); how many were signed."""
+        with self._withheld_lock:
+            waiting = sorted(self._withheld.items())
+        done = 0
+        for h, header in waiting:
+            if self.too_far_ahead(header):
+                break  # block times never go backwards: the later ones are no nearer
+            own = sign_header(header, self._key)
+            self._certificates.accept([(h, header.hash, own)])
+            self._outbox.push({"height": h, "header_hash": header.hash, **own.to_dict()})
+            with self._withheld_lock:
+                self._withheld.pop(h, None)
+            done += 1
+        return done
+
+    def withheld(self) -> dict[str, Any]:
+        """``{"count", "first"}`` of the stored blocks this node has not co-signed (timed too far ahead);
+        ``first`` is the lowest ``{"height", "timestamp", "reason"}``."""
+        with self._withheld_lock:
+            if not self._withheld:
+                return {"count": 0, "first": None}
+            h = min(self._withheld)
+            return {"count": len(self._withheld),
+                    "first": {"height": h, "timestamp": self._withheld[h].timestamp, "reason": "block_time_ahead"}}
+
+
+__all__ = ["FIRST_SKIPPED_TIME", "MAX_SKIPPED_PROPOSER", "Built", "block_time", "build_block", "build_skipped"]
 
 #: The time of a skipped batch's block when it is the first block of the chain (there is no earlier
 #: block time to repeat); any fixed valid time would do, as long as every node uses the same one.
 FIRST_SKIPPED_TIME = "1970-01-01T08:00:00.000+08:00"
+#: characters of a skipped batch's (unauthenticated) proposer name that go into its empty block's header
+MAX_SKIPPED_PROPOSER = 64
 
 
 def build_block(
@@ -163,12 +222,22 @@ def build_block(
     """Block ``batch.seq`` from the ordered batch; see :func:`ledger.core.builder.build_block`.
 
     Raises :class:`MalformedBatch` (before anything is applied to ``machine``) for a batch whose
-    timestamp is not ISO 8601 with an offset: the caller builds :func:`build_skipped` instead.
+    timestamp is not ISO 8601 with an offset (reason ``malformed_batch``), or that is not signed by
+    the node member it names as proposer, for its content and its place in the order
+    (:func:`ledger.core.batch.check_batch`; the reason is the check's: ``unsigned_batch``,
+    ``unknown_signer``, ``forbidden``, ``bad_signature``): the caller builds :func:`build_skipped`
+    instead.  A batch timed before the previous block gets the previous block's time (:func:`block_time`).
     """
+    which = f"batch {batch.seq} from {batch.proposer[:MAX_SKIPPED_PROPOSER]!r}"
     try:
         parse_time(batch.timestamp, what="batch timestamp")
     except MalformedTransaction as exc:
-        raise MalformedBatch(f"batch {batch.seq} from {batch.proposer!r}: {exc.message}") from exc
+        raise MalformedBatch(f"{which}: {exc.message}") from exc
+    try:
+        check_batch(consortium, seq=batch.seq, proposer=batch.proposer, timestamp=batch.timestamp, txs=batch.txs,
+                    signature=batch.signature)
+    except LedgerError as exc:
+        raise MalformedBatch(f"{which}: {exc.message}", reason=exc.reason) from exc
     return _build(raw_txs=batch.txs, proposer=batch.proposer, timestamp=batch.timestamp, previous=previous,
                   log=log, consortium=consortium, machine=machine, seen=seen, checked=checked)
 
@@ -176,9 +245,10 @@ def build_block(
 def build_skipped(
     *, batch: Batch, previous: BlockHeader | None, log: CompactRange, consortium: Consortium, machine: StateMachine
 ) -> Built:
-    """The block of a malformed batch: no transactions, the previous block's time (or
-    :data:`FIRST_SKIPPED_TIME`), the batch's proposer.  A pure function of the batch and the chain,
-    so every node builds the same block and heights stay equal to batch numbers."""
+    """The block of a malformed or not properly signed batch: no transactions, the previous block's time
+    (or :data:`FIRST_SKIPPED_TIME`), the proposer the batch names (unauthenticated: cut to
+    :data:`MAX_SKIPPED_PROPOSER` characters, so no header grows with it).  A pure function of the batch
+    and the chain, so every node builds the same block and heights stay equal to batch numbers."""
     timestamp = FIRST_SKIPPED_TIME if previous is None else previous.timestamp
-    return _build(raw_txs=(), proposer=batch.proposer, timestamp=timestamp, previous=previous, log=log,
-                  consortium=consortium, machine=machine, seen=lambda ids: set())
+    return _build(raw_txs=(), proposer=batch.proposer[:MAX_SKIPPED_PROPOSER], timestamp=timestamp,
+                  previous=previous, log=log, consortium=consortium, machine=machine, seen=lambda ids: set())

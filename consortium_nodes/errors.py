@@ -55,6 +55,8 @@ class StoreTampered(ChainHalted):
 
 
 class MalformedBatch(NodeError):
-    """An ordered batch no node can build a block from as it is (e.g. a timestamp that is not ISO 8601)."""
+    """An ordered batch no node can build a block from as it is: a timestamp that is not ISO 8601
+    (``malformed_batch``), or no valid signature of its proposing node (the reason of
+    :func:`ledger.core.batch.check_batch`)."""
 
     reason = "malformed_batch"

@@ -18,7 +18,8 @@ from etcd3gw.client import Etcd3Client
 
 from consortium_nodes.etcd_client import API_PATH, EtcdTransport, b64, int_value, kvs_of, range_op, unb64
 from consortium_nodes.etcd_watch import BatchWatch
-from consortium_nodes.ordering import Batch, BatchesForgottenError, OrderingError, seq_of_key
+from consortium_nodes.ordering import Batch, BatchesForgottenError, BatchSigner, OrderingError, seq_of_key
+from ledger.core.batch import BatchSignature
 
 __all__ = ["API_PATH", "MAX_BATCH_BYTES", "BatchTooLargeError", "BatchesForgottenError", "EtcdOrderer"]
 
@@ -119,16 +120,16 @@ class EtcdOrderer:
 
     def _encode(
         self, seq: int, proposer: str, timestamp: str, txs: Sequence[bytes], batch_id: str,
-        txs_json: str | None = None,
+        txs_json: str | None = None, signature: BatchSignature | None = None,
     ) -> bytes:
         """The batch record: :meth:`Batch.to_json` plus the batch's unique ``id``.  ``txs_json`` is the
         JSON list of the transactions when the caller has encoded it already (it is the bulk of the record)."""
         if txs_json is None:
             txs_json = json.dumps([t.decode("utf-8") for t in txs], ensure_ascii=False, separators=(",", ":"))
-        head = json.dumps(
-            {"seq": seq, "proposer": proposer, "timestamp": timestamp, "id": batch_id},
-            ensure_ascii=False, separators=(",", ":"),
-        )
+        fields: dict[str, Any] = {"seq": seq, "proposer": proposer, "timestamp": timestamp, "id": batch_id}
+        if signature is not None:
+            fields["signature"] = signature.to_dict()
+        head = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
         value = (head[:-1] + ',"txs":' + txs_json + "}").encode("utf-8")
         if len(value) > self.max_batch_bytes:
             raise BatchTooLargeError(
@@ -145,18 +146,22 @@ class EtcdOrderer:
 
     # ---- Orderer -----------------------------------------------------------------------------
 
-    def append(self, *, proposer: str, timestamp: str, txs: Sequence[bytes]) -> int:
+    def append(
+        self, *, proposer: str, timestamp: str, txs: Sequence[bytes], sign: BatchSigner | None = None
+    ) -> int:
         """Append a batch and return its sequence number (0 for the first batch of the chain).
 
-        One etcd transaction: if head == n, put head = n+1 and batch n+1; if another proposer won,
-        retry on the new head.  A request whose outcome is unknown (timeout, member died, election)
-        is resolved by the batch's unique id, so a batch is never written twice.  Raises
+        One etcd transaction: if head == n, put head = n+1 and batch n+1 signed (``sign``) for n+1;
+        if another proposer won, sign for the new head's successor and retry.  A request whose outcome
+        is unknown (timeout, member died, election) is resolved by the batch's unique id, so a batch is
+        never written twice.  Raises
         :class:`BatchTooLargeError` (nothing written) or :class:`OrderingError` (etcd unavailable).
         """
         txs = tuple(txs)
         batch_id = uuid.uuid4().hex
         txs_json = json.dumps([t.decode("utf-8") for t in txs], ensure_ascii=False, separators=(",", ":"))
-        self._encode(0, proposer, timestamp, txs, batch_id, txs_json)  # size check before anything is sent
+        signature = None if sign is None else sign(0)
+        self._encode(0, proposer, timestamp, txs, batch_id, txs_json, signature)  # size check before anything is sent
         uncertain: set[int] = set()
         # The newest head this orderer has seen is only a guess: the compare-and-set below decides, and a
         # lost race returns the real head (cheaper than a linearizable read of the head before every append).
@@ -172,7 +177,7 @@ class EtcdOrderer:
                     )
                 uncertain.discard(seq)
             seq = head + 1
-            value = self._encode(seq, proposer, timestamp, txs, batch_id, txs_json)
+            value = self._encode(seq, proposer, timestamp, txs, batch_id, txs_json, None if sign is None else sign(seq))
             if head < 0:
                 compare = {
                     "key": b64(self._head_key),

@@ -9,8 +9,10 @@ from typing import Any
 from flask import Flask, Response, current_app, jsonify, request
 
 from consortium_nodes.node import Node
-from consortium_nodes.ordering import Batch, SoloOrderer
+from consortium_nodes.ordering import Batch, OrderConflict, SoloOrderer
 from ledger.core import checkpoint as cp
+from ledger.core.batch import BatchSignature, UnsignedBatch, check_batch
+from ledger.core.transaction import parse_time
 from ledger.errors import LedgerError, ProofError
 from ledger.reasons import status_of
 
@@ -233,17 +235,42 @@ def provenance(node: Node) -> Response:
 
 
 # -- the solo orderer's routes (on the designated node only) ----------------------
-def order_append(solo: SoloOrderer) -> Response:
-    b = request.get_json(silent=True) or {}
+def order_append(solo: SoloOrderer, node: Node) -> tuple[Response, int]:
+    """Append a batch signed by the node member it names as proposer, for the ``seq`` it expects (the next
+    one).  The front door only: every node checks the signature again when it builds the block.  Refuses
+    400 ``malformed`` (fields missing), 403 ``unsigned_batch`` / ``unknown_signer`` / ``forbidden`` (not a
+    node member, or not the proposer) / ``bad_signature``, 422 ``block_time_ahead`` (timed more than the
+    consortium's ``max_clock_skew_s`` ahead of this node's clock), 409 ``order_conflict`` with the real
+    ``head`` (another batch took that number: sign for ``head + 1``)."""
+    b = _json_object()
     try:
-        seq = solo.append(proposer=str(b["proposer"]), timestamp=str(b["timestamp"]),
-                          txs=[str(t).encode("utf-8") for t in b["txs"]])
+        proposer, timestamp = str(b["proposer"]), str(b["timestamp"])
+        txs = tuple(str(t).encode("utf-8") for t in b["txs"])
     except (KeyError, TypeError) as exc:
         raise LedgerError(f"bad batch: {exc!r}", reason="malformed") from exc
-    return jsonify({"seq": seq})
+    signature = BatchSignature.read(b.get("signature"))
+    if signature is None:
+        raise UnsignedBatch("the solo orderer appends only batches signed by a node member of the consortium")
+    seq = b.get("seq")
+    if type(seq) is not int:
+        raise LedgerError("a signed batch names the sequence number it was signed for (seq)", reason="malformed")
+    check_batch(node.consortium, seq=seq, proposer=proposer, timestamp=timestamp, txs=txs, signature=signature)
+    try:
+        when = parse_time(timestamp)
+    except LedgerError:
+        when = None  # the nodes skip a batch whose time is not ISO 8601, alike
+    if when is not None and (when - node.clock()).total_seconds() > node.consortium.max_clock_skew_s:
+        raise LedgerError(f"batch time {timestamp} is more than {node.consortium.max_clock_skew_s} s ahead of "
+                          "the solo orderer's clock", reason="block_time_ahead")
+    try:
+        seq = solo.append_batch(Batch(seq=seq, proposer=proposer, timestamp=timestamp, txs=txs, signature=signature))
+    except OrderConflict as exc:
+        body = {"error": {"code": exc.reason, "message": exc.message}, "reason": exc.reason, "head": exc.head}
+        return jsonify(body), _http_status(exc.reason)
+    return jsonify({"seq": seq}), 200
 
 
-def order_read(solo: SoloOrderer) -> Response:
+def order_read(solo: SoloOrderer, node: Node) -> Response:
     after = _arg_int("after", -1)
     limit = min(_arg_int("limit", ORDER_READ_DEFAULT) or ORDER_READ_DEFAULT, ORDER_READ_MAX)
     batches: list[Batch] = solo.read(after if after is not None else -1, wait=_arg_float("wait", 0.0, ORDER_MAX_WAIT),
@@ -251,7 +278,7 @@ def order_read(solo: SoloOrderer) -> Response:
     return jsonify({"batches": [b.to_json() for b in batches]})
 
 
-def order_head(solo: SoloOrderer) -> Response:
+def order_head(solo: SoloOrderer, node: Node) -> Response:
     return jsonify({"head": solo.head()})
 
 
@@ -278,7 +305,7 @@ ROUTES: list[tuple[str, str, View]] = [
     ("POST", "/v1/provenance", provenance),
 ]
 
-#: (method, rule, view) of the solo orderer's routes; each view is called with the solo orderer first
+#: (method, rule, view) of the solo orderer's routes; each view is called with the solo orderer and the node first
 SOLO_ROUTES: list[tuple[str, str, View]] = [
     ("POST", "/v1/order/append", order_append),
     ("GET", "/v1/order/read", order_read),
@@ -292,9 +319,9 @@ def create_app(node: Node, *, solo: SoloOrderer | None = None) -> Flask:
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     for error, handler in ERROR_HANDLERS:
         app.register_error_handler(error, handler)
-    table: list[tuple[str, str, View, Any]] = [(m, r, v, node) for m, r, v in ROUTES]
+    table: list[tuple[str, str, View, tuple[Any, ...]]] = [(m, r, v, (node,)) for m, r, v in ROUTES]
     if solo is not None:
-        table += [(m, r, v, solo) for m, r, v in SOLO_ROUTES]
+        table += [(m, r, v, (solo, node)) for m, r, v in SOLO_ROUTES]
     for method, rule, view, first in table:
-        app.add_url_rule(rule, endpoint=view.__name__, view_func=functools.partial(view, first), methods=[method])
+        app.add_url_rule(rule, endpoint=view.__name__, view_func=functools.partial(view, *first), methods=[method])
     return app

@@ -94,13 +94,14 @@ class Node:
         self.chain = Chain(
             name=name, consortium=consortium, key=key, store=store, machine=machine, pool=self.pool,
             certificates=self.certificates, divergences=self._divergences, stored_txs=self.stored_txs,
-            outbox=self.outbox, health=self.health,
+            outbox=self.outbox, health=self.health, clock=clock,
         )
         self.state_lock = self.chain.state_lock
         self.admitter = Admitter(consortium=consortium, machine=machine, store=store, pool=self.pool)
         self.batcher = Batcher(
             name=name, pool=self.pool, orderer=orderer, clock=clock,
             max_txs=min(batch_max_txs, consortium.max_block_txs), max_wait=batch_max_wait, stop=self._stop,
+            key=key, digest_alg=consortium.digest_alg,
         )
         self.catch_up = CatchUp(peers=peers, store=store, chain=self.chain, stop=self._stop)
         self.follower = Follower(name=name, orderer=orderer, store=store, chain=self.chain, catch_up=self.catch_up,
@@ -109,7 +110,8 @@ class Node:
                                        final_height=lambda: self.certificates.final_height)
         coordinator = consortium.nodes[0].name == name
         self.syncer = Syncer(name=name, peers=peers, certificates=self.certificates, orderer=orderer,
-                             checkpoint=self.checkpoints.periodic if coordinator else None, stop=self._stop)
+                             checkpoint=self.checkpoints.periodic if coordinator else None, stop=self._stop,
+                             withheld=self.chain.sign_withheld)
         self.queries = Queries(
             consortium=consortium, machine=machine, state_lock=self.state_lock, store=store, pool=self.pool,
             stored_txs=self.stored_txs, certificates=self.certificates, checkpoints=self.checkpoints,
@@ -232,6 +234,7 @@ class Node:
             "diverged": [d.to_dict() for d in self.divergences],
             "fault": self.fault,
             "skipped_batches": self.health.skipped_batches(),
+            "withheld_signatures": self.chain.withheld(),
             "ready": self.ready,
             "state_digest": self.state_digest() if digest else None,
         }

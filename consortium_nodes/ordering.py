@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -13,29 +13,37 @@ import requests
 import sqlalchemy as sa
 
 from consortium_nodes.errors import NodeError
+from ledger.core.batch import BatchSignature
 from ledger.store.schema import make_engine
+
+#: signs a batch for the sequence number it is to get (:func:`ledger.core.batch.batch_signer`)
+BatchSigner = Callable[[int], BatchSignature]
 
 
 @dataclass(frozen=True)
 class Batch:
-    """Batch ``seq`` becomes block ``seq``; ``txs`` are canonical transaction bytes."""
+    """Batch ``seq`` becomes block ``seq``; ``txs`` are canonical transaction bytes; ``signature`` is the
+    proposing node's over all of it (:mod:`ledger.core.batch`; None: unsigned, which every node skips)."""
 
     seq: int
     proposer: str
     timestamp: str
     txs: tuple[bytes, ...]
+    signature: BatchSignature | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "seq": self.seq,
+            "proposer": self.proposer,
+            "timestamp": self.timestamp,
+            "txs": [t.decode("utf-8") for t in self.txs],
+        }
+        if self.signature is not None:
+            d["signature"] = self.signature.to_dict()
+        return d
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "seq": self.seq,
-                "proposer": self.proposer,
-                "timestamp": self.timestamp,
-                "txs": [t.decode("utf-8") for t in self.txs],
-            },
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str | bytes, *, seq: int | None = None) -> Batch:
@@ -44,7 +52,8 @@ class Batch:
         Whatever else the bytes hold, every node reads the same batch from them: a field of the wrong
         type becomes empty (no proposer, no timestamp, no transactions; a transaction that is not a
         string is left out), and the block builder turns such a batch into the same empty block on
-        every node.  Only bytes that say nowhere which batch they are raise :class:`MalformedOrder`.
+        every node.  A ``signature`` of the wrong shape reads as an empty one (it does not verify).  Only
+        bytes that say nowhere which batch they are raise :class:`MalformedOrder`.
         """
         try:
             d: Any = json.loads(text)
@@ -61,6 +70,7 @@ class Batch:
             proposer=proposer if isinstance(proposer, str) else "",
             timestamp=timestamp if isinstance(timestamp, str) else "",
             txs=tuple(t.encode("utf-8") for t in txs if isinstance(t, str)) if isinstance(txs, list) else (),
+            signature=BatchSignature.read(d.get("signature")),
         )
 
 
@@ -74,6 +84,17 @@ class MalformedOrder(OrderingError):
     """The ordering engine holds bytes that are not a batch at all (not even its number can be read)."""
 
     reason = "malformed_order"
+
+
+class OrderConflict(OrderingError):
+    """A signed batch names a sequence number that is not the next one (another proposer was first);
+    ``head`` is the real head: sign for ``head + 1`` and try again."""
+
+    reason = "order_conflict"
+
+    def __init__(self, message: str, *, head: int) -> None:
+        super().__init__(message)
+        self.head = head
 
 
 class BatchesForgottenError(OrderingError):
@@ -97,7 +118,9 @@ class Orderer(Protocol):
 
     ``append`` assigns the next sequence number atomically (compare-and-set on
     the head: batch n+1 is written only if the head is n), so two nodes
-    proposing at once get consecutive, distinct numbers.  ``read`` returns
+    proposing at once get consecutive, distinct numbers; ``sign`` signs the batch
+    for the number it is about to get (again if a race moves it), and a batch
+    appended without it is unsigned (every node skips it).  ``read`` returns
     batches with ``seq > after`` in order, waiting up to ``wait`` seconds for
     the first one.  ``forget`` lets the engine drop batches up to ``upto``:
     nodes that fall further behind catch up from their peers' blocks.
@@ -105,7 +128,9 @@ class Orderer(Protocol):
 
     kind: str
 
-    def append(self, *, proposer: str, timestamp: str, txs: Sequence[bytes]) -> int: ...
+    def append(
+        self, *, proposer: str, timestamp: str, txs: Sequence[bytes], sign: BatchSigner | None = None
+    ) -> int: ...
 
     def read(self, after: int, *, wait: float = 0.0, limit: int = 64) -> list[Batch]: ...
 
@@ -142,15 +167,29 @@ class SoloOrderer:
             top = conn.execute(sa.select(sa.func.max(_batches.c.seq))).scalar()
         self._head = -1 if top is None else int(top)
 
-    def append(self, *, proposer: str, timestamp: str, txs: Sequence[bytes]) -> int:
+    def append(
+        self, *, proposer: str, timestamp: str, txs: Sequence[bytes], sign: BatchSigner | None = None
+    ) -> int:
         with self._cond:
             seq = self._head + 1
-            batch = Batch(seq=seq, proposer=proposer, timestamp=timestamp, txs=tuple(txs))
-            with self._engine.begin() as conn:
-                conn.execute(_batches.insert(), {"seq": seq, "body": batch.to_json()})
-            self._head = seq
-            self._cond.notify_all()
-            return seq
+            return self._write(Batch(seq=seq, proposer=proposer, timestamp=timestamp, txs=tuple(txs),
+                                     signature=None if sign is None else sign(seq)))
+
+    def append_batch(self, batch: Batch) -> int:
+        """Append a batch a proposer signed for ``batch.seq``: only if that is the next number, else
+        :class:`OrderConflict` with the real head (the proposer signs again for the next one)."""
+        with self._cond:
+            if batch.seq != self._head + 1:
+                raise OrderConflict(f"batch {batch.seq} is not the next one (the head is {self._head})",
+                                    head=self._head)
+            return self._write(batch)
+
+    def _write(self, batch: Batch) -> int:
+        with self._engine.begin() as conn:
+            conn.execute(_batches.insert(), {"seq": batch.seq, "body": batch.to_json()})
+        self._head = batch.seq
+        self._cond.notify_all()
+        return batch.seq
 
     def read(self, after: int, *, wait: float = 0.0, limit: int = 64) -> list[Batch]:
         deadline = time.monotonic() + wait
@@ -176,6 +215,17 @@ class SoloOrderer:
         self._engine.dispose()
 
 
+#: appends in a row :meth:`HttpOrderer.append` may lose to other proposers before it gives up
+APPEND_ATTEMPTS = 100
+
+
+def _json_or_none(r: requests.Response) -> Any:
+    try:
+        return r.json()
+    except ValueError:
+        return None
+
+
 class HttpOrderer:
     """A non-designated node's view of the solo orderer, over the designated node's HTTP API."""
 
@@ -185,6 +235,7 @@ class HttpOrderer:
         self._url = url.rstrip("/")
         self._timeout = timeout
         self._local = threading.local()
+        self._head_hint: int | None = None  # the newest head seen (reads, appends): the next append's guess
 
     def _session(self) -> requests.Session:
         s = getattr(self._local, "session", None)
@@ -203,16 +254,48 @@ class HttpOrderer:
             raise OrderingError(f"solo orderer at {self._url} answered {r.status_code}: {r.text[:200]}")
         return r.json()
 
-    def append(self, *, proposer: str, timestamp: str, txs: Sequence[bytes]) -> int:
-        body = {"proposer": proposer, "timestamp": timestamp, "txs": [t.decode("utf-8") for t in txs]}
-        return int(self._call("POST", "/v1/order/append", json=body)["seq"])
+    def append(
+        self, *, proposer: str, timestamp: str, txs: Sequence[bytes], sign: BatchSigner | None = None
+    ) -> int:
+        """Post the batch signed for the number after the newest head seen; when the leader answers that
+        another batch took it (409 ``order_conflict`` with the real head), sign for the next and post again."""
+        body: dict[str, Any] = {"proposer": proposer, "timestamp": timestamp, "txs": [t.decode("utf-8") for t in txs]}
+        if sign is None:
+            return int(self._call("POST", "/v1/order/append", json=body)["seq"])
+        head = self._head_hint if self._head_hint is not None else self.head()
+        for _ in range(APPEND_ATTEMPTS):
+            seq = head + 1
+            signed = {**body, "seq": seq, "signature": sign(seq).to_dict()}
+            try:
+                r = self._session().post(self._url + "/v1/order/append", json=signed, timeout=self._timeout)
+            except requests.RequestException as exc:
+                raise OrderingError(f"solo orderer at {self._url} is unreachable: {exc.__class__.__name__}") from exc
+            if r.status_code == 200:
+                self._saw_head(seq)
+                return int(r.json()["seq"])
+            answer = _json_or_none(r)
+            if r.status_code == 409 and isinstance(answer, dict) and isinstance(answer.get("head"), int):
+                head = int(answer["head"])
+                self._saw_head(head)
+                continue
+            raise OrderingError(f"solo orderer at {self._url} answered {r.status_code}: {r.text[:200]}")
+        raise OrderingError(f"solo orderer at {self._url}: {APPEND_ATTEMPTS} appends in a row lost the race")
+
+    def _saw_head(self, head: int) -> None:
+        if self._head_hint is None or head > self._head_hint:
+            self._head_hint = head
 
     def read(self, after: int, *, wait: float = 0.0, limit: int = 64) -> list[Batch]:
         d = self._call("GET", "/v1/order/read", params={"after": after, "wait": wait, "limit": limit}, extra=wait)
-        return [Batch.from_json(b) for b in d["batches"]]
+        batches = [Batch.from_json(b) for b in d["batches"]]
+        if batches:
+            self._saw_head(batches[-1].seq)
+        return batches
 
     def head(self) -> int:
-        return int(self._call("GET", "/v1/order/head")["head"])
+        head = int(self._call("GET", "/v1/order/head")["head"])
+        self._saw_head(head)
+        return head
 
     def forget(self, upto: int) -> None:
         return None

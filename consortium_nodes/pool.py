@@ -17,8 +17,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from consortium_nodes.ordering import Orderer, OrderingError
+from ledger.core.batch import batch_signer
 from ledger.core.builder import Checked, StateMachine, check_stateless
 from ledger.core.consortium import Consortium
+from ledger.core.crypto import SHA256, PrivateKey
 from ledger.core.encoding import iso
 from ledger.core.transaction import Transaction
 from ledger.errors import LedgerError
@@ -293,13 +295,16 @@ class TxPool:
 
 
 class Batcher:
-    """The thread body that proposes pooled transactions to the orderer as batches."""
+    """The thread body that proposes pooled transactions to the orderer as batches, each signed with the
+    node's member key (``key``) for the sequence number it gets (:mod:`ledger.core.batch`)."""
 
     def __init__(
         self, *, name: str, pool: TxPool, orderer: Orderer, clock: Callable[[], datetime], max_txs: int,
-        max_wait: float, stop: threading.Event,
+        max_wait: float, stop: threading.Event, key: PrivateKey | None = None, digest_alg: str = SHA256,
     ) -> None:
         self._name = name
+        self._key = key
+        self._digest_alg = digest_alg
         self._pool = pool
         self._orderer = orderer
         self._clock = clock
@@ -317,7 +322,10 @@ class Batcher:
         if not take:
             return 0
         try:
-            self._orderer.append(proposer=self._name, timestamp=iso(self._clock()), txs=[b for _, b in take])
+            timestamp, txs = iso(self._clock()), [b for _, b in take]
+            sign = None if self._key is None else batch_signer(
+                self._key, proposer=self._name, timestamp=timestamp, txs=txs, digest_alg=self._digest_alg)
+            self._orderer.append(proposer=self._name, timestamp=timestamp, txs=txs, sign=sign)
             # The durable pool rows go in the commit of the block that holds them.
             self._pool.ordered(take)
         except OrderingError as exc:

@@ -133,7 +133,8 @@ log = logging.getLogger("consortium_nodes.node")
 
 @dataclass(frozen=True)
 class SkippedBatch:
-    """An ordered batch no block could be built from as it was (it became an empty block)."""
+    """An ordered batch no block could be built from as it was (malformed, or not signed by its proposing
+    node): it became an empty block; ``reason`` says why."""
 
     seq: int
     proposer: str
@@ -181,8 +182,8 @@ class Health:
         with self._lock:
             self._skipped += 1
             self._last_skipped = batch
-        log.error("node %s: skipped malformed batch %d from %r: %s", self._name, batch.seq, batch.proposer,
-                  batch.message)
+        log.error("node %s: skipped batch %d from %r (%s): %s", self._name, batch.seq, batch.proposer,
+                  batch.reason, batch.message)
 
     def skipped_batches(self) -> dict[str, Any]:
         """``{"count", "last"}`` of the batches skipped since this process started."""

@@ -113,6 +113,11 @@ _ALL: tuple[Reason, ...] = (
     Reason("malformed_order", 502, "排序服务中的数据不是批次", "The ordering service holds data that is not a batch"),
     Reason("malformed_batch", 422, "排序批次无法生成区块（格式错误）",
            "An ordered batch is malformed and cannot become a block"),
+    Reason("unsigned_batch", 403, "排序批次未经提议节点签名", "The batch is not signed by the node that proposed it"),
+    Reason("order_conflict", 409, "该序号已被其他批次占用，请按最新序号重新签名",
+           "Another batch took this sequence number: sign for the next one"),
+    Reason("block_time_ahead", 422, "批次或区块时间超前于节点时钟（超过允许的时钟偏差）",
+           "The batch or block time is too far ahead of the node's clock"),
     Reason("bad_config", 500, "节点配置错误", "Node configuration error"),
     Reason("checkpoint_mismatch", 409, "检查点与本节点的账本不一致", "The checkpoint does not match this node's log"),
     # -- the API: sign-in and tokens ---------------------------------------------------------------------

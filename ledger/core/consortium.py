@@ -23,6 +23,11 @@ DEFAULT_PARAMETERS: dict[str, Any] = {
     "max_block_txs": 2000,
 }
 
+#: ``parameters["max_clock_skew_s"]`` when a consortium does not set it: seconds a block's time may lie
+#: ahead of a node's clock for the node to co-sign its header (not spelt out in new genesis documents,
+#: so existing ones keep their hash).
+DEFAULT_MAX_CLOCK_SKEW_S = 600
+
 #: Default policy: which roles may sign which transaction types ("*" = any other).
 DEFAULT_POLICY: dict[str, list[str]] = {"*": ["gateway", "node", "admin"]}
 
@@ -130,6 +135,12 @@ class Consortium:
     @property
     def max_block_txs(self) -> int:
         return int(self.parameters.get("max_block_txs", DEFAULT_PARAMETERS["max_block_txs"]))
+
+    @property
+    def max_clock_skew_s(self) -> int:
+        """Seconds a block's time may lie ahead of a node's own clock when it co-signs the header (a block
+        timed later is stored but not co-signed until the node's clock is that close to it)."""
+        return int(self.parameters.get("max_clock_skew_s", DEFAULT_MAX_CLOCK_SKEW_S))
 
     # -- serialisation ----------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from ledger.core import checkpoint as cp
 from ledger.core.block import BlockHeader, HeaderSignature, flags_digest, node_signature_verifies
 from ledger.core.consortium import Consortium, Member
 from ledger.core.crypto import ED25519, verify_raw
-from ledger.core.transaction import TX_CONTEXT, split_leaf
+from ledger.core.transaction import TX_CONTEXT, parse_time, split_leaf
 from ledger.core.tree import CompactRange, hash_leaf, root_from_hashes
 from ledger.errors import LedgerError, StoreError
 from ledger.store import schema
@@ -351,6 +351,10 @@ def verify_chain(
             report.problems.append(Problem("link", h.height, f"block {h.height} does not link to block "
                                            f"{h.height - 1}: previous hash {h.previous_hash[:16]}… ≠ "
                                            f"{want_prev[:16]}…"))
+        if prev is not None and parse_time(h.timestamp) < parse_time(prev.timestamp):
+            # Nodes never build such a block (block time is monotonic): a node's store was written around it.
+            report.problems.append(Problem("block_time", h.height, f"block {h.height} is timed {h.timestamp}, "
+                                           f"before block {prev.height} ({prev.timestamp})"))
         prev = h
     workers = workers or os.cpu_count() or 1
     # fork is cheapest, but forking a multi-threaded process (a gunicorn gthread worker serving the audit

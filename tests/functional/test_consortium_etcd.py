@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from datetime import datetime
 
 import pytest
 import requests
@@ -44,6 +45,46 @@ def _agree(lc: LocalConsortium, timeout: float = 30.0) -> list[dict]:
 def test_nodes_report_etcd_ordering(local):
     """Every node's /status names its ordering engine."""
     assert {s["ordering"] for s in local.status()} == {"etcd"}
+
+
+def test_batches_written_to_etcd_without_a_node_signature_are_skipped_by_every_node(local):
+    """Whoever can write to etcd is not trusted either: a batch put into the order without a signature, one
+    signed by the gateway member and one dated 2099 under a node's name but signed by a key the consortium
+    does not hold each become the same empty block on all four nodes (``skipped_batches`` with reasons
+    ``unsigned_batch``, ``forbidden``, ``unknown_signer``), nothing is clamped to 2099, and a transaction
+    submitted afterwards becomes final on every node."""
+    from ledger.core.batch import batch_signer
+    from ledger.core.crypto import PrivateKey
+    from ledger.core.encoding import CHINA_TZ, iso
+    from ledger.store.keyfiles import read_private_key
+    from ledger.testing import make_tx
+
+    desc = local.describe()
+    gateway = read_private_key(desc["gateway_key"])
+    orderer = EtcdOrderer(endpoints=desc["etcd"]["endpoints"], prefix=desc["etcd"]["prefix"])
+    now = iso(datetime.now(CHINA_TZ))
+    future = "2099-01-01T00:00:00+08:00"
+    try:
+        first = orderer.append(proposer="x", timestamp=now, txs=[])
+        orderer.append(proposer="gateway", timestamp=now, txs=[],
+                       sign=batch_signer(gateway, proposer="gateway", timestamp=now, txs=[]))
+        last = orderer.append(proposer="chengguan", timestamp=future, txs=[],
+                              sign=batch_signer(PrivateKey.generate(), proposer="chengguan", timestamp=future, txs=[]))
+    finally:
+        orderer.close()
+    tx = make_tx(gateway, 7001)
+    url = desc["nodes"][1]["url"]
+    d = requests.post(url + "/v1/transactions", json=tx.to_dict(), params={"wait": 20}, timeout=30).json()
+    assert d["status"] == "final" and d["height"] > last, d
+    st = _agree(local)
+    assert len({s["head"] for s in st}) == 1
+    for n in desc["nodes"]:
+        status = requests.get(n["url"] + "/status", timeout=5).json()
+        assert status["skipped_batches"]["count"] >= 3 and status["fault"] is None
+        blocks = [requests.get(n["url"] + f"/v1/blocks/{h}", timeout=5).json() for h in range(first, last + 1)]
+        assert all(b["transactions"] == [] for b in blocks)
+        assert not any(b["header"]["timestamp"].startswith("2099") for b in blocks)
+    assert status["skipped_batches"]["last"]["reason"] == "unknown_signer"
 
 
 def test_etcd_leader_killed_under_load_nothing_lost_or_duplicated(local):

@@ -7,6 +7,8 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -104,6 +106,87 @@ def test_bad_signature_is_refused_and_nothing_is_written(local):
     assert r.status_code == 403 and r.json()["reason"] == "bad_signature"
     tx_id = r.json()["tx_id"]
     assert requests.get(_url(local, "zhujian") + f"/v1/transactions/{tx_id}", timeout=5).status_code == 404
+
+
+def _leader(lc: LocalConsortium) -> str:
+    return _desc(lc)["nodes"][0]["name"]  # tools.local_consortium makes the first node the solo leader
+
+
+def _node_key(lc: LocalConsortium, name: str) -> PrivateKey:
+    return read_private_key(str(Path(_desc(lc)["keys_dir"]) / f"{name}.pem"))
+
+
+def _signed_append(lc: LocalConsortium, signer: str, seq: int, timestamp: str) -> requests.Response:
+    from ledger.core.batch import sign_batch
+
+    sig = sign_batch(_node_key(lc, signer), seq=seq, proposer=signer, timestamp=timestamp, txs=[])
+    body = {"proposer": signer, "timestamp": timestamp, "txs": [], "seq": seq, "signature": sig.to_dict()}
+    return requests.post(_url(lc, _leader(lc)) + "/v1/order/append", json=body, timeout=10)
+
+
+def _heads(lc: LocalConsortium) -> list[int]:
+    return [requests.get(n["url"] + "/status", timeout=5).json()["height"] for n in _desc(lc)["nodes"]]
+
+
+def test_unauthenticated_order_append_is_refused(local):
+    """Anyone on the network could post a batch to the solo leader's ``/v1/order/append``: an unsigned one
+    (the old accepted ``curl``) is refused 403 ``unsigned_batch`` with the usual error JSON, and the order's
+    head does not move."""
+    leader = _url(local, _leader(local))
+    head = requests.get(leader + "/v1/order/head", timeout=5).json()["head"]
+    for body in ({"proposer": "x", "timestamp": "not-a-time", "txs": []},
+                 {"proposer": "mallory", "timestamp": "2099-01-01T00:00:00+08:00", "txs": []}):
+        r = requests.post(leader + "/v1/order/append", json=body, timeout=10)
+        assert r.status_code == 403, r.text
+        assert r.json()["reason"] == "unsigned_batch" and r.json()["error"]["code"] == "unsigned_batch"
+    assert requests.get(leader + "/v1/order/head", timeout=5).json()["head"] == head
+
+
+def test_batch_dated_2099_with_a_node_signature_is_refused_and_the_chain_stays_live(local):
+    """A batch properly signed with a node member's key but dated 2099 (a node whose clock or key went
+    wrong) is refused by the solo leader, whose clock says now: 422 ``block_time_ahead``; the order does
+    not move, so no block is clamped to 2099, and a transaction submitted afterwards becomes final as ever
+    with a block time of today.  (Had such a batch reached the order, e.g. through etcd, every node would
+    build its block but none would co-sign it: never final; see docs/ARCHITECTURE.md.)"""
+    leader = _url(local, _leader(local))
+    head = requests.get(leader + "/v1/order/head", timeout=5).json()["head"]
+    r = _signed_append(local, "jiaotong", head + 1, "2099-01-01T00:00:00+08:00")
+    assert r.status_code == 422 and r.json()["reason"] == "block_time_ahead", r.text
+    assert requests.get(leader + "/v1/order/head", timeout=5).json()["head"] == head
+    tx = make_tx(_gateway(local), 4)
+    d = requests.post(_url(local, "shengtai") + "/v1/transactions", json=tx.to_dict(), params={"wait": 10},
+                      timeout=20).json()
+    assert d["status"] == "final", d
+    header = requests.get(leader + f"/v1/blocks/{d['height']}", timeout=5).json()["header"]
+    assert not header["timestamp"].startswith("2099")
+    for n in _desc(local)["nodes"]:
+        st = requests.get(n["url"] + "/status", timeout=5).json()
+        assert st["withheld_signatures"]["count"] == 0 and st["fault"] is None
+
+
+def test_batch_a_node_signed_for_the_next_number_is_appended_and_final_everywhere(local):
+    """The front door lets a node member's batch in when it is signed for the next sequence number (as the
+    nodes' batchers sign theirs): it becomes the same block, final, on all four nodes; signed for a number
+    already taken it is answered 409 ``order_conflict`` with the real head."""
+    leader = _url(local, _leader(local))
+    head = requests.get(leader + "/v1/order/head", timeout=5).json()["head"]
+    from ledger.core.encoding import CHINA_TZ, iso
+
+    now = iso(datetime.now(CHINA_TZ))
+    r = _signed_append(local, "zhujian", head + 1, now)
+    assert r.status_code == 200 and r.json() == {"seq": head + 1}, r.text
+    late = _signed_append(local, "zhujian", head + 1, now)
+    assert late.status_code == 409 and late.json()["reason"] == "order_conflict" and late.json()["head"] >= head + 1
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        states = [requests.get(n["url"] + "/status", timeout=5).json() for n in _desc(local)["nodes"]]
+        if all(st["final_height"] >= head + 1 for st in states):
+            break
+        time.sleep(0.1)
+    hashes = {requests.get(n["url"] + f"/v1/blocks/{head + 1}", timeout=5).json()["hash"]
+              for n in _desc(local)["nodes"]}
+    assert len(hashes) == 1 and all(st["final_height"] >= head + 1 for st in states)
+    assert all(st["skipped_batches"]["count"] == 0 for st in states)
 
 
 def test_kill9_one_node_under_load_others_finalise_and_it_catches_up(local):

@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from consortium_nodes.node import Node
-from consortium_nodes.ordering import Batch, OrderingError
+from consortium_nodes.ordering import Batch, BatchSigner, OrderingError
+from ledger.core.batch import BatchSignature, batch_signer
 from ledger.core.block import Block, HeaderSignature
 from ledger.core.builder import NullStateMachine
+from ledger.core.crypto import PrivateKey
 from ledger.core.encoding import CHINA_TZ
 from ledger.store.ledger_store import LedgerStore
 from ledger.testing import Throwaway
@@ -27,7 +29,11 @@ T0 = datetime(2026, 11, 23, 22, 15, tzinfo=CHINA_TZ)
 
 
 class MemoryOrderer:
-    """A total order of batches in a list (an :class:`~consortium_nodes.ordering.Orderer`)."""
+    """A total order of batches in a list (an :class:`~consortium_nodes.ordering.Orderer`).
+
+    ``node_keys`` are the node members' keys by name: a batch appended without ``sign`` whose proposer
+    names one of them is signed with its key, as that node's batcher would sign it (the tests' batches
+    are the nodes' own unless a test says otherwise); any other is appended unsigned."""
 
     kind = "memory"
 
@@ -36,21 +42,32 @@ class MemoryOrderer:
         self._batches: list[Batch] = []
         self.forgotten = -1
         self.fail_appends = 0  # the next this many appends raise OrderingError
+        self.node_keys: dict[str, PrivateKey] = {}
 
-    def append(self, *, proposer: str, timestamp: str, txs: Sequence[bytes]) -> int:
+    def append(
+        self, *, proposer: str, timestamp: str, txs: Sequence[bytes], sign: BatchSigner | None = None
+    ) -> int:
+        txs = tuple(txs)
+        key = self.node_keys.get(proposer)
+        if sign is None and key is not None:
+            sign = batch_signer(key, proposer=proposer, timestamp=timestamp, txs=txs)
         with self._cond:
             if self.fail_appends > 0:
                 self.fail_appends -= 1
                 raise OrderingError("the memory orderer refuses this append")
             seq = len(self._batches)
-            self._batches.append(Batch(seq=seq, proposer=proposer, timestamp=timestamp, txs=tuple(txs)))
+            self._batches.append(Batch(seq=seq, proposer=proposer, timestamp=timestamp, txs=txs,
+                                       signature=None if sign is None else sign(seq)))
             self._cond.notify_all()
             return seq
 
     def append_json(self, body: Mapping[str, Any]) -> int:
-        """Append a batch as a client of ``POST /v1/order/append`` would send it (no checks of its fields)."""
+        """Append a batch as a client of ``POST /v1/order/append`` would send it (no checks of its fields):
+        with its ``signature`` if it has one, else signed as :meth:`append` signs."""
+        given = BatchSignature.read(body.get("signature"))
         return self.append(proposer=str(body["proposer"]), timestamp=str(body["timestamp"]),
-                           txs=[str(t).encode("utf-8") for t in body["txs"]])
+                           txs=[str(t).encode("utf-8") for t in body["txs"]],
+                           sign=None if given is None else (lambda seq: given))
 
     def append_raw(self, data: str | bytes) -> int:
         """Append whatever bytes an engine could hold as the next batch, read as every node reads them."""
@@ -147,6 +164,7 @@ class Cluster:
 
     def __post_init__(self) -> None:
         self.names = [m.name for m in self.t.consortium.nodes]
+        self.orderer.node_keys = {n: self.t.keys[n] for n in self.names}
 
     def add(self, name: str, *, orderer: Any = None, replay: bool = True) -> Node:
         """Create (not start) the node of member ``name``; its chain is replayed (empty at first) unless
@@ -188,3 +206,9 @@ class Cluster:
                 node.follower.step()
                 if node.store.height == before:
                     break
+
+
+def signed_body(key: PrivateKey, *, proposer: str, seq: int, timestamp: str, txs: Sequence[str]) -> dict[str, Any]:
+    """A ``POST /v1/order/append`` body as a node's batcher sends it: signed by ``key`` for ``seq``."""
+    sig = batch_signer(key, proposer=proposer, timestamp=timestamp, txs=[t.encode("utf-8") for t in txs])(seq)
+    return {"proposer": proposer, "timestamp": timestamp, "txs": list(txs), "seq": seq, "signature": sig.to_dict()}

@@ -15,7 +15,7 @@ def _sig_item(header: BlockHeader, key) -> dict:
 
 def _one_block(cluster: Cluster, n: int = 1):
     tx = make_tx(cluster.t.gateway, n)
-    cluster.orderer.append(proposer="outside", timestamp=iso(T0), txs=[tx.encode()])
+    cluster.orderer.append(proposer=cluster.names[-1], timestamp=iso(T0), txs=[tx.encode()])
     cluster.follow()
     return tx
 

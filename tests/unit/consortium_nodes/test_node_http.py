@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from node_fakes import Cluster
+from node_fakes import Cluster, signed_body
 
 from consortium_nodes.http import create_app
 from consortium_nodes.ordering import SoloOrderer
@@ -75,11 +75,15 @@ def test_solo_orderer_routes_append_read_and_refuse_a_bad_batch(cluster: Cluster
     head, and refuses a batch without its fields with 400 malformed (a bad timestamp is the nodes' to skip)."""
     solo = SoloOrderer(url=f"sqlite:///{tmp_path / 'orderer.db'}")
     try:
-        client = create_app(cluster.add(cluster.names[0]), solo=solo).test_client()
+        a = cluster.names[0]
+        client = create_app(cluster.add(a), solo=solo).test_client()
+        key = cluster.t.keys[a]
         assert client.get("/v1/order/head").json == {"head": -1}
-        assert client.post("/v1/order/append", json={"proposer": "a", "timestamp": "t", "txs": ["{}"]}).json == {
+        assert client.post("/v1/order/append", json=signed_body(key, proposer=a, seq=0, timestamp="t",
+                                                                txs=["{}"])).json == {
             "seq": 0}
-        assert client.post("/v1/order/append", json={"proposer": "x", "timestamp": "not-a-time", "txs": []}).json == {
+        assert client.post("/v1/order/append", json=signed_body(key, proposer=a, seq=1, timestamp="not-a-time",
+                                                                txs=[])).json == {
             "seq": 1}
         r = client.post("/v1/order/append", json={"proposer": "a"})
         assert r.status_code == 400 and r.json["reason"] == "malformed"
