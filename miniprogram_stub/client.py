@@ -18,6 +18,9 @@ import requests
 JSON = dict[str, Any]
 
 
+#: seconds a call may take: more than the API's own wait for finality (LEDGER_WAIT_SECONDS, 12 s), as a
+#: mini-program's wx.request allows 60 s
+DEFAULT_TIMEOUT = 30.0
 #: seconds an audit of every node may take to answer (it verifies whole chains)
 AUDIT_TIMEOUT = 120.0
 
@@ -56,7 +59,7 @@ class ApiClient:
         token: str | None = None,
         *,
         session: requests.Session | None = None,
-        timeout: float = 10.0,
+        timeout: float = DEFAULT_TIMEOUT,
         language: str = "zh",
     ) -> None:
         self.base_url = base_url.rstrip("/")
