@@ -37,13 +37,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
-
 from ledger.qrticket.gatecheck import DISPOSAL, EXIT, GateRefusal, check_scan
 from ledger.qrticket.ticket import TicketClaims
 from ticket_api.auth import answer, authenticate, ctx, require, submission
 from ticket_api.errors import Refused
 from ticket_api.idempotency import idempotent
+from ticket_api.jsonbody import Blueprint
 from ticket_api.schemas import (
     GateDisposalSchema,
     GateExitSchema,
