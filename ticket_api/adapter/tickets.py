@@ -121,7 +121,9 @@ class LedgerPermits:
             except LedgerRefusal as exc:
                 if exc.reason != "duplicate_id" or chosen or attempt == ID_ATTEMPTS - 1:
                     raise
-        return done if isinstance(done, Pending) else self.get_permit(principal, permit_id, done.height)
+        if isinstance(done, Pending):
+            return done
+        return self.get_permit(principal, str((done.payload or payload)["permit_id"]), done.height)
 
     def decide(self, principal: Principal, permit_id: str, data: PermitDecision,
                sub: Submission) -> Changed[PermitView]:
@@ -237,6 +239,7 @@ class LedgerTickets:
                     raise
         if isinstance(done, Pending):
             return done
+        ticket_id = str((done.payload or payload)["ticket_id"])  # an adopted earlier attempt's id (journal)
         return {**self.view(self._load(principal, ticket_id, done.height), with_qr=True), "tx_id": done.tx_id,
                 "block_height": done.height}
 

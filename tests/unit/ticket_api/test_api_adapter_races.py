@@ -25,6 +25,9 @@ from ticket_api.adapter.gateway import Gateway, iso
 from ticket_api.adapter.tickets import LedgerPermits, LedgerTickets
 from ticket_api.app import create_app
 from ticket_api.auth import ctx
+from ticket_api.db import IdempotencyRecord
+from ticket_api.errors import ServiceUnavailable
+from ticket_api.idempotency import STALE_AFTER
 from ticket_api.issuer import Keyring
 from ticket_api.ledger_client import Finality
 from ticket_api.services import Services
@@ -45,6 +48,8 @@ class MiniLedger:
         self.permits: dict[str, dict[str, Any]] = {}
         self.tickets: dict[str, dict[str, Any]] = {}
         self.txs: list[Transaction] = []
+        self.done: dict[str, Finality] = {}  # by tx id: a transaction submitted again is not applied again
+        self.time_out = 0  # answer this many submissions 503 ledger_timeout after committing them
         self.lock = threading.Lock()
 
     # -- the world -------------------------------------------------------------
@@ -93,9 +98,15 @@ class MiniLedger:
 
     def submit(self, tx: Transaction, *, wait: bool = True) -> Finality:
         with self.lock:
+            if tx.tx_id in self.done:
+                return self.done[tx.tx_id]
             self.txs.append(tx)
             code = self._apply(tx)
-        return Finality(tx_id=tx.tx_id, status="final", code=code, height=len(self.txs))
+            fin = self.done[tx.tx_id] = Finality(tx_id=tx.tx_id, status="final", code=code, height=len(self.txs))
+            if self.time_out:
+                self.time_out -= 1
+                raise ServiceUnavailable("not final in time", reason="ledger_timeout")
+        return fin
 
     def submit_many(self, txs: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
         return [{"tx_id": self.submit(Transaction.from_dict(dict(d))).tx_id, "status": "accepted"} for d in txs]
@@ -345,3 +356,87 @@ def test_gps_points_before_the_exit_or_in_the_future_are_refused(app: Flask, cli
     assert ok.status_code == 200 and ok.json["accepted"] == 2, ok.data
     first = ledger.of_type("trip.positions")[0].payload["points"][0]
     assert first["t"] == iso(exit_at + timedelta(minutes=1))  # the API's ``at`` is the ledger payload's ``t``
+
+
+# -- (a) a worker dying between the ledger's commit and the answer ----------------------------------------
+
+def _lose_the_answer(app: Flask, *, age: timedelta = timedelta(0)) -> None:
+    """What a gunicorn worker killed after the ledger committed but before it stored the answer leaves: the
+    idempotency row without status or body (its recorded transaction kept), ``age`` old."""
+    with app.app_context(), ctx().sessionmaker.begin() as s:
+        for row in s.query(IdempotencyRecord):
+            row.status, row.body = None, None
+            row.created_at = row.created_at - age
+
+
+@pytest.mark.parametrize("age", [timedelta(0), STALE_AFTER + timedelta(minutes=1)])
+def test_a_retry_after_the_worker_died_answers_the_first_ticket(app: Flask, client: FlaskClient,
+                                                                ledger: MiniLedger, age: timedelta) -> None:
+    """The ledger committed the ticket, the worker died before answering.  The retry with the same
+    Idempotency-Key answers at once (not 409 idempotency_in_progress for five minutes) with the same ticket,
+    and after five minutes it does not run again either: the ledger holds one ticket.issue, submitted again by
+    its tx id, not a second ticket."""
+    ledger.add_permit("PM-1", "ORG-001")
+    h = {**bearer(app, "contractor", "ORG-001"), "Idempotency-Key": "issue-1"}
+    first = client.post("/api/v1/tickets", json=TICKET, headers=h)
+    assert first.status_code == 201, first.data
+    _lose_the_answer(app, age=age)
+    retry = client.post("/api/v1/tickets", json=TICKET, headers=h)
+    assert retry.status_code == 201, retry.data
+    assert retry.json["id"] == first.json["id"] and retry.json["tx_id"] == first.json["tx_id"]
+    assert [t.payload["ticket_id"] for t in ledger.of_type("ticket.issue")] == [first.json["id"]]
+    again = client.post("/api/v1/tickets", json=TICKET, headers=h)
+    assert again.headers["Idempotent-Replayed"] == "true" and again.json == retry.json
+
+
+def test_a_ledger_timeout_after_the_commit_does_not_issue_twice(app: Flask, client: FlaskClient,
+                                                               ledger: MiniLedger) -> None:
+    """The ledger committed the ticket but the API gave up waiting (503 ledger_timeout, not stored): the retry
+    with the same key follows the recorded transaction and answers that ticket, instead of signing a second
+    one under a freshly drawn id."""
+    ledger.add_permit("PM-1", "ORG-001")
+    ledger.time_out = 1
+    h = {**bearer(app, "contractor", "ORG-001"), "Idempotency-Key": "issue-2"}
+    first = client.post("/api/v1/tickets", json=TICKET, headers=h)
+    assert (first.status_code, first.json["reason"]) == (503, "ledger_timeout")
+    retry = client.post("/api/v1/tickets", json=TICKET, headers=h)
+    assert retry.status_code == 201, retry.data
+    issued = ledger.of_type("ticket.issue")
+    assert len(issued) == 1 and retry.json["id"] == issued[0].payload["ticket_id"]
+
+
+def test_without_a_recorded_transaction_a_retry_still_waits(app: Flask, client: FlaskClient,
+                                                           ledger: MiniLedger) -> None:
+    """A row without an answer and without a transaction (the first attempt has not reached the ledger) still
+    answers 409 idempotency_in_progress while young: two attempts must not sign two transactions."""
+    ledger.add_permit("PM-1", "ORG-001")
+    h = {**bearer(app, "contractor", "ORG-001"), "Idempotency-Key": "issue-3"}
+    assert client.post("/api/v1/tickets", json=TICKET, headers=h).status_code == 201
+    _lose_the_answer(app)
+    with app.app_context(), ctx().sessionmaker.begin() as s:
+        for row in s.query(IdempotencyRecord):
+            row.tx, row.tx_id = None, None
+    retry = client.post("/api/v1/tickets", json=TICKET, headers=h)
+    assert (retry.status_code, retry.json["reason"]) == (409, "idempotency_in_progress")
+
+
+def test_an_api_database_of_the_previous_version_gains_the_transaction_columns(tmp_path: Path) -> None:
+    """An idempotency table made before the recorded transaction existed gets its tx_id and tx columns when
+    the app opens the database (create_all adds no column to an existing table); its rows stay."""
+    import sqlite3
+
+    from sqlalchemy import inspect
+
+    from ticket_api.db import make_engine
+
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE idempotency_records (id INTEGER PRIMARY KEY, principal VARCHAR(200), "
+                     "key VARCHAR(200), fingerprint VARCHAR(64), status INTEGER, content_type VARCHAR(100), "
+                     "headers TEXT, body BLOB, created_at DATETIME)")
+        conn.execute("INSERT INTO idempotency_records (principal, key, fingerprint) VALUES ('p', 'k', 'f')")
+    engine = make_engine(f"sqlite:///{path}")
+    assert {"tx_id", "tx"} <= {c["name"] for c in inspect(engine).get_columns("idempotency_records")}
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT key, tx FROM idempotency_records").fetchall() == [("k", None)]
+    engine.dispose()
