@@ -52,9 +52,11 @@ class BadText(ApiError):
 
 
 def depth(data: bytes) -> int:
-    """How deep arrays and objects nest in the JSON text ``data`` (brackets inside strings do not count)."""
-    if data.count(b"[") + data.count(b"{") <= MAX_DEPTH:
-        return data.count(b"[") + data.count(b"{")  # an upper bound, enough to pass
+    """How deep arrays and objects nest in the JSON text ``data`` (brackets inside strings do not count);
+    for a text with at most :data:`MAX_DEPTH` opening brackets their count, an upper bound that is enough."""
+    opening = data.count(b"[") + data.count(b"{")
+    if opening <= MAX_DEPTH:
+        return opening
     signs = _STRING.sub(b"", data).translate(_SIGNS, _NOT_BRACKETS)
     return max(accumulate(array("b", signs)), default=0)
 
