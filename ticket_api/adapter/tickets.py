@@ -13,7 +13,7 @@ from ledger.qrticket.ticket import TicketClaims, encode_ticket
 from ledger.wire import ProvenanceExport
 from ticket_api.adapter.gateway import Gateway, iso, new_id
 from ticket_api.adapter.outbox import holds_claim
-from ticket_api.errors import Forbidden, InvalidRequest, NotFound, ServiceUnavailable
+from ticket_api.errors import InvalidRequest, NotFound, ServiceUnavailable
 from ticket_api.issuer import Keyring
 from ticket_api.ledger_client import LedgerRefusal
 from ticket_api.service_data import (
@@ -96,9 +96,10 @@ class LedgerPermits:
 
     def create_permit(self, principal: Principal, data: PermitApplication, sub: Submission) -> Changed[PermitView]:
         now = self.clock()
-        project = self.gw.require("project", "unknown_project", project_id=data["project_id"])
-        if project["contractor_org_id"] != principal.tenant:
-            raise Forbidden("the project is not this contractor's")
+        project = self.gw.query("project", project_id=data["project_id"])
+        if project is None or project["contractor_org_id"] != principal.tenant:
+            # another contractor's project answers exactly as an unknown one
+            raise LedgerRefusal("no such project of this contractor", reason="unknown_project")
         chosen = scoped_id(principal, data.get("permit_id"), "permit_id")
         truck_ids = self.gw.truck_ids(list(data.get("truck_plates") or []))
         for attempt in range(ID_ATTEMPTS):

@@ -123,7 +123,8 @@ class MiniLedger:
         if name == "ticket":
             return self.tickets.get(kw["ticket_id"])
         if name == "project":
-            return {"project_id": kw["project_id"], "contractor_org_id": "ORG-001"}
+            return None if kw["project_id"] == "P-NONE" else {"project_id": kw["project_id"],
+                                                               "contractor_org_id": "ORG-001"}
         if name == "truck_by_plate":
             return {"truck_id": "TR-1"}
         if name == "truck_ids_by_plate":
@@ -227,6 +228,18 @@ def test_choosing_another_tenants_permit_id_answers_as_for_an_unknown_id(app: Fl
     assert taken.status_code == free.status_code == 422 and taken.json == free.json
     drawn = client.post("/api/v1/permits", json=permit_body(), headers=h)
     assert drawn.status_code == 201 and ":" not in drawn.json["id"]
+
+
+def test_applying_for_another_tenants_project_answers_like_an_unknown_project(app: Flask, client: FlaskClient,
+                                                                            ledger: MiniLedger) -> None:
+    """A permit for another contractor's project answered 403 forbidden, an unknown project 404
+    unknown_project: now both answer the same 404 unknown_project, and nothing reaches the ledger."""
+    h = bearer(app, "contractor", "ORG-002")
+    theirs = client.post("/api/v1/permits", json=permit_body(), headers=h)
+    nobody = client.post("/api/v1/permits", json=permit_body(project_id="P-NONE"), headers=h)
+    assert (theirs.status_code, theirs.json) == (nobody.status_code, nobody.json)
+    assert (theirs.status_code, theirs.json["reason"]) == (404, "unknown_project")
+    assert ledger.of_type("permit.apply") == []
 
 
 def test_reading_another_tenants_permit_or_ticket_answers_like_an_unknown_id(app: Flask, client: FlaskClient,
