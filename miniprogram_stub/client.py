@@ -73,6 +73,7 @@ class ApiClient:
         idempotency_key: str | None = None,
         wait: bool = True,
         auth: bool = True,
+        timeout: float | None = None,
     ) -> requests.Response:
         headers = {"Accept-Language": self.language}
         if auth and self.token:
@@ -87,7 +88,7 @@ class ApiClient:
             json=_jsonable(json) if json is not None else None,
             params=params,
             headers=headers,
-            timeout=self.timeout,
+            timeout=timeout or self.timeout,
         )
 
     @staticmethod
@@ -296,5 +297,9 @@ class ApiClient:
             idempotency_key=idempotency_key or self.new_key(),
         )
 
+    #: A full audit reads every node's whole chain: seconds on an idle machine, more under load.
+    AUDIT_TIMEOUT = 60.0
+
     def audit(self, **params: Any) -> JSON:
-        return self._object("GET", "/api/v1/audit", params=_jsonable(params) or None)
+        return self._object("GET", "/api/v1/audit", params=_jsonable(params) or None,
+                            timeout=max(self.timeout, self.AUDIT_TIMEOUT))
