@@ -137,6 +137,13 @@ _ALL: tuple[Reason, ...] = (
     Reason("payload_too_large", 413, "请求内容过大", "The request body is too large"),
     Reason("unsupported_media_type", 415, "不支持的内容类型", "Unsupported media type"),
     Reason("rate_limited", 429, "请求过于频繁", "Too many requests"),
+    Reason("clock_skew", 422, "闸机时间与服务器时间相差过大", "The gate's time is too far from the server's clock"),
+    Reason("bad_position_time", 422, "定位时间早于出场或晚于当前时间",
+           "A position is dated before the trip's exit or in the future"),
+    Reason("json_too_deep", 400, "JSON 嵌套层数过深", "The JSON body nests too deep"),
+    Reason("bad_text", 400, "文本含有无效字符（孤立的代理项）", "A text holds an invalid character (a lone surrogate)"),
+    Reason("time_out_of_range", 400, "时间超出允许范围（2000 年至 2099 年）",
+           "The time is out of range (years 2000 to 2099)"),
     Reason(
         "idempotency_key_reused", 422, "幂等键已用于另一请求",
         "The Idempotency-Key was already used for a different request",

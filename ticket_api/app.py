@@ -23,6 +23,7 @@ from ticket_api.config import load_config, redacted
 from ticket_api.db import make_engine, make_sessionmaker
 from ticket_api.errors import register_error_handlers
 from ticket_api.issuer import Keyring
+from ticket_api.jsonbody import ApiJSONProvider
 from ticket_api.logs import install_request_id, setup_logging
 from ticket_api.schemas import ErrorSchema
 from ticket_api.services import Services
@@ -72,7 +73,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             },
         },
     )
-    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json = ApiJSONProvider(app)  # request bodies parsed by ticket_api.jsonbody (depth, text)
+    app.json.ensure_ascii = False
     engine = make_engine(str(cfg["DATABASE_URL"]))
     keyring = Keyring.from_config(cfg)
     services, configured = _services({**cfg, "_ENGINE": engine}, keyring)

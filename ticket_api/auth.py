@@ -146,6 +146,7 @@ def submission() -> Submission:
         wait=wait,
         idempotency_key=getattr(g, "idempotency_key", None),
         request_id=getattr(g, "request_id", None),
+        journal=getattr(g, "idempotency_journal", None),
     )
 
 

@@ -27,6 +27,8 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
+    text,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -98,6 +100,14 @@ class IdempotencyRecord(Base):
     headers: Mapped[str] = mapped_column(Text, default="{}")
     body: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: the signed ledger transaction the request recorded before submitting it (``Transaction.to_dict``
+    #: JSON): a retry after the worker died submits this one again instead of a second one
+    tx_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    tx: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+#: Columns added to existing tables after their first release: ``create_all`` makes new tables only.
+_ADDED_COLUMNS = {"idempotency_records": {"tx_id": "VARCHAR(64)", "tx": "TEXT"}}
 
 
 class GateScan(Base):
@@ -180,6 +190,7 @@ def _create_tables(engine: Engine, attempts: int = 5) -> None:
     for attempt in range(attempts):
         try:
             Base.metadata.create_all(engine)
+            _add_columns(engine)
             return
         except (OperationalError, ProgrammingError, IntegrityError):
             # "table ... already exists" (SQLite) / duplicate table or type (PostgreSQL): the other
@@ -187,6 +198,18 @@ def _create_tables(engine: Engine, attempts: int = 5) -> None:
             if attempt == attempts - 1:
                 raise
             time.sleep(0.05 * (attempt + 1))
+
+
+def _add_columns(engine: Engine) -> None:
+    """Add the columns of ``_ADDED_COLUMNS`` a database made by an earlier version lacks (nullable, so
+    existing rows stay valid)."""
+    found = inspect(engine)
+    for table, columns in _ADDED_COLUMNS.items():
+        have = {c["name"] for c in found.get_columns(table)}
+        for name, ddl in columns.items():
+            if name not in have:
+                with engine.begin() as conn:
+                    conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -6,6 +6,14 @@ different request (method, path or body) is refused 422
 ``idempotency_in_progress``.  5xx answers are not stored (the retry runs again).
 Replays carry ``Idempotent-Replayed: true``.
 
+The ledger transaction a request submits is recorded in its row *before* it is submitted
+(:class:`RowJournal`, handed to the services in ``Submission.journal``).  A worker that dies after the
+ledger committed but before the answer was stored leaves that row without an answer but with the
+transaction: a retry does not wait for the row to go stale and act again (a second ticket), it runs the
+request at once with the recorded transaction, which the consortium knows by its tx id (submission is
+idempotent), and answers what the first attempt would have.  A 5xx after the transaction was recorded (a
+ledger timeout) keeps the row for the same reason.
+
 Use it under the route and ``require`` and above the flask-smorest decorators::
 
     @blp.route("/permits", methods=["POST"])
@@ -26,9 +34,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from flask import Response, current_app, g, make_response, request
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
+from ledger.core.transaction import Transaction
 from ticket_api.db import IdempotencyRecord, write_lock
 from ticket_api.errors import ApiError, Conflict, InvalidRequest
 
@@ -67,6 +77,50 @@ def _replay(row: IdempotencyRecord) -> Response:
     return resp
 
 
+class RowJournal:
+    """``TxJournal`` over one idempotency row (see the module doc).
+
+    The first transaction an attempt submits is recorded if the row holds none (compare-and-set: of two
+    attempts running at once, both submit the one recorded first); if the row holds one, that one is
+    submitted instead.  A later transaction of the same attempt (a fresh id drawn after ``duplicate_id``)
+    replaces the record.
+    """
+
+    def __init__(self, engine: Engine, session: sessionmaker[Session], row_id: int) -> None:
+        self.engine = engine
+        self.session = session
+        self.row_id = row_id
+        self.adopted = False
+        self.recorded = False
+
+    def adopt(self, tx: Transaction) -> Transaction:
+        values = {"tx_id": tx.tx_id, "tx": json.dumps(tx.to_dict(), ensure_ascii=False)}
+        row = IdempotencyRecord.id == self.row_id
+        with write_lock(self.engine), self.session.begin() as s:
+            if self.adopted:
+                s.execute(update(IdempotencyRecord).where(row).values(**values))
+                return tx
+            self.adopted = True
+            won = s.execute(update(IdempotencyRecord).where(row, IdempotencyRecord.tx.is_(None)).values(**values))
+            if cast(CursorResult[Any], won).rowcount:
+                self.recorded = True
+                return tx
+            kept = s.scalar(select(IdempotencyRecord.tx).where(row))
+        if kept is None:  # the row is gone (a stale-row clean-up): nothing to follow
+            return tx
+        self.recorded = True
+        return Transaction.from_dict(json.loads(kept))
+
+
+def _store(engine: Engine, session: sessionmaker[Session], row_id: int, resp: Response) -> None:
+    """Store the answer in the row (the first attempt to answer wins)."""
+    headers = {h: resp.headers[h] for h in _KEPT_HEADERS if h in resp.headers}
+    with write_lock(engine), session.begin() as s:
+        s.execute(update(IdempotencyRecord).where(IdempotencyRecord.id == row_id, IdempotencyRecord.status.is_(None))
+                  .values(status=resp.status_code, body=resp.get_data(),
+                          content_type=resp.content_type or "application/json", headers=json.dumps(headers)))
+
+
 def idempotent(view: F) -> F:
     """Make a state-changing view safe to retry with ``Idempotency-Key``."""
 
@@ -82,7 +136,10 @@ def idempotent(view: F) -> F:
         now = datetime.now(UTC)
         try:
             with write_lock(ext.engine), session.begin() as s:
-                s.add(IdempotencyRecord(principal=principal, key=key, fingerprint=fp, created_at=now))
+                record = IdempotencyRecord(principal=principal, key=key, fingerprint=fp, created_at=now)
+                s.add(record)
+                s.flush()
+                row_id = record.id
         except IntegrityError:
             with session() as s:
                 row = s.scalar(
@@ -94,42 +151,32 @@ def idempotent(view: F) -> F:
                 raise Conflict(reason="idempotency_in_progress") from None
             if row.fingerprint != fp:
                 raise ApiError("Idempotency-Key reused", reason="idempotency_key_reused") from None
-            if row.status is None:
+            if row.status is not None:
+                return _replay(row)
+            if row.tx is None:  # nothing handed to the ledger yet: the first attempt is still at work
                 if now - row.created_at < STALE_AFTER:
                     raise Conflict(reason="idempotency_in_progress") from None
                 with write_lock(ext.engine), session.begin() as s:
                     s.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == row.id))
                 return wrapper(*args, **kwargs)
-            return _replay(row)
+            # The first attempt recorded its transaction and did not answer (it died, or still waits for
+            # finality): run again on that same transaction.
+            row_id = row.id
         g.idempotency_key = key
-
-        def forget() -> None:
-            with write_lock(ext.engine), session.begin() as s:
-                s.execute(
-                    delete(IdempotencyRecord).where(
-                        IdempotencyRecord.principal == principal, IdempotencyRecord.key == key
-                    )
-                )
+        journal = RowJournal(ext.engine, session, row_id)
+        g.idempotency_journal = journal
 
         try:
             resp = make_response(view(*args, **kwargs))
         except Exception as exc:  # mapped like any error, then stored unless 5xx
             resp = make_response(current_app.handle_user_exception(exc))
         if resp.status_code >= 500:
-            forget()
+            if not journal.recorded:  # nothing reached the ledger: the retry runs afresh
+                with write_lock(ext.engine), session.begin() as s:
+                    s.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == row_id,
+                                                              IdempotencyRecord.status.is_(None)))
             return resp
-        headers = {h: resp.headers[h] for h in _KEPT_HEADERS if h in resp.headers}
-        with write_lock(ext.engine), session.begin() as s:
-            row = s.scalar(
-                select(IdempotencyRecord).where(
-                    IdempotencyRecord.principal == principal, IdempotencyRecord.key == key
-                )
-            )
-            if row is not None:
-                row.status = resp.status_code
-                row.body = resp.get_data()
-                row.content_type = resp.content_type or "application/json"
-                row.headers = json.dumps(headers)
+        _store(ext.engine, session, row_id, resp)
         return resp
 
     return cast(F, wrapper)

@@ -48,6 +48,9 @@ class Finality:
     height: int | None = None
     index: int | None = None
     block_hash: str | None = None
+    #: the payload of the transaction submitted (``Gateway.change``: the one a journal adopted may be an
+    #: earlier attempt's, with its own server-drawn id)
+    payload: Mapping[str, Any] | None = None
 
     @property
     def final(self) -> bool:

@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias, TypeVar
 
+from ledger.core.transaction import Transaction
 from ledger.qrticket.ticket import TicketClaims
 from ledger.wire import ProvenanceExport
 from ticket_api.errors import ServiceUnavailable
@@ -77,11 +78,23 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Submission:
-    """How the caller wants a state change submitted."""
+    """How the caller wants a state change submitted; ``journal`` (a request with an ``Idempotency-Key``)
+    records the signed transaction before it is submitted (see :class:`TxJournal`)."""
 
     wait: bool = True
     idempotency_key: str | None = None
     request_id: str | None = None
+    journal: TxJournal | None = None
+
+
+class TxJournal(Protocol):
+    """Where a request records the transaction it is about to submit (``ticket_api.idempotency``)."""
+
+    def adopt(self, tx: Transaction) -> Transaction:
+        """The transaction to submit: ``tx`` (now recorded), or the one an earlier attempt of the same
+        request recorded and perhaps submitted (a worker died before answering): that one is submitted
+        again (idempotent by tx id) instead of acting twice."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -44,10 +44,13 @@ def code2session(
     params = {"appid": appid, "secret": secret, "js_code": code, "grant_type": "authorization_code"}
     try:
         resp = http.get(url, params=params, timeout=timeout)
-        data = json.loads(resp.text)
     except requests.RequestException as exc:
         log.warning("code2session unreachable", extra={"error_type": type(exc).__name__})
         raise UpstreamError("WeChat code2session is unreachable") from None
+    except UnicodeError:  # a code that is no text (a lone surrogate) cannot even be put in the URL
+        raise WechatCodeInvalid("the code cannot be encoded") from None
+    try:
+        data = json.loads(resp.text)
     except ValueError:
         log.warning("code2session answered non-JSON", extra={"status": resp.status_code})
         raise UpstreamError("WeChat code2session answered non-JSON") from None

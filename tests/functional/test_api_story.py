@@ -441,3 +441,58 @@ def test_the_stack_has_its_own_gunicorn_control_socket(stack: Stack) -> None:  #
     ctl = stack.var / "gunicorn.ctl"
     assert ctl.exists() and stat.S_ISSOCK(ctl.stat().st_mode)
     assert ctl.stat().st_mode & 0o077 == 0
+
+
+def test_a_retry_after_the_worker_died_gets_the_first_ticket_not_a_second(stack: Stack, permit: dict[str, Any]) -> None:  # noqa: F811
+    """The ledger committed a ticket and the worker died before storing the answer (its idempotency row is left
+    without status and body, as a kill -9 leaves it): the retry with the same Idempotency-Key answers at once
+    with that same ticket and tx id (the recorded transaction submitted again, known to the nodes by its tx id),
+    and the permit counts one ticket more, not two."""
+    import sqlite3
+
+    tid, plate = _free.pop(0)
+    key = {"Idempotency-Key": f"crash-{tid}"}
+    body = {"permit_id": permit["id"], "truck_plate": plate, "disposal_site_id": "S-003", "volume_m3": "15"}
+    before = call(stack, "GET", f"/api/v1/permits/{permit['id']}", "contractor").json()
+    first = call(stack, "POST", "/api/v1/tickets", "contractor", body, headers_extra=key)
+    assert first.status_code == 201, first.text
+    with sqlite3.connect(stack.var / "ticket_api.sqlite", timeout=30) as db:
+        lost = db.execute("UPDATE idempotency_records SET status = NULL, body = NULL WHERE key = ? AND tx IS NOT NULL",
+                          (key["Idempotency-Key"],)).rowcount
+    assert lost == 1
+    retry = call(stack, "POST", "/api/v1/tickets", "contractor", body, headers_extra=key)
+    assert retry.status_code == 201, retry.text
+    assert (retry.json()["id"], retry.json()["tx_id"]) == (first.json()["id"], first.json()["tx_id"])
+    after = call(stack, "GET", f"/api/v1/permits/{permit['id']}", "contractor").json()
+    assert after["tickets"] == before["tickets"] + 1  # a count: one ticket more, not two
+
+
+def test_a_ticket_whose_exit_a_gate_claimed_cannot_be_voided(stack: Stack, permit: dict[str, Any]) -> None:  # noqa: F811
+    """The exit gate answered 202 (the truck is through the barrier, the exit maybe not in a block yet): the
+    contractor's void right after is refused 409 already_departed, the ticket ends departed and the permit's
+    remaining volume is not handed back."""
+    t = ticket(stack, permit)
+    scan = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", {"qr": t["qr"], "plate": t["truck_plate"],
+                                                                   "covered": True}, headers_extra=ASYNC)
+    assert scan.status_code == 202, scan.text
+    before = call(stack, "GET", f"/api/v1/permits/{permit['id']}", "contractor").json()["remaining_m3"]
+    void = call(stack, "POST", f"/api/v1/tickets/{t['id']}/void", "contractor", {"reason": "改派"})
+    assert (void.status_code, void.json()["reason"]) == (409, "already_departed"), void.text
+    assert _verdict(stack, scan.json()["tx_id"])["verdict"] == "valid"
+    assert call(stack, "GET", f"/api/v1/tickets/{t['id']}", "contractor").json()["status"] == "departed"
+    assert call(stack, "GET", f"/api/v1/permits/{permit['id']}", "contractor").json()["remaining_m3"] == before
+
+
+def test_another_tenants_permit_answers_as_an_unknown_one(stack: Stack, permit: dict[str, Any]) -> None:  # noqa: F811
+    """Issuing under another contractor's permit answers exactly what an unknown permit answers, and choosing an
+    id in another tenant's namespace answers the same whether it exists or not."""
+    body = {"truck_plate": "渝A12345", "disposal_site_id": "S-003", "volume_m3": "1"}
+    theirs = call(stack, "POST", "/api/v1/tickets", "contractor_other", {**body, "permit_id": permit["id"]})
+    nobody = call(stack, "POST", "/api/v1/tickets", "contractor_other", {**body, "permit_id": "PM-NOBODY"})
+    assert (theirs.status_code, theirs.json()) == (nobody.status_code, nobody.json()) == (404, nobody.json())
+    t = ticket(stack, permit)
+    taken = call(stack, "POST", "/api/v1/tickets", "contractor_other", {**body, "permit_id": "PM-NOBODY",
+                                                                         "ticket_id": t["id"]})
+    free = call(stack, "POST", "/api/v1/tickets", "contractor_other", {**body, "permit_id": "PM-NOBODY",
+                                                                        "ticket_id": "ORG-001:NONE"})
+    assert taken.status_code == free.status_code == 422 and taken.json()["reason"] == free.json()["reason"]

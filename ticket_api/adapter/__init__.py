@@ -53,7 +53,7 @@ def make_services(cfg: Mapping[str, Any], keyring: Keyring) -> Services:
     staff = LedgerStaff(gateway=gw, clock=clock, local_consortium=Path(local) if local else None)
     return Services(
         permits=LedgerPermits(gateway=gw, clock=clock),
-        tickets=LedgerTickets(gateway=gw, keyring=keyring, clock=clock),
+        tickets=LedgerTickets(gateway=gw, keyring=keyring, clock=clock, engine=engine),
         gates=gates,
         trips=gates,
         audit=staff,

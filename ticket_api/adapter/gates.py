@@ -233,10 +233,14 @@ class LedgerGates:
             return out
         at: datetime = scan["scanned_at"]
         try:
+            # bounded below by the QR's validity (valid_from - leeway) and above by its end and by the sync
             claims = check_scan(scan["qr"], self.keyring.mapping(), kind=kind, plate=scan["plate"],
                                 site_id=principal.tenant, at=at, leeway=self.leeway)
         except GateRefusal as exc:
             out.update({"reason": exc.reason, "message": message(exc.reason, default=exc.message)})
+            return out
+        if at > self.clock() + self.leeway:
+            out.update({"ticket_id": claims.ticket_id, "reason": "clock_skew", "message": message("clock_skew")})
             return out
         out["ticket_id"] = claims.ticket_id
         try:
@@ -264,6 +268,18 @@ class LedgerGates:
         return out
 
     # -- trips ---------------------------------------------------------------
+    def _bound_positions(self, t: Mapping[str, Any], positions: Sequence[Position]) -> None:
+        """Every point between the trip's exit and now (the leeway either way): refused ``bad_position_time``
+        naming the points, else a terminal could date a trip's points before it left or into the future."""
+        departed = t.get("departed_at")
+        earliest = datetime.fromisoformat(departed) - self.leeway if departed else None
+        latest = self.clock() + self.leeway
+        bad = {str(i): ["before the trip's exit" if earliest and p["at"] < earliest else "in the future"]
+               for i, p in enumerate(positions) if (earliest and p["at"] < earliest) or p["at"] > latest}
+        if bad:
+            raise Refused(f"{len(bad)} points outside the trip's exit .. now", reason="bad_position_time",
+                          fields=bad)
+
     def report_positions(self, principal: Principal, ticket_id: str, positions: Sequence[Position],
                          sub: Submission) -> Changed[PositionsResult]:
         t = self.gw.query("ticket", ticket_id=ticket_id)
@@ -271,6 +287,7 @@ class LedgerGates:
             raise NotFound("no such ticket")
         if normalise_plate(t["truck"]["plate"]) != normalise_plate(principal.tenant):
             raise Forbidden("this terminal is not on the ticket's truck")
+        self._bound_positions(t, positions)
         before = set(t["violations"])
         points = [{"t": iso(p["at"]), "lat": round(float(p["lat"]), 6), "lon": round(float(p["lon"]), 6),
                    "speed_kmh": round(float(p["speed_kmh"]), 1)} for p in sorted(positions, key=lambda p: p["at"])]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -75,8 +76,11 @@ class Gateway:
                now: datetime) -> Pending | Finality:
         """A caller's state change as its ledger actor: ``Pending`` when the caller asked not to wait
         (``Prefer: respond-async``), else the final transaction (read what it wrote at its ``height``)."""
-        fin = self.submit(type=type, payload=payload, actor=actor_of(principal), now=now, wait=sub.wait)
-        return fin if sub.wait else Pending(fin.tx_id)
+        tx = self.sign(type=type, payload=payload, actor=actor_of(principal), now=now)
+        if sub.journal is not None:  # recorded before it is submitted; a retry adopts an earlier attempt's
+            tx = sub.journal.adopt(tx)
+        fin = self.send(tx, wait=sub.wait)
+        return replace(fin, payload=tx.payload) if sub.wait else Pending(fin.tx_id)
 
     def send(self, tx: Transaction, *, wait: bool = True) -> Finality:
         """Submit a signed transaction (see :meth:`submit`)."""

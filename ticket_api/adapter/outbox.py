@@ -97,6 +97,15 @@ def _claim(row: GateClaim) -> Claim:
                  violation_id=vid)
 
 
+def holds_claim(engine: Engine, ticket_id: str, kind: str) -> bool:
+    """Does a gate hold ``(ticket_id, kind)``: a claim not yet decided, or one the ledger found valid?"""
+    with Session(engine) as s:
+        return s.scalar(select(GateClaim.id).where(
+            GateClaim.ticket_id == ticket_id, GateClaim.kind == kind,
+            GateClaim.verdict.is_(None) | (GateClaim.verdict == "valid"),
+        ).limit(1)) is not None
+
+
 class GateOutbox:
     """Claims in the API database and the pump that delivers them (one pump thread per process)."""
 

@@ -6,10 +6,14 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Engine
+
+from ledger.qrticket.gatecheck import EXIT
 from ledger.qrticket.ticket import TicketClaims, encode_ticket
 from ledger.wire import ProvenanceExport
 from ticket_api.adapter.gateway import Gateway, iso, new_id
-from ticket_api.errors import Forbidden, NotFound, ServiceUnavailable
+from ticket_api.adapter.outbox import holds_claim
+from ticket_api.errors import InvalidRequest, NotFound, ServiceUnavailable
 from ticket_api.issuer import Keyring
 from ticket_api.ledger_client import LedgerRefusal
 from ticket_api.service_data import (
@@ -38,6 +42,23 @@ def _owner_or_staff(principal: Principal, owner_org: str, what: str) -> None:
 
 
 ID_ATTEMPTS = 5  # draws of a server-chosen id before duplicate_id reaches the client
+
+
+def scoped_id(principal: Principal, chosen: str | None, field: str) -> str | None:
+    """A client-chosen permit or ticket id, which must lie in the caller's own namespace: ``<tenant>:<rest>``.
+
+    Ids are one namespace on the ledger, so a clash with another tenant's id would answer ``duplicate_id``
+    and reveal that the id exists.  Server-drawn ids (``PM…``/``ET…`` and digits) hold no ``:``, so a tenant's
+    namespace meets neither the server's nor another tenant's: ``duplicate_id`` can only name the caller's own
+    id, and an id outside the caller's namespace is refused 422 whether or not it exists.
+    """
+    if chosen is None:
+        return None
+    if not chosen.startswith(f"{principal.tenant}:") or chosen == f"{principal.tenant}:":
+        raise InvalidRequest(f"{field} outside the caller's namespace",
+                             fields={field: [f"a chosen id must start with '{principal.tenant}:'"]})
+    return chosen
+
 
 class LedgerPermits:
     """``PermitService`` over the consortium."""
@@ -75,23 +96,35 @@ class LedgerPermits:
 
     def create_permit(self, principal: Principal, data: PermitApplication, sub: Submission) -> Changed[PermitView]:
         now = self.clock()
-        project = self.gw.require("project", "unknown_project", project_id=data["project_id"])
-        if project["contractor_org_id"] != principal.tenant:
-            raise Forbidden("the project is not this contractor's")
-        permit_id = data.get("permit_id") or new_id("PM", now)
-        payload = {
-            "permit_id": permit_id,
-            "project_id": data["project_id"],
-            "volume_m3": str(data["volume_m3"]),
-            "site_ids": list(data["disposal_site_ids"]),
-            "truck_ids": self.gw.truck_ids(list(data.get("truck_plates") or [])),
-            "company_ids": list(data.get("company_ids") or []),
-            "valid_from": iso(data["valid_from"]),
-            "valid_to": iso(data["valid_to"]),
-            "time": iso(now),
-        }
-        done = self.gw.change(principal, sub, type="permit.apply", payload=payload, now=now)
-        return done if isinstance(done, Pending) else self.get_permit(principal, permit_id, done.height)
+        project = self.gw.query("project", project_id=data["project_id"])
+        if project is None or project["contractor_org_id"] != principal.tenant:
+            # another contractor's project answers exactly as an unknown one
+            raise LedgerRefusal("no such project of this contractor", reason="unknown_project")
+        chosen = scoped_id(principal, data.get("permit_id"), "permit_id")
+        truck_ids = self.gw.truck_ids(list(data.get("truck_plates") or []))
+        for attempt in range(ID_ATTEMPTS):
+            # A server-chosen id may meet another one drawn in the same second: draw again (see issue_ticket).
+            permit_id = chosen or new_id("PM", now)
+            payload = {
+                "permit_id": permit_id,
+                "project_id": data["project_id"],
+                "volume_m3": str(data["volume_m3"]),
+                "site_ids": list(data["disposal_site_ids"]),
+                "truck_ids": truck_ids,
+                "company_ids": list(data.get("company_ids") or []),
+                "valid_from": iso(data["valid_from"]),
+                "valid_to": iso(data["valid_to"]),
+                "time": iso(now),
+            }
+            try:
+                done = self.gw.change(principal, sub, type="permit.apply", payload=payload, now=now)
+                break
+            except LedgerRefusal as exc:
+                if exc.reason != "duplicate_id" or chosen or attempt == ID_ATTEMPTS - 1:
+                    raise
+        if isinstance(done, Pending):
+            return done
+        return self.get_permit(principal, str((done.payload or payload)["permit_id"]), done.height)
 
     def decide(self, principal: Principal, permit_id: str, data: PermitDecision,
                sub: Submission) -> Changed[PermitView]:
@@ -120,10 +153,11 @@ class LedgerPermits:
 class LedgerTickets:
     """``TicketService`` over the consortium; the API's issuer key signs each ticket's QR."""
 
-    def __init__(self, *, gateway: Gateway, keyring: Keyring, clock: Clock) -> None:
+    def __init__(self, *, gateway: Gateway, keyring: Keyring, clock: Clock, engine: Engine | None = None) -> None:
         self.gw = gateway
         self.keyring = keyring
         self.clock = clock
+        self.engine = engine  # the API database's gate claims (a void must not undo a claimed exit)
 
     def _qr(self, t: Mapping[str, Any]) -> str:
         key = self.keyring.signing_key
@@ -178,16 +212,16 @@ class LedgerTickets:
 
     def issue_ticket(self, principal: Principal, data: TicketRequest, sub: Submission) -> Changed[TicketView]:
         now = self.clock()
+        chosen = scoped_id(principal, data.get("ticket_id"), "ticket_id")
         permit = self.gw.query("permit", permit_id=data["permit_id"])
-        if permit is None:
+        if permit is None or permit["contractor_org_id"] != principal.tenant:
+            # another contractor's permit answers exactly as an unknown one
             raise LedgerRefusal("no such permit", reason="unknown_permit")
-        if permit["contractor_org_id"] != principal.tenant:
-            raise NotFound("no such permit")
         truck_id = self.gw.truck_id(data["truck_plate"])
         for attempt in range(ID_ATTEMPTS):
             # A server-chosen id is the second plus 4 random digits: issuers busy in the same second
             # collide now and then (the ledger refuses ``duplicate_id``), so draw another one.
-            ticket_id = data.get("ticket_id") or new_id("ET", now)
+            ticket_id = chosen or new_id("ET", now)
             payload: dict[str, Any] = {
                 "ticket_id": ticket_id,
                 "permit_id": data["permit_id"],
@@ -202,15 +236,20 @@ class LedgerTickets:
                 done = self.gw.change(principal, sub, type="ticket.issue", payload=payload, now=now)
                 break
             except LedgerRefusal as exc:
-                if exc.reason != "duplicate_id" or data.get("ticket_id") or attempt == ID_ATTEMPTS - 1:
+                if exc.reason != "duplicate_id" or chosen or attempt == ID_ATTEMPTS - 1:
                     raise
         if isinstance(done, Pending):
             return done
+        ticket_id = str((done.payload or payload)["ticket_id"])  # an adopted earlier attempt's id (journal)
         return {**self.view(self._load(principal, ticket_id, done.height), with_qr=True), "tx_id": done.tx_id,
                 "block_height": done.height}
 
     def void(self, principal: Principal, ticket_id: str, data: Revocation, sub: Submission) -> Changed[TicketView]:
+        """Void an unused ticket; refused ``already_departed`` once an exit gate claimed it (the gate answered
+        202 and the truck is on the road, though the exit may not be in a block yet)."""
         self._load(principal, ticket_id)
+        if self.engine is not None and holds_claim(self.engine, ticket_id, EXIT):
+            raise LedgerRefusal("an exit gate has claimed the ticket", reason="already_departed")
         now = self.clock()
         done = self.gw.change(principal, sub, type="ticket.void",
                               payload={"ticket_id": ticket_id, "reason": data["reason"], "time": iso(now)}, now=now)

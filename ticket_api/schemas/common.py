@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, post_dump, validate
+
+from ledger.core.encoding import CHINA_TZ
+from ticket_api.errors import ApiError
 
 ID = validate.Regexp(
     r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$", error="1-64 of A-Z a-z 0-9 _ . : - (first alphanumeric)"
@@ -38,8 +42,35 @@ class OpenSchema(Schema):
         return data
 
 
+#: Times a request may carry: years 2000 to 2099 (China time).  Far wider than any ticket, permit or scan, and
+#: far inside ``datetime``'s range, so no arithmetic on a time (offsets, leeways, validity) can overflow.
+TIME_MIN = datetime(2000, 1, 1, tzinfo=CHINA_TZ)
+TIME_MAX = datetime(2100, 1, 1, tzinfo=CHINA_TZ)
+
+
+class TimeOutOfRange(ApiError):
+    """A request's time outside :data:`TIME_MIN`..:data:`TIME_MAX`: 400, not a field problem (422), because
+    the time is well-formed; the field is named in ``fields``."""
+
+    reason = "time_out_of_range"
+    status = 400
+
+
 class AwareDateTime(fields.AwareDateTime):
-    """ISO 8601 with an offset (``2026-11-23T22:15:00+08:00``); naive times are refused."""
+    """ISO 8601 with an offset (``2026-11-23T22:15:00+08:00``); naive times are refused (422), times outside
+    the years 2000 to 2099 answer 400 ``time_out_of_range`` (near year 1 or 9999 any offset overflows)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        when: datetime = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            inside = TIME_MIN <= when < TIME_MAX
+        except OverflowError:  # comparing converts to UTC, which 0001-01-01T00:00+08:00 is not in
+            inside = False
+        if not inside:
+            name = attr or self.name or "_schema"
+            raise TimeOutOfRange(f"{name}: {value!r} is out of range", fields={
+                name: [f"must be from {TIME_MIN.isoformat()} to before {TIME_MAX.isoformat()}"]})
+        return when
 
 
 DECIMAL_MAX = Decimal(10**9)  # volumes (m³), weights (t): far above any real load, far below float trouble

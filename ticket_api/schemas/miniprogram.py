@@ -11,7 +11,8 @@ from ticket_api.schemas.common import ID, PLATE, AwareDateTime, OpenSchema, Stri
 
 class PermitCreateSchema(StrictSchema):
     permit_id = fields.String(
-        validate=ID, metadata={"description": "optional; chosen by the server if absent"}
+        validate=ID, metadata={"description": "optional, chosen by the server if absent; a chosen id must start "
+                                              "with the caller's tenant and a colon (ORG-001:...)"}
     )
     project_id = fields.String(required=True, validate=ID)
     volume_m3 = fields.Decimal(required=True, as_string=True, validate=positive, places=None)
@@ -67,7 +68,8 @@ class PermitSchema(OpenSchema):
 
 class TicketCreateSchema(StrictSchema):
     ticket_id = fields.String(
-        validate=ID, metadata={"description": "optional; chosen by the server if absent"}
+        validate=ID, metadata={"description": "optional, chosen by the server if absent; a chosen id must start "
+                                              "with the caller's tenant and a colon (ORG-001:...)"}
     )
     permit_id = fields.String(required=True, validate=ID)
     truck_plate = fields.String(required=True, validate=PLATE)
@@ -97,7 +99,8 @@ class GateExitSchema(StrictSchema):
     covered = fields.Boolean(required=True)
     photo_digest = fields.String(validate=validate.Length(1, 100))
     gate_id = fields.String(validate=ID)
-    time = AwareDateTime(metadata={"description": "event time (defaults to now)"})
+    time = AwareDateTime(metadata={"description": "event time (defaults to now); within "
+                                                  "GATE_CLOCK_LEEWAY_SECONDS of the server's clock"})
 
 
 class GateDisposalSchema(StrictSchema):
@@ -107,7 +110,8 @@ class GateDisposalSchema(StrictSchema):
     weight_t = fields.Decimal(as_string=True, validate=positive, places=None)
     photo_digest = fields.String(validate=validate.Length(1, 100))
     gate_id = fields.String(validate=ID)
-    time = AwareDateTime(metadata={"description": "event time (defaults to now)"})
+    time = AwareDateTime(metadata={"description": "event time (defaults to now); within "
+                                                  "GATE_CLOCK_LEEWAY_SECONDS of the server's clock"})
 
 
 class GateResultSchema(OpenSchema):
@@ -147,7 +151,8 @@ class OfflineScanSchema(StrictSchema):
     kind = fields.String(required=True, validate=validate.OneOf(["exit", "disposal"]))
     qr = fields.String(required=True, validate=validate.Length(1, 1000))
     plate = fields.String(required=True, validate=validate.Length(1, 16))
-    scanned_at = AwareDateTime(required=True)
+    scanned_at = AwareDateTime(required=True, metadata={
+        "description": "within the QR's validity and not after the sync (GATE_CLOCK_LEEWAY_SECONDS either way)"})
     covered = fields.Boolean(allow_none=True, load_default=None)
     volume_m3 = fields.Decimal(as_string=True, allow_none=True, load_default=None, places=None,
                                validate=bounded)
@@ -177,7 +182,11 @@ class GateSyncResultSchema(OpenSchema):
 
 
 class PositionSchema(StrictSchema):
-    at = AwareDateTime(required=True)
+    """One GPS point; the ledger's ``trip.positions`` payload names the time ``t`` (docs/ETICKET.md)."""
+
+    at = AwareDateTime(required=True, metadata={
+        "description": "the point's time (the ledger payload's t): not before the trip's exit nor after now, "
+                       "GATE_CLOCK_LEEWAY_SECONDS either way"})
     lat = fields.Float(required=True, validate=validate.Range(-90, 90))
     lon = fields.Float(required=True, validate=validate.Range(-180, 180))
     speed_kmh = fields.Float(required=True, validate=validate.Range(0, 300))

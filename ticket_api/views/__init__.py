@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from flask_smorest import Blueprint
-
+from ticket_api.jsonbody import Blueprint
 from ticket_api.views import auth, dashboard, gates, keys, miniprogram, regulator, staff, system
 
 BLUEPRINTS: tuple[Blueprint, ...] = (

@@ -6,10 +6,9 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from flask_smorest import Blueprint
-
 from ticket_api.auth import authenticate, ctx, require
 from ticket_api.errors import ApiError
+from ticket_api.jsonbody import Blueprint
 from ticket_api.schemas import LoginResultSchema, PrincipalSchema, WechatLoginSchema
 from ticket_api.wechat import code2session
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Response, request
-from flask_smorest import Blueprint
 
 from ticket_api.auth import authenticate, ctx, require
+from ticket_api.jsonbody import Blueprint
 from ticket_api.schemas import DashboardSchema
 from ticket_api.service_data import Dashboard
 

@@ -37,13 +37,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
-
 from ledger.qrticket.gatecheck import DISPOSAL, EXIT, GateRefusal, check_scan
 from ledger.qrticket.ticket import TicketClaims
 from ticket_api.auth import answer, authenticate, ctx, require, submission
 from ticket_api.errors import Refused
 from ticket_api.idempotency import idempotent
+from ticket_api.jsonbody import Blueprint
 from ticket_api.schemas import (
     GateDisposalSchema,
     GateExitSchema,
@@ -73,11 +72,15 @@ trips_blp = Blueprint("trips", __name__, url_prefix="/api/v1/trips", description
 
 
 def _checked(data: GateExit | GateDisposal, kind: str) -> TicketClaims:
+    """The offline checks of the QR at the scan's time, and that time itself: a gate's own ``time`` must be
+    within the configured leeway of the server's clock (a late or early ``time`` would let an expired or
+    not yet valid ticket through: the ledger only refuses an event time after its block's)."""
     c = ctx()
     principal = authenticate()
-    when = data.get("time") or c.now()
+    now = c.now()
+    when = data.get("time") or now
     try:
-        return check_scan(
+        claims = check_scan(
             data["qr"],
             c.keyring.mapping(),
             kind=kind,
@@ -88,6 +91,10 @@ def _checked(data: GateExit | GateDisposal, kind: str) -> TicketClaims:
         )
     except GateRefusal as exc:
         raise Refused(exc.message, reason=exc.reason) from None
+    if abs(when - now) > c.gate_leeway:
+        raise Refused(f"gate time {when.isoformat()} is off the server's clock by more than {c.gate_leeway}",
+                      reason="clock_skew", fields={"time": [f"within {int(c.gate_leeway.total_seconds())} s of now"]})
+    return claims
 
 
 @blp.route("/exit", methods=["POST"])

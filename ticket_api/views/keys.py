@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
-
 from ledger.qrticket.ticket import PREFIX
 from ticket_api.auth import ctx
+from ticket_api.jsonbody import Blueprint
 from ticket_api.schemas import KeysSchema
 
 blp = Blueprint("keys", __name__, url_prefix="/api/v1", description="Published QR issuer keys")

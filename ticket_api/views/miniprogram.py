@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response
-from flask_smorest import Blueprint
 
 from ticket_api.auth import answer, authenticate, ctx, require, submission
 from ticket_api.idempotency import idempotent
 from ticket_api.issuer import render_png, render_svg
+from ticket_api.jsonbody import Blueprint
 from ticket_api.schemas import PermitCreateSchema, PermitSchema, RevokeSchema, TicketCreateSchema, TicketSchema
 from ticket_api.service_data import PermitApplication, PermitView, Revocation, TicketRequest, TicketView
 from ticket_api.tokens import STAFF_ROLES

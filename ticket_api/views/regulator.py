@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from flask_smorest import Blueprint
-
 from ledger.wire import ProvenanceExport
 from ticket_api.auth import authenticate, ctx, require
+from ticket_api.jsonbody import Blueprint
 from ticket_api.schemas import URI_TOO_LONG, AuditQuerySchema, AuditSchema, HistorySchema, ProvenanceSchema
 from ticket_api.service_data import AuditParams, History, Json
 

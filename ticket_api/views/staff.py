@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import request
-from flask_smorest import Blueprint
 
 from ticket_api.auth import answer, authenticate, ctx, require, submission
 from ticket_api.errors import InvalidRequest
 from ticket_api.idempotency import idempotent
+from ticket_api.jsonbody import Blueprint
 from ticket_api.schemas import (
     URI_TOO_LONG,
     ChainStatusSchema,

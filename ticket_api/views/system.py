@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask_smorest import Blueprint
 from sqlalchemy import text
 
 from ledger.core.encoding import CHINA_TZ
 from ticket_api import __version__
 from ticket_api.auth import ctx
+from ticket_api.jsonbody import Blueprint
 from ticket_api.schemas import HealthSchema
 
 blp = Blueprint("system", __name__, url_prefix="/api", description="Service health")
