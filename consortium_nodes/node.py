@@ -17,7 +17,9 @@ The work is done by components, each with its own lock, wired here:
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -41,7 +43,9 @@ from ledger.store.ledger_store import LedgerStore
 
 __all__ = ["Admission", "Divergence", "Node"]
 
-#: seconds :meth:`Node.stop` waits for each thread
+log = logging.getLogger("consortium_nodes.node")
+
+#: seconds :meth:`Node.stop` waits for the threads (all of them together)
 JOIN_TIMEOUT = 3.0
 
 
@@ -137,8 +141,12 @@ class Node:
         self._stop.set()
         self.pool.wake()
         self.outbox.wake()
+        deadline = time.monotonic() + JOIN_TIMEOUT  # one deadline for all the threads together
         for t in self._threads:
-            t.join(timeout=JOIN_TIMEOUT)
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        late = [t.name for t in self._threads if t.is_alive()]
+        if late:  # daemons: they do not keep the process alive
+            log.warning("node %s: threads still running at stop: %s", self.name, ", ".join(late))
         self.orderer.close()
 
     # -- the parts' interfaces, as the HTTP API and tools use them ----------

@@ -114,6 +114,9 @@ _ALL: tuple[Reason, ...] = (
     Reason("malformed_batch", 422, "排序批次无法生成区块（格式错误）",
            "An ordered batch is malformed and cannot become a block"),
     Reason("bad_config", 500, "节点配置错误", "Node configuration error"),
+    Reason("database_held", 409, "节点数据库已被另一个运行中的进程占用",
+           "Another live process holds the node's database"),
+    Reason("port_in_use", 409, "端口已被其他进程占用", "The port is taken by another process"),
     Reason("checkpoint_mismatch", 409, "检查点与本节点的账本不一致", "The checkpoint does not match this node's log"),
     # -- the API: sign-in and tokens ---------------------------------------------------------------------
     Reason("unauthenticated", 401, "请先登录", "Authentication is required"),

@@ -17,7 +17,7 @@ from consortium_nodes.errors import ConfigError, NodeError
 from ledger.core.consortium import Consortium, new_consortium
 from ledger.eticket import default_parameters as eticket_defaults
 from ledger.store.keyfiles import read_consortium, write_consortium, write_keys
-from tools.proc import alive, free_port, spawn_detached, stop_pid, tail
+from tools.proc import KILLED, NOT_RUNNING, STILL_ALIVE, alive, free_port, spawn_detached, stop_pid, stop_process, tail
 
 
 def default_parameters() -> dict[str, Any]:
@@ -150,13 +150,18 @@ class LocalConsortium:
                     raise NodeError(f"node {n['name']} not ready after {timeout:.0f} s; see {n['data_dir']}/node.log")
                 time.sleep(0.1)
 
-    def stop(self, name: str, *, kill: bool = False) -> None:
-        """Stop one node (SIGTERM, or SIGKILL with ``kill``) by its process id."""
+    def stop(self, name: str, *, kill: bool = False, timeout: float = 15.0) -> str:
+        """Stop one node (SIGTERM, or SIGKILL with ``kill``) by its process id; returns what happened
+        (:data:`tools.proc.STOPPED`, ``KILLED``, ``NOT_RUNNING``) and raises :class:`NodeError` if the process
+        is still alive, keeping its pid in the description."""
         desc = self.describe()
         n = self._node(desc, name)
-        stop_pid(n.get("pid"), timeout=15, kill=kill)
+        outcome = stop_process(n.get("pid"), timeout=timeout, kill=kill)
+        if outcome == STILL_ALIVE:
+            raise NodeError(f"node {name} (pid {n['pid']}) is still running after SIGTERM and SIGKILL")
         n["pid"] = None
         self._write(desc)
+        return outcome
 
     def start(self, name: str, *, wait: float = 60.0) -> None:
         desc = self.describe()
@@ -231,7 +236,8 @@ def register(sub: Any) -> None:
     st = add("stop", "stop one node")
     st.add_argument("name")
     st.add_argument("--kill", action="store_true", help="SIGKILL instead of SIGTERM")
-    st.set_defaults(func=lambda a: LocalConsortium(root=Path(a.dir)).stop(a.name, kill=a.kill) or 0)
+    st.add_argument("--timeout", type=float, default=15.0, help="seconds to wait after SIGTERM before SIGKILL")
+    st.set_defaults(func=_cmd_stop)
     sa = add("start", "start one stopped node")
     sa.add_argument("name")
     sa.set_defaults(func=lambda a: LocalConsortium(root=Path(a.dir)).start(a.name) or 0)
@@ -242,3 +248,13 @@ def register(sub: Any) -> None:
 def _print(obj: Any) -> int:
     print(json.dumps(obj, ensure_ascii=False, indent=2))
     return 0
+
+
+def _cmd_stop(a: argparse.Namespace) -> int:
+    """``stop NAME``: says what happened; 0 when the node stopped cleanly or was not running, 1 when it had to
+    be killed after the timeout (``--kill`` asked for that: 0), 2 (a :class:`NodeError`) when it lives on."""
+    outcome = LocalConsortium(root=Path(a.dir)).stop(a.name, kill=a.kill, timeout=a.timeout)
+    how = {KILLED: "killed with SIGKILL" + ("" if a.kill else f" after {a.timeout:.0f} s without stopping on SIGTERM"),
+           NOT_RUNNING: "was not running"}.get(outcome, "stopped cleanly on SIGTERM")
+    print(f"node {a.name}: {how}")
+    return 1 if outcome == KILLED and not a.kill else 0
