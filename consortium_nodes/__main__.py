@@ -69,10 +69,11 @@ def cmd_run(a: argparse.Namespace) -> int:
     log = logging.getLogger("consortium_nodes")
     consortium = read_consortium(cfg.consortium)
     key = read_private_key(cfg.key)
-    from consortium_nodes.lifecycle import hold_database, listen
+    from consortium_nodes.lifecycle import check_port, hold_database, listen
 
     lock = hold_database(cfg.db, cfg.data_dir)
     try:
+        check_port(cfg.host, cfg.port)
         store = LedgerStore.open(cfg.db, consortium=consortium)
         orderer, solo = _make_orderer(cfg)
         from consortium_nodes.http import create_app

@@ -78,6 +78,24 @@ def hold_database(db_url: str, data_dir: Path) -> DatabaseLock:
     return DatabaseLock(path, fd)
 
 
+def check_port(host: str, port: int) -> None:
+    """:class:`PortInUse` naming the port when something listens on ``host:port`` (checked before the store
+    opens; :func:`listen` binds for real once the app exists)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise _in_use(host, port, exc) from exc
+
+
+def _in_use(host: str, port: int, exc: OSError) -> PortInUse:
+    return PortInUse(f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+                     f"(is another node or consortium on port {port}?)")
+
+
 def listen(app: Any, *, host: str, port: int) -> Any:
     """The node's waitress server, bound to ``host:port``; :class:`PortInUse` naming the port if it is taken."""
     from waitress.server import create_server
@@ -86,5 +104,4 @@ def listen(app: Any, *, host: str, port: int) -> Any:
         return create_server(app, host=host, port=port, threads=16, connection_limit=500, channel_timeout=60,
                              ident="muck-node")
     except OSError as exc:
-        raise PortInUse(f"cannot listen on {host}:{port}: {exc.strerror or exc} "
-                        f"(is another node or consortium on port {port}?)") from exc
+        raise _in_use(host, port, exc) from exc

@@ -229,6 +229,7 @@ class Node:
             }
         return {
             "node": self.name,
+            "genesis": self.consortium.genesis_hash,  # which consortium this node is of (launchers compare it)
             "height": -1 if head is None else head.height,
             "head": None if head is None else head.hash,
             "final_height": final,

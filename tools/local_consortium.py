@@ -10,14 +10,27 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
 from consortium_nodes.errors import ConfigError, NodeError
+from consortium_nodes.lifecycle import PortInUse
 from ledger.core.consortium import Consortium, new_consortium
 from ledger.eticket import default_parameters as eticket_defaults
 from ledger.store.keyfiles import read_consortium, write_consortium, write_keys
-from tools.proc import KILLED, NOT_RUNNING, STILL_ALIVE, alive, free_port, spawn_detached, stop_pid, stop_process, tail
+from tools.proc import (
+    KILLED,
+    NOT_RUNNING,
+    STILL_ALIVE,
+    alive,
+    free_port,
+    port_free,
+    spawn_detached,
+    stop_pid,
+    stop_process,
+    tail,
+)
 
 
 def default_parameters() -> dict[str, Any]:
@@ -45,11 +58,12 @@ class LocalConsortium:
 
     # -- up / down ------------------------------------------------------------
     def up(self, *, nodes: int = 4, ordering: str = "solo", state_machine: str = "eticket",
-           base_port: int = 7101, wait: float = 60.0, batch_wait_ms: int | None = None) -> dict[str, Any]:
+           base_port: int = 0, wait: float = 60.0, batch_wait_ms: int | None = None) -> dict[str, Any]:
         """Create (first time) and start every node; idempotent for nodes already running.
 
-        ``batch_wait_ms`` sets the nodes' ``batch_max_wait_ms`` when the consortium is created (default:
-        the node default)."""
+        ``base_port`` 0 (the default) picks free ports; ``batch_wait_ms`` sets the nodes' ``batch_max_wait_ms``
+        when the consortium is created (default: the node default).  A node's port that another process
+        holds fails at once (:class:`PortInUse`, naming the port), before any node starts."""
         if self.desc_path.exists():
             desc = self.describe()
             if desc.get("ordering") != ordering or len(desc["nodes"]) != nodes:
@@ -62,6 +76,7 @@ class LocalConsortium:
                                 batch_wait_ms=batch_wait_ms)
         if ordering == "etcd":
             self._etcd_up(desc)
+        self._check_ports([n for n in desc["nodes"] if not alive(n.get("pid"))])
         for n in desc["nodes"]:
             if not alive(n.get("pid")):
                 n["pid"] = self._spawn(n)
@@ -123,6 +138,16 @@ class LocalConsortium:
             cfg["ordering"] = {"kind": "etcd", "endpoints": cluster.endpoints, "prefix": desc["etcd"]["prefix"]}
             p.write_text(json.dumps(cfg, ensure_ascii=False, indent=2), encoding="utf-8")
 
+    @staticmethod
+    def _check_ports(nodes: list[dict[str, Any]]) -> None:
+        """:class:`PortInUse` naming the first node port another process listens on."""
+        for n in nodes:
+            u = urlsplit(n["url"])
+            host, port = u.hostname or "127.0.0.1", int(u.port or 80)
+            if not port_free(host, port):
+                raise PortInUse(f"port {port} of node {n['name']} ({host}) is already in use by another process; "
+                                "stop it, or create this consortium elsewhere with free ports")
+
     def _spawn(self, n: dict[str, Any]) -> int:
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
@@ -131,7 +156,10 @@ class LocalConsortium:
                               log=Path(n["data_dir"]) / "node.log", env=env)
 
     def wait_ready(self, names: list[str], *, timeout: float = 60.0) -> None:
+        """Wait until each named node answers ``ready`` on /status as a node of this consortium (its genesis
+        hash); a node that exits, or another consortium's node answering on its port, fails at once."""
         desc = self.describe()
+        genesis = read_consortium(desc["consortium"]).genesis_hash
         deadline = time.monotonic() + timeout
         for n in desc["nodes"]:
             if n["name"] not in names:
@@ -139,9 +167,15 @@ class LocalConsortium:
             while True:
                 try:
                     r = requests.get(n["url"] + "/status", timeout=2)
-                    if r.status_code == 200 and r.json().get("ready"):
+                    st = r.json() if r.status_code == 200 else {}
+                    if st.get("genesis") not in (None, genesis) or st.get("node") not in (None, n["name"]):
+                        raise NodeError(
+                            f"{n['url']} (port {urlsplit(n['url']).port}) answers as node {st.get('node')!r} of "
+                            f"another consortium (genesis {str(st.get('genesis'))[:16]}…), not our {n['name']}; "
+                            f"see {n['data_dir']}/node.log")
+                    if st.get("ready") and st.get("genesis") == genesis:
                         break
-                except requests.RequestException:
+                except (requests.RequestException, ValueError):
                     pass
                 if not alive(n.get("pid")):
                     last = tail(Path(n["data_dir"]) / "node.log", 10)
@@ -167,6 +201,7 @@ class LocalConsortium:
         desc = self.describe()
         n = self._node(desc, name)
         if not alive(n.get("pid")):
+            self._check_ports([n])
             n["pid"] = self._spawn(n)
             self._write(desc)
         self.wait_ready([name], timeout=wait)
@@ -224,7 +259,8 @@ def register(sub: Any) -> None:
     up.add_argument("--nodes", type=int, default=4)
     up.add_argument("--ordering", choices=["solo", "etcd"], default="solo")
     up.add_argument("--state-machine", choices=["eticket", "null"], default="eticket")
-    up.add_argument("--base-port", type=int, default=7101, help="0 picks free ports")
+    up.add_argument("--base-port", type=int, default=0,
+                    help="first node port (the next nodes on the ports after it); 0, the default, picks free ports")
     up.add_argument("--batch-wait-ms", type=int, default=None,
                     help="how long a node collects transactions before proposing a batch (node default if unset)")
     up.set_defaults(func=lambda a: _print(LocalConsortium(root=Path(a.dir)).up(

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from ledger.core.crypto import PrivateKey
+from ledger.errors import LedgerError
 from ledger.store.keyfiles import read_consortium, read_private_key, write_private_key
 from tools.local_consortium import LocalConsortium
-from tools.proc import Child, ChildDied, alive, tail, wait_http
+from tools.proc import Child, ChildDied, alive, free_port, port_free, tail, wait_http
 
 BIN = Path(sys.executable).parent
 
@@ -72,8 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--wechat-port", type=int, default=int(os.environ.get("WECHAT_PORT", "0")) or None)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=16)
-    p.add_argument("--node-base-port", type=int, default=int(os.environ.get("NODE_BASE_PORT", "7101")))
+    p.add_argument("--node-base-port", type=int, default=int(os.environ.get("NODE_BASE_PORT", "0")),
+                   help="first node port of a new consortium (default 0: free ports)")
     args = p.parse_args(argv)
+    taken = [f"{what} port {port}" for what, port in (("the API", args.port), ("the fake WeChat", args.wechat_port))
+             if port and not port_free(args.host if what == "the API" else "127.0.0.1", port)]
+    if taken:  # before anything starts: never report ready over somebody else's server
+        print(f"serve: {' and '.join(taken)} already in use by another process; choose another (--port, "
+              "--wechat-port or PORT=…)", file=sys.stderr)
+        return 2
     var = Path(args.var).resolve()
     var.mkdir(parents=True, exist_ok=True)
     (var / "serve.ready").unlink(missing_ok=True)
@@ -100,9 +108,12 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, var: Path, local: LocalConsortium, children: list[Child]) -> int:
     """Start everything (children are appended as they start, for the caller to stop) and wait."""
     print(f"[serve] consortium: 4 nodes, solo ordering, data in {var}", flush=True)
-    local.up(nodes=4, ordering="solo", base_port=args.node_base_port)
+    try:
+        local.up(nodes=4, ordering="solo", base_port=args.node_base_port)
+    except LedgerError as exc:  # a node port taken, another consortium answering, a node that died
+        raise SystemExit(f"serve: {exc.message}") from None
     qr_key, secrets_file, sec = _secrets(var)
-    wport = args.wechat_port or (args.port + 81)
+    wport = args.wechat_port or free_port()
     appid = "wx-demo-appid"
     wechat = Child("the fake WeChat server",
                    [str(BIN / "python"), "-m", "miniprogram_stub", "wechat", "--host", "127.0.0.1",

@@ -4,6 +4,7 @@ processes never share one ledger database, a taken port fails at once, and stora
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from consortium_nodes.errors import NodeError
 from tools.local_consortium import LocalConsortium
 from tools.proc import alive, spawn_detached, stop_pid
 
@@ -105,3 +107,77 @@ def test_a_second_node_on_a_held_database_is_refused(local):
     after = requests.get(n["url"] + "/status", timeout=5).json()
     assert after["ready"] and after["height"] >= before["height"]
     assert json.loads((Path(n["data_dir"]) / "ledger.db.lock").read_text().strip()) == n["pid"]
+
+
+@pytest.fixture
+def listening():
+    """A socket listening on a free loopback port (another program's server), closed afterwards."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    yield int(s.getsockname()[1])
+    s.close()
+
+
+def test_status_names_the_consortium_by_its_genesis_hash(local):
+    """Every node's /status carries the genesis hash of its consortium, which launchers compare."""
+    genesis = local.consortium().genesis_hash
+    for n in local.describe()["nodes"]:
+        assert requests.get(n["url"] + "/status", timeout=5).json()["genesis"] == genesis
+
+
+def test_a_taken_node_port_fails_up_at_once_naming_the_port(tmp_path, listening):
+    """``scripts/consortium up --base-port P`` with P taken by another process exits 2 within seconds with one
+    line naming port P, and starts no node."""
+    t0 = time.monotonic()
+    done = _cli("up", "--dir", str(tmp_path), "--base-port", str(listening), "--state-machine", "null")
+    try:
+        assert time.monotonic() - t0 < 20
+        assert done.returncode == 2, done.stdout + done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"port {listening}" in lines[0] and "already in use" in lines[0], done.stderr
+        assert not (tmp_path / "consortium.json").exists()  # nothing started, nothing to stop
+        assert not list(tmp_path.glob("nodes/*/node.log"))
+    finally:
+        _cli("down", "--dir", str(tmp_path), "--purge")
+
+
+def test_a_node_whose_port_is_taken_exits_at_once_naming_the_port(tmp_path, listening):
+    """``python -m consortium_nodes run`` on a taken port exits 2 at once with one line naming the port
+    (it binds before any thread starts) and releases its database for the next start."""
+    lc = LocalConsortium(root=tmp_path)
+    desc = lc._create(nodes=4, ordering="solo", state_machine="null", base_port=0)
+    cfg_path = Path(desc["nodes"][0]["config"])
+    cfg = json.loads(cfg_path.read_text())
+    cfg["port"] = listening
+    cfg_path.write_text(json.dumps(cfg))
+    done = subprocess.run([sys.executable, "-m", "consortium_nodes", "run", "--config", str(cfg_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"127.0.0.1:{listening}" in lines[0] and "[port_in_use]" in lines[0], done.stderr
+
+
+def test_readiness_refuses_another_consortiums_node_on_our_port(local, tmp_path):
+    """When the node answering on one of our ports is of another consortium (its /status names another
+    genesis hash), ``wait_ready`` fails at once saying so, instead of reporting our consortium ready."""
+    ours = LocalConsortium(root=tmp_path)
+    desc = ours._create(nodes=4, ordering="solo", state_machine="null", base_port=0)
+    desc["nodes"][0]["url"] = _node(local, "chengguan")["url"]  # the other consortium's node on "our" port
+    ours._write(desc)
+    t0 = time.monotonic()
+    with pytest.raises(NodeError, match="another consortium"):
+        ours.wait_ready(["chengguan"], timeout=30)
+    assert time.monotonic() - t0 < 10
+
+
+def test_serve_with_its_api_port_taken_fails_at_once_naming_it(tmp_path, listening):
+    """``python -m tools.serve --port P`` with P taken exits 2 within seconds, naming port P, before it
+    starts any node (no consortium is created)."""
+    t0 = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "tools.serve", "--var", str(tmp_path / "var"), "--port",
+                           str(listening)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert time.monotonic() - t0 < 20
+    assert done.returncode == 2
+    assert f"port {listening} already in use" in done.stderr
+    assert not (tmp_path / "var" / "consortium.json").exists()
