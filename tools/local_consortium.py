@@ -105,7 +105,7 @@ class LocalConsortium:
             desc["etcd"] = {"dir": str(self.root / "etcd"), "prefix": f"/muck/{consortium.genesis_hash[:16]}"}
         for name, port in zip(names, ports, strict=True):
             d = self.root / "nodes" / name
-            d.mkdir(parents=True, exist_ok=True)
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
             cfg: dict[str, Any] = {
                 "name": name,
                 "consortium": str(gen / "consortium.json"),
@@ -151,6 +151,10 @@ class LocalConsortium:
     def _spawn(self, n: dict[str, Any]) -> int:
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        data_dir, node_log = Path(n["data_dir"]), Path(n["data_dir"]) / "node.log"
+        os.chmod(data_dir, 0o700)
+        os.close(os.open(node_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        os.chmod(node_log, 0o600)  # the log may hold peers' addresses and errors: owner only
         # a daemon: ``scripts/consortium up`` returns while its nodes run on
         return spawn_detached([sys.executable, "-m", "consortium_nodes", "run", "--config", n["config"]],
                               log=Path(n["data_dir"]) / "node.log", env=env)

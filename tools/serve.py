@@ -25,6 +25,12 @@ from tools.local_consortium import LocalConsortium
 from tools.proc import Child, ChildDied, alive, free_port, port_free, tail, wait_http
 
 BIN = Path(sys.executable).parent
+#: gunicorn's access log line: the path without its query string (``?access_token=…`` never reaches a log),
+#: no referer or user agent (they can carry URLs with tokens too)
+ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
+#: the files of the stack that only its owner may read (the directories are 0700)
+PRIVATE_GLOBS = ("ticket_api.sqlite*", "*.log", "demo.json", "consortium.json", "secrets", "secrets/*", "nodes",
+                 "nodes/*", "nodes/*/*", "genesis", "genesis/**/*")
 
 
 def _secrets(var: Path) -> tuple[Path, Path, dict[str, str]]:
@@ -82,8 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"serve: {' and '.join(taken)} already in use by another process; choose another (--port, "
               "--wechat-port or PORT=…)", file=sys.stderr)
         return 2
+    os.umask(0o077)  # everything the stack and its children create: owner only (databases, logs, keys)
     var = Path(args.var).resolve()
     var.mkdir(parents=True, exist_ok=True)
+    make_private(var)
     (var / "serve.ready").unlink(missing_ok=True)
     children: list[Child] = []
     local = LocalConsortium(root=var)
@@ -112,13 +120,13 @@ def _run(args: argparse.Namespace, var: Path, local: LocalConsortium, children: 
         local.up(nodes=4, ordering="solo", base_port=args.node_base_port)
     except LedgerError as exc:  # a node port taken, another consortium answering, a node that died
         raise SystemExit(f"serve: {exc.message}") from None
-    qr_key, secrets_file, sec = _secrets(var)
+    qr_key, secrets_file, _sec = _secrets(var)
     wport = args.wechat_port or free_port()
     appid = "wx-demo-appid"
     wechat = Child("the fake WeChat server",
                    [str(BIN / "python"), "-m", "miniprogram_stub", "wechat", "--host", "127.0.0.1",
-                    "--port", str(wport), "--appid", appid, "--secret", sec["WECHAT_SECRET"],
-                    "--reusable-codes"],  # so the demo can be played again
+                    "--port", str(wport), "--appid", appid, "--secret-file", str(secrets_file),
+                    "--reusable-codes"],  # so the demo can be played again; the secret by file, never in ps
                    quiet=True)
     children.append(wechat)
     wechat_url = f"http://127.0.0.1:{wport}"
@@ -138,6 +146,7 @@ def _run(args: argparse.Namespace, var: Path, local: LocalConsortium, children: 
         [str(BIN / "gunicorn"), "--workers", str(args.workers), "--threads", str(args.threads),
          "--worker-class", "gthread", "--bind", f"{args.host}:{args.port}", "--timeout", "60",
          *control_socket_args(var), "--access-logfile", str(var / "api-access.log"),
+         "--access-logformat", ACCESS_LOG_FORMAT,
          "--error-logfile", str(var / "api.log"), "ticket_api.app:create_app()"],
         own_log=var / "api.log", env=env,
     )
@@ -170,6 +179,16 @@ def _run(args: argparse.Namespace, var: Path, local: LocalConsortium, children: 
                 print("[serve] a child process stopped; shutting down", file=sys.stderr, flush=True)
                 return 1
         time.sleep(0.5)
+
+
+def make_private(var: Path) -> None:
+    """Files an earlier start (or an older version) left readable by others: owner only, directories 0700."""
+    os.chmod(var, 0o700)
+    for pattern in PRIVATE_GLOBS:
+        for p in var.glob(pattern):
+            if p.is_symlink():
+                continue
+            os.chmod(p, 0o700 if p.is_dir() else p.stat().st_mode & 0o700)
 
 
 def control_socket_args(var: Path) -> list[str]:
