@@ -58,8 +58,9 @@ def _make_orderer(cfg: NodeConfig) -> tuple[Orderer, SoloOrderer | None]:
 def cmd_run(a: argparse.Namespace) -> int:
     """Run one node until SIGTERM or SIGINT: then the HTTP server and the node's threads stop (within a few
     seconds: requests in flight get up to 5 s, the node's threads 3 s together), the store closes and the
-    process exits 0.  The database is locked for the process's life (a second node on it is refused) and the
-    port is bound before any thread starts (a taken port fails at once, naming it)."""
+    process exits 0 (75 when it stopped itself to be restarted after a storage fault, see
+    :mod:`consortium_nodes.storage`).  The database is locked for the process's life (a second node on it
+    is refused) and the port is bound before any thread starts (a taken port fails at once, naming it)."""
     cfg = NodeConfig.from_file(a.config)
     os.umask(0o077)  # the ledger database, its WAL, the lock and the orderer's database: owner only
     handler = logging.StreamHandler()
@@ -78,12 +79,19 @@ def cmd_run(a: argparse.Namespace) -> int:
         orderer, solo = _make_orderer(cfg)
         from consortium_nodes.http import create_app
         from consortium_nodes.node import Node
+        from consortium_nodes.storage import EXIT_RESTART
+
+        exit_code = [0]
+
+        def _restart() -> None:  # the storage watch's thread: stop like on SIGTERM, exit for the supervisor
+            exit_code[0] = EXIT_RESTART
+            os.kill(os.getpid(), signal.SIGTERM)
 
         node = Node(
             name=cfg.name, consortium=consortium, key=key, store=store,
             machine=make_machine(cfg.state_machine, consortium), orderer=orderer,
             peers=Peers(peers=cfg.peers), batch_max_txs=cfg.batch_max_txs,
-            batch_max_wait=cfg.batch_max_wait_ms / 1000, replay=cfg.replay,
+            batch_max_wait=cfg.batch_max_wait_ms / 1000, replay=cfg.replay, restart=_restart,
         )
         try:
             server = listen(create_app(node, solo=solo), host=cfg.host, port=cfg.port)
@@ -116,7 +124,7 @@ def cmd_run(a: argparse.Namespace) -> int:
             log.info("node %s stopped", cfg.name)
     finally:
         lock.release()
-    return 0
+    return exit_code[0]
 
 
 def cmd_audit(a: argparse.Namespace) -> int:

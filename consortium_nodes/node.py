@@ -27,12 +27,13 @@ from typing import Any
 from consortium_nodes.catchup import CatchUp, Follower, Syncer
 from consortium_nodes.chain import Chain
 from consortium_nodes.checkpoints import Checkpoints
-from consortium_nodes.errors import ConfigError
+from consortium_nodes.errors import ConfigError, NotReady
 from consortium_nodes.finality import Certificates, Divergence, Divergences, StoredTxs
 from consortium_nodes.ordering import Orderer
 from consortium_nodes.peers import PeerLink, SignatureOutbox
 from consortium_nodes.pool import Admission, Admitter, Batcher, DurablePool, TxPool
 from consortium_nodes.queries import Health, Queries
+from consortium_nodes.storage import StorageProbe, StorageWatch
 from ledger.core.block import Block, HeaderSignature
 from ledger.core.builder import StateMachine
 from ledger.core.consortium import Consortium
@@ -72,7 +73,10 @@ class Node:
         batch_max_wait: float = 0.04,
         replay: str = "fast",
         clock: Callable[[], datetime] = china_now,
+        restart: Callable[[], None] | None = None,
     ) -> None:
+        """``restart`` is called when the node must be restarted to heal (a block failed to store and the
+        storage is back); the node process exits for its supervisor, tests and tools may do otherwise."""
         member = consortium.member(key.key_id)
         if member.name != name or "node" not in member.roles:
             raise ConfigError(f"key {key.key_id} is not the node key of member {name}")
@@ -114,6 +118,11 @@ class Node:
         coordinator = consortium.nodes[0].name == name
         self.syncer = Syncer(name=name, peers=peers, certificates=self.certificates, orderer=orderer,
                              checkpoint=self.checkpoints.periodic if coordinator else None, stop=self._stop)
+        self.storage = StorageWatch(
+            name=name, probe=StorageProbe(store.engine), set_fault=self.health.storage,
+            halted_by_store=lambda: self.health.halted_by_store,
+            restart=restart or (lambda: log.critical("node %s: restart needed", name)), stop=self._stop,
+        )
         self.queries = Queries(
             consortium=consortium, machine=machine, state_lock=self.state_lock, store=store, pool=self.pool,
             stored_txs=self.stored_txs, certificates=self.certificates, checkpoints=self.checkpoints,
@@ -126,7 +135,7 @@ class Node:
         self.pool.restore()
         bodies: list[tuple[str, Callable[..., None], tuple[Any, ...]]] = [
             ("_batcher", self.batcher.run, ()), ("_follower", self.follower.run, ()),
-            ("_syncer", self.syncer.run, ()),
+            ("_syncer", self.syncer.run, ()), ("_storage", self.storage.run, ()),
         ]
         bodies += [("_sender", self.outbox.run, (peer,)) for peer in self.outbox.peers]
         for what, fn, args in bodies:
@@ -163,7 +172,11 @@ class Node:
         return self.certificates.final_height
 
     def submit(self, items: Sequence[Any]) -> list[Admission]:
-        """Admission checks; accepted transactions wait in the pool for ordering (idempotent by tx id)."""
+        """Admission checks; accepted transactions wait in the pool for ordering (idempotent by tx id).
+        Refused with :class:`NotReady` while the storage is faulty (the durable pool is in it)."""
+        problem = self.health.storage_fault
+        if problem is not None:
+            raise NotReady(f"this node cannot accept transactions: {problem}")
         return self.admitter.submit(items)
 
     def receive_signatures(self, items: Sequence[Mapping[str, Any]]) -> int:
@@ -241,6 +254,6 @@ class Node:
             "diverged": [d.to_dict() for d in self.divergences],
             "fault": self.fault,
             "skipped_batches": self.health.skipped_batches(),
-            "ready": self.ready,
+            "ready": self.ready and self.fault is None,  # a faulty node is not ready (storage, halted chain)
             "state_digest": self.state_digest() if digest else None,
         }

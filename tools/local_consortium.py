@@ -177,8 +177,8 @@ class LocalConsortium:
                             f"{n['url']} (port {urlsplit(n['url']).port}) answers as node {st.get('node')!r} of "
                             f"another consortium (genesis {str(st.get('genesis'))[:16]}…), not our {n['name']}; "
                             f"see {n['data_dir']}/node.log")
-                    if st.get("ready") and st.get("genesis") == genesis:
-                        break
+                    if st.get("genesis") == genesis and (st.get("ready") or st.get("fault")):
+                        break  # ready, or up and reporting its fault (status shows it)
                 except (requests.RequestException, ValueError):
                     pass
                 if not alive(n.get("pid")):

@@ -181,3 +181,85 @@ def test_serve_with_its_api_port_taken_fails_at_once_naming_it(tmp_path, listeni
     assert done.returncode == 2
     assert f"port {listening} already in use" in done.stderr
     assert not (tmp_path / "var" / "consortium.json").exists()
+
+
+def _status(lc: LocalConsortium, name: str) -> dict:
+    return dict(requests.get(_node(lc, name)["url"] + "/status", timeout=5).json())
+
+
+def _until(pred, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = pred()
+        if got or time.monotonic() > deadline:
+            return got
+        time.sleep(0.2)
+
+
+def _chain_status(lc: LocalConsortium) -> dict:
+    """What the API's ``GET /api/v1/chain/status`` answers: its adapter's agreement over the nodes' statuses."""
+    from ticket_api.adapter.staff import _agreement
+    from ticket_api.ledger_client import NodeClient
+
+    nodes = NodeClient(urls=[n["url"] for n in lc.describe()["nodes"]]).statuses()
+    return {"nodes": nodes, **_agreement(nodes)}
+
+
+def _submit(lc: LocalConsortium, name: str, nonce: int) -> requests.Response:
+    from ledger.store.keyfiles import read_private_key
+    from ledger.testing import make_tx
+
+    tx = make_tx(read_private_key(lc.describe()["gateway_key"]), nonce)
+    return requests.post(_node(lc, name)["url"] + "/v1/transactions", json=tx.to_dict(), params={"wait": 10},
+                         timeout=30)
+
+
+def test_a_read_only_database_shows_a_fault_and_heals_when_writable_again(local):
+    """A node whose WAL (and database) became read-only says so within seconds: ``fault`` names the read-only
+    file, ``ready`` is false, it refuses submissions (503 not_ready), and the API's chain status does not say
+    the nodes agree but names the node's fault; once the files are writable again the fault clears, the node
+    is ready and a transaction submitted to it becomes final."""
+    n = _node(local, "jiaotong")
+    db = Path(n["data_dir"]) / "ledger.db"
+    files = [p for p in (db, db.with_name("ledger.db-wal")) if p.exists()]
+    try:
+        for p in files:
+            p.chmod(0o400)
+        st = _until(lambda: (s := _status(local, "jiaotong"))["fault"] and s)
+        assert st and "read-only" in st["fault"] and st["ready"] is False, st
+        r = _submit(local, "jiaotong", 9001)
+        assert r.status_code == 503 and r.json()["error"]["code"] == "not_ready", r.text
+        chain = _chain_status(local)
+        assert chain["agree"] is False and "jiaotong" in chain["not_ready"]
+        assert "read-only" in chain["faults"]["jiaotong"]
+    finally:
+        for p in files:
+            p.chmod(0o600)
+    st = _until(lambda: (s := _status(local, "jiaotong"))["ready"] and s)
+    assert st and st["fault"] is None, st
+    r = _submit(local, "jiaotong", 9002)
+    assert r.status_code == 200 and r.json()["status"] == "final", r.text
+    assert _until(lambda: _chain_status(local)["agree"]), _chain_status(local)
+
+
+def test_a_deleted_database_shows_a_fault_until_the_node_is_restarted(local):
+    """A node whose database files were deleted under it reports ``fault`` (the file was deleted) and
+    ``ready: false`` within seconds, instead of serving the vanished file as if nothing happened, and the API's
+    chain status names it; the fault stays (this process cannot heal it), and a restart starts the node on a
+    new database that catches up with the others."""
+    n = _node(local, "shengtai")
+    db = Path(n["data_dir"]) / "ledger.db"
+    for p in (db, db.with_name("ledger.db-wal"), db.with_name("ledger.db-shm")):
+        p.unlink(missing_ok=True)
+    st = _until(lambda: (s := _status(local, "shengtai"))["fault"] and s)
+    assert st and "deleted" in st["fault"] and st["ready"] is False, st
+    chain = _chain_status(local)
+    assert chain["agree"] is False and "deleted" in chain["faults"]["shengtai"] and "shengtai" in chain["not_ready"]
+    time.sleep(2)
+    assert _status(local, "shengtai")["fault"] == st["fault"]  # no healing by itself
+    assert local.stop("shengtai") == "stopped cleanly"
+    local.start("shengtai")
+    height = _status(local, "chengguan")["height"]
+    st = _until(lambda: (s := _status(local, "shengtai"))["ready"] and s["height"] >= height and s)
+    assert st and st["fault"] is None, _status(local, "shengtai")
+    assert _until(lambda: _chain_status(local)["agree"]), _chain_status(local)
