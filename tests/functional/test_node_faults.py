@@ -263,3 +263,25 @@ def test_a_deleted_database_shows_a_fault_until_the_node_is_restarted(local):
     st = _until(lambda: (s := _status(local, "shengtai"))["ready"] and s["height"] >= height and s)
     assert st and st["fault"] is None, _status(local, "shengtai")
     assert _until(lambda: _chain_status(local)["agree"]), _chain_status(local)
+
+
+def test_serve_with_a_node_port_taken_fails_at_once_naming_it(tmp_path, listening):
+    """``python -m tools.serve --node-base-port P`` with P taken exits non-zero within seconds, naming port P,
+    and never reports ready (no ``serve.ready``) nor leaves a process behind."""
+    var = tmp_path / "var"
+    t0 = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "tools.serve", "--var", str(var), "--port", str(_free()),
+                           "--node-base-port", str(listening)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert time.monotonic() - t0 < 30
+    assert done.returncode != 0
+    assert f"port {listening}" in done.stderr and "already in use" in done.stderr, done.stderr
+    assert not (var / "serve.ready").exists()
+    left = subprocess.run(["pgrep", "-f", str(var)], capture_output=True, text=True).stdout.split()
+    assert not left, left
+
+
+def _free() -> int:
+    from tools.proc import free_port
+
+    return free_port()
