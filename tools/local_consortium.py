@@ -211,21 +211,27 @@ class LocalConsortium:
         self.wait_ready([name], timeout=wait)
 
     def down(self, *, purge: bool = False) -> None:
-        """Stop every process this consortium started, by process id."""
+        """Stop every process this consortium started, by process id; :class:`NodeError` naming any node that
+        lives on (its pid kept, its data not purged)."""
         if not self.desc_path.exists():
             return
         desc = self.describe()
         for n in desc["nodes"]:
             if alive(n.get("pid")):
                 os.kill(n["pid"], signal.SIGTERM)
+        alive_still = []
         for n in desc["nodes"]:
-            stop_pid(n.get("pid"), timeout=10)
-            n["pid"] = None
+            if stop_pid(n.get("pid"), timeout=10):
+                n["pid"] = None
+            else:  # keep the pid of a process that lives on: a later down or stop tries again
+                alive_still.append(f"{n['name']} (pid {n['pid']})")
         if desc.get("etcd"):
             from tools.etcd_cluster import EtcdCluster
 
             EtcdCluster.stop_dir(Path(desc["etcd"]["dir"]))
         self._write(desc)
+        if alive_still:
+            raise NodeError(f"nodes still running after SIGTERM and SIGKILL: {', '.join(alive_still)}")
         if purge:
             import shutil
 
