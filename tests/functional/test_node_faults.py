@@ -196,13 +196,24 @@ def _until(pred, timeout: float = 15.0):
         time.sleep(0.2)
 
 
-def _chain_status(lc: LocalConsortium) -> dict:
-    """What the API's ``GET /api/v1/chain/status`` answers: its adapter's agreement over the nodes' statuses."""
-    from ticket_api.adapter.staff import _agreement
-    from ticket_api.ledger_client import NodeClient
+_APPS: dict[str, tuple] = {}
 
-    nodes = NodeClient(urls=[n["url"] for n in lc.describe()["nodes"]]).statuses()
-    return {"nodes": nodes, **_agreement(nodes)}
+
+def _chain_status(lc: LocalConsortium) -> dict:
+    """``GET /api/v1/chain/status`` of the API (the app in-process, its ledger adapter over this consortium's
+    running nodes), as an operator."""
+    if str(lc.root) not in _APPS:
+        from ticket_api.app import create_app
+        from ticket_api.testing import app_config
+
+        app = create_app(app_config(f"sqlite:///{lc.root / 'api.db'}", SERVICES="ticket_api.adapter:make_services",
+                                    LEDGER_LOCAL=str(lc.desc_path)))
+        token = app.extensions["ticket_api"].tokens.issue(role="operator", tenant="city", subject="ops-1").token
+        _APPS[str(lc.root)] = (app.test_client(), {"Authorization": f"Bearer {token}", "Accept-Language": "en"})
+    client, headers = _APPS[str(lc.root)]
+    resp = client.get("/api/v1/chain/status", headers=headers)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    return dict(resp.json)
 
 
 def _submit(lc: LocalConsortium, name: str, nonce: int) -> requests.Response:
