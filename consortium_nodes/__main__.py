@@ -106,6 +106,7 @@ def cmd_run(a: argparse.Namespace) -> int:
             if not stopping.is_set():
                 stopping.set()
                 log.info("node %s: signal %d, stopping", cfg.name, signum)
+                node.closing()  # waiting requests answer now, so waitress's threads end at once
                 raise SystemExit(0)
 
         signal.signal(signal.SIGTERM, _term)

@@ -146,10 +146,17 @@ class Node:
             self._threads.append(t)
         self.ready = True
 
-    def stop(self) -> None:
+    def closing(self) -> None:
+        """Begin to stop (safe from a signal handler): the threads see the stop event, the requests waiting for
+        a block or for finality answer now with what holds (``pending``/``committed``: 202)."""
         self._stop.set()
         self.pool.wake()
         self.outbox.wake()
+        self.stored_txs.close()
+        self.certificates.close()
+
+    def stop(self) -> None:
+        self.closing()
         deadline = time.monotonic() + JOIN_TIMEOUT  # one deadline for all the threads together
         for t in self._threads:
             t.join(timeout=max(0.0, deadline - time.monotonic()))

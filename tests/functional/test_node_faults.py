@@ -296,3 +296,44 @@ def _free() -> int:
     from tools.proc import free_port
 
     return free_port()
+
+
+def test_sigterm_answers_the_requests_waiting_for_finality_and_stops_at_once(local):
+    """Requests waiting (``?wait=30``) for a finality that cannot come (two of four nodes down, no quorum) are
+    answered 202 (pending, ask again) as soon as their node gets SIGTERM, and the node is gone within 8 s,
+    not after the waits or a server timeout."""
+    import threading
+
+    local.stop("jiaotong")
+    local.stop("shengtai")
+    answers: list[int] = []
+    try:
+        def wait_one(i: int) -> None:
+            try:
+                answers.append(_submit_wait(local, "zhujian", 9100 + i, 30).status_code)
+            except requests.RequestException:
+                answers.append(-1)
+
+        threads = [threading.Thread(target=wait_one, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(1.5)
+        pid = _node(local, "zhujian")["pid"]
+        t0 = time.monotonic()
+        assert local.stop("zhujian") == "stopped cleanly"
+        assert time.monotonic() - t0 < 8 and not alive(pid)
+        for t in threads:
+            t.join(10)
+        assert answers == [202] * 4, answers
+    finally:
+        for name in ("jiaotong", "shengtai", "zhujian"):
+            local.start(name)
+
+
+def _submit_wait(lc: LocalConsortium, name: str, nonce: int, wait: int) -> requests.Response:
+    from ledger.store.keyfiles import read_private_key
+    from ledger.testing import make_tx
+
+    tx = make_tx(read_private_key(lc.describe()["gateway_key"]), nonce)
+    return requests.post(_node(lc, name)["url"] + "/v1/transactions", json=tx.to_dict(), params={"wait": wait},
+                         timeout=wait + 10)
