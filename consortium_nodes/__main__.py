@@ -56,11 +56,12 @@ def _make_orderer(cfg: NodeConfig) -> tuple[Orderer, SoloOrderer | None]:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
-    """Run one node until SIGTERM or SIGINT: then the HTTP server and the node's threads stop (within a few
-    seconds: requests in flight get up to 5 s, the node's threads 3 s together), the store closes and the
-    process exits 0 (75 when it stopped itself to be restarted after a storage fault, see
-    :mod:`consortium_nodes.storage`).  The database is locked for the process's life (a second node on it
-    is refused) and the port is bound before any thread starts (a taken port fails at once, naming it)."""
+    """Run one node until SIGTERM or SIGINT: then the HTTP server and the node's threads stop within a few
+    seconds (waiting requests answer at once, others in flight get up to 5 s, the node's threads 3 s
+    together), the store closes and the process exits 0 (75 when it stopped itself to be restarted after a
+    storage fault, see :mod:`consortium_nodes.storage`).  The database is locked for the process's life (a
+    second node on it is refused) and the port is bound before any thread starts (a taken port fails at
+    once, naming it)."""
     cfg = NodeConfig.from_file(a.config)
     os.umask(0o077)  # the ledger database, its WAL, the lock and the orderer's database: owner only
     handler = logging.StreamHandler()
