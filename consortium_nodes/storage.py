@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +30,8 @@ log = logging.getLogger("consortium_nodes.node")
 
 #: seconds between two looks at the storage
 CHECK_EVERY = 1.0
+#: seconds before a query that failed is tried again
+RETRY_PAUSE = 0.2
 #: the exit status of a node that stopped so that its supervisor restarts it (EX_TEMPFAIL)
 EXIT_RESTART = 75
 
@@ -77,13 +80,17 @@ class StorageProbe:
                 os.unlink(self.path.parent / ".storage-probe")
             except OSError as exc:
                 return f"cannot write in {self.path.parent}: {exc.strerror or exc}"
-        try:
-            with self._engine.connect() as conn:
-                conn.execute(sa.text("select count(*) from ledger_meta"))
-        except sa.exc.SQLAlchemyError as exc:
-            first = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-            return f"the database does not answer: {first}"
-        return None
+        error = ""
+        for attempt in range(2):  # a busy moment is not a fault: a second try after a pause
+            try:
+                with self._engine.connect() as conn:
+                    conn.execute(sa.text("select count(*) from ledger_meta"))
+                return None
+            except sa.exc.SQLAlchemyError as exc:
+                error = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+                if attempt == 0:
+                    time.sleep(RETRY_PAUSE)
+        return f"the database does not answer: {error}"
 
 
 class StorageWatch:
