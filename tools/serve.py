@@ -8,6 +8,7 @@ Stops everything it started on Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -188,7 +189,8 @@ def make_private(var: Path) -> None:
         for p in var.glob(pattern):
             if p.is_symlink():
                 continue
-            os.chmod(p, 0o700 if p.is_dir() else p.stat().st_mode & 0o700)
+            with contextlib.suppress(FileNotFoundError):  # a running node's files come and go (its WAL, probes)
+                os.chmod(p, 0o700 if p.is_dir() else p.stat().st_mode & 0o700)
 
 
 def control_socket_args(var: Path) -> list[str]:
