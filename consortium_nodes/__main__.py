@@ -6,8 +6,10 @@ The local launchers and the load generator are tools apart from the product: ``s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -54,45 +56,77 @@ def _make_orderer(cfg: NodeConfig) -> tuple[Orderer, SoloOrderer | None]:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
+    """Run one node until SIGTERM or SIGINT: then the HTTP server and the node's threads stop within a few
+    seconds (waiting requests answer at once, others in flight get up to 5 s, the node's threads 3 s
+    together), the store closes and the process exits 0 (75 when it stopped itself to be restarted after a
+    storage fault, see :mod:`consortium_nodes.storage`).  The database is locked for the process's life (a
+    second node on it is refused) and the port is bound before any thread starts (a taken port fails at
+    once, naming it)."""
     cfg = NodeConfig.from_file(a.config)
+    os.umask(0o077)  # the ledger database, its WAL, the lock and the orderer's database: owner only
     handler = logging.StreamHandler()
     handler.setFormatter(_JsonFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     logging.getLogger("waitress").setLevel(logging.WARNING)
+    log = logging.getLogger("consortium_nodes")
     consortium = read_consortium(cfg.consortium)
     key = read_private_key(cfg.key)
-    store = LedgerStore.open(cfg.db, consortium=consortium)
-    orderer, solo = _make_orderer(cfg)
-    from consortium_nodes.http import create_app
-    from consortium_nodes.node import Node
+    from consortium_nodes.lifecycle import check_port, hold_database, listen
 
-    node = Node(
-        name=cfg.name, consortium=consortium, key=key, store=store,
-        machine=make_machine(cfg.state_machine, consortium), orderer=orderer,
-        peers=Peers(peers=cfg.peers), batch_max_txs=cfg.batch_max_txs,
-        batch_max_wait=cfg.batch_max_wait_ms / 1000, replay=cfg.replay,
-    )
-    node.start()
-    app = create_app(node, solo=solo)
-    from waitress.server import create_server
-
-    server = create_server(app, host=cfg.host, port=cfg.port, threads=16, connection_limit=500,
-                           channel_timeout=60, ident="muck-node")
-
-    def _term(*_: Any) -> None:
-        threading.Thread(target=server.close, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, _term)
-    signal.signal(signal.SIGINT, _term)
-    logging.getLogger("consortium_nodes").info("node %s serving on %s", cfg.name, cfg.url)
+    lock = hold_database(cfg.db, cfg.data_dir)
     try:
-        server.run()
-    except OSError:
-        pass
+        check_port(cfg.host, cfg.port)
+        store = LedgerStore.open(cfg.db, consortium=consortium)
+        orderer, solo = _make_orderer(cfg)
+        from consortium_nodes.http import create_app
+        from consortium_nodes.node import Node
+        from consortium_nodes.storage import EXIT_RESTART
+
+        exit_code = [0]
+
+        def _restart() -> None:  # the storage watch's thread: stop like on SIGTERM, exit for the supervisor
+            exit_code[0] = EXIT_RESTART
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        node = Node(
+            name=cfg.name, consortium=consortium, key=key, store=store,
+            machine=make_machine(cfg.state_machine, consortium), orderer=orderer,
+            peers=Peers(peers=cfg.peers), batch_max_txs=cfg.batch_max_txs,
+            batch_max_wait=cfg.batch_max_wait_ms / 1000, replay=cfg.replay, restart=_restart,
+        )
+        try:
+            server = listen(create_app(node, solo=solo), host=cfg.host, port=cfg.port)
+        except BaseException:
+            store.close()
+            raise
+        stopping = threading.Event()
+
+        def _term(signum: int, _frame: Any) -> None:
+            # Raised in the main thread, inside waitress's loop: it leaves the loop and shuts its threads down
+            # (a server.close() from another thread leaves the loop running while peers keep connections open).
+            if not stopping.is_set():
+                stopping.set()
+                log.info("node %s: signal %d, stopping", cfg.name, signum)
+                node.closing()  # waiting requests answer now, so waitress's threads end at once
+                raise SystemExit(0)
+
+        signal.signal(signal.SIGTERM, _term)
+        signal.signal(signal.SIGINT, _term)
+        try:
+            node.start()
+            log.info("node %s serving on %s", cfg.name, cfg.url)
+            server.run()  # returns once a signal raised SystemExit in it
+        finally:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            with contextlib.suppress(Exception):
+                server.close()
+            node.stop()
+            store.close()
+            log.info("node %s stopped", cfg.name)
     finally:
-        node.stop()
-        store.close()
-    return 0
+        lock.release()
+    return exit_code[0]
 
 
 def cmd_audit(a: argparse.Namespace) -> int:

@@ -145,7 +145,7 @@ class Follower:
 
     def run(self) -> None:
         while not self._stop.is_set():
-            if self._health.halted:
+            if self._health.halted or self._health.storage_fault:  # no block into storage that is not there
                 self._stop.wait(HALTED_PAUSE)
                 continue
             self.step()

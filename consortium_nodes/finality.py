@@ -78,6 +78,7 @@ class Certificates:
         self._pending: dict[int, list[tuple[str, str, HeaderSignature]]] = {}
         self._final = -1
         self._final_waiters: dict[int, list[threading.Event]] = {}
+        self._closed = False
 
     # -- blocks -------------------------------------------------------------
     def replayed(self, height: int, signers: set[str]) -> None:
@@ -204,17 +205,27 @@ class Certificates:
         with self._lock:
             self._advance()
 
+    def close(self) -> None:
+        """The node is stopping: every waiter returns now with what holds (no new waits)."""
+        with self._lock:
+            self._closed = True
+            waiters, self._final_waiters = self._final_waiters, {}
+        for events in waiters.values():
+            for e in events:
+                e.set()
+
     def wait_final(self, height: int, timeout: float) -> bool:
-        """Wait until block ``height`` is final (True) or ``timeout`` passes (False)."""
+        """Wait until block ``height`` is final (True) or ``timeout`` passes or the node stops (False)."""
         event = threading.Event()
         with self._lock:
             if self._final >= height:
                 return True
-            if timeout <= 0:
+            if timeout <= 0 or self._closed:
                 return False
             self._final_waiters.setdefault(height, []).append(event)
         if event.wait(timeout):
-            return True
+            with self._lock:
+                return self._final >= height
         with self._lock:
             waiting = self._final_waiters.get(height, [])
             if event in waiting:
@@ -241,6 +252,15 @@ class StoredTxs:
         self._lock = threading.Lock()
         self._recent: OrderedDict[str, int] = OrderedDict()
         self._waiters: dict[str, list[threading.Event]] = {}
+        self._closed = False
+
+    def close(self) -> None:
+        """The node is stopping: every waiter returns now (None for a transaction not stored)."""
+        with self._lock:
+            self._closed = True
+            woken = [e for events in self._waiters.values() for e in events]
+        for e in woken:
+            e.set()
 
     def stored(self, block: Block) -> None:
         """``block`` is stored: remember its transactions and wake their waiters."""
@@ -267,7 +287,7 @@ class StoredTxs:
             # Looking again after registering closes the race with a block stored meanwhile.
             while (height := self.height(tx_id)) is None:
                 left = deadline - self._monotonic()
-                if left <= 0:
+                if left <= 0 or self._closed:
                     return None
                 event.wait(left)
             return height

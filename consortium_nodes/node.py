@@ -17,7 +17,9 @@ The work is done by components, each with its own lock, wired here:
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -25,12 +27,13 @@ from typing import Any
 from consortium_nodes.catchup import CatchUp, Follower, Syncer
 from consortium_nodes.chain import Chain
 from consortium_nodes.checkpoints import Checkpoints
-from consortium_nodes.errors import ConfigError
+from consortium_nodes.errors import ConfigError, NotReady
 from consortium_nodes.finality import Certificates, Divergence, Divergences, StoredTxs
 from consortium_nodes.ordering import Orderer
 from consortium_nodes.peers import PeerLink, SignatureOutbox
 from consortium_nodes.pool import Admission, Admitter, Batcher, DurablePool, TxPool
 from consortium_nodes.queries import Health, Queries
+from consortium_nodes.storage import StorageProbe, StorageWatch
 from ledger.core.block import Block, HeaderSignature
 from ledger.core.builder import StateMachine
 from ledger.core.consortium import Consortium
@@ -41,7 +44,9 @@ from ledger.store.ledger_store import LedgerStore
 
 __all__ = ["Admission", "Divergence", "Node"]
 
-#: seconds :meth:`Node.stop` waits for each thread
+log = logging.getLogger("consortium_nodes.node")
+
+#: seconds :meth:`Node.stop` waits for the threads (all of them together)
 JOIN_TIMEOUT = 3.0
 
 
@@ -68,7 +73,10 @@ class Node:
         batch_max_wait: float = 0.04,
         replay: str = "fast",
         clock: Callable[[], datetime] = china_now,
+        restart: Callable[[], None] | None = None,
     ) -> None:
+        """``restart`` is called when the node must be restarted to heal (a block failed to store and the
+        storage is back); the node process exits for its supervisor, tests and tools may do otherwise."""
         member = consortium.member(key.key_id)
         if member.name != name or "node" not in member.roles:
             raise ConfigError(f"key {key.key_id} is not the node key of member {name}")
@@ -112,6 +120,11 @@ class Node:
         self.syncer = Syncer(name=name, peers=peers, certificates=self.certificates, orderer=orderer,
                              checkpoint=self.checkpoints.periodic if coordinator else None, stop=self._stop,
                              withheld=self.chain.sign_withheld)
+        self.storage = StorageWatch(
+            name=name, probe=StorageProbe(store.engine), set_fault=self.health.storage,
+            halted_by_store=lambda: self.health.halted_by_store,
+            restart=restart or (lambda: log.critical("node %s: restart needed", name)), stop=self._stop,
+        )
         self.queries = Queries(
             consortium=consortium, machine=machine, state_lock=self.state_lock, store=store, pool=self.pool,
             stored_txs=self.stored_txs, certificates=self.certificates, checkpoints=self.checkpoints,
@@ -124,7 +137,7 @@ class Node:
         self.pool.restore()
         bodies: list[tuple[str, Callable[..., None], tuple[Any, ...]]] = [
             ("_batcher", self.batcher.run, ()), ("_follower", self.follower.run, ()),
-            ("_syncer", self.syncer.run, ()),
+            ("_syncer", self.syncer.run, ()), ("_storage", self.storage.run, ()),
         ]
         bodies += [("_sender", self.outbox.run, (peer,)) for peer in self.outbox.peers]
         for what, fn, args in bodies:
@@ -135,12 +148,23 @@ class Node:
             self._threads.append(t)
         self.ready = True
 
-    def stop(self) -> None:
+    def closing(self) -> None:
+        """Begin to stop (safe from a signal handler): the threads see the stop event, the requests waiting for
+        a block or for finality answer now with what holds (``pending``/``committed``: 202)."""
         self._stop.set()
         self.pool.wake()
         self.outbox.wake()
+        self.stored_txs.close()
+        self.certificates.close()
+
+    def stop(self) -> None:
+        self.closing()
+        deadline = time.monotonic() + JOIN_TIMEOUT  # one deadline for all the threads together
         for t in self._threads:
-            t.join(timeout=JOIN_TIMEOUT)
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        late = [t.name for t in self._threads if t.is_alive()]
+        if late:  # daemons: they do not keep the process alive
+            log.warning("node %s: threads still running at stop: %s", self.name, ", ".join(late))
         self.orderer.close()
 
     # -- the parts' interfaces, as the HTTP API and tools use them ----------
@@ -157,7 +181,11 @@ class Node:
         return self.certificates.final_height
 
     def submit(self, items: Sequence[Any]) -> list[Admission]:
-        """Admission checks; accepted transactions wait in the pool for ordering (idempotent by tx id)."""
+        """Admission checks; accepted transactions wait in the pool for ordering (idempotent by tx id).
+        Refused with :class:`NotReady` while the storage is faulty (the durable pool is in it)."""
+        problem = self.health.storage_fault
+        if problem is not None:
+            raise NotReady(f"this node cannot accept transactions: {problem}")
         return self.admitter.submit(items)
 
     def receive_signatures(self, items: Sequence[Mapping[str, Any]]) -> int:
@@ -223,6 +251,7 @@ class Node:
             }
         return {
             "node": self.name,
+            "genesis": self.consortium.genesis_hash,  # which consortium this node is of (launchers compare it)
             "height": -1 if head is None else head.height,
             "head": None if head is None else head.hash,
             "final_height": final,
@@ -235,6 +264,6 @@ class Node:
             "fault": self.fault,
             "skipped_batches": self.health.skipped_batches(),
             "withheld_signatures": self.chain.withheld(),
-            "ready": self.ready,
+            "ready": self.ready and self.fault is None,  # a faulty node is not ready (storage, halted chain)
             "state_digest": self.state_digest() if digest else None,
         }

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from consortium_nodes.checkpoints import Checkpoints, note_size
-from consortium_nodes.errors import ChainHalted
+from consortium_nodes.errors import ChainHalted, StoreFailed
 from consortium_nodes.finality import Certificates, StoredTxs
 from consortium_nodes.pool import TxPool
 from ledger.core.builder import StateMachine
@@ -156,14 +156,33 @@ class Health:
         self._name = name
         self._lock = threading.Lock()
         self._fault: str | None = None
+        self._storage: str | None = None
         self._error: BaseException | None = None
         self._skipped = 0
         self._last_skipped: SkippedBatch | None = None
 
     @property
     def fault(self) -> str | None:
+        """The storage fault while there is one, else the newest recorded fault."""
         with self._lock:
-            return self._fault
+            return self._storage or self._fault
+
+    @property
+    def storage_fault(self) -> str | None:
+        """What is wrong with the node's storage now (set and cleared by the storage watch)."""
+        with self._lock:
+            return self._storage
+
+    def storage(self, problem: str | None) -> None:
+        """Record the storage's state: a problem, or None once it is back."""
+        with self._lock:
+            self._storage = problem
+
+    @property
+    def halted_by_store(self) -> bool:
+        """True once a block failed to store (the state machine is ahead of the store: only a restart heals)."""
+        with self._lock:
+            return isinstance(self._error, StoreFailed)
 
     @property
     def halted(self) -> bool:

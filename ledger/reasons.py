@@ -119,6 +119,11 @@ _ALL: tuple[Reason, ...] = (
     Reason("block_time_ahead", 422, "批次或区块时间超前于节点时钟（超过允许的时钟偏差）",
            "The batch or block time is too far ahead of the node's clock"),
     Reason("bad_config", 500, "节点配置错误", "Node configuration error"),
+    Reason("database_held", 409, "节点数据库已被另一个运行中的进程占用",
+           "Another live process holds the node's database"),
+    Reason("storage_fault", 503, "节点存储故障（数据库被删除、只读或无响应）",
+           "The node's storage failed: its database was deleted, became read-only or does not answer"),
+    Reason("port_in_use", 409, "端口已被其他进程占用", "The port is taken by another process"),
     Reason("checkpoint_mismatch", 409, "检查点与本节点的账本不一致", "The checkpoint does not match this node's log"),
     # -- the API: sign-in and tokens ---------------------------------------------------------------------
     Reason("unauthenticated", 401, "请先登录", "Authentication is required"),

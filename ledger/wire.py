@@ -107,9 +107,11 @@ class Divergence(TypedDict):
 
 
 class NodeStatus(TypedDict):
-    """``GET /status``."""
+    """``GET /status`` (``genesis``: the hash of the node's consortium document; ``ready`` is false while the
+    node has a ``fault``)."""
 
     node: str
+    genesis: str
     height: int
     head: str | None
     final_height: int

@@ -1,6 +1,6 @@
 """``python -m miniprogram_stub``: the fake WeChat server and the demo story.
 
-    python -m miniprogram_stub wechat --port 8081 [--appid wx-test-appid --secret wx-test-secret]
+    python -m miniprogram_stub wechat --port 8081 [--appid wx-test-appid --secret-file FILE]
     python -m miniprogram_stub demo --demo-file var/demo.json [--out DIR]
     python -m miniprogram_stub demo --api http://127.0.0.1:8000 --contractor-code test-<openid> \\
         --approver-token T1 --approver-token T2 ... --exit-gate-token T --disposal-gate-token T \\
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -29,7 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--host", default="127.0.0.1")
     w.add_argument("--port", type=int, default=8081)
     w.add_argument("--appid", default=DEFAULT_APPID)
-    w.add_argument("--secret", default=DEFAULT_SECRET)
+    w.add_argument("--secret-file", help="file holding the app secret: the secret itself, or a JSON object with "
+                   "WECHAT_SECRET (default: $WECHAT_SECRET, else the test secret)")
+    w.add_argument("--secret", default=None, help=argparse.SUPPRESS)  # visible in ps: use --secret-file
     w.add_argument("--reusable-codes", action="store_true", help="codes may be used more than once")
     d = sub.add_parser("demo", help="play the whole story against a running API")
     d.add_argument("--demo-file", help="var/demo.json written by scripts/serve (fills every option below)")
@@ -137,11 +140,28 @@ def demo(args: argparse.Namespace) -> int:
     return 0 if audit["ok"] else 1
 
 
+def _wechat_secret(args: argparse.Namespace) -> str:
+    """The fake server's app secret: ``--secret-file`` (plain text or ``{"WECHAT_SECRET": …}``), else the
+    ``WECHAT_SECRET`` environment variable, else ``--secret`` (kept for old scripts; ``ps`` shows it), else the
+    test default.  Never from our own launchers' command lines."""
+    if args.secret_file:
+        text = Path(args.secret_file).read_text(encoding="utf-8").strip()
+        if text.startswith("{"):
+            return str(json.loads(text)["WECHAT_SECRET"])
+        return text
+    return os.environ.get("WECHAT_SECRET") or args.secret or DEFAULT_SECRET
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "wechat":
         print(f"fake WeChat code2session on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
-        serve(args.host, args.port, appid=args.appid, secret=args.secret, reusable_codes=args.reusable_codes)
+        try:
+            secret = _wechat_secret(args)
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"error: cannot read the secret file: {exc}", file=sys.stderr)
+            return 2
+        serve(args.host, args.port, appid=args.appid, secret=secret, reusable_codes=args.reusable_codes)
         return 0
     try:
         _from_demo_file(args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -16,7 +17,9 @@ from flask import Flask, Response, g, has_request_context, request
 REQUEST_ID_HEADER = "X-Request-Id"
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}\Z")
 _STD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
-_SECRET_WORDS = ("token", "secret", "authorization", "password", "session_key")
+_SECRET_WORDS = ("token", "secret", "authorization", "password", "session_key", "openid")
+#: a WeChat subject inside a text (openids are URL-safe base64-like strings)
+_WX_SUBJECT = re.compile(r"wx:[A-Za-z0-9_-]+")
 
 
 class RequestIdFilter(logging.Filter):
@@ -36,16 +39,18 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _scrub(record.getMessage()),
         }
         for key, value in vars(record).items():
             if key in _STD_ATTRS or key.startswith("_"):
                 continue
             if any(word in key.lower() for word in _SECRET_WORDS):
                 continue
-            out[key] = value if isinstance(value, str | int | float | bool | type(None)) else str(value)
+            if not isinstance(value, int | float | bool | type(None)):
+                value = _scrub(str(value))
+            out[key] = value
         if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
+            out["exc"] = _scrub(self.formatException(record.exc_info))
         return json.dumps(out, ensure_ascii=False)
 
 
@@ -94,11 +99,24 @@ def install_request_id(app: Flask) -> None:
                     (time.perf_counter() - getattr(g, "started", time.perf_counter())) * 1000, 2
                 ),
                 "role": getattr(principal, "role", None),
-                "subject": getattr(principal, "subject", None),
+                "subject": log_subject(getattr(principal, "subject", None)),
                 "reason": _reason(resp),
             },
         )
         return resp
+
+
+def log_subject(subject: str | None) -> str | None:
+    """A subject as logs may show it: a WeChat user (``wx:<openid>``) as ``wx#`` and 16 hex digits of the
+    openid's SHA-256 (one user's requests still correlate; the openid itself is personal data)."""
+    if subject is None or not subject.startswith("wx:"):
+        return subject
+    return "wx#" + hashlib.sha256(subject[3:].encode("utf-8")).hexdigest()[:16]
+
+
+def _scrub(value: str) -> str:
+    """Any ``wx:<openid>`` in a logged text, hashed as :func:`log_subject` does."""
+    return _WX_SUBJECT.sub(lambda m: str(log_subject(m.group(0))), value) if "wx:" in value else value
 
 
 def _reason(resp: Response) -> str | None:

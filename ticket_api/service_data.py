@@ -389,11 +389,14 @@ class Recommendation(TypedDict):
 
 
 class Agreement(TypedDict):
-    """Whether the reachable nodes agree on the newest block they all have."""
+    """Whether the reachable nodes agree on the newest block they all have (a node with a fault or not ready
+    does not: ``faults`` by node, ``not_ready``)."""
 
     agree: bool
     diverged_nodes: list[str]
     unreachable: list[str]
+    faults: dict[str, str]
+    not_ready: list[str]
     height: int
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +24,7 @@ def cmd_load(a: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    os.umask(0o077)  # the consortium's files, keys and logs: owner only
     p, sub = build_parser("scripts/consortium")
     ld = sub.add_parser("load", help="submit a steady stream of valid signed transactions")
     ld.add_argument("--consortium", default="var/consortium.json")

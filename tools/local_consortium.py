@@ -10,14 +10,27 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
 from consortium_nodes.errors import ConfigError, NodeError
+from consortium_nodes.lifecycle import PortInUse
 from ledger.core.consortium import Consortium, new_consortium
 from ledger.eticket import default_parameters as eticket_defaults
 from ledger.store.keyfiles import read_consortium, write_consortium, write_keys
-from tools.proc import alive, free_port, spawn_detached, stop_pid, tail
+from tools.proc import (
+    KILLED,
+    NOT_RUNNING,
+    STILL_ALIVE,
+    alive,
+    free_port,
+    port_free,
+    spawn_detached,
+    stop_pid,
+    stop_process,
+    tail,
+)
 
 
 def default_parameters() -> dict[str, Any]:
@@ -45,11 +58,12 @@ class LocalConsortium:
 
     # -- up / down ------------------------------------------------------------
     def up(self, *, nodes: int = 4, ordering: str = "solo", state_machine: str = "eticket",
-           base_port: int = 7101, wait: float = 60.0, batch_wait_ms: int | None = None) -> dict[str, Any]:
+           base_port: int = 0, wait: float = 60.0, batch_wait_ms: int | None = None) -> dict[str, Any]:
         """Create (first time) and start every node; idempotent for nodes already running.
 
-        ``batch_wait_ms`` sets the nodes' ``batch_max_wait_ms`` when the consortium is created (default:
-        the node default)."""
+        ``base_port`` 0 (the default) picks free ports; ``batch_wait_ms`` sets the nodes' ``batch_max_wait_ms``
+        when the consortium is created (default: the node default).  A node's port that another process
+        holds fails at once (:class:`PortInUse`, naming the port), before any node starts."""
         if self.desc_path.exists():
             desc = self.describe()
             if desc.get("ordering") != ordering or len(desc["nodes"]) != nodes:
@@ -62,6 +76,7 @@ class LocalConsortium:
                                 batch_wait_ms=batch_wait_ms)
         if ordering == "etcd":
             self._etcd_up(desc)
+        self._check_ports([n for n in desc["nodes"] if not alive(n.get("pid"))])
         for n in desc["nodes"]:
             if not alive(n.get("pid")):
                 n["pid"] = self._spawn(n)
@@ -90,7 +105,7 @@ class LocalConsortium:
             desc["etcd"] = {"dir": str(self.root / "etcd"), "prefix": f"/muck/{consortium.genesis_hash[:16]}"}
         for name, port in zip(names, ports, strict=True):
             d = self.root / "nodes" / name
-            d.mkdir(parents=True, exist_ok=True)
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
             cfg: dict[str, Any] = {
                 "name": name,
                 "consortium": str(gen / "consortium.json"),
@@ -123,15 +138,32 @@ class LocalConsortium:
             cfg["ordering"] = {"kind": "etcd", "endpoints": cluster.endpoints, "prefix": desc["etcd"]["prefix"]}
             p.write_text(json.dumps(cfg, ensure_ascii=False, indent=2), encoding="utf-8")
 
+    @staticmethod
+    def _check_ports(nodes: list[dict[str, Any]]) -> None:
+        """:class:`PortInUse` naming the first node port another process listens on."""
+        for n in nodes:
+            u = urlsplit(n["url"])
+            host, port = u.hostname or "127.0.0.1", int(u.port or 80)
+            if not port_free(host, port):
+                raise PortInUse(f"port {port} of node {n['name']} ({host}) is already in use by another process; "
+                                "stop it, or create this consortium elsewhere with free ports")
+
     def _spawn(self, n: dict[str, Any]) -> int:
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        data_dir, node_log = Path(n["data_dir"]), Path(n["data_dir"]) / "node.log"
+        os.chmod(data_dir, 0o700)
+        os.close(os.open(node_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        os.chmod(node_log, 0o600)  # the log may hold peers' addresses and errors: owner only
         # a daemon: ``scripts/consortium up`` returns while its nodes run on
         return spawn_detached([sys.executable, "-m", "consortium_nodes", "run", "--config", n["config"]],
                               log=Path(n["data_dir"]) / "node.log", env=env)
 
     def wait_ready(self, names: list[str], *, timeout: float = 60.0) -> None:
+        """Wait until each named node answers ``ready`` on /status as a node of this consortium (its genesis
+        hash); a node that exits, or another consortium's node answering on its port, fails at once."""
         desc = self.describe()
+        genesis = read_consortium(desc["consortium"]).genesis_hash
         deadline = time.monotonic() + timeout
         for n in desc["nodes"]:
             if n["name"] not in names:
@@ -139,9 +171,15 @@ class LocalConsortium:
             while True:
                 try:
                     r = requests.get(n["url"] + "/status", timeout=2)
-                    if r.status_code == 200 and r.json().get("ready"):
-                        break
-                except requests.RequestException:
+                    st = r.json() if r.status_code == 200 else {}
+                    if st.get("genesis") not in (None, genesis) or st.get("node") not in (None, n["name"]):
+                        raise NodeError(
+                            f"{n['url']} (port {urlsplit(n['url']).port}) answers as node {st.get('node')!r} of "
+                            f"another consortium (genesis {str(st.get('genesis'))[:16]}…), not our {n['name']}; "
+                            f"see {n['data_dir']}/node.log")
+                    if st.get("genesis") == genesis and (st.get("ready") or st.get("fault")):
+                        break  # ready, or up and reporting its fault (status shows it)
+                except (requests.RequestException, ValueError):
                     pass
                 if not alive(n.get("pid")):
                     last = tail(Path(n["data_dir"]) / "node.log", 10)
@@ -150,38 +188,50 @@ class LocalConsortium:
                     raise NodeError(f"node {n['name']} not ready after {timeout:.0f} s; see {n['data_dir']}/node.log")
                 time.sleep(0.1)
 
-    def stop(self, name: str, *, kill: bool = False) -> None:
-        """Stop one node (SIGTERM, or SIGKILL with ``kill``) by its process id."""
+    def stop(self, name: str, *, kill: bool = False, timeout: float = 15.0) -> str:
+        """Stop one node (SIGTERM, or SIGKILL with ``kill``) by its process id; returns what happened
+        (:data:`tools.proc.STOPPED`, ``KILLED``, ``NOT_RUNNING``) and raises :class:`NodeError` if the process
+        is still alive, keeping its pid in the description."""
         desc = self.describe()
         n = self._node(desc, name)
-        stop_pid(n.get("pid"), timeout=15, kill=kill)
+        outcome = stop_process(n.get("pid"), timeout=timeout, kill=kill)
+        if outcome == STILL_ALIVE:
+            raise NodeError(f"node {name} (pid {n['pid']}) is still running after SIGTERM and SIGKILL")
         n["pid"] = None
         self._write(desc)
+        return outcome
 
     def start(self, name: str, *, wait: float = 60.0) -> None:
         desc = self.describe()
         n = self._node(desc, name)
         if not alive(n.get("pid")):
+            self._check_ports([n])
             n["pid"] = self._spawn(n)
             self._write(desc)
         self.wait_ready([name], timeout=wait)
 
     def down(self, *, purge: bool = False) -> None:
-        """Stop every process this consortium started, by process id."""
+        """Stop every process this consortium started, by process id; :class:`NodeError` naming any node that
+        lives on (its pid kept, its data not purged)."""
         if not self.desc_path.exists():
             return
         desc = self.describe()
         for n in desc["nodes"]:
             if alive(n.get("pid")):
                 os.kill(n["pid"], signal.SIGTERM)
+        alive_still = []
         for n in desc["nodes"]:
-            stop_pid(n.get("pid"), timeout=10)
-            n["pid"] = None
+            if stop_pid(n.get("pid"), timeout=10):
+                n["pid"] = None
+            else:  # keep the pid of a process that lives on: a later down or stop tries again
+                alive_still.append(f"{n['name']} (pid {n['pid']})")
         if desc.get("etcd"):
             from tools.etcd_cluster import EtcdCluster
 
             EtcdCluster.stop_dir(Path(desc["etcd"]["dir"]))
         self._write(desc)
+        if alive_still:
+            raise NodeError(f"nodes still running after SIGTERM and SIGKILL: {', '.join(alive_still)}")
         if purge:
             import shutil
 
@@ -219,7 +269,8 @@ def register(sub: Any) -> None:
     up.add_argument("--nodes", type=int, default=4)
     up.add_argument("--ordering", choices=["solo", "etcd"], default="solo")
     up.add_argument("--state-machine", choices=["eticket", "null"], default="eticket")
-    up.add_argument("--base-port", type=int, default=7101, help="0 picks free ports")
+    up.add_argument("--base-port", type=int, default=0,
+                    help="first node port (the next nodes on the ports after it); 0, the default, picks free ports")
     up.add_argument("--batch-wait-ms", type=int, default=None,
                     help="how long a node collects transactions before proposing a batch (node default if unset)")
     up.set_defaults(func=lambda a: _print(LocalConsortium(root=Path(a.dir)).up(
@@ -231,7 +282,8 @@ def register(sub: Any) -> None:
     st = add("stop", "stop one node")
     st.add_argument("name")
     st.add_argument("--kill", action="store_true", help="SIGKILL instead of SIGTERM")
-    st.set_defaults(func=lambda a: LocalConsortium(root=Path(a.dir)).stop(a.name, kill=a.kill) or 0)
+    st.add_argument("--timeout", type=float, default=15.0, help="seconds to wait after SIGTERM before SIGKILL")
+    st.set_defaults(func=_cmd_stop)
     sa = add("start", "start one stopped node")
     sa.add_argument("name")
     sa.set_defaults(func=lambda a: LocalConsortium(root=Path(a.dir)).start(a.name) or 0)
@@ -242,3 +294,13 @@ def register(sub: Any) -> None:
 def _print(obj: Any) -> int:
     print(json.dumps(obj, ensure_ascii=False, indent=2))
     return 0
+
+
+def _cmd_stop(a: argparse.Namespace) -> int:
+    """``stop NAME``: says what happened; 0 when the node stopped cleanly or was not running, 1 when it had to
+    be killed after the timeout (``--kill`` asked for that: 0), 2 (a :class:`NodeError`) when it lives on."""
+    outcome = LocalConsortium(root=Path(a.dir)).stop(a.name, kill=a.kill, timeout=a.timeout)
+    how = {KILLED: "killed with SIGKILL" + ("" if a.kill else f" after {a.timeout:.0f} s without stopping on SIGTERM"),
+           NOT_RUNNING: "was not running"}.get(outcome, "stopped cleanly on SIGTERM")
+    print(f"node {a.name}: {how}")
+    return 1 if outcome == KILLED and not a.kill else 0

@@ -9,8 +9,8 @@ stopped by pid, always reaped, and named with their last log lines when they die
 - :func:`spawn_detached` — a daemon that outlives us (``scripts/consortium up`` returns while its nodes
   run): started through a launcher that exits at once, so we hold no handle to reap and it is nobody's
   zombie; it is known by its pid only.
-- :func:`alive`, :func:`stop_pid` — the same for a process known only by its pid (a pid file, a
-  consortium description), reaping it when it is our child.
+- :func:`alive`, :func:`stop_process` (what happened), :func:`stop_pid` (gone or not) — the same for a
+  process known only by its pid (a pid file, a consortium description), reaping it when it is our child.
 """
 
 from __future__ import annotations
@@ -61,6 +61,17 @@ def _bindable(host: str, port: int) -> socket.socket | None:
         s.close()
         return None
     return s
+
+
+def port_free(host: str, port: int) -> bool:
+    """Whether nothing listens on ``host:port`` now (a bind succeeds; SO_REUSEADDR, as servers bind)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
@@ -221,24 +232,38 @@ def alive(pid: int | None) -> bool:
         return True
 
 
-def stop_pid(pid: int | None, *, timeout: float = 15.0, kill: bool = False) -> bool:
-    """Stop process ``pid`` (SIGTERM then SIGKILL after ``timeout``); True once it is gone (and reaped)."""
+#: What :func:`stop_process` did: the process was not running, exited on SIGTERM, was killed (SIGKILL, at
+#: once with ``kill`` or after the timeout), or is still alive after all that.
+NOT_RUNNING, STOPPED, KILLED, STILL_ALIVE = "not running", "stopped cleanly", "killed", "still alive"
+
+
+def stop_process(pid: int | None, *, timeout: float = 15.0, kill: bool = False) -> str:
+    """Stop process ``pid``: SIGTERM (SIGKILL with ``kill``), SIGKILL after ``timeout``; reaped when it is our
+    child.  Returns :data:`NOT_RUNNING`, :data:`STOPPED`, :data:`KILLED` or :data:`STILL_ALIVE`."""
     if not pid:
-        return True
+        return NOT_RUNNING
     child = _LIVE.get(pid)
     if child is not None:
-        child.stop(timeout, kill=kill)
-        return True
+        if not child.running():
+            child.stop(timeout)
+            return NOT_RUNNING
+        code = child.stop(timeout, kill=kill)
+        return KILLED if kill or code == -signal.SIGKILL else STOPPED
     if not alive(pid):
         _reap(pid)
-        return True
+        return NOT_RUNNING
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
-    if _wait_gone(pid, timeout):
-        return True
+    if _wait_gone(pid, timeout if not kill else 10):
+        return KILLED if kill else STOPPED
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    return _wait_gone(pid, 10)
+    return KILLED if _wait_gone(pid, 10) else STILL_ALIVE
+
+
+def stop_pid(pid: int | None, *, timeout: float = 15.0, kill: bool = False) -> bool:
+    """Stop process ``pid`` (SIGTERM then SIGKILL after ``timeout``); True once it is gone (and reaped)."""
+    return stop_process(pid, timeout=timeout, kill=kill) != STILL_ALIVE
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:

@@ -8,6 +8,7 @@ Stops everything it started on Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -19,11 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from ledger.core.crypto import PrivateKey
+from ledger.errors import LedgerError
 from ledger.store.keyfiles import read_consortium, read_private_key, write_private_key
 from tools.local_consortium import LocalConsortium
-from tools.proc import Child, ChildDied, alive, tail, wait_http
+from tools.proc import Child, ChildDied, alive, free_port, port_free, tail, wait_http
 
 BIN = Path(sys.executable).parent
+#: gunicorn's access log line: the path without its query string (``?access_token=…`` never reaches a log),
+#: no referer or user agent (they can carry URLs with tokens too)
+ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
+#: the files of the stack that only its owner may read (the directories are 0700)
+PRIVATE_GLOBS = ("ticket_api.sqlite*", "*.log", "demo.json", "consortium.json", "secrets", "secrets/*", "nodes",
+                 "nodes/*", "nodes/*/*", "genesis", "genesis/**/*")
 
 
 def _secrets(var: Path) -> tuple[Path, Path, dict[str, str]]:
@@ -72,10 +80,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--wechat-port", type=int, default=int(os.environ.get("WECHAT_PORT", "0")) or None)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=16)
-    p.add_argument("--node-base-port", type=int, default=int(os.environ.get("NODE_BASE_PORT", "7101")))
+    p.add_argument("--node-base-port", type=int, default=int(os.environ.get("NODE_BASE_PORT", "0")),
+                   help="first node port of a new consortium (default 0: free ports)")
     args = p.parse_args(argv)
+    taken = [f"{what} port {port}" for what, port in (("the API", args.port), ("the fake WeChat", args.wechat_port))
+             if port and not port_free(args.host if what == "the API" else "127.0.0.1", port)]
+    if taken:  # before anything starts: never report ready over somebody else's server
+        print(f"serve: {' and '.join(taken)} already in use by another process; choose another (--port, "
+              "--wechat-port or PORT=…)", file=sys.stderr)
+        return 2
+    os.umask(0o077)  # everything the stack and its children create: owner only (databases, logs, keys)
     var = Path(args.var).resolve()
     var.mkdir(parents=True, exist_ok=True)
+    make_private(var)
     (var / "serve.ready").unlink(missing_ok=True)
     children: list[Child] = []
     local = LocalConsortium(root=var)
@@ -100,14 +117,17 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, var: Path, local: LocalConsortium, children: list[Child]) -> int:
     """Start everything (children are appended as they start, for the caller to stop) and wait."""
     print(f"[serve] consortium: 4 nodes, solo ordering, data in {var}", flush=True)
-    local.up(nodes=4, ordering="solo", base_port=args.node_base_port)
-    qr_key, secrets_file, sec = _secrets(var)
-    wport = args.wechat_port or (args.port + 81)
+    try:
+        local.up(nodes=4, ordering="solo", base_port=args.node_base_port)
+    except LedgerError as exc:  # a node port taken, another consortium answering, a node that died
+        raise SystemExit(f"serve: {exc.message}") from None
+    qr_key, secrets_file, _sec = _secrets(var)
+    wport = args.wechat_port or free_port()
     appid = "wx-demo-appid"
     wechat = Child("the fake WeChat server",
                    [str(BIN / "python"), "-m", "miniprogram_stub", "wechat", "--host", "127.0.0.1",
-                    "--port", str(wport), "--appid", appid, "--secret", sec["WECHAT_SECRET"],
-                    "--reusable-codes"],  # so the demo can be played again
+                    "--port", str(wport), "--appid", appid, "--secret-file", str(secrets_file),
+                    "--reusable-codes"],  # so the demo can be played again; the secret by file, never in ps
                    log=var / "wechat.log")
     children.append(wechat)
     wechat_url = f"http://127.0.0.1:{wport}"
@@ -127,6 +147,7 @@ def _run(args: argparse.Namespace, var: Path, local: LocalConsortium, children: 
         [str(BIN / "gunicorn"), "--workers", str(args.workers), "--threads", str(args.threads),
          "--worker-class", "gthread", "--bind", f"{args.host}:{args.port}", "--timeout", "60",
          *control_socket_args(var), "--access-logfile", str(var / "api-access.log"),
+         "--access-logformat", ACCESS_LOG_FORMAT,
          "--error-logfile", str(var / "api.log"), "ticket_api.app:create_app()"],
         own_log=var / "api.log", env=env,
     )
@@ -159,6 +180,17 @@ def _run(args: argparse.Namespace, var: Path, local: LocalConsortium, children: 
                 print("[serve] a child process stopped; shutting down", file=sys.stderr, flush=True)
                 return 1
         time.sleep(0.5)
+
+
+def make_private(var: Path) -> None:
+    """Files an earlier start (or an older version) left readable by others: owner only, directories 0700."""
+    os.chmod(var, 0o700)
+    for pattern in PRIVATE_GLOBS:
+        for p in var.glob(pattern):
+            if p.is_symlink():
+                continue
+            with contextlib.suppress(FileNotFoundError):  # a running node's files come and go (its WAL, probes)
+                os.chmod(p, 0o700 if p.is_dir() else p.stat().st_mode & 0o700)
 
 
 def control_socket_args(var: Path) -> list[str]:

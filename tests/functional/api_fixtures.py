@@ -58,11 +58,14 @@ class ApiServer:
 
 
 @pytest.fixture(scope="module")
-def wechat_server() -> Iterator[WechatServer]:
+def wechat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WechatServer]:
     port = free_port()
+    secret_file = tmp_path_factory.mktemp("wechat") / "secret"
+    secret_file.write_text(SECRET, encoding="utf-8")
+    secret_file.chmod(0o600)
     child = Child("the fake WeChat server",
                   [PYTHON, "-m", "miniprogram_stub", "wechat", "--port", str(port), "--appid", APPID,
-                   "--secret", SECRET],
+                   "--secret-file", str(secret_file)],  # never on the command line, which ps shows
                   cwd=ROOT, quiet=True)
     try:
         wait_http(f"http://127.0.0.1:{port}/health", child, timeout=20)

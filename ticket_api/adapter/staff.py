@@ -244,9 +244,14 @@ def _node_health(n: NodeReport) -> NodeHealth:
 
 
 def _agreement(nodes: list[NodeReport]) -> Agreement:
-    """Do the reachable nodes agree on the newest block they all have?  Names the ones that do not."""
+    """Do the reachable nodes agree on the newest block they all have?  Names the ones that do not, the faulty
+    ones (with their fault) and the ones not ready."""
     up = [n for n in nodes if n.get("reachable")]
     diverged = sorted({n["node"] for n in up if n.get("diverged")})
     unreachable = [n["url"] for n in nodes if not n.get("reachable")]
-    return {"agree": not diverged and not unreachable, "diverged_nodes": diverged, "unreachable": unreachable,
+    # a node with a fault (storage, halted chain) or not ready serves what may be stale: no agreement with it
+    faults = {n["node"]: str(n["fault"]) for n in up if n.get("fault")}
+    not_ready = sorted({n["node"] for n in up if not n.get("ready")})
+    return {"agree": not diverged and not unreachable and not faults and not not_ready,
+            "diverged_nodes": diverged, "unreachable": unreachable, "faults": faults, "not_ready": not_ready,
             "height": min((int(n["height"]) for n in up), default=-1)}

@@ -1,0 +1,107 @@
+"""A node process's hold on its storage and its port: one live process per database, a port it really owns.
+
+- :func:`hold_database` takes an exclusive ``fcntl.flock`` on a lock file next to the SQLite database (or
+  in the data directory for another database), held for the life of the process: a second node on the
+  same ledger is refused with :class:`DatabaseHeld`, naming the holder's pid.
+- :func:`listen` binds the HTTP server before any thread starts: a port another process holds fails at
+  once with :class:`PortInUse`, naming the port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+from typing import Any
+
+from consortium_nodes.errors import NodeError
+
+
+class DatabaseHeld(NodeError):
+    """Another live process holds this node's database (its lock file is locked)."""
+
+    reason = "database_held"
+    exit_code = 2
+
+
+class PortInUse(NodeError):
+    """The node's HTTP port is taken by another process."""
+
+    reason = "port_in_use"
+    exit_code = 2
+
+
+def sqlite_path(db_url: str) -> Path | None:
+    """The file of a ``sqlite:///PATH`` URL (None for other databases and in-memory SQLite)."""
+    for prefix in ("sqlite+pysqlite:///", "sqlite:///"):
+        if db_url.startswith(prefix):
+            rest = db_url[len(prefix):].split("?", 1)[0]
+            return Path(rest) if rest and rest != ":memory:" else None
+    return None
+
+
+def lock_path(db_url: str, data_dir: Path) -> Path:
+    """``ledger.db.lock`` next to a SQLite database, else ``node.lock`` in the data directory."""
+    p = sqlite_path(db_url)
+    return p.with_name(p.name + ".lock") if p is not None else data_dir / "node.lock"
+
+
+class DatabaseLock:
+    """An exclusive lock on a node's database, held while the file descriptor is open."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+
+def hold_database(db_url: str, data_dir: Path) -> DatabaseLock:
+    """Lock this node's database for this process's life; :class:`DatabaseHeld` if another process has it."""
+    path = lock_path(db_url, data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise DatabaseHeld(f"database {path.with_suffix('')} is held by another live process "
+                           f"(pid {holder}, lock {path}); not starting a second node on it") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+    return DatabaseLock(path, fd)
+
+
+def check_port(host: str, port: int) -> None:
+    """:class:`PortInUse` naming the port when something listens on ``host:port`` (checked before the store
+    opens; :func:`listen` binds for real once the app exists)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise _in_use(host, port, exc) from exc
+
+
+def _in_use(host: str, port: int, exc: OSError) -> PortInUse:
+    return PortInUse(f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+                     f"(is another node or consortium on port {port}?)")
+
+
+def listen(app: Any, *, host: str, port: int) -> Any:
+    """The node's waitress server, bound to ``host:port``; :class:`PortInUse` naming the port if it is taken."""
+    from waitress.server import create_server
+
+    try:
+        return create_server(app, host=host, port=port, threads=16, connection_limit=500, channel_timeout=60,
+                             ident="muck-node")
+    except OSError as exc:
+        raise _in_use(host, port, exc) from exc
