@@ -17,9 +17,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ledger.core.block import HeaderSignature
 from ledger.core.consortium import Consortium, Member
 from ledger.core.crypto import SHA256, PrivateKey, digest
-from ledger.core.encoding import b64, canonical, unb64
+from ledger.core.encoding import canonical, unb64
 from ledger.errors import BadSignature, EncodingError, Forbidden
 
 #: Prefix of every batch signature (domain separation from transactions and headers).
@@ -33,15 +34,9 @@ class UnsignedBatch(BadSignature):
 
 
 @dataclass(frozen=True)
-class BatchSignature:
-    """The proposing node's signature over a batch: its key id, algorithm id and value."""
-
-    key_id: str
-    alg: str
-    value: bytes
-
-    def to_dict(self) -> dict[str, str]:
-        return {"key_id": self.key_id, "alg": self.alg, "value": b64(self.value)}
+class BatchSignature(HeaderSignature):
+    """The proposing node's signature over a batch: its key id, algorithm id and value (the same shape as a
+    node's signature over a header)."""
 
     @classmethod
     def read(cls, d: Any) -> BatchSignature | None:
