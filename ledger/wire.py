@@ -123,6 +123,8 @@ class NodeStatus(TypedDict):
     diverged: list[Divergence]
     fault: str | None
     ready: bool
+    skipped_batches: NotRequired[dict[str, Any]]  # {"count", "last": {"seq", "proposer", "reason", "message"}}
+    withheld_signatures: NotRequired[dict[str, Any]]  # {"count", "first": {"height", "timestamp", "reason"}}
     state_digest: str | None
 
 
