@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 
 from consortium_nodes.node import Node
 from consortium_nodes.ordering import Batch, OrderConflict, SoloOrderer
 from ledger.core import checkpoint as cp
 from ledger.core.batch import BatchSignature, UnsignedBatch, check_batch
+from ledger.core.encoding import parse_untrusted
 from ledger.core.transaction import parse_time
-from ledger.errors import LedgerError, ProofError
+from ledger.errors import EncodingError, LedgerError, ProofError
 from ledger.reasons import status_of
 
 #: transactions or tx ids one request may carry
@@ -24,6 +27,18 @@ MAX_TX_WAIT = 30.0
 BLOCKS_DEFAULT, BLOCKS_MAX = 20, 100
 #: the solo orderer's ``GET /v1/order/read``: longest wait (s), batches by default and at most
 ORDER_MAX_WAIT, ORDER_READ_DEFAULT, ORDER_READ_MAX = 5.0, 64, 256
+
+
+class NodeJSONProvider(DefaultJSONProvider):
+    """Request bodies read through :func:`ledger.core.encoding.parse_untrusted`: a body too deep, with a lone
+    surrogate or otherwise not JSON is no JSON (``get_json(silent=True)`` gives None: 400 ``malformed``),
+    never a RecursionError or UnicodeError deep in a handler."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return parse_untrusted(s)
+        except EncodingError as exc:
+            raise json.JSONDecodeError(exc.message, "", 0) from None
 
 
 def _http_status(reason: str | None) -> int:
@@ -79,9 +94,18 @@ ERROR_HANDLERS: list[tuple[type[Exception] | int, Callable[..., tuple[Response, 
 ]
 
 
+def _body() -> Any:
+    """The request's JSON body, None without one; a JSON body no node reads (too deep, a lone surrogate, not
+    UTF-8, an integer of thousands of digits: :class:`NodeJSONProvider`) is 400 ``malformed``."""
+    body = request.get_json(silent=True)
+    if body is None and request.is_json and request.get_data(cache=True):
+        raise LedgerError("the request body is not JSON a node reads", reason="malformed")
+    return body
+
+
 def _json_object() -> dict[str, Any]:
     """The request body if it is a JSON object, else ``{}``."""
-    body = request.get_json(silent=True) or {}
+    body = _body() or {}
     return body if isinstance(body, dict) else {}
 
 
@@ -100,7 +124,7 @@ def status(node: Node) -> Response:
 
 
 def submit(node: Node) -> tuple[Response, int]:
-    body = request.get_json(silent=True)
+    body = _body()
     if body is None:
         raise LedgerError("request body must be JSON", reason="malformed")
     single = isinstance(body, dict) and "transactions" not in body
@@ -129,7 +153,7 @@ def tx(node: Node, tx_id: str) -> tuple[Response, int]:
 
 def tx_statuses(node: Node) -> Response:
     """Bulk status: final, committed or unknown for up to 5000 tx ids (with ``detail``: code, height)."""
-    body = request.get_json(silent=True) or {}
+    body = _body() or {}
     ids = body.get("tx_ids", []) if isinstance(body, dict) else []
     if not isinstance(ids, list) or len(ids) > MAX_BULK:
         raise LedgerError(f"tx_ids must be a list of at most {MAX_BULK}", reason="malformed")
@@ -140,7 +164,7 @@ def tx_statuses(node: Node) -> Response:
 
 def query(node: Node, name: str) -> Response:
     """Read-only state queries with JSON keyword arguments, e.g. POST /v1/query/ticket {"ticket_id": ...}."""
-    body = request.get_json(silent=True)
+    body = _body()
     if body is None:
         body = {}
     if not isinstance(body, dict):
@@ -228,7 +252,7 @@ def latest_checkpoint(node: Node) -> Response:
 
 
 def provenance(node: Node) -> Response:
-    body = request.get_json(silent=True) or {}
+    body = _body() or {}
     if not isinstance(body, dict) or not isinstance(body.get("kind"), str) or not isinstance(body.get("key"), str):
         raise LedgerError("kind and key are required", reason="malformed")
     return jsonify(node.provenance(body["kind"], body["key"]))
@@ -316,7 +340,8 @@ SOLO_ROUTES: list[tuple[str, str, View]] = [
 def create_app(node: Node, *, solo: SoloOrderer | None = None) -> Flask:
     """The Flask app of one node; ``solo`` is set on the designated solo orderer."""
     app = Flask(f"node-{node.name}")
-    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json = NodeJSONProvider(app)
+    app.json.ensure_ascii = False
     for error, handler in ERROR_HANDLERS:
         app.register_error_handler(error, handler)
     table: list[tuple[str, str, View, tuple[Any, ...]]] = [(m, r, v, (node,)) for m, r, v in ROUTES]

@@ -15,9 +15,6 @@ API's flask-smorest blueprint) and Flask's ``request.get_json`` (the app's JSON 
 from __future__ import annotations
 
 import json
-import re
-from array import array
-from itertools import accumulate
 from typing import Any
 
 import flask
@@ -26,15 +23,11 @@ from flask.json.provider import DefaultJSONProvider
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
+from ledger.core.encoding import MAX_JSON_DEPTH, json_depth
 from ticket_api.errors import ApiError
 
 #: Arrays and objects inside each other at most this deep (the API's own bodies nest at most 4 deep).
-MAX_DEPTH = 32
-
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-# Brackets become +1 / -1 (signed bytes), everything else is deleted: the running sum is the depth.
-_SIGNS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+MAX_DEPTH = MAX_JSON_DEPTH
 
 
 class JsonTooDeep(ApiError):
@@ -52,13 +45,8 @@ class BadText(ApiError):
 
 
 def depth(data: bytes) -> int:
-    """How deep arrays and objects nest in the JSON text ``data`` (brackets inside strings do not count);
-    for a text with at most :data:`MAX_DEPTH` opening brackets their count, an upper bound that is enough."""
-    opening = data.count(b"[") + data.count(b"{")
-    if opening <= MAX_DEPTH:
-        return opening
-    signs = _STRING.sub(b"", data).translate(_SIGNS, _NOT_BRACKETS)
-    return max(accumulate(array("b", signs)), default=0)
+    """How deep arrays and objects nest in the JSON text ``data`` (:func:`ledger.core.encoding.json_depth`)."""
+    return json_depth(data)
 
 
 def loads(data: bytes | str) -> Any:
@@ -67,7 +55,12 @@ def loads(data: bytes | str) -> Any:
     if depth(raw) > MAX_DEPTH:
         raise JsonTooDeep(f"JSON nested deeper than {MAX_DEPTH}", fields={"_schema": [
             f"arrays and objects nest at most {MAX_DEPTH} deep"]})
-    value = core.parse_json(raw)  # strict UTF-8: undecodable bytes are a JSONDecodeError
+    try:
+        value = core.parse_json(raw)  # strict UTF-8: undecodable bytes are a JSONDecodeError
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits: not JSON we read either
+        raise json.JSONDecodeError(f"not valid JSON: {exc.__class__.__name__}", "", 0) from None
     if b"\\u" in raw:  # only an escape can make a surrogate out of strict UTF-8
         try:
             json.dumps(value, ensure_ascii=False).encode("utf-8")

@@ -5,8 +5,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
+from array import array
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
+from itertools import accumulate
 from typing import Any
 
 import rfc8785
@@ -127,6 +130,56 @@ def parse_fast(data: bytes | str) -> JSONValue:
         raise
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise EncodingError(f"not valid JSON: {exc}") from exc
+
+
+#: Arrays and objects inside each other at most this deep in a request body (no body of ours nests past ~8).
+MAX_JSON_DEPTH = 32
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# Brackets become +1 / -1 (signed bytes), everything else is deleted: the running sum is the depth.
+_JSON_SIGNS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+class JsonTooDeep(EncodingError):
+    """A JSON text nests arrays/objects deeper than allowed (the decoder would recurse until RecursionError)."""
+
+    reason = "json_too_deep"
+
+
+class JsonBadText(EncodingError):
+    """A JSON string holds a lone UTF-16 surrogate escape (valid JSON, but no Unicode text)."""
+
+    reason = "bad_text"
+
+
+def json_depth(data: bytes) -> int:
+    """How deep arrays and objects nest in the JSON text ``data`` (brackets inside strings do not count);
+    for a text with at most :data:`MAX_JSON_DEPTH` opening brackets their count, an upper bound that is enough."""
+    opening = data.count(b"[") + data.count(b"{")
+    if opening <= MAX_JSON_DEPTH:
+        return opening
+    signs = _JSON_STRING.sub(b"", data).translate(_JSON_SIGNS, _NOT_BRACKETS)
+    return max(accumulate(array("b", signs)), default=0)
+
+
+def parse_untrusted(data: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse a JSON text from anyone (a request body): too deep raises :class:`JsonTooDeep`, a lone surrogate
+    :class:`JsonBadText`, anything else that is not JSON (bad UTF-8, an integer of thousands of digits, …)
+    :class:`EncodingError` — never RecursionError, UnicodeError or a bare ValueError."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
+    if json_depth(raw) > max_depth:
+        raise JsonTooDeep(f"JSON nested deeper than {max_depth}")
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise EncodingError(f"not valid JSON: {exc.__class__.__name__}") from None
+    if b"\\u" in raw:  # only an escape can make a surrogate out of strict UTF-8
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise JsonBadText("a JSON string holds a lone surrogate") from None
+    return value
 
 
 #: Largest integer RFC 8785 (IEEE 754 double) represents exactly.

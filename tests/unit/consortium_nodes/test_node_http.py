@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
 from node_fakes import Cluster, signed_body
 
 from consortium_nodes.http import create_app
@@ -92,3 +94,31 @@ def test_solo_orderer_routes_append_read_and_refuse_a_bad_batch(cluster: Cluster
         assert client.get("/v1/order/head").json == {"head": 1}
     finally:
         solo.close()
+
+
+HOSTILE_BODIES = [
+    b"[" * 100_000,  # RecursionError in the decoder: 500 and a traceback per request before
+    b'{"kind": "\\ud800", "key": "x", "tx_ids": ["\\ud800"], "txs": ["\\ud800"]}',  # a lone surrogate
+    b'{"n": ' + b"9" * 5000 + b"}",  # a bare ValueError from int()
+    b"\xff\xfe not utf-8",
+]
+NODE_JSON_ROUTES = ["/v1/transactions", "/v1/transactions/status", "/v1/query/ticket", "/v1/signatures",
+                    "/v1/checkpoint/cosign", "/v1/provenance", "/v1/order/append"]
+
+
+@pytest.mark.parametrize("body", HOSTILE_BODIES)
+@pytest.mark.parametrize("path", NODE_JSON_ROUTES)
+def test_hostile_bodies_are_refused_never_a_500(cluster: Cluster, path: str, body: bytes, tmp_path: Path,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    """Bodies nested 100,000 deep, with lone surrogates, with an integer of 5,000 digits or not UTF-8 are
+    refused with a 4xx and the usual error JSON on every route that reads JSON, anonymous callers included;
+    nothing is logged as an internal error."""
+    import logging
+
+    node = cluster.add(cluster.names[0])
+    client = create_app(node, solo=SoloOrderer(url=f"sqlite:///{tmp_path / 'orderer.db'}")).test_client()
+    with caplog.at_level(logging.ERROR):
+        r = client.post(path, data=body, content_type="application/json")
+    assert 400 <= r.status_code < 500, (path, r.status_code, r.data[:200])
+    assert r.json is not None and r.json.get("reason") and "internal" not in r.json["reason"]
+    assert "internal error" not in caplog.text and "Traceback" not in caplog.text

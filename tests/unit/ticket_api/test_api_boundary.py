@@ -147,3 +147,16 @@ def test_times_near_year_1_or_9999_are_400_time_out_of_range(app: Flask, when: s
     assert "Traceback" not in caplog.text
     query = client.get("/api/v1/violations", query_string={"since": when}, headers=bearer(app, "operator", "CQ"))
     assert (query.status_code, query.json["reason"]) == (400, "time_out_of_range")
+
+
+@pytest.mark.parametrize(("path", "who"), JSON_ENDPOINTS)
+def test_an_integer_of_thousands_of_digits_is_no_500(app: Flask, path: str, who: tuple[str, str] | None,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """A JSON integer of 5,000 digits (Python refuses to convert more than 4,300 with a bare ValueError: 500
+    with a traceback before) is refused as a body that is not JSON, on every JSON endpoint, logging nothing
+    as unhandled."""
+    headers = {**JSON, **(bearer(app, *who) if who else {})}
+    with caplog.at_level(logging.ERROR):
+        resp = app.test_client().post(path, data='{"code": ' + "9" * 5000 + "}", headers=headers)
+    assert 400 <= resp.status_code < 500, resp.data
+    assert "Traceback" not in caplog.text and "unhandled" not in caplog.text
