@@ -23,7 +23,7 @@ PRODUCT = ("ledger", "consortium_nodes", "ticket_api", "miniprogram_stub")
 PURE = ("ledger.core", "ledger.eticket", "ledger.qrticket", "ledger.reasons")
 #: Standard-library and third-party modules the pure core may use (pure computation only).
 PURE_ALLOWED = {
-    "__future__", "abc", "base64", "binascii", "bisect", "collections", "csv", "dataclasses", "datetime",
+    "__future__", "abc", "array", "base64", "binascii", "bisect", "collections", "csv", "dataclasses", "datetime",
     "decimal", "enum", "functools", "hashlib", "heapq", "hmac", "io", "itertools", "json", "math", "operator",
     "re", "string", "struct", "types", "typing", "unicodedata", "zlib",
     "cryptography", "nacl", "rfc8785",
