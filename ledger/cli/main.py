@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,19 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 def _out(obj: Any) -> None:
     print(json.dumps(obj, ensure_ascii=False, indent=2))
+
+
+def _count(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high`` (argparse's one-line error otherwise)."""
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not low <= n <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, not {n}")
+        return n
+    return parse
 
 
 def _load_keys(keys_dir: Path, consortium: Consortium) -> dict[str, PrivateKey]:
@@ -53,6 +66,10 @@ def cmd_consortium_new(a: argparse.Namespace) -> int:
 def cmd_demo(a: argparse.Namespace) -> int:
     consortium = read_consortium(a.consortium)
     keys = _load_keys(Path(a.keys), consortium)
+    missing = [n for n in (*(m.name for m in consortium.nodes), "gateway") if n not in keys]
+    if missing:
+        raise ConsortiumError(f"no key file for {', '.join(missing)} in {a.keys} (a demo chain is signed by "
+                              "every node and the gateway)")
     store = LedgerStore.open(a.db, consortium=consortium)
     start = store.tx_count()
     build_chain(consortium, keys, blocks=a.blocks, txs_per_block=a.txs, store=store, start=start)
@@ -161,14 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--db", required=True)
     d.add_argument("--consortium", required=True)
     d.add_argument("--keys", required=True)
-    d.add_argument("--blocks", type=int, default=10)
-    d.add_argument("--txs", type=int, default=100)
+    d.add_argument("--blocks", type=_count(1, 100_000), default=10, help="blocks to append (1-100000)")
+    d.add_argument("--txs", type=_count(1, 10_000), default=100, help="transactions per block (1-10000)")
     d.set_defaults(func=cmd_demo)
 
     v = sub.add_parser("verify", help="verify a chain end to end (exit 0 only if all holds)")
     v.add_argument("--db", required=True, help="database URL or SQLite file")
     v.add_argument("--consortium", help="trusted consortium file (default: the one stored)")
-    v.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    v.add_argument("--workers", type=_count(1, 256), default=None, help="processes (default: all cores)")
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=cmd_verify)
 
