@@ -15,7 +15,7 @@ from ticket_api.adapter.gateway import Gateway, iso, new_id
 from ticket_api.adapter.outbox import holds_claim
 from ticket_api.errors import InvalidRequest, NotFound, ServiceUnavailable
 from ticket_api.issuer import Keyring
-from ticket_api.ledger_client import LedgerRefusal
+from ticket_api.ledger_client import Finality, LedgerRefusal
 from ticket_api.service_data import (
     DecisionView,
     History,
@@ -42,6 +42,27 @@ def _owner_or_staff(principal: Principal, owner_org: str, what: str) -> None:
 
 
 ID_ATTEMPTS = 5  # draws of a server-chosen id before duplicate_id reaches the client
+
+
+def change_with_fresh_id(gw: Gateway, principal: Principal, sub: Submission, *, type: str, prefix: str,
+                         chosen: str | None, payload_for: Callable[[str], dict[str, Any]],
+                         now: datetime) -> tuple[Pending | Finality, Mapping[str, Any]]:
+    """Submit the change creating a record with the client's ``chosen`` id or a server-drawn one.
+
+    A server-drawn id is the second plus random digits: issuers busy in the same second collide now
+    and then (the ledger refuses ``duplicate_id``), so another is drawn, up to :data:`ID_ATTEMPTS`
+    times; a clash of a chosen id reaches the client.  Returns the outcome and the payload it wrote
+    (an adopted earlier attempt's, from the idempotency journal, when there was one)."""
+    for attempt in range(ID_ATTEMPTS):
+        payload = payload_for(chosen or new_id(prefix, now))
+        try:
+            done = gw.change(principal, sub, type=type, payload=payload, now=now)
+        except LedgerRefusal as exc:
+            if exc.reason != "duplicate_id" or chosen or attempt == ID_ATTEMPTS - 1:
+                raise
+            continue
+        return done, (done.payload if isinstance(done, Finality) and done.payload else payload)
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def scoped_id(principal: Principal, chosen: str | None, field: str) -> str | None:
@@ -102,10 +123,9 @@ class LedgerPermits:
             raise LedgerRefusal("no such project of this contractor", reason="unknown_project")
         chosen = scoped_id(principal, data.get("permit_id"), "permit_id")
         truck_ids = self.gw.truck_ids(list(data.get("truck_plates") or []))
-        for attempt in range(ID_ATTEMPTS):
-            # A server-chosen id may meet another one drawn in the same second: draw again (see issue_ticket).
-            permit_id = chosen or new_id("PM", now)
-            payload = {
+
+        def permit_payload(permit_id: str) -> dict[str, Any]:
+            return {
                 "permit_id": permit_id,
                 "project_id": data["project_id"],
                 "volume_m3": str(data["volume_m3"]),
@@ -116,15 +136,12 @@ class LedgerPermits:
                 "valid_to": iso(data["valid_to"]),
                 "time": iso(now),
             }
-            try:
-                done = self.gw.change(principal, sub, type="permit.apply", payload=payload, now=now)
-                break
-            except LedgerRefusal as exc:
-                if exc.reason != "duplicate_id" or chosen or attempt == ID_ATTEMPTS - 1:
-                    raise
+
+        done, payload = change_with_fresh_id(self.gw, principal, sub, type="permit.apply", prefix="PM",
+                                             chosen=chosen, payload_for=permit_payload, now=now)
         if isinstance(done, Pending):
             return done
-        return self.get_permit(principal, str((done.payload or payload)["permit_id"]), done.height)
+        return self.get_permit(principal, str(payload["permit_id"]), done.height)
 
     def decide(self, principal: Principal, permit_id: str, data: PermitDecision,
                sub: Submission) -> Changed[PermitView]:
@@ -218,10 +235,8 @@ class LedgerTickets:
             # another contractor's permit answers exactly as an unknown one
             raise LedgerRefusal("no such permit", reason="unknown_permit")
         truck_id = self.gw.truck_id(data["truck_plate"])
-        for attempt in range(ID_ATTEMPTS):
-            # A server-chosen id is the second plus 4 random digits: issuers busy in the same second
-            # collide now and then (the ledger refuses ``duplicate_id``), so draw another one.
-            ticket_id = chosen or new_id("ET", now)
+
+        def ticket_payload(ticket_id: str) -> dict[str, Any]:
             payload: dict[str, Any] = {
                 "ticket_id": ticket_id,
                 "permit_id": data["permit_id"],
@@ -232,15 +247,13 @@ class LedgerTickets:
             }
             if data.get("driver_id"):
                 payload["driver_id"] = data["driver_id"]
-            try:
-                done = self.gw.change(principal, sub, type="ticket.issue", payload=payload, now=now)
-                break
-            except LedgerRefusal as exc:
-                if exc.reason != "duplicate_id" or chosen or attempt == ID_ATTEMPTS - 1:
-                    raise
+            return payload
+
+        done, payload = change_with_fresh_id(self.gw, principal, sub, type="ticket.issue", prefix="ET",
+                                             chosen=chosen, payload_for=ticket_payload, now=now)
         if isinstance(done, Pending):
             return done
-        ticket_id = str((done.payload or payload)["ticket_id"])  # an adopted earlier attempt's id (journal)
+        ticket_id = str(payload["ticket_id"])
         return {**self.view(self._load(principal, ticket_id, done.height), with_qr=True), "tx_id": done.tx_id,
                 "block_height": done.height}
 
