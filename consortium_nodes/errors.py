@@ -60,3 +60,17 @@ class MalformedBatch(NodeError):
     :func:`ledger.core.batch.check_batch`)."""
 
     reason = "malformed_batch"
+
+
+class DatabaseHeld(NodeError):
+    """Another live process holds this node's database (its lock file is locked)."""
+
+    reason = "database_held"
+    exit_code = 2
+
+
+class PortInUse(NodeError):
+    """The node's HTTP port is taken by another process."""
+
+    reason = "port_in_use"
+    exit_code = 2

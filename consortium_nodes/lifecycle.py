@@ -15,21 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from consortium_nodes.errors import NodeError
-
-
-class DatabaseHeld(NodeError):
-    """Another live process holds this node's database (its lock file is locked)."""
-
-    reason = "database_held"
-    exit_code = 2
-
-
-class PortInUse(NodeError):
-    """The node's HTTP port is taken by another process."""
-
-    reason = "port_in_use"
-    exit_code = 2
+from consortium_nodes.errors import DatabaseHeld, PortInUse
 
 
 def sqlite_path(db_url: str) -> Path | None:

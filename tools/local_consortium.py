@@ -14,8 +14,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from consortium_nodes.errors import ConfigError, NodeError
-from consortium_nodes.lifecycle import PortInUse
+from consortium_nodes.errors import ConfigError, NodeError, PortInUse
 from ledger.core.consortium import Consortium, new_consortium
 from ledger.eticket import default_parameters as eticket_defaults
 from ledger.store.keyfiles import read_consortium, write_consortium, write_keys
