@@ -38,6 +38,7 @@ from ledger.core.transaction import Transaction
 from ledger.qrticket.ticket import TicketClaims
 from ledger.wire import ProvenanceExport
 from ticket_api.errors import ServiceUnavailable
+from ticket_api.list_data import Credit, ListQuery, Page
 from ticket_api.service_data import (
     AuditParams,
     ChainStatus,
@@ -48,8 +49,6 @@ from ticket_api.service_data import (
     History,
     Json,
     OfflineScan,
-    PenaltyFilters,
-    PenaltyList,
     PenaltyRecord,
     PermitApplication,
     PermitDecision,
@@ -64,8 +63,6 @@ from ticket_api.service_data import (
     SyncReport,
     TicketRequest,
     TicketView,
-    ViolationFilters,
-    ViolationList,
     ViolationReport,
     ViolationStep,
 )
@@ -195,8 +192,6 @@ class StaffService(Protocol):
         """``data`` is the ledger's own registry payload (docs/ETICKET.md "Registry")."""
         ...
 
-    def violations(self, principal: Principal, filters: ViolationFilters) -> ViolationList: ...
-
     def violation(self, principal: Principal, violation_id: str) -> Json: ...
 
     def report_violation(self, principal: Principal, data: ViolationReport, sub: Submission) -> Changed[Json]: ...
@@ -206,8 +201,6 @@ class StaffService(Protocol):
     ) -> Changed[Json]: ...
 
     def record_penalty(self, principal: Principal, data: PenaltyRecord, sub: Submission) -> Changed[Json]: ...
-
-    def penalties(self, principal: Principal, filters: PenaltyFilters) -> PenaltyList: ...
 
     def sites(self, principal: Principal) -> SiteList: ...
 
@@ -222,6 +215,24 @@ class StaffService(Protocol):
     def dashboard(self, principal: Principal) -> Dashboard:
         """The governance centre's screen in one answer (see ``views/dashboard.py``)."""
         ...
+
+
+class ListService(Protocol):
+    """Every role's work lists, one page at a time, tenant-scoped (``adapter.lists``, ``views/lists``)."""
+
+    def permits(self, principal: Principal, query: ListQuery) -> Page: ...
+
+    def tickets(self, principal: Principal, query: ListQuery) -> Page: ...
+
+    def projects(self, principal: Principal, query: ListQuery) -> Page: ...
+
+    def trucks(self, principal: Principal, query: ListQuery) -> Page: ...
+
+    def violations(self, principal: Principal, query: ListQuery) -> Page: ...
+
+    def penalties(self, principal: Principal, query: ListQuery) -> Page: ...
+
+    def credit(self, principal: Principal, kind: str, key: str) -> Credit: ...
 
 
 class Unavailable:
@@ -244,8 +255,9 @@ class Services:
     trips: TripService
     audit: AuditService
     staff: StaffService = field(default_factory=lambda: Unavailable())
+    lists: ListService = field(default_factory=lambda: Unavailable())
 
     @classmethod
     def unavailable(cls) -> Services:
         u: Any = Unavailable()
-        return cls(permits=u, tickets=u, gates=u, trips=u, audit=u, staff=u)
+        return cls(permits=u, tickets=u, gates=u, trips=u, audit=u, staff=u, lists=u)

@@ -32,6 +32,7 @@ ROLES: dict[str, str] = {
     "operator": "governance centre id",
     "enforcement": "enforcement unit id",
     "regulator": "regulator id (reads everything, changes nothing)",
+    "company": "transport company id (its trucks, drivers and their violations, penalties, credit)",
 }
 STAFF_ROLES = frozenset({"approver", "operator", "enforcement", "regulator"})
 GATE_ROLES = frozenset({"exit_gate", "disposal_gate"})

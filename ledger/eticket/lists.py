@@ -39,6 +39,8 @@ FILTERS: Mapping[str, frozenset[str]] = {
                           "company_id", "since", "until"}),
 }
 Key = tuple[int, str]
+#: the immutable time each list sorts by (the others are in id order)
+TIME_FIELDS = {"permit": "applied_at", "ticket": "issued_at", "violation": "reported_at", "penalty": "time"}
 
 
 class ListArgumentError(ValueError):
@@ -47,8 +49,8 @@ class ListArgumentError(ValueError):
 
 def _time(kind: str, rec: Any) -> int:
     """The immutable time a list sorts by (0: the list is in id order)."""
-    return {"permit": lambda r: r.applied_at, "ticket": lambda r: r.issued_at,
-            "violation": lambda r: r.reported_at, "penalty": lambda r: r.time}.get(kind, lambda r: 0)(rec)
+    attr = TIME_FIELDS.get(kind)
+    return 0 if attr is None else int(getattr(rec, attr))
 
 
 def _id(kind: str, rec: Any) -> str:
@@ -66,7 +68,10 @@ class _Scope:
 
     def __init__(self, m: EticketMachine, scope: Mapping[str, str] | None) -> None:
         self.m = m
-        self.kind, self.tenant = next(iter(scope.items())) if scope else (None, None)
+        self.kind: str | None = None
+        self.tenant: str | None = None
+        if scope:
+            self.kind, self.tenant = next(iter(scope.items()))
         if self.kind not in (None, "org", "company", "truck"):
             raise ListArgumentError(f"unknown scope {self.kind!r}")
         t = m.state.tables
@@ -148,7 +153,7 @@ def _matcher(m: EticketMachine, kind: str, f: Mapping[str, Any]) -> Callable[[An
         checks.append(lambda r: r.state in states)
     for name in ("type", "ticket_id", "site_id", "town", "district", "permit_id", "target_kind", "target_id"):
         if f.get(name) is not None:
-            checks.append(lambda r, n=name: getattr(r, n) == f[n])
+            checks.append(_equals(name, f[name]))
     company = f.get("company_id")
     project = f.get("project_id")
     if kind == "permit":
@@ -174,6 +179,10 @@ def _matcher(m: EticketMachine, kind: str, f: Mapping[str, Any]) -> Callable[[An
     elif kind == "penalty":
         checks.extend(_penalty_checks(m, f, truck_id))
     return lambda r: all(c(r) for c in checks)
+
+
+def _equals(attr: str, value: Any) -> Callable[[Any], bool]:
+    return lambda r: bool(getattr(r, attr) == value)
 
 
 def _penalty_checks(m: EticketMachine, f: Mapping[str, Any], truck_id: str | None) -> list[Callable[[Any], bool]]:
@@ -248,7 +257,8 @@ def item_json(m: EticketMachine, kind: str, rec: Any) -> dict[str, Any]:
     if kind == "project":
         return queries.project(m, rec.project_id) or {}
     if kind == "truck":
-        return queries.truck(m, rec.truck_id) or {}
+        company = m.state.tables["company"].get(rec.company_id)
+        return {**(queries.truck(m, rec.truck_id) or {}), "company_credit": None if company is None else company.credit}
     if kind == "violation":
         return violation_json(rec)
     return penalty_json(rec)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ticket_api.jsonbody import Blueprint
-from ticket_api.views import auth, dashboard, gates, keys, miniprogram, regulator, staff, system
+from ticket_api.views import auth, dashboard, gates, keys, lists, miniprogram, regulator, staff, system
 
 BLUEPRINTS: tuple[Blueprint, ...] = (
     system.blp,
@@ -11,6 +11,7 @@ BLUEPRINTS: tuple[Blueprint, ...] = (
     keys.blp,
     miniprogram.blp,
     staff.blp,
+    lists.blp,
     gates.blp,
     gates.trips_blp,
     regulator.blp,
