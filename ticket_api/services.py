@@ -234,6 +234,11 @@ class ListService(Protocol):
 
     def credit(self, principal: Principal, kind: str, key: str) -> Credit: ...
 
+    def company_truck(self, principal: Principal, plate: str) -> str:
+        """The id of the caller's (a transport company's) truck with ``plate``; another company's truck
+        answers ``unknown_truck`` like an unregistered plate."""
+        ...
+
 
 class Unavailable:
     """Stands in for every service until the ledger adapter is configured."""

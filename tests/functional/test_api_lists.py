@@ -248,3 +248,37 @@ def test_lists_are_in_the_openapi_document(stack: Stack) -> None:  # noqa: F811
     assert "post" in spec["paths"]["/api/v1/permits"]
     assert "/api/v1/credit/{kind}/{key}" in spec["paths"]
     assert "/api/v1/trucks" in requests.get(f"{stack.api}/api/docs", timeout=10).text
+
+
+def test_driver_bound_by_company_sees_its_trucks_tickets_and_qr(stack: Stack, world: dict[str, Any]) -> None:  # noqa: F811
+    """A transport company binds a driver's WeChat openid to one of its trucks; the driver signs in with WeChat
+    (role driver) and lists exactly that truck's tickets, reads one with its QR and the QR PNG; another truck's
+    ticket answers as an unknown one.  A company cannot bind another company's truck (404 as unknown) nor take
+    over a contractor's openid (409 openid_taken)."""
+    t = issue(stack, world)
+    other = issue(stack, world)
+    bound = call(stack, "POST", "/api/v1/drivers/bind", "company",
+                 {"openid": "drv-openid-1", "truck_plate": t["truck_plate"], "name": "张师傅"})
+    assert ok(bound, 201)["role"] == "driver"
+    login = ok(requests.post(f"{stack.api}/api/v1/auth/wechat", json={"code": "test-drv-openid-1"}, timeout=30))
+    assert login["role"] == "driver"
+    h = {"Authorization": f"Bearer {login['token']}"}
+    page = ok(requests.get(f"{stack.api}/api/v1/tickets", headers=h, timeout=30))
+    assert [x["id"] for x in page["items"]] == [t["id"]] and page["next"] is None
+    one = ok(requests.get(f"{stack.api}/api/v1/tickets/{t['id']}", headers=h, timeout=30))
+    assert one["qr"] == t["qr"]
+    png = requests.get(f"{stack.api}/api/v1/tickets/{t['id']}/qr.png", headers=h, timeout=30)
+    assert png.status_code == 200 and png.headers["Content-Type"] == "image/png"
+    theirs = requests.get(f"{stack.api}/api/v1/tickets/{other['id']}", headers=h, timeout=30)
+    unknown = requests.get(f"{stack.api}/api/v1/tickets/ET209901010000000000", headers=h, timeout=30)
+    assert theirs.status_code == unknown.status_code == 404 and theirs.json() == unknown.json()
+    assert requests.get(f"{stack.api}/api/v1/permits", headers=h, timeout=30).status_code == 403
+    foreign = call(stack, "POST", "/api/v1/drivers/bind", "company_other",
+                   {"openid": "drv-openid-2", "truck_plate": t["truck_plate"]})
+    assert (foreign.status_code, foreign.json()["reason"]) == (404, "unknown_truck")
+    taken = call(stack, "POST", "/api/v1/drivers/bind", "company",
+                 {"openid": "demo-openid-org001", "truck_plate": t["truck_plate"]})
+    assert (taken.status_code, taken.json()["reason"]) == (409, "openid_taken")
+    moved = call(stack, "POST", "/api/v1/drivers/bind", "company",
+                 {"openid": "drv-openid-1", "truck_plate": other["truck_plate"]})
+    assert ok(moved, 201)["truck_plate"] == other["truck_plate"]

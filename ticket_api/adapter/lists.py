@@ -17,6 +17,7 @@ from ticket_api import cursor
 from ticket_api.adapter.gateway import Gateway
 from ticket_api.adapter.tickets import LedgerPermits, LedgerTickets
 from ticket_api.errors import ApiError, Forbidden, NotFound
+from ticket_api.ledger_client import LedgerRefusal
 from ticket_api.list_data import Credit, ListQuery, Page
 from ticket_api.tokens import STAFF_ROLES, Principal
 
@@ -126,3 +127,9 @@ class LedgerLists:
             raise NotFound(f"no such {kind}")
         return {"kind": kind, "id": key, "credit": int(found["credit"]),
                 "suspended_until": found.get("suspended_until"), "company_id": found.get("company_id")}
+
+    def company_truck(self, principal: Principal, plate: str) -> str:
+        truck = self.gw.query("truck_by_plate", plate=plate)
+        if truck is None or principal.role != "company" or truck["company_id"] != principal.tenant:
+            raise LedgerRefusal(f"no truck with plate {plate} of this company", reason="unknown_truck")
+        return str(truck["truck_id"])

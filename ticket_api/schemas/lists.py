@@ -186,3 +186,19 @@ class CreditSchema(OpenSchema):
     suspended_until = fields.String(allow_none=True)
     company_id = fields.String(allow_none=True)
 
+
+
+class DriverBindSchema(StrictSchema):
+    """``POST /api/v1/drivers/bind``: a transport company binds a driver's WeChat login to one of its trucks."""
+
+    openid = fields.String(required=True, validate=validate.Length(1, 128),
+                           metadata={"description": "the driver's openid in the mini-program"})
+    truck_plate = fields.String(required=True, validate=PLATE)
+    name = fields.String(validate=validate.Length(1, 50), metadata={"description": "how the company calls the "
+                                                                               "driver (kept off the ledger)"})
+
+
+class DriverBindingSchema(OpenSchema):
+    role = fields.String(required=True, metadata={"example": "driver"})
+    truck_id = fields.String(required=True)
+    truck_plate = fields.String(required=True)

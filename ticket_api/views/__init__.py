@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ticket_api.jsonbody import Blueprint
-from ticket_api.views import auth, dashboard, gates, keys, lists, miniprogram, regulator, staff, system
+from ticket_api.views import auth, dashboard, drivers, gates, keys, lists, miniprogram, regulator, staff, system
 
 BLUEPRINTS: tuple[Blueprint, ...] = (
     system.blp,
@@ -12,6 +12,7 @@ BLUEPRINTS: tuple[Blueprint, ...] = (
     miniprogram.blp,
     staff.blp,
     lists.blp,
+    drivers.blp,
     gates.blp,
     gates.trips_blp,
     regulator.blp,

@@ -57,12 +57,13 @@ def list_permits(query: ListQuery) -> Page:
 
 
 @blp.route("/tickets")
-@require("contractor", "company", *STAFF)
+@require("contractor", "company", "driver", *STAFF)
 @blp.arguments(TicketListQuerySchema, location="query")
 @blp.doc(**DOC)
 @blp.response(200, TicketPageSchema)
 def list_tickets(query: ListQuery) -> Page:
-    """Tickets, newest first: a contractor's projects', a company's trucks', every one for staff."""
+    """Tickets, newest first: a contractor's projects', a company's trucks', a driver's truck's, every one for
+    staff (without the QR: ``GET /tickets/{id}`` or ``/qr.png`` has it)."""
     return _lists().tickets(authenticate(), query)
 
 
