@@ -187,7 +187,7 @@ class Scheduler:
         tx = self.tick_tx(now, slot)
         try:
             result = self._submit([tx.to_dict()])[0]
-        except Exception as exc:  # noqa: BLE001 - a refused tick (storage fault) is tried again next round
+        except Exception as exc:  # a refused tick (storage fault: NotReady) is tried again next round
             self.error = f"{type(exc).__name__}: {exc}"
             log.warning("node %s: tick not submitted: %s", self.name, self.error)
             return False

@@ -66,8 +66,8 @@ class LocalConsortium:
         when the consortium is created (default: the node default).  ``tick_interval_s`` is the seconds
         between the consortium's ``system.tick`` (0, the default here: no ticks, so a test's transactions
         are its own; the served system ticks each minute), ``scheduler_lease_s`` the scheduler's etcd lease
-        and ``eticket`` overrides of the e-ticket parameters (short windows for tests).  A node's port that another process
-        holds fails at once (:class:`PortInUse`, naming the port), before any node starts."""
+        and ``eticket`` overrides of the e-ticket parameters (short windows for tests).  A node's port that
+        another process holds fails at once (:class:`PortInUse`, naming the port), before any node starts."""
         if self.desc_path.exists():
             desc = self.describe()
             if desc.get("ordering") != ordering or len(desc["nodes"]) != nodes:

@@ -160,8 +160,9 @@ def test_etcd_scheduler_takeover(etcd: LocalConsortium) -> None:
     second = _wait_for("a new leader", lambda: [n for n, s in _scheduler(etcd).items() if s.get("leader")])
     assert len(second) == 1 and second[0] != first
     _wait_for("ticks from the new leader", lambda: _scheduler(etcd)[second[0]].get("ticks", 0) >= 3)
-    ticks = _wait_for("ticks on the chain", lambda: [
-        t for t in _chain_ticks(others[0]) if t["actor"] == f"system:scheduler:{second[0]}"] and _chain_ticks(others[0]))
+    new_actor = f"system:scheduler:{second[0]}"
+    ticks = _wait_for("the new leader's ticks on the chain", lambda: (
+        lambda got: got if any(t["actor"] == new_actor for t in got) else None)(_chain_ticks(others[0])))
     actors = {t["actor"] for t in ticks}
     assert actors == {f"system:scheduler:{first}", f"system:scheduler:{second[0]}"}
     slots = _slots(ticks, 1.0)
