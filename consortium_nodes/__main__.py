@@ -26,6 +26,7 @@ from ledger.store.ledger_store import LedgerStore
 
 if TYPE_CHECKING:
     from consortium_nodes.ordering import Orderer, SoloOrderer
+    from consortium_nodes.scheduler import Election
 
 
 class _JsonFormatter(logging.Formatter):
@@ -53,6 +54,16 @@ def _make_orderer(cfg: NodeConfig) -> tuple[Orderer, SoloOrderer | None]:
 
         return EtcdOrderer(endpoints=list(cfg.ordering["endpoints"]), prefix=str(cfg.ordering["prefix"])), None
     raise ConfigError(f"unknown ordering {kind!r}")
+
+
+def _make_election(cfg: NodeConfig, solo: SoloOrderer | None) -> Election:
+    """Who schedules ``system.tick``: the solo orderer's node, or the holder of the etcd election key."""
+    from consortium_nodes.scheduler import EtcdElection, FixedElection
+
+    if cfg.ordering.get("kind", "solo") == "etcd":
+        return EtcdElection(name=cfg.name, endpoints=list(cfg.ordering["endpoints"]),
+                            prefix=str(cfg.ordering["prefix"]), ttl=cfg.scheduler_lease_s)
+    return FixedElection(leader=solo is not None)
 
 
 def cmd_run(a: argparse.Namespace) -> int:
@@ -93,6 +104,7 @@ def cmd_run(a: argparse.Namespace) -> int:
             machine=make_machine(cfg.state_machine, consortium), orderer=orderer,
             peers=Peers(peers=cfg.peers), batch_max_txs=cfg.batch_max_txs,
             batch_max_wait=cfg.batch_max_wait_ms / 1000, replay=cfg.replay, restart=_restart,
+            election=_make_election(cfg, solo), tick_interval=cfg.tick_interval_s,
         )
         try:
             server = listen(create_app(node, solo=solo), host=cfg.host, port=cfg.port)

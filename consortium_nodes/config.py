@@ -32,6 +32,10 @@ class NodeConfig:
     batch_max_txs: int = 500
     batch_max_wait_ms: int = 40
     replay: str = "fast"
+    #: seconds between the consortium's ``system.tick`` transactions (0: this node never schedules them)
+    tick_interval_s: float = 60.0
+    #: seconds of the scheduler's etcd lease (etcd ordering): how soon another node takes over
+    scheduler_lease_s: float = 10.0
 
     @property
     def url(self) -> str:
@@ -62,6 +66,8 @@ class NodeConfig:
                 batch_max_txs=int(d.get("batch_max_txs", 500)),
                 batch_max_wait_ms=int(d.get("batch_max_wait_ms", 40)),
                 replay=str(d.get("replay", "fast")),
+                tick_interval_s=float(d.get("tick_interval_s", 60.0)),
+                scheduler_lease_s=float(d.get("scheduler_lease_s", 10.0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"node config {p} is missing or has a bad field: {exc!r}") from exc

@@ -33,6 +33,7 @@ from consortium_nodes.ordering import Orderer
 from consortium_nodes.peers import PeerLink, SignatureOutbox
 from consortium_nodes.pool import Admission, Admitter, Batcher, DurablePool, TxPool
 from consortium_nodes.queries import Health, Queries
+from consortium_nodes.scheduler import Election, Scheduler
 from consortium_nodes.storage import StorageProbe, StorageWatch
 from ledger.core.block import Block, HeaderSignature
 from ledger.core.builder import StateMachine
@@ -74,9 +75,13 @@ class Node:
         replay: str = "fast",
         clock: Callable[[], datetime] = china_now,
         restart: Callable[[], None] | None = None,
+        election: Election | None = None,
+        tick_interval: float = 0.0,
     ) -> None:
         """``restart`` is called when the node must be restarted to heal (a block failed to store and the
-        storage is back); the node process exits for its supervisor, tests and tools may do otherwise."""
+        storage is back); the node process exits for its supervisor, tests and tools may do otherwise.
+        With an ``election`` and a positive ``tick_interval`` (seconds) the node runs the consortium's
+        :class:`~consortium_nodes.scheduler.Scheduler` (a ``system.tick`` per interval while it leads)."""
         member = consortium.member(key.key_id)
         if member.name != name or "node" not in member.roles:
             raise ConfigError(f"key {key.key_id} is not the node key of member {name}")
@@ -125,6 +130,10 @@ class Node:
             halted_by_store=lambda: self.health.halted_by_store,
             restart=restart or (lambda: log.critical("node %s: restart needed", name)), stop=self._stop,
         )
+        self.scheduler = None if election is None or tick_interval <= 0 else Scheduler(
+            name=name, key=key, election=election, interval=tick_interval, submit=self.submit, clock=clock,
+            stop=self._stop,
+        )
         self.queries = Queries(
             consortium=consortium, machine=machine, state_lock=self.state_lock, store=store, pool=self.pool,
             stored_txs=self.stored_txs, certificates=self.certificates, checkpoints=self.checkpoints,
@@ -140,6 +149,8 @@ class Node:
             ("_syncer", self.syncer.run, ()), ("_storage", self.storage.run, ()),
         ]
         bodies += [("_sender", self.outbox.run, (peer,)) for peer in self.outbox.peers]
+        if self.scheduler is not None:
+            bodies.append(("_scheduler", self.scheduler.run, ()))
         for what, fn, args in bodies:
             suffix = what.lstrip("_") + (f"-{args[0]}" if args else "")
             t = threading.Thread(target=self.health.guard(what, fn), args=args, name=f"{self.name}-{suffix}",
@@ -266,4 +277,5 @@ class Node:
             "withheld_signatures": self.chain.withheld(),
             "ready": self.ready and self.fault is None,  # a faulty node is not ready (storage, halted chain)
             "state_digest": self.state_digest() if digest else None,
+            "scheduler": None if self.scheduler is None else self.scheduler.status(),
         }

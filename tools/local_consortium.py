@@ -57,12 +57,17 @@ class LocalConsortium:
 
     # -- up / down ------------------------------------------------------------
     def up(self, *, nodes: int = 4, ordering: str = "solo", state_machine: str = "eticket",
-           base_port: int = 0, wait: float = 60.0, batch_wait_ms: int | None = None) -> dict[str, Any]:
+           base_port: int = 0, wait: float = 60.0, batch_wait_ms: int | None = None,
+           tick_interval_s: float = 0.0, scheduler_lease_s: float | None = None,
+           eticket: dict[str, Any] | None = None) -> dict[str, Any]:
         """Create (first time) and start every node; idempotent for nodes already running.
 
         ``base_port`` 0 (the default) picks free ports; ``batch_wait_ms`` sets the nodes' ``batch_max_wait_ms``
-        when the consortium is created (default: the node default).  A node's port that another process
-        holds fails at once (:class:`PortInUse`, naming the port), before any node starts."""
+        when the consortium is created (default: the node default).  ``tick_interval_s`` is the seconds
+        between the consortium's ``system.tick`` (0, the default here: no ticks, so a test's transactions
+        are its own; the served system ticks each minute), ``scheduler_lease_s`` the scheduler's etcd lease
+        and ``eticket`` overrides of the e-ticket parameters (short windows for tests).  A node's port that
+        another process holds fails at once (:class:`PortInUse`, naming the port), before any node starts."""
         if self.desc_path.exists():
             desc = self.describe()
             if desc.get("ordering") != ordering or len(desc["nodes"]) != nodes:
@@ -72,7 +77,8 @@ class LocalConsortium:
                 )
         else:
             desc = self._create(nodes=nodes, ordering=ordering, state_machine=state_machine, base_port=base_port,
-                                batch_wait_ms=batch_wait_ms)
+                                batch_wait_ms=batch_wait_ms, tick_interval_s=tick_interval_s,
+                                scheduler_lease_s=scheduler_lease_s, eticket=eticket)
         if ordering == "etcd":
             self._etcd_up(desc)
         self._check_ports([n for n in desc["nodes"] if not alive(n.get("pid"))])
@@ -84,9 +90,12 @@ class LocalConsortium:
         return desc
 
     def _create(self, *, nodes: int, ordering: str, state_machine: str, base_port: int,
-                batch_wait_ms: int | None = None) -> dict[str, Any]:
+                batch_wait_ms: int | None = None, tick_interval_s: float = 0.0,
+                scheduler_lease_s: float | None = None, eticket: dict[str, Any] | None = None) -> dict[str, Any]:
         gen = self.root / "genesis"
-        consortium, keys = new_consortium(nodes=nodes, parameters=default_parameters(), name="cq-muck")
+        parameters = default_parameters()
+        parameters["eticket"].update(eticket or {})
+        consortium, keys = new_consortium(nodes=nodes, parameters=parameters, name="cq-muck")
         write_keys(keys, gen / "keys")
         write_consortium(consortium, gen / "consortium.json")
         names = [m.name for m in consortium.nodes]
@@ -119,6 +128,9 @@ class LocalConsortium:
             }
             if batch_wait_ms is not None:
                 cfg["batch_max_wait_ms"] = batch_wait_ms
+            cfg["tick_interval_s"] = tick_interval_s
+            if scheduler_lease_s is not None:
+                cfg["scheduler_lease_s"] = scheduler_lease_s
             (d / "node.json").write_text(json.dumps(cfg, ensure_ascii=False, indent=2), encoding="utf-8")
             desc["nodes"].append({"name": name, "url": urls[name], "data_dir": str(d), "pid": None,
                                   "config": str(d / "node.json")})
@@ -272,9 +284,11 @@ def register(sub: Any) -> None:
                     help="first node port (the next nodes on the ports after it); 0, the default, picks free ports")
     up.add_argument("--batch-wait-ms", type=int, default=None,
                     help="how long a node collects transactions before proposing a batch (node default if unset)")
+    up.add_argument("--tick-interval-s", type=float, default=60.0,
+                    help="seconds between the consortium's system.tick transactions (0: none); default 60")
     up.set_defaults(func=lambda a: _print(LocalConsortium(root=Path(a.dir)).up(
         nodes=a.nodes, ordering=a.ordering, state_machine=a.state_machine, base_port=a.base_port,
-        batch_wait_ms=a.batch_wait_ms)))
+        batch_wait_ms=a.batch_wait_ms, tick_interval_s=a.tick_interval_s)))
     down = add("down", "stop everything the local consortium started")
     down.add_argument("--purge", action="store_true", help="also delete its data")
     down.set_defaults(func=lambda a: LocalConsortium(root=Path(a.dir)).down(purge=a.purge) or 0)

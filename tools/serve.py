@@ -118,7 +118,7 @@ def _run(args: argparse.Namespace, var: Path, local: LocalConsortium, children: 
     """Start everything (children are appended as they start, for the caller to stop) and wait."""
     print(f"[serve] consortium: 4 nodes, solo ordering, data in {var}", flush=True)
     try:
-        local.up(nodes=4, ordering="solo", base_port=args.node_base_port)
+        local.up(nodes=4, ordering="solo", base_port=args.node_base_port, tick_interval_s=60.0)
     except LedgerError as exc:  # a node port taken, another consortium answering, a node that died
         raise SystemExit(f"serve: {exc.message}") from None
     qr_key, secrets_file, _sec = _secrets(var)

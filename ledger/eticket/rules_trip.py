@@ -102,8 +102,15 @@ def system_tick(w: Writes, p: dict[str, Any], env: Env) -> list[Event]:
     """Run the time-driven rules at the block time: expiries and overdue trips (疑似偷倒).
 
     The due-lists are popped from the state's deadline heaps; a tick is never refused once
-    its handler runs, so the pops are always followed by the commit.
+    its handler runs, so the pops are always followed by the commit.  Only the block time counts
+    (a tick's own time can never be more than ``max_clock_skew_s`` ahead of it: ``bad_time``), so
+    two ticks at one block time have the effect of one.  A tick that names its scheduling node
+    (actor ``system:scheduler:<node>``) must be signed by that node's member key.
     """
+    if env.actor_kind == "system" and env.actor_arg(0) == "scheduler":
+        node = env.actor_arg(1)
+        if node is not None and (node != env.signer.name or "node" not in env.signer.roles):
+            raise Refusal("forbidden", f"actor={env.actor} signer={env.signer.name}")
     now, st = env.now, w.state
     tickets = st.tables["ticket"]
     due: list[str] = []

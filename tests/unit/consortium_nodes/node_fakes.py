@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -166,14 +166,15 @@ class Cluster:
         self.names = [m.name for m in self.t.consortium.nodes]
         self.orderer.node_keys = {n: self.t.keys[n] for n in self.names}
 
-    def add(self, name: str, *, orderer: Any = None, replay: bool = True) -> Node:
+    def add(self, name: str, *, orderer: Any = None, replay: bool = True, election: Any = None,
+            tick_interval: float = 0.0) -> Node:
         """Create (not start) the node of member ``name``; its chain is replayed (empty at first) unless
-        ``replay`` is false (``Node.start`` replays it)."""
+        ``replay`` is false (``Node.start`` replays it); with ``election`` it runs the tick scheduler."""
         store = LedgerStore.open(f"sqlite:///{self.root / (name + '.db')}", consortium=self.t.consortium)
         node = Node(
             name=name, consortium=self.t.consortium, key=self.t.keys[name], store=store,
             machine=NullStateMachine(), orderer=orderer or self.orderer, peers=MemoryPeers(self, name),
-            batch_max_wait=0.0, clock=lambda: self.now,
+            batch_max_wait=0.0, clock=lambda: self.now, election=election, tick_interval=tick_interval,
         )
         self.nodes[name] = node
         if replay:
@@ -206,6 +207,48 @@ class Cluster:
                 node.follower.step()
                 if node.store.height == before:
                     break
+
+
+class ElectionBoard:
+    """An etcd-like election in memory: one key held by a lease that lapses ``ttl`` seconds (on the
+    cluster's clock) after its holder's last campaign."""
+
+    def __init__(self, cluster: Cluster, ttl: float = 3.0) -> None:
+        self.cluster = cluster
+        self.ttl = ttl
+        self.holder: str | None = None
+        self.expires: datetime = cluster.now
+
+    def election(self, name: str) -> MemoryElection:
+        return MemoryElection(self, name)
+
+
+class MemoryElection:
+    """One node's view of an :class:`ElectionBoard` (a :class:`~consortium_nodes.scheduler.Election`);
+    ``dead`` makes it stop campaigning, as a killed node does."""
+
+    kind = "memory"
+
+    def __init__(self, board: ElectionBoard, name: str) -> None:
+        self.board = board
+        self.name = name
+        self.ttl = board.ttl
+        self.dead = False
+
+    def campaign(self) -> bool:
+        b, now = self.board, self.board.cluster.now
+        if self.dead:
+            return False
+        if b.holder is None or b.expires <= now:
+            b.holder = self.name
+        if b.holder == self.name:
+            b.expires = now + timedelta(seconds=b.ttl)
+            return True
+        return False
+
+    def resign(self) -> None:
+        if self.board.holder == self.name:
+            self.board.holder = None
 
 
 def signed_body(key: PrivateKey, *, proposer: str, seq: int, timestamp: str, txs: Sequence[str]) -> dict[str, Any]:
