@@ -32,10 +32,13 @@ class NodeConfig:
     batch_max_txs: int = 500
     batch_max_wait_ms: int = 40
     replay: str = "fast"
+    #: the node's TLS files (``cert``, ``key``, ``ca``: paths relative to the config file); None: plain HTTP,
+    #: on loopback only
+    tls: Mapping[str, str] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     @classmethod
     def from_file(cls, path: str | Path) -> NodeConfig:
@@ -62,6 +65,8 @@ class NodeConfig:
                 batch_max_txs=int(d.get("batch_max_txs", 500)),
                 batch_max_wait_ms=int(d.get("batch_max_wait_ms", 40)),
                 replay=str(d.get("replay", "fast")),
+                tls=None if not d.get("tls") else {k: str((base / d["tls"][k]).resolve())
+                                                   for k in ("cert", "key", "ca")},
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"node config {p} is missing or has a bad field: {exc!r}") from exc

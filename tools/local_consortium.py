@@ -15,9 +15,12 @@ from urllib.parse import urlsplit
 import requests
 
 from consortium_nodes.errors import ConfigError, NodeError, PortInUse
+from ledger import transport
 from ledger.core.consortium import Consortium, new_consortium
 from ledger.eticket import default_parameters as eticket_defaults
+from ledger.store.certs import issue_consortium, member_files
 from ledger.store.keyfiles import read_consortium, write_consortium, write_keys
+from ledger.transport import Tls
 from tools.proc import (
     KILLED,
     NOT_RUNNING,
@@ -57,7 +60,8 @@ class LocalConsortium:
 
     # -- up / down ------------------------------------------------------------
     def up(self, *, nodes: int = 4, ordering: str = "solo", state_machine: str = "eticket",
-           base_port: int = 0, wait: float = 60.0, batch_wait_ms: int | None = None) -> dict[str, Any]:
+           base_port: int = 0, wait: float = 60.0, batch_wait_ms: int | None = None,
+           tls: bool = True) -> dict[str, Any]:
         """Create (first time) and start every node; idempotent for nodes already running.
 
         ``base_port`` 0 (the default) picks free ports; ``batch_wait_ms`` sets the nodes' ``batch_max_wait_ms``
@@ -72,7 +76,7 @@ class LocalConsortium:
                 )
         else:
             desc = self._create(nodes=nodes, ordering=ordering, state_machine=state_machine, base_port=base_port,
-                                batch_wait_ms=batch_wait_ms)
+                                batch_wait_ms=batch_wait_ms, tls=tls)
         if ordering == "etcd":
             self._etcd_up(desc)
         self._check_ports([n for n in desc["nodes"] if not alive(n.get("pid"))])
@@ -83,19 +87,38 @@ class LocalConsortium:
         self.wait_ready([n["name"] for n in desc["nodes"]], timeout=wait)
         return desc
 
+    def tls(self, member: str = "gateway") -> Tls | None:
+        """``member``'s TLS identity in this consortium (None for a consortium made without TLS)."""
+        desc = self.describe()
+        if not desc.get("tls_dir"):
+            return None
+        return Tls.load(member_files(desc["tls_dir"], member), read_consortium(desc["consortium"]))
+
+    def session(self, member: str = "gateway") -> requests.Session:
+        """A ``requests`` session to this consortium's nodes as ``member`` (client certificate; each node URL
+        trusted only as its own member)."""
+        desc = self.describe()
+        return transport.session(self.tls(member), members={n["url"]: n["name"] for n in desc["nodes"]})
+
     def _create(self, *, nodes: int, ordering: str, state_machine: str, base_port: int,
-                batch_wait_ms: int | None = None) -> dict[str, Any]:
+                batch_wait_ms: int | None = None, tls: bool = True) -> dict[str, Any]:
         gen = self.root / "genesis"
         consortium, keys = new_consortium(nodes=nodes, parameters=default_parameters(), name="cq-muck")
         write_keys(keys, gen / "keys")
         write_consortium(consortium, gen / "consortium.json")
+        tls_dir = gen / "tls"
+        if tls:
+            issue_consortium(consortium, keys, tls_dir)
         names = [m.name for m in consortium.nodes]
         ports = [(free_port() if base_port == 0 else base_port + i) for i in range(len(names))]
-        urls = {n: f"http://127.0.0.1:{p}" for n, p in zip(names, ports, strict=True)}
+        scheme = "https" if tls else "http"
+        urls = {n: f"{scheme}://127.0.0.1:{p}" for n, p in zip(names, ports, strict=True)}
         desc: dict[str, Any] = {
             "consortium": str(gen / "consortium.json"),
             "keys_dir": str(gen / "keys"),
             "gateway_key": str(gen / "keys" / "gateway.pem"),
+            "tls_dir": str(tls_dir) if tls else None,
+            "gateway_tls": member_files(tls_dir, "gateway").to_dict() if tls else None,
             "ordering": ordering,
             "state_machine": state_machine,
             "nodes": [],
@@ -117,6 +140,8 @@ class LocalConsortium:
                 "state_machine": state_machine,
                 "data_dir": str(d),
             }
+            if tls:
+                cfg["tls"] = member_files(tls_dir, name).to_dict()
             if batch_wait_ms is not None:
                 cfg["batch_max_wait_ms"] = batch_wait_ms
             (d / "node.json").write_text(json.dumps(cfg, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -164,12 +189,13 @@ class LocalConsortium:
         desc = self.describe()
         genesis = read_consortium(desc["consortium"]).genesis_hash
         deadline = time.monotonic() + timeout
+        http = self.session()
         for n in desc["nodes"]:
             if n["name"] not in names:
                 continue
             while True:
                 try:
-                    r = requests.get(n["url"] + "/status", timeout=2)
+                    r = http.get(n["url"] + "/status", timeout=2)
                     st = r.json() if r.status_code == 200 else {}
                     if st.get("genesis") not in (None, genesis) or st.get("node") not in (None, n["name"]):
                         raise NodeError(
@@ -245,9 +271,10 @@ class LocalConsortium:
 
     def status(self) -> list[dict[str, Any]]:
         out = []
+        http = self.session()
         for n in self.describe()["nodes"]:
             try:
-                st = requests.get(n["url"] + "/status", timeout=2).json()
+                st = http.get(n["url"] + "/status", timeout=2).json()
             except requests.RequestException:
                 st = {"node": n["name"], "down": True}
             out.append(st)
@@ -272,9 +299,11 @@ def register(sub: Any) -> None:
                     help="first node port (the next nodes on the ports after it); 0, the default, picks free ports")
     up.add_argument("--batch-wait-ms", type=int, default=None,
                     help="how long a node collects transactions before proposing a batch (node default if unset)")
+    up.add_argument("--no-tls", action="store_true",
+                    help="plain HTTP between the processes (loopback only; default: mutual TLS)")
     up.set_defaults(func=lambda a: _print(LocalConsortium(root=Path(a.dir)).up(
         nodes=a.nodes, ordering=a.ordering, state_machine=a.state_machine, base_port=a.base_port,
-        batch_wait_ms=a.batch_wait_ms)))
+        batch_wait_ms=a.batch_wait_ms, tls=not a.no_tls)))
     down = add("down", "stop everything the local consortium started")
     down.add_argument("--purge", action="store_true", help="also delete its data")
     down.set_defaults(func=lambda a: LocalConsortium(root=Path(a.dir)).down(purge=a.purge) or 0)
