@@ -13,8 +13,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from pathlib import Path
 import ssl
+from pathlib import Path
 from typing import Any
 
 from cheroot.ssl import Adapter
@@ -110,7 +110,7 @@ def require_tls(host: str, *, tls: bool) -> None:
                           "in its config, or listen on 127.0.0.1")
 
 
-class _MemberTLS(BuiltinSSLAdapter):  # type: ignore[misc]
+class _MemberTLS(BuiltinSSLAdapter):
     """cheroot's builtin TLS adapter over the node's own server context (client certificates required);
     each connection's environ carries only the peer's certificate (DER, :data:`access.PEER_CERT`)."""
 
@@ -120,10 +120,10 @@ class _MemberTLS(BuiltinSSLAdapter):  # type: ignore[misc]
 
     def wrap(self, sock: Any) -> Any:
         sock.settimeout(HANDSHAKE_TIMEOUT)  # the handshake runs in the accepting thread: a silent client waits
-        wrapped, env = super().wrap(sock)   # no longer than this
+        wrapped, env = super().wrap(sock)  # type: ignore[no-untyped-call]  # no longer than this
         return wrapped, env
 
-    def get_environ(self, sock: ssl.SSLSocket) -> dict[str, Any]:
+    def get_environ(self, sock: ssl.SSLSocket) -> dict[str, Any]:  # type: ignore[override]
         return {"wsgi.url_scheme": "https", "HTTPS": "on", PEER_CERT: sock.getpeercert(binary_form=True)}
 
 
@@ -132,7 +132,7 @@ HANDSHAKE_TIMEOUT = 5.0
 #: worker threads of a node's HTTP server (idle keep-alive connections wait in cheroot's selector, not here)
 THREADS = 16
 #: seconds a stopping server gives requests in flight
-SHUTDOWN_TIMEOUT = 3.0
+SHUTDOWN_TIMEOUT = 3
 
 
 def listen(app: Any, *, host: str, port: int, tls: Tls | None = None) -> Any:

@@ -10,14 +10,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import requests
-
-from ledger import transport
-from ledger.transport import Tls
 import sqlalchemy as sa
 
 from consortium_nodes.errors import NodeError
+from ledger import transport
 from ledger.core.batch import BatchSignature
 from ledger.store.schema import make_engine
+from ledger.transport import Tls
 
 #: signs a batch for the sequence number it is to get (:func:`ledger.core.batch.batch_signer`)
 BatchSigner = Callable[[int], BatchSignature]

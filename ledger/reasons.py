@@ -128,8 +128,10 @@ _ALL: tuple[Reason, ...] = (
            "A node listening on a non-loopback address must use TLS"),
     Reason("tls_client_required", 401, "请使用联盟成员的 TLS 客户端证书连接节点",
            "Connect to a node with a consortium member's TLS client certificate"),
-    Reason("tls_unknown_peer", 403, "TLS 证书不是联盟成员签发的", "The TLS certificate was not issued by a consortium member"),
-    Reason("tls_member_forbidden", 403, "该联盟成员无权调用此节点接口", "This consortium member may not call this node route"),
+    Reason("tls_unknown_peer", 403, "TLS 证书不是联盟成员签发的",
+           "The TLS certificate was not issued by a consortium member"),
+    Reason("tls_member_forbidden", 403, "该联盟成员无权调用此节点接口",
+           "This consortium member may not call this node route"),
     Reason("checkpoint_mismatch", 409, "检查点与本节点的账本不一致", "The checkpoint does not match this node's log"),
     # -- the API: sign-in and tokens ---------------------------------------------------------------------
     Reason("unauthenticated", 401, "请先登录", "Authentication is required"),

@@ -40,6 +40,18 @@ def default_parameters() -> dict[str, Any]:
     return {"max_payload_bytes": 65536, "max_block_txs": 2000, "eticket": eticket_defaults()}
 
 
+def desc_tls(desc: dict[str, Any], member: str = "gateway") -> Tls | None:
+    """``member``'s TLS identity in the consortium a description names (None without TLS)."""
+    if not desc.get("tls_dir"):
+        return None
+    return Tls.load(member_files(desc["tls_dir"], member), read_consortium(desc["consortium"]))
+
+
+def desc_session(desc: dict[str, Any], member: str = "gateway") -> requests.Session:
+    """A ``requests`` session to the nodes of a description as ``member`` (plain without TLS)."""
+    return transport.session(desc_tls(desc, member), members={n["url"]: n["name"] for n in desc["nodes"]})
+
+
 class LocalConsortium:
     """Processes and files of a consortium running on this machine, described by ``DIR/consortium.json``."""
 
@@ -89,16 +101,20 @@ class LocalConsortium:
 
     def tls(self, member: str = "gateway") -> Tls | None:
         """``member``'s TLS identity in this consortium (None for a consortium made without TLS)."""
-        desc = self.describe()
-        if not desc.get("tls_dir"):
-            return None
-        return Tls.load(member_files(desc["tls_dir"], member), read_consortium(desc["consortium"]))
+        return desc_tls(self.describe(), member)
 
     def session(self, member: str = "gateway") -> requests.Session:
         """A ``requests`` session to this consortium's nodes as ``member`` (client certificate; each node URL
         trusted only as its own member)."""
-        desc = self.describe()
-        return transport.session(self.tls(member), members={n["url"]: n["name"] for n in desc["nodes"]})
+        return desc_session(self.describe(), member)
+
+    def mount(self, http: requests.Session, member: str = "gateway") -> requests.Session:
+        """Let ``http`` talk to this consortium's nodes as ``member`` too (one session for several)."""
+        tls = self.tls(member)
+        if tls is not None:
+            for n in self.describe()["nodes"]:
+                http.mount(n["url"].rstrip("/") + "/", transport.MemberAdapter(tls.client_context(n["name"])))
+        return http
 
     def _create(self, *, nodes: int, ordering: str, state_machine: str, base_port: int,
                 batch_wait_ms: int | None = None, tls: bool = True) -> dict[str, Any]:
