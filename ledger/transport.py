@@ -103,3 +103,20 @@ def session(tls: Tls | None, *, members: Mapping[str, str] | None = None, expect
     for url, name in (members or {}).items():
         s.mount(url.rstrip("/") + "/", MemberAdapter(tls.client_context(name), pool_maxsize=pool))
     return s
+
+
+def cert_rejected(exc: BaseException) -> bool:
+    """True when a request failed because the server's certificate was not issued by the member expected
+    (an ``ssl.SSLCertVerificationError`` anywhere in the chain ``requests`` and urllib3 wrap it in)."""
+    seen: set[int] = set()
+    todo: list[Any] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return True
+        if isinstance(e, BaseException):
+            todo += [e.__cause__, e.__context__, getattr(e, "reason", None), *e.args]
+    return False

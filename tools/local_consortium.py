@@ -220,6 +220,12 @@ class LocalConsortium:
                             f"see {n['data_dir']}/node.log")
                     if st.get("genesis") == genesis and (st.get("ready") or st.get("fault")):
                         break  # ready, or up and reporting its fault (status shows it)
+                except requests.exceptions.SSLError as exc:
+                    if transport.cert_rejected(exc):
+                        raise NodeError(
+                            f"{n['url']} (port {urlsplit(n['url']).port}) is not our node {n['name']}: its TLS "
+                            f"certificate was not issued under {n['name']}'s key (another consortium's node?); "
+                            f"see {n['data_dir']}/node.log") from None
                 except (requests.RequestException, ValueError):
                     pass
                 if not alive(n.get("pid")):
