@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
@@ -18,8 +18,15 @@ from consortium_nodes.errors import ConfigError, NodeError, PortInUse
 from ledger import transport
 from ledger.core.consortium import Consortium, new_consortium
 from ledger.eticket import default_parameters as eticket_defaults
-from ledger.store.certs import issue_consortium, member_files
-from ledger.store.keyfiles import read_consortium, write_consortium, write_keys
+from ledger.store.certs import (
+    LOOPBACK_SANS,
+    bundle_path,
+    issue_consortium,
+    issue_leaf,
+    load_member_certs,
+    member_files,
+)
+from ledger.store.keyfiles import read_consortium, read_private_key, write_consortium, write_keys
 from ledger.transport import Tls
 from tools.proc import (
     KILLED,
@@ -33,6 +40,9 @@ from tools.proc import (
     stop_process,
     tail,
 )
+
+if TYPE_CHECKING:
+    from tools.etcd_cluster import EtcdTls
 
 
 def default_parameters() -> dict[str, Any]:
@@ -169,7 +179,7 @@ class LocalConsortium:
         from tools.etcd_cluster import EtcdCluster
 
         etcd_dir = Path(desc["etcd"]["dir"])
-        cluster = EtcdCluster.ensure(data_dir=etcd_dir, members=3)
+        cluster = EtcdCluster.ensure(data_dir=etcd_dir, members=3, tls=self._etcd_tls(desc, members=3))
         desc["etcd"]["endpoints"] = cluster.endpoints
         desc["etcd"]["pids"] = cluster.pids
         for n in desc["nodes"]:
@@ -177,6 +187,33 @@ class LocalConsortium:
             cfg = json.loads(p.read_text(encoding="utf-8"))
             cfg["ordering"] = {"kind": "etcd", "endpoints": cluster.endpoints, "prefix": desc["etcd"]["prefix"]}
             p.write_text(json.dumps(cfg, ensure_ascii=False, indent=2), encoding="utf-8")
+
+    def _etcd_tls(self, desc: dict[str, Any], *, members: int) -> EtcdTls | None:
+        """Certificates of the etcd members, each issued under the key of the node member on whose host it
+        runs (here: etcd ``i`` under node ``i``); only node members' certificates may connect, as clients
+        (the orderer's writes) and as peers.  None without TLS."""
+        from tools.etcd_cluster import EtcdTls
+
+        if not desc.get("tls_dir"):
+            return None
+        consortium = read_consortium(desc["consortium"])
+        d = Path(desc["tls_dir"]) / "etcd"
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        nodes = [m.name for m in consortium.nodes]
+        trusted = d / "node-ca.pem"
+        if not trusted.exists():
+            bundle = load_member_certs(consortium, bundle_path(desc["tls_dir"]))
+            trusted.write_bytes(bundle.pem(nodes))
+        pairs: list[tuple[str, str]] = []
+        for i in range(members):
+            host = nodes[i % len(nodes)]
+            stem = d / f"etcd{i}"
+            if not stem.with_suffix(".crt").exists():
+                issue_leaf(consortium, host, read_private_key(Path(desc["keys_dir"]) / f"{host}.pem"), stem,
+                           sans=LOOPBACK_SANS, label=f"etcd{i}")
+            pairs.append((str(stem.with_suffix(".crt")), str(stem.with_suffix(".key"))))
+        client = member_files(desc["tls_dir"], nodes[0])
+        return EtcdTls(trusted_ca=str(trusted), members=pairs, client=(str(client.cert), str(client.key)))
 
     @staticmethod
     def _check_ports(nodes: list[dict[str, Any]]) -> None:
