@@ -23,6 +23,7 @@ from consortium_nodes.peers import Peers
 from ledger.errors import LedgerError
 from ledger.store.keyfiles import read_consortium, read_private_key
 from ledger.store.ledger_store import LedgerStore
+from ledger.transport import Tls
 
 if TYPE_CHECKING:
     from consortium_nodes.ordering import Orderer, SoloOrderer
@@ -38,7 +39,8 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(d, ensure_ascii=False)
 
 
-def _make_orderer(cfg: NodeConfig) -> tuple[Orderer, SoloOrderer | None]:
+def _make_orderer(cfg: NodeConfig, tls: Tls | None = None,
+                  genesis: str | None = None) -> tuple[Orderer, SoloOrderer | None]:
     """This node's orderer, and the solo orderer itself when this node is the designated one."""
     kind = cfg.ordering.get("kind", "solo")
     if kind == "solo":
@@ -48,21 +50,22 @@ def _make_orderer(cfg: NodeConfig) -> tuple[Orderer, SoloOrderer | None]:
         if leader == cfg.name:
             solo = SoloOrderer(url=f"sqlite:///{cfg.data_dir / 'orderer.db'}")
             return solo, solo
-        return HttpOrderer(url=cfg.peers[leader]), None
+        return HttpOrderer(url=cfg.peers[leader], tls=tls, member=leader, genesis=genesis), None
     if kind == "etcd":
         from consortium_nodes.etcd_orderer import EtcdOrderer
 
-        return EtcdOrderer(endpoints=list(cfg.ordering["endpoints"]), prefix=str(cfg.ordering["prefix"])), None
+        return EtcdOrderer(endpoints=list(cfg.ordering["endpoints"]), prefix=str(cfg.ordering["prefix"]),
+                           tls=tls), None
     raise ConfigError(f"unknown ordering {kind!r}")
 
 
-def _make_election(cfg: NodeConfig, solo: SoloOrderer | None) -> Election:
+def _make_election(cfg: NodeConfig, solo: SoloOrderer | None, tls: Tls | None = None) -> Election:
     """Who schedules ``system.tick``: the solo orderer's node, or the holder of the etcd election key."""
     from consortium_nodes.scheduler import EtcdElection, FixedElection
 
     if cfg.ordering.get("kind", "solo") == "etcd":
         return EtcdElection(name=cfg.name, endpoints=list(cfg.ordering["endpoints"]),
-                            prefix=str(cfg.ordering["prefix"]), ttl=cfg.scheduler_lease_s)
+                            prefix=str(cfg.ordering["prefix"]), ttl=cfg.scheduler_lease_s, tls=tls)
     return FixedElection(leader=solo is not None)
 
 
@@ -78,17 +81,20 @@ def cmd_run(a: argparse.Namespace) -> int:
     handler = logging.StreamHandler()
     handler.setFormatter(_JsonFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler])
-    logging.getLogger("waitress").setLevel(logging.WARNING)
+    logging.getLogger("cheroot").setLevel(logging.WARNING)
     log = logging.getLogger("consortium_nodes")
     consortium = read_consortium(cfg.consortium)
     key = read_private_key(cfg.key)
-    from consortium_nodes.lifecycle import check_port, hold_database, listen
+    from consortium_nodes.lifecycle import check_port, hold_database, listen, require_tls
+
+    require_tls(cfg.host, tls=cfg.tls is not None)  # before anything: one line, exit 2
+    tls = None if cfg.tls is None else Tls.load(cfg.tls, consortium)
 
     lock = hold_database(cfg.db, cfg.data_dir)
     try:
         check_port(cfg.host, cfg.port)
         store = LedgerStore.open(cfg.db, consortium=consortium)
-        orderer, solo = _make_orderer(cfg)
+        orderer, solo = _make_orderer(cfg, tls, consortium.genesis_hash)
         from consortium_nodes.http import create_app
         from consortium_nodes.node import Node
         from consortium_nodes.storage import EXIT_RESTART
@@ -102,24 +108,24 @@ def cmd_run(a: argparse.Namespace) -> int:
         node = Node(
             name=cfg.name, consortium=consortium, key=key, store=store,
             machine=make_machine(cfg.state_machine, consortium), orderer=orderer,
-            peers=Peers(peers=cfg.peers), batch_max_txs=cfg.batch_max_txs,
+            peers=Peers(peers=cfg.peers, tls=tls, genesis=consortium.genesis_hash), batch_max_txs=cfg.batch_max_txs,
             batch_max_wait=cfg.batch_max_wait_ms / 1000, replay=cfg.replay, restart=_restart,
-            election=_make_election(cfg, solo), tick_interval=cfg.tick_interval_s,
+            election=_make_election(cfg, solo, tls), tick_interval=cfg.tick_interval_s,
         )
         try:
-            server = listen(create_app(node, solo=solo), host=cfg.host, port=cfg.port)
+            server = listen(create_app(node, solo=solo, tls=tls), host=cfg.host, port=cfg.port, tls=tls)
         except BaseException:
             store.close()
             raise
         stopping = threading.Event()
 
         def _term(signum: int, _frame: Any) -> None:
-            # Raised in the main thread, inside waitress's loop: it leaves the loop and shuts its threads down
-            # (a server.close() from another thread leaves the loop running while peers keep connections open).
+            # Raised in the main thread, inside cheroot's loop: serve() leaves it, and stop() below closes the
+            # socket and gives the worker threads SHUTDOWN_TIMEOUT s.
             if not stopping.is_set():
                 stopping.set()
                 log.info("node %s: signal %d, stopping", cfg.name, signum)
-                node.closing()  # waiting requests answer now, so waitress's threads end at once
+                node.closing()  # waiting requests answer now, so the server's threads end at once
                 raise SystemExit(0)
 
         signal.signal(signal.SIGTERM, _term)
@@ -127,12 +133,13 @@ def cmd_run(a: argparse.Namespace) -> int:
         try:
             node.start()
             log.info("node %s serving on %s", cfg.name, cfg.url)
-            server.run()  # returns once a signal raised SystemExit in it
+            with contextlib.suppress(SystemExit):
+                server.serve()  # until a signal raises SystemExit in it
         finally:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             with contextlib.suppress(Exception):
-                server.close()
+                server.stop()
             node.stop()
             store.close()
             log.info("node %s stopped", cfg.name)

@@ -36,10 +36,13 @@ class NodeConfig:
     tick_interval_s: float = 60.0
     #: seconds of the scheduler's etcd lease (etcd ordering): how soon another node takes over
     scheduler_lease_s: float = 10.0
+    #: the node's TLS files (``cert``, ``key``, ``ca``: paths relative to the config file); None: plain HTTP,
+    #: on loopback only
+    tls: Mapping[str, str] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     @classmethod
     def from_file(cls, path: str | Path) -> NodeConfig:
@@ -68,6 +71,8 @@ class NodeConfig:
                 replay=str(d.get("replay", "fast")),
                 tick_interval_s=float(d.get("tick_interval_s", 60.0)),
                 scheduler_lease_s=float(d.get("scheduler_lease_s", 10.0)),
+                tls=None if not d.get("tls") else {k: str((base / d["tls"][k]).resolve())
+                                                   for k in ("cert", "key", "ca")},
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"node config {p} is missing or has a bad field: {exc!r}") from exc

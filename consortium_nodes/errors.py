@@ -74,3 +74,9 @@ class PortInUse(NodeError):
 
     reason = "port_in_use"
     exit_code = 2
+
+
+class TlsRequired(ConfigError):
+    """A node configured to listen on a non-loopback address without TLS."""
+
+    reason = "tls_required"

@@ -80,14 +80,22 @@ def int_value(kvs: list[dict[str, Any]]) -> int:
     return int(unb64(kvs[0]["value"])) if kvs else -1
 
 
+def _plain_session() -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False  # fixed endpoints: no proxy / .netrc lookups per request
+    return session
+
+
 class EtcdTransport:
     """One etcd client per endpoint and thread, with failover and retries of transient errors.
 
     ``preferred`` is the endpoint tried first (moved on after a failure); thread-safe.
     """
 
-    def __init__(self, *, endpoints: Sequence[str], request_timeout: float, retry_for: float) -> None:
+    def __init__(self, *, endpoints: Sequence[str], request_timeout: float, retry_for: float,
+                 session: Callable[[], requests.Session] | None = None) -> None:
         self.endpoints = list(endpoints)
+        self._new_session = session or _plain_session  # each thread's session (TLS: ledger.transport.session)
         self.request_timeout = request_timeout
         self.retry_for = retry_for
         self.preferred = random.randrange(len(self.endpoints))
@@ -113,8 +121,7 @@ class EtcdTransport:
         if clients is None:
             if self.closed:
                 raise OrderingError("the etcd orderer is closed")
-            session = requests.Session()
-            session.trust_env = False  # fixed endpoints: no proxy / .netrc lookups per request
+            session = self._new_session()
             with self._lock:
                 self._sessions.append(session)
             clients = [self._new_client(e, session) for e in self.endpoints]

@@ -19,7 +19,9 @@ from etcd3gw.client import Etcd3Client
 from consortium_nodes.etcd_client import API_PATH, EtcdTransport, b64, int_value, kvs_of, range_op, unb64
 from consortium_nodes.etcd_watch import BatchWatch
 from consortium_nodes.ordering import Batch, BatchesForgottenError, BatchSigner, OrderingError, seq_of_key
+from ledger import transport
 from ledger.core.batch import BatchSignature
+from ledger.transport import Tls
 
 __all__ = ["API_PATH", "MAX_BATCH_BYTES", "BatchTooLargeError", "BatchesForgottenError", "EtcdOrderer"]
 
@@ -57,6 +59,7 @@ class EtcdOrderer:
         poll_interval: float = 0.05,
         watch_slice: float = 1.0,
         max_batch_bytes: int = MAX_BATCH_BYTES,
+        tls: Tls | None = None,
     ) -> None:
         if not endpoints:
             raise ValueError("at least one etcd endpoint is needed")
@@ -78,14 +81,17 @@ class EtcdOrderer:
         self._head_key = self.prefix + "head"
         self._batch_prefix = self.prefix + "batch/"
         self._batch_end = self.prefix + "batch0"  # '/' + 1: end of the batch/ range
+        # with TLS (https:// endpoints): this node's client certificate; the etcd members' certificates are
+        # issued under node members' keys (tools/etcd_cluster.py), so only those are trusted
         self._transport = EtcdTransport(endpoints=self.endpoints, request_timeout=request_timeout,
-                                        retry_for=retry_for)
+                                        retry_for=retry_for, session=lambda: transport.session(tls))
         self._local = threading.local()  # this thread's read hint
         self._head_hint: int | None = None  # the newest head seen (reads, appends, watch): a CAS guess
         self._watch = BatchWatch(
             endpoints=self.endpoints, key=self._batch_prefix, range_end=self._batch_end,
             request_timeout=request_timeout, poll_interval=poll_interval,
             preferred=lambda: self._transport.preferred, saw_head=self._saw_head, name=f"etcd-watch{self._head_key}",
+            session=lambda: transport.session(tls),
         )
 
     @property

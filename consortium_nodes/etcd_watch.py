@@ -39,7 +39,9 @@ class BatchWatch:
     def __init__(
         self, *, endpoints: Sequence[str], key: str, range_end: str, request_timeout: float, poll_interval: float,
         preferred: Callable[[], int], saw_head: Callable[[int], None], name: str,
+        session: Callable[[], requests.Session] | None = None,
     ) -> None:
+        self._new_session = session
         self._endpoints = list(endpoints)
         self._key = key
         self._range_end = range_end
@@ -128,8 +130,11 @@ class BatchWatch:
         value: no read needed).  A broken or idle (``idle`` s) stream is re-established, on the
         next member after an error.
         """
-        session = requests.Session()
-        session.trust_env = False
+        if self._new_session is not None:
+            session = self._new_session()
+        else:
+            session = requests.Session()
+            session.trust_env = False
         index = self._preferred()
         try:
             while not self.closed:

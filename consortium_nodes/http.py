@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask, Response, current_app, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 
+from consortium_nodes import access
 from consortium_nodes.node import Node
 from consortium_nodes.ordering import Batch, OrderConflict, SoloOrderer
 from ledger.core import checkpoint as cp
@@ -18,6 +19,7 @@ from ledger.core.encoding import parse_untrusted
 from ledger.core.transaction import parse_time
 from ledger.errors import EncodingError, LedgerError, ProofError
 from ledger.reasons import status_of
+from ledger.transport import Tls
 
 #: transactions or tx ids one request may carry
 MAX_BULK = 5000
@@ -337,9 +339,11 @@ SOLO_ROUTES: list[tuple[str, str, View]] = [
 ]
 
 
-def create_app(node: Node, *, solo: SoloOrderer | None = None) -> Flask:
-    """The Flask app of one node; ``solo`` is set on the designated solo orderer."""
+def create_app(node: Node, *, solo: SoloOrderer | None = None, tls: Tls | None = None) -> Flask:
+    """The Flask app of one node; ``solo`` is set on the designated solo orderer; with ``tls`` every request's
+    client certificate must map to a member allowed the route (:mod:`consortium_nodes.access`)."""
     app = Flask(f"node-{node.name}")
+    access.install(app, tls)
     app.json = NodeJSONProvider(app)
     app.json.ensure_ascii = False
     for error, handler in ERROR_HANDLERS:

@@ -3,8 +3,9 @@
 - :func:`hold_database` takes an exclusive ``fcntl.flock`` on a lock file next to the SQLite database (or
   in the data directory for another database), held for the life of the process: a second node on the
   same ledger is refused with :class:`DatabaseHeld`, naming the holder's pid.
-- :func:`listen` binds the HTTP server before any thread starts: a port another process holds fails at
-  once with :class:`PortInUse`, naming the port.
+- :func:`listen` binds the HTTP server (cheroot; mutual TLS when the node has TLS files) before any thread
+  starts: a port another process holds fails at once with :class:`PortInUse`, naming the port; a
+  non-loopback address without TLS is refused with :class:`TlsRequired`.
 """
 
 from __future__ import annotations
@@ -12,10 +13,16 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import ssl
 from pathlib import Path
 from typing import Any
 
-from consortium_nodes.errors import DatabaseHeld, PortInUse
+from cheroot.ssl import Adapter
+from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+from consortium_nodes.access import PEER_CERT
+from consortium_nodes.errors import DatabaseHeld, PortInUse, TlsRequired
+from ledger.transport import Tls
 
 
 def sqlite_path(db_url: str) -> Path | None:
@@ -82,12 +89,64 @@ def _in_use(host: str, port: int, exc: OSError) -> PortInUse:
                      f"(is another node or consortium on port {port}?)")
 
 
-def listen(app: Any, *, host: str, port: int) -> Any:
-    """The node's waitress server, bound to ``host:port``; :class:`PortInUse` naming the port if it is taken."""
-    from waitress.server import create_server
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host in LOOPBACK_HOSTS:
+        return True
     try:
-        return create_server(app, host=host, port=port, threads=16, connection_limit=500, channel_timeout=60,
-                             ident="muck-node")
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def require_tls(host: str, *, tls: bool) -> None:
+    """:class:`TlsRequired` for a node that would listen on a non-loopback address without TLS."""
+    if not tls and not is_loopback(host):
+        raise TlsRequired(f"node would listen on {host} without TLS: give it a \"tls\" section (cert, key, ca) "
+                          "in its config, or listen on 127.0.0.1")
+
+
+class _MemberTLS(BuiltinSSLAdapter):
+    """cheroot's builtin TLS adapter over the node's own server context (client certificates required);
+    each connection's environ carries only the peer's certificate (DER, :data:`access.PEER_CERT`)."""
+
+    def __init__(self, context: ssl.SSLContext, cert: str, key: str) -> None:
+        Adapter.__init__(self, cert, key)
+        self.context = context
+
+    def wrap(self, sock: Any) -> Any:
+        sock.settimeout(HANDSHAKE_TIMEOUT)  # the handshake runs in the accepting thread: a silent client waits
+        wrapped, env = super().wrap(sock)  # type: ignore[no-untyped-call]  # no longer than this
+        return wrapped, env
+
+    def get_environ(self, sock: ssl.SSLSocket) -> dict[str, Any]:  # type: ignore[override]
+        return {"wsgi.url_scheme": "https", "HTTPS": "on", PEER_CERT: sock.getpeercert(binary_form=True)}
+
+
+#: seconds a client has to complete the TLS handshake
+HANDSHAKE_TIMEOUT = 5.0
+#: worker threads of a node's HTTP server (idle keep-alive connections wait in cheroot's selector, not here)
+THREADS = 16
+#: seconds a stopping server gives requests in flight
+SHUTDOWN_TIMEOUT = 3
+
+
+def listen(app: Any, *, host: str, port: int, tls: Tls | None = None) -> Any:
+    """The node's cheroot server bound to ``host:port`` (over mutual TLS with ``tls``); :class:`PortInUse`
+    naming the port if it is taken.  ``serve()`` runs it; ``stop()`` ends it."""
+    from cheroot import wsgi
+
+    require_tls(host, tls=tls is not None)
+    server = wsgi.Server((host, port), app, numthreads=THREADS, server_name="muck-node", timeout=60,
+                         shutdown_timeout=SHUTDOWN_TIMEOUT, accepted_queue_size=500)
+    if tls is not None:
+        server.ssl_adapter = _MemberTLS(tls.server_context(), str(tls.files.cert), str(tls.files.key))
+    try:
+        server.prepare()
     except OSError as exc:
         raise _in_use(host, port, exc) from exc
+    return server

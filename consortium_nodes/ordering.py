@@ -13,8 +13,10 @@ import requests
 import sqlalchemy as sa
 
 from consortium_nodes.errors import NodeError
+from ledger import transport
 from ledger.core.batch import BatchSignature
 from ledger.store.schema import make_engine
+from ledger.transport import Tls
 
 #: signs a batch for the sequence number it is to get (:func:`ledger.core.batch.batch_signer`)
 BatchSigner = Callable[[int], BatchSignature]
@@ -231,21 +233,37 @@ class HttpOrderer:
 
     kind = "solo"
 
-    def __init__(self, *, url: str, timeout: float = 10.0) -> None:
+    def __init__(self, *, url: str, timeout: float = 10.0, tls: Tls | None = None, member: str | None = None,
+                 genesis: str | None = None) -> None:
         self._url = url.rstrip("/")
+        self._genesis = genesis  # an orderer answering for another genesis is never followed
+        self._same_chain = genesis is None
         self._timeout = timeout
+        self._tls, self._member = tls, member  # with TLS: only the designated node member is the orderer
         self._local = threading.local()
         self._head_hint: int | None = None  # the newest head seen (reads, appends): the next append's guess
 
     def _session(self) -> requests.Session:
         s = getattr(self._local, "session", None)
         if s is None:
-            s = requests.Session()
-            s.trust_env = False  # a fixed peer URL: no proxy / .netrc lookups per request
-            self._local.session = s
+            s = self._local.session = transport.session(self._tls, expect=self._member)
         return s
 
+    def _check_genesis(self) -> None:
+        if self._same_chain:
+            return
+        try:
+            r = self._session().get(self._url + "/status", timeout=self._timeout)
+            theirs = r.json().get("genesis") if r.status_code == 200 else None
+        except (requests.RequestException, ValueError, AttributeError) as exc:
+            raise OrderingError(f"solo orderer at {self._url} is unreachable: {exc.__class__.__name__}") from exc
+        if theirs != self._genesis:
+            raise OrderingError(f"solo orderer at {self._url} answers for genesis {str(theirs)[:16]}, "
+                                f"not ours {str(self._genesis)[:16]}: not following it")
+        self._same_chain = True
+
     def _call(self, method: str, path: str, **kw: Any) -> Any:
+        self._check_genesis()
         try:
             r = self._session().request(method, self._url + path, timeout=self._timeout + kw.pop("extra", 0), **kw)
         except requests.RequestException as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import ssl
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
@@ -13,7 +14,9 @@ from urllib.parse import urlsplit
 import requests
 
 from consortium_nodes.errors import PeerError
+from ledger import transport
 from ledger.core.block import Block, HeaderSignature
+from ledger.transport import Tls
 
 log = logging.getLogger(__name__)
 
@@ -43,21 +46,45 @@ class PeerLink(Protocol):
 class Peers:
     """The other members' nodes by name; every call has a short timeout."""
 
-    def __init__(self, *, peers: Mapping[str, str], timeout: float = 3.0) -> None:
+    def __init__(self, *, peers: Mapping[str, str], timeout: float = 3.0, tls: Tls | None = None,
+                 genesis: str | None = None) -> None:
         self.urls = {k: v.rstrip("/") for k, v in peers.items()}
+        self._genesis = genesis  # a peer answering for another genesis is never followed
+        self._same_chain: set[str] = set()
         self._timeout = timeout
         self._local = threading.local()
+        self._tls = tls
+        # with TLS each peer's connections trust only that member's CA: a server that is not it fails
+        self._contexts = {} if tls is None else {k: tls.client_context(k) for k in self.urls}
 
     def _session(self) -> requests.Session:
         s = getattr(self._local, "s", None)
         if s is None:
-            s = requests.Session()
-            # Peers are on known URLs: no proxy variables, .netrc or CA-bundle lookups per request.
-            s.trust_env = False
-            self._local.s = s
+            s = self._local.s = transport.session(self._tls, members={u: k for k, u in self.urls.items()})
         return s
 
+    def _connection(self, name: str) -> http.client.HTTPConnection:
+        url = urlsplit(self.urls[name])
+        host = url.hostname or "127.0.0.1"
+        if url.scheme == "https":
+            return http.client.HTTPSConnection(host, url.port or 443, timeout=self._timeout,
+                                               context=self._contexts.get(name) or ssl.create_default_context())
+        return http.client.HTTPConnection(host, url.port or 80, timeout=self._timeout)
+
+    def _check_genesis(self, name: str) -> None:
+        if self._genesis is None or name in self._same_chain:
+            return
+        try:
+            r = self._session().get(self.urls[name] + "/status", timeout=self._timeout)
+            theirs = r.json().get("genesis") if r.status_code == 200 else None
+        except (requests.RequestException, ValueError, AttributeError) as exc:
+            raise PeerError(f"peer {name} unreachable: {exc.__class__.__name__}") from exc
+        if theirs != self._genesis:
+            raise PeerError(f"peer {name} answers for genesis {str(theirs)[:16]}, not ours {self._genesis[:16]}")
+        self._same_chain.add(name)
+
     def _get(self, name: str, path: str, **params: Any) -> Any:
+        self._check_genesis(name)
         try:
             r = self._session().get(self.urls[name] + path, params=params, timeout=self._timeout)
         except requests.RequestException as exc:
@@ -77,10 +104,7 @@ class Peers:
         for attempt in (1, 2):  # a kept-alive connection the peer has closed meanwhile fails once
             conn = conns.get(name)
             if conn is None:
-                url = urlsplit(self.urls[name])
-                conn = conns[name] = http.client.HTTPConnection(
-                    url.hostname or "127.0.0.1", url.port or 80, timeout=self._timeout
-                )
+                conn = conns[name] = self._connection(name)
             try:
                 conn.request("POST", (url_path(self.urls[name])) + "/v1/signatures", body=body,
                              headers={"Content-Type": "application/json"})

@@ -28,9 +28,11 @@ from typing import Any, Protocol
 
 from consortium_nodes.etcd_client import EtcdTransport, b64, describe
 from consortium_nodes.ordering import OrderingError
+from ledger import transport
 from ledger.core.crypto import PrivateKey
 from ledger.core.encoding import iso
 from ledger.core.transaction import Transaction
+from ledger.transport import Tls
 
 log = logging.getLogger("consortium_nodes.scheduler")
 
@@ -77,12 +79,14 @@ class EtcdElection:
     kind = "etcd"
 
     def __init__(self, *, name: str, endpoints: Sequence[str], prefix: str, ttl: float = 10.0,
-                 request_timeout: float = 1.0, monotonic: Callable[[], float] = time.monotonic) -> None:
+                 request_timeout: float = 1.0, monotonic: Callable[[], float] = time.monotonic,
+                 tls: Tls | None = None) -> None:
         self.name = name
         self.key = prefix.rstrip("/") + "/scheduler/leader"
         self.ttl = max(2, round(ttl))  # etcd's lease TTLs are whole seconds (its minimum is about 2 s)
         self._transport = EtcdTransport(endpoints=[e.rstrip("/") for e in endpoints],
-                                        request_timeout=request_timeout, retry_for=min(self.ttl / 3, 3.0))
+                                        request_timeout=request_timeout, retry_for=min(self.ttl / 3, 3.0),
+                                        session=lambda: transport.session(tls))
         self._monotonic = monotonic
         self._lease: int | None = None
         self._valid_until = 0.0  # monotonic time until which we may count ourselves leader

@@ -33,6 +33,12 @@ DEFAULTS: dict[str, Any] = {
     "LEDGER_LOCAL": "",
     "LEDGER_NODES": [],
     "LEDGER_GATEWAY_KEY_FILE": "",
+    # With LEDGER_NODES: the consortium document, and the gateway's TLS files (its certificate, its key
+    # and the consortium's CA bundle) for https:// node URLs (mutual TLS).
+    "LEDGER_CONSORTIUM_FILE": "",
+    "LEDGER_TLS_CERT_FILE": "",
+    "LEDGER_TLS_KEY_FILE": "",
+    "LEDGER_TLS_CA_FILE": "",
     "LEDGER_WAIT_SECONDS": 12.0,
     "LOG_LEVEL": "INFO",
     "LOG_JSON": True,

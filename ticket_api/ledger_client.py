@@ -18,7 +18,9 @@ from typing import Any, cast
 
 import requests
 
+from ledger import transport
 from ledger.core.transaction import Transaction
+from ledger.transport import Tls
 from ledger.wire import (
     NodeReport,
     NodeStatus,
@@ -60,10 +62,16 @@ class Finality:
 class NodeClient:
     """Talks to the nodes of one consortium, failing over between their URLs."""
 
-    def __init__(self, *, urls: Sequence[str], timeout: float = 15.0, wait: float = 12.0) -> None:
+    def __init__(self, *, urls: Sequence[str], timeout: float = 15.0, wait: float = 12.0, tls: Tls | None = None,
+                 members: Mapping[str, str] | None = None, genesis: str | None = None) -> None:
+        """``tls``: the gateway's TLS identity (``https://`` node URLs: its client certificate, and each node
+        trusted only as the node member ``members`` names for its URL, else as any node member);
+        ``genesis``: a node answering for another genesis hash is never used."""
         if not urls:
             raise ValueError("at least one node URL is needed")
         self.urls = [u.rstrip("/") for u in urls]
+        self._tls, self._members, self._genesis = tls, dict(members or {}), genesis
+        self._same_chain: set[str] = set()
         self.timeout = timeout
         self.wait = wait
         self._local = threading.local()
@@ -75,9 +83,18 @@ class NodeClient:
     def _http(self) -> requests.Session:
         s = getattr(self._local, "session", None)
         if s is None:
-            s = requests.Session()
-            self._local.session = s
+            s = self._local.session = transport.session(self._tls, members=self._members)
         return s
+
+    def _check_genesis(self, base: str) -> None:
+        """:class:`ServiceUnavailable`-worthy (a RuntimeError) when ``base`` is a node of another consortium."""
+        if self._genesis is None or base in self._same_chain:
+            return
+        theirs = self._http.get(base + "/status", timeout=3).json().get("genesis")
+        if theirs != self._genesis:
+            raise RuntimeError(f"{base} is a node of another consortium (genesis {str(theirs)[:16]})")
+        with self._lock:
+            self._same_chain.add(base)
 
     def _order(self) -> list[str]:
         # Round-robin start, so load spreads and a dead first node does not cost every call a timeout.
@@ -90,6 +107,11 @@ class NodeClient:
               timeout: float | None = None) -> requests.Response:
         last: Exception | None = None
         for base in self._order():
+            try:
+                self._check_genesis(base)
+            except (requests.RequestException, ValueError, AttributeError, RuntimeError) as exc:
+                last = exc
+                continue
             try:
                 resp = self._http.request(method, base + path, json=json, params=params,
                                           timeout=timeout or self.timeout)

@@ -50,6 +50,19 @@ class EtcdMember:
     data_dir: str
     log_file: str
     pid: int | None
+    cert: str | None = None  # TLS: this member's certificate and key (client and peer URLs)
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class EtcdTls:
+    """Mutual TLS for a cluster: each member's certificate and key, the CA certificates whose leaves may
+    connect as clients and as peers (the consortium's node members'), and a client certificate for this
+    tool's own health and status calls."""
+
+    trusted_ca: str
+    members: Sequence[tuple[str, str]]
+    client: tuple[str, str]
 
 
 def _die_with_parent() -> None:
@@ -130,8 +143,15 @@ class EtcdCluster:
         quota_bytes: int = 256 * 1024 * 1024,
         compaction_retention: int = 1000,
         bind_to_parent: bool = True,
+        trusted_ca: str | None = None,
+        client: tuple[str, str] | None = None,
     ) -> None:
         self.base_dir = base_dir
+        self.trusted_ca, self.client = trusted_ca, client
+        self._http = requests.Session()
+        self._http.trust_env = False
+        if trusted_ca is not None and client is not None:
+            self._http.verify, self._http.cert = trusted_ca, client
         self.token = token
         self.heartbeat_ms = heartbeat_ms
         self.election_ms = election_ms
@@ -156,8 +176,12 @@ class EtcdCluster:
         compaction_retention: int = 1000,
         bind_to_parent: bool = True,
         timeout: float = 20.0,
+        tls: EtcdTls | None = None,
     ) -> EtcdCluster:
         """Start a new cluster of ``members`` (3 or 5) under ``data_dir`` and wait until all are healthy.
+
+        With ``tls`` every member serves clients and peers over TLS and requires a client certificate
+        issued by ``tls.trusted_ca`` (``--client-cert-auth``, ``--peer-client-cert-auth``).
 
         ``data_dir`` must not already hold a cluster.  ``compaction_retention`` is the number of
         revisions etcd keeps (``--auto-compaction-mode revision``).  With ``bind_to_parent`` the
@@ -173,6 +197,7 @@ class EtcdCluster:
         base.mkdir(parents=True, exist_ok=True)
         ports = free_ports(2 * members)
         specs = []
+        scheme = "https" if tls is not None else "http"
         for i in range(members):
             name = f"etcd{i}"
             mdir = base / name
@@ -180,11 +205,13 @@ class EtcdCluster:
             specs.append(
                 EtcdMember(
                     name=name,
-                    client_url=f"http://127.0.0.1:{ports[2 * i]}",
-                    peer_url=f"http://127.0.0.1:{ports[2 * i + 1]}",
+                    client_url=f"{scheme}://127.0.0.1:{ports[2 * i]}",
+                    peer_url=f"{scheme}://127.0.0.1:{ports[2 * i + 1]}",
                     data_dir=str(mdir / "data"),
                     log_file=str(mdir / "etcd.log"),
                     pid=None,
+                    cert=tls.members[i][0] if tls is not None else None,
+                    key=tls.members[i][1] if tls is not None else None,
                 )
             )
         cluster = cls(
@@ -196,6 +223,8 @@ class EtcdCluster:
             quota_bytes=quota_bytes,
             compaction_retention=compaction_retention,
             bind_to_parent=bind_to_parent,
+            trusted_ca=tls.trusted_ca if tls is not None else None,
+            client=tls.client if tls is not None else None,
         )
         try:
             for name in cluster.names:
@@ -209,7 +238,8 @@ class EtcdCluster:
 
     @classmethod
     def ensure(
-        cls, *, data_dir: str | os.PathLike[str], members: int = 3, timeout: float = 20.0
+        cls, *, data_dir: str | os.PathLike[str], members: int = 3, timeout: float = 20.0,
+        tls: EtcdTls | None = None,
     ) -> EtcdCluster:
         """A detached cluster in ``data_dir`` that outlives this process: start it if none is described
         there, else restart its dead members on their data dirs; wait until healthy; write cluster.json.
@@ -228,7 +258,7 @@ class EtcdCluster:
                 raise
             cluster.write_description()
         else:
-            cluster = cls.start(data_dir=data_dir, members=members, bind_to_parent=False, timeout=timeout)
+            cluster = cls.start(data_dir=data_dir, members=members, bind_to_parent=False, timeout=timeout, tls=tls)
         cluster._procs.clear()  # hand the processes over: they outlive this process, stop_dir ends them
         return cluster
 
@@ -261,6 +291,8 @@ class EtcdCluster:
             quota_bytes=desc["quota_bytes"],
             compaction_retention=desc["compaction_retention"],
             bind_to_parent=False,
+            trusted_ca=desc.get("trusted_ca"),
+            client=tuple(desc["client"]) if desc.get("client") else None,  # type: ignore[arg-type]
         )
 
     # ---- description -----------------------------------------------------------------------
@@ -311,6 +343,8 @@ class EtcdCluster:
             "compaction_retention": self.compaction_retention,
             "endpoints": self.endpoints,
             "members": [asdict(m) for m in self.members],
+            "trusted_ca": self.trusted_ca,
+            "client": list(self.client) if self.client else None,
         }
 
     def write_description(self) -> Path:
@@ -345,6 +379,18 @@ class EtcdCluster:
             "--max-request-bytes", str(MAX_REQUEST_BYTES),
             "--snapshot-count", "10000",
             "--logger", "zap",
+            *self._tls_flags(m),
+        ]  # fmt: skip
+
+    def _tls_flags(self, m: EtcdMember) -> list[str]:
+        """Mutual TLS for clients and peers: only certificates ``trusted_ca`` issued may connect."""
+        if m.cert is None or m.key is None or self.trusted_ca is None:
+            return []
+        return [
+            "--cert-file", m.cert, "--key-file", m.key,
+            "--trusted-ca-file", self.trusted_ca, "--client-cert-auth",
+            "--peer-cert-file", m.cert, "--peer-key-file", m.key,
+            "--peer-trusted-ca-file", self.trusted_ca, "--peer-client-cert-auth",
         ]  # fmt: skip
 
     def _spawn(self, name: str) -> None:
@@ -376,7 +422,7 @@ class EtcdCluster:
     def is_healthy(self, name: str, *, timeout: float = 1.0) -> bool:
         """True if member ``name`` answers ``/health`` with ``"health": "true"`` (it has a leader)."""
         try:
-            r = requests.get(self._members[name].client_url + "/health", timeout=timeout)
+            r = self._http.get(self._members[name].client_url + "/health", timeout=timeout)
             return r.status_code == 200 and r.json().get("health") == "true"
         except (requests.RequestException, ValueError):
             return False
@@ -403,7 +449,7 @@ class EtcdCluster:
 
     def status(self, name: str, *, timeout: float = 1.0) -> dict[str, Any]:
         """Member ``name``'s ``/v3/maintenance/status`` answer (JSON gateway)."""
-        r = requests.post(self._members[name].client_url + "/v3/maintenance/status", json={}, timeout=timeout)
+        r = self._http.post(self._members[name].client_url + "/v3/maintenance/status", json={}, timeout=timeout)
         r.raise_for_status()
         result: dict[str, Any] = r.json()
         return result

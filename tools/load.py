@@ -18,6 +18,7 @@ from ledger.core.crypto import PrivateKey
 from ledger.core.transaction import Transaction
 from ledger.store.keyfiles import read_private_key
 from ledger.testing import CST, iso, make_tx
+from tools.local_consortium import desc_session
 
 TxFactory = Callable[[int], Transaction]
 
@@ -61,8 +62,10 @@ def run_load(desc_path: Path, *, seconds: float, rate: float, batch: int = 50,
     key = read_private_key(desc["gateway_key"])
     make = tx_factory(desc.get("state_machine", "null"), key, run_id=f"{time.time_ns():x}")
     urls = [n["url"] for n in desc["nodes"]]
-    session = requests.Session()
-    session.trust_env = False
+    def new_session() -> requests.Session:
+        return desc_session(desc, "gateway")
+
+    session = new_session()
     latencies: list[float] = []
     lat_lock = threading.Lock()
     waiters: list[threading.Thread] = []
@@ -76,8 +79,7 @@ def run_load(desc_path: Path, *, seconds: float, rate: float, batch: int = 50,
         try:
             s = idle_sessions.get_nowait()
         except queue.Empty:
-            s = requests.Session()
-            s.trust_env = False
+            s = new_session()
         try:
             r = s.get(f"{url}/v1/transactions/{tx_id}", params={"wait": 20}, timeout=30)
             if r.status_code == 200 and r.json().get("status") == "final":
@@ -135,7 +137,7 @@ def run_load(desc_path: Path, *, seconds: float, rate: float, batch: int = 50,
     lost = 0
     final_at = time.monotonic()
     if wait_final and accepted:
-        lost = count_not_final(urls, accepted)
+        lost = count_not_final(urls, accepted, http=new_session())
     return {
         "offered_rate": rate,
         "seconds": round(elapsed, 2),
@@ -153,11 +155,13 @@ def run_load(desc_path: Path, *, seconds: float, rate: float, batch: int = 50,
     }
 
 
-def count_not_final(urls: list[str], tx_ids: list[str], *, timeout: float = 60.0) -> int:
-    """How many of ``tx_ids`` are not final on any reachable node after ``timeout``."""
+def count_not_final(urls: list[str], tx_ids: list[str], *, timeout: float = 60.0,
+                    http: requests.Session | None = None) -> int:
+    """How many of ``tx_ids`` are not final on any reachable node after ``timeout`` (asked over ``http``:
+    a session with a member's client certificate for TLS nodes)."""
     deadline = time.monotonic() + timeout
     missing = list(tx_ids)
-    s = requests.Session()
+    s = http or requests.Session()
     while missing and time.monotonic() < deadline:
         still: list[str] = []
         for url in urls:

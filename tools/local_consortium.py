@@ -9,15 +9,25 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
 
 from consortium_nodes.errors import ConfigError, NodeError, PortInUse
+from ledger import transport
 from ledger.core.consortium import Consortium, new_consortium
 from ledger.eticket import default_parameters as eticket_defaults
-from ledger.store.keyfiles import read_consortium, write_consortium, write_keys
+from ledger.store.certs import (
+    LOOPBACK_SANS,
+    bundle_path,
+    issue_consortium,
+    issue_leaf,
+    load_member_certs,
+    member_files,
+)
+from ledger.store.keyfiles import read_consortium, read_private_key, write_consortium, write_keys
+from ledger.transport import Tls
 from tools.proc import (
     KILLED,
     NOT_RUNNING,
@@ -31,10 +41,25 @@ from tools.proc import (
     tail,
 )
 
+if TYPE_CHECKING:
+    from tools.etcd_cluster import EtcdTls
+
 
 def default_parameters() -> dict[str, Any]:
     """Ledger parameters of a demo city, with the e-ticket rules' own defaults."""
     return {"max_payload_bytes": 65536, "max_block_txs": 2000, "eticket": eticket_defaults()}
+
+
+def desc_tls(desc: dict[str, Any], member: str = "gateway") -> Tls | None:
+    """``member``'s TLS identity in the consortium a description names (None without TLS)."""
+    if not desc.get("tls_dir"):
+        return None
+    return Tls.load(member_files(desc["tls_dir"], member), read_consortium(desc["consortium"]))
+
+
+def desc_session(desc: dict[str, Any], member: str = "gateway") -> requests.Session:
+    """A ``requests`` session to the nodes of a description as ``member`` (plain without TLS)."""
+    return transport.session(desc_tls(desc, member), members={n["url"]: n["name"] for n in desc["nodes"]})
 
 
 class LocalConsortium:
@@ -59,7 +84,7 @@ class LocalConsortium:
     def up(self, *, nodes: int = 4, ordering: str = "solo", state_machine: str = "eticket",
            base_port: int = 0, wait: float = 60.0, batch_wait_ms: int | None = None,
            tick_interval_s: float = 0.0, scheduler_lease_s: float | None = None,
-           eticket: dict[str, Any] | None = None) -> dict[str, Any]:
+           eticket: dict[str, Any] | None = None, tls: bool = True) -> dict[str, Any]:
         """Create (first time) and start every node; idempotent for nodes already running.
 
         ``base_port`` 0 (the default) picks free ports; ``batch_wait_ms`` sets the nodes' ``batch_max_wait_ms``
@@ -78,7 +103,7 @@ class LocalConsortium:
         else:
             desc = self._create(nodes=nodes, ordering=ordering, state_machine=state_machine, base_port=base_port,
                                 batch_wait_ms=batch_wait_ms, tick_interval_s=tick_interval_s,
-                                scheduler_lease_s=scheduler_lease_s, eticket=eticket)
+                                scheduler_lease_s=scheduler_lease_s, eticket=eticket, tls=tls)
         if ordering == "etcd":
             self._etcd_up(desc)
         self._check_ports([n for n in desc["nodes"] if not alive(n.get("pid"))])
@@ -89,22 +114,46 @@ class LocalConsortium:
         self.wait_ready([n["name"] for n in desc["nodes"]], timeout=wait)
         return desc
 
+    def tls(self, member: str = "gateway") -> Tls | None:
+        """``member``'s TLS identity in this consortium (None for a consortium made without TLS)."""
+        return desc_tls(self.describe(), member)
+
+    def session(self, member: str = "gateway") -> requests.Session:
+        """A ``requests`` session to this consortium's nodes as ``member`` (client certificate; each node URL
+        trusted only as its own member)."""
+        return desc_session(self.describe(), member)
+
+    def mount(self, http: requests.Session, member: str = "gateway") -> requests.Session:
+        """Let ``http`` talk to this consortium's nodes as ``member`` too (one session for several)."""
+        tls = self.tls(member)
+        if tls is not None:
+            for n in self.describe()["nodes"]:
+                http.mount(n["url"].rstrip("/") + "/", transport.MemberAdapter(tls.client_context(n["name"])))
+        return http
+
     def _create(self, *, nodes: int, ordering: str, state_machine: str, base_port: int,
                 batch_wait_ms: int | None = None, tick_interval_s: float = 0.0,
-                scheduler_lease_s: float | None = None, eticket: dict[str, Any] | None = None) -> dict[str, Any]:
+                scheduler_lease_s: float | None = None, eticket: dict[str, Any] | None = None,
+                tls: bool = True) -> dict[str, Any]:
         gen = self.root / "genesis"
         parameters = default_parameters()
         parameters["eticket"].update(eticket or {})
         consortium, keys = new_consortium(nodes=nodes, parameters=parameters, name="cq-muck")
         write_keys(keys, gen / "keys")
         write_consortium(consortium, gen / "consortium.json")
+        tls_dir = gen / "tls"
+        if tls:
+            issue_consortium(consortium, keys, tls_dir)
         names = [m.name for m in consortium.nodes]
         ports = [(free_port() if base_port == 0 else base_port + i) for i in range(len(names))]
-        urls = {n: f"http://127.0.0.1:{p}" for n, p in zip(names, ports, strict=True)}
+        scheme = "https" if tls else "http"
+        urls = {n: f"{scheme}://127.0.0.1:{p}" for n, p in zip(names, ports, strict=True)}
         desc: dict[str, Any] = {
             "consortium": str(gen / "consortium.json"),
             "keys_dir": str(gen / "keys"),
             "gateway_key": str(gen / "keys" / "gateway.pem"),
+            "tls_dir": str(tls_dir) if tls else None,
+            "gateway_tls": member_files(tls_dir, "gateway").to_dict() if tls else None,
             "ordering": ordering,
             "state_machine": state_machine,
             "nodes": [],
@@ -126,6 +175,8 @@ class LocalConsortium:
                 "state_machine": state_machine,
                 "data_dir": str(d),
             }
+            if tls:
+                cfg["tls"] = member_files(tls_dir, name).to_dict()
             if batch_wait_ms is not None:
                 cfg["batch_max_wait_ms"] = batch_wait_ms
             cfg["tick_interval_s"] = tick_interval_s
@@ -140,7 +191,7 @@ class LocalConsortium:
         from tools.etcd_cluster import EtcdCluster
 
         etcd_dir = Path(desc["etcd"]["dir"])
-        cluster = EtcdCluster.ensure(data_dir=etcd_dir, members=3)
+        cluster = EtcdCluster.ensure(data_dir=etcd_dir, members=3, tls=self._etcd_tls(desc, members=3))
         desc["etcd"]["endpoints"] = cluster.endpoints
         desc["etcd"]["pids"] = cluster.pids
         for n in desc["nodes"]:
@@ -148,6 +199,33 @@ class LocalConsortium:
             cfg = json.loads(p.read_text(encoding="utf-8"))
             cfg["ordering"] = {"kind": "etcd", "endpoints": cluster.endpoints, "prefix": desc["etcd"]["prefix"]}
             p.write_text(json.dumps(cfg, ensure_ascii=False, indent=2), encoding="utf-8")
+
+    def _etcd_tls(self, desc: dict[str, Any], *, members: int) -> EtcdTls | None:
+        """Certificates of the etcd members, each issued under the key of the node member on whose host it
+        runs (here: etcd ``i`` under node ``i``); only node members' certificates may connect, as clients
+        (the orderer's writes) and as peers.  None without TLS."""
+        from tools.etcd_cluster import EtcdTls
+
+        if not desc.get("tls_dir"):
+            return None
+        consortium = read_consortium(desc["consortium"])
+        d = Path(desc["tls_dir"]) / "etcd"
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        nodes = [m.name for m in consortium.nodes]
+        trusted = d / "node-ca.pem"
+        if not trusted.exists():
+            bundle = load_member_certs(consortium, bundle_path(desc["tls_dir"]))
+            trusted.write_bytes(bundle.pem(nodes))
+        pairs: list[tuple[str, str]] = []
+        for i in range(members):
+            host = nodes[i % len(nodes)]
+            stem = d / f"etcd{i}"
+            if not stem.with_suffix(".crt").exists():
+                issue_leaf(consortium, host, read_private_key(Path(desc["keys_dir"]) / f"{host}.pem"), stem,
+                           sans=LOOPBACK_SANS, label=f"etcd{i}")
+            pairs.append((str(stem.with_suffix(".crt")), str(stem.with_suffix(".key"))))
+        client = member_files(desc["tls_dir"], nodes[0])
+        return EtcdTls(trusted_ca=str(trusted), members=pairs, client=(str(client.cert), str(client.key)))
 
     @staticmethod
     def _check_ports(nodes: list[dict[str, Any]]) -> None:
@@ -176,12 +254,13 @@ class LocalConsortium:
         desc = self.describe()
         genesis = read_consortium(desc["consortium"]).genesis_hash
         deadline = time.monotonic() + timeout
+        http = self.session()
         for n in desc["nodes"]:
             if n["name"] not in names:
                 continue
             while True:
                 try:
-                    r = requests.get(n["url"] + "/status", timeout=2)
+                    r = http.get(n["url"] + "/status", timeout=2)
                     st = r.json() if r.status_code == 200 else {}
                     if st.get("genesis") not in (None, genesis) or st.get("node") not in (None, n["name"]):
                         raise NodeError(
@@ -190,6 +269,12 @@ class LocalConsortium:
                             f"see {n['data_dir']}/node.log")
                     if st.get("genesis") == genesis and (st.get("ready") or st.get("fault")):
                         break  # ready, or up and reporting its fault (status shows it)
+                except requests.exceptions.SSLError as exc:
+                    if transport.cert_rejected(exc):
+                        raise NodeError(
+                            f"{n['url']} (port {urlsplit(n['url']).port}) is not our node {n['name']}: its TLS "
+                            f"certificate was not issued under {n['name']}'s key (another consortium's node?); "
+                            f"see {n['data_dir']}/node.log") from None
                 except (requests.RequestException, ValueError):
                     pass
                 if not alive(n.get("pid")):
@@ -257,9 +342,10 @@ class LocalConsortium:
 
     def status(self) -> list[dict[str, Any]]:
         out = []
+        http = self.session()
         for n in self.describe()["nodes"]:
             try:
-                st = requests.get(n["url"] + "/status", timeout=2).json()
+                st = http.get(n["url"] + "/status", timeout=2).json()
             except requests.RequestException:
                 st = {"node": n["name"], "down": True}
             out.append(st)
@@ -286,9 +372,11 @@ def register(sub: Any) -> None:
                     help="how long a node collects transactions before proposing a batch (node default if unset)")
     up.add_argument("--tick-interval-s", type=float, default=60.0,
                     help="seconds between the consortium's system.tick transactions (0: none); default 60")
+    up.add_argument("--no-tls", action="store_true",
+                    help="plain HTTP between the processes (loopback only; default: mutual TLS)")
     up.set_defaults(func=lambda a: _print(LocalConsortium(root=Path(a.dir)).up(
         nodes=a.nodes, ordering=a.ordering, state_machine=a.state_machine, base_port=a.base_port,
-        batch_wait_ms=a.batch_wait_ms, tick_interval_s=a.tick_interval_s)))
+        batch_wait_ms=a.batch_wait_ms, tick_interval_s=a.tick_interval_s, tls=not a.no_tls)))
     down = add("down", "stop everything the local consortium started")
     down.add_argument("--purge", action="store_true", help="also delete its data")
     down.set_defaults(func=lambda a: LocalConsortium(root=Path(a.dir)).down(purge=a.purge) or 0)

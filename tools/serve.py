@@ -61,8 +61,11 @@ def _seed(var: Path, env: dict[str, str], api: str, wechat: str) -> dict[str, An
     if path.exists():  # seeded before: same tokens, maybe a new port
         return write_demo(path, api=api, tokens=json.loads(path.read_text(encoding="utf-8"))["tokens"],
                           wechat=wechat)
-    desc = LocalConsortium(root=var).describe()
-    client = NodeClient(urls=[n["url"] for n in desc["nodes"]])
+    local = LocalConsortium(root=var)
+    desc = local.describe()
+    client = NodeClient(urls=[n["url"] for n in desc["nodes"]], tls=local.tls("gateway"),
+                        members={n["url"]: n["name"] for n in desc["nodes"]},
+                        genesis=read_consortium(desc["consortium"]).genesis_hash)
     gw = Gateway(key=read_private_key(desc["gateway_key"]), client=client)
     if client.query("project", project_id="P-001") is None:
         seed_ledger(gw, now=datetime.now(UTC))

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from ledger.cli import main as ledger_cli
 from ledger.cli.audit import _machine_factory
@@ -39,6 +38,7 @@ from ledger.store.keyfiles import read_private_key
 from ledger.store.ledger_store import LedgerStore
 from ledger.verify.audit import audit_nodes
 from ledger.verify.chain import verify_chain
+from tests.functional.tls_fixtures import HTTP, NODE_MEMBER
 from tools.load import run_load
 from tools.local_consortium import LocalConsortium
 
@@ -108,11 +108,12 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
     root = tmp_path_factory.mktemp("audit-tamper")
     local = LocalConsortium(root=root / "consortium")
     local.up(nodes=4, ordering="solo", state_machine="eticket", base_port=0)
+    local.mount(HTTP, NODE_MEMBER)
     try:
         loaded = run_load(local.desc_path, seconds=2.0, rate=100, batch=5)
         assert loaded["accepted"] >= 150 and loaded["lost"] == 0, loaded
         desc = local.describe()
-        r = requests.post(desc["nodes"][1]["url"] + "/v1/checkpoints/new", timeout=30)
+        r = HTTP.post(desc["nodes"][1]["url"] + "/v1/checkpoints/new", timeout=30)
         assert r.status_code == 200, r.text
         kept = r.json()["note"]
         grown = run_load(local.desc_path, seconds=0.6, rate=50, batch=5)  # history goes on after the checkpoint
@@ -147,13 +148,13 @@ def test_node_status_shows_the_newest_certificate(chain: Chain) -> None:
     members whose signatures the node serves for that block, at least a quorum; the other keys are unchanged."""
     consortium = chain.consortium
     for n in chain.desc["nodes"]:
-        st = requests.get(n["url"] + "/status", timeout=5).json()
+        st = HTTP.get(n["url"] + "/status", timeout=5).json()
         assert {"node", "height", "head", "final_height", "transactions", "log_root", "pool", "diverged", "fault",
                 "ready"} <= set(st)
         cert = st["certificate"]
         assert cert["height"] == st["final_height"] == len(chain.blocks) - 1
         assert (cert["quorum"], cert["nodes"]) == (consortium.quorum, len(consortium.nodes))
-        sigs = requests.get(n["url"] + f"/v1/blocks/{cert['height']}/signatures", timeout=5).json()
+        sigs = HTTP.get(n["url"] + f"/v1/blocks/{cert['height']}/signatures", timeout=5).json()
         assert cert["header_hash"] == sigs["header_hash"] == st["head"]
         names = {m.key_id: m.name for m in consortium.nodes}
         assert cert["signers"] == [m.name for m in consortium.nodes

@@ -11,6 +11,8 @@ import pytest
 import requests
 
 from consortium_nodes.etcd_orderer import EtcdOrderer
+from ledger import transport
+from tests.functional.tls_fixtures import HTTP, NODE_MEMBER
 from tools.etcd_cluster import EtcdCluster
 from tools.load import count_not_final, run_load
 from tools.local_consortium import LocalConsortium
@@ -27,6 +29,7 @@ def local(tmp_path_factory):
     root = tmp_path_factory.mktemp("consortium-etcd")
     lc = LocalConsortium(root=root)
     lc.up(nodes=4, ordering="etcd", state_machine="null", base_port=0)
+    lc.mount(HTTP, NODE_MEMBER)
     yield lc
     lc.down()
 
@@ -61,7 +64,8 @@ def test_batches_written_to_etcd_without_a_node_signature_are_skipped_by_every_n
 
     desc = local.describe()
     gateway = read_private_key(desc["gateway_key"])
-    orderer = EtcdOrderer(endpoints=desc["etcd"]["endpoints"], prefix=desc["etcd"]["prefix"])
+    orderer = EtcdOrderer(endpoints=desc["etcd"]["endpoints"], prefix=desc["etcd"]["prefix"],
+                          tls=local.tls(NODE_MEMBER))
     now = iso(datetime.now(CHINA_TZ))
     future = "2099-01-01T00:00:00+08:00"
     try:
@@ -74,17 +78,40 @@ def test_batches_written_to_etcd_without_a_node_signature_are_skipped_by_every_n
         orderer.close()
     tx = make_tx(gateway, 7001)
     url = desc["nodes"][1]["url"]
-    d = requests.post(url + "/v1/transactions", json=tx.to_dict(), params={"wait": 20}, timeout=30).json()
+    d = HTTP.post(url + "/v1/transactions", json=tx.to_dict(), params={"wait": 20}, timeout=30).json()
     assert d["status"] == "final" and d["height"] > last, d
     st = _agree(local)
     assert len({s["head"] for s in st}) == 1
     for n in desc["nodes"]:
-        status = requests.get(n["url"] + "/status", timeout=5).json()
+        status = HTTP.get(n["url"] + "/status", timeout=5).json()
         assert status["skipped_batches"]["count"] >= 3 and status["fault"] is None
-        blocks = [requests.get(n["url"] + f"/v1/blocks/{h}", timeout=5).json() for h in range(first, last + 1)]
+        blocks = [HTTP.get(n["url"] + f"/v1/blocks/{h}", timeout=5).json() for h in range(first, last + 1)]
         assert all(b["transactions"] == [] for b in blocks)
         assert not any(b["header"]["timestamp"].startswith("2099") for b in blocks)
     assert status["skipped_batches"]["last"]["reason"] == "unknown_signer"
+
+
+def test_etcd_refuses_a_client_without_a_node_members_certificate(local):
+    """etcd serves only TLS with client certificates of the consortium's node members: no certificate, the
+    gateway's certificate (a member, not a node) and plain HTTP get no answer; a node member's may read."""
+    desc = local.describe()
+    endpoint = desc["etcd"]["endpoints"][0]
+    assert endpoint.startswith("https://")
+    body = {"key": "L211Y2s="}  # "/muck"
+    gateway = local.tls("gateway")
+    assert gateway is not None
+    anonymous = requests.Session()
+    anonymous.verify = False
+    for s in (anonymous, transport.session(gateway)):
+        with pytest.raises((requests.exceptions.SSLError, requests.exceptions.ConnectionError)):
+            s.post(endpoint + "/v3/kv/range", json=body, timeout=5)
+    try:
+        r = requests.post(endpoint.replace("https://", "http://") + "/v3/kv/range", json=body, timeout=5)
+        assert r.status_code == 400, r.text
+    except requests.exceptions.ConnectionError:
+        pass
+    node = transport.session(local.tls(NODE_MEMBER))
+    assert node.post(endpoint + "/v3/kv/range", json=body, timeout=5).status_code == 200
 
 
 def test_etcd_leader_killed_under_load_nothing_lost_or_duplicated(local):
@@ -103,7 +130,7 @@ def test_etcd_leader_killed_under_load_nothing_lost_or_duplicated(local):
     t.join(timeout=90)
     assert result["accepted"] > 400
     urls = [n["url"] for n in desc["nodes"]]
-    assert count_not_final(urls, result["accepted_ids"], timeout=60) == 0
+    assert count_not_final(urls, result["accepted_ids"], timeout=60, http=HTTP) == 0
     st = _agree(local)
     assert len({s["head"] for s in st}) == 1
     # Exactly once: the chain grew by exactly the number of distinct accepted transactions.
@@ -121,7 +148,8 @@ def test_node_behind_compacted_etcd_catches_up_from_peers(local):
     result = run_load(local.desc_path, seconds=3, rate=100, batch=10)
     assert result["lost"] == 0
     head = max(s.get("height", -1) for s in local.status() if not s.get("down"))
-    orderer = EtcdOrderer(endpoints=desc["etcd"]["endpoints"], prefix=desc["etcd"]["prefix"])
+    orderer = EtcdOrderer(endpoints=desc["etcd"]["endpoints"], prefix=desc["etcd"]["prefix"],
+                          tls=local.tls(NODE_MEMBER))
     try:
         orderer.forget(head)
     finally:
@@ -130,5 +158,5 @@ def test_node_behind_compacted_etcd_catches_up_from_peers(local):
     st = _agree(local)
     assert len({s["head"] for s in st}) == 1, st
     url = next(n["url"] for n in desc["nodes"] if n["name"] == "jiaotong")
-    assert count_not_final([url], result["accepted_ids"]) == 0
-    assert requests.get(url + "/status", timeout=5).json()["fault"] is None
+    assert count_not_final([url], result["accepted_ids"], http=HTTP) == 0
+    assert HTTP.get(url + "/status", timeout=5).json()["fault"] is None

@@ -20,6 +20,7 @@ from ledger.core.crypto import PrivateKey
 from ledger.store.keyfiles import read_consortium, read_private_key
 from ledger.testing import make_tx
 from ledger.verify.chain import verify_chain
+from tests.functional.tls_fixtures import HTTP, NODE_MEMBER
 from tools.load import count_not_final, run_load
 from tools.local_consortium import LocalConsortium
 
@@ -31,6 +32,7 @@ def local(tmp_path_factory):
     root = tmp_path_factory.mktemp("consortium")
     lc = LocalConsortium(root=root)
     lc.up(nodes=4, ordering="solo", state_machine="null", base_port=0)
+    lc.mount(HTTP, NODE_MEMBER)
     yield lc
     lc.down()
 
@@ -50,14 +52,14 @@ def _url(lc: LocalConsortium, name: str) -> str:
 def test_submit_waits_for_finality_with_a_verifiable_certificate(local):
     """A transaction submitted to any node becomes final with signatures of more than 2/3 of the nodes."""
     tx = make_tx(_gateway(local), 1)
-    r = requests.post(
+    r = HTTP.post(
         _url(local, "jiaotong") + "/v1/transactions", json=tx.to_dict(), params={"wait": 10}, timeout=20
     )
     assert r.status_code == 200, r.text
     d = r.json()
     assert d["status"] == "final" and d["tx_id"] == tx.tx_id and d["code"] == "valid"
     consortium = local.consortium()
-    block = requests.get(_url(local, "chengguan") + f"/v1/blocks/{d['height']}", timeout=5).json()
+    block = HTTP.get(_url(local, "chengguan") + f"/v1/blocks/{d['height']}", timeout=5).json()
     header = BlockHeader.from_dict(block["header"])
     assert header.hash == d["block_hash"]
     from ledger.core.block import HeaderSignature, certificate_signers
@@ -71,7 +73,7 @@ def test_submit_waits_for_finality_with_a_verifiable_certificate(local):
 def test_submission_is_idempotent_by_tx_id(local):
     """Submitting the same signed transaction twice, to two nodes, records it once."""
     tx = make_tx(_gateway(local), 2)
-    a = requests.post(
+    a = HTTP.post(
         _url(local, "chengguan") + "/v1/transactions", json=tx.to_dict(), params={"wait": 10}, timeout=20
     )
     assert a.status_code == 200, a.text
@@ -79,10 +81,10 @@ def test_submission_is_idempotent_by_tx_id(local):
     import time
 
     deadline = time.monotonic() + 30
-    while requests.get(_url(local, "shengtai") + "/status", timeout=5).json()["height"] < a.json()["height"]:
+    while HTTP.get(_url(local, "shengtai") + "/status", timeout=5).json()["height"] < a.json()["height"]:
         assert time.monotonic() < deadline, "shengtai did not store the block in 30 s"
         time.sleep(0.05)
-    b = requests.post(_url(local, "shengtai") + "/v1/transactions", json=tx.to_dict(), timeout=20)
+    b = HTTP.post(_url(local, "shengtai") + "/v1/transactions", json=tx.to_dict(), timeout=20)
     assert a.status_code == 200 and b.status_code == 202
     assert b.json()["status"] == "known"
     dbs = [json.loads(Path(n["config"]).read_text())["db"] for n in _desc(local)["nodes"]]
@@ -102,10 +104,10 @@ def test_bad_signature_is_refused_and_nothing_is_written(local):
     import base64
 
     tx["signature"]["value"] = base64.b64encode(forged).decode()
-    r = requests.post(_url(local, "zhujian") + "/v1/transactions", json=tx, timeout=10)
+    r = HTTP.post(_url(local, "zhujian") + "/v1/transactions", json=tx, timeout=10)
     assert r.status_code == 403 and r.json()["reason"] == "bad_signature"
     tx_id = r.json()["tx_id"]
-    assert requests.get(_url(local, "zhujian") + f"/v1/transactions/{tx_id}", timeout=5).status_code == 404
+    assert HTTP.get(_url(local, "zhujian") + f"/v1/transactions/{tx_id}", timeout=5).status_code == 404
 
 
 def _leader(lc: LocalConsortium) -> str:
@@ -121,11 +123,11 @@ def _signed_append(lc: LocalConsortium, signer: str, seq: int, timestamp: str) -
 
     sig = sign_batch(_node_key(lc, signer), seq=seq, proposer=signer, timestamp=timestamp, txs=[])
     body = {"proposer": signer, "timestamp": timestamp, "txs": [], "seq": seq, "signature": sig.to_dict()}
-    return requests.post(_url(lc, _leader(lc)) + "/v1/order/append", json=body, timeout=10)
+    return HTTP.post(_url(lc, _leader(lc)) + "/v1/order/append", json=body, timeout=10)
 
 
 def _heads(lc: LocalConsortium) -> list[int]:
-    return [requests.get(n["url"] + "/status", timeout=5).json()["height"] for n in _desc(lc)["nodes"]]
+    return [HTTP.get(n["url"] + "/status", timeout=5).json()["height"] for n in _desc(lc)["nodes"]]
 
 
 def test_unauthenticated_order_append_is_refused(local):
@@ -133,13 +135,13 @@ def test_unauthenticated_order_append_is_refused(local):
     (the old accepted ``curl``) is refused 403 ``unsigned_batch`` with the usual error JSON, and the order's
     head does not move."""
     leader = _url(local, _leader(local))
-    head = requests.get(leader + "/v1/order/head", timeout=5).json()["head"]
+    head = HTTP.get(leader + "/v1/order/head", timeout=5).json()["head"]
     for body in ({"proposer": "x", "timestamp": "not-a-time", "txs": []},
                  {"proposer": "mallory", "timestamp": "2099-01-01T00:00:00+08:00", "txs": []}):
-        r = requests.post(leader + "/v1/order/append", json=body, timeout=10)
+        r = HTTP.post(leader + "/v1/order/append", json=body, timeout=10)
         assert r.status_code == 403, r.text
         assert r.json()["reason"] == "unsigned_batch" and r.json()["error"]["code"] == "unsigned_batch"
-    assert requests.get(leader + "/v1/order/head", timeout=5).json()["head"] == head
+    assert HTTP.get(leader + "/v1/order/head", timeout=5).json()["head"] == head
 
 
 def test_batch_dated_2099_with_a_node_signature_is_refused_and_the_chain_stays_live(local):
@@ -149,18 +151,18 @@ def test_batch_dated_2099_with_a_node_signature_is_refused_and_the_chain_stays_l
     with a block time of today.  (Had such a batch reached the order, e.g. through etcd, every node would
     build its block but none would co-sign it: never final; see docs/ARCHITECTURE.md.)"""
     leader = _url(local, _leader(local))
-    head = requests.get(leader + "/v1/order/head", timeout=5).json()["head"]
+    head = HTTP.get(leader + "/v1/order/head", timeout=5).json()["head"]
     r = _signed_append(local, "jiaotong", head + 1, "2099-01-01T00:00:00+08:00")
     assert r.status_code == 422 and r.json()["reason"] == "block_time_ahead", r.text
-    assert requests.get(leader + "/v1/order/head", timeout=5).json()["head"] == head
+    assert HTTP.get(leader + "/v1/order/head", timeout=5).json()["head"] == head
     tx = make_tx(_gateway(local), 4)
-    d = requests.post(_url(local, "shengtai") + "/v1/transactions", json=tx.to_dict(), params={"wait": 10},
+    d = HTTP.post(_url(local, "shengtai") + "/v1/transactions", json=tx.to_dict(), params={"wait": 10},
                       timeout=20).json()
     assert d["status"] == "final", d
-    header = requests.get(leader + f"/v1/blocks/{d['height']}", timeout=5).json()["header"]
+    header = HTTP.get(leader + f"/v1/blocks/{d['height']}", timeout=5).json()["header"]
     assert not header["timestamp"].startswith("2099")
     for n in _desc(local)["nodes"]:
-        st = requests.get(n["url"] + "/status", timeout=5).json()
+        st = HTTP.get(n["url"] + "/status", timeout=5).json()
         assert st["withheld_signatures"]["count"] == 0 and st["fault"] is None
 
 
@@ -169,7 +171,7 @@ def test_batch_a_node_signed_for_the_next_number_is_appended_and_final_everywher
     nodes' batchers sign theirs): it becomes the same block, final, on all four nodes; signed for a number
     already taken it is answered 409 ``order_conflict`` with the real head."""
     leader = _url(local, _leader(local))
-    head = requests.get(leader + "/v1/order/head", timeout=5).json()["head"]
+    head = HTTP.get(leader + "/v1/order/head", timeout=5).json()["head"]
     from ledger.core.encoding import CHINA_TZ, iso
 
     now = iso(datetime.now(CHINA_TZ))
@@ -179,11 +181,11 @@ def test_batch_a_node_signed_for_the_next_number_is_appended_and_final_everywher
     assert late.status_code == 409 and late.json()["reason"] == "order_conflict" and late.json()["head"] >= head + 1
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        states = [requests.get(n["url"] + "/status", timeout=5).json() for n in _desc(local)["nodes"]]
+        states = [HTTP.get(n["url"] + "/status", timeout=5).json() for n in _desc(local)["nodes"]]
         if all(st["final_height"] >= head + 1 for st in states):
             break
         time.sleep(0.1)
-    hashes = {requests.get(n["url"] + f"/v1/blocks/{head + 1}", timeout=5).json()["hash"]
+    hashes = {HTTP.get(n["url"] + f"/v1/blocks/{head + 1}", timeout=5).json()["hash"]
               for n in _desc(local)["nodes"]}
     assert len(hashes) == 1 and all(st["final_height"] >= head + 1 for st in states)
     assert all(st["skipped_batches"]["count"] == 0 for st in states)
@@ -206,7 +208,7 @@ def test_kill9_one_node_under_load_others_finalise_and_it_catches_up(local):
     assert result["accepted"] > 300
     urls = [n["url"] for n in _desc(local)["nodes"]]
     ids = result["tx_ids_sample"]
-    assert count_not_final(urls, ids) == 0
+    assert count_not_final(urls, ids, http=HTTP) == 0
     # The restarted node reaches the others' head.
     import time
 
@@ -219,27 +221,27 @@ def test_kill9_one_node_under_load_others_finalise_and_it_catches_up(local):
         time.sleep(0.3)
     assert len({s["head"] for s in local.status()}) == 1
     # Every accepted transaction is final on the restarted node itself.
-    assert count_not_final([_url(local, "shengtai")], result["accepted_ids"]) == 0
+    assert count_not_final([_url(local, "shengtai")], result["accepted_ids"], http=HTTP) == 0
 
 
 def test_member_signing_a_different_header_is_flagged_as_diverged(local):
     """A node member that signs a header other than the one everybody built is reported as diverged."""
     desc = _desc(local)
     keys = Path(desc["keys_dir"])
-    st = requests.get(_url(local, "chengguan") + "/status", timeout=5).json()
+    st = HTTP.get(_url(local, "chengguan") + "/status", timeout=5).json()
     height = st["height"]
     real = BlockHeader.from_dict(
-        requests.get(_url(local, "chengguan") + f"/v1/blocks/{height}", timeout=5).json()["header"]
+        HTTP.get(_url(local, "chengguan") + f"/v1/blocks/{height}", timeout=5).json()["header"]
     )
     fake = BlockHeader(**{**real.to_dict(), "tx_root": "00" * 32})
     liar = read_private_key(keys / "jiaotong.pem")
     sig = sign_header(fake, liar)
-    requests.post(
+    HTTP.post(
         _url(local, "chengguan") + "/v1/signatures",
         json={"signatures": [{"height": height, "header_hash": fake.hash, **sig.to_dict()}]},
         timeout=5,
     )
-    st = requests.get(_url(local, "chengguan") + "/status", timeout=5).json()
+    st = HTTP.get(_url(local, "chengguan") + "/status", timeout=5).json()
     assert any(
         d["member"] == "jiaotong" and d["height"] == height and d["their_hash"] == fake.hash
         for d in st["diverged"]
@@ -254,17 +256,17 @@ def test_checkpoints_are_cosigned_and_the_log_only_grows(local):
 
     consortium = local.consortium()
     verifiers = {m.name: m.public_key for m in consortium.nodes}
-    first = requests.post(_url(local, "jiaotong") + "/v1/checkpoints/new", timeout=20).json()["note"]
+    first = HTTP.post(_url(local, "jiaotong") + "/v1/checkpoints/new", timeout=20).json()["note"]
     c1, signers = cp.verify(first, verifiers, quorum=consortium.quorum, origin=consortium.origin)
     assert len(signers) >= consortium.quorum
     run_load(local.desc_path, seconds=1.5, rate=100, batch=10)
-    second = requests.post(_url(local, "chengguan") + "/v1/checkpoints/new", timeout=20).json()["note"]
+    second = HTTP.post(_url(local, "chengguan") + "/v1/checkpoints/new", timeout=20).json()["note"]
     c2, _ = cp.verify(second, verifiers, quorum=consortium.quorum, origin=consortium.origin)
     assert c2.size > c1.size
-    proof = requests.get(_url(local, "shengtai") + "/v1/proofs/consistency",
+    proof = HTTP.get(_url(local, "shengtai") + "/v1/proofs/consistency",
                          params={"old": c1.size, "new": c2.size}, timeout=5).json()
     assert verify_consistency_hashes(c1.size, c2.size, c1.root, c2.root, [bytes.fromhex(h) for h in proof["hashes"]])
-    assert requests.get(_url(local, "zhujian") + "/v1/checkpoints/latest", timeout=5).json()["note"] == second
+    assert HTTP.get(_url(local, "zhujian") + "/v1/checkpoints/latest", timeout=5).json()["note"] == second
     report = audit_consortium(local.desc_path, kept_checkpoint=first)
     assert report["ok"], report
 
@@ -273,10 +275,10 @@ def test_witness_refuses_a_checkpoint_that_does_not_match_its_log(local):
     """A node asked to co-sign a checkpoint with a root its own log does not have refuses (409)."""
     from ledger.core import checkpoint as cp
 
-    st = requests.get(_url(local, "chengguan") + "/status", timeout=5).json()
+    st = HTTP.get(_url(local, "chengguan") + "/status", timeout=5).json()
     liar = read_private_key(Path(_desc(local)["keys_dir"]) / "chengguan.pem")
     bogus = cp.sign(cp.Checkpoint(local.consortium().origin, st["transactions"], b"\x07" * 32), [("chengguan", liar)])
-    r = requests.post(_url(local, "jiaotong") + "/v1/checkpoint/cosign", json={"note": bogus}, timeout=5)
+    r = HTTP.post(_url(local, "jiaotong") + "/v1/checkpoint/cosign", json={"note": bogus}, timeout=5)
     assert r.status_code == 409 and r.json()["reason"] == "checkpoint_mismatch"
 
 
@@ -284,7 +286,7 @@ def test_database_changed_behind_a_nodes_back_is_detected_and_named(local):
     """Changing one node's stored transaction is caught: the audit names that node and block, and the node
     itself refuses its chain on restart."""
     run_load(local.desc_path, seconds=1, rate=50, batch=10)
-    requests.post(_url(local, "chengguan") + "/v1/checkpoints/new", timeout=20).raise_for_status()
+    HTTP.post(_url(local, "chengguan") + "/v1/checkpoints/new", timeout=20).raise_for_status()
     kept_file = local.root / "kept-checkpoint.txt"
     cli = [sys.executable, "-m", "ledger", "audit", "--nodes", str(local.desc_path), "--checkpoint", str(kept_file),
            "--json"]
@@ -302,7 +304,7 @@ def test_database_changed_behind_a_nodes_back_is_detected_and_named(local):
         c.execute(
             "update ledger_transactions set body=? where seq=?", (body.replace(b"test:", b"TEST:"), seq)
         )
-    kept = requests.get(_url(local, "chengguan") + "/v1/checkpoints/latest", timeout=5).json()["note"]
+    kept = HTTP.get(_url(local, "chengguan") + "/v1/checkpoints/latest", timeout=5).json()["note"]
     report = audit_consortium(local.desc_path, kept_checkpoint=kept)
     assert report["ok"] is False
     assert report["nodes"]["zhujian"]["checkpoint"]["ok"] is False
@@ -317,7 +319,7 @@ def test_database_changed_behind_a_nodes_back_is_detected_and_named(local):
     assert out["bad_nodes"] == ["zhujian"] and out["nodes"]["zhujian"]["first_problem"]["height"] == height
     assert "zhujian" in out["advice"]
     local.start("zhujian")
-    st = requests.get(_url(local, "zhujian") + "/status", timeout=5).json()
+    st = HTTP.get(_url(local, "zhujian") + "/status", timeout=5).json()
     assert st["fault"] and "changed behind its back" in st["fault"]
 
 

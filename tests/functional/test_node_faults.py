@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from consortium_nodes.errors import NodeError
+from tests.functional.tls_fixtures import HTTP, NODE_MEMBER
 from tools.local_consortium import LocalConsortium
 from tools.proc import alive, spawn_detached, stop_pid
 
@@ -26,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def local(tmp_path_factory):
     lc = LocalConsortium(root=tmp_path_factory.mktemp("faults"))
     lc.up(nodes=4, ordering="solo", state_machine="null", base_port=0)
+    lc.mount(HTTP, NODE_MEMBER)
     yield lc
     lc.down()
 
@@ -57,7 +59,7 @@ def test_sigterm_stops_a_node_within_seconds_and_stop_says_so(local):
     again = _cli("stop", "--dir", str(local.root), "chengguan")
     assert again.returncode == 0 and "was not running" in again.stdout
     local.start("chengguan")
-    assert requests.get(_node(local, "chengguan")["url"] + "/status", timeout=5).json()["ready"]
+    assert HTTP.get(_node(local, "chengguan")["url"] + "/status", timeout=5).json()["ready"]
 
 
 def test_stop_reports_a_process_it_had_to_kill_with_a_non_zero_exit(local, tmp_path):
@@ -94,7 +96,7 @@ def test_a_second_node_on_a_held_database_is_refused(local):
     """Starting a node on a database a live node holds fails at once with exit 2 and one line naming the
     holder's pid; the running node goes on serving and its chain is untouched."""
     n = _node(local, "zhujian")
-    before = requests.get(n["url"] + "/status", timeout=5).json()
+    before = HTTP.get(n["url"] + "/status", timeout=5).json()
     t0 = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "consortium_nodes", "run", "--config", n["config"]], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
@@ -104,7 +106,7 @@ def test_a_second_node_on_a_held_database_is_refused(local):
     assert len(lines) == 1, done.stderr
     assert "held by another live process" in lines[0] and f"pid {n['pid']}" in lines[0]
     assert "[database_held]" in lines[0]
-    after = requests.get(n["url"] + "/status", timeout=5).json()
+    after = HTTP.get(n["url"] + "/status", timeout=5).json()
     assert after["ready"] and after["height"] >= before["height"]
     assert json.loads((Path(n["data_dir"]) / "ledger.db.lock").read_text().strip()) == n["pid"]
 
@@ -123,7 +125,7 @@ def test_status_names_the_consortium_by_its_genesis_hash(local):
     """Every node's /status carries the genesis hash of its consortium, which launchers compare."""
     genesis = local.consortium().genesis_hash
     for n in local.describe()["nodes"]:
-        assert requests.get(n["url"] + "/status", timeout=5).json()["genesis"] == genesis
+        assert HTTP.get(n["url"] + "/status", timeout=5).json()["genesis"] == genesis
 
 
 def test_a_taken_node_port_fails_up_at_once_naming_the_port(tmp_path, listening):
@@ -184,7 +186,7 @@ def test_serve_with_its_api_port_taken_fails_at_once_naming_it(tmp_path, listeni
 
 
 def _status(lc: LocalConsortium, name: str) -> dict:
-    return dict(requests.get(_node(lc, name)["url"] + "/status", timeout=5).json())
+    return dict(HTTP.get(_node(lc, name)["url"] + "/status", timeout=5).json())
 
 
 def _until(pred, timeout: float = 15.0):
@@ -221,7 +223,7 @@ def _submit(lc: LocalConsortium, name: str, nonce: int) -> requests.Response:
     from ledger.testing import make_tx
 
     tx = make_tx(read_private_key(lc.describe()["gateway_key"]), nonce)
-    return requests.post(_node(lc, name)["url"] + "/v1/transactions", json=tx.to_dict(), params={"wait": 10},
+    return HTTP.post(_node(lc, name)["url"] + "/v1/transactions", json=tx.to_dict(), params={"wait": 10},
                          timeout=30)
 
 
@@ -335,5 +337,5 @@ def _submit_wait(lc: LocalConsortium, name: str, nonce: int, wait: int) -> reque
     from ledger.testing import make_tx
 
     tx = make_tx(read_private_key(lc.describe()["gateway_key"]), nonce)
-    return requests.post(_node(lc, name)["url"] + "/v1/transactions", json=tx.to_dict(), params={"wait": wait},
+    return HTTP.post(_node(lc, name)["url"] + "/v1/transactions", json=tx.to_dict(), params={"wait": wait},
                          timeout=wait + 10)

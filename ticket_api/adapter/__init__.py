@@ -4,7 +4,12 @@ Chosen by configuration (``SERVICES = "ticket_api.adapter:make_services"``) with
 
 * ``LEDGER_LOCAL`` — the ``consortium.json`` that ``scripts/consortium up`` writes (node URLs, the gateway
   key, and the node databases for a full audit), or
-* ``LEDGER_NODES`` (list of node URLs) and ``LEDGER_GATEWAY_KEY_FILE`` (the gateway member's PEM key).
+* ``LEDGER_NODES`` (list of node URLs) and ``LEDGER_GATEWAY_KEY_FILE`` (the gateway member's PEM key), with
+  ``LEDGER_CONSORTIUM_FILE`` (the consortium document: nodes of another genesis are never used) and, for
+  ``https://`` nodes, ``LEDGER_TLS_CERT_FILE``/``LEDGER_TLS_KEY_FILE``/``LEDGER_TLS_CA_FILE`` (the gateway's
+  TLS certificate issued under its member key, its key, the consortium's CA bundle).
+
+The local consortium's description carries the same (``consortium``, ``gateway_tls``).
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ledger.store.keyfiles import read_private_key
+from ledger.store.keyfiles import read_consortium, read_private_key
+from ledger.transport import Tls
 from ticket_api.adapter.gates import LedgerGates
 from ticket_api.adapter.gateway import Gateway
 from ticket_api.adapter.lists import LedgerLists
@@ -35,16 +41,27 @@ def make_services(cfg: Mapping[str, Any], keyring: Keyring) -> Services:
     from sqlalchemy import Engine
 
     local = cfg.get("LEDGER_LOCAL") or None
+    members: dict[str, str] = {}
     if local:
         desc = json.loads(Path(local).read_text(encoding="utf-8"))
         urls = [n["url"] for n in desc["nodes"]]
+        members = {n["url"]: n["name"] for n in desc["nodes"]}
         key_file = desc["gateway_key"]
+        genesis_file, tls_files = desc.get("consortium"), desc.get("gateway_tls")
     else:
         urls = list(cfg.get("LEDGER_NODES") or [])
         key_file = cfg.get("LEDGER_GATEWAY_KEY_FILE")
+        genesis_file = cfg.get("LEDGER_CONSORTIUM_FILE") or None
+        tls_files = ({k: cfg[f"LEDGER_TLS_{k.upper()}_FILE"] for k in ("cert", "key", "ca")}
+                     if cfg.get("LEDGER_TLS_CERT_FILE") else None)
     if not urls or not key_file:
         raise RuntimeError("the ledger adapter needs LEDGER_LOCAL, or LEDGER_NODES and LEDGER_GATEWAY_KEY_FILE")
-    client = NodeClient(urls=urls, wait=float(cfg.get("LEDGER_WAIT_SECONDS", 12.0)))
+    consortium = read_consortium(genesis_file) if genesis_file else None
+    if tls_files and consortium is None:
+        raise RuntimeError("LEDGER_TLS_* needs LEDGER_CONSORTIUM_FILE (the consortium document)")
+    tls = Tls.load(tls_files, consortium) if tls_files and consortium is not None else None
+    client = NodeClient(urls=urls, wait=float(cfg.get("LEDGER_WAIT_SECONDS", 12.0)), tls=tls, members=members,
+                        genesis=consortium.genesis_hash if consortium is not None else None)
     gw = Gateway(key=read_private_key(key_file), client=client)
     engine: Engine = cfg["_ENGINE"]
     clock = cfg.get("_CLOCK") or _now

@@ -1,0 +1,61 @@
+"""Who may call which node route: the TLS peer's member (from its client certificate) and its roles.
+
+The node's server (:mod:`consortium_nodes.lifecycle`) puts the peer's leaf certificate (DER) in the WSGI
+environ as ``muck.peer_cert``; :func:`install` maps it to the member whose consortium key issued it
+(:meth:`ledger.transport.Tls.member_of`) before every request and refuses:
+
+- 401 ``tls_client_required``: no client certificate (the TLS server asks for one, so only a plain
+  connection to a TLS-less node, which listens on loopback only, could lack it: then no check applies);
+- 403 ``tls_unknown_peer``: a certificate no member's key issued;
+- 403 ``tls_member_forbidden``: a member whose roles may not call the route — the peer routes (signature
+  exchange, co-signing, checkpoint sharing, the solo orderer) are for node members only; the client routes
+  for node members, the gateway, regulators and admins (the API, audits and the local tools).
+"""
+
+from __future__ import annotations
+
+from flask import Flask, Response, g, jsonify, request
+
+from ledger.errors import LedgerError
+from ledger.reasons import message, status_of
+from ledger.store.certs import UnknownPeer
+from ledger.transport import Tls
+
+#: environ key of the peer's certificate (DER bytes), set by the node's TLS server
+PEER_CERT = "muck.peer_cert"
+#: roles that may call a node's client routes (status, submit, queries, blocks, proofs, provenance)
+CLIENT_ROLES = frozenset({"node", "gateway", "regulator", "admin"})
+#: roles that may call a node's peer routes
+PEER_ROLES = frozenset({"node"})
+#: endpoints (view names in :mod:`consortium_nodes.http`) only node members may call
+PEER_ENDPOINTS = frozenset({"signatures", "block_sigs", "cosign", "share_checkpoint",
+                            "order_append", "order_read", "order_head"})
+
+
+def _refuse(reason: str, detail: str) -> tuple[Response, int]:
+    lang = "en" if request.headers.get("Accept-Language", "").lower().startswith("en") else "zh"
+    body = {"error": {"code": reason, "message": message(reason, lang), "detail": detail}, "reason": reason}
+    return jsonify(body), status_of(reason, 403)
+
+
+def install(app: Flask, tls: Tls | None) -> None:
+    """Check every request's TLS peer against the consortium (nothing is checked without ``tls``)."""
+    if tls is None:
+        return
+
+    @app.before_request
+    def _authorise() -> tuple[Response, int] | None:
+        der = request.environ.get(PEER_CERT)
+        if not der:
+            return _refuse("tls_client_required", "no client certificate")
+        try:
+            member = tls.member_of(der)
+        except UnknownPeer as exc:
+            return _refuse(exc.reason, exc.message)
+        except LedgerError as exc:
+            return _refuse("tls_unknown_peer", exc.message)
+        allowed = PEER_ROLES if request.endpoint in PEER_ENDPOINTS else CLIENT_ROLES
+        if not member.roles & allowed:
+            return _refuse("tls_member_forbidden", f"member {member.name} may not call {request.path}")
+        g.peer_member = member.name
+        return None
