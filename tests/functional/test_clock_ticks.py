@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from ledger.core.builder import Outcome
 from ledger.core.transaction import Transaction
@@ -25,6 +24,7 @@ from ledger.eticket.machine import EticketMachine
 from ledger.eticket.testing import World
 from ledger.eticket.units import iso
 from ledger.store.keyfiles import read_private_key
+from tests.functional.tls_fixtures import HTTP, NODE_MEMBER
 from tools.local_consortium import LocalConsortium
 
 pytestmark = pytest.mark.slow
@@ -45,7 +45,7 @@ class NodeWorld(World):
         return super().tx(type, payload, actor, signer=signer, at=at)
 
     def apply(self, tx: Transaction, *, block_time: int | None = None) -> Outcome:
-        r = requests.post(self.url + "/v1/transactions", json=tx.to_dict(), params={"wait": 20}, timeout=40)
+        r = HTTP.post(self.url + "/v1/transactions", json=tx.to_dict(), params={"wait": 20}, timeout=40)
         d = r.json()
         return Outcome(code=str(d.get("code") or d.get("reason") or d.get("status")), message=r.text)
 
@@ -62,7 +62,7 @@ def _wait_for(what: str, probe: Callable[[], Any], timeout: float = 90.0) -> Any
 
 
 def _query(url: str, name: str, **kwargs: Any) -> Any:
-    return requests.post(f"{url}/v1/query/{name}", json=kwargs, timeout=10).json()["result"]
+    return HTTP.post(f"{url}/v1/query/{name}", json=kwargs, timeout=10).json()["result"]
 
 
 def _chain_ticks(url: str, codes: list[str] | None = None) -> list[dict[str, Any]]:
@@ -70,7 +70,7 @@ def _chain_ticks(url: str, codes: list[str] | None = None) -> list[dict[str, Any
     ticks: list[dict[str, Any]] = []
     start = 0
     while True:
-        blocks = requests.get(url + "/v1/blocks", params={"start": start, "limit": 100}, timeout=10).json()["blocks"]
+        blocks = HTTP.get(url + "/v1/blocks", params={"start": start, "limit": 100}, timeout=10).json()["blocks"]
         if not blocks:
             return ticks
         for b in blocks:
@@ -93,6 +93,7 @@ def _scheduler(lc: LocalConsortium) -> dict[str, dict[str, Any]]:
 def solo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsortium]:
     lc = LocalConsortium(root=tmp_path_factory.mktemp("ticks-solo"))
     lc.up(nodes=4, ordering="solo", state_machine="eticket", tick_interval_s=1.0, eticket=SHORT)
+    lc.mount(HTTP, NODE_MEMBER)
     yield lc
     lc.down()
 
@@ -142,6 +143,7 @@ def test_expiry_and_overdue_fire_without_a_manual_tick(solo: LocalConsortium) ->
 def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsortium]:
     lc = LocalConsortium(root=tmp_path_factory.mktemp("ticks-etcd"))
     lc.up(nodes=4, ordering="etcd", state_machine="null", tick_interval_s=1.0, scheduler_lease_s=2.0)
+    lc.mount(HTTP, NODE_MEMBER)
     yield lc
     lc.down()
 
