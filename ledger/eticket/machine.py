@@ -9,7 +9,7 @@ from ledger.core.builder import Outcome, TxContext
 from ledger.core.consortium import Consortium
 from ledger.core.transaction import Transaction
 from ledger.errors import LedgerError
-from ledger.eticket import rules_permit, rules_registry, rules_ticket, rules_trip, rules_violation, schema
+from ledger.eticket import pii, rules_permit, rules_registry, rules_ticket, rules_trip, rules_violation, schema
 from ledger.eticket.errors import PayloadError, Refusal, message
 from ledger.eticket.params import ACTOR_KINDS, Env, Event, Params, parse_actor
 from ledger.eticket.state import State, Writes
@@ -66,10 +66,12 @@ class EticketMachine:
     def admit(self, tx: Transaction, consortium: Consortium) -> None:
         """Stateless checks at submission: a known type, a well-formed payload, an allowed actor kind.
 
-        Raises :class:`~ledger.eticket.errors.PayloadError` (``malformed``), ``UnknownType`` or
+        Raises :class:`~ledger.eticket.errors.PayloadError` (``malformed``; ``personal_data`` when
+        :func:`ledger.eticket.pii.screen` finds personal data in the payload or actor), ``UnknownType`` or
         :class:`~ledger.eticket.errors.Refusal` (``forbidden``).
         """
         schema.validate(tx.type, tx.payload, max_points=self.params.max_points_per_batch)
+        pii.screen(tx.payload, tx.actor)
         kind, _ = parse_actor(tx.actor)
         if kind not in ACTOR_KINDS[tx.type]:
             raise Refusal("forbidden", f"actor kind {kind!r} may not submit {tx.type}")
@@ -79,6 +81,7 @@ class EticketMachine:
         writes = Writes(self.state)
         try:
             p = schema.validate(tx.type, tx.payload, max_points=self.params.max_points_per_batch)
+            pii.screen(tx.payload, tx.actor)
             kind, parts = parse_actor(tx.actor)
             if kind not in ACTOR_KINDS[tx.type]:
                 raise Refusal("forbidden", f"actor={tx.actor} type={tx.type}")
