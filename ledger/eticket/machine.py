@@ -9,7 +9,7 @@ from ledger.core.builder import Outcome, TxContext
 from ledger.core.consortium import Consortium
 from ledger.core.transaction import Transaction
 from ledger.errors import LedgerError
-from ledger.eticket import pii, rules_permit, rules_registry, rules_ticket, rules_trip, rules_violation, schema
+from ledger.eticket import heads, pii, rules_permit, rules_registry, rules_ticket, rules_trip, rules_violation, schema
 from ledger.eticket.errors import PayloadError, Refusal, message
 from ledger.eticket.params import ACTOR_KINDS, Env, Event, Params, parse_actor
 from ledger.eticket.state import State, Writes
@@ -104,7 +104,7 @@ class EticketMachine:
         self.now = max(self.now, epoch_of(ctx.block_time))
         outcome, writes = self._evaluate(tx, ctx)
         if writes is not None:
-            self.state.commit(writes.writes, writes.touched, ctx.tx_id)
+            self.state.commit(writes.writes, writes.touched, ctx.tx_id, ctx.height)
             self.applied += 1
         return outcome
 
@@ -115,6 +115,12 @@ class EticketMachine:
         that counts is still the one given when the transaction is ordered (the state may change first).
         """
         return self._evaluate(tx, ctx)[0]
+
+    def checkpoint_extension(self, height: int) -> str:
+        """The checkpoint line committing to the object map after the block at ``height`` (nodes co-sign it;
+        :mod:`ledger.eticket.heads`, docs/PROVENANCE.md)."""
+        size, root = self.state.heads.root_at(height)
+        return heads.extension_line(height, size, root)
 
     def digest(self) -> str:
         """Hex digest of the whole world state (equal on every node after the same transactions)."""
