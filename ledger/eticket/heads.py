@@ -62,7 +62,7 @@ def extension_line(height: int, size: int, root: bytes) -> str:
 class ObjectHeads:
     """Every object's record chain with its history by height (to prove the map at any past height)."""
 
-    __slots__ = ("_first", "_heads", "_heights", "_leaves", "_names", "_slots")
+    __slots__ = ("_first", "_heads", "_heights", "_leaves", "_names", "_roots", "_slots")
 
     def __init__(self) -> None:
         self._slots: dict[str, int] = {}
@@ -71,9 +71,14 @@ class ObjectHeads:
         self._heights: list[list[int]] = []  # per slot: height of each record
         self._leaves: list[list[bytes]] = []  # per slot: leaf hash after each record
         self._heads: list[list[bytes]] = []  # per slot: head after each record
+        #: root_at answers (checkpoints, witnesses and exports ask for the same final height); a touch at
+        #: height h drops the ones at h or later
+        self._roots: dict[int, tuple[int, bytes]] = {}
 
     def touch(self, name: str, tx_id: str, height: int) -> None:
         """One more valid record ``tx_id`` of ``name`` in the block at ``height`` (heights never go back)."""
+        if self._roots:
+            self._roots = {h: r for h, r in self._roots.items() if h < height}
         slot = self._slots.get(name)
         if slot is None:
             slot = self._slots[name] = len(self._names)
@@ -110,8 +115,14 @@ class ObjectHeads:
 
     def root_at(self, height: int) -> tuple[int, bytes]:
         """``(size, root)`` of the object map after the block at ``height``."""
-        leaves = self._leaf_hashes(height)
-        return len(leaves), root_from_hashes(leaves)
+        known = self._roots.get(height)
+        if known is None:
+            leaves = self._leaf_hashes(height)
+            known = len(leaves), root_from_hashes(leaves)
+            if len(self._roots) >= 8:
+                self._roots.pop(min(self._roots))
+            self._roots[height] = known
+        return known
 
     def proof_at(self, name: str, height: int) -> dict[str, Any] | None:
         """The inclusion of ``name``'s ``(count, head)`` in the map at ``height``, or None if not yet touched.

@@ -114,3 +114,17 @@ def test_completeness_checks_name_each_tampering() -> None:
         assert len(problems) == 1 and word in problems[0], (word, problems)
         seen.add(problems[0])
     assert len(seen) == len(cases)
+
+
+def test_a_record_after_a_root_was_asked_changes_the_root_of_its_height_only() -> None:
+    """A root asked for mid-block is recomputed once the block records more; earlier heights keep theirs."""
+    h = ObjectHeads()
+    h.touch("truck:TR-1", _tx(1), 1)
+    h.touch("truck:TR-2", _tx(2), 2)
+    at1, at2 = h.root_at(1), h.root_at(2)
+    h.touch("truck:TR-1", _tx(3), 2)
+    assert h.root_at(1) == at1 and h.root_at(2) != at2
+    fresh = ObjectHeads()
+    for i, (name, height) in enumerate([("truck:TR-1", 1), ("truck:TR-2", 2), ("truck:TR-1", 2)], start=1):
+        fresh.touch(name, _tx(i), height)
+    assert h.root_at(2) == fresh.root_at(2)
