@@ -37,9 +37,11 @@ class Checkpoints:
 
     def __init__(
         self, *, name: str, consortium: Consortium, key: PrivateKey, store: LedgerStore, peers: PeerLink,
-        final_height: Callable[[], int],
+        final_height: Callable[[], int], extension: Callable[[int], str | None] | None = None,
     ) -> None:
         self._name = name
+        #: the state machine's checkpoint line for a height (the object map, ledger.eticket.heads), if any
+        self._extension = extension
         self._consortium = consortium
         self._key = key
         self._store = store
@@ -60,7 +62,9 @@ class Checkpoints:
         if header is None:
             raise LedgerError("no final block to checkpoint yet", reason="not_ready")
         tree = self._store.log()
-        note = cp.sign(cp.Checkpoint(self._consortium.origin, header.log_size, tree.root(header.log_size)),
+        line = self._extension(final) if self._extension is not None else None
+        note = cp.sign(cp.Checkpoint(self._consortium.origin, header.log_size, tree.root(header.log_size),
+                                     extensions=(line,) if line else ()),
                        [(self._name, self._key)])
         for name in self._peers.urls:
             try:
@@ -95,7 +99,20 @@ class Checkpoints:
             raise LedgerError(
                 f"checkpoint of size {c.size} does not match this node's log", reason="checkpoint_mismatch"
             )
+        for line in c.extensions:
+            self._witness_extension(line, c.size)
         return cp.cosign(note, [(self._name, self._key)])
+
+    def _witness_extension(self, line: str, size: int) -> None:
+        """Refuse (``checkpoint_mismatch``) an extension line this node does not compute identically: the
+        state machine's line for the height it names, a block at that height ending the log at ``size``."""
+        words = line.split(" ")
+        height = int(words[1]) if len(words) > 1 and words[1].isdigit() else -1
+        header = self._store.header(height) if height >= 0 else None  # stored: our machine has applied it
+        mine = self._extension(height) if self._extension is not None and header is not None else None
+        if header is None or header.log_size != size or mine != line:
+            raise LedgerError(f"checkpoint line {words[0][:40]!r} does not match this node's state",
+                              reason="checkpoint_mismatch")
 
     def accept(self, note: str) -> bool:
         """Store a shared co-signed checkpoint if it verifies and matches our log."""
@@ -109,3 +126,10 @@ class Checkpoints:
     def latest(self) -> str | None:
         cps = self._store.checkpoints()
         return cps[-1][2] if cps else None
+
+    def latest_with_extension(self) -> str | None:
+        """The newest stored checkpoint that carries the state machine's line (None if none does)."""
+        for _size, _root, note in reversed(self._store.checkpoints()):
+            if len(cp.Checkpoint.parse_body(cp.split_note(note)[0]).extensions) > 0:
+                return str(note)
+        return None

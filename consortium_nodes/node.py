@@ -120,7 +120,8 @@ class Node:
         self.follower = Follower(name=name, orderer=orderer, store=store, chain=self.chain, catch_up=self.catch_up,
                                  health=self.health, stop=self._stop)
         self.checkpoints = Checkpoints(name=name, consortium=consortium, key=key, store=store, peers=peers,
-                                       final_height=lambda: self.certificates.final_height)
+                                       final_height=lambda: self.certificates.final_height,
+                                       extension=self._checkpoint_extension(machine))
         coordinator = consortium.nodes[0].name == name
         self.syncer = Syncer(name=name, peers=peers, certificates=self.certificates, orderer=orderer,
                              checkpoint=self.checkpoints.periodic if coordinator else None, stop=self._stop,
@@ -233,6 +234,19 @@ class Node:
 
     def state_digest(self) -> str:
         return self.queries.state_digest()
+
+    def _checkpoint_extension(self, machine: StateMachine) -> Callable[[int], str | None] | None:
+        """The state machine's checkpoint line for a height, read under the state lock (None: it has none)."""
+        line_at = getattr(machine, "checkpoint_extension", None)
+        if line_at is None:
+            return None
+
+        def extension(height: int) -> str | None:
+            with self.state_lock:
+                line = line_at(height)
+            return None if line is None else str(line)
+
+        return extension
 
     def make_checkpoint(self) -> str:
         return self.checkpoints.make()

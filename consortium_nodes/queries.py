@@ -115,17 +115,21 @@ class Queries:
 
     def provenance(self, kind: str, key: str) -> dict[str, Any]:
         """Everything that happened to one ticket/permit/truck/project, with proofs to a fresh checkpoint."""
-        from ledger.verify.provenance import build_export
+        from ledger.verify.provenance import build_export, note_objects_height
 
         tx_ids = self.query("history", {"kind": kind, "key": key})
         if not tx_ids:
             raise LedgerError(f"no records for {kind} {key}", reason="not_found")
-        note = self._checkpoints.latest()
+        objects = getattr(self._machine, "checkpoint_extension", None) is not None
+        note = self._checkpoints.latest_with_extension() if objects else self._checkpoints.latest()
         newest = max(s.seq for s in (self._store.get_tx(t) for t in tx_ids) if s is not None)
         if note is None or note_size(note) <= newest:
             note = self._checkpoints.make()
+        proof = None
+        if objects:  # v2: the object's record chain, proven in the map the checkpoint commits to
+            proof = self.query("object_proof", {"kind": kind, "key": key, "height": note_objects_height(note)})
         return build_export(store=self._store, consortium=self._consortium, subject={"kind": kind, "id": key},
-                            tx_ids=list(tx_ids), checkpoint_note=note)
+                            tx_ids=list(tx_ids), checkpoint_note=note, object_proof=proof)
 
 
 log = logging.getLogger("consortium_nodes.node")

@@ -58,6 +58,8 @@ _ALL: tuple[Reason, ...] = (
     Reason("reexecution", 500, "账本重新执行的结果与记录不一致", "The chain does not re-execute to its records"),
     # -- the e-ticket rules (ledger.eticket; docs/ETICKET.md "Reason codes") ----------------------------
     Reason("eticket_error", 422, "电子渣票业务规则错误", "E-ticket rule error"),
+    Reason("personal_data", 422, "字段含有个人信息（身份证号、手机号、邮箱或银行卡号），不得上链",
+           "A field holds personal data (an ID, mobile, e-mail or bank card number) and cannot go on the chain"),
     Reason("unknown_type", 400, "未知的交易类型", "unknown transaction type"),
     Reason("bad_time", 422, "时间无效（晚于区块时间）", "event time is after the block time"),
     Reason("duplicate_id", 409, "编号已存在", "id already used"),

@@ -170,8 +170,21 @@ class ProvenanceRecord(TypedDict):
     proof: ProofPath
 
 
+class ObjectProof(TypedDict):
+    """v2: the object's record count and chain head, proven in the object map the checkpoint commits to."""
+
+    name: str  # "<kind>:<id>"
+    height: int  # the block height of the checkpoint's object map
+    count: int
+    head: str  # hex
+    index: int  # the object's leaf in the map
+    size: int  # leaves in the map
+    hashes: list[str]  # RFC 9162 inclusion path, hex
+
+
 class ProvenanceExport(TypedDict):
-    """Every record of one object with its RFC 9162 inclusion proof to a co-signed checkpoint."""
+    """Every record of one object with its RFC 9162 inclusion proof to a co-signed checkpoint
+    (docs/PROVENANCE.md; ``object`` in format ``muck-ledger-provenance/v2``)."""
 
     format: str
     subject: dict[str, Any]
@@ -179,3 +192,4 @@ class ProvenanceExport(TypedDict):
     consortium: dict[str, Any]
     checkpoint: str  # the C2SP checkpoint note
     records: list[ProvenanceRecord]
+    object: NotRequired[ObjectProof]

@@ -198,7 +198,9 @@ def handle_reasoned(exc: LedgerError) -> Response:
     else:
         log.info("refused", extra={"reason": reason, "detail": str(exc)})
     fallback = exc.message or reason
-    return error_response(reason, status, fallback=str(fallback))
+    fields = getattr(exc, "fields", None)  # e.g. PersonalData: the field's path, never its value
+    return error_response(reason, status, fields=fields if isinstance(fields, Mapping) else None,
+                          fallback=str(fallback))
 
 
 def handle_validation(exc: ValidationError) -> Response:

@@ -21,6 +21,21 @@ class PayloadError(EticketError):
     reason = "malformed"
 
 
+class PersonalData(PayloadError):
+    """A field holds personal data (reason ``personal_data``); ``field`` names it, ``kind`` says what was seen.
+
+    The message and ``fields`` name the field and the kind, never the value.
+    """
+
+    reason = "personal_data"
+
+    def __init__(self, field: str, kind: str) -> None:
+        super().__init__(f"field={field} kind={kind}")
+        self.field = field
+        self.kind = kind
+        self.fields = {field: "personal_data"}
+
+
 class UnknownType(EticketError):
     """A transaction type the e-ticket machine does not know."""
 
@@ -44,6 +59,7 @@ class Refusal(EticketError):
 RULE_CODES: tuple[str, ...] = (
     "valid",
     "malformed",
+    "personal_data",
     "bad_signature",
     "unknown_type",
     "forbidden",

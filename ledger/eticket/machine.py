@@ -9,7 +9,7 @@ from ledger.core.builder import Outcome, TxContext
 from ledger.core.consortium import Consortium
 from ledger.core.transaction import Transaction
 from ledger.errors import LedgerError
-from ledger.eticket import rules_permit, rules_registry, rules_ticket, rules_trip, rules_violation, schema
+from ledger.eticket import heads, pii, rules_permit, rules_registry, rules_ticket, rules_trip, rules_violation, schema
 from ledger.eticket.errors import PayloadError, Refusal, message
 from ledger.eticket.params import ACTOR_KINDS, Env, Event, Params, parse_actor
 from ledger.eticket.state import State, Writes
@@ -66,10 +66,12 @@ class EticketMachine:
     def admit(self, tx: Transaction, consortium: Consortium) -> None:
         """Stateless checks at submission: a known type, a well-formed payload, an allowed actor kind.
 
-        Raises :class:`~ledger.eticket.errors.PayloadError` (``malformed``), ``UnknownType`` or
+        Raises :class:`~ledger.eticket.errors.PayloadError` (``malformed``; ``personal_data`` when
+        :func:`ledger.eticket.pii.screen` finds personal data in the payload or actor), ``UnknownType`` or
         :class:`~ledger.eticket.errors.Refusal` (``forbidden``).
         """
         schema.validate(tx.type, tx.payload, max_points=self.params.max_points_per_batch)
+        pii.screen(tx.payload, tx.actor)
         kind, _ = parse_actor(tx.actor)
         if kind not in ACTOR_KINDS[tx.type]:
             raise Refusal("forbidden", f"actor kind {kind!r} may not submit {tx.type}")
@@ -79,6 +81,7 @@ class EticketMachine:
         writes = Writes(self.state)
         try:
             p = schema.validate(tx.type, tx.payload, max_points=self.params.max_points_per_batch)
+            pii.screen(tx.payload, tx.actor)
             kind, parts = parse_actor(tx.actor)
             if kind not in ACTOR_KINDS[tx.type]:
                 raise Refusal("forbidden", f"actor={tx.actor} type={tx.type}")
@@ -101,7 +104,7 @@ class EticketMachine:
         self.now = max(self.now, epoch_of(ctx.block_time))
         outcome, writes = self._evaluate(tx, ctx)
         if writes is not None:
-            self.state.commit(writes.writes, writes.touched, ctx.tx_id)
+            self.state.commit(writes.writes, writes.touched, ctx.tx_id, ctx.height)
             self.applied += 1
         return outcome
 
@@ -112,6 +115,12 @@ class EticketMachine:
         that counts is still the one given when the transaction is ordered (the state may change first).
         """
         return self._evaluate(tx, ctx)[0]
+
+    def checkpoint_extension(self, height: int) -> str:
+        """The checkpoint line committing to the object map after the block at ``height`` (nodes co-sign it;
+        :mod:`ledger.eticket.heads`, docs/PROVENANCE.md)."""
+        size, root = self.state.heads.root_at(height)
+        return heads.extension_line(height, size, root)
 
     def digest(self) -> str:
         """Hex digest of the whole world state (equal on every node after the same transactions)."""

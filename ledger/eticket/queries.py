@@ -293,6 +293,14 @@ def history(m: EticketMachine, kind: str, key: str) -> list[str]:
     return [raw.hex() for raw in m.state.history.get(f"{kind}:{key}", [])]
 
 
+def object_proof(m: EticketMachine, kind: str, key: str, height: int) -> dict[str, Any] | None:
+    """The object's ``(count, head)`` after the block at ``height`` with its inclusion proof in the object map
+    (:meth:`ledger.eticket.heads.ObjectHeads.proof_at`), or None if it had no record by then."""
+    if kind not in HISTORY_KINDS:
+        return None
+    return m.state.heads.proof_at(f"{kind}:{key}", int(height))
+
+
 def tickets_of(m: EticketMachine, kind: str, key: str) -> list[str]:
     """Ticket ids of a project, truck or permit, in issue order."""
     return list(m.state.tickets_by.get(f"{kind}:{key}", []))

@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
+from ledger.eticket.heads import ObjectHeads
 from ledger.eticket.records import Counters, Ticket, values
 
 KINDS = (
@@ -49,6 +50,8 @@ class State:
         self.open_issued: set[str] = set()
         self.open_departed: set[str] = set()
         self.history: dict[str, list[bytes]] = {}
+        #: every object's record chain (ledger.eticket.heads), following ``history``
+        self.heads = ObjectHeads()
         # tickets per project / truck / permit, in issue order
         self.tickets_by: dict[str, list[str]] = {}
         # deadline heaps for system.tick: (time, id); stale entries are skipped when popped
@@ -60,8 +63,9 @@ class State:
         """The committed record or None."""
         return self.tables[kind].get(key)
 
-    def commit(self, writes: dict[tuple[str, str], Any], touched: list[str], tx_id: str) -> None:
-        """Install ``writes`` (kind, id) → record, update indexes, append ``tx_id`` to touched histories."""
+    def commit(self, writes: dict[tuple[str, str], Any], touched: list[str], tx_id: str, height: int = 0) -> None:
+        """Install ``writes`` (kind, id) → record, update indexes, append ``tx_id`` to touched histories and
+        record chains (``height``: the block's)."""
         for (kind, key), new in writes.items():
             table = self.tables[kind]
             old = table.get(key)
@@ -78,12 +82,17 @@ class State:
         if touched:
             raw = bytes.fromhex(tx_id) if len(tx_id) == 64 else tx_id.encode()
             hist = self.history
+            heads = self.heads if len(tx_id) == 64 else None
             for name in touched:
                 lst = hist.get(name)
                 if lst is None:
                     hist[name] = [raw]
                 elif lst[-1] != raw:
                     lst.append(raw)
+                else:
+                    continue
+                if heads is not None:
+                    heads.touch(name, tx_id, height)
 
     def _index_ticket(self, old: Ticket | None, new: Ticket) -> None:
         if old is None:

@@ -1,8 +1,14 @@
-"""Provenance exports: records of one ticket/permit/truck/project with RFC 9162 proofs to a co-signed checkpoint."""
+"""Provenance exports: every record of one ticket/permit/truck/project/violation with RFC 9162 proofs to a
+co-signed checkpoint, and (format v2) the proof that the export holds *every* record, in chain order.
+
+docs/PROVENANCE.md specifies the format and the checks; ``scripts/verify-export`` re-implements them with
+nothing but Python and ``cryptography``.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -11,10 +17,34 @@ from ledger.core.consortium import Consortium
 from ledger.core.encoding import b64, parse, unb64
 from ledger.core.transaction import TX_CONTEXT, split_leaf
 from ledger.core.tree import hash_leaf, verify_inclusion_hash
-from ledger.errors import EncodingError, LedgerError, ProofError
+from ledger.errors import CheckpointError, EncodingError, LedgerError, ProofError
+from ledger.eticket import heads
 from ledger.store.ledger_store import LedgerStore
 
-FORMAT = "muck-ledger-provenance/v1"
+FORMAT_V1 = "muck-ledger-provenance/v1"
+FORMAT = "muck-ledger-provenance/v2"
+
+
+def objects_line(c: cp.Checkpoint) -> tuple[int, int, bytes] | None:
+    """``(height, size, root)`` of the checkpoint's object-map line (:data:`ledger.eticket.heads.EXTENSION`)."""
+    for line in c.extensions:
+        words = line.split(" ")
+        if words[0] == heads.EXTENSION:
+            if len(words) != 4 or not words[1].isdigit() or not words[2].isdigit():
+                raise CheckpointError("malformed object-map line in the checkpoint")
+            root = unb64(words[3], what="object-map root")
+            if len(root) != 32:
+                raise CheckpointError("the object-map root must be 32 bytes")
+            return int(words[1]), int(words[2]), root
+    return None
+
+
+def note_objects_height(note: str) -> int:
+    """The block height of the object map a co-signed checkpoint note commits to."""
+    found = objects_line(cp.Checkpoint.parse_body(cp.split_note(note)[0]))
+    if found is None:
+        raise ProofError("the checkpoint commits to no object map")
+    return found[0]
 
 
 def build_export(
@@ -24,9 +54,12 @@ def build_export(
     subject: Mapping[str, str],
     tx_ids: Sequence[str],
     checkpoint_note: str,
+    object_proof: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Every record of ``tx_ids`` with its inclusion proof in the checkpoint's tree.
 
+    With ``object_proof`` (the state machine's :meth:`~ledger.eticket.heads.ObjectHeads.proof_at` at the
+    height the checkpoint's object-map line names) the export is format v2 and carries it as ``object``.
     The export carries the genesis document (public keys) for convenience; a
     verifier on another machine should pin the consortium file it trusts.
     """
@@ -56,14 +89,57 @@ def build_export(
                       "hashes": [h.hex() for h in log.inclusion(stored.seq, c.size)]},
         })
     records.sort(key=lambda r: r["index"] if isinstance(r["index"], int) else 0)
-    return {
-        "format": FORMAT,
+    out: dict[str, Any] = {
+        "format": FORMAT if object_proof is not None else FORMAT_V1,
         "subject": dict(subject),
         "origin": consortium.origin,
         "consortium": consortium.to_dict(),
         "checkpoint": checkpoint_note,
         "records": records,
     }
+    if object_proof is not None:
+        out["object"] = {k: object_proof[k] for k in ("name", "height", "count", "head", "index", "size", "hashes")}
+    return out
+
+
+def completeness_problems(export: Mapping[str, Any], c: cp.Checkpoint) -> list[str]:
+    """The v2 checks (docs/PROVENANCE.md "Completeness"): the object's co-signed ``(count, head)`` and the
+    records' chain; one distinct line for a removed, added, duplicated or reordered record."""
+    found = objects_line(c)
+    obj = export.get("object")
+    if found is None or not isinstance(obj, Mapping):
+        return ["completeness: the export has no object proof under a checkpoint object map"]
+    height, size, root = found
+    subject = export.get("subject") or {}
+    name = f"{subject.get('kind')}:{subject.get('id')}"
+    records = list(export.get("records") or [])
+    try:
+        count, head = int(obj["count"]), bytes.fromhex(str(obj["head"]))
+        if obj["name"] != name or int(obj["height"]) != height:
+            return [f"completeness: the object proof is for {obj['name']} at {obj['height']}, not {name} at {height}"]
+        leaf = hash_leaf(heads.leaf_data(name, count, head))
+        hashes = [bytes.fromhex(h) for h in obj["hashes"]]
+        if int(obj["size"]) != size or not verify_inclusion_hash(leaf, int(obj["index"]), size, hashes, root):
+            return ["completeness: the object's head is not in the co-signed object map"]
+        ids = [str(r["tx_id"]) for r in records]
+        indexes = [int(r["index"]) for r in records]
+        codes = [str(r.get("code")) for r in records]
+        chained = heads.chain_head(name, ids)
+    except (KeyError, TypeError, ValueError) as exc:
+        return [f"completeness: malformed object proof or record: {exc!r}"]
+    if len(set(ids)) != len(ids):
+        return ["completeness: a record appears twice (duplicated)"]
+    if any(b <= a for a, b in itertools.pairwise(indexes)):
+        return ["completeness: records are not in chain order (reordered)"]
+    if any(code != "valid" for code in codes):
+        return ["completeness: a record is not a valid transaction (added)"]
+    if len(ids) < count:
+        return [f"completeness: {count - len(ids)} of the object's {count} records are missing (removed)"]
+    if len(ids) > count:
+        return [f"completeness: {len(ids) - count} records beyond the object's {count} (added)"]
+    if chained != head:
+        return ["completeness: the records do not chain to the object's co-signed head (replaced)"]
+    return []
 
 
 def verify_export(export: Mapping[str, Any], *, consortium: Consortium | None = None) -> list[str]:
@@ -71,7 +147,8 @@ def verify_export(export: Mapping[str, Any], *, consortium: Consortium | None = 
 
     Checks the checkpoint's co-signatures (a quorum of the nodes of the
     trusted consortium), and for each record: body ↔ readable fields, tx id,
-    the submitter's signature, the leaf hash and the inclusion proof.
+    the submitter's signature, the leaf hash and the inclusion proof; for format v2 also that the records
+    are every record of the object in chain order (:func:`completeness_problems`).
     """
     problems: list[str] = []
     try:
@@ -82,6 +159,10 @@ def verify_export(export: Mapping[str, Any], *, consortium: Consortium | None = 
         c, _signers = cp.verify(str(export["checkpoint"]), verifiers, quorum=trusted.quorum, origin=trusted.origin)
     except (LedgerError, KeyError, TypeError) as exc:
         return [f"checkpoint: {exc}"]
+    if export.get("format") not in (FORMAT, FORMAT_V1):
+        return [f"format: not {FORMAT}"]
+    if export.get("format") == FORMAT:
+        problems.extend(completeness_problems(export, c))
     for i, r in enumerate(export.get("records", [])):
         where = f"record {i} ({str(r.get('tx_id', '?'))[:16]}…)"
         try:

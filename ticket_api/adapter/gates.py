@@ -16,7 +16,7 @@ from ledger.core.encoding import CHINA_TZ
 from ledger.core.transaction import Transaction
 from ledger.qrticket.gatecheck import DISPOSAL, EXIT, GateRefusal, check_scan, normalise_plate
 from ledger.qrticket.ticket import TicketClaims
-from ticket_api.adapter.gateway import Gateway, actor_of, iso, new_id
+from ticket_api.adapter.gateway import Gateway, iso, new_id
 from ticket_api.adapter.outbox import Claim, GateOutbox
 from ticket_api.db import GateScan, write_lock
 from ticket_api.errors import Forbidden, NotFound, Refused
@@ -76,7 +76,7 @@ class LedgerGates:
         waiting: the ledger's rules preview it on a node's current state, the claim commits with the
         transaction in the outbox, and the answer goes out before the block (``Admitted``).
         """
-        actor = actor_of(principal)
+        actor = self.gw.actor(principal)
         tx = self.gw.sign(type=type, payload=payload, actor=actor, now=self.clock())
         gate = _gate(principal)
         if not wait:
@@ -196,7 +196,7 @@ class LedgerGates:
             "ticket_id": claims.ticket_id, "project_id": claims.project_id, "evidence": evidence,
             "description": description,
         }
-        self.gw.submit(type="violation.report", payload=payload, actor=actor_of(principal), now=self.clock())
+        self.gw.submit(type="violation.report", payload=payload, actor=self.gw.actor(principal), now=self.clock())
         return vid
 
     # -- offline sync --------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from collections.abc import Mapping
 from dataclasses import replace
@@ -12,6 +13,7 @@ from typing import Any
 from ledger.core import encoding
 from ledger.core.crypto import PrivateKey
 from ledger.core.transaction import Transaction
+from ledger.eticket import pii
 from ticket_api.errors import Forbidden
 from ticket_api.ledger_client import Finality, LedgerRefusal, NodeClient
 from ticket_api.services import Pending, Submission
@@ -23,14 +25,34 @@ def iso(t: datetime) -> str:
     return encoding.iso(t, timespec="seconds")
 
 
-def actor_of(principal: Principal) -> str:
+#: Domain label of the actor-pseudonym key derived from the gateway key (docs/ETICKET.md "Actor").
+PSEUDONYM_LABEL = b"muck-ledger/actor-pseudonym/v1\n"
+
+
+def pseudonym_key(key: PrivateKey) -> bytes:
+    """The secret HMAC key of actor pseudonyms: SHA-256 of the gateway key's (deterministic Ed25519) signature
+    over :data:`PSEUDONYM_LABEL`; the same for every API worker holding that key, unknown to anyone else."""
+    return hashlib.sha256(key.sign(PSEUDONYM_LABEL)).digest()
+
+
+def pseudonym(secret: bytes, subject: str) -> str:
+    """A token subject's keyed pseudonym: ``u`` and 16 letters ``a``-``p`` (64 bits of HMAC-SHA256).
+
+    Letters only, so a pseudonym never looks like a number the personal-data screen refuses; keyed, so a
+    subject such as ``zhangsan-13800138000`` cannot be found by hashing guesses.
+    """
+    mac = hmac.new(secret, subject.encode("utf-8"), hashlib.sha256).digest()[:8]
+    return "u" + "".join(chr(0x61 + (b >> 4)) + chr(0x61 + (b & 15)) for b in mac)
+
+
+def actor_of(principal: Principal, secret: bytes) -> str:
     """The ledger actor (docs/ETICKET.md "Actor") for a caller: role kind, tenant, pseudonymous user.
 
-    The user part never carries an openid or a name in clear: personal data stays off the chain.
+    The user part is always :func:`pseudonym` of the token subject (staff and WeChat users alike): no openid,
+    name or phone number reaches the chain.  A truck terminal's subject is the terminal's registry id (a
+    device, not a person) and stays readable: the rules match it against the truck's ``terminal_id``.
     """
-    user = principal.subject
-    if user.startswith("wx:") or not user.replace("-", "").replace("_", "").replace(".", "").isalnum():
-        user = "u" + hashlib.sha256(user.encode("utf-8")).hexdigest()[:12]
+    user = pseudonym(secret, principal.subject)
     role, tenant = principal.role, principal.tenant
     if role == "contractor":
         return f"contractor:{tenant}"
@@ -41,7 +63,7 @@ def actor_of(principal: Principal) -> str:
     if role == "disposal_gate":
         return f"gate:disposal:{tenant}"
     if role == "truck_terminal":  # tenant: the truck's plate; subject: the terminal id the truck registered
-        return f"gps:{user}"
+        return f"gps:{principal.subject}"
     if role in ("operator", "enforcement"):
         return f"{role}:{user}"
     raise Forbidden(f"role {role} cannot change the ledger")
@@ -59,9 +81,19 @@ class Gateway:
     def __init__(self, *, key: PrivateKey, client: NodeClient) -> None:
         self.key = key
         self.client = client
+        self._pseudonym_key = pseudonym_key(key)
+
+    def actor(self, principal: Principal) -> str:
+        """The ledger actor of ``principal`` (:func:`actor_of` under this gateway's pseudonym key)."""
+        return actor_of(principal, self._pseudonym_key)
 
     def sign(self, *, type: str, payload: Mapping[str, Any], actor: str, now: datetime) -> Transaction:
-        """The gateway member's signed transaction for a caller's state change (not submitted)."""
+        """The gateway member's signed transaction for a caller's state change (not submitted).
+
+        Personal data is refused here, before signing, by the rules' own screen (reason ``personal_data``,
+        :class:`~ledger.eticket.errors.PersonalData`), so the caller hears it at once.
+        """
+        pii.screen(payload, actor)
         return Transaction.create(key=self.key, type=type, payload=dict(payload), actor=actor, timestamp=iso(now))
 
     def submit(self, *, type: str, payload: Mapping[str, Any], actor: str, now: datetime,
@@ -76,7 +108,7 @@ class Gateway:
                now: datetime) -> Pending | Finality:
         """A caller's state change as its ledger actor: ``Pending`` when the caller asked not to wait
         (``Prefer: respond-async``), else the final transaction (read what it wrote at its ``height``)."""
-        tx = self.sign(type=type, payload=payload, actor=actor_of(principal), now=now)
+        tx = self.sign(type=type, payload=payload, actor=self.actor(principal), now=now)
         if sub.journal is not None:  # recorded before it is submitted; a retry adopts an earlier attempt's
             tx = sub.journal.adopt(tx)
         fin = self.send(tx, wait=sub.wait)

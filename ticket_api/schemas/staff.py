@@ -123,6 +123,8 @@ class ProvenanceSchema(OpenSchema):
     format = fields.String(required=True)
     checkpoint = fields.String(required=True)
     records = fields.List(fields.Dict(), required=True)
+    object = fields.Dict(metadata={"description": "v2: the object's record count and chain head with its proof "
+                                                  "in the checkpoint's object map (docs/PROVENANCE.md)"})
 
 
 class CertificateSchema(OpenSchema):

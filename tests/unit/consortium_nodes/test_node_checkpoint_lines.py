@@ -1,0 +1,74 @@
+"""Checkpoint lines of the state machine (the object map of ledger.eticket.heads): the coordinator writes its
+machine's line for the final height, and a witness co-signs only a line its own machine gives identically."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from node_fakes import T0, Cluster, MemoryPeers
+
+from consortium_nodes.node import Node
+from ledger.core import checkpoint as cp
+from ledger.core.builder import NullStateMachine
+from ledger.core.encoding import iso
+from ledger.errors import LedgerError
+from ledger.store.ledger_store import LedgerStore
+from ledger.testing import make_tx
+
+
+class LineMachine(NullStateMachine):
+    """A null machine with a checkpoint line (``salt`` makes one node disagree)."""
+
+    def __init__(self, salt: str = "") -> None:
+        super().__init__()
+        self.salt = salt
+
+    def checkpoint_extension(self, height: int) -> str:
+        return f"test/objects {height} {self.digest()[-8:]}{self.salt}"
+
+
+def _add(cluster: Cluster, name: str, machine: Any) -> Node:
+    store = LedgerStore.open(f"sqlite:///{cluster.root / (name + '.db')}", consortium=cluster.t.consortium)
+    node = Node(name=name, consortium=cluster.t.consortium, key=cluster.t.keys[name], store=store, machine=machine,
+                orderer=cluster.orderer, peers=MemoryPeers(cluster, name), batch_max_wait=0.0,
+                clock=lambda: cluster.now)
+    cluster.nodes[name] = node
+    node.chain.replay()
+    return node
+
+
+def test_witnesses_cosign_only_the_line_their_own_machine_gives(cluster: Cluster) -> None:
+    """The checkpoint carries the coordinator's line for the final height; three nodes computing the same line
+    co-sign it (a quorum), the node whose machine disagrees refuses with checkpoint_mismatch."""
+    names = cluster.names
+    for n in names[:3]:
+        _add(cluster, n, LineMachine())
+    _add(cluster, names[3], LineMachine(salt="x"))
+    for i in range(2):
+        cluster.orderer.append(proposer=names[0], timestamp=iso(T0), txs=[make_tx(cluster.t.gateway, i).encode()])
+    cluster.follow()
+    cluster.deliver()
+    note = cluster.nodes[names[0]].make_checkpoint()
+    verifiers = {m.name: m.public_key for m in cluster.t.consortium.nodes}
+    c, signers = cp.verify(note, verifiers, quorum=cluster.t.consortium.quorum, origin=cluster.t.consortium.origin)
+    final = cluster.nodes[names[0]].certificates.final_height
+    assert c.extensions == (cluster.nodes[names[0]].machine.checkpoint_extension(final),)  # type: ignore[attr-defined]
+    assert set(signers) == set(names[:3])
+    with pytest.raises(LedgerError) as caught:
+        cluster.nodes[names[3]].cosign_checkpoint(note)
+    assert caught.value.reason == "checkpoint_mismatch"
+
+
+def test_a_node_without_lines_refuses_a_checkpoint_with_one(cluster: Cluster) -> None:
+    """A witness whose machine has no checkpoint line cannot vouch for one: it refuses to co-sign."""
+    a = _add(cluster, cluster.names[0], LineMachine())
+    b = _add(cluster, cluster.names[1], NullStateMachine())
+    cluster.orderer.append(proposer=a.name, timestamp=iso(T0), txs=[make_tx(cluster.t.gateway, 1).encode()])
+    cluster.follow()
+    tree = a.store.log()
+    note = cp.sign(cp.Checkpoint(cluster.t.consortium.origin, tree.size, tree.root(), ("test/objects 0 x",)),
+                   [(a.name, a.key)])
+    with pytest.raises(LedgerError) as caught:
+        b.cosign_checkpoint(note)
+    assert caught.value.reason == "checkpoint_mismatch"
