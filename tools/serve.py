@@ -192,7 +192,7 @@ def _run(args: argparse.Namespace, var: Path, local: LocalConsortium, children: 
 def _notifier(var: Path, env: dict[str, str]) -> Child:
     """The notifier (``python -m ticket_api notify``): exactly one beside gunicorn's workers; its pid in
     ``notify.pid`` (for tests that kill it)."""
-    child = Child("the notifier", [str(BIN / "python"), "-m", "ticket_api", "notify"], own_log=var / "notify.log",
+    child = Child("the notifier", [str(BIN / "python"), "-m", "ticket_api", "notify"], log=var / "notify.log",
                   env=env)
     (var / "notify.pid").write_text(str(child.pid), encoding="utf-8")
     return child

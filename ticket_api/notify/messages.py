@@ -67,8 +67,9 @@ def body(e: Event, language: str) -> str:
         why = reason_message(str(f.get("reason")), language)
         gate = ("exit" if f.get("gate") == "exit" else "disposal") if en else (
             "出场" if f.get("gate") == "exit" else "消纳场")
-        return (f"Truck {plate} was held at the {gate} gate {f.get('gate_id')} (ticket {f.get('ticket_id')}): {why}"
-                if en else f"车辆 {plate} 在{gate}闸口 {f.get('gate_id')} 被拦截（电子渣票 {f.get('ticket_id')}）：{why}")
+        gid, tid = f.get("gate_id"), f.get("ticket_id")
+        return (f"Truck {plate} was held at the {gate} gate {gid} (ticket {tid}): {why}"
+                if en else f"车辆 {plate} 在{gate}闸口 {gid} 被拦截（电子渣票 {tid}）：{why}")
     if e.kind == "violation_raised":
         vtype = str(f.get("type") or "")
         what = vtype.replace("_", " ") if en else VIOLATION_TYPES_ZH.get(vtype, vtype)
@@ -80,7 +81,8 @@ def body(e: Event, language: str) -> str:
                 f"处罚 {f.get('penalty_id')}：对 {f.get('target_id')} 罚款 {f.get('amount_yuan')} 元。")
     if e.kind == "site_alarm":
         return (f"Disposal site {f.get('site_id')} is at {f.get('load_rate_pct')}% of its capacity."
-                if en else f"消纳场 {f.get('site_name') or f.get('site_id')} 负荷率 {f.get('load_rate_pct')}%，已告警。")
+                if en else f"消纳场 {f.get('site_name') or f.get('site_id')} 负荷率 {f.get('load_rate_pct')}%，已告警。"
+                )
     return e.kind
 
 

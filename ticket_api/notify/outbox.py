@@ -34,7 +34,7 @@ def _now() -> datetime:
 
 def backoff(attempts: int, *, base: float = 1.0) -> float:
     """Seconds to wait after the ``attempts``-th failed send: 1, 2, 4, ... at most ``MAX_BACKOFF_S``."""
-    return min(MAX_BACKOFF_S, base * 2 ** max(0, attempts - 1))
+    return float(min(MAX_BACKOFF_S, base * 2.0 ** max(0, attempts - 1)))
 
 
 def principal_keys(role: str, tenant: str) -> list[str]:
@@ -155,8 +155,9 @@ class Outbox:
         newest failure."""
         with self.session() as s:
             cur = s.get(NotifyCursor, CURSOR)
-            counts = dict(s.execute(select(Notification.status, func.count()).where(Notification.channel == "wechat")
-                                    .group_by(Notification.status)).tuples().all())
+            counts: dict[str, int] = {str(k): int(n) for k, n in s.execute(
+                select(Notification.status, func.count()).where(Notification.channel == "wechat")
+                .group_by(Notification.status)).all()}
             last = s.scalars(select(Notification).where(Notification.last_error.is_not(None))
                              .order_by(Notification.id.desc()).limit(1)).first()
         return {
