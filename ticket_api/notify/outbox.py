@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
+from ledger.core.encoding import CHINA_TZ
 from ticket_api.db import Notification, NotifyCursor, WechatUser, make_sessionmaker, write_lock
 from ticket_api.notify.events import Event
 
@@ -162,7 +163,7 @@ class Outbox:
                              .order_by(Notification.id.desc()).limit(1)).first()
         return {
             "cursor_height": None if cur is None else cur.height,
-            "updated_at": None if cur is None else cur.updated_at.isoformat(),
+            "updated_at": None if cur is None else cur.updated_at.astimezone(CHINA_TZ).isoformat(timespec="seconds"),
             "pid": None if cur is None else cur.pid,
             "error": None if cur is None else cur.last_error,
             "wechat": {k: int(counts.get(k, 0)) for k in ("pending", "sent", "failed")},
