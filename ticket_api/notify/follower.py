@@ -4,6 +4,7 @@
 starts it beside gunicorn; see docs/ARCHITECTURE.md).  Each final block's events go to the outbox in the
 one database transaction that also moves the cursor to that block, so a notifier killed at any point
 resumes at the first block it had not written, and a block written twice would add no row (unique key).
+A batch of blocks (up to ``BATCH``) is one transaction, so a busy chain costs the database few writes.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class Follower:
                 return 0
         if cur >= final:
             return 0
-        done = 0
+        done, events = 0, []
         for block in self.client.blocks(cur + 1, min(self.batch, final - cur)):
             height = int(block["header"]["height"])
             if height != cur + 1 or height > final:
@@ -55,8 +56,10 @@ class Follower:
             def lookup(name: str, _h: int = height, **kwargs: Any) -> Any:
                 return self.client.query_at(name, _h, **kwargs)
 
-            self.outbox.record(height, events_of_block(block, lookup))
+            events += events_of_block(block, lookup)
             cur, done = height, done + 1
+        if done:  # the batch's rows and the cursor past its last block: one transaction
+            self.outbox.record(cur, events)
         return done
 
 
