@@ -193,6 +193,8 @@ class NotifyCursor(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     height: Mapped[int] = mapped_column(Integer)
+    #: the chain's final height when the notifier last looked (the lag is the difference)
+    chain_height: Mapped[int | None] = mapped_column(Integer, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -43,7 +43,7 @@ class Follower:
             # first run: from the genesis block, or (``NOTIFY_START=head``) only what happens from now on
             cur = final if self.start == "head" else -1
             if self.start == "head":
-                self.outbox.record(final, [])
+                self.outbox.record(final, [], chain_height=final)
                 return 0
         if cur >= final:
             return 0
@@ -59,7 +59,7 @@ class Follower:
             events += events_of_block(block, lookup)
             cur, done = height, done + 1
         if done:  # the batch's rows and the cursor past its last block: one transaction
-            self.outbox.record(cur, events)
+            self.outbox.record(cur, events, chain_height=final)
         return done
 
 

@@ -75,7 +75,7 @@ class Outbox:
                 row.last_error = error[:500] if error else None
                 row.pid = os.getpid()
 
-    def record(self, height: int, events: Iterable[Event]) -> int:
+    def record(self, height: int, events: Iterable[Event], *, chain_height: int | None = None) -> int:
         """Write the rows of ``events`` (found in blocks up to ``height``) and move the cursor to
         ``height``, in one transaction; the number of new rows."""
         now = self.clock()
@@ -102,9 +102,11 @@ class Outbox:
                     added += 1
             row = s.get(NotifyCursor, CURSOR)
             if row is None:
-                s.add(NotifyCursor(name=CURSOR, height=height, updated_at=now, pid=os.getpid(), last_error=None))
+                s.add(NotifyCursor(name=CURSOR, height=height, chain_height=chain_height, updated_at=now,
+                                   pid=os.getpid(), last_error=None))
             else:
                 row.height, row.updated_at, row.pid, row.last_error = height, now, os.getpid(), None
+                row.chain_height = chain_height
         return added
 
     # -- delivery ----------------------------------------------------------
@@ -163,6 +165,8 @@ class Outbox:
                              .order_by(Notification.id.desc()).limit(1)).first()
         return {
             "cursor_height": None if cur is None else cur.height,
+            "chain_final_height": None if cur is None else cur.chain_height,
+            "lag_blocks": None if cur is None or cur.chain_height is None else max(0, cur.chain_height - cur.height),
             "updated_at": None if cur is None else cur.updated_at.astimezone(CHINA_TZ).isoformat(timespec="seconds"),
             "pid": None if cur is None else cur.pid,
             "error": None if cur is None else cur.last_error,
