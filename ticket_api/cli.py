@@ -5,6 +5,7 @@
     python -m ticket_api tokens list [--active]
     python -m ticket_api users bind-wechat --openid OPENID --role contractor --tenant ORG-001 [--name N]
     python -m ticket_api keys generate --out /etc/ticket-api/qr-issuer.pem
+    python -m ticket_api notify        # the notifier: follow the chain, send notifications (one per deployment)
 
 The database is ``--database-url`` or ``TICKET_API_DATABASE_URL`` (default
 ``sqlite:///var/ticket_api.sqlite``).  A token's secret is printed once, by
@@ -65,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="QR issuer keys").add_subparsers(dest="command", required=True)
     gen = keys.add_parser("generate", help="write a new Ed25519 issuer key (PEM, mode 0600)")
     gen.add_argument("--out", required=True)
+
+    sub.add_parser("notify", help="follow the chain and send notifications (run exactly one per deployment)")
     return p
 
 
@@ -90,6 +93,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         write_private_key(key, out)
         print(json.dumps({"key_id": key.key_id, "file": str(out), "public_key_pem": key.public_key.to_pem()}))
         return 0
+    if args.area == "notify":
+        from ticket_api.notify.runner import main as notify_main
+
+        return notify_main(args.database_url)
     store = _store(args.database_url)
     if args.area == "tokens" and args.command == "issue":
         issued = store.issue(

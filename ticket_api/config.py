@@ -45,6 +45,15 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONTENT_LENGTH": 1 << 20,
     "GATE_CLOCK_LEEWAY_SECONDS": 120,
     "SECRETS_FILE": "",
+    # The notifier (python -m ticket_api notify): first run from the "genesis" block or the "head";
+    # WeChat subscribe-message templates by event kind (JSON object), miniprogram_state, message language.
+    "NOTIFY_START": "genesis",
+    "NOTIFY_POLL_SECONDS": 0.5,
+    "NOTIFY_BACKOFF_SECONDS": 1.0,
+    "NOTIFY_WECHAT_TEMPLATES": "",
+    "NOTIFY_WECHAT_STATE": "formal",
+    "NOTIFY_LANGUAGE": "zh",
+    "NOTIFY_STREAM_SECONDS": 25.0,
 }
 
 SECRET_KEYS = frozenset({"WECHAT_SECRET", "SECRET_KEY", "DATABASE_URL"})

@@ -185,6 +185,44 @@ class GateClaim(Base):
     violation_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
+class NotifyCursor(Base):
+    """How far the notifier has followed the chain (``ticket_api.notify``): the last final block whose
+    notifications are in the outbox; advanced in the same transaction as the rows it wrote."""
+
+    __tablename__ = "notify_cursor"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    height: Mapped[int] = mapped_column(Integer)
+    #: the chain's final height when the notifier last looked (the lag is the difference)
+    chain_height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Notification(Base):
+    """One message of the outbox: one event for one recipient (``wechat:<openid>`` or a staff/tenant
+    audience ``tenant:<role>:<tenant>`` / ``role:<role>``), unique by the two."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (UniqueConstraint("event_id", "recipient", name="uq_notification_event_recipient"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(128))
+    recipient: Mapped[str] = mapped_column(String(200), index=True)
+    channel: Mapped[str] = mapped_column(String(16))  # "wechat" | "api"
+    kind: Mapped[str] = mapped_column(String(32))
+    event: Mapped[str] = mapped_column(Text)  # the event's JSON (``ticket_api.notify.events.Event``)
+    height: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: "pending" (to send), "sent", "failed" (gave up); API rows are "sent" once written
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+
 def _create_tables(engine: Engine, attempts: int = 5) -> None:
     """``create_all``, tolerating another process (a second gunicorn worker) creating them at the same time."""
     for attempt in range(attempts):

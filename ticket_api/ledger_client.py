@@ -219,6 +219,23 @@ class NodeClient:
                 return body.get("result")
             time.sleep(0.01)
 
+    def final_height(self) -> int:
+        """The newest final block's height on a node (-1 before the first)."""
+        resp = self._call("GET", "/status")
+        body = self._body(resp)
+        if resp.status_code >= 400 or not isinstance(body, dict):
+            raise ServiceUnavailable("a node's status could not be read")
+        return int(body.get("final_height", -1))
+
+    def blocks(self, start: int, limit: int = 20) -> list[dict[str, Any]]:
+        """Blocks ``start``.. (at most ``limit``; ``{"header", "hash", "transactions": [{"tx_id", "code",
+        "tx"}]}``) from a node; fewer when the node has fewer."""
+        resp = self._call("GET", "/v1/blocks", params={"start": start, "limit": limit})
+        body = self._body(resp)
+        if resp.status_code >= 400 or not isinstance(body, dict):
+            raise self._refusal(body, resp.status_code)
+        return list(body.get("blocks", []))
+
     def provenance(self, kind: str, key: str) -> ProvenanceExport:
         """A provenance export (``ledger.verify.provenance``) of one object, proofs to a co-signed checkpoint."""
         resp = self._call("POST", "/v1/provenance", json={"kind": kind, "key": key}, timeout=self.timeout + 15)

@@ -162,6 +162,8 @@ def _run(args: argparse.Namespace, var: Path, local: LocalConsortium, children: 
     except (ChildDied, TimeoutError) as exc:
         raise SystemExit(f"serve: {exc}") from None
     doc = _seed(var, env, api, wechat_url)
+    notifier = _notifier(var, env)  # after the seed: the API's tables exist
+    children.append(notifier)
     print(f"[serve] API       {api}/api/health", flush=True)
     print(f"[serve] API docs  {api}/api/docs   (OpenAPI: {api}/api/openapi.json)", flush=True)
     print(f"[serve] dashboard {api}/dashboard", flush=True)
@@ -170,6 +172,11 @@ def _run(args: argparse.Namespace, var: Path, local: LocalConsortium, children: 
           flush=True)
     (var / "serve.ready").write_text(api, encoding="utf-8")
     while True:
+        if not notifier.running():  # restartable: its cursor and outbox are in the API database
+            print(f"[serve] {notifier.died()}; starting it again", file=sys.stderr, flush=True)
+            children.remove(notifier)
+            notifier = _notifier(var, env)
+            children.append(notifier)
         for c in children:
             if not c.running():
                 print(f"[serve] {c.died()}", file=sys.stderr, flush=True)
@@ -183,6 +190,15 @@ def _run(args: argparse.Namespace, var: Path, local: LocalConsortium, children: 
                 print("[serve] a child process stopped; shutting down", file=sys.stderr, flush=True)
                 return 1
         time.sleep(0.5)
+
+
+def _notifier(var: Path, env: dict[str, str]) -> Child:
+    """The notifier (``python -m ticket_api notify``): exactly one beside gunicorn's workers; its pid in
+    ``notify.pid`` (for tests that kill it)."""
+    child = Child("the notifier", [str(BIN / "python"), "-m", "ticket_api", "notify"], log=var / "notify.log",
+                  env=env)
+    (var / "notify.pid").write_text(str(child.pid), encoding="utf-8")
+    return child
 
 
 def make_private(var: Path) -> None:

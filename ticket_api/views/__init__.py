@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 from ticket_api.jsonbody import Blueprint
-from ticket_api.views import auth, dashboard, drivers, gates, keys, lists, miniprogram, regulator, staff, system
+from ticket_api.views import (
+    auth,
+    dashboard,
+    drivers,
+    gates,
+    keys,
+    lists,
+    miniprogram,
+    notifications,
+    regulator,
+    staff,
+    system,
+)
 
 BLUEPRINTS: tuple[Blueprint, ...] = (
     system.blp,
@@ -18,4 +30,5 @@ BLUEPRINTS: tuple[Blueprint, ...] = (
     regulator.blp,
     dashboard.page_blp,
     dashboard.blp,
+    notifications.blp,
 )
