@@ -36,10 +36,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def make_services(cfg: Mapping[str, Any], keyring: Keyring) -> Services:
-    """Build every service over one :class:`Gateway` from the configuration (see the module doc)."""
-    from sqlalchemy import Engine
-
+def ledger_connection(cfg: Mapping[str, Any], *, timeout: float = 15.0) -> tuple[NodeClient, str]:
+    """The client to the consortium's nodes (mutual TLS as the gateway when configured) and the gateway's key
+    file, from ``LEDGER_LOCAL`` (a local consortium's description) or ``LEDGER_NODES``, ``LEDGER_GATEWAY_KEY_FILE``,
+    ``LEDGER_CONSORTIUM_FILE`` and ``LEDGER_TLS_{CERT,KEY,CA}_FILE``."""
     local = cfg.get("LEDGER_LOCAL") or None
     members: dict[str, str] = {}
     if local:
@@ -60,8 +60,17 @@ def make_services(cfg: Mapping[str, Any], keyring: Keyring) -> Services:
     if tls_files and consortium is None:
         raise RuntimeError("LEDGER_TLS_* needs LEDGER_CONSORTIUM_FILE (the consortium document)")
     tls = Tls.load(tls_files, consortium) if tls_files and consortium is not None else None
-    client = NodeClient(urls=urls, wait=float(cfg.get("LEDGER_WAIT_SECONDS", 12.0)), tls=tls, members=members,
-                        genesis=consortium.genesis_hash if consortium is not None else None)
+    client = NodeClient(urls=urls, wait=float(cfg.get("LEDGER_WAIT_SECONDS", 12.0)), timeout=timeout, tls=tls,
+                        members=members, genesis=consortium.genesis_hash if consortium is not None else None)
+    return client, str(key_file)
+
+
+def make_services(cfg: Mapping[str, Any], keyring: Keyring) -> Services:
+    """Build every service over one :class:`Gateway` from the configuration (see the module doc)."""
+    from sqlalchemy import Engine
+
+    client, key_file = ledger_connection(cfg)
+    local = cfg.get("LEDGER_LOCAL") or None
     gw = Gateway(key=read_private_key(key_file), client=client)
     engine: Engine = cfg["_ENGINE"]
     clock = cfg.get("_CLOCK") or _now

@@ -14,7 +14,6 @@ import logging
 import signal
 import threading
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from ticket_api.errors import ApiError
@@ -64,12 +63,10 @@ class Follower:
 
 
 def node_client(cfg: Mapping[str, Any]) -> NodeClient:
-    local = cfg.get("LEDGER_LOCAL") or None
-    urls = ([n["url"] for n in json.loads(Path(local).read_text(encoding="utf-8"))["nodes"]] if local
-            else list(cfg.get("LEDGER_NODES") or []))
-    if not urls:
-        raise RuntimeError("the notifier needs LEDGER_LOCAL or LEDGER_NODES")
-    return NodeClient(urls=urls, wait=float(cfg.get("LEDGER_WAIT_SECONDS", 12.0)), timeout=5.0)
+    """The API's own client to the nodes (the gateway's mutual TLS identity), with a short timeout."""
+    from ticket_api.adapter import ledger_connection
+
+    return ledger_connection(cfg, timeout=5.0)[0]
 
 
 def sender_of(cfg: Mapping[str, Any]) -> WechatSender:
