@@ -217,10 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_extra_commands(sub: Any) -> None:
     """The commands of the e-ticket layer: audit (every node) and report."""
-    from ledger.cli import audit, report
+    from ledger.cli import audit, report, tls
 
     audit.register(sub)
     report.register(sub)
+    tls.register(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
