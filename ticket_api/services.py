@@ -37,6 +37,7 @@ from typing import Any, Protocol, TypeAlias, TypeVar
 from ledger.core.transaction import Transaction
 from ledger.qrticket.ticket import TicketClaims
 from ledger.wire import ProvenanceExport
+from ticket_api.devices import DeviceRequest, Known
 from ticket_api.errors import ServiceUnavailable
 from ticket_api.service_data import (
     AuditParams,
@@ -224,6 +225,14 @@ class StaffService(Protocol):
         ...
 
 
+class DeviceRegistry(Protocol):
+    """The registry on the chain as device provisioning sees it (``adapter.devices``)."""
+
+    def check(self, devices: Sequence[DeviceRequest]) -> list[Known]:
+        """One :class:`ticket_api.devices.Known` per device, in order (unknown plates and sites named)."""
+        ...
+
+
 class Unavailable:
     """Stands in for every service until the ledger adapter is configured."""
 
@@ -244,6 +253,8 @@ class Services:
     trips: TripService
     audit: AuditService
     staff: StaffService = field(default_factory=lambda: Unavailable())
+    #: None: no registry to check device ids against (the ledger is not configured)
+    devices: DeviceRegistry | None = None
 
     @classmethod
     def unavailable(cls) -> Services:

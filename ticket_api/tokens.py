@@ -32,6 +32,7 @@ ROLES: dict[str, str] = {
     "operator": "governance centre id",
     "enforcement": "enforcement unit id",
     "regulator": "regulator id (reads everything, changes nothing)",
+    "camera": "site or road id the camera watches (reads nothing yet; provisioned by POST /api/v1/devices)",
 }
 STAFF_ROLES = frozenset({"approver", "operator", "enforcement", "regulator"})
 GATE_ROLES = frozenset({"exit_gate", "disposal_gate"})

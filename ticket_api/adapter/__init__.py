@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.store.keyfiles import read_private_key
+from ticket_api.adapter.devices import LedgerDeviceRegistry
 from ticket_api.adapter.gates import LedgerGates
 from ticket_api.adapter.gateway import Gateway
 from ticket_api.adapter.staff import LedgerStaff
@@ -58,4 +59,5 @@ def make_services(cfg: Mapping[str, Any], keyring: Keyring) -> Services:
         trips=gates,
         audit=staff,
         staff=staff,
+        devices=LedgerDeviceRegistry(gateway=gw),
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ticket_api.jsonbody import Blueprint
-from ticket_api.views import auth, dashboard, gates, keys, miniprogram, regulator, staff, system
+from ticket_api.views import auth, dashboard, devices, gates, keys, miniprogram, regulator, staff, system
 
 BLUEPRINTS: tuple[Blueprint, ...] = (
     system.blp,
@@ -16,4 +16,5 @@ BLUEPRINTS: tuple[Blueprint, ...] = (
     regulator.blp,
     dashboard.page_blp,
     dashboard.blp,
+    devices.blp,
 )
