@@ -23,7 +23,7 @@ from sqlalchemy import Engine, Integer, String, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ticket_api.db import ApiToken, Base, UTCDateTime, make_sessionmaker, write_lock
+from ticket_api.db import ApiToken, Base, make_sessionmaker, write_lock
 from ticket_api.errors import InvalidRequest
 from ticket_api.tokens import TOKEN_PREFIX, Clock, hash_token, utcnow
 
@@ -185,7 +185,7 @@ class DeviceStore:
             s.execute(insert(Device), rows)
         return out
 
-    def list(self, owner: str, *, kind: str | None = None, device_id: str | None = None,
+    def page(self, owner: str, *, kind: str | None = None, device_id: str | None = None,
              active: bool | None = None, limit: int = 100,
              cursor: str | None = None) -> tuple[list[DeviceInfo], str | None]:
         """One page of ``owner``'s devices in provisioning order, and the cursor of the next (or None)."""

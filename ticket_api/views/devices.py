@@ -86,7 +86,7 @@ def list_devices(q: dict[str, Any]) -> dict[str, Any]:
     device_id = q.get("id")
     if device_id and q.get("kind") == "truck_terminal":
         device_id = normalise_plate(device_id)
-    items, nxt = _store().list(p.tenant, kind=q.get("kind"), device_id=device_id, active=q.get("active"),
+    items, nxt = _store().page(p.tenant, kind=q.get("kind"), device_id=device_id, active=q.get("active"),
                                limit=q["limit"], cursor=q.get("cursor"))
     now = ctx().now()
     return {"items": [_view(d, now) for d in items], "next": nxt}
