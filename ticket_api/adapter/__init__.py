@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.store.keyfiles import read_private_key
+from ticket_api.adapter import heights
 from ticket_api.adapter.devices import LedgerDeviceRegistry
 from ticket_api.adapter.gates import LedgerGates
 from ticket_api.adapter.gateway import Gateway
@@ -47,6 +48,7 @@ def make_services(cfg: Mapping[str, Any], keyring: Keyring) -> Services:
     client = NodeClient(urls=urls, wait=float(cfg.get("LEDGER_WAIT_SECONDS", 12.0)))
     gw = Gateway(key=read_private_key(key_file), client=client)
     engine: Engine = cfg["_ENGINE"]
+    heights.ensure_table(engine)
     clock = cfg.get("_CLOCK") or _now
     gates = LedgerGates(gateway=gw, keyring=keyring, engine=engine, clock=clock,
                         leeway=timedelta(seconds=float(cfg.get("GATE_CLOCK_LEEWAY_SECONDS", 120))))
