@@ -157,6 +157,13 @@ _ALL: tuple[Reason, ...] = (
         "idempotency_in_progress", 409, "相同幂等键的请求正在处理中",
         "A request with this Idempotency-Key is still in progress",
     ),
+    # work lists (ticket_api/views/lists.py)
+    Reason("bad_cursor", 400, "分页游标无效（请从第一页重新查询）",
+           "The page cursor is not valid (start again from the first page)"),
+    Reason("bad_period", 422, "时间段无效（起始时间晚于结束时间）", "The period is not valid (from is after to)"),
+    Reason("no_queue", 422, "该角色没有待办队列", "This role has no work queue here"),
+    Reason("openid_taken", 409, "该微信用户已绑定其他角色或单位",
+           "This WeChat user is bound to another role or company"),
     Reason("internal", 500, "服务器内部错误", "Internal server error"),
     Reason("not_implemented", 501, "功能尚未实现", "Not implemented yet"),
     Reason("ledger_unavailable", 503, "账本服务暂不可用", "The ledger is unavailable"),

@@ -8,7 +8,7 @@ refusals (4xx with ``{"accepted": false, "reason"}``) are ordinary results.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -308,3 +308,15 @@ class ApiClient:
         """The regulator's audit of every node (it re-verifies whole chains: seconds, not milliseconds)."""
         return self._object("GET", "/api/v1/audit", params=_jsonable(params) or None,
                             timeout=max(self.timeout, AUDIT_TIMEOUT))
+
+    def work_list(self, name: str, **params: Any) -> Iterator[JSON]:
+        """Every item of a work list (``permits``, ``tickets``, ``projects``, ``trucks``, ``violations``,
+        ``penalties``), following ``next`` page by page; ``params`` are its filters (``awaiting="me"``,
+        ``status``, ``plate``, ``limit``, ``**{"from": ..., "to": ...}``)."""
+        query = _jsonable(params) or {}
+        while True:
+            page = self._object("GET", f"/api/v1/{name}", params=query)
+            yield from page["items"]
+            if not page.get("next"):
+                return
+            query = {**query, "cursor": page["next"]}

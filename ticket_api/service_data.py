@@ -163,23 +163,6 @@ class ViolationStep(TypedDict, total=False):
     time: datetime
 
 
-class ViolationFilters(TypedDict):
-    """``GET /api/v1/violations`` (``ViolationQuerySchema``)."""
-
-    limit: int
-    offset: int
-    type: NotRequired[str]
-    state: NotRequired[str]
-    ticket_id: NotRequired[str]
-    plate: NotRequired[str]
-    project_id: NotRequired[str]
-    site_id: NotRequired[str]
-    company_id: NotRequired[str]
-    town: NotRequired[str]
-    since: NotRequired[datetime]
-    until: NotRequired[datetime]
-
-
 class Measure(TypedDict):
     kind: str  # "suspend" | "warning" | "rectify"
     days: NotRequired[int]
@@ -197,14 +180,6 @@ class PenaltyRecord(TypedDict):
     credit_points: NotRequired[int]
     decision_no: NotRequired[str]
     time: NotRequired[datetime]
-
-
-class PenaltyFilters(TypedDict, total=False):
-    """``GET /api/v1/penalties`` (``PenaltyQuerySchema``)."""
-
-    target_kind: str
-    target_id: str
-    violation_id: str
 
 
 class RecommendParams(TypedDict):
@@ -366,14 +341,6 @@ class PositionsResult(TypedDict):
 
 
 # ------------------------------------------------------------------ answers: staff and the regulator
-
-
-class ViolationList(TypedDict):
-    violations: list[Json]
-
-
-class PenaltyList(TypedDict):
-    penalties: list[Json]
 
 
 class SiteList(TypedDict):

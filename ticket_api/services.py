@@ -39,6 +39,7 @@ from ledger.qrticket.ticket import TicketClaims
 from ledger.wire import ProvenanceExport
 from ticket_api.devices import DeviceRequest, Known
 from ticket_api.errors import ServiceUnavailable
+from ticket_api.list_data import Credit, ListQuery, Page
 from ticket_api.service_data import (
     AuditParams,
     ChainStatus,
@@ -49,8 +50,6 @@ from ticket_api.service_data import (
     History,
     Json,
     OfflineScan,
-    PenaltyFilters,
-    PenaltyList,
     PenaltyRecord,
     PermitApplication,
     PermitDecision,
@@ -65,8 +64,6 @@ from ticket_api.service_data import (
     SyncReport,
     TicketRequest,
     TicketView,
-    ViolationFilters,
-    ViolationList,
     ViolationReport,
     ViolationStep,
 )
@@ -196,8 +193,6 @@ class StaffService(Protocol):
         """``data`` is the ledger's own registry payload (docs/ETICKET.md "Registry")."""
         ...
 
-    def violations(self, principal: Principal, filters: ViolationFilters) -> ViolationList: ...
-
     def violation(self, principal: Principal, violation_id: str) -> Json: ...
 
     def report_violation(self, principal: Principal, data: ViolationReport, sub: Submission) -> Changed[Json]: ...
@@ -207,8 +202,6 @@ class StaffService(Protocol):
     ) -> Changed[Json]: ...
 
     def record_penalty(self, principal: Principal, data: PenaltyRecord, sub: Submission) -> Changed[Json]: ...
-
-    def penalties(self, principal: Principal, filters: PenaltyFilters) -> PenaltyList: ...
 
     def sites(self, principal: Principal) -> SiteList: ...
 
@@ -230,6 +223,29 @@ class DeviceRegistry(Protocol):
 
     def check(self, devices: Sequence[DeviceRequest]) -> list[Known]:
         """One :class:`ticket_api.devices.Known` per device, in order (unknown plates and sites named)."""
+        ...
+
+
+class ListService(Protocol):
+    """Every role's work lists, one page at a time, tenant-scoped (``adapter.lists``, ``views/lists``)."""
+
+    def permits(self, principal: Principal, query: ListQuery) -> Page: ...
+
+    def tickets(self, principal: Principal, query: ListQuery) -> Page: ...
+
+    def projects(self, principal: Principal, query: ListQuery) -> Page: ...
+
+    def trucks(self, principal: Principal, query: ListQuery) -> Page: ...
+
+    def violations(self, principal: Principal, query: ListQuery) -> Page: ...
+
+    def penalties(self, principal: Principal, query: ListQuery) -> Page: ...
+
+    def credit(self, principal: Principal, kind: str, key: str) -> Credit: ...
+
+    def company_truck(self, principal: Principal, plate: str) -> str:
+        """The id of the caller's (a transport company's) truck with ``plate``; another company's truck
+        answers ``unknown_truck`` like an unregistered plate."""
         ...
 
 
@@ -255,8 +271,9 @@ class Services:
     staff: StaffService = field(default_factory=lambda: Unavailable())
     #: None: no registry to check device ids against (the ledger is not configured)
     devices: DeviceRegistry | None = None
+    lists: ListService = field(default_factory=lambda: Unavailable())
 
     @classmethod
     def unavailable(cls) -> Services:
         u: Any = Unavailable()
-        return cls(permits=u, tickets=u, gates=u, trips=u, audit=u, staff=u)
+        return cls(permits=u, tickets=u, gates=u, trips=u, audit=u, staff=u, lists=u)

@@ -33,6 +33,8 @@ ROLES: dict[str, str] = {
     "enforcement": "enforcement unit id",
     "regulator": "regulator id (reads everything, changes nothing)",
     "camera": "site or road id the camera watches (reads nothing yet; provisioned by POST /api/v1/devices)",
+    "company": "transport company id (its trucks, drivers and their violations, penalties, credit)",
+    "driver": "truck id the transport company bound the driver's WeChat login to (its tickets and QR)",
 }
 STAFF_ROLES = frozenset({"approver", "operator", "enforcement", "regulator"})
 GATE_ROLES = frozenset({"exit_gate", "disposal_gate"})

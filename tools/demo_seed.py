@@ -3,7 +3,7 @@
 Writes ``demo.json`` as issue 5 specifies::
 
     {"api", "tokens": {"contractor", "contractor_other", "approvers": {dept: token}, "exit_gate",
-     "disposal_gate", "operator", "enforcement", "regulator", "truck_terminal"},
+     "disposal_gate", "operator", "enforcement", "regulator", "truck_terminal", "company", "company_other"},
      "project_id", "trucks": [plates], "disposal_sites": [{"id", "kind"}], ...}
 
 Tokens are secrets: the file is written with mode 0600 under ``var/`` (never committed).
@@ -85,6 +85,8 @@ def issue_tokens(engine: Engine, *, departments: Sequence[str], days: float = 30
         "operator": tok("operator", "centre-yubei", "demo-operator"),
         "enforcement": tok("enforcement", "cg-yubei", "demo-officer"),
         "regulator": tok("regulator", "regulator-cq", "demo-auditor"),
+        "company": tok("company", COMPANY["company_id"], "demo-company"),
+        "company_other": tok("company", "C-02", "demo-company-2"),
     }
 
 

@@ -7,11 +7,12 @@ from typing import Any
 
 from ledger.core.builder import TxContext
 from ledger.core.transaction import Transaction
+from ledger.eticket import lists
 from ledger.eticket.geo import in_alarm, pct_text, recommend
 from ledger.eticket.machine import EticketMachine
-from ledger.eticket.record_json import site_json, time_text, violation_json
+from ledger.eticket.record_json import penalty_json, site_json, time_text, violation_json
 from ledger.eticket.records import Company, Driver, Penalty, Permit, Project, Site, Ticket, Truck, Violation
-from ledger.eticket.units import fen_text, iso, litres, location_json, m3_text, median
+from ledger.eticket.units import iso, litres, location_json, m3_text, median
 
 HISTORY_KINDS = (
     "org",
@@ -273,21 +274,7 @@ def penalties(
         and (violation_id is None or violation_id in p.violation_ids)
     ]
     out.sort(key=lambda p: (p.time, p.penalty_id))
-    return [
-        {
-            "penalty_id": p.penalty_id,
-            "target_kind": p.target_kind,
-            "target_id": p.target_id,
-            "violation_ids": list(p.violation_ids),
-            "amount_yuan": fen_text(p.amount_fen),
-            "measures": [{"kind": k, "days": d or None} for k, d in p.measures],
-            "time": iso(p.time),
-            "suspended_until": time_text(p.suspended_until),
-            "credit_points": p.credit_points,
-            "decision_no": p.decision_no,
-        }
-        for p in out
-    ]
+    return [penalty_json(p) for p in out]
 
 
 def credit(m: EticketMachine, kind: str, key: str) -> int | None:
@@ -464,3 +451,16 @@ def preview(m: EticketMachine, tx: Any) -> dict[str, Any]:
     ctx = TxContext(height=0, position=0, block_time=t.time, tx_id=t.tx_id, signer=signer, consortium=m.consortium)
     out = m.preview(t, ctx)
     return {"tx_id": t.tx_id, "code": out.code, "message": out.message, "events": list(out.events)}
+
+
+def list_page(m: EticketMachine, kind: str, **kwargs: Any) -> dict[str, Any]:
+    """One page of a work list (``ledger.eticket.lists.page``: keyset cursor, tenant scope, filters)."""
+    try:
+        return lists.page(m, kind, **kwargs)
+    except lists.ListArgumentError as exc:
+        raise TypeError(str(exc)) from exc
+
+
+def credit_of(m: EticketMachine, kind: str, key: str, scope: dict[str, str] | None = None) -> dict[str, Any] | None:
+    """A company's, truck's or driver's credit score as the scope may see it (``ledger.eticket.lists.credit``)."""
+    return lists.credit(m, kind, key, scope=scope)

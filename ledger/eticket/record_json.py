@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.eticket.geo import in_alarm, load_rate_bp, pct_text, room_l
-from ledger.eticket.records import Site, Violation
-from ledger.eticket.units import iso, location_json, m3_text
+from ledger.eticket.records import Penalty, Site, Violation
+from ledger.eticket.units import fen_text, iso, location_json, m3_text
 
 
 def time_text(seconds: int | None) -> str | None:
@@ -64,4 +64,20 @@ def violation_json(v: Violation) -> dict[str, Any]:
         "note": v.note,
         "penalty_ids": list(v.penalty_ids),
         "handling_seconds": None if end is None else end - v.reported_at,
+    }
+
+
+def penalty_json(p: Penalty) -> dict[str, Any]:
+    """A penalty with its target, amount, measures and credit points."""
+    return {
+        "penalty_id": p.penalty_id,
+        "target_kind": p.target_kind,
+        "target_id": p.target_id,
+        "violation_ids": list(p.violation_ids),
+        "amount_yuan": fen_text(p.amount_fen),
+        "measures": [{"kind": k, "days": d or None} for k, d in p.measures],
+        "time": iso(p.time),
+        "suspended_until": time_text(p.suspended_until),
+        "credit_points": p.credit_points,
+        "decision_no": p.decision_no,
     }

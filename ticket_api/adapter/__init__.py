@@ -20,6 +20,7 @@ from ticket_api.adapter import heights
 from ticket_api.adapter.devices import LedgerDeviceRegistry
 from ticket_api.adapter.gates import LedgerGates
 from ticket_api.adapter.gateway import Gateway
+from ticket_api.adapter.lists import LedgerLists
 from ticket_api.adapter.staff import LedgerStaff
 from ticket_api.adapter.tickets import LedgerPermits, LedgerTickets
 from ticket_api.issuer import Keyring
@@ -54,12 +55,15 @@ def make_services(cfg: Mapping[str, Any], keyring: Keyring) -> Services:
                         leeway=timedelta(seconds=float(cfg.get("GATE_CLOCK_LEEWAY_SECONDS", 120))))
     gates.outbox.ensure_running()  # claims an earlier process left unsent go out now
     staff = LedgerStaff(gateway=gw, clock=clock, local_consortium=Path(local) if local else None)
+    permits = LedgerPermits(gateway=gw, clock=clock)
+    tickets = LedgerTickets(gateway=gw, keyring=keyring, clock=clock, engine=engine)
     return Services(
-        permits=LedgerPermits(gateway=gw, clock=clock),
-        tickets=LedgerTickets(gateway=gw, keyring=keyring, clock=clock, engine=engine),
+        permits=permits,
+        tickets=tickets,
         gates=gates,
         trips=gates,
         audit=staff,
         staff=staff,
         devices=LedgerDeviceRegistry(gateway=gw),
+        lists=LedgerLists(gateway=gw, clock=clock, permits=permits, tickets=tickets),
     )

@@ -20,14 +20,10 @@ from ticket_api.service_data import (
     Dashboard,
     Json,
     NodeHealth,
-    PenaltyFilters,
-    PenaltyList,
     PenaltyRecord,
     Recommendation,
     RecommendParams,
     SiteList,
-    ViolationFilters,
-    ViolationList,
     ViolationReport,
     ViolationStep,
 )
@@ -46,10 +42,6 @@ PREFIX = {"no_ticket": "WPYS", "unapproved_disposal": "LZZTC", "uncovered_load":
 #: The dashboard: how many newest violations, and the truckload the alternatives to a full site must take.
 DASHBOARD_VIOLATIONS = 20
 DASHBOARD_TRUCKLOAD_M3 = "20"
-
-
-def _epoch(t: datetime | None) -> int | None:
-    return None if t is None else int(t.timestamp())
 
 
 class LedgerStaff:
@@ -85,12 +77,6 @@ class LedgerStaff:
         return {"kind": kind, "id": key, **(found or {})}
 
     # -- violations ------------------------------------------------------------
-    def violations(self, principal: Principal, filters: ViolationFilters) -> ViolationList:
-        given: Mapping[str, Any] = filters
-        args = {k: v for k, v in given.items() if v is not None and k not in ("since", "until")}
-        args.update({k: _epoch(given.get(k)) for k in ("since", "until") if given.get(k) is not None})
-        return {"violations": self.gw.query("violations", **args)}
-
     def violation(self, principal: Principal, violation_id: str, *, min_height: int | None = None) -> Json:
         v = self.gw.query("violation", min_height=min_height, violation_id=violation_id)
         if v is None:
@@ -127,10 +113,6 @@ class LedgerStaff:
         found = self.gw.query("penalties", min_height=done, target_kind=payload["target_kind"],
                               target_id=payload["target_id"])
         return dict(next(p for p in found if p["penalty_id"] == payload["penalty_id"]))
-
-    def penalties(self, principal: Principal, filters: PenaltyFilters) -> PenaltyList:
-        given: Mapping[str, Any] = filters
-        return {"penalties": self.gw.query("penalties", **{k: v for k, v in given.items() if v is not None})}
 
     # -- sites and statistics --------------------------------------------------
     def sites(self, principal: Principal) -> SiteList:

@@ -225,7 +225,11 @@ class LedgerTickets:
         t = self.gw.query("ticket", ticket_id=ticket_id, min_height=min_height)
         if t is None:
             raise NotFound("no such ticket")
-        _owner_or_staff(principal, t["project"]["contractor_org_id"], "ticket")
+        if principal.role == "driver":  # tenant: the truck the driver was bound to
+            if t["truck"]["truck_id"] != principal.tenant:
+                raise NotFound("no such ticket")
+        else:
+            _owner_or_staff(principal, t["project"]["contractor_org_id"], "ticket")
         return dict(t)
 
     def issue_ticket(self, principal: Principal, data: TicketRequest, sub: Submission) -> Changed[TicketView]:
@@ -274,7 +278,7 @@ class LedgerTickets:
 
     def get_ticket(self, principal: Principal, ticket_id: str) -> TicketView:
         t = self._load(principal, ticket_id)
-        return self.view(t, with_qr=principal.role == "contractor")
+        return self.view(t, with_qr=principal.role in ("contractor", "driver"))
 
     def ticket_qr(self, principal: Principal, ticket_id: str) -> str:
         t = self._load(principal, ticket_id)

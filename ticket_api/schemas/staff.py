@@ -40,29 +40,10 @@ class ViolationStepSchema(StrictSchema):
     time = AwareDateTime()
 
 
-class ViolationQuerySchema(StrictSchema):
-    type = fields.String(validate=validate.OneOf(VIOLATION_TYPES))
-    state = fields.String(validate=validate.OneOf(["reported", "confirmed", "dismissed", "dispatched", "resolved"]))
-    ticket_id = fields.String(validate=ID)
-    plate = fields.String(validate=PLATE)
-    project_id = fields.String(validate=ID)
-    site_id = fields.String(validate=ID)
-    company_id = fields.String(validate=ID)
-    town = fields.String(validate=validate.Length(1, 100))
-    since = AwareDateTime()
-    until = AwareDateTime()
-    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
-    offset = fields.Integer(load_default=0, validate=validate.Range(0, 10**7))
-
-
 class ViolationSchema(OpenSchema):
     violation_id = fields.String(required=True)
     type = fields.String(required=True)
     state = fields.String(required=True)
-
-
-class ViolationListSchema(OpenSchema):
-    violations = fields.List(fields.Nested(ViolationSchema), required=True)
 
 
 class MeasureSchema(StrictSchema):
@@ -82,16 +63,6 @@ class PenaltyCreateSchema(StrictSchema):
     credit_points = fields.Integer(validate=validate.Range(0, 100))
     decision_no = fields.String(validate=validate.Length(1, 100))
     time = AwareDateTime()
-
-
-class PenaltyQuerySchema(StrictSchema):
-    target_kind = fields.String(validate=validate.OneOf(["contractor", "company", "truck", "driver"]))
-    target_id = fields.String(validate=ID)
-    violation_id = fields.String(validate=validate.Length(1, 40))
-
-
-class PenaltyListSchema(OpenSchema):
-    penalties = fields.List(fields.Dict(), required=True)
 
 
 class RecommendQuerySchema(StrictSchema):

@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 from ticket_api.jsonbody import Blueprint
-from ticket_api.views import auth, dashboard, devices, gates, keys, miniprogram, regulator, staff, system
+from ticket_api.views import (
+    auth,
+    dashboard,
+    devices,
+    drivers,
+    gates,
+    keys,
+    lists,
+    miniprogram,
+    regulator,
+    staff,
+    system,
+)
 
 BLUEPRINTS: tuple[Blueprint, ...] = (
     system.blp,
@@ -11,6 +23,8 @@ BLUEPRINTS: tuple[Blueprint, ...] = (
     keys.blp,
     miniprogram.blp,
     staff.blp,
+    lists.blp,
+    drivers.blp,
     gates.blp,
     gates.trips_blp,
     regulator.blp,

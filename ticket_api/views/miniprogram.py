@@ -47,10 +47,10 @@ def issue_ticket(data: TicketRequest) -> tuple[Any, int]:
 
 
 @blp.route("/tickets/<ticket_id>")
-@require(*READERS)
+@require(*READERS, "driver")
 @blp.response(200, TicketSchema)
 def get_ticket(ticket_id: str) -> TicketView:
-    """A ticket; another contractor gets 403/404."""
+    """A ticket (with its ``qr`` for its contractor and the driver of its truck); others get 404."""
     return ctx().services.tickets.get_ticket(authenticate(), ticket_id)
 
 
@@ -72,16 +72,16 @@ def _qr(ticket_id: str, render: Any, mimetype: str) -> Response:
 
 
 @blp.route("/tickets/<ticket_id>/qr.png")
-@require("contractor")
+@require("contractor", "driver")
 @blp.response(200, content_type="image/png", description="QR code (alphanumeric mode, level Q)")
 def ticket_qr_png(ticket_id: str) -> Response:
-    """The ticket's QR code as PNG (its owner only)."""
+    """The ticket's QR code as PNG (its contractor and the driver of its truck only)."""
     return _qr(ticket_id, render_png, "image/png")
 
 
 @blp.route("/tickets/<ticket_id>/qr.svg")
-@require("contractor")
+@require("contractor", "driver")
 @blp.response(200, content_type="image/svg+xml", description="QR code as SVG")
 def ticket_qr_svg(ticket_id: str) -> Response:
-    """The ticket's QR code as SVG (its owner only)."""
+    """The ticket's QR code as SVG (its contractor and the driver of its truck only)."""
     return _qr(ticket_id, render_svg, "image/svg+xml")

@@ -16,16 +16,12 @@ from ticket_api.schemas import (
     DecisionCreateSchema,
     ObjectSchema,
     PenaltyCreateSchema,
-    PenaltyListSchema,
-    PenaltyQuerySchema,
     PermitSchema,
     RecommendQuerySchema,
     RecommendSchema,
     RevokeSchema,
     SiteListSchema,
     SiteSchema,
-    ViolationListSchema,
-    ViolationQuerySchema,
     ViolationReportSchema,
     ViolationSchema,
     ViolationStepSchema,
@@ -33,16 +29,12 @@ from ticket_api.schemas import (
 from ticket_api.service_data import (
     ChainStatus,
     Json,
-    PenaltyFilters,
-    PenaltyList,
     PenaltyRecord,
     PermitDecision,
     Recommendation,
     RecommendParams,
     Revocation,
     SiteList,
-    ViolationFilters,
-    ViolationList,
     ViolationReport,
     ViolationStep,
 )
@@ -94,16 +86,6 @@ def register(kind: str) -> tuple[Any, int]:
     return answer(_staff().register(authenticate(), kind, body, submission()), 201)
 
 
-@blp.route("/violations")
-@require(*STAFF)
-@blp.arguments(ViolationQuerySchema, location="query")
-@blp.doc(responses={414: URI_TOO_LONG})
-@blp.response(200, ViolationListSchema)
-def list_violations(params: ViolationFilters) -> ViolationList:
-    """Violations, newest first, with the time of each handling step."""
-    return _staff().violations(authenticate(), params)
-
-
 @blp.route("/violations", methods=["POST"])
 @require(*HANDLERS)
 @idempotent
@@ -140,16 +122,6 @@ def violation_step(data: ViolationStep, violation_id: str, step: str) -> tuple[A
 def record_penalty(data: PenaltyRecord) -> tuple[Any, int]:
     """Record a penalty (处罚) with an amount and measures such as suspending a truck for N days."""
     return answer(_staff().record_penalty(authenticate(), data, submission()), 201)
-
-
-@blp.route("/penalties")
-@require(*STAFF)
-@blp.arguments(PenaltyQuerySchema, location="query")
-@blp.doc(responses={414: URI_TOO_LONG})
-@blp.response(200, PenaltyListSchema)
-def list_penalties(params: PenaltyFilters) -> PenaltyList:
-    """Penalties by target or violation."""
-    return _staff().penalties(authenticate(), params)
 
 
 @blp.route("/sites")

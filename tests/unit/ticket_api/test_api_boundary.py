@@ -34,7 +34,8 @@ class Untouched:
 def app(tmp_path: Path) -> Iterator[Flask]:
     s: Any = Untouched()
     yield create_app(app_config(f"sqlite:///{tmp_path}/api.sqlite",
-                                SERVICES=Services(permits=s, tickets=s, gates=s, trips=s, audit=s, staff=s)))
+                                SERVICES=Services(permits=s, tickets=s, gates=s, trips=s, audit=s, staff=s,
+                                                  lists=s)))
 
 
 def bearer(app: Flask, role: str, tenant: str) -> dict[str, str]:
@@ -145,7 +146,7 @@ def test_times_near_year_1_or_9999_are_400_time_out_of_range(app: Flask, when: s
             fields = resp.json["error"]["fields"] if "error" in resp.json else resp.json["fields"]
             assert field in fields, (path, fields)
     assert "Traceback" not in caplog.text
-    query = client.get("/api/v1/violations", query_string={"since": when}, headers=bearer(app, "operator", "CQ"))
+    query = client.get("/api/v1/violations", query_string={"from": when}, headers=bearer(app, "operator", "CQ"))
     assert (query.status_code, query.json["reason"]) == (400, "time_out_of_range")
 
 
