@@ -30,7 +30,7 @@ from werkzeug.exceptions import HTTPException
 
 from ledger import reasons
 from ledger.errors import LedgerError
-from ticket_api import i18n
+from ticket_api import field_messages, i18n
 
 log = logging.getLogger("ticket_api.errors")
 
@@ -152,7 +152,9 @@ def error_response(
     fallback: str | None = None,
 ) -> Response:
     """Build the JSON error answer (gate style inside gate blueprints)."""
-    text = i18n.message(message_key or reason, _language(), default=fallback)
+    language = _language()
+    text = i18n.message(message_key or reason, language, default=fallback)
+    fields = field_messages.localise(fields, language) if fields else fields
     if request.blueprint in GATE_BLUEPRINTS:
         body: dict[str, Any] = {"accepted": False, "reason": reason, "message": text}
         if fields:

@@ -177,10 +177,11 @@ class NodeClient:
             raise self._refusal(body, resp.status_code)
         return dict(body.get("statuses", {}))
 
-    def preview(self, tx: Transaction) -> tuple[str, str]:
+    def preview(self, tx: Transaction, *, min_height: int | None = None) -> tuple[str, str]:
         """``(code, message)`` the rules would give ``tx`` ordered now, from a node's current state
-        (``ledger.eticket.queries.preview``); an admission failure raises :class:`LedgerRefusal`."""
-        out = self.query("preview", tx=tx.to_dict())
+        (``ledger.eticket.queries.preview``) at ``min_height`` or above; an admission failure raises
+        :class:`LedgerRefusal`."""
+        out = self.query_at("preview", min_height, tx=tx.to_dict())
         return str(out["code"]), str(out.get("message") or "")
 
     def wait_final(self, tx_id: str) -> Finality:

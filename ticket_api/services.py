@@ -37,6 +37,7 @@ from typing import Any, Protocol, TypeAlias, TypeVar
 from ledger.core.transaction import Transaction
 from ledger.qrticket.ticket import TicketClaims
 from ledger.wire import ProvenanceExport
+from ticket_api.devices import DeviceRequest, Known
 from ticket_api.errors import ServiceUnavailable
 from ticket_api.list_data import Credit, ListQuery, Page
 from ticket_api.service_data import (
@@ -217,6 +218,14 @@ class StaffService(Protocol):
         ...
 
 
+class DeviceRegistry(Protocol):
+    """The registry on the chain as device provisioning sees it (``adapter.devices``)."""
+
+    def check(self, devices: Sequence[DeviceRequest]) -> list[Known]:
+        """One :class:`ticket_api.devices.Known` per device, in order (unknown plates and sites named)."""
+        ...
+
+
 class ListService(Protocol):
     """Every role's work lists, one page at a time, tenant-scoped (``adapter.lists``, ``views/lists``)."""
 
@@ -260,6 +269,8 @@ class Services:
     trips: TripService
     audit: AuditService
     staff: StaffService = field(default_factory=lambda: Unavailable())
+    #: None: no registry to check device ids against (the ledger is not configured)
+    devices: DeviceRegistry | None = None
     lists: ListService = field(default_factory=lambda: Unavailable())
 
     @classmethod

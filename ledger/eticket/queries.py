@@ -170,6 +170,13 @@ def truck_ids_by_plate(m: EticketMachine, plates: list[str]) -> dict[str, str | 
     return {p: m.state.plates.get(p) for p in plates}
 
 
+def trucks_by_plate(m: EticketMachine, plates: list[str]) -> dict[str, dict[str, Any] | None]:
+    """``{plate: {"truck_id", "terminal_id"} or None}`` for many plates in one query (device provisioning)."""
+    found = {p: _get(m, "truck", m.state.plates[p]) if p in m.state.plates else None for p in plates}
+    return {p: None if tr is None else {"truck_id": tr.truck_id, "terminal_id": tr.terminal_id}
+            for p, tr in found.items()}
+
+
 def truck_by_plate(m: EticketMachine, plate: str) -> dict[str, Any] | None:
     """The truck registered with ``plate``, or None."""
     truck_id = m.state.plates.get(plate)

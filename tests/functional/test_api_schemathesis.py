@@ -46,6 +46,9 @@ WRITERS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/gate/disposal"): "disposal_gate",
     ("POST", "/api/v1/gate/sync"): "exit_gate",
     ("POST", "/api/v1/trips/{ticket_id}/positions"): "truck_terminal",
+    ("POST", "/api/v1/devices"): "operator",
+    ("POST", "/api/v1/devices/revoke"): "operator",
+    ("DELETE", "/api/v1/devices/{token_id}"): "operator",
     ("POST", "/api/v1/drivers/bind"): "company",
 }
 CONTRACTOR_READS = {"/api/v1/tickets/{ticket_id}/qr.png", "/api/v1/tickets/{ticket_id}/qr.svg"}

@@ -22,6 +22,8 @@ from typing import Any
 
 from ledger.store.keyfiles import read_consortium, read_private_key
 from ledger.transport import Tls
+from ticket_api.adapter import heights
+from ticket_api.adapter.devices import LedgerDeviceRegistry
 from ticket_api.adapter.gates import LedgerGates
 from ticket_api.adapter.gateway import Gateway
 from ticket_api.adapter.lists import LedgerLists
@@ -73,6 +75,7 @@ def make_services(cfg: Mapping[str, Any], keyring: Keyring) -> Services:
     local = cfg.get("LEDGER_LOCAL") or None
     gw = Gateway(key=read_private_key(key_file), client=client)
     engine: Engine = cfg["_ENGINE"]
+    heights.ensure_table(engine)
     clock = cfg.get("_CLOCK") or _now
     gates = LedgerGates(gateway=gw, keyring=keyring, engine=engine, clock=clock,
                         leeway=timedelta(seconds=float(cfg.get("GATE_CLOCK_LEEWAY_SECONDS", 120))))
@@ -87,5 +90,6 @@ def make_services(cfg: Mapping[str, Any], keyring: Keyring) -> Services:
         trips=gates,
         audit=staff,
         staff=staff,
+        devices=LedgerDeviceRegistry(gateway=gw),
         lists=LedgerLists(gateway=gw, clock=clock, permits=permits, tickets=tickets),
     )

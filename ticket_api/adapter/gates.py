@@ -16,6 +16,7 @@ from ledger.core.encoding import CHINA_TZ
 from ledger.core.transaction import Transaction
 from ledger.qrticket.gatecheck import DISPOSAL, EXIT, GateRefusal, check_scan, normalise_plate
 from ledger.qrticket.ticket import TicketClaims
+from ticket_api.adapter import heights
 from ticket_api.adapter.gateway import Gateway, iso, new_id
 from ticket_api.adapter.outbox import Claim, GateOutbox
 from ticket_api.db import GateScan, write_lock
@@ -79,8 +80,8 @@ class LedgerGates:
         actor = self.gw.actor(principal)
         tx = self.gw.sign(type=type, payload=payload, actor=actor, now=self.clock())
         gate = _gate(principal)
-        if not wait:
-            self.gw.preview(tx)
+        if not wait:  # on a node that has the ticket's block (one that lags would not know the ticket)
+            self.gw.preview(tx, min_height=heights.height_of(self.engine, ticket_id))
         if not self.outbox.claim(ticket_id=ticket_id, kind=kind, gate=gate, actor=actor, tx=tx, send=not wait):
             code = ALREADY[kind]
             raise LedgerRefusal(message(code), reason=code)

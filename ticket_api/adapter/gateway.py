@@ -121,9 +121,10 @@ class Gateway:
             raise LedgerRefusal(f"{tx.type} refused by the consortium: {fin.code}", reason=str(fin.code))
         return fin
 
-    def preview(self, tx: Transaction) -> None:
-        """Raise :class:`LedgerRefusal` with the rule's reason code if the ledger would refuse ``tx`` now."""
-        code, msg = self.client.preview(tx)
+    def preview(self, tx: Transaction, *, min_height: int | None = None) -> None:
+        """Raise :class:`LedgerRefusal` with the rule's reason code if the ledger would refuse ``tx`` now
+        (on a node at ``min_height`` or above when given: one that has the block ``tx`` builds on)."""
+        code, msg = self.client.preview(tx, min_height=min_height)
         if code != "valid":
             raise LedgerRefusal(msg or f"{tx.type} refused by the consortium: {code}", reason=code)
 

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from ledger.qrticket.gatecheck import EXIT
 from ledger.qrticket.ticket import TicketClaims, encode_ticket
 from ledger.wire import ProvenanceExport
+from ticket_api.adapter import heights
 from ticket_api.adapter.gateway import Gateway, iso, new_id
 from ticket_api.adapter.outbox import holds_claim
 from ticket_api.errors import InvalidRequest, NotFound, ServiceUnavailable
@@ -258,6 +259,8 @@ class LedgerTickets:
         if isinstance(done, Pending):
             return done
         ticket_id = str(payload["ticket_id"])
+        if self.engine is not None:  # a gate reads at this height or above (read your own writes)
+            heights.record(self.engine, ticket_id, done.height)
         return {**self.view(self._load(principal, ticket_id, done.height), with_qr=True), "tx_id": done.tx_id,
                 "block_height": done.height}
 

@@ -6,6 +6,7 @@ from ticket_api.jsonbody import Blueprint
 from ticket_api.views import (
     auth,
     dashboard,
+    devices,
     drivers,
     gates,
     keys,
@@ -31,4 +32,5 @@ BLUEPRINTS: tuple[Blueprint, ...] = (
     dashboard.page_blp,
     dashboard.blp,
     notifications.blp,
+    devices.blp,
 )

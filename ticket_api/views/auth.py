@@ -6,6 +6,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from ledger.core.encoding import iso
 from ticket_api.auth import authenticate, ctx, require
 from ticket_api.errors import ApiError
 from ticket_api.jsonbody import Blueprint
@@ -58,7 +59,7 @@ def wechat_login(data: dict[str, Any]) -> dict[str, Any]:
         "role": issued.role,
         "tenant": issued.tenant,
         "subject": issued.subject,
-        "expires_at": issued.expires_at.isoformat(),
+        "expires_at": iso(issued.expires_at, timespec="seconds"),
     }
 
 
@@ -73,7 +74,7 @@ def me() -> dict[str, Any]:
         "role": p.role,
         "tenant": p.tenant,
         "subject": p.subject,
-        "expires_at": p.expires_at.isoformat(),
+        "expires_at": iso(p.expires_at, timespec="seconds"),
     }
 
 

@@ -37,10 +37,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import request
+
 from ledger.qrticket.gatecheck import DISPOSAL, EXIT, GateRefusal, check_scan
 from ledger.qrticket.ticket import TicketClaims
 from ticket_api.auth import answer, authenticate, ctx, require, submission
 from ticket_api.errors import Refused
+from ticket_api.i18n import message, pick_language
 from ticket_api.idempotency import idempotent
 from ticket_api.jsonbody import Blueprint
 from ticket_api.schemas import (
@@ -132,8 +135,18 @@ def gate_disposal(data: GateDisposal) -> tuple[Any, int]:
 @blp.response(200, GateSyncResultSchema)
 @blp.doc(responses=GATE_ERRORS)
 def gate_sync(data: GateSync) -> SyncReport:
-    """Upload scans made offline (see the module doc for the contract)."""
-    return ctx().services.gates.sync(authenticate(), data["scans"], submission())
+    """Upload scans made offline (see the module doc for the contract); each refusal's ``message`` is in
+    the caller's language (Chinese by default, English with ``Accept-Language: en``)."""
+    return localised(ctx().services.gates.sync(authenticate(), data["scans"], submission()))
+
+
+def localised(report: SyncReport) -> SyncReport:
+    """The report with every result's ``message`` from the registry of its ``reason`` in the request's
+    language (the stored first result of a re-sent scan included)."""
+    language = pick_language(request.headers.get("Accept-Language"))
+    results = [{**r, "message": message(str(r["reason"]), language, default=r.get("message"))}
+               if r.get("reason") else r for r in report["results"]]
+    return {**report, "results": results}  # type: ignore[typeddict-item]
 
 
 @blp.route("/scans/<tx_id>")

@@ -51,6 +51,7 @@ class MiniLedger:
         self.done: dict[str, Finality] = {}  # by tx id: a transaction submitted again is not applied again
         self.time_out = 0  # answer this many submissions 503 ledger_timeout after committing them
         self.lock = threading.Lock()
+        self.previews: list[int | None] = []  # the min_height of each preview
 
     # -- the world -------------------------------------------------------------
     def add_permit(self, permit_id: str, org: str) -> None:
@@ -114,7 +115,8 @@ class MiniLedger:
     def tx_details(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         return {i: {"status": "final", "code": "valid", "height": 1} for i in ids}
 
-    def preview(self, tx: Transaction) -> tuple[str, str]:
+    def preview(self, tx: Transaction, *, min_height: int | None = None) -> tuple[str, str]:
+        self.previews.append(min_height)
         return "valid", ""
 
     def query(self, name: str, **kw: Any) -> Any:
@@ -453,3 +455,23 @@ def test_an_api_database_of_the_previous_version_gains_the_transaction_columns(t
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT key, tx FROM idempotency_records").fetchall() == [("k", None)]
     engine.dispose()
+
+
+# -- (f) read your own writes -------------------------------------------------------------------------------
+
+def test_a_gate_previews_an_issued_ticket_at_the_height_it_became_final(app: Flask, client: FlaskClient,
+                                                                       ledger: MiniLedger) -> None:
+    """The API records the block height at which a ticket it answered 201 became final, and a gate's
+    preview of that ticket asks for a node at that height or above (a lagging node would not know it);
+    a ticket the API did not issue is previewed on any node as before."""
+    ledger.add_permit("PM-1", "ORG-001")
+    issued = client.post("/api/v1/tickets", json=TICKET, headers=bearer(app, "contractor", "ORG-001"))
+    assert issued.status_code == 201, issued.data
+    ledger.add_ticket("ET202611230009", "ORG-001")
+    gate = {**bearer(app, "exit_gate", "P-001"), "Prefer": "respond-async"}
+    for ticket_id in (issued.json["id"], "ET202611230009"):
+        scan = client.post("/api/v1/gate/exit", json={"qr": qr_of(ticket_id), "plate": "渝A12345", "covered": True},
+                           headers=gate)
+        assert scan.status_code == 202, scan.data
+    assert ledger.previews == [issued.json["block_height"], None]
+    assert issued.json["block_height"] >= 1
