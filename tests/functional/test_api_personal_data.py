@@ -34,7 +34,7 @@ def test_a_violation_description_holding_an_id_number_is_refused(stack: Stack) -
         assert r.json()["error"]["fields"] == {"description": "personal_data"}
         assert ID_NUMBER not in r.text and "0013" not in r.text
     assert "personal data" in call(stack, "POST", "/api/v1/violations", "operator", body).json()["error"]["message"]
-    listed = call(stack, "GET", "/api/v1/violations?type=suspected_dumping", "operator").json()["violations"]
+    listed = call(stack, "GET", "/api/v1/violations?type=suspected_dumping", "operator").json()["items"]
     assert listed == []
     body["description"] = "一辆渣土车在路边倾倒渣土"
     r = call(stack, "POST", "/api/v1/violations", "operator", body)
