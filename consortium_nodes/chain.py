@@ -121,6 +121,7 @@ class Chain:
                 if s.key_id != self._key.key_id and node_signer(s, msg, self._consortium) is not None
             ]
             self.store_block(built.block, extra=others, leaf_hashes=built.leaf_hashes)
+        self._pool.built((), (tx.tx_id for tx in built.block.transactions))  # not proposed again from here
 
     def store_block(
         self, block: Block, extra: Sequence[HeaderSignature] = (), leaf_hashes: Sequence[bytes] | None = None
