@@ -192,3 +192,58 @@ class NetnsConsortium:
                 n["pid"] = None
             desc.pop("netns", None)
             self.local._write(desc)
+
+
+# -- the API host's load -------------------------------------------------------
+def load(desc_path: Path, *, out: Path, seconds: float, per_request: int = 10, pause: float = 0.05,
+         first: int = 0) -> None:
+    """Submit transactions for ``seconds`` (run on the API host): ``per_request`` at a time, to the nodes
+    in turn (a node that does not answer within 3 s is skipped for that request).  ``out`` gets one JSON
+    line per request: ``{"attempted": [ids], "accepted": [ids]}`` (a request without an answer accepted
+    none of its ids as far as the client knows; the ledger may still hold them)."""
+    from ledger.store.keyfiles import read_private_key
+    from ledger.testing import make_tx
+
+    desc = json.loads(desc_path.read_text(encoding="utf-8"))
+    gateway = read_private_key(desc["gateway_key"])
+    urls = [n["url"] for n in desc["nodes"]]
+    session = requests.Session()
+    session.trust_env = False
+    nonce, i = first, 0
+    deadline = time.monotonic() + seconds
+    with out.open("a", encoding="utf-8") as f:
+        while time.monotonic() < deadline:
+            txs = [make_tx(gateway, nonce + k) for k in range(per_request)]
+            nonce += per_request
+            url = urls[i % len(urls)]
+            i += 1
+            accepted: list[str] = []
+            try:
+                r = session.post(url + "/v1/transactions", json={"transactions": [t.to_dict() for t in txs]},
+                                 timeout=3)
+                if r.status_code == 200:
+                    accepted = [x["tx_id"] for x in r.json()["results"] if x["status"] in ("accepted", "known")]
+            except requests.RequestException:
+                pass
+            f.write(json.dumps({"attempted": [t.tx_id for t in txs], "accepted": accepted, "node": url}) + "\n")
+            f.flush()
+            time.sleep(pause)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m tools.netns_consortium")
+    sub = p.add_subparsers(dest="command", required=True)
+    ld = sub.add_parser("load", help="submit transactions from the API host for a while")
+    ld.add_argument("--desc", required=True)
+    ld.add_argument("--out", required=True)
+    ld.add_argument("--seconds", type=float, default=30.0)
+    ld.add_argument("--first", type=int, default=0)
+    a = p.parse_args(argv)
+    load(Path(a.desc), out=Path(a.out), seconds=a.seconds, first=a.first)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
