@@ -174,6 +174,11 @@ class Network:
             self.heal(name)
 
     # -- clean up -------------------------------------------------------------
+    def keep(self) -> None:
+        """Leave the network up when this process exits (``scripts/consortium up --netns``: ``down`` deletes
+        it from the description)."""
+        _LIVE.discard(self)
+
     def destroy(self) -> None:
         """Stop every process in the namespaces (started here), delete the namespaces and the bridge."""
         destroy_described(self.describe(), pids=self._pids)

@@ -60,7 +60,8 @@ class NetnsConsortium:
     def describe(self) -> dict[str, Any]:
         return self.local.describe()
 
-    def up(self, *, state_machine: str = "null", batch_wait_ms: int | None = None, wait: float = 90.0) -> dict[str, Any]:
+    def up(self, *, state_machine: str = "null", batch_wait_ms: int | None = None,
+           wait: float = 90.0) -> dict[str, Any]:
         """Build the hosts, start etcd on three of them and a node on each node host; wait until every node
         is ready.  On any failure everything started is cleaned up again."""
         if self.desc_path.exists():

@@ -171,3 +171,23 @@ def test_partitions_under_load_lose_and_duplicate_nothing(hosts):
     assert accepted <= set(attempted)
     report = audit_consortium(nc.desc_path)
     assert report["ok"], report
+
+
+def test_consortium_up_netns_and_down_clean_up_the_hosts(tmp_path):
+    """``scripts/consortium up --netns`` leaves four ready nodes on separate hosts after it returns (the
+    namespaces outlive the command); ``down --purge`` stops them and deletes the namespaces and the bridge."""
+    cli = [sys.executable, "-m", "tools.consortium"]
+    done = subprocess.run([*cli, "up", "--netns", "--dir", str(tmp_path / "c"), "--state-machine", "null"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=180)
+    desc_path = tmp_path / "c" / "consortium.json"
+    run_id = json.loads(desc_path.read_text())["netns"]["run_id"] if desc_path.exists() else None
+    try:
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert run_id and leftovers(run_id)
+        for n in json.loads(desc_path.read_text())["nodes"]:
+            assert requests.get(n["url"] + "/status", timeout=5).json()["ready"]
+    finally:
+        down = subprocess.run([*cli, "down", "--dir", str(tmp_path / "c"), "--purge"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert run_id and leftovers(run_id) == []
