@@ -34,10 +34,11 @@ ETCD_CLIENT_PORT = 2379
 ETCD_PEER_PORT = 2380
 
 
-def node_endpoint(host: Host, port: int = NODE_PORT) -> tuple[str, dict[str, Any]]:
+def node_endpoint(host: Host, port: int = NODE_PORT, *, relayed: bool = False) -> tuple[str, dict[str, Any]]:
     """The URL peers, the API and tools use for the node on ``host``, and the listening options of its
-    ``node.json`` (plain HTTP on the host's address; mutual TLS plugs in here: scheme and cert options)."""
-    return f"http://{host.ip}:{port}", {"host": host.ip, "port": port}
+    ``node.json``: plain HTTP on the host's address, or on the namespace's loopback behind the host's relay
+    (``relayed``, :mod:`tools.netns_shaper`).  Mutual TLS plugs in here: scheme and certificate options."""
+    return f"http://{host.ip}:{port}", {"host": "127.0.0.1" if relayed else host.ip, "port": port}
 
 
 def etcd_urls(host: Host) -> tuple[str, str]:
@@ -52,6 +53,9 @@ class NetnsConsortium:
         self.local = LocalConsortium(root=root)
         self.root = self.local.root
         self.net: Network | None = None
+        #: services listen on loopback behind a relay per host that adds the impairments (kernels without
+        #: ``sch_netem``); decided in :meth:`up`
+        self.relayed = False
 
     @property
     def desc_path(self) -> Path:
@@ -61,16 +65,21 @@ class NetnsConsortium:
         return self.local.describe()
 
     def up(self, *, state_machine: str = "null", batch_wait_ms: int | None = None,
-           wait: float = 90.0) -> dict[str, Any]:
+           wait: float = 90.0, relay: bool | None = None) -> dict[str, Any]:
         """Build the hosts, start etcd on three of them and a node on each node host; wait until every node
-        is ready.  On any failure everything started is cleaned up again."""
+        is ready.  On any failure everything started is cleaned up again.  ``relay`` (default: when the
+        kernel has no netem) puts a :mod:`tools.netns_shaper` relay in front of every host's services."""
         if self.desc_path.exists():
             raise NodeError(f"{self.root} already holds a consortium; run 'scripts/consortium down --purge' first")
         self.net = net = Network([*NODE_HOSTS, API_HOST])
         try:
+            self.relayed = not net.netem_available() if relay is None else relay
             desc = self.local._create(nodes=len(NODE_HOSTS), ordering="etcd", state_machine=state_machine,
                                       base_port=0, batch_wait_ms=batch_wait_ms)
             desc["netns"] = net.describe()
+            desc["netns"]["relayed"] = self.relayed
+            if self.relayed:
+                desc["netns"]["relay_pids"] = self._relays_up()
             desc["etcd"]["endpoints"] = [etcd_urls(net.hosts[h])[0] for h in ETCD_HOSTS]
             desc["etcd"]["pids"] = self._etcd_up(desc)
             self._place_nodes(desc)
@@ -85,6 +94,43 @@ class NetnsConsortium:
             self.down()
             raise
 
+    def _control(self, host: str) -> Path:
+        return self.root / f"shape-{host}.json"
+
+    def _relays_up(self) -> dict[str, int]:
+        assert self.net is not None
+        pids: dict[str, int] = {}
+        for h in NODE_HOSTS:
+            ip = self.net.hosts[h].ip
+            ports = [NODE_PORT] + ([ETCD_CLIENT_PORT, ETCD_PEER_PORT] if h in ETCD_HOSTS else [])
+            relays = [a for port in ports for a in ("--relay", f"{ip}:{port}=127.0.0.1:{port}")]
+            log = self.root / f"relay-{h}.log"
+            pids[h] = self.net.spawn(h, [sys.executable, "-m", "tools.netns_shaper", "--control",
+                                         str(self._control(h)), *relays], log=log)
+        deadline = time.monotonic() + 30
+        for h in NODE_HOSTS:
+            log = self.root / f"relay-{h}.log"
+            while not (log.exists() and "relaying" in log.read_text(encoding="utf-8", errors="replace")):
+                if time.monotonic() > deadline:
+                    raise NodeError(f"the relay of host {h} did not start; see {log}")
+                time.sleep(0.1)
+        return pids
+
+    def impair(self, host: str, *, delay_ms: int = 50, jitter_ms: int = 20, loss_pct: float = 1.0) -> None:
+        """Delay (± jitter) and lose ``host``'s traffic: ``tc netem`` on its link, or its relay's shaping."""
+        assert self.net is not None
+        if not self.relayed:
+            self.net.impair(host, delay_ms=delay_ms, jitter_ms=jitter_ms, loss_pct=loss_pct)
+        elif host in NODE_HOSTS:
+            self._control(host).write_text(json.dumps({"delay_ms": delay_ms, "jitter_ms": jitter_ms,
+                                                       "loss_pct": loss_pct}), encoding="utf-8")
+
+    def heal(self, host: str) -> None:
+        """Undo partitions and impairments of ``host``."""
+        assert self.net is not None
+        self.net.heal(host)
+        self._control(host).unlink(missing_ok=True)
+
     def _etcd_up(self, desc: dict[str, Any]) -> dict[str, int]:
         assert self.net is not None
         net = self.net
@@ -93,11 +139,14 @@ class NetnsConsortium:
         pids: dict[str, int] = {}
         for h in ETCD_HOSTS:
             client, peer = etcd_urls(net.hosts[h])
+            listen_client, listen_peer = (
+                (f"http://127.0.0.1:{ETCD_CLIENT_PORT}", f"http://127.0.0.1:{ETCD_PEER_PORT}") if self.relayed
+                else (client, peer))
             data = etcd_dir / h
             data.mkdir(parents=True, exist_ok=True, mode=0o700)
             argv = [ETCD_BINARY, "--name", f"e-{h}", "--data-dir", str(data / "data"),
-                    "--listen-client-urls", client, "--advertise-client-urls", client,
-                    "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                    "--listen-client-urls", listen_client, "--advertise-client-urls", client,
+                    "--listen-peer-urls", listen_peer, "--initial-advertise-peer-urls", peer,
                     "--initial-cluster", cluster, "--initial-cluster-state", "new",
                     "--initial-cluster-token", f"muck-{net.run_id}",
                     "--heartbeat-interval", "100", "--election-timeout", "1000"]
@@ -122,7 +171,7 @@ class NetnsConsortium:
         urls: dict[str, str] = {}
         listen: dict[str, dict[str, Any]] = {}
         for n, h in zip(desc["nodes"], NODE_HOSTS, strict=True):
-            urls[n["name"]], listen[n["name"]] = node_endpoint(self.net.hosts[h])
+            urls[n["name"]], listen[n["name"]] = node_endpoint(self.net.hosts[h], relayed=self.relayed)
         for n in desc["nodes"]:
             p = Path(n["config"])
             cfg = json.loads(p.read_text(encoding="utf-8"))
@@ -178,6 +227,7 @@ class NetnsConsortium:
             netdesc = desc.get("netns")
             pids = [int(n["pid"]) for n in desc["nodes"] if n.get("pid")]
             pids += [int(p) for p in (desc.get("etcd", {}).get("pids") or {}).values()]
+            pids += [int(p) for p in ((netdesc or {}).get("relay_pids") or {}).values()]
         if self.net is not None:
             self.net.destroy()  # its own processes too
             self.net = None
