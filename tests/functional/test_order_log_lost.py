@@ -64,7 +64,7 @@ def test_a_lost_solo_order_log_loses_no_accepted_transaction(local):
     assert st["ready"] is True
     assert st["order_log"] is not None and "lost or rewound" in st["order_log"]["message"], st
 
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while True:
         sts = _statuses(local)
         done = all(s["transactions"] == N and s["pool"] == 0 and s["final_height"] == s["height"]
