@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from consortium_nodes.batch_copies import BatchCopies
 from consortium_nodes.catchup import CatchUp, Follower, Syncer
 from consortium_nodes.chain import Chain
 from consortium_nodes.checkpoints import Checkpoints
@@ -97,6 +98,7 @@ class Node:
         self.health = Health(name)
         self._divergences = Divergences(name)
         self.pool = TxPool(DurablePool(engine=store.engine))
+        self.batch_copies = BatchCopies(engine=store.engine)  # kept in each built block's commit (chain.py)
         self.certificates = Certificates(consortium=consortium, store=store, divergences=self._divergences)
         self.stored_txs = StoredTxs()
         self.outbox = SignatureOutbox(name=name, peers=peers, stop=self._stop)
@@ -163,12 +165,14 @@ class Node:
             self.catch_up.run(until=sys.maxsize)  # a peer may have built a batch this node had not
         except (PeerError, LedgerError) as exc:
             log.warning("node %s: catching up before the order goes on: %s", self.name, exc)
+        restored = solo.restore(self.batch_copies.after(was))
         height = self.store.height
         solo.resume_after(height)
         what = solo.damaged or "the order log was lost or rewound"
         self.health.order_lost(
-            f"{what}: it ended at batch {was}, before this node's chain (height {height}); the order goes on "
-            f"after {height} and accepted transactions are proposed again until they are in blocks",
+            f"{what}: it ended at batch {was}, before this node's chain (height {height}); {restored} batches "
+            f"were restored from this node's copies, the order goes on after {height} and accepted transactions "
+            "are proposed again until they are in blocks",
             resumed_after=height, pending=self.pool.durable_ids(),
         )
 

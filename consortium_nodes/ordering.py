@@ -195,6 +195,20 @@ class SoloOrderer:
             solo.damaged = f"the order log {path.name} was damaged ({exc.orig or exc}) and was moved to {aside.name}"
             return solo
 
+    def restore(self, batches: Sequence[Batch]) -> int:
+        """Put back the batches numbered after the log's head (copies kept with the blocks built from
+        them, :mod:`consortium_nodes.batch_copies`), in order; how many.  A gap stays a gap: a node behind
+        fetches those blocks from its peers."""
+        with self._cond:
+            fresh = sorted((b for b in batches if b.seq > self._head), key=lambda b: b.seq)
+            if not fresh:
+                return 0
+            with self._engine.begin() as conn:
+                conn.execute(_batches.insert(), [{"seq": b.seq, "body": b.to_json()} for b in fresh])
+            self._head = fresh[-1].seq
+            self._cond.notify_all()
+            return len(fresh)
+
     def resume_after(self, height: int) -> int | None:
         """Go on after ``height`` (the chain's head) when the log ends before it (it was lost, rewound or
         damaged): the next batch is ``height + 1``, recorded so a restart goes on from there too.  The head

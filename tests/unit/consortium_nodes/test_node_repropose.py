@@ -169,3 +169,32 @@ def test_a_damaged_order_log_is_moved_aside_and_reported(tmp_path: Path) -> None
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith("orderer.db.damaged-")]
     finally:
         solo.close()
+
+
+def test_a_lost_log_is_rebuilt_from_the_leaders_copies_of_the_batches_it_built(
+        cluster: Cluster, tmp_path: Path) -> None:
+    """The solo leader built a block its peers had not read yet when it lost its order log: on restart it
+    puts the batch back from the copy kept with the block (the proposer's signature and all), so a peer
+    that was behind builds the very same block from it instead of waiting for one nobody can certify."""
+    a_name, b_name = cluster.names[:2]
+    log = tmp_path / "orderer.db"
+    a, solo = _solo_node(cluster, a_name, log)
+    a.chain.replay()
+    tx = make_tx(cluster.t.gateway, 4)
+    assert a.submit([tx.to_dict()])[0].status == "accepted"
+    assert a.batcher.step() == 1
+    a.follower.step()
+    assert a.store.height == 0  # the peers have not read batch 0 yet
+    solo.close()
+    a.store.close()
+    log.unlink()
+    a, solo = _solo_node(cluster, a_name, log)
+    a.chain.replay()
+    a.pool.restore()
+    a._resume_order()
+    assert solo.head() == 0 and a.status()["order_log"]["resumed_after"] == 0
+    b = cluster.add(b_name, orderer=solo)
+    b.follower.step()
+    assert b.store.height == 0 and b.store.header(0) == a.store.header(0)
+    assert b.store.known_tx_ids([tx.tx_id]) == {tx.tx_id}
+    solo.close()
