@@ -48,7 +48,7 @@ def _make_orderer(cfg: NodeConfig, tls: Tls | None = None,
 
         leader = str(cfg.ordering.get("leader", cfg.name))
         if leader == cfg.name:
-            solo = SoloOrderer(url=f"sqlite:///{cfg.data_dir / 'orderer.db'}")
+            solo = SoloOrderer.open(cfg.data_dir / "orderer.db")
             return solo, solo
         return HttpOrderer(url=cfg.peers[leader], tls=tls, member=leader, genesis=genesis), None
     if kind == "etcd":

@@ -56,7 +56,11 @@ class CatchUp:
                 for block in blocks:
                     if block.height != self._store.height + 1:
                         break
-                    self._chain.adopt(block)
+                    try:
+                        self._chain.adopt(block)
+                    except PeerError as exc:  # not certified (yet): another peer, or a later round
+                        log.warning("node %s: block %d from %s: %s", self._chain.name, block.height, name, exc)
+                        break
                     got = True
                 if got:
                     break

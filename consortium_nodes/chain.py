@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from consortium_nodes.batch_copies import BatchCopies
 from consortium_nodes.errors import Diverged, MalformedBatch, PeerError, StoreFailed, StoreTampered
 from consortium_nodes.finality import Certificates, Divergences, StoredTxs
 from consortium_nodes.ordering import Batch
@@ -59,6 +60,10 @@ class Chain:
         self._withheld: dict[int, BlockHeader] = {}
         self._withheld_lock = threading.Lock()
 
+    @property
+    def name(self) -> str:
+        return self._name
+
     def replay(self) -> None:
         """Rebuild the world state from the stored chain, checking every stored block re-executes; a block
         that does not halts the chain (:class:`StoreTampered`)."""
@@ -101,7 +106,7 @@ class Chain:
                                                   exc.message))
                 built = build_skipped(batch=batch, previous=prev, log=log_range, consortium=self._consortium,
                                       machine=self._machine)
-            self.store_block(built.block, leaf_hashes=built.leaf_hashes)
+            self.store_block(built.block, leaf_hashes=built.leaf_hashes, batch=batch)
         self._pool.built(batch.txs, (tx.tx_id for tx in built.block.transactions))
 
     def adopt(self, block: Block) -> None:
@@ -121,9 +126,11 @@ class Chain:
                 if s.key_id != self._key.key_id and node_signer(s, msg, self._consortium) is not None
             ]
             self.store_block(built.block, extra=others, leaf_hashes=built.leaf_hashes)
+        self._pool.built((), (tx.tx_id for tx in built.block.transactions))  # not proposed again from here
 
     def store_block(
-        self, block: Block, extra: Sequence[HeaderSignature] = (), leaf_hashes: Sequence[bytes] | None = None
+        self, block: Block, extra: Sequence[HeaderSignature] = (), leaf_hashes: Sequence[bytes] | None = None,
+        batch: Batch | None = None,
     ) -> None:
         """Sign ``block`` (built or re-executed here) and store it in one commit together with the peer
         signatures already held for it and the removal of its transactions from the durable pool;
@@ -139,13 +146,16 @@ class Chain:
         pooled = self._pool.durable_in(tx.tx_id for tx in block.transactions)
 
         def drop_from_pool(conn: Any) -> None:
-            DurablePool.remove_in(conn, pooled)
+            if pooled:
+                DurablePool.remove_in(conn, pooled)
+            if batch is not None:  # the batch's copy, for a leader that lost its order log
+                BatchCopies.keep_in(conn, batch)
 
         def commit(sigs: list[HeaderSignature]) -> None:
             try:
                 self._store.append(
                     block.with_signatures(sigs), self._consortium, check_signatures=False, header_checked=True,
-                    leaf_hashes=leaf_hashes, also=drop_from_pool if pooled else None,
+                    leaf_hashes=leaf_hashes, also=drop_from_pool if pooled or batch is not None else None,
                 )
             except LedgerError as exc:
                 error = StoreFailed(f"cannot store block {h}: {exc.message} (database)")

@@ -18,18 +18,20 @@ The work is done by components, each with its own lock, wired here:
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from consortium_nodes.batch_copies import BatchCopies
 from consortium_nodes.catchup import CatchUp, Follower, Syncer
 from consortium_nodes.chain import Chain
 from consortium_nodes.checkpoints import Checkpoints
-from consortium_nodes.errors import ConfigError, NotReady
+from consortium_nodes.errors import ConfigError, NotReady, PeerError
 from consortium_nodes.finality import Certificates, Divergence, Divergences, StoredTxs
-from consortium_nodes.ordering import Orderer
+from consortium_nodes.ordering import Orderer, SoloOrderer
 from consortium_nodes.peers import PeerLink, SignatureOutbox
 from consortium_nodes.pool import Admission, Admitter, Batcher, DurablePool, TxPool
 from consortium_nodes.queries import Health, Queries
@@ -101,6 +103,7 @@ class Node:
         self.health = Health(name)
         self._divergences = Divergences(name)
         self.pool = TxPool(DurablePool(engine=store.engine))
+        self.batch_copies = BatchCopies(engine=store.engine)  # kept in each built block's commit (chain.py)
         self.certificates = Certificates(consortium=consortium, store=store, divergences=self._divergences)
         self.stored_txs = StoredTxs()
         self.outbox = SignatureOutbox(name=name, peers=peers, stop=self._stop)
@@ -145,6 +148,7 @@ class Node:
         """Replay the stored chain into the state machine, then start the threads."""
         self.chain.replay()
         self.pool.restore()
+        self._resume_order()
         bodies: list[tuple[str, Callable[..., None], tuple[Any, ...]]] = [
             ("_batcher", self.batcher.run, ()), ("_follower", self.follower.run, ()),
             ("_syncer", self.syncer.run, ()), ("_storage", self.storage.run, ()),
@@ -159,6 +163,30 @@ class Node:
             t.start()
             self._threads.append(t)
         self.ready = True
+
+    def _resume_order(self) -> None:
+        """When this node keeps the solo order log and it ends before the chain (lost, rewound or damaged):
+        adopt what certified blocks the peers have beyond ours, go on with the order after our head, and
+        record the fault (:meth:`Health.order_lost`).  The durable pools' transactions are proposed again
+        (the restored ones at once, the peers' once :data:`~consortium_nodes.pool.REPROPOSE_AFTER` passed)."""
+        solo = self.orderer
+        if not isinstance(solo, SoloOrderer) or (solo.head() >= self.store.height and solo.damaged is None):
+            return
+        was = solo.head()
+        try:
+            self.catch_up.run(until=sys.maxsize)  # a peer may have built a batch this node had not
+        except (PeerError, LedgerError) as exc:
+            log.warning("node %s: catching up before the order goes on: %s", self.name, exc)
+        restored = solo.restore(self.batch_copies.after(was))
+        height = self.store.height
+        solo.resume_after(height)
+        what = solo.damaged or "the order log was lost or rewound"
+        self.health.order_lost(
+            f"{what}: it ended at batch {was}, before this node's chain (height {height}); {restored} batches "
+            f"were restored from this node's copies, the order goes on after {height} and accepted transactions "
+            "are proposed again until they are in blocks",
+            resumed_after=height, pending=self.pool.durable_ids(),
+        )
 
     def closing(self) -> None:
         """Begin to stop (safe from a signal handler): the threads see the stop event, the requests waiting for
@@ -260,6 +288,18 @@ class Node:
     def latest_checkpoint(self) -> str | None:
         return self.checkpoints.latest()
 
+    def _pool_status(self) -> dict[str, Any]:
+        """``pool``: accepted here and not yet in a block here (the durable pool); ``pool_detail``: of those,
+        ``waiting`` to be ordered and ``in_flight`` (ordered), and how many were ``reproposed``; ``order_log``:
+        a lost order log (:meth:`Health.order_log`)."""
+        counts = self.pool.counts()
+        return {
+            "pool": counts["pool"],
+            "pool_detail": {"waiting": counts["waiting"], "in_flight": counts["in_flight"],
+                            "reproposed": self.pool.reproposed},
+            "order_log": self.health.order_log(self.pool.durable_ids),
+        }
+
     def status(self, *, digest: bool = False) -> dict[str, Any]:
         head = self.store.head()
         # The newest final block's certificate: which node members' signatures this node holds over its header
@@ -284,12 +324,13 @@ class Node:
             "ordering": self.orderer.kind,
             "transactions": self.store.tx_count(),
             "log_root": self.store.log().root().hex(),
-            "pool": len(self.pool),
+            **self._pool_status(),
             "diverged": [d.to_dict() for d in self.divergences],
             "fault": self.fault,
             "skipped_batches": self.health.skipped_batches(),
             "withheld_signatures": self.chain.withheld(),
-            "ready": self.ready and self.fault is None,  # a faulty node is not ready (storage, halted chain)
+            # a faulty node is not ready (storage, halted chain); one healing a lost order log is
+            "ready": self.ready and self.health.blocking is None,
             "state_digest": self.state_digest() if digest else None,
             "scheduler": None if self.scheduler is None else self.scheduler.status(),
         }

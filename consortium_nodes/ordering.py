@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import requests
@@ -150,6 +151,13 @@ _batches = sa.Table(
     sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("body", sa.Text, nullable=False),
 )
+#: where the order goes on after a lost or rewound log (:meth:`SoloOrderer.resume_after`): no batch row
+#: stands for it, so a node behind reads no made-up batch (it catches up from its peers' blocks)
+_resumed = sa.Table(
+    "solo_resumed",
+    _meta,
+    sa.Column("after", sa.BigInteger, primary_key=True, autoincrement=False),
+)
 
 
 class SoloOrderer:
@@ -165,9 +173,57 @@ class SoloOrderer:
         self._engine = make_engine(url)
         _meta.create_all(self._engine)
         self._cond = threading.Condition()
+        #: what was wrong with the log when it was opened (:meth:`open`), for the node's status
+        self.damaged: str | None = None
         with self._engine.connect() as conn:
             top = conn.execute(sa.select(sa.func.max(_batches.c.seq))).scalar()
-        self._head = -1 if top is None else int(top)
+            resumed = conn.execute(sa.select(sa.func.max(_resumed.c.after))).scalar()
+        self._head = max(-1 if top is None else int(top), -1 if resumed is None else int(resumed))
+
+    @classmethod
+    def open(cls, path: Path) -> SoloOrderer:
+        """The log in the SQLite file ``path``; a file that is not a readable log is moved aside (to
+        ``<name>.damaged-<time>``) and a new log begun, with :attr:`damaged` saying so (the node then goes
+        on after its chain's head, :meth:`resume_after`)."""
+        try:
+            return cls(url=f"sqlite:///{path}")
+        except sa.exc.DatabaseError as exc:
+            aside = path.with_name(f"{path.name}.damaged-{int(time.time())}")
+            for suffix in ("", "-wal", "-shm"):
+                part = Path(str(path) + suffix)
+                if part.exists():
+                    part.rename(Path(str(aside) + suffix))
+            solo = cls(url=f"sqlite:///{path}")
+            solo.damaged = f"the order log {path.name} was damaged ({exc.orig or exc}) and was moved to {aside.name}"
+            return solo
+
+    def restore(self, batches: Sequence[Batch]) -> int:
+        """Put back the batches numbered after the log's head (copies kept with the blocks built from
+        them, :mod:`consortium_nodes.batch_copies`), in order; how many.  A gap stays a gap: a node behind
+        fetches those blocks from its peers."""
+        with self._cond:
+            fresh = sorted((b for b in batches if b.seq > self._head), key=lambda b: b.seq)
+            if not fresh:
+                return 0
+            with self._engine.begin() as conn:
+                conn.execute(_batches.insert(), [{"seq": b.seq, "body": b.to_json()} for b in fresh])
+            self._head = fresh[-1].seq
+            self._cond.notify_all()
+            return len(fresh)
+
+    def resume_after(self, height: int) -> int | None:
+        """Go on after ``height`` (the chain's head) when the log ends before it (it was lost, rewound or
+        damaged): the next batch is ``height + 1``, recorded so a restart goes on from there too.  The head
+        the log had, or None when it was not behind."""
+        with self._cond:
+            if self._head >= height:
+                return None
+            was = self._head
+            with self._engine.begin() as conn:
+                conn.execute(_resumed.insert(), {"after": height})
+            self._head = height
+            self._cond.notify_all()
+            return was
 
     def append(
         self, *, proposer: str, timestamp: str, txs: Sequence[bytes], sign: BatchSigner | None = None

@@ -158,25 +158,37 @@ INFLIGHT_TTL = 60.0
 MAX_CHECKED = 200_000
 #: … of which this many of the oldest are forgotten at once
 FORGET_CHECKED = 100_000
+#: seconds a transaction of the durable pool may be ordered without reaching a block here before it is
+#: proposed again (its batch was lost with the order log, or never reached the order at all)
+REPROPOSE_AFTER = 15.0
+#: seconds between the batcher's looks for such transactions
+REPROPOSE_EVERY = 1.0
 
 
 class TxPool:
     """Accepted transactions waiting to be ordered, and what the node remembers about them.
 
-    One condition guards everything: the pool (tx id → canonical bytes, oldest first), the ids
-    also in the durable pool, the in-flight ids (ordered, not yet in a block) and the admission
-    results the block builder reuses (bytes → :class:`Checked`).
+    One condition guards everything: the pool (tx id → canonical bytes, oldest first), the
+    transactions also in the durable pool (id → bytes), the in-flight ids (ordered, not yet in a
+    block) and the admission results the block builder reuses (bytes → :class:`Checked`).
+
+    What sits in the durable pool is proposed again until a block holding it is stored here
+    (:meth:`due_again`): an order that lost its batch (a lost or rewound order log) loses no
+    accepted transaction, and the block builder drops a copy whose first one is already on the
+    chain, so none is applied twice.
     """
 
-    def __init__(self, durable: DurablePool) -> None:
+    def __init__(self, durable: DurablePool, *, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._durable = durable
+        self._monotonic = monotonic
         self._cond = threading.Condition()
         self._pool: OrderedDict[str, bytes] = OrderedDict()
         self._since: float | None = None  # when the oldest transaction in the pool arrived
-        #: ids written to the durable pool and not yet removed (they go with their block's commit)
-        self._durable_ids: set[str] = set()
+        #: transactions written to the durable pool and not yet removed (they go with their block's commit)
+        self._durable_txs: dict[str, bytes] = {}
         self._checked: dict[bytes, Checked] = {}
         self._inflight: dict[str, float] = {}
+        self.reproposed = 0  # transactions proposed again since this process started
 
     def restore(self) -> None:
         """Put back what the durable pool holds (accepted before a restart, never stored in a block)."""
@@ -184,17 +196,34 @@ class TxPool:
         with self._cond:
             for tx_id, body in rows:
                 self._pool[tx_id] = body
-                self._durable_ids.add(tx_id)
+                self._durable_txs[tx_id] = body
+            if self._pool and self._since is None:
+                self._since = self._monotonic()
 
     def __len__(self) -> int:
+        """Transactions waiting to be ordered (the in-memory queue)."""
         with self._cond:
             return len(self._pool)
+
+    def counts(self) -> dict[str, int]:
+        """``{"pool", "waiting", "in_flight"}``: accepted transactions not yet in a block here (the durable
+        pool and the queue together), those waiting to be ordered, and those ordered but not in a block."""
+        with self._cond:
+            waiting = len(self._pool)
+            pending = len(self._durable_txs) + sum(1 for tx_id in self._pool if tx_id not in self._durable_txs)
+            in_flight = sum(1 for tx_id in self._durable_txs if tx_id not in self._pool)
+            return {"pool": pending, "waiting": waiting, "in_flight": in_flight}
+
+    def durable_ids(self) -> set[str]:
+        """The ids of the durable pool (accepted here, not yet in a block here)."""
+        with self._cond:
+            return set(self._durable_txs)
 
     def persist(self, rows: Sequence[tuple[str, bytes]]) -> None:
         """Write accepted transactions to the durable pool (before the submitter gets its answer)."""
         self._durable.add(rows)
         with self._cond:
-            self._durable_ids.update(tx_id for tx_id, _ in rows)
+            self._durable_txs.update(rows)
 
     def add(self, checked: Iterable[Checked]) -> set[str]:
         """Pool the transactions not pooled or in flight yet; returns the ids that were already known."""
@@ -210,7 +239,7 @@ class TxPool:
                 fresh.append((tx_id, body))
                 self._checked[body] = c
             if fresh and not self._pool:
-                self._since = time.monotonic()
+                self._since = self._monotonic()
             for tx_id, body in fresh:
                 self._pool[tx_id] = body
             if fresh:
@@ -230,21 +259,21 @@ class TxPool:
             if not self._pool:
                 self._cond.wait(IDLE_WAIT)
                 return []
-            since = self._since if self._since is not None else time.monotonic()
+            since = self._since if self._since is not None else self._monotonic()
             while len(self._pool) < max_txs and not stop.is_set():
-                left = since + max_wait - time.monotonic()
+                left = since + max_wait - self._monotonic()
                 if left <= 0:
                     break
                 self._cond.wait(left)
             take: list[tuple[str, bytes]] = []
             while self._pool and len(take) < max_txs:
                 take.append(self._pool.popitem(last=False))
-            self._since = time.monotonic() if self._pool else None
+            self._since = self._monotonic() if self._pool else None
             return take
 
     def ordered(self, take: Sequence[tuple[str, bytes]]) -> None:
         with self._cond:
-            now = time.monotonic()
+            now = self._monotonic()
             for tx_id, _ in take:
                 self._inflight[tx_id] = now
 
@@ -254,14 +283,35 @@ class TxPool:
             for tx_id, body in reversed(take):
                 self._pool[tx_id] = body
                 self._pool.move_to_end(tx_id, last=False)
-            self._since = time.monotonic() - max_wait
+            self._since = self._monotonic() - max_wait
+
+    def due_again(self, after: float) -> int:
+        """Pool again the durable pool's transactions that were ordered more than ``after`` seconds ago and
+        are still not in a block here; how many.  They were accepted: whatever became of their batch, they
+        are proposed until a block holding them is stored."""
+        with self._cond:
+            now = self._monotonic()
+            again = [
+                (tx_id, body) for tx_id, body in self._durable_txs.items()
+                if tx_id not in self._pool and (t := self._inflight.get(tx_id)) is not None and now - t > after
+            ]
+            for tx_id, body in again:
+                self._inflight.pop(tx_id, None)
+                self._pool[tx_id] = body
+            if again:
+                if self._since is None:
+                    self._since = now
+                self.reproposed += len(again)
+                self._cond.notify()
+            return len(again)
 
     def prune(self) -> None:
         """Forget old in-flight marks and admission results once there are too many."""
         with self._cond:
             if len(self._inflight) > MAX_INFLIGHT:
-                cutoff = time.monotonic() - INFLIGHT_TTL
-                self._inflight = {k: v for k, v in self._inflight.items() if v > cutoff}
+                cutoff = self._monotonic() - INFLIGHT_TTL
+                # a durable transaction keeps its mark: it is proposed again if it never reaches a block
+                self._inflight = {k: v for k, v in self._inflight.items() if v > cutoff or k in self._durable_txs}
             if len(self._checked) > MAX_CHECKED:
                 for body in list(itertools.islice(self._checked, FORGET_CHECKED)):
                     self._checked.pop(body, None)
@@ -274,12 +324,13 @@ class TxPool:
     def durable_in(self, tx_ids: Iterable[str]) -> list[str]:
         """Those of ``tx_ids`` that are in the durable pool (their rows go in the block's commit)."""
         with self._cond:
-            return [tx_id for tx_id in tx_ids if tx_id in self._durable_ids]
+            return [tx_id for tx_id in tx_ids if tx_id in self._durable_txs]
 
     def stored(self, durable_ids: Iterable[str]) -> None:
         """The durable rows of ``durable_ids`` went with their block's commit."""
         with self._cond:
-            self._durable_ids.difference_update(durable_ids)
+            for tx_id in durable_ids:
+                self._durable_txs.pop(tx_id, None)
 
     def built(self, raw_txs: Iterable[bytes], tx_ids: Iterable[str]) -> None:
         """A block from a batch of ``raw_txs`` holding ``tx_ids`` is stored: forget them here."""
@@ -288,6 +339,7 @@ class TxPool:
                 self._checked.pop(raw, None)
             for tx_id in tx_ids:
                 self._inflight.pop(tx_id, None)
+                self._pool.pop(tx_id, None)  # a copy proposed again while the first was on its way
 
     def wake(self) -> None:
         with self._cond:
@@ -301,6 +353,7 @@ class Batcher:
     def __init__(
         self, *, name: str, pool: TxPool, orderer: Orderer, clock: Callable[[], datetime], max_txs: int,
         max_wait: float, stop: threading.Event, key: PrivateKey | None = None, digest_alg: str = SHA256,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._name = name
         self._key = key
@@ -311,13 +364,29 @@ class Batcher:
         self.max_txs = max_txs
         self.max_wait = max_wait
         self._stop = stop
+        self.repropose_after = REPROPOSE_AFTER
+        self._monotonic = monotonic
+        self._looked = monotonic()
 
     def run(self) -> None:
         while not self._stop.is_set():
             self.step()
 
+    def again(self) -> int:
+        """Pool again what was ordered :attr:`repropose_after` seconds ago and is not in a block here
+        (:meth:`TxPool.due_again`); how many."""
+        self._looked = self._monotonic()
+        n = self._pool.due_again(self.repropose_after)
+        if n:
+            log.warning("node %s: %d accepted transactions ordered more than %.0f s ago are in no block here: "
+                        "proposing them again", self._name, n, self.repropose_after)
+        return n
+
     def step(self) -> int:
-        """Propose one batch (after waiting for one as :meth:`TxPool.take` does); how many were ordered."""
+        """Propose one batch (after waiting for one as :meth:`TxPool.take` does); how many were ordered.
+        Every :data:`REPROPOSE_EVERY` seconds it first looks for transactions to propose again (:meth:`again`)."""
+        if self._monotonic() - self._looked >= REPROPOSE_EVERY:
+            self.again()
         take = self._pool.take(self.max_txs, self.max_wait, self._stop)
         if not take:
             return 0

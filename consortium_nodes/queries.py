@@ -164,12 +164,50 @@ class Health:
         self._error: BaseException | None = None
         self._skipped = 0
         self._last_skipped: SkippedBatch | None = None
+        self._order: str | None = None  # the order log was lost, rewound or damaged …
+        self._order_pending: set[str] = set()  # … and these accepted transactions are not in a block yet
+        self._order_resumed: int | None = None
+        self._order_message: str | None = None
 
     @property
     def fault(self) -> str | None:
-        """The storage fault while there is one, else the newest recorded fault."""
+        """The storage fault while there is one, else the newest recorded fault, else a lost order log's
+        (while the transactions accepted before it are not all in blocks)."""
+        with self._lock:
+            return self._storage or self._fault or self._order
+
+    @property
+    def blocking(self) -> str | None:
+        """The fault that makes the node not ready (storage, a stopped thread, a halted chain); a lost order
+        log does not: the node heals it itself."""
         with self._lock:
             return self._storage or self._fault
+
+    def order_lost(self, message: str, *, resumed_after: int, pending: set[str]) -> None:
+        """The order log ended before the chain: the order goes on after ``resumed_after`` and ``pending``
+        (the durable pool then) are proposed again; the fault shows until they are all in blocks."""
+        with self._lock:
+            self._order, self._order_resumed, self._order_pending = message, resumed_after, set(pending)
+            self._order_message = message
+        log.error("node %s: %s", self._name, message)
+
+    def order_log(self, durable: Callable[[], set[str]]) -> dict[str, Any] | None:
+        """``{"message", "resumed_after", "healed"}`` of a lost order log since this process started (None:
+        none); ``durable`` gives the durable pool's ids now: once none of those pending at the loss is left,
+        the fault is healed and clears."""
+        with self._lock:
+            if self._order_resumed is None:
+                return None
+            check = bool(self._order_pending)
+        left = durable() if check else set()
+        with self._lock:
+            self._order_pending &= left
+            if not self._order_pending and self._order is not None:
+                log.info("node %s: every transaction accepted before the order log was lost is in a block",
+                         self._name)
+                self._order = None
+            return {"message": self._order_message, "resumed_after": self._order_resumed,
+                    "healed": self._order is None}
 
     @property
     def storage_fault(self) -> str | None:

@@ -48,6 +48,9 @@ pytestmark = pytest.mark.slow
 NON_LEDGER_TABLES = {
     "node_pool": "the node's admission queue (consortium_nodes.pool): transactions accepted but not yet ordered; "
                  "rows are deleted once ordered, and whatever is in it is validated again when a block is built",
+    "node_batch_copies": "the node's copies of the batches of its newest blocks (consortium_nodes.batch_copies), "
+                         "for a solo leader that lost its order log; every node checks a batch's signature and "
+                         "rebuilds its block when it is ordered again",
 }
 
 

@@ -42,6 +42,7 @@ class MemoryOrderer:
         self._batches: list[Batch] = []
         self.forgotten = -1
         self.fail_appends = 0  # the next this many appends raise OrderingError
+        self.lose_appends = 0  # the next this many appends answer a number but keep nothing (a lost log)
         self.node_keys: dict[str, PrivateKey] = {}
 
     def append(
@@ -55,6 +56,9 @@ class MemoryOrderer:
             if self.fail_appends > 0:
                 self.fail_appends -= 1
                 raise OrderingError("the memory orderer refuses this append")
+            if self.lose_appends > 0:
+                self.lose_appends -= 1
+                return len(self._batches)
             seq = len(self._batches)
             self._batches.append(Batch(seq=seq, proposer=proposer, timestamp=timestamp, txs=txs,
                                        signature=None if sign is None else sign(seq)))
