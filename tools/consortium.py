@@ -53,7 +53,7 @@ def _add_netns(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         from tools.netns_consortium import NetnsConsortium
 
         nc = NetnsConsortium(root=Path(a.dir))
-        desc = nc.up(state_machine=a.state_machine, batch_wait_ms=a.batch_wait_ms)
+        desc = nc.up(state_machine=a.state_machine, batch_wait_ms=a.batch_wait_ms, tls=not a.no_tls)
         assert nc.net is not None
         nc.net.keep()  # the hosts outlive this command: 'down' deletes them
         print(json.dumps(desc, ensure_ascii=False, indent=2))

@@ -22,7 +22,7 @@ from typing import Any
 import requests
 
 from consortium_nodes.errors import NodeError
-from tools.local_consortium import LocalConsortium
+from tools.local_consortium import LocalConsortium, desc_session
 from tools.netns import Host, Network, destroy_described
 
 ETCD_BINARY = "/usr/bin/etcd"
@@ -34,16 +34,32 @@ ETCD_CLIENT_PORT = 2379
 ETCD_PEER_PORT = 2380
 
 
-def node_endpoint(host: Host, port: int = NODE_PORT, *, relayed: bool = False) -> tuple[str, dict[str, Any]]:
+def node_endpoint(host: Host, port: int = NODE_PORT, *, relayed: bool = False,
+                  tls: bool = True) -> tuple[str, dict[str, Any]]:
     """The URL peers, the API and tools use for the node on ``host``, and the listening options of its
-    ``node.json``: plain HTTP on the host's address, or on the namespace's loopback behind the host's relay
-    (``relayed``, :mod:`tools.netns_shaper`).  Mutual TLS plugs in here: scheme and certificate options."""
-    return f"http://{host.ip}:{port}", {"host": "127.0.0.1" if relayed else host.ip, "port": port}
+    ``node.json``: on the host's address, or on the namespace's loopback behind the host's relay
+    (``relayed``, :mod:`tools.netns_shaper`); mutual TLS (the node's ``tls`` files, made by
+    :meth:`LocalConsortium._create`) unless ``tls`` is false — a node refuses a non-loopback address without it."""
+    scheme = "https" if tls else "http"
+    return f"{scheme}://{host.ip}:{port}", {"host": "127.0.0.1" if relayed else host.ip, "port": port}
 
 
-def etcd_urls(host: Host) -> tuple[str, str]:
+def etcd_urls(host: Host, *, tls: bool = True) -> tuple[str, str]:
     """The client and peer URLs of the etcd member on ``host``."""
-    return f"http://{host.ip}:{ETCD_CLIENT_PORT}", f"http://{host.ip}:{ETCD_PEER_PORT}"
+    scheme = "https" if tls else "http"
+    return f"{scheme}://{host.ip}:{ETCD_CLIENT_PORT}", f"{scheme}://{host.ip}:{ETCD_PEER_PORT}"
+
+
+def etcd_session(desc: dict[str, Any]) -> requests.Session:
+    """A session to the layout's etcd members: the first node member's client certificate, etcd's servers
+    checked against the node members' CAs (plain without TLS)."""
+    http = requests.Session()
+    http.trust_env = False
+    tls = desc.get("netns", {}).get("etcd_tls")
+    if tls:
+        http.cert = (tls["client_cert"], tls["client_key"])
+        http.verify = tls["trusted_ca"]
+    return http
 
 
 class NetnsConsortium:
@@ -65,7 +81,7 @@ class NetnsConsortium:
         return self.local.describe()
 
     def up(self, *, state_machine: str = "null", batch_wait_ms: int | None = None,
-           wait: float = 90.0, relay: bool | None = None) -> dict[str, Any]:
+           wait: float = 90.0, relay: bool | None = None, tls: bool = True) -> dict[str, Any]:
         """Build the hosts, start etcd on three of them and a node on each node host; wait until every node
         is ready.  On any failure everything started is cleaned up again.  ``relay`` (default: when the
         kernel has no netem) puts a :mod:`tools.netns_shaper` relay in front of every host's services."""
@@ -75,12 +91,14 @@ class NetnsConsortium:
         try:
             self.relayed = not net.netem_available() if relay is None else relay
             desc = self.local._create(nodes=len(NODE_HOSTS), ordering="etcd", state_machine=state_machine,
-                                      base_port=0, batch_wait_ms=batch_wait_ms)
+                                      base_port=0, batch_wait_ms=batch_wait_ms, tls=tls)
             desc["netns"] = net.describe()
             desc["netns"]["relayed"] = self.relayed
+            if tls:
+                desc["netns"]["etcd_tls"] = self._etcd_certs(desc)
             if self.relayed:
                 desc["netns"]["relay_pids"] = self._relays_up()
-            desc["etcd"]["endpoints"] = [etcd_urls(net.hosts[h])[0] for h in ETCD_HOSTS]
+            desc["etcd"]["endpoints"] = [etcd_urls(net.hosts[h], tls=tls)[0] for h in ETCD_HOSTS]
             desc["etcd"]["pids"] = self._etcd_up(desc)
             self._place_nodes(desc)
             self.local._write(desc)
@@ -131,17 +149,44 @@ class NetnsConsortium:
         self.net.heal(host)
         self._control(host).unlink(missing_ok=True)
 
+    def _etcd_certs(self, desc: dict[str, Any]) -> dict[str, Any]:
+        """Each etcd member's certificate, issued under the key of the node member on its host (names: its
+        host's address and loopback; etcd's peers check them); etcd trusts the node members' CAs only."""
+        from ledger.store.certs import bundle_path, issue_leaf, load_member_certs, member_files
+        from ledger.store.keyfiles import read_consortium, read_private_key
+
+        assert self.net is not None
+        consortium = read_consortium(desc["consortium"])
+        d = Path(desc["tls_dir"]) / "etcd"
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        nodes = [n["name"] for n in desc["nodes"]]  # node i on NODE_HOSTS[i]
+        trusted = d / "node-ca.pem"
+        trusted.write_bytes(load_member_certs(consortium, bundle_path(desc["tls_dir"])).pem(
+            [m.name for m in consortium.nodes]))
+        members: dict[str, list[str]] = {}
+        for h in ETCD_HOSTS:
+            owner = nodes[NODE_HOSTS.index(h)]
+            f = issue_leaf(consortium, owner, read_private_key(Path(desc["keys_dir"]) / f"{owner}.pem"),
+                           d / f"e-{h}", sans=[self.net.hosts[h].ip, "127.0.0.1", "localhost"], label=f"etcd e-{h}")
+            members[h] = [str(f.cert), str(f.key)]
+        client = member_files(desc["tls_dir"], nodes[0])
+        return {"trusted_ca": str(trusted), "members": members, "client_cert": str(client.cert),
+                "client_key": str(client.key)}
+
     def _etcd_up(self, desc: dict[str, Any]) -> dict[str, int]:
         assert self.net is not None
         net = self.net
-        cluster = ",".join(f"e-{h}={etcd_urls(net.hosts[h])[1]}" for h in ETCD_HOSTS)
+        etcd_tls = desc["netns"].get("etcd_tls")
+        tls = bool(etcd_tls)
+        cluster = ",".join(f"e-{h}={etcd_urls(net.hosts[h], tls=tls)[1]}" for h in ETCD_HOSTS)
         etcd_dir = Path(desc["etcd"]["dir"])
         pids: dict[str, int] = {}
         for h in ETCD_HOSTS:
-            client, peer = etcd_urls(net.hosts[h])
+            client, peer = etcd_urls(net.hosts[h], tls=tls)
+            scheme = "https" if tls else "http"
             listen_client, listen_peer = (
-                (f"http://127.0.0.1:{ETCD_CLIENT_PORT}", f"http://127.0.0.1:{ETCD_PEER_PORT}") if self.relayed
-                else (client, peer))
+                (f"{scheme}://127.0.0.1:{ETCD_CLIENT_PORT}", f"{scheme}://127.0.0.1:{ETCD_PEER_PORT}")
+                if self.relayed else (client, peer))
             data = etcd_dir / h
             data.mkdir(parents=True, exist_ok=True, mode=0o700)
             argv = [ETCD_BINARY, "--name", f"e-{h}", "--data-dir", str(data / "data"),
@@ -150,13 +195,19 @@ class NetnsConsortium:
                     "--initial-cluster", cluster, "--initial-cluster-state", "new",
                     "--initial-cluster-token", f"muck-{net.run_id}",
                     "--heartbeat-interval", "100", "--election-timeout", "1000"]
+            if etcd_tls:
+                cert, key = etcd_tls["members"][h]
+                argv += ["--cert-file", cert, "--key-file", key, "--trusted-ca-file", etcd_tls["trusted_ca"],
+                         "--client-cert-auth", "--peer-cert-file", cert, "--peer-key-file", key,
+                         "--peer-trusted-ca-file", etcd_tls["trusted_ca"], "--peer-client-cert-auth"]
             pids[h] = net.spawn(h, argv, log=data / "etcd.log")
         deadline = time.monotonic() + 60
+        http = etcd_session(desc)
         for h in ETCD_HOSTS:
-            url = etcd_urls(net.hosts[h])[0] + "/health"
+            url = etcd_urls(net.hosts[h], tls=tls)[0] + "/health"
             while True:
                 try:
-                    if requests.get(url, timeout=2).json().get("health") == "true":
+                    if http.get(url, timeout=2).json().get("health") == "true":
                         break
                 except (requests.RequestException, ValueError):
                     pass
@@ -171,7 +222,8 @@ class NetnsConsortium:
         urls: dict[str, str] = {}
         listen: dict[str, dict[str, Any]] = {}
         for n, h in zip(desc["nodes"], NODE_HOSTS, strict=True):
-            urls[n["name"]], listen[n["name"]] = node_endpoint(self.net.hosts[h], relayed=self.relayed)
+            urls[n["name"]], listen[n["name"]] = node_endpoint(self.net.hosts[h], relayed=self.relayed,
+                                                               tls=bool(desc.get("tls_dir")))
         for n in desc["nodes"]:
             p = Path(n["config"])
             cfg = json.loads(p.read_text(encoding="utf-8"))
@@ -201,12 +253,14 @@ class NetnsConsortium:
         """The host of the current etcd leader (asked of the members that answer)."""
         deadline = time.monotonic() + timeout
         assert self.net is not None
+        desc = self.describe()
+        http, tls = etcd_session(desc), bool(desc.get("netns", {}).get("etcd_tls"))
         while True:
             for h in ETCD_HOSTS:
-                client = etcd_urls(self.net.hosts[h])[0]
+                client = etcd_urls(self.net.hosts[h], tls=tls)[0]
                 try:
-                    st = requests.post(client + "/v3/maintenance/status", json={}, timeout=2).json()
-                    members = requests.post(client + "/v3/cluster/member/list", json={}, timeout=2).json()
+                    st = http.post(client + "/v3/maintenance/status", json={}, timeout=2).json()
+                    members = http.post(client + "/v3/cluster/member/list", json={}, timeout=2).json()
                 except (requests.RequestException, ValueError):
                     continue
                 leader = st.get("leader")
@@ -258,8 +312,7 @@ def load(desc_path: Path, *, out: Path, seconds: float, per_request: int = 10, p
     desc = json.loads(desc_path.read_text(encoding="utf-8"))
     gateway = read_private_key(desc["gateway_key"])
     urls = [n["url"] for n in desc["nodes"]]
-    session = requests.Session()
-    session.trust_env = False
+    session = desc_session(desc)  # the gateway's client certificate; each node trusted as its member
     nonce, i = first, 0
     deadline = time.monotonic() + seconds
     with out.open("a", encoding="utf-8") as f:

@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from consortium_nodes.audit import audit_consortium
+from tools.local_consortium import desc_session
 from tools.netns import Network, available, leftovers
 from tools.netns_consortium import API_HOST, NetnsConsortium
 
@@ -68,8 +69,9 @@ def _status_in(nc: NetnsConsortium, name: str) -> dict | None:
     """A node's ``/status`` asked on its own host (it answers there while partitioned)."""
     assert nc.net is not None
     n = next(n for n in nc.describe()["nodes"] if n["name"] == name)
-    code = (f"import urllib.request,json\ntry:\n print(urllib.request.urlopen({n['url'] + '/status'!r}, timeout=5)"
-            ".read().decode())\nexcept Exception:\n print('null')")
+    code = (f"import json,sys\nsys.path.insert(0, {str(ROOT)!r})\nfrom tools.local_consortium import desc_session\n"
+            f"http = desc_session(json.load(open({str(nc.desc_path)!r})))\n"
+            f"try:\n print(http.get({n['url'] + '/status'!r}, timeout=5).text)\nexcept Exception:\n print('null')")
     return json.loads(nc.net.run(n["host"], [sys.executable, "-c", code], timeout=20).stdout.strip() or "null")
 
 
@@ -77,7 +79,7 @@ def _statuses(nc: NetnsConsortium) -> dict[str, dict]:
     out = {}
     for n in nc.describe()["nodes"]:
         try:
-            out[n["name"]] = requests.get(n["url"] + "/status", timeout=5).json()
+            out[n["name"]] = desc_session(nc.describe()).get(n["url"] + "/status", timeout=5).json()
         except requests.RequestException:
             out[n["name"]] = {}
     return out
@@ -175,8 +177,8 @@ def test_partitions_under_load_lose_and_duplicate_nothing(hosts):
     for n in nc.describe()["nodes"]:
         final = 0
         for i in range(0, len(attempted), 5000):
-            r = requests.post(n["url"] + "/v1/transactions/status", json={"tx_ids": attempted[i : i + 5000]},
-                              timeout=30)
+            r = desc_session(nc.describe()).post(n["url"] + "/v1/transactions/status",
+                                                 json={"tx_ids": attempted[i : i + 5000]}, timeout=30)
             assert r.status_code == 200
             statuses = r.json()["statuses"]
             assert all(statuses[t] == "final" for t in accepted if t in statuses)
@@ -200,7 +202,8 @@ def test_consortium_up_netns_and_down_clean_up_the_hosts(tmp_path):
         assert done.returncode == 0, done.stdout + done.stderr
         assert run_id and leftovers(run_id)
         for n in json.loads(desc_path.read_text())["nodes"]:
-            assert requests.get(n["url"] + "/status", timeout=5).json()["ready"]
+            assert desc_session(json.loads(desc_path.read_text())).get(n["url"] + "/status",
+                                                                       timeout=5).json()["ready"]
     finally:
         down = subprocess.run([*cli, "down", "--dir", str(tmp_path / "c"), "--purge"], cwd=ROOT,
                               capture_output=True, text=True, timeout=120)
