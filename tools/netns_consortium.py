@@ -301,7 +301,7 @@ class NetnsConsortium:
 
 # -- the API host's load -------------------------------------------------------
 def load(desc_path: Path, *, out: Path, seconds: float, per_request: int = 10, pause: float = 0.05,
-         first: int = 0) -> None:
+         first: int = 0, stop_file: Path | None = None) -> None:
     """Submit transactions for ``seconds`` (run on the API host): ``per_request`` at a time, to the nodes
     in turn (a node that does not answer within 3 s is skipped for that request).  ``out`` gets one JSON
     line per request: ``{"attempted": [ids], "accepted": [ids]}`` (a request without an answer accepted
@@ -316,7 +316,7 @@ def load(desc_path: Path, *, out: Path, seconds: float, per_request: int = 10, p
     nonce, i = first, 0
     deadline = time.monotonic() + seconds
     with out.open("a", encoding="utf-8") as f:
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (stop_file is not None and stop_file.exists()):
             txs = [make_tx(gateway, nonce + k) for k in range(per_request)]
             nonce += per_request
             url = urls[i % len(urls)]
@@ -344,8 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     ld.add_argument("--out", required=True)
     ld.add_argument("--seconds", type=float, default=30.0)
     ld.add_argument("--first", type=int, default=0)
+    ld.add_argument("--stop-file", help="stop (after the current request) once this file exists")
     a = p.parse_args(argv)
-    load(Path(a.desc), out=Path(a.out), seconds=a.seconds, first=a.first)
+    load(Path(a.desc), out=Path(a.out), seconds=a.seconds, first=a.first,
+         stop_file=Path(a.stop_file) if a.stop_file else None)
     return 0
 
 

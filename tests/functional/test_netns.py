@@ -98,27 +98,31 @@ def _final(nc: NetnsConsortium) -> dict[str, int]:
     return {k: s.get("final_height", -2) for k, s in _statuses(nc).items()}
 
 
-def _isolated(nc: NetnsConsortium, name: str, seconds: float) -> None:
-    """While ``name``'s host is partitioned for ``seconds``: it finalises nothing (after a moment for what was
-    already on its way), while the other nodes finalise more."""
+def _isolated(nc: NetnsConsortium, name: str, within: float = 60.0) -> None:
+    """While ``name``'s host is partitioned: it finalises nothing (after a moment for what was already on its
+    way), while the other nodes finalise more (waited for up to ``within`` seconds: a loaded machine is slow,
+    the assertion is that the majority goes on, not how fast)."""
     others = [k for k in _final(nc) if k != name]
     time.sleep(2.0)
     before = _status_in(nc, name)
     majority_before = _final(nc)
-    time.sleep(seconds)
+    majority_after = _wait(lambda: (lambda f: f if any(f[k] > majority_before[k] for k in others) else None)(
+        _final(nc)), within)
+    time.sleep(1.0)
     after = _status_in(nc, name)
-    majority_after = _final(nc)
     assert before is not None and after is not None
     assert after["final_height"] == before["final_height"], (before, after)
-    assert any(majority_after[k] > majority_before[k] for k in others), (majority_before, majority_after)
+    assert majority_after, (majority_before, _final(nc))
 
 
 def _rtt(nc: NetnsConsortium) -> float:
-    """The median time of five ``GET /status`` of the first node asked from the API host."""
+    """The median time of five ``GET /status`` of the first node asked from the API host (one TLS session)."""
     assert nc.net is not None
     url = nc.describe()["nodes"][0]["url"] + "/status"
-    code = ("import urllib.request,time,statistics\nts=[]\nfor _ in range(5):\n t=time.monotonic()\n"
-            f" urllib.request.urlopen({url!r}, timeout=10).read()\n ts.append(time.monotonic()-t)\n"
+    code = (f"import json,statistics,sys,time\nsys.path.insert(0, {str(ROOT)!r})\n"
+            "from tools.local_consortium import desc_session\n"
+            f"http = desc_session(json.load(open({str(nc.desc_path)!r})))\nhttp.get({url!r}, timeout=10)\nts=[]\n"
+            f"for _ in range(5):\n t=time.monotonic()\n http.get({url!r}, timeout=10)\n ts.append(time.monotonic()-t)\n"
             "print(statistics.median(ts))")
     return float(nc.net.run(API_HOST, [sys.executable, "-c", code], timeout=60).stdout.strip())
 
@@ -134,17 +138,17 @@ def test_partitions_under_load_lose_and_duplicate_nothing(hosts):
     out = nc.root / "load.jsonl"
     load = subprocess.Popen(nc.net.hosts[API_HOST].argv(
         [sys.executable, "-m", "tools.netns_consortium", "load", "--desc", str(nc.desc_path), "--out", str(out),
-         "--seconds", "40", "--first", "500000"]), cwd=ROOT)
+         "--seconds", "240", "--first", "500000", "--stop-file", str(nc.root / "load.stop")]), cwd=ROOT)
     try:
         assert _wait(lambda: out.exists() and out.stat().st_size > 0, 30)
         by_host = {n["host"]: n["name"] for n in nc.describe()["nodes"]}
         etcd_leader = nc.etcd_leader_host()
         plain = next(h for h in ("h4", "h3", "h2") if h != etcd_leader)
         nc.net.partition(plain)
-        _isolated(nc, by_host[plain], 6)
+        _isolated(nc, by_host[plain])
         nc.net.heal(plain)
         nc.net.partition(etcd_leader)
-        _isolated(nc, by_host[etcd_leader], 8)
+        _isolated(nc, by_host[etcd_leader])
         nc.net.heal(etcd_leader)
         plain_rtt = _rtt(nc)
         for h in nc.net.hosts:
@@ -154,6 +158,7 @@ def test_partitions_under_load_lose_and_duplicate_nothing(hosts):
         time.sleep(6)
         for h in nc.net.hosts:
             nc.heal(h)
+        (nc.root / "load.stop").touch()  # the load ends after its current request
         assert load.wait(timeout=120) == 0
     finally:
         if load.poll() is None:
