@@ -71,6 +71,10 @@ def audiences_for(kind: str, facts: Mapping[str, Any]) -> tuple[str, ...]:
         "site_alarm": ("operator", "regulator"),
     }[kind]
     out += [role(r) for r in staff]
+    if kind in ("gate_held", "violation_raised", "penalty_recorded") and facts.get("company_id"):
+        out.append(tenant("company", str(facts["company_id"])))  # the truck's transport company
+    if kind in ("gate_held", "violation_raised") and facts.get("truck_id"):
+        out.append(tenant("driver", str(facts["truck_id"])))  # whoever drives that truck
     if kind == "site_alarm" and facts.get("site_id"):
         out.append(tenant("disposal_gate", str(facts["site_id"])))
     return tuple(out)
@@ -124,6 +128,13 @@ def events_of_tx(entry: Mapping[str, Any], *, height: int, at: str, lookup: Look
     return out
 
 
+def _truck_of(plate: Any, lookup: Lookup, known: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``truck_id`` and ``company_id`` of the truck with ``plate`` (from ``known`` when it has them)."""
+    tr = known if known and known.get("company_id") else (lookup("truck_by_plate", plate=plate) if plate else None)
+    tr = tr or {}
+    return {"truck_id": tr.get("truck_id"), "company_id": tr.get("company_id")}
+
+
 def _contractor_of_project(project_id: Any, lookup: Lookup) -> str | None:
     if not project_id:
         return None
@@ -152,7 +163,8 @@ def _held(tx_id: str, kind: str, p: Mapping[str, Any], code: str, height: int, a
     facts = {"ticket_id": p.get("ticket_id"), "plate": p.get("plate"), "gate_id": p.get("gate_id"),
              "gate": "exit" if kind == "gate.exit" else "disposal", "reason": code,
              "project_id": (t.get("project") or {}).get("project_id"),
-             "contractor_org_id": (t.get("project") or {}).get("contractor_org_id")}
+             "contractor_org_id": (t.get("project") or {}).get("contractor_org_id"),
+             **_truck_of(p.get("plate") or (t.get("truck") or {}).get("plate"), lookup, t.get("truck"))}
     return _event(f"gate_held:{tx_id}", "gate_held", height, at, facts)
 
 
@@ -163,7 +175,8 @@ def _violations(found: Iterable[Any], height: int, lookup: Lookup, *, since: str
             continue
         facts = {"violation_id": v["violation_id"], "type": v.get("type"), "plate": v.get("plate"),
                  "ticket_id": v.get("ticket_id"), "project_id": v.get("project_id"), "site_id": v.get("site_id"),
-                 "contractor_org_id": _contractor_of_project(v.get("project_id"), lookup)}
+                 "contractor_org_id": _contractor_of_project(v.get("project_id"), lookup),
+                 **_truck_of(v.get("plate"), lookup)}
         out.append(_event(f"violation:{v['violation_id']}", "violation_raised", height,
                           str(v.get("reported_at")), facts))
     return out
@@ -176,8 +189,10 @@ def _penalty(p: Mapping[str, Any], height: int, at: str, lookup: Lookup) -> list
         v = lookup("violation", violation_id=vid) or {}
         contractor = contractor or _contractor_of_project(v.get("project_id"), lookup)
         plate = plate or v.get("plate")
+    company = p.get("target_id") if p.get("target_kind") == "company" else _truck_of(plate, lookup)["company_id"]
     facts = {"penalty_id": p.get("penalty_id"), "target_kind": p.get("target_kind"), "target_id": p.get("target_id"),
              "amount_yuan": p.get("amount_yuan"), "plate": plate, "contractor_org_id": contractor,
+             "company_id": company,
              "violation_ids": list(p.get("violation_ids") or []) or None}
     return [_event(f"penalty:{p.get('penalty_id')}", "penalty_recorded", height, at, facts)]
 

@@ -28,6 +28,8 @@ def lookup_with(**records: Any) -> Any:
             return records.get("violations", [])
         if name == "site":
             return records.get("site")
+        if name == "truck_by_plate":
+            return records.get("trucks", {}).get(kw.get("plate"))
         raise AssertionError(name)
 
     return lookup
@@ -91,7 +93,8 @@ def test_penalty_goes_to_staff_and_the_violations_contractor() -> None:
     pen = tx("penalty.record", {"penalty_id": "PN1", "target_kind": "company", "target_id": "C-1",
                                 "violation_ids": ["WZ1"], "amount_yuan": "2000"})
     [e] = events_of_block(block(pen), lookup_with())
-    assert e.audiences == ("tenant:contractor:ORG-1", "role:enforcement", "role:operator", "role:regulator")
+    assert e.audiences == ("tenant:contractor:ORG-1", "role:enforcement", "role:operator", "role:regulator",
+                           "tenant:company:C-1")
     assert messages.title(e, "en") == "Penalty recorded"
 
 
@@ -114,3 +117,18 @@ def test_wechat_data_fits_the_keyword_limits() -> None:
     assert len(data["thing4"]["value"]) <= 20 and len(data["character_string2"]["value"]) <= 32
     assert data["time3"]["value"] == "2026年12月02日 21:00"
     assert Event.from_dict(e.to_dict()) == e
+
+
+def test_the_trucks_company_and_driver_are_told_of_its_violations_holds_and_penalties() -> None:
+    """A violation on a registered truck and a gate hold of it reach its transport company and its driver
+    (``tenant:company:<id>``, ``tenant:driver:<truck id>``); a penalty on the company reaches the company."""
+    trucks = {"渝A12345": {"truck_id": "TR-1", "plate": "渝A12345", "company_id": "C-01"}}
+    lookup = lookup_with(trucks=trucks)
+    [v] = events_of_block(block(tx("violation.report", {"violation_id": "WZ1"})), lookup)
+    assert {"tenant:company:C-01", "tenant:driver:TR-1", "tenant:contractor:ORG-1"} <= set(v.audiences)
+    [held] = events_of_block(block(tx("gate.exit", {"ticket_id": "ET1", "plate": "渝A12345"}, code="suspended")),
+                             lookup)
+    assert {"tenant:company:C-01", "tenant:driver:TR-1"} <= set(held.audiences)
+    [pen] = events_of_block(block(tx("penalty.record", {"penalty_id": "PN1", "target_kind": "company",
+                                                        "target_id": "C-02", "amount_yuan": 500})), lookup)
+    assert "tenant:company:C-02" in pen.audiences and not any(a.startswith("tenant:driver") for a in pen.audiences)
