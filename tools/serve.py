@@ -101,12 +101,17 @@ def main(argv: list[str] | None = None) -> int:
     local = LocalConsortium(root=var)
 
     def cleanup() -> None:
+        # a second SIGTERM or Ctrl-C while stopping must not cut the stop short (children left running)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         for c in reversed(children):
             c.stop(10)
         local.down()
         (var / "serve.ready").unlink(missing_ok=True)
 
     def shutdown(*_a: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the stop runs once, to its end
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, shutdown)

@@ -83,3 +83,26 @@ def test_no_token_or_openid_in_any_log(stack: Stack) -> None:  # noqa: F811
         assert "demo-openid-org001" not in text, f"an openid is in {p}"
     hashed = [p for p in logs if "wx#" in p.read_text(encoding="utf-8", errors="replace")]
     assert hashed, "the API logs the WeChat user as a hash"
+
+
+def test_a_second_sigterm_while_stopping_still_stops_everything(stack: Stack) -> None:  # noqa: F811
+    """(Last in this file: it stops the stack.)  More SIGTERMs while it stops — a supervisor that repeats itself, or
+    Ctrl-C pressed twice — still stop every process of the stack: the second signal used to cut the stop
+    short inside it (``SystemExit`` raised in the middle of stopping the children), leaving the nodes, gunicorn
+    and the notifier running."""
+    import signal
+    import subprocess
+
+    stack.child.proc.send_signal(signal.SIGTERM)
+    for _ in range(15):  # more signals while it stops
+        time.sleep(0.2)
+        if stack.child.proc.poll() is not None:
+            break
+        stack.child.proc.send_signal(signal.SIGTERM)
+    stack.child.proc.wait(timeout=90)
+    deadline = time.monotonic() + 20
+    left: list[str] = ["?"]
+    while left and time.monotonic() < deadline:
+        left = subprocess.run(["pgrep", "-f", str(stack.var)], capture_output=True, text=True).stdout.split()
+        time.sleep(0.5)
+    assert not left, f"processes of the stack still running: {left}"
