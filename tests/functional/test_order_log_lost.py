@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 
 from consortium_nodes.audit import audit_consortium
 from ledger.store.keyfiles import read_private_key
 from ledger.testing import make_tx
+from tests.functional.tls_fixtures import HTTP, NODE_MEMBER
 from tools.local_consortium import LocalConsortium
 from tools.proc import port_free
 
@@ -24,12 +24,13 @@ N = 240
 def local(tmp_path_factory):
     lc = LocalConsortium(root=tmp_path_factory.mktemp("orderlog"))
     lc.up(nodes=4, ordering="solo", state_machine="null", base_port=0)
+    lc.mount(HTTP, NODE_MEMBER)
     yield lc
     lc.down()
 
 
 def _statuses(lc: LocalConsortium) -> dict[str, dict]:
-    return {n["name"]: requests.get(n["url"] + "/status", timeout=10).json() for n in lc.describe()["nodes"]}
+    return {n["name"]: HTTP.get(n["url"] + "/status", timeout=10).json() for n in lc.describe()["nodes"]}
 
 
 def test_a_lost_solo_order_log_loses_no_accepted_transaction(local):
@@ -46,7 +47,7 @@ def test_a_lost_solo_order_log_loses_no_accepted_transaction(local):
     for i in range(0, N, 20):  # bulk submissions spread over every node, nobody waiting for blocks
         node = nodes[(i // 20) % len(nodes)]
         chunk = txs[i : i + 20]
-        r = requests.post(node["url"] + "/v1/transactions", json={"transactions": [t.to_dict() for t in chunk]},
+        r = HTTP.post(node["url"] + "/v1/transactions", json={"transactions": [t.to_dict() for t in chunk]},
                           timeout=30)
         assert r.status_code == 200, r.text
         accepted += [x["tx_id"] for x in r.json()["results"] if x["status"] == "accepted"]
@@ -60,7 +61,7 @@ def test_a_lost_solo_order_log_loses_no_accepted_transaction(local):
     while not port_free("127.0.0.1", port) and time.monotonic() < gone:  # the killed process's socket closes
         time.sleep(0.1)
     local.start(leader["name"])
-    st = requests.get(leader["url"] + "/status", timeout=10).json()
+    st = HTTP.get(leader["url"] + "/status", timeout=10).json()
     assert st["ready"] is True
     assert st["order_log"] is not None and "lost or rewound" in st["order_log"]["message"], st
 
@@ -75,7 +76,7 @@ def test_a_lost_solo_order_log_loses_no_accepted_transaction(local):
     assert done, {k: {f: s[f] for f in ("height", "final_height", "transactions", "pool", "pool_detail", "fault")}
                   for k, s in sts.items()}
     for n in nodes:
-        r = requests.post(n["url"] + "/v1/transactions/status", json={"tx_ids": accepted}, timeout=30)
+        r = HTTP.post(n["url"] + "/v1/transactions/status", json={"tx_ids": accepted}, timeout=30)
         assert r.status_code == 200 and set(r.json()["statuses"].values()) == {"final"}, n["name"]
     assert all(s["fault"] is None and s["ready"] for s in sts.values()), sts
     assert sts[leader["name"]]["order_log"]["healed"] is True

@@ -13,12 +13,15 @@ from ledger.core.transaction import Transaction
 
 
 def _ticks(cluster: Cluster) -> list[Transaction]:
-    """Every system.tick the orderer holds, in order."""
-    out = []
+    """Every system.tick the orderer holds, in order, each once: a transaction the durable pool proposed
+    again (not in a block 15 s after it was ordered, which the fake clock reaches) has the same id, and the
+    builder puts only its first copy on the chain."""
+    out, seen = [], set()
     for batch in cluster.orderer.read(-1, limit=10_000):
         for raw in batch.txs:
             tx = Transaction.from_dict(json.loads(raw))
-            if tx.type == "system.tick":
+            if tx.type == "system.tick" and tx.tx_id not in seen:
+                seen.add(tx.tx_id)
                 out.append(tx)
     return out
 
