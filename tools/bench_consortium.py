@@ -148,14 +148,14 @@ class CentralPostgres:
 System = Consortium | CentralPostgres
 
 
-def measure(system: System, *, rate: float, seconds: float, batch: int) -> dict[str, Any]:
+def measure(system: System, *, rate: float, seconds: float, batch: int, senders: int) -> dict[str, Any]:
     """One load run against ``system``: the load client's figures, finalised tx/s, CPU per final tx."""
     pids = system.pids()  # asked anew: PostgreSQL backends and gunicorn workers may have come and gone
     load_before = os.getloadavg()[0]
     cpu0 = {k: _cpu_seconds(v) for k, v in pids.items()}
     client0 = time.process_time()
     t0 = time.monotonic()
-    r = run_load(system.desc_path, seconds=seconds, rate=rate, batch=batch, sample_every=20)
+    r = run_load(system.desc_path, seconds=seconds, rate=rate, batch=batch, sample_every=20, senders=senders)
     total = time.monotonic() - t0
     cpu = {k: round(_cpu_seconds(v) - cpu0[k], 2) for k, v in pids.items()}
     cpu["client"] = round(time.process_time() - client0, 2)
@@ -211,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rates", default="500,1000,1500,2000", help="offered tx/s, comma separated")
     p.add_argument("--seconds", type=float, default=15)
     p.add_argument("--batch", type=int, default=100, help="transactions per client request")
+    p.add_argument("--senders", type=int, default=4,
+                   help="client requests outstanding at once, the same for every system (default 4)")
     p.add_argument("--state-machine", choices=["eticket", "null"], default="eticket")
     p.add_argument("--batch-wait-ms", type=int, default=None,
                    help="the nodes' batch_max_wait_ms (default: the node default)")
@@ -228,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "machine": {"host": platform.node(), "nproc": os.cpu_count(), "python": platform.python_version(),
                     "load_average_start": [round(x, 2) for x in os.getloadavg()]},
-        "ordering": a.ordering, "nodes": 4, "state_machine": a.state_machine, "seconds": a.seconds,
+        "ordering": a.ordering, "nodes": 4, "senders": a.senders, "batch": a.batch, "state_machine": a.state_machine, "seconds": a.seconds,
         "raw_ed25519_verify_per_s": raw, "netns_latency_10ms": "not measured (no netns harness in tools/)",
         "runs": []}
     print(json.dumps({"raw_ed25519_verify_per_s": raw, "machine": results["machine"]}), flush=True)
@@ -247,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             run_load(system.desc_path, seconds=min(2.0, a.seconds), rate=100, batch=a.batch)  # warm up
         for rate in rates:
             for system in systems:
-                r = measure(system, rate=rate, seconds=a.seconds, batch=a.batch)
+                r = measure(system, rate=rate, seconds=a.seconds, batch=a.batch, senders=a.senders)
                 results["runs"].append(r)
                 print(json.dumps(r, ensure_ascii=False), flush=True)
         results["checks"] = {system.name: system.check() for system in systems}
