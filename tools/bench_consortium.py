@@ -12,6 +12,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import signal
 import sys
 import tempfile
 import time
@@ -226,11 +227,14 @@ def main(argv: list[str] | None = None) -> int:
     if not wanted or set(wanted) - {"tls", "plain", "pg"}:
         p.error("--systems takes tls, plain and pg")
     rates = [float(x) for x in a.rates.split(",")]
+    # SIGTERM (``timeout``, a CI's cancel) unwinds like Ctrl-C: the nodes, etcd, gunicorn and the schema go
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     raw = None if a.no_raw else raw_rate()
     results: dict[str, Any] = {
         "machine": {"host": platform.node(), "nproc": os.cpu_count(), "python": platform.python_version(),
                     "load_average_start": [round(x, 2) for x in os.getloadavg()]},
-        "ordering": a.ordering, "nodes": 4, "senders": a.senders, "batch": a.batch, "state_machine": a.state_machine, "seconds": a.seconds,
+        "ordering": a.ordering, "nodes": 4, "senders": a.senders, "batch": a.batch,
+        "state_machine": a.state_machine, "seconds": a.seconds,
         "raw_ed25519_verify_per_s": raw, "netns_latency_10ms": "not measured (no netns harness in tools/)",
         "runs": []}
     print(json.dumps({"raw_ed25519_verify_per_s": raw, "machine": results["machine"]}), flush=True)
