@@ -8,6 +8,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def run_load(desc_path: Path, *, seconds: float, rate: float, batch: int = 50,
-             wait_final: bool = True, sample_every: int = 10) -> dict[str, Any]:
+             wait_final: bool = True, sample_every: int = 10, senders: int = 1) -> dict[str, Any]:
     """Offer ``rate`` tx/s for ``seconds`` round-robin over the nodes; measure submit-to-final latency.
 
     Open loop: transaction ``i`` is due at ``start + i / rate``.  Every ``flush`` interval (at most
@@ -57,6 +58,10 @@ def run_load(desc_path: Path, *, seconds: float, rate: float, batch: int = 50,
     finality by a waiter thread; its latency runs from its due time (so time spent waiting in this
     client, or behind a slow request, counts) to the answer "final".  At the end every accepted
     transaction is checked to be final on a node (``lost`` counts those that are not).
+
+    ``senders`` is how many requests may be outstanding at once (each on its own connection): with 1, the
+    default, a request is sent only once the previous one answered; with more, a slow answer (a server that
+    answers once committed) does not hold back the transactions due after it.
     """
     desc = json.loads(desc_path.read_text(encoding="utf-8"))
     key = read_private_key(desc["gateway_key"])
@@ -95,31 +100,35 @@ def run_load(desc_path: Path, *, seconds: float, rate: float, batch: int = 50,
     sent = 0
     tick = 0
     rr = itertools.cycle(urls)
-    while sent < total:
-        tick += 1
-        pause = start + tick * flush - time.monotonic()
-        if pause > 0:
-            time.sleep(pause)
-        due = min(int((time.monotonic() - start) * rate), total) - sent
-        while due > 0:  # everything due now, in requests of at most `batch`
-            n = min(due, batch)
-            first = sent
-            txs = [make(next(counter)) for _ in range(n)]
-            results = None
-            body = {"transactions": [t.to_dict() for t in txs]}
+    state_lock = threading.Lock()
+    sender_sessions: queue.SimpleQueue[requests.Session] = queue.SimpleQueue()
+    for _ in range(senders - 1):
+        sender_sessions.put(new_session())
+    sender_sessions.put(session)
+    pool = ThreadPoolExecutor(max_workers=senders, thread_name_prefix="load-send") if senders > 1 else None
+
+    def send(first: int, txs: list[Transaction]) -> None:
+        nonlocal errors
+        s = sender_sessions.get()
+        results = None
+        url = ""
+        body = {"transactions": [t.to_dict() for t in txs]}
+        try:
             for _ in range(len(urls)):  # clients may submit to any node: fail over
-                url = next(rr)
+                with state_lock:
+                    url = next(rr)
                 try:
-                    r = session.post(f"{url}/v1/transactions", json=body, timeout=10)
+                    r = s.post(f"{url}/v1/transactions", json=body, timeout=10)
                     results = r.json()["results"]
                     break
                 except (requests.RequestException, ValueError, KeyError):
                     continue
-            sent += n
-            due -= n
+        finally:
+            sender_sessions.put(s)
+        with state_lock:
             if results is None:
-                errors += n
-                continue
+                errors += len(txs)
+                return
             for tx, res in zip(txs, results, strict=True):
                 if res["status"] in ("accepted", "known"):
                     accepted.append(tx.tx_id)
@@ -131,6 +140,27 @@ def run_load(desc_path: Path, *, seconds: float, rate: float, batch: int = 50,
                     th = threading.Thread(target=follow, args=(url, tx.tx_id, due_at), daemon=True)
                     th.start()
                     waiters.append(th)
+
+    jobs: list[Future[None]] = []
+    while sent < total:
+        tick += 1
+        pause = start + tick * flush - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        due = min(int((time.monotonic() - start) * rate), total) - sent
+        while due > 0:  # everything due now, in requests of at most `batch`
+            n = min(due, batch)
+            txs = [make(next(counter)) for _ in range(n)]
+            if pool is None:
+                send(sent, txs)
+            else:
+                jobs.append(pool.submit(send, sent, txs))
+            sent += n
+            due -= n
+    if pool is not None:
+        for job in jobs:
+            job.result()
+        pool.shutdown()
     elapsed = time.monotonic() - start
     for th in waiters:
         th.join(timeout=30)
