@@ -79,19 +79,18 @@ SLOW = {("GET", "/api/v1/audit"): timedelta(seconds=90)}
 def fuzz(operation: Any, mode: GenerationMode, roles: list[str], stack: Stack,  # noqa: F811 - the fixture
          session: requests.Session) -> None:
     """One Hypothesis run: ``MAX_EXAMPLES`` cases of ``operation``, each sent with the token of every role."""
+    slow = SLOW.get((operation.method.upper(), operation.path))
+    timeout = slow.total_seconds() if slow else 30
 
     @settings(
         max_examples=MAX_EXAMPLES,
         # one request, maybe a ledger write (finality of 4 nodes)
-        deadline=SLOW.get((operation.method.upper(), operation.path), timedelta(seconds=15)),
+        deadline=slow or timedelta(seconds=15),
         database=None,
         phases=[Phase.explicit, Phase.generate],  # no shrinking: report the failure as found
         suppress_health_check=list(HealthCheck),
         derandomize=True,
     )
-    slow = SLOW.get((operation.method.upper(), operation.path))
-    timeout = slow.total_seconds() if slow else 30
-
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case: Any) -> None:
         for role in roles:
