@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import secrets
+import shlex
 import signal
 import sys
 import time
@@ -85,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=16)
     p.add_argument("--node-base-port", type=int, default=int(os.environ.get("NODE_BASE_PORT", "0")),
                    help="first node port of a new consortium (default 0: free ports)")
+    p.add_argument("--simulate", action="store_true",
+                   help="also run a simulated city's night through the API (scripts/simulate; log in simulate.log)")
+    p.add_argument("--simulate-args", default=os.environ.get("SIMULATE_ARGS", "--fraction 0.25 --speed 10"),
+                   help="options of scripts/simulate for --simulate (default: %(default)s)")
     args = p.parse_args(argv)
     taken = [f"{what} port {port}" for what, port in (("the API", args.port), ("the fake WeChat", args.wechat_port))
              if port and not port_free(args.host if what == "the API" else "127.0.0.1", port)]
@@ -175,8 +180,18 @@ def _run(args: argparse.Namespace, var: Path, local: LocalConsortium, children: 
     print(f"[serve] demo data and tokens: {var / 'demo.json'} (project {doc['project_id']})", flush=True)
     print(f"[serve] play the story: .venv/bin/python -m miniprogram_stub demo --demo-file {var / 'demo.json'}",
           flush=True)
+    simulator = _simulator(var, env, args.simulate_args) if args.simulate else None
+    if simulator is not None:
+        children.append(simulator)
+        print(f"[serve] simulated city: scripts/simulate {args.simulate_args} (log {var / 'simulate.log'})",
+              flush=True)
     (var / "serve.ready").write_text(api, encoding="utf-8")
     while True:
+        if simulator is not None and not simulator.running():  # the night is over: the stack stays up
+            print(f"[serve] the simulated night ended ({simulator.died()}); summary in {var / 'simulate.log'}",
+                  flush=True)
+            children.remove(simulator)
+            simulator = None
         if not notifier.running():  # restartable: its cursor and outbox are in the API database
             print(f"[serve] {notifier.died()}; starting it again", file=sys.stderr, flush=True)
             children.remove(notifier)
@@ -204,6 +219,12 @@ def _notifier(var: Path, env: dict[str, str]) -> Child:
                   env=env)
     (var / "notify.pid").write_text(str(child.pid), encoding="utf-8")
     return child
+
+
+def _simulator(var: Path, env: dict[str, str], options: str) -> Child:
+    """``python -m tools.simulate`` against this stack (``--simulate``)."""
+    return Child("the simulated city", [str(BIN / "python"), "-m", "tools.simulate", "--var", str(var),
+                                        *shlex.split(options)], log=var / "simulate.log", env=env)
 
 
 def make_private(var: Path) -> None:

@@ -40,11 +40,15 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    var = tmp_path_factory.mktemp("serve")
+    yield from run_stack(tmp_path_factory.mktemp("serve"))
+
+
+def run_stack(var: Path, *extra: str) -> Iterator[Stack]:
+    """Start ``tools.serve`` in ``var`` (with ``extra`` options), yield it once ready, stop it."""
     port = free_port()
     child = Child("the stack (tools.serve)",
                   [sys.executable, "-m", "tools.serve", "--var", str(var), "--port", str(port), "--node-base-port", "0",
-                   "--wechat-port", str(free_port()), "--workers", "2", "--threads", "16"],
+                   "--wechat-port", str(free_port()), "--workers", "2", "--threads", "16", *extra],
                   cwd=ROOT, log=var / "serve.out")
     try:
         deadline = time.monotonic() + 120
