@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=16)
     p.add_argument("--node-base-port", type=int, default=int(os.environ.get("NODE_BASE_PORT", "0")),
                    help="first node port of a new consortium (default 0: free ports)")
+    p.add_argument("--ordering", choices=("solo", "etcd"), default="solo",
+                   help="solo (default: one node orders) or etcd (a 3-member etcd cluster orders, as deployed)")
     p.add_argument("--simulate", action="store_true",
                    help="also run a simulated city's night through the API (scripts/simulate; log in simulate.log)")
     p.add_argument("--simulate-args", default=os.environ.get("SIMULATE_ARGS", "--fraction 0.25 --speed 10"),
@@ -129,9 +131,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, var: Path, local: LocalConsortium, children: list[Child]) -> int:
     """Start everything (children are appended as they start, for the caller to stop) and wait."""
-    print(f"[serve] consortium: 4 nodes, solo ordering, data in {var}", flush=True)
+    print(f"[serve] consortium: 4 nodes, {args.ordering} ordering, data in {var}", flush=True)
     try:
-        local.up(nodes=4, ordering="solo", base_port=args.node_base_port, tick_interval_s=60.0)
+        local.up(nodes=4, ordering=args.ordering, base_port=args.node_base_port, tick_interval_s=60.0)
     except LedgerError as exc:  # a node port taken, another consortium answering, a node that died
         raise SystemExit(f"serve: {exc.message}") from None
     qr_key, secrets_file, _sec = _secrets(var)
