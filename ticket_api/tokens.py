@@ -175,6 +175,15 @@ class TokenStore:
                 row.revoked_at = self.clock()
             return True
 
+    def revoke_subject(self, subject: str) -> int:
+        """Revoke every live token of ``subject`` (a WeChat login's ``wx:<openid>``); how many were live."""
+        now = self.clock()
+        with self.session.begin() as s:
+            rows = s.scalars(select(ApiToken).where(ApiToken.subject == subject, ApiToken.revoked_at.is_(None))).all()
+            for row in rows:
+                row.revoked_at = now
+            return len(rows)
+
     def list(self, *, include_revoked: bool = True) -> list[TokenInfo]:
         with self.session() as s:
             rows = s.scalars(select(ApiToken).order_by(ApiToken.created_at, ApiToken.id)).all()

@@ -284,3 +284,27 @@ def test_driver_bound_by_company_sees_its_trucks_tickets_and_qr(stack: Stack, wo
     moved = call(stack, "POST", "/api/v1/drivers/bind", "company",
                  {"openid": "drv-openid-1", "truck_plate": other["truck_plate"]})
     assert ok(moved, 201)["truck_plate"] == other["truck_plate"]
+
+
+def test_company_unbinds_a_driver_and_the_drivers_logins_end_at_once(stack: Stack, world: dict[str, Any]) -> None:  # noqa: F811
+    """A company removes a driver who left: the driver's live token is refused at once (401 token_revoked) and a
+    new WeChat login is refused (not registered); another company cannot remove it (404 unknown_driver, as an
+    openid never bound), and removing it twice answers the same 404."""
+    t = issue(stack, world)
+    bind = {"openid": "drv-openid-9", "truck_plate": t["truck_plate"]}
+    ok(call(stack, "POST", "/api/v1/drivers/bind", "company", bind), 201)
+    login = ok(requests.post(f"{stack.api}/api/v1/auth/wechat", json={"code": "test-drv-openid-9"}, timeout=30))
+    h = {"Authorization": f"Bearer {login['token']}"}
+    assert requests.get(f"{stack.api}/api/v1/tickets", headers=h, timeout=30).status_code == 200
+    foreign = call(stack, "POST", "/api/v1/drivers/unbind", "company_other", {"openid": "drv-openid-9"})
+    never = call(stack, "POST", "/api/v1/drivers/unbind", "company", {"openid": "drv-never-bound"})
+    assert (foreign.status_code, foreign.json()["reason"]) == (never.status_code, never.json()["reason"]) == (
+        404, "unknown_driver")
+    assert ok(call(stack, "POST", "/api/v1/drivers/unbind", "company", {"openid": "drv-openid-9"})) == {
+        "unbound": True, "tokens_revoked": 1}
+    after = requests.get(f"{stack.api}/api/v1/tickets", headers=h, timeout=30)
+    assert (after.status_code, after.json()["reason"]) == (401, "token_revoked")
+    again = requests.post(f"{stack.api}/api/v1/auth/wechat", json={"code": "test-drv-openid-9"}, timeout=30)
+    assert (again.status_code, again.json()["reason"]) == (403, "not_registered")
+    twice = call(stack, "POST", "/api/v1/drivers/unbind", "company", {"openid": "drv-openid-9"})
+    assert (twice.status_code, twice.json()["reason"]) == (404, "unknown_driver")

@@ -198,6 +198,17 @@ class DriverBindSchema(StrictSchema):
                                                                                "driver (kept off the ledger)"})
 
 
+class DriverUnbindSchema(StrictSchema):
+    """``POST /api/v1/drivers/unbind``: a transport company removes a driver's WeChat login (the driver left)."""
+
+    openid = fields.String(required=True, validate=validate.Length(1, 128))
+
+
+class DriverUnboundSchema(OpenSchema):
+    unbound = fields.Boolean(required=True)
+    tokens_revoked = fields.Integer(required=True, metadata={"description": "the driver's live logins, revoked"})
+
+
 class DriverBindingSchema(OpenSchema):
     role = fields.String(required=True, metadata={"example": "driver"})
     truck_id = fields.String(required=True)

@@ -6,6 +6,8 @@ The binding lives in the API's database (an openid is personal data: never on th
 moves the driver to another truck of the same company; tokens already issued keep their truck until they
 expire (``LOGIN_TOKEN_TTL_HOURS``).  An openid bound to anything but a driver of the caller's company is
 refused ``409 openid_taken``: a company cannot take over a contractor's or another company's login.
+``POST /api/v1/drivers/unbind`` removes a driver of the company (one who left) and revokes the driver's live
+logins at once.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 from ticket_api.auth import authenticate, ctx, require
 from ticket_api.errors import ApiError, NotFound
 from ticket_api.jsonbody import Blueprint
-from ticket_api.schemas.lists import DriverBindingSchema, DriverBindSchema
+from ticket_api.schemas.lists import DriverBindingSchema, DriverBindSchema, DriverUnbindSchema, DriverUnboundSchema
 from ticket_api.tokens import Principal
 
 blp = Blueprint("drivers", __name__, url_prefix="/api/v1", description="Drivers bound by their transport company")
@@ -40,6 +42,22 @@ def bind_driver(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
         raise OpenidTaken("openid bound to another role or company")
     c.tokens.bind_wechat(data["openid"], role="driver", tenant=truck_id, name=data.get("name") or "")
     return {"role": "driver", "truck_id": truck_id, "truck_plate": data["truck_plate"]}, 201
+
+
+@blp.route("/drivers/unbind", methods=["POST"])
+@require("company")
+@blp.arguments(DriverUnbindSchema)
+@blp.response(200, DriverUnboundSchema)
+def unbind_driver(data: dict[str, Any]) -> dict[str, Any]:
+    """Remove a driver of the calling company and revoke the driver's live logins; an openid that is not a
+    driver of this company answers 404 ``unknown_driver`` (whether it exists elsewhere is not told)."""
+    principal = authenticate()
+    c = ctx()
+    current = c.tokens.wechat_user(data["openid"])
+    if current is None or current.role != "driver" or not _same_company(principal, current.tenant):
+        raise NotFound("no such driver of this company", reason="unknown_driver")
+    c.tokens.unbind_wechat(data["openid"])
+    return {"unbound": True, "tokens_revoked": c.tokens.revoke_subject(f"wx:{data['openid']}")}
 
 
 def _same_company(principal: Principal, truck_id: str) -> bool:
