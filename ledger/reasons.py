@@ -72,6 +72,7 @@ _ALL: tuple[Reason, ...] = (
     Reason("unknown_permit", 404, "核准不存在", "unknown permit"),
     Reason("unknown_ticket", 404, "电子渣票不存在", "No such e-ticket"),
     Reason("unknown_violation", 404, "事件不存在", "unknown violation"),
+    Reason("unknown_camera", 404, "摄像头未登记", "unknown camera"),
     Reason("unknown_department", 403, "非本核准的审批部门", "department is not an approver of this permit"),
     Reason("already_decided", 409, "该部门已作出审批决定", "department has already decided"),
     Reason("permit_closed", 409, "核准已办结", "permit is no longer pending"),
