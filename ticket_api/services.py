@@ -256,6 +256,10 @@ class CameraService(Protocol):
         violations known at once (``ledger.eticket.queries.sighting``)."""
         ...
 
+    def sighting(self, principal: Principal, sighting_id: str) -> Json:
+        """One sighting as the rules left it (``pending`` until its grace window ended), else NotFound."""
+        ...
+
 
 class Unavailable:
     """Stands in for every service until the ledger adapter is configured."""

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,11 +41,17 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    var = tmp_path_factory.mktemp("serve")
+    with run_stack(tmp_path_factory.mktemp("serve")) as s:
+        yield s
+
+
+@contextmanager
+def run_stack(var: Path, *extra: str) -> Iterator[Stack]:
+    """The stack in ``var``; ``extra``: more ``tools.serve`` options (``--tick-interval-s 1``, ``--eticket K=V``)."""
     port = free_port()
     child = Child("the stack (tools.serve)",
                   [sys.executable, "-m", "tools.serve", "--var", str(var), "--port", str(port), "--node-base-port", "0",
-                   "--wechat-port", str(free_port()), "--workers", "2", "--threads", "16"],
+                   "--wechat-port", str(free_port()), "--workers", "2", "--threads", "16", *extra],
                   cwd=ROOT, log=var / "serve.out")
     try:
         deadline = time.monotonic() + 120

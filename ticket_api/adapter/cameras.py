@@ -10,7 +10,7 @@ from typing import Any
 from ledger.eticket import units
 from ledger.qrticket.gatecheck import normalise_plate
 from ticket_api.adapter.gateway import Gateway, iso, new_id
-from ticket_api.errors import InvalidRequest, Refused
+from ticket_api.errors import InvalidRequest, NotFound, Refused
 from ticket_api.service_data import Json
 from ticket_api.services import Changed, Pending, Submission
 from ticket_api.tokens import Principal
@@ -43,3 +43,9 @@ class LedgerCameras:
         found = self.gw.query("sighting", min_height=int(done.height or 0), sighting_id=payload["sighting_id"])
         return dict(found or {"sighting_id": payload["sighting_id"], "photo_digest": photo_digest,
                               "violations": []})
+
+    def sighting(self, principal: Principal, sighting_id: str) -> Json:
+        found = self.gw.query("sighting", sighting_id=sighting_id)
+        if found is None:
+            raise NotFound("no such sighting")
+        return dict(found)

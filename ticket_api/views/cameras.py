@@ -67,6 +67,14 @@ def post_sighting() -> tuple[Any, int]:
     return {**body, "photo_digest": stored.digest}, 202
 
 
+@blp.route("/cameras/sightings/<sighting_id>")
+@require(*EVIDENCE_READERS)
+@blp.response(200, SightingSchema)
+def get_sighting(sighting_id: str) -> Any:
+    """A sighting as the rules left it: ``pending`` (waiting for the gate's scan), ``cleared`` or ``checked``."""
+    return ctx().services.cameras.sighting(authenticate(), sighting_id)
+
+
 @blp.route("/evidence/<digest>")
 @require(*EVIDENCE_READERS)
 @blp.doc(responses={200: {"description": "the photo (image/jpeg or image/png)"}})
