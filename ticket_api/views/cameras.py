@@ -77,7 +77,9 @@ def get_sighting(sighting_id: str) -> Any:
 
 @blp.route("/evidence/<digest>")
 @require(*EVIDENCE_READERS)
-@blp.doc(responses={200: {"description": "the photo (image/jpeg or image/png)"}})
+@blp.doc(responses={200: {"description": "the photo", "content": {
+    "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+    "image/png": {"schema": {"type": "string", "format": "binary"}}}}})
 def get_evidence(digest: str) -> Response:
     """A camera photo by its digest (``sha256:<hex>``); never bytes that do not hash to it."""
     data, content_type = evidence_store().get(digest)
