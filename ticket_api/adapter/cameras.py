@@ -35,7 +35,7 @@ class LedgerCameras:
         plate = normalise_plate(str(data["plate"]))
         if not units.is_plate(plate):
             raise InvalidRequest("not a plate", fields={"plate": ["Not a Chinese vehicle plate (e.g. 渝A12345)."]})
-        payload = {"sighting_id": new_id("SG", at, digits=6), "camera_id": principal.tenant, "plate": plate,
+        payload = {"sighting_id": new_id("SG", at, digits=8), "camera_id": principal.tenant, "plate": plate,
                    "covered": bool(data["covered"]), "photo_digest": photo_digest, "time": iso(at)}
         done = self.gw.change(principal, sub, type="camera.sighting", payload=payload, now=now)
         if isinstance(done, Pending):
