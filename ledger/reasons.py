@@ -72,6 +72,7 @@ _ALL: tuple[Reason, ...] = (
     Reason("unknown_permit", 404, "核准不存在", "unknown permit"),
     Reason("unknown_ticket", 404, "电子渣票不存在", "No such e-ticket"),
     Reason("unknown_violation", 404, "事件不存在", "unknown violation"),
+    Reason("unknown_camera", 404, "摄像头未登记", "unknown camera"),
     Reason("unknown_department", 403, "非本核准的审批部门", "department is not an approver of this permit"),
     Reason("already_decided", 409, "该部门已作出审批决定", "department has already decided"),
     Reason("permit_closed", 409, "核准已办结", "permit is no longer pending"),
@@ -167,6 +168,12 @@ _ALL: tuple[Reason, ...] = (
         "idempotency_in_progress", 409, "相同幂等键的请求正在处理中",
         "A request with this Idempotency-Key is still in progress",
     ),
+    # camera photos and the evidence store (ticket_api/evidence.py, ticket_api/views/cameras.py)
+    Reason("bad_photo", 400, "照片不是有效的 JPEG 或 PNG 图像", "The photo is not a valid JPEG or PNG image"),
+    Reason("photo_too_large", 413, "照片超过大小限制", "The photo is larger than the limit"),
+    Reason("evidence_not_found", 404, "证据照片不存在或已过保存期限", "No such evidence photo (or past its retention)"),
+    Reason("evidence_corrupt", 500, "证据照片与其摘要不符，拒绝提供",
+           "The stored photo does not match its digest and is not served"),
     # work lists (ticket_api/views/lists.py)
     Reason("bad_cursor", 400, "分页游标无效（请从第一页重新查询）",
            "The page cursor is not valid (start again from the first page)"),

@@ -10,16 +10,18 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from ledger.core.encoding import CHINA_TZ
 from miniprogram_stub.client import ApiCallError, ApiClient
+from miniprogram_stub.photos import tiny_png
 from miniprogram_stub.wechat import DEFAULT_APPID, DEFAULT_SECRET, serve
 
 
@@ -43,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--disposal-gate-token")
     d.add_argument("--terminal-token")
     d.add_argument("--regulator-token")
+    d.add_argument("--camera-token", help="the site-exit camera's token (tokens.camera): plays the black truck")
+    d.add_argument("--black-plate", default="渝D88888", help="a plate the registry does not know")
     d.add_argument("--project", default="P-001")
     d.add_argument("--site", default="S-003")
     d.add_argument("--plate", default="渝A12345")
@@ -63,6 +67,7 @@ def _from_demo_file(args: argparse.Namespace) -> None:
         args.disposal_gate_token = args.disposal_gate_token or t["disposal_gate"]
         args.terminal_token = args.terminal_token or t["truck_terminal"]
         args.regulator_token = args.regulator_token or t["regulator"]
+        args.camera_token = args.camera_token or t.get("camera")
     args.api = args.api or "http://127.0.0.1:8000"
     missing = [o for o in ("contractor_code", "exit_gate_token", "disposal_gate_token", "terminal_token",
                            "regulator_token") if not getattr(args, o)]
@@ -135,9 +140,27 @@ def demo(args: argparse.Namespace) -> int:
     step("history with proofs", f"{len(hist['records'])} records "
                                 f"({', '.join(r['type'] for r in hist['records'])}) in a log of {cp['size']}, "
                                 f"co-signed by {', '.join(cp['signatures'])}")
+    if args.camera_token:
+        black_truck(args, step)
     audit = regulator.audit()
     step("audit", f"ok={audit['ok']}")
     return 0 if audit["ok"] else 1
+
+
+def black_truck(args: argparse.Namespace, step: Callable[[str, str], None]) -> None:
+    """A plate the registry does not know drives out of the site exit: the camera's sighting ends as a numbered
+    ``unapproved_disposal`` event (未经核准擅自处置) whose photo the regulator fetches and checks."""
+    camera = ApiClient(args.api, args.camera_token, language=args.language)
+    photo = tiny_png(int(time.time()))
+    seen = camera.sighting(plate=args.black_plate, covered=False, photo=photo)
+    step("site-exit camera", f"{args.black_plate} uncovered, photo {seen['photo_digest'][:19]}...")
+    for v in seen["violations"]:
+        where = v.get("location") or {}
+        step("camera event", f"{v['violation_id']} {v['type']} at {v['reported_at']} "
+                             f"({where.get('lat')}, {where.get('lon')}) {v.get('town')}, plate {v['plate']}")
+    got = ApiClient(args.api, args.regulator_token, language=args.language).evidence(seen["photo_digest"])
+    step("evidence photo", f"{len(got)} bytes, sha256 matches: "
+                           f"{'sha256:' + hashlib.sha256(got).hexdigest() == seen['photo_digest']}")
 
 
 def _wechat_secret(args: argparse.Namespace) -> str:

@@ -7,6 +7,7 @@ refusals (4xx with ``{"accepted": false, "reason"}``) are ordinary results.
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
@@ -235,6 +236,38 @@ class ApiClient:
         return self._object("GET", f"/api/v1/tickets/{ticket_id}/history")
 
     # gates, trips, audit -----------------------------------------------------------------
+
+    def sighting(
+        self,
+        *,
+        plate: str,
+        covered: bool,
+        photo: bytes,
+        time: datetime | str | None = None,
+        multipart: bool = False,
+        idempotency_key: str | None = None,
+    ) -> JSON:
+        """A camera's sighting (its token: role ``camera``): ``{"sighting_id", "photo_digest", "state",
+        "violations": [...]}``; the photo (JPEG or PNG bytes) as base64 JSON or, ``multipart``, a file."""
+        fields: dict[str, Any] = {"plate": plate, "covered": covered}
+        if time is not None:
+            fields["time"] = time.isoformat() if isinstance(time, datetime) else time
+        key = idempotency_key or self.new_key()
+        if not multipart:
+            body = {**fields, "photo": base64.b64encode(photo).decode("ascii")}
+            return self._object("POST", "/api/v1/cameras/sightings", json=body, idempotency_key=key)
+        headers = {"Accept-Language": self.language, "Idempotency-Key": key}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        form = {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in fields.items()}
+        resp = self.session.post(self.base_url + "/api/v1/cameras/sightings", data=form, headers=headers,
+                                 files={"photo": ("photo.png", photo, "image/png")}, timeout=self.timeout)
+        body_: JSON = self._result(resp)
+        return body_
+
+    def evidence(self, digest: str) -> bytes:
+        """The photo filed under ``digest`` (staff tokens)."""
+        return self._image(f"/api/v1/evidence/{digest}")
 
     def gate_exit(
         self,

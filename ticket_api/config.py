@@ -44,6 +44,9 @@ DEFAULTS: dict[str, Any] = {
     "LOG_JSON": True,
     "MAX_CONTENT_LENGTH": 1 << 20,
     "GATE_CLOCK_LEEWAY_SECONDS": 120,
+    # Camera photos (ticket_api.evidence): the largest photo accepted, and how long photos are kept.
+    "EVIDENCE_MAX_BYTES": 512 * 1024,
+    "EVIDENCE_RETENTION_DAYS": 365.0,
     "SECRETS_FILE": "",
     # The notifier (python -m ticket_api notify): first run from the "genesis" block or the "head";
     # WeChat subscribe-message templates by event kind (JSON object), miniprogram_state, message language.

@@ -32,7 +32,7 @@ DEVICE_KINDS: dict[str, str] = {
     "exit_gate": "project (construction) site id",
     "disposal_gate": "disposal site id",
     "truck_terminal": "truck plate",
-    "camera": "site or road id",
+    "camera": "camera id (its placement on the chain: registry.camera)",
 }
 MAX_BATCH = 1000
 DEFAULT_TTL = timedelta(days=365)

@@ -264,3 +264,25 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http)
     app.register_error_handler(OperationalError, handle_database)
     app.register_error_handler(Exception, handle_unexpected)
+
+
+class BadPhoto(ApiError):
+    """A camera photo that is not a JPEG or PNG image (magic bytes and end marker checked), or not base64."""
+
+    reason = "bad_photo"
+
+
+class PhotoTooLarge(ApiError):
+    reason = "photo_too_large"
+
+
+class EvidenceNotFound(ApiError):
+    """No photo under that digest (never stored, or past the retention period)."""
+
+    reason = "evidence_not_found"
+
+
+class EvidenceCorrupt(ApiError):
+    """The stored bytes do not hash to the digest they are filed under: never served."""
+
+    reason = "evidence_corrupt"

@@ -249,6 +249,18 @@ class ListService(Protocol):
         ...
 
 
+class CameraService(Protocol):
+    def sight(self, principal: Principal, data: Mapping[str, Any], photo_digest: str,
+              sub: Submission) -> Changed[Json]:
+        """A camera's sighting (``data``: plate, covered, time) as ``camera.sighting``; the sighting with the
+        violations known at once (``ledger.eticket.queries.sighting``)."""
+        ...
+
+    def sighting(self, principal: Principal, sighting_id: str) -> Json:
+        """One sighting as the rules left it (``pending`` until its grace window ended), else NotFound."""
+        ...
+
+
 class Unavailable:
     """Stands in for every service until the ledger adapter is configured."""
 
@@ -272,8 +284,9 @@ class Services:
     #: None: no registry to check device ids against (the ledger is not configured)
     devices: DeviceRegistry | None = None
     lists: ListService = field(default_factory=lambda: Unavailable())
+    cameras: CameraService = field(default_factory=lambda: Unavailable())
 
     @classmethod
     def unavailable(cls) -> Services:
         u: Any = Unavailable()
-        return cls(permits=u, tickets=u, gates=u, trips=u, audit=u, staff=u, lists=u)
+        return cls(permits=u, tickets=u, gates=u, trips=u, audit=u, staff=u, lists=u, cameras=u)

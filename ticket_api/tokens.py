@@ -32,7 +32,7 @@ ROLES: dict[str, str] = {
     "operator": "governance centre id",
     "enforcement": "enforcement unit id",
     "regulator": "regulator id (reads everything, changes nothing)",
-    "camera": "site or road id the camera watches (reads nothing yet; provisioned by POST /api/v1/devices)",
+    "camera": "camera id placed by registry.camera (posts sightings; provisioned by POST /api/v1/devices)",
     "company": "transport company id (its trucks, drivers and their violations, penalties, credit)",
     "driver": "truck id the transport company bound the driver's WeChat login to (its tickets and QR)",
 }

@@ -3,8 +3,10 @@
 Writes ``demo.json`` as issue 5 specifies::
 
     {"api", "tokens": {"contractor", "contractor_other", "approvers": {dept: token}, "exit_gate",
-     "disposal_gate", "operator", "enforcement", "regulator", "truck_terminal", "company", "company_other"},
-     "project_id", "trucks": [plates], "disposal_sites": [{"id", "kind"}], ...}
+     "disposal_gate", "operator", "enforcement", "regulator", "truck_terminal", "company", "company_other",
+     "camera"}, "project_id", "camera_id", "trucks": [plates], "disposal_sites": [{"id", "kind"}], ...}
+
+``tokens.camera`` is the site-exit camera of P-001 (``CAM-P001-EXIT``, placed by ``registry.camera``).
 
 Tokens are secrets: the file is written with mode 0600 under ``var/`` (never committed).
 """
@@ -48,6 +50,8 @@ SITES = [
 ]
 COMPANY = {"company_id": "C-01", "name": "重庆渝运渣土运输有限公司", "org_id": "ORG-T01",
            "credit_code": "91500112MA60ABCDEF"}
+#: The site-exit camera of the demo project (its token: ``tokens.camera``).
+CAMERA = {"camera_id": "CAM-P001-EXIT", "placement": "exit", "project_id": "P-001"}
 TRUCKS = [("TR-0001", "渝A12345"), ("TR-0002", "渝A23456"), ("TR-0003", "渝B34567"), ("TR-0004", "渝AD12345")]
 
 
@@ -62,6 +66,18 @@ def seed_ledger(gw: Gateway, *, now: datetime) -> None:
                                   "terminal_id": f"GPS-{9900 + i}"}) for i, (tid, plate) in enumerate(TRUCKS)]
     for type_, payload in items:
         gw.submit(type=type_, payload=payload, actor=actor, now=now)
+
+
+def seed_cameras(gw: Gateway, *, now: datetime) -> None:
+    """Place the demo's site-exit camera (if it is not on the chain yet)."""
+    if gw.query("camera", camera_id=CAMERA["camera_id"]) is None:
+        gw.submit(type="registry.camera", payload=CAMERA, actor="operator:seed", now=now)
+
+
+def issue_camera_token(engine: Engine, *, days: float = 30) -> str:
+    """The site-exit camera's token (role ``camera``, tenant its camera id)."""
+    return TokenStore(engine).issue(role="camera", tenant=str(CAMERA["camera_id"]), subject="CAM-P001-EXIT",
+                                    ttl=timedelta(days=days), source="demo").token
 
 
 def issue_tokens(engine: Engine, *, departments: Sequence[str], days: float = 30) -> dict[str, Any]:
@@ -87,6 +103,7 @@ def issue_tokens(engine: Engine, *, departments: Sequence[str], days: float = 30
         "regulator": tok("regulator", "regulator-cq", "demo-auditor"),
         "company": tok("company", COMPANY["company_id"], "demo-company"),
         "company_other": tok("company", "C-02", "demo-company-2"),
+        "camera": issue_camera_token(engine, days=days),
     }
 
 
@@ -101,6 +118,7 @@ def write_demo(path: Path, *, api: str, tokens: dict[str, Any], wechat: str | No
         "tokens": tokens,
         "project_id": PROJECTS[0]["project_id"],
         "other_project_id": PROJECTS[1]["project_id"],
+        "camera_id": CAMERA["camera_id"],
         "trucks": [plate for _, plate in TRUCKS],
         "disposal_sites": [{"id": s["site_id"], "kind": s["kind"]} for s in SITES],
         "seeded_at": iso(datetime.now(UTC)),

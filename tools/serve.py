@@ -56,20 +56,24 @@ def _seed(var: Path, env: dict[str, str], api: str, wechat: str) -> dict[str, An
     from ticket_api.adapter.gateway import Gateway
     from ticket_api.db import make_engine
     from ticket_api.ledger_client import NodeClient
-    from tools.demo_seed import issue_tokens, seed_ledger, write_demo
+    from tools.demo_seed import issue_camera_token, issue_tokens, seed_cameras, seed_ledger, write_demo
 
     path = var / "demo.json"
-    if path.exists():  # seeded before: same tokens, maybe a new port
-        return write_demo(path, api=api, tokens=json.loads(path.read_text(encoding="utf-8"))["tokens"],
-                          wechat=wechat)
     local = LocalConsortium(root=var)
     desc = local.describe()
     client = NodeClient(urls=[n["url"] for n in desc["nodes"]], tls=local.tls("gateway"),
                         members={n["url"]: n["name"] for n in desc["nodes"]},
                         genesis=read_consortium(desc["consortium"]).genesis_hash)
     gw = Gateway(key=read_private_key(desc["gateway_key"]), client=client)
+    if path.exists():  # seeded before: same tokens, maybe a new port (and the camera an older seed lacks)
+        tokens = json.loads(path.read_text(encoding="utf-8"))["tokens"]
+        if "camera" not in tokens:
+            seed_cameras(gw, now=datetime.now(UTC))
+            tokens["camera"] = issue_camera_token(make_engine(env["TICKET_API_DATABASE_URL"]))
+        return write_demo(path, api=api, tokens=tokens, wechat=wechat)
     if client.query("project", project_id="P-001") is None:
         seed_ledger(gw, now=datetime.now(UTC))
+    seed_cameras(gw, now=datetime.now(UTC))
     params = read_consortium(desc["consortium"]).parameters.get("eticket", {})
     departments = list(params.get("departments") or ["chengguan", "zhujian", "jiaotong", "shengtai"])
     tokens = issue_tokens(make_engine(env["TICKET_API_DATABASE_URL"]), departments=departments)
@@ -92,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="also run a simulated city's night through the API (scripts/simulate; log in simulate.log)")
     p.add_argument("--simulate-args", default=os.environ.get("SIMULATE_ARGS", "--fraction 0.25 --speed 10"),
                    help="options of scripts/simulate for --simulate (default: %(default)s)")
+    p.add_argument("--tick-interval-s", type=float, default=60.0, help="the consortium's clock (default 60 s)")
+    p.add_argument("--eticket", action="append", default=[], metavar="KEY=VALUE",
+                   help="an e-ticket parameter of a new consortium (e.g. camera_grace_s=3; tests)")
     args = p.parse_args(argv)
     taken = [f"{what} port {port}" for what, port in (("the API", args.port), ("the fake WeChat", args.wechat_port))
              if port and not port_free(args.host if what == "the API" else "127.0.0.1", port)]
@@ -133,7 +140,9 @@ def _run(args: argparse.Namespace, var: Path, local: LocalConsortium, children: 
     """Start everything (children are appended as they start, for the caller to stop) and wait."""
     print(f"[serve] consortium: 4 nodes, {args.ordering} ordering, data in {var}", flush=True)
     try:
-        local.up(nodes=4, ordering=args.ordering, base_port=args.node_base_port, tick_interval_s=60.0)
+        eticket = dict(kv.split("=", 1) for kv in args.eticket) or None
+        local.up(nodes=4, ordering=args.ordering, base_port=args.node_base_port,
+                 tick_interval_s=args.tick_interval_s, eticket=eticket)
     except LedgerError as exc:  # a node port taken, another consortium answering, a node that died
         raise SystemExit(f"serve: {exc.message}") from None
     qr_key, secrets_file, _sec = _secrets(var)

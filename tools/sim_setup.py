@@ -72,14 +72,25 @@ def _register(operator: ApiClient, kind: str, body: JSON) -> bool:
     return True
 
 
+def camera_id(project_id: str) -> str:
+    """The id of a project's site-exit camera."""
+    return f"CAM-{project_id}-EXIT"
+
+
+def place_cameras(operator: ApiClient, city: City) -> None:
+    """A camera at each project's exit (``registry.camera``), before its device token is any use."""
+    _parallel(lambda p: _register(operator, "camera", {"camera_id": camera_id(p.project_id), "placement": "exit",
+                                                      "project_id": p.project_id}), city.projects)
+
+
 def provision_devices(operator: ApiClient, city: City, *, cameras: bool) -> dict[str, dict[str, str]]:
     """Device tokens by kind and id: ``{"exit_gate": {project_id: token}, "disposal_gate": {site_id: …},
-    "truck_terminal": {plate: …}, "camera": {project_id: …}}``."""
+    "truck_terminal": {plate: …}, "camera": {project_id: …}}`` (a camera by the project whose exit it watches)."""
     wanted = [("exit_gate", p.project_id) for p in city.projects]
     wanted += [("disposal_gate", s.site_id) for s in city.sites]
     wanted += [("truck_terminal", t.plate) for t in city.trucks]
     if cameras:
-        wanted += [("camera", p.project_id) for p in city.projects]
+        wanted += [("camera", camera_id(p.project_id)) for p in city.projects]
     out: dict[str, dict[str, str]] = {}
     for i in range(0, len(wanted), 500):
         chunk = [{"kind": k, "id": d, **({"subject": f"SIM-{k}-{d}"} if k != "truck_terminal" else {})}
@@ -87,7 +98,9 @@ def provision_devices(operator: ApiClient, city: City, *, cameras: bool) -> dict
         body = operator._object("POST", "/api/v1/devices", json={"devices": chunk},
                                 idempotency_key=operator.new_key())
         for item in body["items"]:
-            out.setdefault(item["kind"], {})[item["id"]] = item["token"]
+            # a camera's token by the project whose exit it watches
+            key = item["id"].removeprefix("CAM-").removesuffix("-EXIT") if item["kind"] == "camera" else item["id"]
+            out.setdefault(item["kind"], {})[key] = item["token"]
     return out
 
 
@@ -140,6 +153,8 @@ def set_up(api: str, demo: JSON, city: City, *, database_url: str, state_file: P
     operator = ApiClient(api, demo["tokens"]["operator"])
     registered = register_city(operator, city)
     cameras = _has_cameras(operator)
+    if cameras:
+        place_cameras(operator, city)
     devices = provision_devices(operator, city, cameras=cameras)
     bind_contractors(database_url, city)
     contractors = contractor_tokens(api, city)

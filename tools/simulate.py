@@ -226,7 +226,6 @@ class Night:
             self.tally.add("injected_uncovered")
         gate = self.client(self.state["devices"]["exit_gate"][truck.project_id])
         ans = gate.gate_exit(qr=trip.qr, plate=truck.plate, covered=covered)
-        self._camera(truck, covered)
         if not ans.get("accepted"):
             self.tally.refusal("exit", str(ans.get("reason")))
             if ans.get("reason") == "uncovered_load" and not trip.covered_retry:
@@ -235,6 +234,7 @@ class Night:
                 return 0.0
             return None
         self.tally.add("exits")
+        self._camera(truck, covered)  # the exit camera sees the truck leave
         trip.t_exit = self.clock.now()
         trip.overdue = self.chance("overdue")
         self.at(GPS_EVERY_S * POINTS_PER_BATCH, i, self.drive)

@@ -9,7 +9,17 @@ from ledger.core.builder import Outcome, TxContext
 from ledger.core.consortium import Consortium
 from ledger.core.transaction import Transaction
 from ledger.errors import LedgerError
-from ledger.eticket import heads, pii, rules_permit, rules_registry, rules_ticket, rules_trip, rules_violation, schema
+from ledger.eticket import (
+    heads,
+    pii,
+    rules_camera,
+    rules_permit,
+    rules_registry,
+    rules_ticket,
+    rules_trip,
+    rules_violation,
+    schema,
+)
 from ledger.eticket.errors import PayloadError, Refusal, message
 from ledger.eticket.params import ACTOR_KINDS, Env, Event, Params, parse_actor
 from ledger.eticket.state import State, Writes
@@ -39,6 +49,8 @@ HANDLERS: Mapping[str, Handler] = {
     "violation.resolve": rules_violation.violation_step("resolve"),
     "penalty.record": rules_violation.penalty_record,
     "system.tick": rules_trip.system_tick,
+    "registry.camera": rules_camera.registry_camera,
+    "camera.sighting": rules_camera.camera_sighting,
 }
 
 

@@ -50,6 +50,8 @@ class Params:
     max_clock_skew_s: int = 600
     max_points_per_batch: int = 240
     credit_initial: int = 100
+    camera_grace_s: int = 120  # a camera sighting waits this long for the gate's own scan
+    camera_dedup_s: int = 7200  # repeats of one type for one plate within this window are one event
     credit_deductions: Mapping[str, int] = field(default_factory=lambda: DEFAULT_DEDUCTIONS)
 
     @classmethod
@@ -84,6 +86,8 @@ class Params:
                 max_clock_skew_s=num("max_clock_skew_s", 600),
                 max_points_per_batch=num("max_points_per_batch", 240),
                 credit_initial=num("credit_initial", 100),
+                camera_grace_s=num("camera_grace_s", 120),
+                camera_dedup_s=num("camera_dedup_min", 120_000, 3) * 60 // 1000,
                 credit_deductions=MappingProxyType(ded),
             )
         except PayloadError as exc:
@@ -121,6 +125,8 @@ def default_parameters() -> dict[str, Any]:
         "max_clock_skew_s": 600,
         "max_points_per_batch": 240,
         "credit_initial": 100,
+        "camera_grace_s": 120,
+        "camera_dedup_min": 120,
         "credit_deductions": dict(DEFAULT_DEDUCTIONS),
     }
 
@@ -150,6 +156,8 @@ ACTOR_KINDS: Mapping[str, frozenset[str]] = {
     "violation.resolve": frozenset({"operator", "enforcement", "centre"}),
     "penalty.record": frozenset({"enforcement"}),
     "system.tick": frozenset({"system", "operator", "admin"}),
+    "registry.camera": frozenset({"operator", "admin"}),
+    "camera.sighting": frozenset({"camera", "operator"}),
 }
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from ledger.core.builder import TxContext
 from ledger.core.transaction import Transaction
 from ledger.eticket import lists
+from ledger.eticket.camera_json import camera_json, sighting_json
 from ledger.eticket.geo import in_alarm, pct_text, recommend
 from ledger.eticket.machine import EticketMachine
 from ledger.eticket.record_json import penalty_json, site_json, time_text, violation_json
@@ -256,6 +257,18 @@ def violation(m: EticketMachine, violation_id: str) -> dict[str, Any] | None:
     """One violation, or None."""
     v: Violation | None = _get(m, "violation", violation_id)
     return None if v is None else violation_json(v)
+
+
+def camera(m: EticketMachine, camera_id: str) -> dict[str, Any] | None:
+    """A camera's placement, or None."""
+    c = _get(m, "camera", camera_id)
+    return None if c is None else camera_json(c)
+
+
+def sighting(m: EticketMachine, sighting_id: str) -> dict[str, Any] | None:
+    """A camera sighting with its state and the events it raised, or None."""
+    s = _get(m, "sighting", sighting_id)
+    return None if s is None else sighting_json(s, [_get(m, "violation", v) for v in s.violations])
 
 
 def penalties(

@@ -210,13 +210,46 @@ class Penalty:
 
 
 @dataclass(frozen=True, slots=True)
+class Camera:
+    """A camera placed at a project's exit, a disposal site's gate or a road point (its own coordinates)."""
+
+    camera_id: str
+    placement: str  # exit | disposal | road
+    lat: int
+    lon: int
+    project_id: str | None = None
+    site_id: str | None = None
+    town: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """A plate a camera saw; ``state`` pending (waits ``due`` for the gate's own scan), checked or cleared."""
+
+    sighting_id: str
+    camera_id: str
+    plate: str
+    covered: bool
+    time: int
+    photo_digest: str
+    truck_id: str | None = None
+    due: int | None = None
+    state: str = "checked"
+    ticket_id: str | None = None
+    violations: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Counters:
     """Machine-wide serials (rule-raised violation numbers)."""
 
     violation_serial: int = 0
 
 
-Record = Org | Project | Site | Company | Truck | Driver | Permit | Ticket | Violation | Penalty | Counters
+Record = (
+    Org | Project | Site | Company | Truck | Driver | Permit | Ticket | Violation | Penalty | Counters
+    | Camera | Sighting
+)
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 

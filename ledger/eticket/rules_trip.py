@@ -9,6 +9,7 @@ from ledger.eticket.errors import Refusal
 from ledger.eticket.geo import Corridor, within
 from ledger.eticket.params import Env, Event, need
 from ledger.eticket.records import Permit, Project, Site, Ticket, Truck, evolve
+from ledger.eticket.rules_camera import check_due_sightings
 from ledger.eticket.rules_permit import expire_permits
 from ledger.eticket.rules_ticket import expire_tickets
 from ledger.eticket.rules_violation import raise_violation
@@ -99,7 +100,7 @@ def trip_positions(w: Writes, p: dict[str, Any], env: Env) -> list[Event]:
 
 
 def system_tick(w: Writes, p: dict[str, Any], env: Env) -> list[Event]:
-    """Run the time-driven rules at the block time: expiries and overdue trips (疑似偷倒).
+    """Run the time-driven rules at the block time: expiries, overdue trips (疑似偷倒), due camera sightings.
 
     The due-lists are popped from the state's deadline heaps; a tick is never refused once
     its handler runs, so the pops are always followed by the commit.  Only the block time counts
@@ -139,4 +140,5 @@ def system_tick(w: Writes, p: dict[str, Any], env: Env) -> list[Event]:
             where, detail = (project.lat, project.lon), "no_position_since_departure"
         events.append(raise_violation(w, "suspected_dumping", t, now, where, detail))
         w.put("ticket", tid, evolve(t, flags=(*t.flags, "suspected_dumping")))
+    events += check_due_sightings(w, env)  # camera sightings whose grace window for the gate scan ended
     return events

@@ -26,6 +26,7 @@ VIOLATION_TYPES: Mapping[str, str] = {
     "other": "QTSJ",
 }
 SITE_KINDS = ("landfill", "recycling", "backfill")
+CAMERA_PLACEMENTS = ("exit", "disposal", "road")
 ORG_KINDS = ("contractor", "transport", "site_operator", "department", "other")
 PERSONAL_FIELDS = frozenset(
     {
@@ -382,6 +383,24 @@ SPECS: Mapping[str, Mapping[str, Field]] = {
         "decision_no": opt(text(100)),
         "time": TIME,
     },
+    "registry.camera": {
+        "camera_id": ID,
+        "placement": Field(enum(*CAMERA_PLACEMENTS)),
+        "project_id": opt(p_id),
+        "site_id": opt(p_id),
+        "location": opt(p_location),
+        "town": opt(text(100)),
+        "update": UPDATE,
+        "time": TIME,
+    },
+    "camera.sighting": {
+        "sighting_id": ID,
+        "camera_id": ID,
+        "plate": Field(p_plate),
+        "covered": Field(p_bool),
+        "photo_digest": Field(p_digest),
+        "time": Field(p_time),
+    },
     "system.tick": {},
 }
 
@@ -420,6 +439,10 @@ def _cross_checks(tx_type: str, p: dict[str, Any], max_points: int) -> None:
     elif tx_type == "gate.receipt":
         if p["volume_m3"] is None and p["weight_t"] is None:
             raise PayloadError("a receipt needs volume_m3 or weight_t")
+    elif tx_type == "registry.camera":
+        need = {"exit": "project_id", "disposal": "site_id", "road": "location"}[p["placement"]]
+        if p[need] is None:
+            raise PayloadError(f"a camera placed at {p['placement']} needs {need}")
     elif tx_type == "penalty.record":
         for m in p["measures"] or ():
             if m["kind"] == "suspend" and m["days"] is None:

@@ -22,6 +22,8 @@ KINDS = (
     "ticket",
     "violation",
     "penalty",
+    "camera",
+    "sighting",
     "meta",
 )
 _MOD = 1 << 256
@@ -58,6 +60,10 @@ class State:
         self.expiry_heap: list[tuple[int, str]] = []
         self.overdue_heap: list[tuple[int, str]] = []
         self.permit_heap: list[tuple[int, str]] = []
+        #: camera sightings waiting for the gate's own scan: (due, sighting id)
+        self.sighting_heap: list[tuple[int, str]] = []
+        #: newest event time per (plate, violation type): repeats within the dedup window are one event
+        self.last_event: dict[tuple[str, str], tuple[int, str]] = {}
 
     def get(self, kind: str, key: str) -> Any:
         """The committed record or None."""
@@ -79,6 +85,12 @@ class State:
                 self.plates[new.plate] = key
             elif kind == "permit" and old is None:
                 heapq.heappush(self.permit_heap, (new.valid_to, key))
+            elif kind == "violation" and old is None and new.plate is not None:
+                seen = self.last_event.get((new.plate, new.type))
+                if seen is None or new.reported_at >= seen[0]:
+                    self.last_event[(new.plate, new.type)] = (new.reported_at, key)
+            elif kind == "sighting" and old is None and new.state == "pending" and new.due is not None:
+                heapq.heappush(self.sighting_heap, (new.due, key))
         if touched:
             raw = bytes.fromhex(tx_id) if len(tx_id) == 64 else tx_id.encode()
             hist = self.history

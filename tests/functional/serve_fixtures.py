@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,11 +41,13 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    yield from run_stack(tmp_path_factory.mktemp("serve"))
+    with run_stack(tmp_path_factory.mktemp("serve")) as s:
+        yield s
 
 
+@contextmanager
 def run_stack(var: Path, *extra: str) -> Iterator[Stack]:
-    """Start ``tools.serve`` in ``var`` (with ``extra`` options), yield it once ready, stop it."""
+    """The stack in ``var``; ``extra``: more ``tools.serve`` options (``--tick-interval-s 1``, ``--eticket K=V``)."""
     port = free_port()
     child = Child("the stack (tools.serve)",
                   [sys.executable, "-m", "tools.serve", "--var", str(var), "--port", str(port), "--node-base-port", "0",

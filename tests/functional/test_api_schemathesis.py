@@ -51,6 +51,7 @@ WRITERS: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/devices/{token_id}"): "operator",
     ("POST", "/api/v1/drivers/bind"): "company",
     ("POST", "/api/v1/drivers/unbind"): "company",
+    ("POST", "/api/v1/cameras/sightings"): "camera",
 }
 CONTRACTOR_READS = {"/api/v1/tickets/{ticket_id}/qr.png", "/api/v1/tickets/{ticket_id}/qr.svg"}
 REGULATOR_READS = {"/api/v1/audit", "/api/v1/provenance/{kind}/{key}", "/api/v1/tickets/{ticket_id}/history"}

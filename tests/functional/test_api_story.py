@@ -418,7 +418,8 @@ def test_staff_views_and_audit(stack: Stack, permit: dict[str, Any]) -> None:  #
 def test_demo_cli_plays_the_whole_story(stack: Stack, tmp_path: Path) -> None:  # noqa: F811
     """``python -m miniprogram_stub demo --demo-file var/demo.json`` plays the story against the running API:
     WeChat login, permit approved by every department, ticket with its QR PNG, an exit answered before the
-    block and then confirmed by the ledger, GPS, receipt, the history with proofs and an audit that is ok."""
+    block and then confirmed by the ledger, GPS, receipt, the history with proofs, the black truck on the exit
+    camera as a numbered unapproved_disposal event whose photo matches its digest, and an audit that is ok."""
     run = subprocess.run([sys.executable, "-m", "miniprogram_stub", "demo", "--demo-file", str(stack.var / "demo.json"),
                           "--out", str(tmp_path), "--language", "en"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -431,6 +432,9 @@ def test_demo_cli_plays_the_whole_story(stack: Stack, tmp_path: Path) -> None:  
     assert lines["disposal receipt"].startswith("accepted=True")
     assert lines["audit"] == "ok=True"
     assert [p.suffix for p in tmp_path.iterdir()] == [".png"]
+    events = [line for line in run.stdout.splitlines() if line.startswith("== camera event: ")]
+    assert any(" unapproved_disposal " in e and "LZZTC" in e and "渝D88888" in e for e in events), run.stdout
+    assert lines["evidence photo"].endswith("sha256 matches: True")
 
 
 def test_the_stack_has_its_own_gunicorn_control_socket(stack: Stack) -> None:  # noqa: F811

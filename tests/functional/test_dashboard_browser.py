@@ -201,3 +201,35 @@ def test_dashboard_data_is_for_staff_only(stack: Stack) -> None:  # noqa: F811
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
     assert "default-src 'none'" in page.headers["Content-Security-Policy"]
     assert "http://" not in page.text and "https://" not in page.text
+
+
+def test_dashboard_row_opens_the_camera_photo(browser: Any, stack: Stack) -> None:  # noqa: F811
+    """A black truck on the exit camera is a row on the screen with a photo link; clicking it opens the photo
+    fetched from the evidence store with the operator's token and shown from a blob (the camera's 8 x 8 PNG)."""
+    import base64
+
+    from miniprogram_stub.photos import tiny_png
+
+    png = tiny_png(4242)
+    seen = _post(stack, "/api/v1/cameras/sightings", "camera", {"plate": "渝D80009", "covered": True,
+                                                              "photo": base64.b64encode(png).decode()}, expect=202)
+    [event] = seen["violations"]
+    context = browser.new_context(viewport={"width": 1920, "height": 1080}, service_workers="block")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+    try:
+        page.goto(f"{stack.api}/dashboard#token={stack.demo['tokens']['operator']}", wait_until="load")
+        link = page.locator(f'#violations tr[data-violation-id="{event["violation_id"]}"] a.evidence')
+        link.wait_for(timeout=15_000)
+        assert link.get_attribute("data-evidence") == seen["photo_digest"]
+        with context.expect_page() as opened:
+            link.click()
+        photo = opened.value
+        photo.wait_for_url(lambda url: url.startswith("blob:"), wait_until="commit", timeout=15_000)
+        # the browser shows it as an image document: the camera's 8 x 8 PNG
+        photo.wait_for_function("document.images.length === 1 && document.images[0].complete && "
+                                "document.images[0].naturalWidth === 8", timeout=15_000)
+    finally:
+        context.close()
+    assert not errors, errors

@@ -30,7 +30,8 @@ SIM = "--fraction 0.02 --speed 120 --hours 3 --seed 3 --rates uncovered=1,speedi
 @pytest.fixture(scope="module")
 def sim_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     var = tmp_path_factory.mktemp("sim")
-    yield from run_stack(var, "--simulate", "--simulate-args", SIM)
+    with run_stack(var, "--simulate", "--simulate-args", SIM) as s:
+        yield s
 
 
 def _summary(stack: Stack, timeout: float = 240) -> dict:

@@ -64,6 +64,8 @@ def actor_of(principal: Principal, secret: bytes) -> str:
         return f"gate:disposal:{tenant}"
     if role == "truck_terminal":  # tenant: the truck's plate; subject: the terminal id the truck registered
         return f"gps:{principal.subject}"
+    if role == "camera":  # tenant: the camera's registry id (registry.camera)
+        return f"camera:{tenant}"
     if role in ("operator", "enforcement"):
         return f"{role}:{user}"
     raise Forbidden(f"role {role} cannot change the ledger")

@@ -32,7 +32,7 @@ from ticket_api.tokens import Principal
 
 Clock = Callable[[], datetime]
 REGISTRY_KINDS = {"org": "org_id", "project": "project_id", "site": "site_id", "company": "company_id",
-                  "truck": "truck_id", "driver": "driver_id"}
+                  "truck": "truck_id", "driver": "driver_id", "camera": "camera_id"}
 STEPS = ("confirm", "dismiss", "dispatch", "resolve")
 #: Violation id prefixes (docs/ETICKET.md "Violations").
 PREFIX = {"no_ticket": "WPYS", "unapproved_disposal": "LZZTC", "uncovered_load": "FGBY", "overloaded": "CZYS",
@@ -73,7 +73,7 @@ class LedgerStaff:
             return done
         key = str(payload[REGISTRY_KINDS[kind]])
         found = (self.gw.query(kind, min_height=done, **{REGISTRY_KINDS[kind]: key})
-                 if kind in ("project", "site", "truck") else None)
+                 if kind in ("project", "site", "truck", "camera") else None)
         return {"kind": kind, "id": key, **(found or {})}
 
     # -- violations ------------------------------------------------------------

@@ -24,6 +24,8 @@ Lookup = Callable[..., Any]
 KINDS = ("permit_approved", "permit_rejected", "gate_held", "violation_raised", "penalty_recorded", "site_alarm")
 #: transaction types whose valid outcome may raise rule violations on the ticket they name
 _RAISES_ON_TICKET = ("trip.positions", "gate.receipt", "gate.exit")
+#: how long before a tick a camera's no_ticket may be dated (the grace window, 120 s, and a tick interval)
+CAMERA_MARGIN_S = 900
 
 
 @dataclass(frozen=True)
@@ -117,12 +119,18 @@ def events_of_tx(entry: Mapping[str, Any], *, height: int, at: str, lookup: Look
         return _violations([lookup("violation", violation_id=p.get("violation_id"))], height, lookup)
     if kind == "penalty.record":
         return _penalty(p, height, at, lookup)
+    if kind == "camera.sighting":  # the events the camera's sighting raised at once
+        return _violations((lookup("sighting", sighting_id=p.get("sighting_id")) or {}).get("violations") or [],
+                           height, lookup)
     out: list[Event] = []
     if kind in _RAISES_ON_TICKET and p.get("ticket_id"):
         out += _violations(lookup("violations", ticket_id=p["ticket_id"]) or [], height, lookup)
     if kind == "system.tick":
         out += _violations(lookup("violations", type="suspected_dumping", limit=1000) or [], height, lookup,
                            since=at)
+        # a camera sighting whose grace window ended: dated at the sighting, up to the window + a tick earlier
+        out += _violations(lookup("violations", type="no_ticket", limit=1000) or [], height, lookup, since=at,
+                           margin_s=CAMERA_MARGIN_S)
     if kind == "gate.receipt":
         out += _alarm(p, height, at, lookup)
     return out
@@ -168,10 +176,11 @@ def _held(tx_id: str, kind: str, p: Mapping[str, Any], code: str, height: int, a
     return _event(f"gate_held:{tx_id}", "gate_held", height, at, facts)
 
 
-def _violations(found: Iterable[Any], height: int, lookup: Lookup, *, since: str | None = None) -> list[Event]:
+def _violations(found: Iterable[Any], height: int, lookup: Lookup, *, since: str | None = None,
+                margin_s: int = 120) -> list[Event]:
     out = []
     for v in found:
-        if not v or (since is not None and _epoch(str(v.get("reported_at"))) < _epoch(since) - 120):
+        if not v or (since is not None and _epoch(str(v.get("reported_at"))) < _epoch(since) - margin_s):
             continue
         facts = {"violation_id": v["violation_id"], "type": v.get("type"), "plate": v.get("plate"),
                  "ticket_id": v.get("ticket_id"), "project_id": v.get("project_id"), "site_id": v.get("site_id"),

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import fields, validate
 
 from ticket_api.schemas.common import ID, PLATE, AwareDateTime, OpenSchema, StrictSchema, amount, positive
@@ -44,6 +46,12 @@ class ViolationSchema(OpenSchema):
     violation_id = fields.String(required=True)
     type = fields.String(required=True)
     state = fields.String(required=True)
+    evidence_urls = fields.Method("_evidence_urls", dump_only=True,
+                                  metadata={"description": "GET these for the photos (staff)"})
+
+    def _evidence_urls(self, obj: Any) -> list[str]:
+        evidence = obj.get("evidence") if isinstance(obj, dict) else None
+        return [f"/api/v1/evidence/{d}" for d in evidence or ()]
 
 
 class MeasureSchema(StrictSchema):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ticket_api.jsonbody import Blueprint
 from ticket_api.views import (
     auth,
+    cameras,
     dashboard,
     devices,
     drivers,
@@ -33,4 +34,5 @@ BLUEPRINTS: tuple[Blueprint, ...] = (
     dashboard.blp,
     notifications.blp,
     devices.blp,
+    cameras.blp,
 )

@@ -79,6 +79,9 @@ GOOD: dict[str, dict[str, Any]] = {
         "amount_yuan": "200.50",
     },
     "system.tick": {},
+    "registry.camera": {"camera_id": "CAM-1", "placement": "exit", "project_id": "P-001"},
+    "camera.sighting": {"sighting_id": "SG-1", "camera_id": "CAM-1", "plate": "渝A99999", "covered": True,
+                        "photo_digest": "sha256:" + "ab" * 32, "time": "2026-11-23T22:00:00+08:00"},
 }
 
 

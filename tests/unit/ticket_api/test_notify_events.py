@@ -28,6 +28,8 @@ def lookup_with(**records: Any) -> Any:
             return records.get("violations", [])
         if name == "site":
             return records.get("site")
+        if name == "sighting":
+            return records.get("sighting")
         if name == "truck_by_plate":
             return records.get("trucks", {}).get(kw.get("plate"))
         raise AssertionError(name)
@@ -132,3 +134,14 @@ def test_the_trucks_company_and_driver_are_told_of_its_violations_holds_and_pena
     [pen] = events_of_block(block(tx("penalty.record", {"penalty_id": "PN1", "target_kind": "company",
                                                         "target_id": "C-02", "amount_yuan": 500})), lookup)
     assert "tenant:company:C-02" in pen.audiences and not any(a.startswith("tenant:driver") for a in pen.audiences)
+
+
+def test_camera_sighting_tells_of_the_events_it_raised() -> None:
+    """A valid camera.sighting reveals the violations the sighting raised at once (one event each, with the
+    plate's company), and nothing for a sighting that raised none."""
+    black = {**VIOLATION, "violation_id": "LZZTC1", "type": "unapproved_disposal", "ticket_id": None,
+             "plate": "渝D88888"}
+    seen = tx("camera.sighting", {"sighting_id": "SG1"})
+    [e] = events_of_block(block(seen), lookup_with(sighting={"sighting_id": "SG1", "violations": [black]}))
+    assert (e.event_id, e.kind, e.facts["plate"]) == ("violation:LZZTC1", "violation_raised", "渝D88888")
+    assert events_of_block(block(seen), lookup_with(sighting={"sighting_id": "SG1", "violations": []})) == []

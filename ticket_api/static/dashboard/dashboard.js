@@ -413,6 +413,22 @@
     placeLabels();
   }
 
+  // the event's first photo (evidence store): fetched with the token, shown from a blob URL in a new tab
+  function evidenceLink(v) {
+    var digest = (v.evidence || [])[0];
+    if (!digest) return null;
+    var a = h("a", { href: "#", "class": "evidence", "data-evidence": digest, title: digest, text: " 照片" });
+    a.addEventListener("click", function (ev) {
+      ev.preventDefault();
+      var win = window.open("", "_blank");
+      fetch("/api/v1/evidence/" + encodeURIComponent(digest), { headers: { "Authorization": "Bearer " + token } })
+        .then(function (resp) { if (!resp.ok) throw new Error("HTTP " + resp.status); return resp.blob(); })
+        .then(function (blob) { if (win) win.location = URL.createObjectURL(blob); })
+        .catch(function () { if (win) win.close(); a.textContent = " 照片不可用"; });
+    });
+    return a;
+  }
+
   function renderViolations(list) {
     var body = $("violations");
     clear(body);
@@ -425,7 +441,7 @@
       append(body, h("tr", { "data-violation-id": v.violation_id, "class": v.state === "reported" ? "fresh" : null },
         h("td", { "class": "id", title: v.description || "", text: v.violation_id }),
         h("td", { text: TYPES[v.type] || v.type }),
-        h("td", { "class": "plate", text: v.plate || "—" }),
+        h("td", { "class": "plate", text: v.plate || "—" }, evidenceLink(v)),
         h("td", null, h("span", { "class": "state state-" + v.state, text: STATES[v.state] || v.state })),
         h("td", { "class": "age", "data-reported": v.reported_at, "data-open": open ? "1" : "0",
           "data-handling": v.handling_seconds === null || v.handling_seconds === undefined ? "" : v.handling_seconds })));

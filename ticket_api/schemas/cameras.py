@@ -1,0 +1,27 @@
+"""Cameras: a sighting (plate, cover, time; the photo comes as base64 in JSON or a multipart file) and its answer."""
+
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from ticket_api.schemas.common import AwareDateTime, OpenSchema, StrictSchema
+from ticket_api.schemas.staff import ViolationSchema
+
+
+class SightingFieldsSchema(StrictSchema):
+    """The text fields of ``POST /api/v1/cameras/sightings`` (JSON members or multipart form fields)."""
+
+    plate = fields.String(required=True, validate=validate.Length(1, 16))
+    covered = fields.Boolean(required=True, metadata={"description": "false: the load is not covered"})
+    time = AwareDateTime(metadata={"description": "when the camera saw the truck (defaults to now)"})
+
+
+class SightingCreateSchema(SightingFieldsSchema):
+    photo = fields.String(required=True, metadata={"description": "the JPEG or PNG photo, base64"})
+
+
+class SightingSchema(OpenSchema):
+    sighting_id = fields.String(required=True)
+    photo_digest = fields.String(required=True)
+    state = fields.String(metadata={"description": "pending (waits for the gate's scan), checked or cleared"})
+    violations = fields.List(fields.Nested(ViolationSchema), required=True)
