@@ -20,8 +20,9 @@ not received an hour after it was expected) still run at real time.
 
 The run is bounded: it stops after the night (``--hours`` of city time) or ``--duration`` wall seconds,
 whichever comes first, or on SIGTERM/Ctrl-C, waits for the calls in flight, and prints a JSON summary
-(what was sent, what the API refused and why, the violations the API then lists).  Exit status 1 when
-the API answered a 5xx or could not be reached.
+(what was sent, what the API refused and why, the violations the API then lists).  A 503 (the ledger did
+not answer in time) or a call timing out is counted (``unavailable``, ``timeouts``) and tried again later;
+exit status 1 when the API answered any other 5xx or could not be reached.
 """
 
 from __future__ import annotations
@@ -152,10 +153,15 @@ class Night:
         try:
             nxt = step(truck)
         except ApiCallError as exc:
-            if exc.status >= 500:
+            if exc.status == 503:  # the ledger did not answer in time (an overloaded machine): try again later
+                self.tally.add("unavailable")
+            elif exc.status >= 500:
                 self.tally.error(f"{step.__name__}: {exc}")
             else:
                 self.tally.refusal(step.__name__, exc.reason)
+            nxt = None
+        except requests.Timeout:
+            self.tally.add("timeouts")
             nxt = None
         except (requests.RequestException, OSError) as exc:
             self.tally.error(f"{step.__name__}: {type(exc).__name__}: {exc}")
