@@ -96,6 +96,7 @@ RULE_CODES: tuple[str, ...] = (
     "already_received",
     "uncovered_load",
     "bad_state",
+    "site_alarm",
 )
 
 #: ``code -> {"zh": ..., "en": ...}`` for the rules' codes.

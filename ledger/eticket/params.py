@@ -11,7 +11,7 @@ from typing import Any
 
 from ledger.core.consortium import Consortium, Member
 from ledger.errors import ConsortiumError
-from ledger.eticket import units
+from ledger.eticket import units, zones
 from ledger.eticket.errors import PayloadError, Refusal
 
 DEFAULT_DEPARTMENTS = ("chengguan", "zhujian", "jiaotong", "shengtai")
@@ -27,8 +27,11 @@ DEFAULT_DEDUCTIONS: Mapping[str, int] = MappingProxyType(
         "suspicious_stop": 3,
         "suspected_dumping": 10,
         "other": 1,
+        "outside_hours": 2,
+        "forbidden_zone": 3,
     }
 )
+SITE_ALARM_POLICIES = ("refuse", "warn")
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,9 @@ class Params:
     max_points_per_batch: int = 240
     credit_initial: int = 100
     credit_deductions: Mapping[str, int] = field(default_factory=lambda: DEFAULT_DEDUCTIONS)
+    site_alarm_policy: str = "refuse"  # a site at its alarm threshold: refuse new tickets, or warn
+    transport_hours: tuple[tuple[str, zones.Hours], ...] = ()  # (district or "*", window), sorted
+    forbidden_zones: tuple[zones.Zone, ...] = ()
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any] | None) -> Params:
@@ -85,6 +91,9 @@ class Params:
                 max_points_per_batch=num("max_points_per_batch", 240),
                 credit_initial=num("credit_initial", 100),
                 credit_deductions=MappingProxyType(ded),
+                site_alarm_policy=_policy(raw.get("site_alarm_policy", "refuse")),
+                transport_hours=zones.parse_hours(raw.get("transport_hours", {})),
+                forbidden_zones=zones.parse_zones(raw.get("forbidden_zones", [])),
             )
         except PayloadError as exc:
             raise ConsortiumError(f"bad eticket parameter: {exc}") from exc
@@ -122,7 +131,16 @@ def default_parameters() -> dict[str, Any]:
         "max_points_per_batch": 240,
         "credit_initial": 100,
         "credit_deductions": dict(DEFAULT_DEDUCTIONS),
+        "site_alarm_policy": "refuse",
+        "transport_hours": {},
+        "forbidden_zones": [],
     }
+
+
+def _policy(raw: object) -> str:
+    if raw not in SITE_ALARM_POLICIES:
+        raise PayloadError(f"eticket.site_alarm_policy must be one of {', '.join(SITE_ALARM_POLICIES)}")
+    return str(raw)
 
 
 Event = dict[str, Any]

@@ -24,6 +24,8 @@ VIOLATION_TYPES: Mapping[str, str] = {
     "suspicious_stop": "YCTK",
     "suspected_dumping": "YSTD",
     "other": "QTSJ",
+    "outside_hours": "FSDYS",  # 非规定时段运输
+    "forbidden_zone": "JXQY",  # 驶入禁行区域
 }
 SITE_KINDS = ("landfill", "recycling", "backfill")
 ORG_KINDS = ("contractor", "transport", "site_operator", "department", "other")
@@ -349,6 +351,8 @@ SPECS: Mapping[str, Mapping[str, Field]] = {
         "plate": Field(p_plate),
         "volume_m3": opt(volume(1)),
         "weight_t": opt(p_weight),
+        "gross_t": opt(p_weight),  # weighbridge: gross and tare (net = gross - tare)
+        "tare_t": opt(p_weight),
         "photo_digest": opt(p_digest),
         "time": TIME,
     },
@@ -400,6 +404,22 @@ def validate(tx_type: str, payload: Mapping[str, Any], *, max_points: int = 240)
     return p
 
 
+def _weighing(p: dict[str, Any]) -> None:
+    """A receipt's measure: volume, net weight, or gross and tare (tare below gross; a net weight given with
+    them must be gross - tare).  Sets ``weight_t`` to the net weight when gross and tare are given."""
+    gross, tare = p["gross_t"], p["tare_t"]
+    if (gross is None) != (tare is None):
+        raise PayloadError("a weighing needs both gross_t and tare_t")
+    if gross is not None:
+        if tare >= gross:
+            raise PayloadError("tare_t must be below gross_t")
+        if p["weight_t"] is not None and p["weight_t"] != gross - tare:
+            raise PayloadError("weight_t must be gross_t - tare_t")
+        p["weight_t"] = gross - tare
+    if p["volume_m3"] is None and p["weight_t"] is None:
+        raise PayloadError("a receipt needs volume_m3, weight_t or gross_t and tare_t")
+
+
 def _cross_checks(tx_type: str, p: dict[str, Any], max_points: int) -> None:
     if tx_type == "permit.apply":
         if p["valid_to"] <= p["valid_from"]:
@@ -418,8 +438,7 @@ def _cross_checks(tx_type: str, p: dict[str, Any], max_points: int) -> None:
         if any(a["t"] > b["t"] for a, b in itertools.pairwise(pts)):
             raise PayloadError("points must be in time order")
     elif tx_type == "gate.receipt":
-        if p["volume_m3"] is None and p["weight_t"] is None:
-            raise PayloadError("a receipt needs volume_m3 or weight_t")
+        _weighing(p)
     elif tx_type == "penalty.record":
         for m in p["measures"] or ():
             if m["kind"] == "suspend" and m["days"] is None:
