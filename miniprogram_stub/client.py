@@ -269,15 +269,22 @@ class ApiClient:
         *,
         qr: str,
         plate: str,
-        volume_m3: Decimal | float | str,
+        volume_m3: Decimal | float | str | None = None,
+        weight_t: Decimal | float | str | None = None,
+        gross_t: Decimal | float | str | None = None,
+        tare_t: Decimal | float | str | None = None,
         idempotency_key: str | None = None,
         wait: bool = True,
         **extra: Any,
     ) -> JSON:
+        """A disposal receipt by volume, by net weight (``weight_t``), or by a weighbridge's ``gross_t`` and
+        ``tare_t`` (the ledger converts a weight at the consortium's density)."""
+        measure = {k: str(v) for k, v in (("volume_m3", volume_m3), ("weight_t", weight_t), ("gross_t", gross_t),
+                                           ("tare_t", tare_t)) if v is not None}
         return self._object(
             "POST",
             "/api/v1/gate/disposal",
-            json={"qr": qr, "plate": plate, "volume_m3": str(volume_m3), **extra},
+            json={"qr": qr, "plate": plate, **measure, **extra},
             idempotency_key=idempotency_key or self.new_key(),
             wait=wait,
             refusal_ok=True,

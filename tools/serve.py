@@ -85,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=16)
     p.add_argument("--node-base-port", type=int, default=int(os.environ.get("NODE_BASE_PORT", "0")),
                    help="first node port of a new consortium (default 0: free ports)")
+    p.add_argument("--eticket-params", type=Path, default=None,
+                   help="JSON file of e-ticket parameter overrides for a new consortium (docs/ETICKET.md "
+                        "\"Parameters\": transport_hours, forbidden_zones, site_alarm_policy, ...)")
     args = p.parse_args(argv)
     taken = [f"{what} port {port}" for what, port in (("the API", args.port), ("the fake WeChat", args.wechat_port))
              if port and not port_free(args.host if what == "the API" else "127.0.0.1", port)]
@@ -126,7 +129,8 @@ def _run(args: argparse.Namespace, var: Path, local: LocalConsortium, children: 
     """Start everything (children are appended as they start, for the caller to stop) and wait."""
     print(f"[serve] consortium: 4 nodes, solo ordering, data in {var}", flush=True)
     try:
-        local.up(nodes=4, ordering="solo", base_port=args.node_base_port, tick_interval_s=60.0)
+        eticket = json.loads(args.eticket_params.read_text(encoding="utf-8")) if args.eticket_params else None
+        local.up(nodes=4, ordering="solo", base_port=args.node_base_port, tick_interval_s=60.0, eticket=eticket)
     except LedgerError as exc:  # a node port taken, another consortium answering, a node that died
         raise SystemExit(f"serve: {exc.message}") from None
     qr_key, secrets_file, _sec = _secrets(var)

@@ -49,7 +49,7 @@ def ticket(m: EticketMachine, ticket_id: str) -> dict[str, Any] | None:
             "name": project.name,
             "contractor_org_id": project.contractor_org_id,
         },
-        "site": {"site_id": site.site_id, "name": site.name, "kind": site.kind},
+        "site": {"site_id": site.site_id, "name": site.name, "kind": site.kind, "alarm": site.alarm},
         "truck": {"truck_id": truck.truck_id, "plate": truck.plate, "company_id": truck.company_id},
         "driver_id": t.driver_id,
         "volume_m3": m3_text(t.volume_l),

@@ -307,7 +307,7 @@ SPECS: Mapping[str, Mapping[str, Field]] = {
         "company_ids": opt(items(p_id, 0, 200)),
         "valid_from": Field(p_time),
         "valid_to": Field(p_time),
-        "route": opt(items(p_location, 2, 50, unique=False)),
+        "route": opt(items(p_location, 1, 50, unique=False)),
         "time": TIME,
     },
     "permit.decide": {

@@ -40,11 +40,20 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    yield from serve(tmp_path_factory)
+
+
+def serve(tmp_path_factory: pytest.TempPathFactory, eticket: dict[str, Any] | None = None) -> Iterator[Stack]:
+    """The stack for a module-scoped fixture; ``eticket``: parameter overrides of its new consortium."""
     var = tmp_path_factory.mktemp("serve")
     port = free_port()
+    extra: list[str] = []
+    if eticket is not None:
+        (var / "eticket.json").write_text(json.dumps(eticket, ensure_ascii=False), encoding="utf-8")
+        extra = ["--eticket-params", str(var / "eticket.json")]
     child = Child("the stack (tools.serve)",
                   [sys.executable, "-m", "tools.serve", "--var", str(var), "--port", str(port), "--node-base-port", "0",
-                   "--wechat-port", str(free_port()), "--workers", "2", "--threads", "16"],
+                   "--wechat-port", str(free_port()), "--workers", "2", "--threads", "16", *extra],
                   cwd=ROOT, log=var / "serve.out")
     try:
         deadline = time.monotonic() + 120
