@@ -89,6 +89,7 @@ _ALL: tuple[Reason, ...] = (
     Reason("wrong_site", 403, "电子渣票不属于本消纳场", "The e-ticket is not for this disposal site"),
     Reason("wrong_project", 403, "电子渣票不属于本工地", "The e-ticket is not for this construction site"),
     Reason("site_full", 422, "消纳场已满", "The disposal site is full"),
+    Reason("unknown_amendment", 404, "许可变更申请不存在", "unknown permit amendment"),
     Reason("site_alarm", 422, "消纳场已达预警负荷，请改选推荐的消纳场",
            "The disposal site is at its alarm threshold: choose one of the recommended sites"),
     Reason("bad_weighing", 422, "过磅数据无效（需净重，或毛重与皮重且皮重小于毛重）",

@@ -97,6 +97,7 @@ RULE_CODES: tuple[str, ...] = (
     "uncovered_load",
     "bad_state",
     "site_alarm",
+    "unknown_amendment",
 )
 
 #: ``code -> {"zh": ..., "en": ...}`` for the rules' codes.

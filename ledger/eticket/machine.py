@@ -9,7 +9,17 @@ from ledger.core.builder import Outcome, TxContext
 from ledger.core.consortium import Consortium
 from ledger.core.transaction import Transaction
 from ledger.errors import LedgerError
-from ledger.eticket import heads, pii, rules_permit, rules_registry, rules_ticket, rules_trip, rules_violation, schema
+from ledger.eticket import (
+    heads,
+    pii,
+    rules_amend,
+    rules_permit,
+    rules_registry,
+    rules_ticket,
+    rules_trip,
+    rules_violation,
+    schema,
+)
 from ledger.eticket.errors import PayloadError, Refusal, message
 from ledger.eticket.params import ACTOR_KINDS, Env, Event, Params, parse_actor
 from ledger.eticket.state import State, Writes
@@ -27,6 +37,8 @@ HANDLERS: Mapping[str, Handler] = {
     "permit.apply": rules_permit.permit_apply,
     "permit.decide": rules_permit.permit_decide,
     "permit.revoke": rules_permit.permit_revoke,
+    "permit.amend": rules_amend.permit_amend,
+    "permit.amend_decide": rules_amend.permit_amend_decide,
     "ticket.issue": rules_ticket.ticket_issue,
     "ticket.void": rules_ticket.ticket_void,
     "gate.exit": rules_ticket.gate_exit,

@@ -32,6 +32,11 @@ DEFAULT_DEDUCTIONS: Mapping[str, int] = MappingProxyType(
     }
 )
 SITE_ALARM_POLICIES = ("refuse", "warn")
+#: The departments concerned by a permit amendment, by what it adds (trucks: trucks or companies).
+DEFAULT_AMEND_DEPARTMENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("sites", ("chengguan", "shengtai")),
+    ("trucks", ("chengguan", "jiaotong")),
+)
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,7 @@ class Params:
     site_alarm_policy: str = "refuse"  # a site at its alarm threshold: refuse new tickets, or warn
     transport_hours: tuple[tuple[str, zones.Hours], ...] = ()  # (district or "*", window), sorted
     forbidden_zones: tuple[zones.Zone, ...] = ()
+    amend_departments: tuple[tuple[str, tuple[str, ...]], ...] = DEFAULT_AMEND_DEPARTMENTS
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any] | None) -> Params:
@@ -94,6 +100,7 @@ class Params:
                 site_alarm_policy=_policy(raw.get("site_alarm_policy", "refuse")),
                 transport_hours=zones.parse_hours(raw.get("transport_hours", {})),
                 forbidden_zones=zones.parse_zones(raw.get("forbidden_zones", [])),
+                amend_departments=_amend_departments(raw.get("amend_departments")),
             )
         except PayloadError as exc:
             raise ConsortiumError(f"bad eticket parameter: {exc}") from exc
@@ -134,7 +141,21 @@ def default_parameters() -> dict[str, Any]:
         "site_alarm_policy": "refuse",
         "transport_hours": {},
         "forbidden_zones": [],
+        "amend_departments": {k: list(v) for k, v in DEFAULT_AMEND_DEPARTMENTS},
     }
+
+
+def _amend_departments(raw: object) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    if raw is None:
+        return DEFAULT_AMEND_DEPARTMENTS
+    if not isinstance(raw, Mapping) or not set(raw) <= {"sites", "trucks"}:
+        raise PayloadError("eticket.amend_departments must be {sites: [...], trucks: [...]}")
+    out = dict(DEFAULT_AMEND_DEPARTMENTS)
+    for key, names in raw.items():
+        if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+            raise PayloadError(f"eticket.amend_departments.{key} must be a list of department names")
+        out[key] = tuple(names)
+    return tuple(sorted(out.items()))
 
 
 def _policy(raw: object) -> str:
@@ -156,6 +177,8 @@ ACTOR_KINDS: Mapping[str, frozenset[str]] = {
     "permit.apply": frozenset({"contractor", "operator"}),
     "permit.decide": frozenset({"approver"}),
     "permit.revoke": frozenset({"operator", "approver", "enforcement", "admin"}),
+    "permit.amend": frozenset({"contractor", "operator"}),
+    "permit.amend_decide": frozenset({"approver"}),
     "ticket.issue": frozenset({"contractor", "operator"}),
     "ticket.void": frozenset({"contractor", "operator"}),
     "gate.exit": frozenset({"gate", "operator"}),

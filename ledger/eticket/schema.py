@@ -318,6 +318,22 @@ SPECS: Mapping[str, Mapping[str, Field]] = {
         "time": TIME,
     },
     "permit.revoke": {"permit_id": ID, "reason": REASON, "time": TIME},
+    "permit.amend": {
+        "amendment_id": ID,
+        "permit_id": ID,
+        "add_site_ids": opt(items(p_id, 0, 50)),
+        "add_truck_ids": opt(items(p_id, 0, 2000)),
+        "add_company_ids": opt(items(p_id, 0, 200)),
+        "reason": opt(text(500)),
+        "time": TIME,
+    },
+    "permit.amend_decide": {
+        "amendment_id": ID,
+        "department": ID,
+        "decision": Field(enum("approve", "reject")),
+        "reason": opt(text(500)),
+        "time": TIME,
+    },
     "ticket.issue": {
         "ticket_id": ID,
         "permit_id": ID,
@@ -426,9 +442,12 @@ def _cross_checks(tx_type: str, p: dict[str, Any], max_points: int) -> None:
             raise PayloadError("valid_to must be after valid_from")
         if not (p["truck_ids"] or p["company_ids"]):
             raise PayloadError("a permit needs truck_ids or company_ids")
-    elif tx_type == "permit.decide":
+    elif tx_type in ("permit.decide", "permit.amend_decide"):
         if p["decision"] == "reject" and not p["reason"]:
             raise PayloadError("a rejection needs a reason")
+    elif tx_type == "permit.amend":
+        if not (p["add_site_ids"] or p["add_truck_ids"] or p["add_company_ids"]):
+            raise PayloadError("an amendment adds add_site_ids, add_truck_ids or add_company_ids")
     elif tx_type == "trip.positions":
         pts = p["points"]
         if len(pts) > max_points:

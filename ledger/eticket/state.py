@@ -23,6 +23,7 @@ KINDS = (
     "violation",
     "penalty",
     "meta",
+    "amendment",
 )
 _MOD = 1 << 256
 _DIGEST_CONTEXT = b"muck-ledger/eticket-state/v1\n"
