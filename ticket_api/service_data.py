@@ -37,6 +37,16 @@ class PermitApplication(TypedDict):
     route: NotRequired[list[dict[str, float]]]  # waypoints {lat, lon} between the project and the sites
 
 
+class AmendmentRequest(TypedDict):
+    """``POST /api/v1/permits/<id>/amendments`` (``AmendmentCreateSchema``)."""
+
+    add_disposal_site_ids: list[str]
+    add_truck_plates: list[str]
+    add_company_ids: list[str]
+    reason: str | None
+    amendment_id: NotRequired[str]
+
+
 class PermitDecision(TypedDict):
     """``POST /api/v1/permits/<id>/decisions`` (``DecisionCreateSchema``)."""
 

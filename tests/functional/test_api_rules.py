@@ -135,3 +135,27 @@ def test_site_in_alarm_refuses_a_ticket_naming_recommended_sites(stack: Stack, p
                        json={"permit_id": permit["id"], "truck_plate": "渝A23456", "disposal_site_id": "S-ALARM",
                              "volume_m3": "10"})
     assert zh.status_code == 422 and "推荐" in zh.json()["error"]["message"]
+
+
+def test_permit_amended_by_the_departments_concerned(stack: Stack, permit: dict[str, Any]) -> None:
+    """The contractor asks to add S-001 to its permit; only 城管 and 生态环境 see it in their queue
+    (awaiting=me), 住建 may not decide it; at the second approval the permit lists S-001."""
+    r = call(stack, "POST", f"/api/v1/permits/{permit['id']}/amendments", "contractor",
+             {"add_disposal_site_ids": ["S-001"], "reason": "新增消纳场"})
+    assert r.status_code == 201, r.text
+    a = r.json()
+    assert a["status"] == "pending" and a["required_approvals"] == ["chengguan", "shengtai"]
+    for dept, queued in (("chengguan", True), ("shengtai", True), ("zhujian", False)):
+        q = call(stack, "GET", "/api/v1/amendments?awaiting=me", f"approvers.{dept}")
+        assert q.status_code == 200 and (a["id"] in [x["id"] for x in q.json()["items"]]) is queued, q.text
+    no = call(stack, "POST", f"/api/v1/amendments/{a['id']}/decisions", "approvers.zhujian", {"decision": "approve"})
+    assert no.status_code == 403 and no.json()["reason"] == "unknown_department", no.text
+    assert call(stack, "POST", f"/api/v1/amendments/{a['id']}/decisions", "approvers.chengguan",
+                {"decision": "approve"}).json()["status"] == "pending"
+    done = call(stack, "POST", f"/api/v1/amendments/{a['id']}/decisions", "approvers.shengtai",
+                {"decision": "approve"})
+    assert done.status_code == 200 and done.json()["status"] == "applied", done.text
+    got = call(stack, "GET", f"/api/v1/permits/{permit['id']}", "contractor").json()
+    assert "S-001" in got["disposal_site_ids"]
+    mine = call(stack, "GET", "/api/v1/amendments", "contractor").json()["items"]
+    assert [x["id"] for x in mine] == [a["id"]]

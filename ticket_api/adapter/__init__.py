@@ -23,6 +23,7 @@ from typing import Any
 from ledger.store.keyfiles import read_consortium, read_private_key
 from ledger.transport import Tls
 from ticket_api.adapter import heights
+from ticket_api.adapter.amendments import LedgerAmendments
 from ticket_api.adapter.devices import LedgerDeviceRegistry
 from ticket_api.adapter.gates import LedgerGates
 from ticket_api.adapter.gateway import Gateway
@@ -92,4 +93,5 @@ def make_services(cfg: Mapping[str, Any], keyring: Keyring) -> Services:
         staff=staff,
         devices=LedgerDeviceRegistry(gateway=gw),
         lists=LedgerLists(gateway=gw, clock=clock, permits=permits, tickets=tickets),
+        amendments=LedgerAmendments(gateway=gw, clock=clock),
     )

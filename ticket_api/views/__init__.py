@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ticket_api.jsonbody import Blueprint
 from ticket_api.views import (
+    amendments,
     auth,
     dashboard,
     devices,
@@ -33,4 +34,5 @@ BLUEPRINTS: tuple[Blueprint, ...] = (
     dashboard.blp,
     notifications.blp,
     devices.blp,
+    amendments.blp,
 )
