@@ -13,6 +13,7 @@ import requests
 
 from ledger.core.encoding import CHINA_TZ
 from ledger.eticket.schema import VIOLATION_TYPES
+from miniprogram_stub.client import ApiClient
 
 from .serve_fixtures import Stack, serve
 
@@ -115,9 +116,9 @@ def test_off_route_trip_in_a_forbidden_zone_and_a_weight_only_receipt(stack: Sta
     r = call(stack, "POST", "/api/v1/gate/disposal", "disposal_gate",
              {"qr": t["qr"], "plate": PLATE, "gross_t": "300", "tare_t": "18"})
     assert r.status_code == 422 and r.json()["reason"] == "invalid_request", r.text
-    rc = call(stack, "POST", "/api/v1/gate/disposal", "disposal_gate",
-              {"qr": t["qr"], "plate": PLATE, "weight_t": "27"})
-    assert rc.status_code == 200 and rc.json()["accepted"] and rc.json()["measured_m3"] == "15", rc.text
+    gate = ApiClient(stack.api, stack.demo["tokens"]["disposal_gate"])  # the gate client library
+    rc = gate.gate_disposal(qr=t["qr"], plate=PLATE, weight_t="27")
+    assert rc["accepted"] and rc["measured_m3"] == "15", rc
 
 
 def test_site_in_alarm_refuses_a_ticket_naming_recommended_sites(stack: Stack, permit: dict[str, Any]) -> None:
@@ -140,10 +141,8 @@ def test_site_in_alarm_refuses_a_ticket_naming_recommended_sites(stack: Stack, p
 def test_permit_amended_by_the_departments_concerned(stack: Stack, permit: dict[str, Any]) -> None:
     """The contractor asks to add S-001 to its permit; only 城管 and 生态环境 see it in their queue
     (awaiting=me), 住建 may not decide it; at the second approval the permit lists S-001."""
-    r = call(stack, "POST", f"/api/v1/permits/{permit['id']}/amendments", "contractor",
-             {"add_disposal_site_ids": ["S-001"], "reason": "新增消纳场"})
-    assert r.status_code == 201, r.text
-    a = r.json()
+    a = ApiClient(stack.api, stack.demo["tokens"]["contractor"]).request_amendment(
+        permit["id"], add_disposal_site_ids=["S-001"], reason="新增消纳场")
     assert a["status"] == "pending" and a["required_approvals"] == ["chengguan", "shengtai"]
     for dept, queued in (("chengguan", True), ("shengtai", True), ("zhujian", False)):
         q = call(stack, "GET", "/api/v1/amendments?awaiting=me", f"approvers.{dept}")
