@@ -193,6 +193,33 @@ class ApiClient:
     def get_permit(self, permit_id: str) -> JSON:
         return self._object("GET", f"/api/v1/permits/{permit_id}")
 
+    def request_amendment(
+        self,
+        permit_id: str,
+        *,
+        add_disposal_site_ids: Iterable[str] = (),
+        add_truck_plates: Iterable[str] = (),
+        add_company_ids: Iterable[str] = (),
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> JSON:
+        """Ask for sites, trucks or companies to be added to an approved permit (the departments concerned decide)."""
+        body: JSON = {"add_disposal_site_ids": list(add_disposal_site_ids), "add_truck_plates": list(add_truck_plates),
+                      "add_company_ids": list(add_company_ids), "reason": reason}
+        return self._object("POST", f"/api/v1/permits/{permit_id}/amendments", json=body,
+                            idempotency_key=idempotency_key or self.new_key())
+
+    def decide_amendment(
+        self, amendment_id: str, decision: str, comment: str | None = None, *, idempotency_key: str | None = None
+    ) -> JSON:
+        return self._object("POST", f"/api/v1/amendments/{amendment_id}/decisions",
+                            json={"decision": decision, "comment": comment},
+                            idempotency_key=idempotency_key or self.new_key())
+
+    def amendments(self, *, awaiting_me: bool = False) -> JSON:
+        """The caller's amendments (an approver with ``awaiting_me``: its department's queue)."""
+        return self._object("GET", "/api/v1/amendments" + ("?awaiting=me" if awaiting_me else ""))
+
     # tickets ------------------------------------------------------------------------
 
     def issue_ticket(
@@ -302,15 +329,22 @@ class ApiClient:
         *,
         qr: str,
         plate: str,
-        volume_m3: Decimal | float | str,
+        volume_m3: Decimal | float | str | None = None,
+        weight_t: Decimal | float | str | None = None,
+        gross_t: Decimal | float | str | None = None,
+        tare_t: Decimal | float | str | None = None,
         idempotency_key: str | None = None,
         wait: bool = True,
         **extra: Any,
     ) -> JSON:
+        """A disposal receipt by volume, by net weight (``weight_t``), or by a weighbridge's ``gross_t`` and
+        ``tare_t`` (the ledger converts a weight at the consortium's density)."""
+        measure = {k: str(v) for k, v in (("volume_m3", volume_m3), ("weight_t", weight_t), ("gross_t", gross_t),
+                                           ("tare_t", tare_t)) if v is not None}
         return self._object(
             "POST",
             "/api/v1/gate/disposal",
-            json={"qr": qr, "plate": plate, "volume_m3": str(volume_m3), **extra},
+            json={"qr": qr, "plate": plate, **measure, **extra},
             idempotency_key=idempotency_key or self.new_key(),
             wait=wait,
             refusal_ok=True,

@@ -73,6 +73,7 @@ class ApiError(Exception):
         status: int | None = None,
         fields: Mapping[str, Any] | None = None,
         message_key: str | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(detail or reason or self.reason)
         if reason is not None:
@@ -82,6 +83,8 @@ class ApiError(Exception):
         self.fields: dict[str, Any] = dict(fields or {})
         self.message_key = message_key or self.reason
         self.detail = detail
+        #: members added to the error body beside ``error`` and ``reason`` (``recommended_sites`` of ``site_alarm``)
+        self.extra: dict[str, Any] = dict(extra or {})
 
     @property
     def http_status(self) -> int:
@@ -150,6 +153,7 @@ def error_response(
     fields: Mapping[str, Any] | None = None,
     message_key: str | None = None,
     fallback: str | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Response:
     """Build the JSON error answer (gate style inside gate blueprints)."""
     language = _language()
@@ -161,6 +165,8 @@ def error_response(
             body["fields"] = dict(fields)
     else:
         body = {"error": {"code": reason, "message": text, "fields": dict(fields or {})}, "reason": reason}
+    for key, value in (extra or {}).items():
+        body.setdefault(key, value)
     resp = jsonify(body)
     resp.status_code = status
     return resp
@@ -188,7 +194,8 @@ def _flatten_webargs(messages: Any) -> dict[str, Any]:
 def handle_api_error(exc: ApiError) -> Response:
     if exc.detail:
         log.info("refused", extra={"reason": exc.reason, "detail": exc.detail})
-    return error_response(exc.reason, exc.http_status, fields=exc.fields, message_key=exc.message_key)
+    return error_response(exc.reason, exc.http_status, fields=exc.fields, message_key=exc.message_key,
+                          extra=exc.extra)
 
 
 def handle_reasoned(exc: LedgerError) -> Response:

@@ -34,6 +34,17 @@ class PermitApplication(TypedDict):
     valid_from: datetime
     valid_to: datetime
     permit_id: NotRequired[str]
+    route: NotRequired[list[dict[str, float]]]  # waypoints {lat, lon} between the project and the sites
+
+
+class AmendmentRequest(TypedDict):
+    """``POST /api/v1/permits/<id>/amendments`` (``AmendmentCreateSchema``)."""
+
+    add_disposal_site_ids: list[str]
+    add_truck_plates: list[str]
+    add_company_ids: list[str]
+    reason: str | None
+    amendment_id: NotRequired[str]
 
 
 class PermitDecision(TypedDict):
@@ -79,8 +90,10 @@ class GateDisposal(TypedDict):
 
     qr: str
     plate: str
-    volume_m3: Decimal
+    volume_m3: NotRequired[Decimal]
     weight_t: NotRequired[Decimal]
+    gross_t: NotRequired[Decimal]
+    tare_t: NotRequired[Decimal]
     photo_digest: NotRequired[str]
     gate_id: NotRequired[str]
     time: NotRequired[datetime]
@@ -102,6 +115,9 @@ class OfflineScan(TypedDict):
     covered: bool | None
     volume_m3: Decimal | None
     offline_verdict: OfflineVerdict
+    weight_t: NotRequired[Decimal | None]
+    gross_t: NotRequired[Decimal | None]
+    tare_t: NotRequired[Decimal | None]
 
 
 class GateSync(TypedDict):
@@ -224,6 +240,7 @@ class PermitView(TypedDict):
     closed_reason: str | None
     required_approvals: list[str]
     decisions: list[DecisionView]
+    route: NotRequired[list[dict[str, str]]]
 
 
 class TicketView(TypedDict):
@@ -254,6 +271,7 @@ class TicketView(TypedDict):
     qr: NotRequired[str]
     tx_id: NotRequired[str]
     block_height: NotRequired[int | None]
+    warnings: NotRequired[list[dict[str, Any]]]
 
 
 class CheckpointView(TypedDict):
@@ -289,6 +307,7 @@ class GateResult(TypedDict):
     received_at: NotRequired[str]
     expected_m3: NotRequired[str | None]
     measured_m3: NotRequired[str | None]
+    weight_t: NotRequired[str | None]
     discrepancy: NotRequired[bool | None]
     violations: NotRequired[list[str]]
     site: NotRequired[dict[str, Any]]

@@ -41,6 +41,7 @@ from ticket_api.devices import DeviceRequest, Known
 from ticket_api.errors import ServiceUnavailable
 from ticket_api.list_data import Credit, ListQuery, Page
 from ticket_api.service_data import (
+    AmendmentRequest,
     AuditParams,
     ChainStatus,
     Dashboard,
@@ -130,6 +131,21 @@ class PermitService(Protocol):
         ...
 
     def get_permit(self, principal: Principal, permit_id: str) -> PermitView: ...
+
+
+class AmendmentService(Protocol):
+    """Permit amendments (``ticket_api.adapter.amendments``)."""
+
+    def request(self, principal: Principal, permit_id: str, data: AmendmentRequest,
+                sub: Submission) -> Changed[dict[str, Any]]: ...
+
+    def decide(self, principal: Principal, amendment_id: str, data: PermitDecision,
+               sub: Submission) -> Changed[dict[str, Any]]: ...
+
+    def get(self, principal: Principal, amendment_id: str) -> dict[str, Any]: ...
+
+    def list(self, principal: Principal, *, awaiting: str | None = None,
+             permit_id: str | None = None) -> dict[str, Any]: ...
 
 
 class TicketService(Protocol):
@@ -285,6 +301,7 @@ class Services:
     devices: DeviceRegistry | None = None
     lists: ListService = field(default_factory=lambda: Unavailable())
     cameras: CameraService = field(default_factory=lambda: Unavailable())
+    amendments: AmendmentService = field(default_factory=lambda: Unavailable())
 
     @classmethod
     def unavailable(cls) -> Services:

@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tick-interval-s", type=float, default=60.0, help="the consortium's clock (default 60 s)")
     p.add_argument("--eticket", action="append", default=[], metavar="KEY=VALUE",
                    help="an e-ticket parameter of a new consortium (e.g. camera_grace_s=3; tests)")
+    p.add_argument("--eticket-params", type=Path, default=None,
+                   help="JSON file of e-ticket parameter overrides for a new consortium (docs/ETICKET.md "
+                        "\"Parameters\": transport_hours, forbidden_zones, site_alarm_policy, ...)")
     args = p.parse_args(argv)
     taken = [f"{what} port {port}" for what, port in (("the API", args.port), ("the fake WeChat", args.wechat_port))
              if port and not port_free(args.host if what == "the API" else "127.0.0.1", port)]
@@ -140,9 +143,12 @@ def _run(args: argparse.Namespace, var: Path, local: LocalConsortium, children: 
     """Start everything (children are appended as they start, for the caller to stop) and wait."""
     print(f"[serve] consortium: 4 nodes, {args.ordering} ordering, data in {var}", flush=True)
     try:
-        eticket = dict(kv.split("=", 1) for kv in args.eticket) or None
+        eticket: dict[str, Any] = {}
+        if args.eticket_params:
+            eticket.update(json.loads(args.eticket_params.read_text(encoding="utf-8")))
+        eticket.update(kv.split("=", 1) for kv in args.eticket)
         local.up(nodes=4, ordering=args.ordering, base_port=args.node_base_port,
-                 tick_interval_s=args.tick_interval_s, eticket=eticket)
+                 tick_interval_s=args.tick_interval_s, eticket=eticket or None)
     except LedgerError as exc:  # a node port taken, another consortium answering, a node that died
         raise SystemExit(f"serve: {exc.message}") from None
     qr_key, secrets_file, _sec = _secrets(var)

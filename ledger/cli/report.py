@@ -118,6 +118,8 @@ TYPE_NAMES_ZH = {
     "suspicious_stop": "异常停靠",
     "suspected_dumping": "疑似偷倒",
     "other": "其他",
+    "outside_hours": "非规定时段运输",
+    "forbidden_zone": "驶入禁行区域",
 }
 
 _TEXT: dict[str, dict[str, str]] = {

@@ -96,6 +96,8 @@ RULE_CODES: tuple[str, ...] = (
     "already_received",
     "uncovered_load",
     "bad_state",
+    "site_alarm",
+    "unknown_amendment",
 )
 
 #: ``code -> {"zh": ..., "en": ...}`` for the rules' codes.

@@ -152,3 +152,24 @@ def recommend(
         }
         for d, _, s in ranked[:limit]
     ]
+
+
+def in_polygon(p: Point, polygon: Sequence[Point]) -> bool:
+    """True when ``p`` lies inside ``polygon`` (even-odd rule, integer crossing test on micro-degrees).
+
+    The polygon is closed implicitly (last vertex back to the first).  A point exactly on a bottom or left
+    edge counts as inside, on a top or right edge as outside (half-open), the same on every node.
+    """
+    lat, lon = p
+    inside = False
+    n = len(polygon)
+    for i in range(n):
+        alat, alon = polygon[i]
+        blat, blon = polygon[(i + 1) % n]
+        if (alat > lat) != (blat > lat):
+            # lon of the edge at ``lat`` > lon, without division: sign-aware cross-multiplication
+            lhs = (lon - alon) * (blat - alat)
+            rhs = (blon - alon) * (lat - alat)
+            if (lhs < rhs) if blat > alat else (lhs > rhs):
+                inside = not inside
+    return inside

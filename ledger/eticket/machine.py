@@ -12,6 +12,7 @@ from ledger.errors import LedgerError
 from ledger.eticket import (
     heads,
     pii,
+    rules_amend,
     rules_camera,
     rules_permit,
     rules_registry,
@@ -37,6 +38,8 @@ HANDLERS: Mapping[str, Handler] = {
     "permit.apply": rules_permit.permit_apply,
     "permit.decide": rules_permit.permit_decide,
     "permit.revoke": rules_permit.permit_revoke,
+    "permit.amend": rules_amend.permit_amend,
+    "permit.amend_decide": rules_amend.permit_amend_decide,
     "ticket.issue": rules_ticket.ticket_issue,
     "ticket.void": rules_ticket.ticket_void,
     "gate.exit": rules_ticket.gate_exit,

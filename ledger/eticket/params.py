@@ -11,7 +11,7 @@ from typing import Any
 
 from ledger.core.consortium import Consortium, Member
 from ledger.errors import ConsortiumError
-from ledger.eticket import units
+from ledger.eticket import units, zones
 from ledger.eticket.errors import PayloadError, Refusal
 
 DEFAULT_DEPARTMENTS = ("chengguan", "zhujian", "jiaotong", "shengtai")
@@ -27,7 +27,15 @@ DEFAULT_DEDUCTIONS: Mapping[str, int] = MappingProxyType(
         "suspicious_stop": 3,
         "suspected_dumping": 10,
         "other": 1,
+        "outside_hours": 2,
+        "forbidden_zone": 3,
     }
+)
+SITE_ALARM_POLICIES = ("refuse", "warn")
+#: The departments concerned by a permit amendment, by what it adds (trucks: trucks or companies).
+DEFAULT_AMEND_DEPARTMENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("sites", ("chengguan", "shengtai")),
+    ("trucks", ("chengguan", "jiaotong")),
 )
 
 
@@ -53,6 +61,10 @@ class Params:
     camera_grace_s: int = 120  # a camera sighting waits this long for the gate's own scan
     camera_dedup_s: int = 7200  # repeats of one type for one plate within this window are one event
     credit_deductions: Mapping[str, int] = field(default_factory=lambda: DEFAULT_DEDUCTIONS)
+    site_alarm_policy: str = "refuse"  # a site at its alarm threshold: refuse new tickets, or warn
+    transport_hours: tuple[tuple[str, zones.Hours], ...] = ()  # (district or "*", window), sorted
+    forbidden_zones: tuple[zones.Zone, ...] = ()
+    amend_departments: tuple[tuple[str, tuple[str, ...]], ...] = DEFAULT_AMEND_DEPARTMENTS
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any] | None) -> Params:
@@ -89,6 +101,10 @@ class Params:
                 camera_grace_s=num("camera_grace_s", 120),
                 camera_dedup_s=num("camera_dedup_min", 120_000, 3) * 60 // 1000,
                 credit_deductions=MappingProxyType(ded),
+                site_alarm_policy=_policy(raw.get("site_alarm_policy", "refuse")),
+                transport_hours=zones.parse_hours(raw.get("transport_hours", {})),
+                forbidden_zones=zones.parse_zones(raw.get("forbidden_zones", [])),
+                amend_departments=_amend_departments(raw.get("amend_departments")),
             )
         except PayloadError as exc:
             raise ConsortiumError(f"bad eticket parameter: {exc}") from exc
@@ -128,7 +144,30 @@ def default_parameters() -> dict[str, Any]:
         "camera_grace_s": 120,
         "camera_dedup_min": 120,
         "credit_deductions": dict(DEFAULT_DEDUCTIONS),
+        "site_alarm_policy": "refuse",
+        "transport_hours": {},
+        "forbidden_zones": [],
+        "amend_departments": {k: list(v) for k, v in DEFAULT_AMEND_DEPARTMENTS},
     }
+
+
+def _amend_departments(raw: object) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    if raw is None:
+        return DEFAULT_AMEND_DEPARTMENTS
+    if not isinstance(raw, Mapping) or not set(raw) <= {"sites", "trucks"}:
+        raise PayloadError("eticket.amend_departments must be {sites: [...], trucks: [...]}")
+    out = dict(DEFAULT_AMEND_DEPARTMENTS)
+    for key, names in raw.items():
+        if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+            raise PayloadError(f"eticket.amend_departments.{key} must be a list of department names")
+        out[key] = tuple(names)
+    return tuple(sorted(out.items()))
+
+
+def _policy(raw: object) -> str:
+    if raw not in SITE_ALARM_POLICIES:
+        raise PayloadError(f"eticket.site_alarm_policy must be one of {', '.join(SITE_ALARM_POLICIES)}")
+    return str(raw)
 
 
 Event = dict[str, Any]
@@ -144,6 +183,8 @@ ACTOR_KINDS: Mapping[str, frozenset[str]] = {
     "permit.apply": frozenset({"contractor", "operator"}),
     "permit.decide": frozenset({"approver"}),
     "permit.revoke": frozenset({"operator", "approver", "enforcement", "admin"}),
+    "permit.amend": frozenset({"contractor", "operator"}),
+    "permit.amend_decide": frozenset({"approver"}),
     "ticket.issue": frozenset({"contractor", "operator"}),
     "ticket.void": frozenset({"contractor", "operator"}),
     "gate.exit": frozenset({"gate", "operator"}),

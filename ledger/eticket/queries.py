@@ -8,6 +8,7 @@ from typing import Any
 from ledger.core.builder import TxContext
 from ledger.core.transaction import Transaction
 from ledger.eticket import lists
+from ledger.eticket.amendment_json import amendment_json, amendment_list
 from ledger.eticket.camera_json import camera_json, sighting_json
 from ledger.eticket.geo import in_alarm, pct_text, recommend
 from ledger.eticket.machine import EticketMachine
@@ -50,7 +51,7 @@ def ticket(m: EticketMachine, ticket_id: str) -> dict[str, Any] | None:
             "name": project.name,
             "contractor_org_id": project.contractor_org_id,
         },
-        "site": {"site_id": site.site_id, "name": site.name, "kind": site.kind},
+        "site": {"site_id": site.site_id, "name": site.name, "kind": site.kind, "alarm": site.alarm},
         "truck": {"truck_id": truck.truck_id, "plate": truck.plate, "company_id": truck.company_id},
         "driver_id": t.driver_id,
         "volume_m3": m3_text(t.volume_l),
@@ -485,3 +486,15 @@ def list_page(m: EticketMachine, kind: str, **kwargs: Any) -> dict[str, Any]:
 def credit_of(m: EticketMachine, kind: str, key: str, scope: dict[str, str] | None = None) -> dict[str, Any] | None:
     """A company's, truck's or driver's credit score as the scope may see it (``ledger.eticket.lists.credit``)."""
     return lists.credit(m, kind, key, scope=scope)
+
+
+def amendment(m: EticketMachine, amendment_id: str) -> dict[str, Any] | None:
+    """A permit amendment with the concerned departments' decisions; None if unknown."""
+    a = _get(m, "amendment", amendment_id)
+    return None if a is None else amendment_json(a)
+
+
+def amendments(m: EticketMachine, *, permit_id: str | None = None, awaiting: str | None = None,
+               contractor: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    """Amendments oldest first, by permit, contractor and/or a department's queue (``awaiting``)."""
+    return amendment_list(m.state, permit_id=permit_id, awaiting=awaiting, contractor=contractor, limit=limit)

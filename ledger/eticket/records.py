@@ -130,6 +130,26 @@ class Permit:
 
 
 @dataclass(frozen=True, slots=True)
+class Amendment:
+    """A request to add disposal sites, trucks or companies to an approved permit, decided by the
+    departments concerned; applied to the permit once every one approved."""
+
+    amendment_id: str
+    permit_id: str
+    contractor_org_id: str
+    site_ids: tuple[str, ...]
+    truck_ids: tuple[str, ...]
+    company_ids: tuple[str, ...]
+    departments: tuple[str, ...]
+    requested_at: int
+    actor: str
+    reason: str | None = None
+    state: str = "pending"  # pending | applied | rejected
+    decisions: tuple[Decision, ...] = ()
+    decided_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Ticket:
     """An e-ticket (电子渣票): one truck trip from a project to a disposal site."""
 
@@ -247,7 +267,7 @@ class Counters:
 
 
 Record = (
-    Org | Project | Site | Company | Truck | Driver | Permit | Ticket | Violation | Penalty | Counters
+    Org | Project | Site | Company | Truck | Driver | Permit | Amendment | Ticket | Violation | Penalty | Counters
     | Camera | Sighting
 )
 

@@ -9,6 +9,7 @@ from ledger.eticket.geo import distance_m, in_alarm, load_rate_bp, pct_text, rec
 from ledger.eticket.params import Env, Event, need
 from ledger.eticket.records import Company, Driver, Permit, Project, Site, Ticket, Truck, evolve
 from ledger.eticket.rules_permit import contractor_active
+from ledger.eticket.rules_roads import check_hours
 from ledger.eticket.rules_violation import raise_violation
 from ledger.eticket.state import Writes
 from ledger.eticket.units import iso, location_json, m3_text
@@ -63,6 +64,7 @@ def ticket_issue(w: Writes, p: dict[str, Any], env: Env) -> list[Event]:
             "site_full",
             f"site={site.site_id} room={m3_text(max(0, site.capacity_l - site.load_l - site.pending_l))}",
         )
+    warning = site_alarm_check(w, permit, site, vol, env)
     if permit.issued_l + vol > permit.quota_l:
         raise Refusal(
             "quota_exceeded",
@@ -93,7 +95,36 @@ def ticket_issue(w: Writes, p: dict[str, Any], env: Env) -> list[Event]:
     w.touch("truck", truck.truck_id)
     w.touch("project", permit.project_id)
     w.touch("driver", p["driver_id"])
-    return [{"event": "ticket_issued", "ticket_id": ticket.ticket_id, "valid_until": iso(ticket.valid_until)}]
+    issued: Event = {"event": "ticket_issued", "ticket_id": ticket.ticket_id, "valid_until": iso(ticket.valid_until)}
+    return [issued, warning] if warning else [issued]
+
+
+def site_alarm_check(w: Writes, permit: Permit, site: Site, vol: int, env: Env) -> Event | None:
+    """A site at its alarm threshold: refuse ``site_alarm`` (policy ``refuse``) or return a warning event
+    (policy ``warn``); either names the recommended sites (:func:`recommended_sites`)."""
+    if not in_alarm(site):
+        return None
+    recommended = recommended_sites(w, permit, site, vol)
+    event: Event = {
+        "event": "site_alarm",
+        "site_id": site.site_id,
+        "load_rate_pct": pct_text(load_rate_bp(site)),
+        "recommended_sites": recommended,
+    }
+    if env.params.site_alarm_policy == "refuse":
+        names = ",".join(r["site_id"] for r in recommended) or "-"
+        raise Refusal("site_alarm", f"site={site.site_id} load_rate_pct={event['load_rate_pct']} recommended={names}",
+                      events=(event,))
+    return event
+
+
+def recommended_sites(w: Writes, permit: Permit, site: Site, vol: int) -> list[dict[str, Any]]:
+    """Other sites with room for ``vol`` under their alarm, nearest to the project first (ties by id), each
+    marked ``on_permit`` (usable at once) or not (needs the permit amended)."""
+    project: Project | None = w.get("project", permit.project_id)
+    origin = (project.lat, project.lon) if project else (site.lat, site.lon)
+    found = recommend(w.state.records("site"), origin, vol, exclude=site.site_id)
+    return [{**r, "on_permit": r["site_id"] in permit.site_ids} for r in found]
 
 
 def expected_seconds(w: Writes, permit: Permit, site: Site, env: Env) -> int:
@@ -174,13 +205,17 @@ def gate_exit(w: Writes, p: dict[str, Any], env: Env) -> list[Event]:
             f"ticket={ticket.ticket_id} plate={truck.plate}",
             events=({"event": "violation_suggested", "report": suggestion},),
         )
+    flags = list(ticket.flags)
+    exit_project: Project | None = w.get("project", ticket.project_id)
+    late = check_hours(w, env, ticket, flags, at, (exit_project.lat, exit_project.lon) if exit_project else None)
     w.put(
         "ticket",
         ticket.ticket_id,
-        evolve(ticket, state="departed", departed_at=at, exit_gate=p["gate_id"], exit_photo=p.get("photo_digest")),
+        evolve(ticket, state="departed", departed_at=at, exit_gate=p["gate_id"], exit_photo=p.get("photo_digest"),
+               flags=tuple(flags)),
     )
     w.touch("truck", truck.truck_id)
-    return [{"event": "ticket_departed", "ticket_id": ticket.ticket_id, "time": iso(at)}]
+    return [{"event": "ticket_departed", "ticket_id": ticket.ticket_id, "time": iso(at)}, *late]
 
 
 def gate_receipt(w: Writes, p: dict[str, Any], env: Env) -> list[Event]:

@@ -11,6 +11,7 @@ from ledger.eticket.params import Env, Event, need
 from ledger.eticket.records import Permit, Project, Site, Ticket, Truck, evolve
 from ledger.eticket.rules_camera import check_due_sightings
 from ledger.eticket.rules_permit import expire_permits
+from ledger.eticket.rules_roads import check_hours, check_zone
 from ledger.eticket.rules_ticket import expire_tickets
 from ledger.eticket.rules_violation import raise_violation
 from ledger.eticket.state import Writes
@@ -66,6 +67,8 @@ def trip_positions(w: Writes, p: dict[str, Any], env: Env) -> list[Event]:
             if not corridor.contains(where):
                 flags.append("off_route")
                 events.append(raise_violation(w, "off_route", ticket, t, where, f"corridor_m={params.corridor_m}"))
+        events += check_hours(w, env, ticket, flags, t, where)
+        events += check_zone(w, env, ticket, flags, t, where)
         if speed <= params.stopped_speed_dkmh and "suspicious_stop" not in flags:
             if other_sites is None:
                 table = w.state.tables["site"]

@@ -24,6 +24,8 @@ VIOLATION_TYPES: Mapping[str, str] = {
     "suspicious_stop": "YCTK",
     "suspected_dumping": "YSTD",
     "other": "QTSJ",
+    "outside_hours": "FSDYS",  # 非规定时段运输
+    "forbidden_zone": "JXQY",  # 驶入禁行区域
 }
 SITE_KINDS = ("landfill", "recycling", "backfill")
 CAMERA_PLACEMENTS = ("exit", "disposal", "road")
@@ -306,7 +308,7 @@ SPECS: Mapping[str, Mapping[str, Field]] = {
         "company_ids": opt(items(p_id, 0, 200)),
         "valid_from": Field(p_time),
         "valid_to": Field(p_time),
-        "route": opt(items(p_location, 2, 50, unique=False)),
+        "route": opt(items(p_location, 1, 50, unique=False)),
         "time": TIME,
     },
     "permit.decide": {
@@ -317,6 +319,22 @@ SPECS: Mapping[str, Mapping[str, Field]] = {
         "time": TIME,
     },
     "permit.revoke": {"permit_id": ID, "reason": REASON, "time": TIME},
+    "permit.amend": {
+        "amendment_id": ID,
+        "permit_id": ID,
+        "add_site_ids": opt(items(p_id, 0, 50)),
+        "add_truck_ids": opt(items(p_id, 0, 2000)),
+        "add_company_ids": opt(items(p_id, 0, 200)),
+        "reason": opt(text(500)),
+        "time": TIME,
+    },
+    "permit.amend_decide": {
+        "amendment_id": ID,
+        "department": ID,
+        "decision": Field(enum("approve", "reject")),
+        "reason": opt(text(500)),
+        "time": TIME,
+    },
     "ticket.issue": {
         "ticket_id": ID,
         "permit_id": ID,
@@ -350,6 +368,8 @@ SPECS: Mapping[str, Mapping[str, Field]] = {
         "plate": Field(p_plate),
         "volume_m3": opt(volume(1)),
         "weight_t": opt(p_weight),
+        "gross_t": opt(p_weight),  # weighbridge: gross and tare (net = gross - tare)
+        "tare_t": opt(p_weight),
         "photo_digest": opt(p_digest),
         "time": TIME,
     },
@@ -419,15 +439,34 @@ def validate(tx_type: str, payload: Mapping[str, Any], *, max_points: int = 240)
     return p
 
 
+def _weighing(p: dict[str, Any]) -> None:
+    """A receipt's measure: volume, net weight, or gross and tare (tare below gross; a net weight given with
+    them must be gross - tare).  Sets ``weight_t`` to the net weight when gross and tare are given."""
+    gross, tare = p["gross_t"], p["tare_t"]
+    if (gross is None) != (tare is None):
+        raise PayloadError("a weighing needs both gross_t and tare_t")
+    if gross is not None:
+        if tare >= gross:
+            raise PayloadError("tare_t must be below gross_t")
+        if p["weight_t"] is not None and p["weight_t"] != gross - tare:
+            raise PayloadError("weight_t must be gross_t - tare_t")
+        p["weight_t"] = gross - tare
+    if p["volume_m3"] is None and p["weight_t"] is None:
+        raise PayloadError("a receipt needs volume_m3, weight_t or gross_t and tare_t")
+
+
 def _cross_checks(tx_type: str, p: dict[str, Any], max_points: int) -> None:
     if tx_type == "permit.apply":
         if p["valid_to"] <= p["valid_from"]:
             raise PayloadError("valid_to must be after valid_from")
         if not (p["truck_ids"] or p["company_ids"]):
             raise PayloadError("a permit needs truck_ids or company_ids")
-    elif tx_type == "permit.decide":
+    elif tx_type in ("permit.decide", "permit.amend_decide"):
         if p["decision"] == "reject" and not p["reason"]:
             raise PayloadError("a rejection needs a reason")
+    elif tx_type == "permit.amend":
+        if not (p["add_site_ids"] or p["add_truck_ids"] or p["add_company_ids"]):
+            raise PayloadError("an amendment adds add_site_ids, add_truck_ids or add_company_ids")
     elif tx_type == "trip.positions":
         pts = p["points"]
         if len(pts) > max_points:
@@ -443,6 +482,7 @@ def _cross_checks(tx_type: str, p: dict[str, Any], max_points: int) -> None:
         need = {"exit": "project_id", "disposal": "site_id", "road": "location"}[p["placement"]]
         if p[need] is None:
             raise PayloadError(f"a camera placed at {p['placement']} needs {need}")
+        _weighing(p)
     elif tx_type == "penalty.record":
         for m in p["measures"] or ():
             if m["kind"] == "suspend" and m["days"] is None:

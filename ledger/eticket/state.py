@@ -25,6 +25,7 @@ KINDS = (
     "camera",
     "sighting",
     "meta",
+    "amendment",
 )
 _MOD = 1 << 256
 _DIGEST_CONTEXT = b"muck-ledger/eticket-state/v1\n"

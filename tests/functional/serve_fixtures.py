@@ -45,9 +45,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield s
 
 
+def serve(tmp_path_factory: pytest.TempPathFactory, eticket: dict[str, Any] | None = None) -> Iterator[Stack]:
+    """The stack for a module-scoped fixture; ``eticket``: parameter overrides of its new consortium."""
+    var = tmp_path_factory.mktemp("serve")
+    extra: list[str] = []
+    if eticket is not None:
+        (var / "eticket.json").write_text(json.dumps(eticket, ensure_ascii=False), encoding="utf-8")
+        extra = ["--eticket-params", str(var / "eticket.json")]
+    with run_stack(var, *extra) as s:
+        yield s
+
+
 @contextmanager
 def run_stack(var: Path, *extra: str) -> Iterator[Stack]:
-    """The stack in ``var``; ``extra``: more ``tools.serve`` options (``--tick-interval-s 1``, ``--eticket K=V``)."""
+    """The stack in ``var``; ``extra``: more ``tools.serve`` options (``--tick-interval-s 1``, ``--eticket K=V``,
+    ``--eticket-params FILE``, ``--simulate``)."""
     port = free_port()
     child = Child("the stack (tools.serve)",
                   [sys.executable, "-m", "tools.serve", "--var", str(var), "--port", str(port), "--node-base-port", "0",

@@ -52,6 +52,8 @@ WRITERS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/drivers/bind"): "company",
     ("POST", "/api/v1/drivers/unbind"): "company",
     ("POST", "/api/v1/cameras/sightings"): "camera",
+    ("POST", "/api/v1/permits/{permit_id}/amendments"): "contractor",
+    ("POST", "/api/v1/amendments/{amendment_id}/decisions"): "approvers.chengguan",
 }
 CONTRACTOR_READS = {"/api/v1/tickets/{ticket_id}/qr.png", "/api/v1/tickets/{ticket_id}/qr.svg"}
 REGULATOR_READS = {"/api/v1/audit", "/api/v1/provenance/{kind}/{key}", "/api/v1/tickets/{ticket_id}/history"}

@@ -23,6 +23,7 @@ from typing import Any
 from ledger.store.keyfiles import read_consortium, read_private_key
 from ledger.transport import Tls
 from ticket_api.adapter import heights
+from ticket_api.adapter.amendments import LedgerAmendments
 from ticket_api.adapter.cameras import LedgerCameras
 from ticket_api.adapter.devices import LedgerDeviceRegistry
 from ticket_api.adapter.gates import LedgerGates
@@ -95,4 +96,5 @@ def make_services(cfg: Mapping[str, Any], keyring: Keyring) -> Services:
         lists=LedgerLists(gateway=gw, clock=clock, permits=permits, tickets=tickets),
         cameras=LedgerCameras(gateway=gw, clock=clock,
                               leeway=timedelta(seconds=float(cfg.get("GATE_CLOCK_LEEWAY_SECONDS", 120)))),
+        amendments=LedgerAmendments(gateway=gw, clock=clock),
     )

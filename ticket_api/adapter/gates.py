@@ -19,6 +19,7 @@ from ledger.qrticket.ticket import TicketClaims
 from ticket_api.adapter import heights
 from ticket_api.adapter.gateway import Gateway, iso, new_id
 from ticket_api.adapter.outbox import Claim, GateOutbox
+from ticket_api.adapter.weighing import measure
 from ticket_api.db import GateScan, write_lock
 from ticket_api.errors import Forbidden, NotFound, Refused
 from ticket_api.i18n import message
@@ -128,12 +129,11 @@ class LedgerGates:
             "gate_id": data.get("gate_id") or f"{principal.tenant}-G1",
             "site_id": principal.tenant,
             "plate": normalise_plate(data["plate"]),
-            "volume_m3": str(data["volume_m3"]),
+            **measure(data),
             "time": iso(at),
         }
-        for k in ("weight_t", "photo_digest"):
-            if data.get(k) is not None:
-                payload[k] = str(data[k])
+        if data.get("photo_digest") is not None:
+            payload["photo_digest"] = str(data["photo_digest"])
         tx, fin = self._claimed(principal, DISPOSAL, "gate.receipt", claims.ticket_id, payload, wait)
         if fin is None:
             return Admitted({"accepted": True, "ticket_id": claims.ticket_id, "status": "received",
@@ -142,7 +142,8 @@ class LedgerGates:
         site = self.gw.query("site", min_height=fin.height, site_id=principal.tenant) or {}
         return {"accepted": True, "ticket_id": claims.ticket_id, "status": t.get("state", "received"),
                 "received_at": iso(at), "expected_m3": t.get("volume_m3"), "measured_m3": t.get("measured_m3"),
-                "discrepancy": t.get("discrepancy"), "violations": t.get("violations", []),
+                "weight_t": t.get("weight_t"), "discrepancy": t.get("discrepancy"),
+                "violations": t.get("violations", []),
                 "site": {k: site.get(k) for k in ("site_id", "load_rate_pct", "alarm", "room_m3")},
                 "tx_id": tx.tx_id, "final": True, "block_height": fin.height}
 
@@ -249,11 +250,8 @@ class LedgerGates:
                 data = {"plate": scan["plate"], "covered": True if scan.get("covered") is None else scan["covered"]}
                 res = self._exit(principal, claims, data, at, True)
             else:
-                if scan.get("volume_m3") is None:
-                    out.update({"reason": "malformed", "message": "volume_m3 is required for a disposal scan"})
-                    return out
-                res = self._receipt(principal, claims, {"plate": scan["plate"], "volume_m3": scan["volume_m3"]},
-                                    at, True)
+                measured = {k: scan.get(k) for k in ("volume_m3", "weight_t", "gross_t", "tare_t")}
+                res = self._receipt(principal, claims, {"plate": scan["plate"], **measured}, at, True)
         except (LedgerRefusal, Refused) as exc:
             out.update({"reason": exc.reason, "message": message(exc.reason, default=exc.detail)})
             if exc.fields.get("violation_id"):

@@ -37,7 +37,7 @@ STEPS = ("confirm", "dismiss", "dispatch", "resolve")
 #: Violation id prefixes (docs/ETICKET.md "Violations").
 PREFIX = {"no_ticket": "WPYS", "unapproved_disposal": "LZZTC", "uncovered_load": "FGBY", "overloaded": "CZYS",
           "spilling": "SLWR", "speeding": "CSXS", "off_route": "PLXS", "suspicious_stop": "YCTK",
-          "suspected_dumping": "YSTD", "other": "QTSJ"}
+          "suspected_dumping": "YSTD", "other": "QTSJ", "outside_hours": "FSDYS", "forbidden_zone": "JXQY"}
 
 #: The dashboard: how many newest violations, and the truckload the alternatives to a full site must take.
 DASHBOARD_VIOLATIONS = 20

@@ -114,6 +114,7 @@ class LedgerPermits:
             "closed_reason": p["closed_reason"],
             "required_approvals": [d["department"] for d in p["decisions"]],
             "decisions": decisions,
+            "route": list(p.get("route") or []),
         }
 
     def create_permit(self, principal: Principal, data: PermitApplication, sub: Submission) -> Changed[PermitView]:
@@ -136,6 +137,8 @@ class LedgerPermits:
                 "valid_from": iso(data["valid_from"]),
                 "valid_to": iso(data["valid_to"]),
                 "time": iso(now),
+                **({"route": [{"lat": f"{w['lat']:.6f}", "lon": f"{w['lon']:.6f}"} for w in data["route"]]}
+                   if data.get("route") else {}),
             }
 
         done, payload = change_with_fresh_id(self.gw, principal, sub, type="permit.apply", prefix="PM",
@@ -254,15 +257,32 @@ class LedgerTickets:
                 payload["driver_id"] = data["driver_id"]
             return payload
 
-        done, payload = change_with_fresh_id(self.gw, principal, sub, type="ticket.issue", prefix="ET",
-                                             chosen=chosen, payload_for=ticket_payload, now=now)
+        try:
+            done, payload = change_with_fresh_id(self.gw, principal, sub, type="ticket.issue", prefix="ET",
+                                                 chosen=chosen, payload_for=ticket_payload, now=now)
+        except LedgerRefusal as exc:
+            if exc.reason != "site_alarm":
+                raise
+            exc.extra["recommended_sites"] = self._recommended(permit, data)
+            raise
         if isinstance(done, Pending):
             return done
         ticket_id = str(payload["ticket_id"])
         if self.engine is not None:  # a gate reads at this height or above (read your own writes)
             heights.record(self.engine, ticket_id, done.height)
-        return {**self.view(self._load(principal, ticket_id, done.height), with_qr=True), "tx_id": done.tx_id,
-                "block_height": done.height}
+        t = self._load(principal, ticket_id, done.height)
+        out: TicketView = {**self.view(t, with_qr=True), "tx_id": done.tx_id, "block_height": done.height}
+        if t["site"].get("alarm"):  # issued to a site in alarm: the consortium only warns (site_alarm_policy)
+            out["warnings"] = [{"reason": "site_alarm", "site_id": data["disposal_site_id"],
+                                "recommended_sites": self._recommended(permit, data)}]
+        return out
+
+    def _recommended(self, permit: Mapping[str, Any], data: TicketRequest) -> list[dict[str, Any]]:
+        """What the ledger's ``site_alarm`` names: other sites with room for the volume under their alarm,
+        nearest to the project first, each marked ``on_permit``."""
+        found = self.gw.query("recommend_sites", project_id=permit["project_id"], volume_m3=str(data["volume_m3"]),
+                              exclude=data["disposal_site_id"]) or []
+        return [{**r, "on_permit": r["site_id"] in permit["site_ids"]} for r in found]
 
     def void(self, principal: Principal, ticket_id: str, data: Revocation, sub: Submission) -> Changed[TicketView]:
         """Void an unused ticket; refused ``already_departed`` once an exit gate claimed it (the gate answered

@@ -36,7 +36,8 @@ PAGES: dict[str, str] = {
 
 VIOLATION_TYPES_ZH = {
     "off_route": "偏离路线", "overspeed": "超速", "suspected_dumping": "疑似偷倒", "overloaded": "超载",
-    "uncovered_load": "未密闭覆盖", "no_ticket": "无票运输",
+    "uncovered_load": "未密闭覆盖", "no_ticket": "无票运输", "outside_hours": "非规定时段运输",
+    "forbidden_zone": "驶入禁行区域",
 }
 
 

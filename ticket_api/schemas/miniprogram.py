@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from ticket_api.schemas.common import ID, PLATE, AwareDateTime, OpenSchema, StrictSchema, bounded, one_decimal, positive
+
+WEIGHT_MAX_T = Decimal(200)  # far above any muck truck's gross weight (49 t on a Chinese road)
+
+
+def tonnes(value: Decimal) -> None:
+    """A weighbridge reading: more than 0 and at most :data:`WEIGHT_MAX_T` tonnes, to 3 decimals (kg)."""
+    if not 0 < value <= WEIGHT_MAX_T:
+        raise ValidationError(f"must be greater than 0 and at most {WEIGHT_MAX_T}")
+    if value != value.quantize(Decimal("0.001")):
+        raise ValidationError("at most 3 decimals")
+
+
+class WaypointSchema(StrictSchema):
+    lat = fields.Float(required=True, validate=validate.Range(-90, 90))
+    lon = fields.Float(required=True, validate=validate.Range(-180, 180))
 
 
 class PermitCreateSchema(StrictSchema):
@@ -25,6 +41,10 @@ class PermitCreateSchema(StrictSchema):
     company_ids = fields.List(fields.String(validate=ID), load_default=list, validate=validate.Length(0, 50))
     valid_from = AwareDateTime(required=True)
     valid_to = AwareDateTime(required=True)
+    route = fields.List(fields.Nested(WaypointSchema), validate=validate.Length(1, 48), metadata={
+        "description": "waypoints from the project to the sites, in order (the project and the site are the "
+                       "ends); a truck farther than corridor_m from this line is off_route (default: the "
+                       "straight line)"})
 
     @validates_schema
     def _check(self, data: dict[str, Any], **_kwargs: Any) -> None:
@@ -64,6 +84,7 @@ class PermitSchema(OpenSchema):
     valid_to = fields.String()
     required_approvals = fields.List(fields.String())
     decisions = fields.List(fields.Nested(DecisionSchema))
+    route = fields.List(fields.Dict(), metadata={"description": "the permit's waypoints {lat, lon}"})
 
 
 class TicketCreateSchema(StrictSchema):
@@ -106,8 +127,14 @@ class GateExitSchema(StrictSchema):
 class GateDisposalSchema(StrictSchema):
     qr = fields.String(required=True, validate=validate.Length(1, 1000))
     plate = fields.String(required=True, validate=validate.Length(1, 16))
-    volume_m3 = fields.Decimal(required=True, as_string=True, validate=positive, places=None)
-    weight_t = fields.Decimal(as_string=True, validate=positive, places=None)
+    volume_m3 = fields.Decimal(as_string=True, validate=positive, places=None, metadata={
+        "description": "measured volume; or give a weight instead (weight_t, or gross_t and tare_t)"})
+    weight_t = fields.Decimal(as_string=True, validate=tonnes, places=None, metadata={
+        "description": "net weight (t); without a volume it converts at the consortium's density_t_per_m3"})
+    gross_t = fields.Decimal(as_string=True, validate=tonnes, places=None, metadata={
+        "description": "weighbridge gross weight (t), with tare_t: net = gross - tare"})
+    tare_t = fields.Decimal(as_string=True, validate=tonnes, places=None, metadata={
+        "description": "weighbridge tare weight (t), below gross_t"})
     photo_digest = fields.String(validate=validate.Length(1, 100))
     gate_id = fields.String(validate=ID)
     time = AwareDateTime(metadata={"description": "event time (defaults to now); within "
@@ -156,6 +183,9 @@ class OfflineScanSchema(StrictSchema):
     covered = fields.Boolean(allow_none=True, load_default=None)
     volume_m3 = fields.Decimal(as_string=True, allow_none=True, load_default=None, places=None,
                                validate=bounded)
+    weight_t = fields.Decimal(as_string=True, allow_none=True, places=None, validate=tonnes)
+    gross_t = fields.Decimal(as_string=True, allow_none=True, places=None, validate=tonnes)
+    tare_t = fields.Decimal(as_string=True, allow_none=True, places=None, validate=tonnes)
     offline_verdict = fields.Nested(OfflineVerdictSchema, required=True)
 
 

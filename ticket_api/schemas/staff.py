@@ -16,7 +16,7 @@ class LocationSchema(StrictSchema):
 
 
 VIOLATION_TYPES = ["no_ticket", "unapproved_disposal", "uncovered_load", "overloaded", "spilling", "speeding",
-                   "off_route", "suspicious_stop", "suspected_dumping", "other"]
+                   "off_route", "suspicious_stop", "suspected_dumping", "other", "outside_hours", "forbidden_zone"]
 
 
 class ViolationReportSchema(StrictSchema):

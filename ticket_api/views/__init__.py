@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ticket_api.jsonbody import Blueprint
 from ticket_api.views import (
+    amendments,
     auth,
     cameras,
     dashboard,
@@ -35,4 +36,5 @@ BLUEPRINTS: tuple[Blueprint, ...] = (
     notifications.blp,
     devices.blp,
     cameras.blp,
+    amendments.blp,
 )

@@ -189,8 +189,9 @@ def test_overloaded_receipt_raises_violation() -> None:
 
 
 def test_site_alarm_and_alternatives() -> None:
-    """Reaching the alarm threshold raises site_alarm once, with alternatives with room nearest first."""
-    world = make_world()
+    """Reaching the alarm threshold raises site_alarm once, with alternatives with room nearest first (policy
+    ``warn``: the site keeps taking tickets past its alarm)."""
+    world = make_world({"site_alarm_policy": "warn"})
     world.approved_permit("PM-1")
     trucks = ["TR-1", "TR-2"]
     events: list[dict[str, object]] = []

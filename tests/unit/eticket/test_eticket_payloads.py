@@ -42,6 +42,8 @@ GOOD: dict[str, dict[str, Any]] = {
     },
     "permit.decide": {"permit_id": "PM-9", "department": "zhujian", "decision": "approve"},
     "permit.revoke": {"permit_id": "PM-9", "reason": "整改"},
+    "permit.amend": {"amendment_id": "A-9", "permit_id": "PM-9", "add_site_ids": ["S-002"]},
+    "permit.amend_decide": {"amendment_id": "A-9", "department": "zhujian", "decision": "approve"},
     "ticket.issue": {
         "ticket_id": "T-9",
         "permit_id": "PM-9",
