@@ -129,10 +129,16 @@ class _MemberTLS(BuiltinSSLAdapter):
 
 #: seconds a client has to complete the TLS handshake
 HANDSHAKE_TIMEOUT = 5.0
-#: worker threads of a node's HTTP server (idle keep-alive connections wait in cheroot's selector, not here)
-THREADS = 16
+#: worker threads of a node's HTTP server (idle keep-alive connections wait in cheroot's selector, not here;
+#: a status request waiting for finality holds one, so a backlog of waiting clients must not starve the
+#: signature exchange and submissions)
+THREADS = 64
 #: seconds a stopping server gives requests in flight
 SHUTDOWN_TIMEOUT = 3
+#: idle keep-alive connections a node's server keeps open (cheroot's default, 10, is fewer than a node's
+#: clients: three peers' senders, orderer reads and appends, the API's and the load tools' sessions; past it
+#: cheroot answers ``Connection: close`` and every later request pays a new TCP connection and TLS handshake)
+KEEP_ALIVE_CONNECTIONS = 1024
 
 
 def listen(app: Any, *, host: str, port: int, tls: Tls | None = None) -> Any:
@@ -143,6 +149,7 @@ def listen(app: Any, *, host: str, port: int, tls: Tls | None = None) -> Any:
     require_tls(host, tls=tls is not None)
     server = wsgi.Server((host, port), app, numthreads=THREADS, server_name="muck-node", timeout=60,
                          shutdown_timeout=SHUTDOWN_TIMEOUT, accepted_queue_size=500)
+    server.keep_alive_conn_limit = KEEP_ALIVE_CONNECTIONS
     if tls is not None:
         server.ssl_adapter = _MemberTLS(tls.server_context(), str(tls.files.cert), str(tls.files.key))
     try:

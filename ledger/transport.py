@@ -94,10 +94,13 @@ def session(tls: Tls | None, *, members: Mapping[str, str] | None = None, expect
             pool: int = 10) -> requests.Session:
     """A ``requests`` session for talking to nodes: without ``tls`` a plain one (loopback HTTP); with it,
     ``https://`` URLs use this process's client certificate and trust only the expected member — the one
-    ``members`` (base URL → member name) names for that URL, else ``expect`` (default: any node member)."""
+    ``members`` (base URL → member name) names for that URL, else ``expect`` (default: any node member).
+    ``pool``: connections kept alive per host (more threads than that sharing the session open and drop
+    extra connections, each a new handshake)."""
     s = requests.Session()
     s.trust_env = False  # known URLs: no proxy variables, .netrc or CA-bundle lookups per request
     if tls is None:
+        s.mount("http://", HTTPAdapter(pool_maxsize=pool))
         return s
     s.mount("https://", MemberAdapter(tls.client_context(expect), pool_maxsize=pool))
     for url, name in (members or {}).items():

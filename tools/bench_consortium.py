@@ -154,6 +154,7 @@ def measure(system: System, *, rate: float, seconds: float, batch: int, senders:
     pids = system.pids()  # asked anew: PostgreSQL backends and gunicorn workers may have come and gone
     load_before = os.getloadavg()[0]
     cpu0 = {k: _cpu_seconds(v) for k, v in pids.items()}
+    cpu0_each = {pid: _cpu_seconds([pid]) for k, v in pids.items() if k in ("nodes", "app") for pid in v}
     client0 = time.process_time()
     t0 = time.monotonic()
     r = run_load(system.desc_path, seconds=seconds, rate=rate, batch=batch, sample_every=20, senders=senders)
@@ -167,6 +168,12 @@ def measure(system: System, *, rate: float, seconds: float, batch: int, senders:
     r["finalised_per_s"] = round(final / max(total, 1e-9), 1)
     r["cpu_s"] = cpu
     r["cpu_ms_per_final_tx"] = round(1000 * sum(cpu.values()) / max(final, 1), 3)
+    # the nodes' (or the central app's and PostgreSQL's) share alone, and the busiest server process's: robust
+    # to outside load, which slows a run down but adds little CPU time to its processes
+    servers = [k for k in cpu if k != "client"]
+    r["server_cpu_ms_per_final_tx"] = round(1000 * sum(cpu[k] for k in servers) / max(final, 1), 3)
+    per_process = [_cpu_seconds([pid]) - cpu0_each[pid] for pid in cpu0_each]
+    r["busiest_process_cpu_ms_per_final_tx"] = round(1000 * max(per_process, default=0.0) / max(final, 1), 3)
     r["load_average_1m"] = {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}
     return r
 
@@ -189,7 +196,8 @@ def ratios(runs: list[dict[str, Any]], *, ours: str, plain: str | None, central:
         row: dict[str, Any] = {"offered_rate": rate}
         if plain and (p := by.get((plain, rate))):
             row["tls_over_plain"] = {k: _ratio(o[k], p[k]) for k in ("finalised_per_s", "latency_p50_s",
-                                                                      "latency_p99_s", "cpu_ms_per_final_tx")}
+                                                                      "latency_p99_s", "cpu_ms_per_final_tx",
+                                                                      "server_cpu_ms_per_final_tx")}
         if central and (c := by.get((central, rate))):
             row["ours_over_central_finalised"] = _ratio(o["finalised_per_s"], c["finalised_per_s"])
             if plain and (p := by.get((plain, rate))):
@@ -201,6 +209,19 @@ def ratios(runs: list[dict[str, Any]], *, ours: str, plain: str | None, central:
     if central in best:
         out["best"]["ours_over_central"] = _ratio(best[ours], best[central])
     return out
+
+
+def table(runs: list[dict[str, Any]]) -> str:
+    """The runs as a Markdown table (to stderr at the end): rates, latencies and CPU per finalised tx, all of
+    it (servers and client), the servers' alone and the busiest server process's."""
+    lines = ["| system | offered tx/s | finalised tx/s | p50 s | p99 s | CPU / final tx ms | servers ms | "
+             "busiest process ms | load avg |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        la = r["load_average_1m"]
+        lines.append(f"| {r['system']} | {r['offered_rate']:g} | {r['finalised_per_s']} | {r['latency_p50_s']} | "
+                     f"{r['latency_p99_s']} | {r['cpu_ms_per_final_tx']} | {r['server_cpu_ms_per_final_tx']} | "
+                     f"{r['busiest_process_cpu_ms_per_final_tx']} | {la['before']} → {la['after']} |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -269,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     results["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     text = json.dumps(results, ensure_ascii=False, indent=2)
     print(text)
+    print(table(results["runs"]), file=sys.stderr)
     if a.json:
         a.json.write_text(text + "\n", encoding="utf-8")
     return 0

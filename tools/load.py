@@ -23,6 +23,9 @@ from tools.local_consortium import desc_session
 
 TxFactory = Callable[[int], Transaction]
 
+#: connections per node the finality followers keep alive between them
+FOLLOW_POOL = 256
+
 
 def tx_factory(kind: str, key: PrivateKey, run_id: str) -> TxFactory:
     """Transactions valid under the consortium's state machine (``null`` or ``eticket``)."""
@@ -74,25 +77,23 @@ def run_load(desc_path: Path, *, seconds: float, rate: float, batch: int = 50,
     latencies: list[float] = []
     lat_lock = threading.Lock()
     waiters: list[threading.Thread] = []
-    idle_sessions: queue.SimpleQueue[requests.Session] = queue.SimpleQueue()
     accepted: list[str] = []
     rejected: dict[str, int] = {}
     errors = 0
     counter = itertools.count()
 
+    # The followers share one session whose pool keeps a connection per waiting follower alive (a session
+    # of their own per follower reconnected to each node it was sent to: a TLS handshake each time).
+    followers = desc_session(desc, "gateway", pool=FOLLOW_POOL)
+
     def follow(url: str, tx_id: str, t0: float) -> None:
         try:
-            s = idle_sessions.get_nowait()
-        except queue.Empty:
-            s = new_session()
-        try:
-            r = s.get(f"{url}/v1/transactions/{tx_id}", params={"wait": 20}, timeout=30)
+            r = followers.get(f"{url}/v1/transactions/{tx_id}", params={"wait": 20}, timeout=30)
             if r.status_code == 200 and r.json().get("status") == "final":
                 with lat_lock:
                     latencies.append(time.monotonic() - t0)
         except requests.RequestException:
             pass
-        idle_sessions.put(s)
 
     flush = min(0.05, batch / rate)
     total = int(seconds * rate)
@@ -164,6 +165,7 @@ def run_load(desc_path: Path, *, seconds: float, rate: float, batch: int = 50,
     elapsed = time.monotonic() - start
     for th in waiters:
         th.join(timeout=30)
+    followers.close()
     lost = 0
     final_at = time.monotonic()
     if wait_final and accepted:

@@ -57,9 +57,11 @@ def desc_tls(desc: dict[str, Any], member: str = "gateway") -> Tls | None:
     return Tls.load(member_files(desc["tls_dir"], member), read_consortium(desc["consortium"]))
 
 
-def desc_session(desc: dict[str, Any], member: str = "gateway") -> requests.Session:
-    """A ``requests`` session to the nodes of a description as ``member`` (plain without TLS)."""
-    return transport.session(desc_tls(desc, member), members={n["url"]: n["name"] for n in desc["nodes"]})
+def desc_session(desc: dict[str, Any], member: str = "gateway", *, pool: int = 10) -> requests.Session:
+    """A ``requests`` session to the nodes of a description as ``member`` (plain without TLS); ``pool``
+    connections kept alive per node."""
+    return transport.session(desc_tls(desc, member), members={n["url"]: n["name"] for n in desc["nodes"]},
+                             pool=pool)
 
 
 class LocalConsortium:

@@ -144,3 +144,35 @@ def test_a_node_refuses_a_non_loopback_address_without_tls(local, tmp_path):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "[tls_required]" in lines[0], out.stderr
     assert not (tmp_path / "ledger.db").exists()
+
+
+def test_a_node_keeps_many_client_connections_alive(local):
+    """A node keeps each of 24 TLS client connections alive across requests (more than cheroot's default
+    of 10 idle keep-alive connections, which made it answer ``Connection: close`` and every later request
+    pay a new handshake): no answer says close, and each connection's second request goes over the same
+    socket."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    u = urlsplit(_url(local, "zhujian"))
+    tls = local.tls("gateway")
+    assert tls is not None
+    ctx = tls.client_context("zhujian")
+    conns = [http.client.HTTPSConnection(u.hostname or "127.0.0.1", u.port, timeout=10, context=ctx)
+             for _ in range(24)]
+    try:
+        socks = []
+        for c in conns:
+            c.request("GET", "/status")
+            r = c.getresponse()
+            r.read()
+            assert r.status == 200 and not r.will_close, r.getheader("Connection")
+            socks.append(c.sock)
+        for c, sock in zip(conns, socks, strict=True):
+            c.request("GET", "/status")
+            r = c.getresponse()
+            r.read()
+            assert r.status == 200 and c.sock is sock
+    finally:
+        for c in conns:
+            c.close()
