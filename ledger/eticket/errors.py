@@ -74,6 +74,7 @@ RULE_CODES: tuple[str, ...] = (
     "unknown_permit",
     "unknown_ticket",
     "unknown_violation",
+    "unknown_camera",
     "unknown_department",
     "already_decided",
     "permit_closed",

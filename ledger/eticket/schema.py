@@ -476,13 +476,11 @@ def _cross_checks(tx_type: str, p: dict[str, Any], max_points: int) -> None:
         if any(a["t"] > b["t"] for a, b in itertools.pairwise(pts)):
             raise PayloadError("points must be in time order")
     elif tx_type == "gate.receipt":
-        if p["volume_m3"] is None and p["weight_t"] is None:
-            raise PayloadError("a receipt needs volume_m3 or weight_t")
+        _weighing(p)
     elif tx_type == "registry.camera":
         need = {"exit": "project_id", "disposal": "site_id", "road": "location"}[p["placement"]]
         if p[need] is None:
             raise PayloadError(f"a camera placed at {p['placement']} needs {need}")
-        _weighing(p)
     elif tx_type == "penalty.record":
         for m in p["measures"] or ():
             if m["kind"] == "suspend" and m["days"] is None:
