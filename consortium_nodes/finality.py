@@ -12,6 +12,7 @@ from typing import Any
 
 from ledger.core.block import Block, BlockHeader, HeaderSignature, header_signing_message, node_signer
 from ledger.core.consortium import Consortium
+from ledger.core.transaction import parse_time
 from ledger.errors import LedgerError
 from ledger.store.ledger_store import LedgerStore
 
@@ -95,11 +96,14 @@ class Certificates:
         lock, so a signature arriving meanwhile is either pending here or finds the block."""
         h, ours = header.height, header.hash
         wrong: list[tuple[str, str]] = []
+        at = parse_time(header.timestamp)
         with self._lock:
             all_sigs, names = list(sigs), set(names)
             for member, theirs, sig in self._pending.pop(h, []):
                 if theirs != ours:
                     wrong.append((member, theirs))
+                elif self._consortium.by_name(member).key_refusal(at) is not None:
+                    continue  # a co-signature under a key outside its validity at the block's time
                 elif member not in names:
                     names.add(member)
                     all_sigs.append(sig)
@@ -143,6 +147,8 @@ class Certificates:
                     continue
                 if header_hash != ours:
                     wrong.append((height, name, header_hash, ours))
+                elif self._key_refused(name, height):
+                    continue  # a co-signature under a key outside its validity at the block's time
                 elif name not in signers and all(n != name or h != height for n, h, _, _ in new):
                     new.append((name, height, header_hash, sig))
             if new:
@@ -164,6 +170,14 @@ class Certificates:
             header = self._store.header(height)
             ours = None if header is None else header.hash
         return ours
+
+    def _key_refused(self, name: str, height: int) -> bool:
+        """True when member ``name``'s key is outside its card's validity at block ``height``'s time."""
+        member = self._consortium.by_name(name)
+        if member.validity is None:
+            return False
+        header = self._store.header(height)
+        return header is not None and member.key_refusal(parse_time(header.timestamp)) is not None
 
     def header_hash(self, height: int) -> str | None:
         """Our header hash at ``height`` (None if we have no block there)."""

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -16,7 +17,8 @@ import requests
 
 from consortium_nodes.errors import ConfigError, NodeError, PortInUse
 from ledger import transport
-from ledger.core.consortium import Consortium, new_consortium
+from ledger.core.consortium import Consortium, department_members
+from ledger.core.encoding import CHINA_TZ
 from ledger.eticket import default_parameters as eticket_defaults
 from ledger.store.certs import (
     LOOPBACK_SANS,
@@ -26,7 +28,8 @@ from ledger.store.certs import (
     load_member_certs,
     member_files,
 )
-from ledger.store.keyfiles import read_consortium, read_private_key, write_consortium, write_keys
+from ledger.store.founding import found_consortium
+from ledger.store.keyfiles import read_consortium, read_private_key
 from ledger.transport import Tls
 from tools.proc import (
     KILLED,
@@ -84,8 +87,14 @@ class LocalConsortium:
     def up(self, *, nodes: int = 4, ordering: str = "solo", state_machine: str = "eticket",
            base_port: int = 0, wait: float = 60.0, batch_wait_ms: int | None = None,
            tick_interval_s: float = 0.0, scheduler_lease_s: float | None = None,
-           eticket: dict[str, Any] | None = None, tls: bool = True) -> dict[str, Any]:
+           eticket: dict[str, Any] | None = None, tls: bool = True,
+           genesis_dir: Path | None = None) -> dict[str, Any]:
         """Create (first time) and start every node; idempotent for nodes already running.
+
+        The consortium is founded as departments found one (:func:`ledger.store.founding.found_consortium`:
+        each member makes its own key and card, every member signs the genesis), in ``DIR/genesis``; or,
+        with ``genesis_dir``, it is the genesis already there (``consortium.json`` co-signed by its
+        founders, ``keys/NAME.pem``: the members' keys, all on this one machine for a local run).
 
         ``base_port`` 0 (the default) picks free ports; ``batch_wait_ms`` sets the nodes' ``batch_max_wait_ms``
         when the consortium is created (default: the node default).  ``tick_interval_s`` is the seconds
@@ -103,7 +112,8 @@ class LocalConsortium:
         else:
             desc = self._create(nodes=nodes, ordering=ordering, state_machine=state_machine, base_port=base_port,
                                 batch_wait_ms=batch_wait_ms, tick_interval_s=tick_interval_s,
-                                scheduler_lease_s=scheduler_lease_s, eticket=eticket, tls=tls)
+                                scheduler_lease_s=scheduler_lease_s, eticket=eticket, tls=tls,
+                                genesis_dir=genesis_dir)
         if ordering == "etcd":
             self._etcd_up(desc)
         self._check_ports([n for n in desc["nodes"] if not alive(n.get("pid"))])
@@ -134,13 +144,17 @@ class LocalConsortium:
     def _create(self, *, nodes: int, ordering: str, state_machine: str, base_port: int,
                 batch_wait_ms: int | None = None, tick_interval_s: float = 0.0,
                 scheduler_lease_s: float | None = None, eticket: dict[str, Any] | None = None,
-                tls: bool = True) -> dict[str, Any]:
-        gen = self.root / "genesis"
-        parameters = default_parameters()
-        parameters["eticket"].update(eticket or {})
-        consortium, keys = new_consortium(nodes=nodes, parameters=parameters, name="cq-muck")
-        write_keys(keys, gen / "keys")
-        write_consortium(consortium, gen / "consortium.json")
+                tls: bool = True, genesis_dir: Path | None = None) -> dict[str, Any]:
+        if genesis_dir is None:
+            gen = self.root / "genesis"
+            parameters = default_parameters()
+            parameters["eticket"].update(eticket or {})
+            consortium = found_consortium(gen, department_members(nodes), name="cq-muck", parameters=parameters,
+                                          now=datetime.now(CHINA_TZ))
+        else:
+            gen = genesis_dir.resolve()
+            consortium = read_consortium(gen / "consortium.json")  # refused unless every founder signed
+        keys = {m.name: read_private_key(gen / "keys" / f"{m.name}.pem") for m in consortium.members}
         tls_dir = gen / "tls"
         if tls:
             issue_consortium(consortium, keys, tls_dir)

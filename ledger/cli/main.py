@@ -13,8 +13,8 @@ from typing import Any
 
 from ledger.core import checkpoint as cp
 from ledger.core.consortium import Consortium, department_members
-from ledger.core.encoding import CHINA_TZ
 from ledger.core.crypto import PrivateKey
+from ledger.core.encoding import CHINA_TZ
 from ledger.errors import ConsortiumError, LedgerError
 from ledger.store.demo_chain import build_chain
 from ledger.store.founding import found_consortium

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
 from datetime import datetime
+from typing import Any
 
 from ledger.core.crypto import ED25519, SHA256, PrivateKey, PublicKey, digest
 from ledger.core.encoding import b64, canonical, unb64

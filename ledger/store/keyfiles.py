@@ -6,7 +6,6 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-
 from typing import Any
 
 from ledger.core.card import MemberCard
