@@ -15,9 +15,10 @@ from ledger.core import checkpoint as cp
 from ledger.core.consortium import Consortium, department_members
 from ledger.core.crypto import PrivateKey
 from ledger.core.encoding import CHINA_TZ
+from ledger.core.validity import Validity
 from ledger.errors import ConsortiumError, LedgerError
-from ledger.store.demo_chain import build_chain
-from ledger.store.founding import found_consortium
+from ledger.store.demo_chain import DEMO_START, build_chain
+from ledger.store.founding import KEY_DAYS, found_consortium
 from ledger.store.keyfiles import read_consortium, read_private_key
 from ledger.store.ledger_store import LedgerStore
 from ledger.verify.chain import verify_chain
@@ -64,7 +65,13 @@ def cmd_consortium_new(a: argparse.Namespace) -> int:
                 if old.exists():
                     old.replace(old.with_name(old.name + ".old"))
     # Each member makes its own key and card, the genesis is assembled and every member signs it.
-    consortium = found_consortium(d, department_members(a.nodes), name=a.name, now=dt.datetime.now(CHINA_TZ))
+    # The keys are valid from the demo chain's first block (``ledger demo``) or an hour ago, whichever is earlier.
+    now = dt.datetime.now(CHINA_TZ)
+    start = min(now - dt.timedelta(hours=1), DEMO_START).replace(microsecond=0)
+    validity = Validity(not_before=start.isoformat(),
+                        not_after=(now + dt.timedelta(days=KEY_DAYS)).replace(microsecond=0).isoformat())
+    specs = department_members(a.nodes)
+    consortium = found_consortium(d, specs, name=a.name, now=now, validity={m.name: validity for m in specs})
     print(f"wrote {d / 'consortium.json'} ({len(consortium.members)} members, quorum "
           f"{consortium.quorum} of {len(consortium.nodes)} nodes, signed by every member), keys in "
           f"{d / 'keys'} and member cards in {d / 'cards'}")
