@@ -41,14 +41,16 @@ def _iso(t: datetime) -> str:
 
 @pytest.fixture(scope="module")
 def founded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Four departments, the gateway (its key ends in 20 days) and a member whose key has expired each run
-    ``ledger keygen`` in their own directory; the genesis is assembled from the cards and each signs it."""
+    """Four departments (生态环境's node key ended yesterday), the gateway (its key ends in 20 days) and a
+    member whose key has expired each run ``ledger keygen`` in their own directory; the genesis is assembled
+    from the cards and each signs it."""
     root = tmp_path_factory.mktemp("founding")
     now = datetime.now(CHINA_TZ)
-    members: list[tuple[str, str, str, list[str]]] = [(n, org, "node,approver", []) for n, org in NODES]
+    expired = ["--not-before", _iso(now - timedelta(days=60)), "--not-after", _iso(now - timedelta(days=1))]
+    members: list[tuple[str, str, str, list[str]]] = [
+        (n, org, "node,approver", expired if n == "shengtai" else []) for n, org in NODES]
     members.append(("gateway", "治理中心接口服务", "gateway", ["--not-after", _iso(now + timedelta(days=20))]))
-    members.append(("retired", "旧接口服务", "gateway", ["--not-before", _iso(now - timedelta(days=60)),
-                                                  "--not-after", _iso(now - timedelta(days=1))]))
+    members.append(("retired", "旧接口服务", "gateway", expired))
     for name, org, roles, extra in members:
         home = root / "members" / name
         home.mkdir(parents=True)
@@ -117,7 +119,7 @@ def test_every_node_runs_the_cosigned_genesis(local: LocalConsortium, founded: P
     for name, _ in NODES:
         st = _status(local, name)
         assert st["genesis"] == genesis and st["ready"], st
-        assert st["own_key"]["member"] == name and st["own_key"]["expired"] is False
+        assert st["own_key"]["member"] == name and st["own_key"]["expired"] is (name == "shengtai")
     gw = read_private_key(founded / "genesis" / "keys" / "gateway.pem")
     url = local.describe()["nodes"][1]["url"]
     r2 = HTTP.post(url + "/v1/transactions", json=make_tx(gw, 1, at=datetime.now(CHINA_TZ)).to_dict(),
@@ -140,13 +142,27 @@ def test_a_transaction_under_an_expired_key_is_refused_with_key_expired(local: L
 
 
 def test_status_lists_the_keys_expiring_within_30_days(local: LocalConsortium) -> None:
-    """Every node's /status lists the gateway's key (20 days left) and the expired one, not the departments'
-    keys (a year left)."""
+    """Every node's /status lists the gateway's key (20 days left) and the expired ones, not the other
+    departments' keys (a year left)."""
     for name, _ in NODES:
         expiring = {k["member"]: k for k in _status(local, name)["keys_expiring"]}
-        assert set(expiring) == {"gateway", "retired"}, expiring
+        assert set(expiring) == {"gateway", "retired", "shengtai"}, expiring
         assert 18 <= expiring["gateway"]["days_left"] <= 20 and expiring["retired"]["days_left"] < 0
         assert expiring["gateway"]["not_after"].endswith("+08:00") and expiring["gateway"]["key_id"]
+
+
+def test_a_node_whose_key_expired_says_so_and_the_others_go_on(local: LocalConsortium, founded: Path) -> None:
+    """生态环境's node key expired: the node keeps running and following the chain, does not co-sign (its
+    signature would not count), and its /status says why; the other three nodes make the blocks final."""
+    gw = read_private_key(founded / "genesis" / "keys" / "gateway.pem")
+    url = next(n["url"] for n in local.describe()["nodes"] if n["name"] == "shengtai")
+    r = HTTP.post(url + "/v1/transactions", json=make_tx(gw, 3, at=datetime.now(CHINA_TZ)).to_dict(),
+                  params={"wait": 15}, timeout=30)
+    assert r.status_code == 200 and r.json()["status"] == "final", r.text
+    st = _status(local, "shengtai")
+    assert st["ready"] and st["own_key"]["expired"] and st["own_key"]["days_left"] < 0
+    assert st["own_key"]["refused"]["reason"] == "key_expired" and st["own_key"]["refused"]["height"] >= 0
+    assert "shengtai" not in st["certificate"]["signers"] and len(st["certificate"]["signers"]) == 3
 
 
 def _tampered(founded: Path, tmp: Path, how: str) -> Path:
