@@ -8,6 +8,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from ledger.core.block import Block, BlockHeader, HeaderSignature, header_signing_message, node_signer
@@ -75,6 +76,7 @@ class Certificates:
         self._lock = threading.RLock()
         self._signers: dict[int, set[str]] = {}
         self._hashes: dict[int, str] = {}
+        self._times: dict[int, datetime] = {}  # block times of recent heights (key validity, no query)
         self._stored_at: dict[int, float] = {}
         self._pending: dict[int, list[tuple[str, str, HeaderSignature]]] = {}
         self._final = -1
@@ -111,6 +113,8 @@ class Certificates:
             self._signers[h] = names
             self._hashes[h] = ours
             self._hashes.pop(h - HASH_CACHE, None)
+            self._times[h] = at
+            self._times.pop(h - HASH_CACHE, None)
             self._stored_at[h] = self._monotonic()
             self._advance()
         for member, theirs in wrong:
@@ -176,8 +180,13 @@ class Certificates:
         member = self._consortium.by_name(name)
         if member.validity is None:
             return False
-        header = self._store.header(height)
-        return header is not None and member.key_refusal(parse_time(header.timestamp)) is not None
+        at = self._times.get(height)
+        if at is None:
+            header = self._store.header(height)
+            if header is None:
+                return False
+            at = parse_time(header.timestamp)
+        return member.key_refusal(at) is not None
 
     def header_hash(self, height: int) -> str | None:
         """Our header hash at ``height`` (None if we have no block there)."""

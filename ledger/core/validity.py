@@ -36,16 +36,22 @@ class Validity:
     not_after: str
 
     def __post_init__(self) -> None:
-        if self.start >= self.end:
+        start = parse_instant(self.not_before, what="not_before")
+        end = parse_instant(self.not_after, what="not_after")
+        if start >= end:
             raise ConsortiumError(f"not_after {self.not_after} must be after not_before {self.not_before}")
+        object.__setattr__(self, "_start", start)  # parsed once: judged for every transaction of a block
+        object.__setattr__(self, "_end", end)
 
     @property
     def start(self) -> datetime:
-        return parse_instant(self.not_before, what="not_before")
+        start: datetime = self.__dict__["_start"]
+        return start
 
     @property
     def end(self) -> datetime:
-        return parse_instant(self.not_after, what="not_after")
+        end: datetime = self.__dict__["_end"]
+        return end
 
     def refusal(self, when: datetime) -> str | None:
         """None when ``when`` lies in the period, else the reason code (``key_not_yet_valid``, ``key_expired``)."""
