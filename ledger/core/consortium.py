@@ -155,6 +155,8 @@ class Consortium:
         carded = [m.card_signature is not None for m in self.members]
         if any(carded) and not all(carded):
             raise ConsortiumError("either every member of a genesis comes with its card, or none")
+        if any(m.validity is not None and m.card_signature is None for m in self.members):
+            raise ConsortiumError("a member's validity period comes with its signed card")
         object.__setattr__(self, "_by_key", by_key)
 
     @property
@@ -282,7 +284,9 @@ def create(
     parameters: Mapping[str, Any] | None = None,
     policy: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[Consortium, dict[str, PrivateKey]]:
-    """Make a consortium with fresh keys (in memory; :mod:`ledger.store.keyfiles` writes them)."""
+    """Make a v1 consortium with every member's fresh key minted here, in memory (tests and benchmarks, through
+    :mod:`ledger.testing`); deployments and the demo found one from member cards co-signed by every member
+    (:mod:`ledger.core.genesis`, :func:`ledger.store.founding.found_consortium`)."""
     keys = {m.name: PrivateKey.generate() for m in members}
     consortium = Consortium(
         name=name,
