@@ -388,9 +388,12 @@ def register(sub: Any) -> None:
                     help="seconds between the consortium's system.tick transactions (0: none); default 60")
     up.add_argument("--no-tls", action="store_true",
                     help="plain HTTP between the processes (loopback only; default: mutual TLS)")
+    up.add_argument("--genesis", help="a directory holding a genesis co-signed by its founders (consortium.json) "
+                    "and their keys (keys/NAME.pem); default: every member makes its key, all sign a new one")
     up.set_defaults(func=lambda a: _print(LocalConsortium(root=Path(a.dir)).up(
         nodes=a.nodes, ordering=a.ordering, state_machine=a.state_machine, base_port=a.base_port,
-        batch_wait_ms=a.batch_wait_ms, tick_interval_s=a.tick_interval_s, tls=not a.no_tls)))
+        batch_wait_ms=a.batch_wait_ms, tick_interval_s=a.tick_interval_s, tls=not a.no_tls,
+        genesis_dir=Path(a.genesis) if a.genesis else None)))
     down = add("down", "stop everything the local consortium started")
     down.add_argument("--purge", action="store_true", help="also delete its data")
     down.set_defaults(func=lambda a: LocalConsortium(root=Path(a.dir)).down(purge=a.purge) or 0)
