@@ -155,7 +155,7 @@ class LocalConsortium:
             gen = genesis_dir.resolve()
             consortium = read_consortium(gen / "consortium.json")  # refused unless every founder signed
         keys = {m.name: read_private_key(gen / "keys" / f"{m.name}.pem") for m in consortium.members}
-        tls_dir = gen / "tls"
+        tls_dir = self.root / "genesis" / "tls"  # this run's certificates, never in a given genesis directory
         if tls:
             issue_consortium(consortium, keys, tls_dir)
         names = [m.name for m in consortium.nodes]
