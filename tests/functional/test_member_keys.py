@@ -151,6 +151,23 @@ def test_status_lists_the_keys_expiring_within_30_days(local: LocalConsortium) -
         assert expiring["gateway"]["not_after"].endswith("+08:00") and expiring["gateway"]["key_id"]
 
 
+def test_the_api_chain_status_lists_the_keys_expiring(local: LocalConsortium) -> None:
+    """``GET /api/v1/chain/status`` (the API in-process over these running nodes, as an operator) lists each
+    member key expiring within 30 days once, soonest first, with its member, key id, end and days left."""
+    from ticket_api.app import create_app
+    from ticket_api.testing import app_config
+
+    app = create_app(app_config(f"sqlite:///{local.root / 'api.db'}", SERVICES="ticket_api.adapter:make_services",
+                                LEDGER_LOCAL=str(local.desc_path)))
+    token = app.extensions["ticket_api"].tokens.issue(role="operator", tenant="city", subject="ops-1").token
+    resp = app.test_client().get("/api/v1/chain/status", headers={"Authorization": f"Bearer {token}"})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    keys = resp.json["keys_expiring"]
+    assert [k["member"] for k in keys][-1] == "gateway" and {k["member"] for k in keys} == {
+        "gateway", "retired", "shengtai"}
+    assert all(set(k) == {"member", "key_id", "not_after", "days_left"} for k in keys)
+
+
 def test_a_node_whose_key_expired_says_so_and_the_others_go_on(local: LocalConsortium, founded: Path) -> None:
     """生态环境's node key expired: the node keeps running and following the chain, does not co-sign (its
     signature would not count), and its /status says why; the other three nodes make the blocks final."""
