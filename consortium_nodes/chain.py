@@ -24,6 +24,7 @@ from ledger.core.consortium import Consortium
 from ledger.core.crypto import PrivateKey
 from ledger.core.transaction import parse_time
 from ledger.core.tree import CompactRange
+from ledger.core.validity import KEY_EXPIRED
 from ledger.errors import LedgerError, MalformedTransaction
 from ledger.store.ledger_store import LedgerStore
 
@@ -183,12 +184,12 @@ class Chain:
         self._outbox.push({"height": h, "header_hash": block.header.hash, **own.to_dict()})
 
     def own_key_refusal(self, header: BlockHeader) -> str | None:
-        """The reason (``key_expired``…) when this node's key is outside its card's validity at ``header``'s
-        time: then the node does not co-sign (the signature would not count) and says so in ``/status``."""
-        refused = self._consortium.member(self._key.key_id).key_refusal(parse_time(header.timestamp))
-        if refused is not None:
-            self.key_refused = {"height": header.height, "timestamp": header.timestamp, "reason": refused}
-        return refused
+        """``key_expired`` when this node's key had expired at ``header``'s time: then the node does not
+        co-sign (the signature would not count) and says so in ``/status``."""
+        if not self._consortium.member(self._key.key_id).expired_at(parse_time(header.timestamp)):
+            return None
+        self.key_refused = {"height": header.height, "timestamp": header.timestamp, "reason": KEY_EXPIRED}
+        return KEY_EXPIRED
 
     def too_far_ahead(self, header: BlockHeader) -> bool:
         """True when ``header``'s time is more than ``max_clock_skew_s`` ahead of this node's clock (then

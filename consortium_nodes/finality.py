@@ -104,8 +104,8 @@ class Certificates:
             for member, theirs, sig in self._pending.pop(h, []):
                 if theirs != ours:
                     wrong.append((member, theirs))
-                elif self._consortium.by_name(member).key_refusal(at) is not None:
-                    continue  # a co-signature under a key outside its validity at the block's time
+                elif self._consortium.by_name(member).expired_at(at):
+                    continue  # a co-signature under a key expired at the block's time
                 elif member not in names:
                     names.add(member)
                     all_sigs.append(sig)
@@ -152,7 +152,7 @@ class Certificates:
                 if header_hash != ours:
                     wrong.append((height, name, header_hash, ours))
                 elif self._key_refused(name, height):
-                    continue  # a co-signature under a key outside its validity at the block's time
+                    continue  # a co-signature under a key expired at the block's time
                 elif name not in signers and all(n != name or h != height for n, h, _, _ in new):
                     new.append((name, height, header_hash, sig))
             if new:
@@ -176,7 +176,7 @@ class Certificates:
         return ours
 
     def _key_refused(self, name: str, height: int) -> bool:
-        """True when member ``name``'s key is outside its card's validity at block ``height``'s time."""
+        """True when member ``name``'s key had expired at block ``height``'s time."""
         member = self._consortium.by_name(name)
         if member.validity is None:
             return False
@@ -186,7 +186,7 @@ class Certificates:
             if header is None:
                 return False
             at = parse_time(header.timestamp)
-        return member.key_refusal(at) is not None
+        return member.expired_at(at)
 
     def header_hash(self, height: int) -> str | None:
         """Our header hash at ``height`` (None if we have no block there)."""

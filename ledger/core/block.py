@@ -126,13 +126,13 @@ def node_signature_verifies(member: Member | None, sig: HeaderSignature, message
                             at: datetime | None = None) -> bool:
     """The one check of a header signature: ``member`` has role ``node``, ``sig`` is in its key's
     algorithm and verifies with that key over ``message`` (a header's signing message), and — given the
-    block's time ``at`` — the key is within its card's validity then (a co-signature under an expired key
-    does not count)."""
+    block's time ``at`` — the key had not expired then (a co-signature under an expired key does not
+    count)."""
     return (
         member is not None
         and "node" in member.roles
         and sig.alg == member.public_key.alg
-        and (at is None or member.key_refusal(at) is None)
+        and (at is None or not member.expired_at(at))
         and member.public_key.verify(message, sig.value)
     )
 

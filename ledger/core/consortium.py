@@ -62,6 +62,12 @@ class Member:
         """None when a signature by this key counts at ``when`` (a block's time), else the reason code."""
         return None if self.validity is None else self.validity.refusal(when)
 
+    def expired_at(self, when: datetime) -> bool:
+        """True when ``when`` (a block's time) is after the key's ``not_after``: a co-signature of that block
+        by this key does not count.  (Only the end is judged for co-signatures: an empty block of a skipped
+        first batch is timed 1970, before every key's start.)"""
+        return self.validity is not None and when > self.validity.end
+
     def card_body(self) -> dict[str, Any]:
         """What the member's key signs in its card (the validity is required)."""
         if self.validity is None:

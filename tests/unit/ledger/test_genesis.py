@@ -162,3 +162,13 @@ def test_a_cosignature_under_an_expired_key_does_not_count() -> None:
                         seen=lambda ids: set())
     sigs = [sign_header(built.block.header, keys[n]) for n in ("chengguan", "zhujian", "jiaotong")]
     assert certificate_signers(built.block.header, sigs, g.consortium) == ["chengguan", "jiaotong"]
+
+
+def test_cosignatures_of_a_block_timed_before_the_keys_start_count() -> None:
+    """Only the end of a key's validity is judged for co-signatures: the empty block of a skipped first batch
+    (timed 1970, before every key's not_before) still becomes final."""
+    g, keys = _signed()
+    built = build_block(raw_txs=[], proposer="x", timestamp="1970-01-01T08:00:00.000+08:00", previous=None,
+                        log=CompactRange(), consortium=g.consortium, machine=NullStateMachine(), seen=lambda ids: set())
+    sigs = [sign_header(built.block.header, keys[n]) for n in ("chengguan", "zhujian", "jiaotong")]
+    assert certificate_signers(built.block.header, sigs, g.consortium) == ["chengguan", "zhujian", "jiaotong"]
