@@ -24,6 +24,7 @@ from ledger.core.consortium import Consortium
 from ledger.core.crypto import PrivateKey
 from ledger.core.transaction import parse_time
 from ledger.core.tree import CompactRange
+from ledger.core.validity import KEY_EXPIRED
 from ledger.errors import LedgerError, MalformedTransaction
 from ledger.store.ledger_store import LedgerStore
 
@@ -59,6 +60,8 @@ class Chain:
         #: of its clock); :meth:`sign_withheld` signs them once the clock is close enough
         self._withheld: dict[int, BlockHeader] = {}
         self._withheld_lock = threading.Lock()
+        #: the newest block this node did not co-sign because its own key was outside its validity then
+        self.key_refused: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -121,9 +124,10 @@ class Chain:
                 self._divergences.record(block.height, ",".join(signers), block.header.hash, built.block.header.hash)
                 raise Diverged(f"certified block {block.height} does not re-execute to its header here")
             msg = block.header.signing_message
+            at = parse_time(block.header.timestamp)
             others = [
                 s for s in block.signatures
-                if s.key_id != self._key.key_id and node_signer(s, msg, self._consortium) is not None
+                if s.key_id != self._key.key_id and node_signer(s, msg, self._consortium, at) is not None
             ]
             self.store_block(built.block, extra=others, leaf_hashes=built.leaf_hashes)
         self._pool.built((), (tx.tx_id for tx in built.block.transactions))  # not proposed again from here
@@ -141,7 +145,8 @@ class Chain:
         without our signature (it is not final unless a quorum of nodes signs it); :meth:`sign_withheld`
         signs it once our clock has come that close to its time."""
         h = block.height
-        own = None if self.too_far_ahead(block.header) else sign_header(block.header, self._key)
+        refused = self.own_key_refusal(block.header)
+        own = None if refused or self.too_far_ahead(block.header) else sign_header(block.header, self._key)
         names = {self._consortium.member(s.key_id).name for s in extra} | ({self._name} if own else set())
         pooled = self._pool.durable_in(tx.tx_id for tx in block.transactions)
 
@@ -166,6 +171,10 @@ class Chain:
         self._certificates.store_block(block.header, [own, *extra] if own else list(extra), names, commit)
         self._pool.stored(pooled)
         self._stored_txs.stored(block)
+        if refused:
+            log.error("node %s: block %d is timed %s, outside this node's key validity (%s): not co-signed; "
+                      "the member needs a new key", self._name, h, block.header.timestamp, refused)
+            return
         if own is None:
             with self._withheld_lock:
                 self._withheld[h] = block.header
@@ -173,6 +182,14 @@ class Chain:
                       self._name, h, block.header.timestamp, self._consortium.max_clock_skew_s)
             return
         self._outbox.push({"height": h, "header_hash": block.header.hash, **own.to_dict()})
+
+    def own_key_refusal(self, header: BlockHeader) -> str | None:
+        """``key_expired`` when this node's key had expired at ``header``'s time: then the node does not
+        co-sign (the signature would not count) and says so in ``/status``."""
+        if not self._consortium.member(self._key.key_id).expired_at(parse_time(header.timestamp)):
+            return None
+        self.key_refused = {"height": header.height, "timestamp": header.timestamp, "reason": KEY_EXPIRED}
+        return KEY_EXPIRED
 
     def too_far_ahead(self, header: BlockHeader) -> bool:
         """True when ``header``'s time is more than ``max_clock_skew_s`` ahead of this node's clock (then

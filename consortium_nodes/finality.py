@@ -8,10 +8,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from ledger.core.block import Block, BlockHeader, HeaderSignature, header_signing_message, node_signer
 from ledger.core.consortium import Consortium
+from ledger.core.transaction import parse_time
 from ledger.errors import LedgerError
 from ledger.store.ledger_store import LedgerStore
 
@@ -74,6 +76,7 @@ class Certificates:
         self._lock = threading.RLock()
         self._signers: dict[int, set[str]] = {}
         self._hashes: dict[int, str] = {}
+        self._times: dict[int, datetime] = {}  # block times of recent heights (key validity, no query)
         self._stored_at: dict[int, float] = {}
         self._pending: dict[int, list[tuple[str, str, HeaderSignature]]] = {}
         self._final = -1
@@ -95,11 +98,14 @@ class Certificates:
         lock, so a signature arriving meanwhile is either pending here or finds the block."""
         h, ours = header.height, header.hash
         wrong: list[tuple[str, str]] = []
+        at = parse_time(header.timestamp)
         with self._lock:
             all_sigs, names = list(sigs), set(names)
             for member, theirs, sig in self._pending.pop(h, []):
                 if theirs != ours:
                     wrong.append((member, theirs))
+                elif self._consortium.by_name(member).expired_at(at):
+                    continue  # a co-signature under a key expired at the block's time
                 elif member not in names:
                     names.add(member)
                     all_sigs.append(sig)
@@ -107,6 +113,8 @@ class Certificates:
             self._signers[h] = names
             self._hashes[h] = ours
             self._hashes.pop(h - HASH_CACHE, None)
+            self._times[h] = at
+            self._times.pop(h - HASH_CACHE, None)
             self._stored_at[h] = self._monotonic()
             self._advance()
         for member, theirs in wrong:
@@ -143,6 +151,8 @@ class Certificates:
                     continue
                 if header_hash != ours:
                     wrong.append((height, name, header_hash, ours))
+                elif self._key_refused(name, height):
+                    continue  # a co-signature under a key expired at the block's time
                 elif name not in signers and all(n != name or h != height for n, h, _, _ in new):
                     new.append((name, height, header_hash, sig))
             if new:
@@ -164,6 +174,19 @@ class Certificates:
             header = self._store.header(height)
             ours = None if header is None else header.hash
         return ours
+
+    def _key_refused(self, name: str, height: int) -> bool:
+        """True when member ``name``'s key had expired at block ``height``'s time."""
+        member = self._consortium.by_name(name)
+        if member.validity is None:
+            return False
+        at = self._times.get(height)
+        if at is None:
+            header = self._store.header(height)
+            if header is None:
+                return False
+            at = parse_time(header.timestamp)
+        return member.expired_at(at)
 
     def header_hash(self, height: int) -> str | None:
         """Our header hash at ``height`` (None if we have no block there)."""

@@ -42,6 +42,7 @@ from ledger.core.builder import StateMachine
 from ledger.core.consortium import Consortium
 from ledger.core.crypto import PrivateKey
 from ledger.core.encoding import CHINA_TZ
+from ledger.core.validity import expiring
 from ledger.errors import LedgerError
 from ledger.store.ledger_store import LedgerStore
 
@@ -333,4 +334,18 @@ class Node:
             "ready": self.ready and self.health.blocking is None,
             "state_digest": self.state_digest() if digest else None,
             "scheduler": None if self.scheduler is None else self.scheduler.status(),
+            **self._key_status(),
         }
+
+    def _key_status(self) -> dict[str, Any]:
+        """``keys_expiring``: every member key whose card's validity ends within 30 days (the expired too);
+        ``own_key``: this node's key, ``expired`` once past its validity and ``refused``, the newest block it
+        did not co-sign because of that (the node keeps running and says so here)."""
+        now = self.clock()
+        me = self.consortium.member(self.key.key_id)
+        own: dict[str, Any] = {"member": me.name, "key_id": me.key_id, "not_after": None, "days_left": None,
+                               "expired": False, "refused": self.chain.key_refused}
+        if me.validity is not None:
+            own.update(not_after=me.validity.not_after, days_left=me.validity.days_left(now),
+                       expired=me.key_refusal(now) == "key_expired")
+        return {"keys_expiring": expiring(self.consortium.members, now), "own_key": own}

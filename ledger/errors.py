@@ -107,3 +107,27 @@ class StoreError(LedgerError):
 
     reason = "store_error"
     exit_code = 2
+
+
+class CardInvalid(ConsortiumError):
+    """A member card whose self-signature does not verify over its content (changed, or never signed)."""
+
+    reason = "card_invalid"
+
+
+class GenesisUnsigned(ConsortiumError):
+    """A genesis that lacks the signature of one or more founding members."""
+
+    reason = "genesis_unsigned"
+
+
+class GenesisBadSignature(ConsortiumError):
+    """A founder's signature that does not verify over the genesis (it changed after being signed)."""
+
+    reason = "genesis_bad_signature"
+
+
+class KeyExpired(LedgerError):
+    """A signature under a key outside its card's validity period (judged at the block's time)."""
+
+    reason = "key_expired"

@@ -56,6 +56,14 @@ _ALL: tuple[Reason, ...] = (
     Reason("bad_checkpoint", 422, "检查点无效", "Invalid checkpoint"),
     Reason("store_error", 503, "存储错误", "Storage error"),
     Reason("reexecution", 500, "账本重新执行的结果与记录不一致", "The chain does not re-execute to its records"),
+    # member cards, the co-signed genesis and key validity (ledger.core.card, ledger.core.genesis)
+    Reason("card_invalid", 500, "成员名片的自签名无效（内容被改动或未签名）",
+           "A member card's self-signature does not verify: its content changed or it was never signed"),
+    Reason("genesis_unsigned", 500, "创世文件缺少创始成员的签名", "The genesis lacks a founding member's signature"),
+    Reason("genesis_bad_signature", 500, "创始成员对创世文件的签名无效（签名后内容被改动）",
+           "A founding member's signature does not verify over the genesis: it changed after being signed"),
+    Reason("key_expired", 403, "签名密钥已过有效期", "The signing key's validity period has ended"),
+    Reason("key_not_yet_valid", 403, "签名密钥尚未生效", "The signing key is not valid yet"),
     # -- the e-ticket rules (ledger.eticket; docs/ETICKET.md "Reason codes") ----------------------------
     Reason("eticket_error", 422, "电子渣票业务规则错误", "E-ticket rule error"),
     Reason("personal_data", 422, "字段含有个人信息（身份证号、手机号、邮箱或银行卡号），不得上链",

@@ -126,6 +126,8 @@ class NodeStatus(TypedDict):
     skipped_batches: NotRequired[dict[str, Any]]  # {"count", "last": {"seq", "proposer", "reason", "message"}}
     withheld_signatures: NotRequired[dict[str, Any]]  # {"count", "first": {"height", "timestamp", "reason"}}
     state_digest: str | None
+    keys_expiring: NotRequired[list[dict[str, Any]]]  # [{"member", "key_id", "not_after", "days_left"}]
+    own_key: NotRequired[dict[str, Any]]  # {"member", "key_id", "not_after", "days_left", "expired", "refused"}
 
 
 class NodeReport(TypedDict, total=False):
@@ -149,6 +151,8 @@ class NodeReport(TypedDict, total=False):
     fault: str | None
     ready: bool
     state_digest: str | None
+    keys_expiring: list[dict[str, Any]]
+    own_key: dict[str, Any]
 
 
 class ProofPath(TypedDict):

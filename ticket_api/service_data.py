@@ -387,9 +387,11 @@ class Agreement(TypedDict):
 
 
 class ChainStatus(Agreement):
-    """``GET /api/v1/chain/status`` (``ChainStatusSchema``): every node's ``GET /status`` and the agreement."""
+    """``GET /api/v1/chain/status`` (``ChainStatusSchema``): every node's ``GET /status`` and the agreement;
+    ``keys_expiring``: the member keys the nodes report expiring within 30 days (or expired), once each."""
 
     nodes: list[NodeReport]
+    keys_expiring: list[Json]
 
 
 class CertificateView(TypedDict):
@@ -426,6 +428,7 @@ class ChainHealth(Agreement):
     """The dashboard's chain panel (``ChainHealthSchema``)."""
 
     nodes: list[NodeHealth]
+    keys_expiring: list[Json]
 
 
 class DashboardCounters(TypedDict):

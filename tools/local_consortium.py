@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -16,7 +17,8 @@ import requests
 
 from consortium_nodes.errors import ConfigError, NodeError, PortInUse
 from ledger import transport
-from ledger.core.consortium import Consortium, new_consortium
+from ledger.core.consortium import Consortium, department_members
+from ledger.core.encoding import CHINA_TZ
 from ledger.eticket import default_parameters as eticket_defaults
 from ledger.store.certs import (
     LOOPBACK_SANS,
@@ -26,7 +28,8 @@ from ledger.store.certs import (
     load_member_certs,
     member_files,
 )
-from ledger.store.keyfiles import read_consortium, read_private_key, write_consortium, write_keys
+from ledger.store.founding import found_consortium
+from ledger.store.keyfiles import read_consortium, read_private_key
 from ledger.transport import Tls
 from tools.proc import (
     KILLED,
@@ -86,8 +89,14 @@ class LocalConsortium:
     def up(self, *, nodes: int = 4, ordering: str = "solo", state_machine: str = "eticket",
            base_port: int = 0, wait: float = 60.0, batch_wait_ms: int | None = None,
            tick_interval_s: float = 0.0, scheduler_lease_s: float | None = None,
-           eticket: dict[str, Any] | None = None, tls: bool = True) -> dict[str, Any]:
+           eticket: dict[str, Any] | None = None, tls: bool = True,
+           genesis_dir: Path | None = None) -> dict[str, Any]:
         """Create (first time) and start every node; idempotent for nodes already running.
+
+        The consortium is founded as departments found one (:func:`ledger.store.founding.found_consortium`:
+        each member makes its own key and card, every member signs the genesis), in ``DIR/genesis``; or,
+        with ``genesis_dir``, it is the genesis already there (``consortium.json`` co-signed by its
+        founders, ``keys/NAME.pem``: the members' keys, all on this one machine for a local run).
 
         ``base_port`` 0 (the default) picks free ports; ``batch_wait_ms`` sets the nodes' ``batch_max_wait_ms``
         when the consortium is created (default: the node default).  ``tick_interval_s`` is the seconds
@@ -105,7 +114,8 @@ class LocalConsortium:
         else:
             desc = self._create(nodes=nodes, ordering=ordering, state_machine=state_machine, base_port=base_port,
                                 batch_wait_ms=batch_wait_ms, tick_interval_s=tick_interval_s,
-                                scheduler_lease_s=scheduler_lease_s, eticket=eticket, tls=tls)
+                                scheduler_lease_s=scheduler_lease_s, eticket=eticket, tls=tls,
+                                genesis_dir=genesis_dir)
         if ordering == "etcd":
             self._etcd_up(desc)
         self._check_ports([n for n in desc["nodes"] if not alive(n.get("pid"))])
@@ -136,14 +146,18 @@ class LocalConsortium:
     def _create(self, *, nodes: int, ordering: str, state_machine: str, base_port: int,
                 batch_wait_ms: int | None = None, tick_interval_s: float = 0.0,
                 scheduler_lease_s: float | None = None, eticket: dict[str, Any] | None = None,
-                tls: bool = True) -> dict[str, Any]:
-        gen = self.root / "genesis"
-        parameters = default_parameters()
-        parameters["eticket"].update(eticket or {})
-        consortium, keys = new_consortium(nodes=nodes, parameters=parameters, name="cq-muck")
-        write_keys(keys, gen / "keys")
-        write_consortium(consortium, gen / "consortium.json")
-        tls_dir = gen / "tls"
+                tls: bool = True, genesis_dir: Path | None = None) -> dict[str, Any]:
+        if genesis_dir is None:
+            gen = self.root / "genesis"
+            parameters = default_parameters()
+            parameters["eticket"].update(eticket or {})
+            consortium = found_consortium(gen, department_members(nodes), name="cq-muck", parameters=parameters,
+                                          now=datetime.now(CHINA_TZ))
+        else:
+            gen = genesis_dir.resolve()
+            consortium = read_consortium(gen / "consortium.json")  # refused unless every founder signed
+        keys = {m.name: read_private_key(gen / "keys" / f"{m.name}.pem") for m in consortium.members}
+        tls_dir = self.root / "genesis" / "tls"  # this run's certificates, never in a given genesis directory
         if tls:
             issue_consortium(consortium, keys, tls_dir)
         names = [m.name for m in consortium.nodes]
@@ -376,9 +390,12 @@ def register(sub: Any) -> None:
                     help="seconds between the consortium's system.tick transactions (0: none); default 60")
     up.add_argument("--no-tls", action="store_true",
                     help="plain HTTP between the processes (loopback only; default: mutual TLS)")
+    up.add_argument("--genesis", help="a directory holding a genesis co-signed by its founders (consortium.json) "
+                    "and their keys (keys/NAME.pem); default: every member makes its key, all sign a new one")
     up.set_defaults(func=lambda a: _print(LocalConsortium(root=Path(a.dir)).up(
         nodes=a.nodes, ordering=a.ordering, state_machine=a.state_machine, base_port=a.base_port,
-        batch_wait_ms=a.batch_wait_ms, tick_interval_s=a.tick_interval_s, tls=not a.no_tls)))
+        batch_wait_ms=a.batch_wait_ms, tick_interval_s=a.tick_interval_s, tls=not a.no_tls,
+        genesis_dir=Path(a.genesis) if a.genesis else None)))
     down = add("down", "stop everything the local consortium started")
     down.add_argument("--purge", action="store_true", help="also delete its data")
     down.set_defaults(func=lambda a: LocalConsortium(root=Path(a.dir)).down(purge=a.purge) or 0)

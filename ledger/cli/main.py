@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 import time
@@ -11,11 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from ledger.core import checkpoint as cp
-from ledger.core.consortium import Consortium, new_consortium
+from ledger.core.consortium import Consortium, department_members
 from ledger.core.crypto import PrivateKey
+from ledger.core.encoding import CHINA_TZ
+from ledger.core.validity import Validity
 from ledger.errors import ConsortiumError, LedgerError
-from ledger.store.demo_chain import build_chain
-from ledger.store.keyfiles import read_consortium, read_private_key, write_consortium, write_keys
+from ledger.store.demo_chain import DEMO_START, build_chain
+from ledger.store.founding import KEY_DAYS, found_consortium
+from ledger.store.keyfiles import read_consortium, read_private_key
 from ledger.store.ledger_store import LedgerStore
 from ledger.verify.chain import verify_chain
 
@@ -55,11 +59,22 @@ def cmd_consortium_new(a: argparse.Namespace) -> int:
     d = Path(a.dir)
     if (d / "consortium.json").exists() and not a.force:
         raise ConsortiumError(f"{d / 'consortium.json'} exists (use --force to replace it)")
-    consortium, keys = new_consortium(nodes=a.nodes, name=a.name)
-    write_keys(keys, d / "keys")
-    write_consortium(consortium, d / "consortium.json")
+    if a.force:
+        for m in department_members(a.nodes):  # a new key is never written over an old one: move them away
+            for old in (d / "keys" / f"{m.name}.pem", d / "cards" / f"{m.name}.json"):
+                if old.exists():
+                    old.replace(old.with_name(old.name + ".old"))
+    # Each member makes its own key and card, the genesis is assembled and every member signs it.
+    # The keys are valid from the demo chain's first block (``ledger demo``) or an hour ago, whichever is earlier.
+    now = dt.datetime.now(CHINA_TZ)
+    start = min(now - dt.timedelta(hours=1), DEMO_START).replace(microsecond=0)
+    validity = Validity(not_before=start.isoformat(),
+                        not_after=(now + dt.timedelta(days=KEY_DAYS)).replace(microsecond=0).isoformat())
+    specs = department_members(a.nodes)
+    consortium = found_consortium(d, specs, name=a.name, now=now, validity={m.name: validity for m in specs})
     print(f"wrote {d / 'consortium.json'} ({len(consortium.members)} members, quorum "
-          f"{consortium.quorum} of {len(consortium.nodes)} nodes) and keys in {d / 'keys'}")
+          f"{consortium.quorum} of {len(consortium.nodes)} nodes, signed by every member), keys in "
+          f"{d / 'keys'} and member cards in {d / 'cards'}")
     return EXIT_OK
 
 
@@ -167,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("consortium", help="consortium (genesis) files")
     csub = c.add_subparsers(dest="action", required=True)
-    n = csub.add_parser("new", help="make a consortium with fresh keys (demo, tests)")
+    n = csub.add_parser("new", help="demo: every member makes its key and card, all sign the genesis")
     n.add_argument("--dir", required=True)
     n.add_argument("--nodes", type=int, default=4)
     n.add_argument("--name", default="cq-muck")
@@ -217,8 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_extra_commands(sub: Any) -> None:
     """The commands of the e-ticket layer: audit (every node) and report."""
-    from ledger.cli import audit, report, tls
+    from ledger.cli import audit, genesis, report, tls
 
+    genesis.register(sub)
     audit.register(sub)
     report.register(sub)
     tls.register(sub)

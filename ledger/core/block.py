@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from ledger.core.consortium import Consortium, Member
@@ -121,24 +122,29 @@ def header_signing_message(header_hash: str) -> bytes:
     return HEADER_CONTEXT + bytes.fromhex(header_hash)
 
 
-def node_signature_verifies(member: Member | None, sig: HeaderSignature, message: bytes) -> bool:
+def node_signature_verifies(member: Member | None, sig: HeaderSignature, message: bytes,
+                            at: datetime | None = None) -> bool:
     """The one check of a header signature: ``member`` has role ``node``, ``sig`` is in its key's
-    algorithm and verifies with that key over ``message`` (a header's signing message)."""
+    algorithm and verifies with that key over ``message`` (a header's signing message), and — given the
+    block's time ``at`` — the key had not expired then (a co-signature under an expired key does not
+    count)."""
     return (
         member is not None
         and "node" in member.roles
         and sig.alg == member.public_key.alg
+        and (at is None or not member.expired_at(at))
         and member.public_key.verify(message, sig.value)
     )
 
 
-def node_signer(sig: HeaderSignature, message: bytes, consortium: Consortium) -> Member | None:
+def node_signer(sig: HeaderSignature, message: bytes, consortium: Consortium,
+                at: datetime | None = None) -> Member | None:
     """The node member whose signature ``sig`` over ``message`` is (:func:`node_signature_verifies`), else None."""
     try:
         member = consortium.member(sig.key_id)
     except LedgerError:
         return None
-    return member if node_signature_verifies(member, sig, message) else None
+    return member if node_signature_verifies(member, sig, message, at) else None
 
 
 def certificate_signers(
@@ -147,8 +153,9 @@ def certificate_signers(
     """Names of the node members whose signature over this header verifies."""
     signers: list[str] = []
     msg = header.signing_message
+    at = parse_time(header.timestamp)
     for sig in signatures:
-        member = node_signer(sig, msg, consortium)
+        member = node_signer(sig, msg, consortium, at)
         if member is not None and member.name not in signers:
             signers.append(member.name)
     return signers

@@ -49,7 +49,9 @@ def build_block(
     Undecodable transactions and ones already on the chain (``seen``) or
     earlier in the list are dropped.  A transaction that fails its signature,
     role or business checks stays in the block with its reason code, as in
-    Hyperledger Fabric, so rejected attempts stay auditable.
+    Hyperledger Fabric, so rejected attempts stay auditable; so does one signed by a
+    key outside its member card's validity at the block's time (``key_expired``,
+    ``key_not_yet_valid``).
 
     ``checked`` maps the exact bytes of transactions this node has already decoded and
     passed through the same stateless checks (``Transaction.check`` — signature, size,
@@ -96,6 +98,10 @@ def build_block(
             except LedgerError as exc:
                 codes.append(exc.reason)
                 continue
+        refused = signer.key_refusal(when)  # the signer's card validity at the block's time, never the clock
+        if refused is not None:
+            codes.append(refused)
+            continue
         ctx = TxContext(height=height, position=position, block_time=when, tx_id=tx.tx_id, signer=signer,
                         consortium=consortium)
         codes.append(machine.apply(tx, ctx).code or VALID)

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from ledger.core.crypto import ED25519, SHA256, PrivateKey, PublicKey, digest
-from ledger.core.encoding import canonical
-from ledger.errors import ConsortiumError, Forbidden, LedgerError, UnknownSigner
+from ledger.core.encoding import b64, canonical, unb64
+from ledger.core.validity import Validity
+from ledger.errors import CardInvalid, ConsortiumError, Forbidden, LedgerError, UnknownSigner
 
+#: a genesis whose members carry no validity and no card (chains made before member cards; still read)
 FORMAT = "muck-ledger-consortium/v1"
+#: a genesis assembled from member cards (each self-signed, with a validity period) and co-signed by the
+#: founders (:mod:`ledger.core.genesis`)
+FORMAT_V2 = "muck-ledger-consortium/v2"
+#: the format of a member card and the prefix of the message its key signs (:mod:`ledger.core.card`)
+CARD_FORMAT = "muck-ledger-member-card/v1"
+CARD_CONTEXT = b"muck-ledger/member-card/v1\n"
 
 #: Roles a member may hold.  ``node`` members run a ledger node and co-sign
 #: block headers; the others submit transactions of the types the policy allows.
@@ -40,12 +49,53 @@ class Member:
     org: str
     roles: frozenset[str]
     public_key: PublicKey
+    #: when the key's signatures count (None: a v1 genesis, no limit)
+    validity: Validity | None = None
+    #: the member card's self-signature (:meth:`card_message` signed by the key; None: a v1 genesis)
+    card_signature: bytes | None = field(default=None, repr=False)
 
     @property
     def key_id(self) -> str:
         return self.public_key.key_id
 
+    def key_refusal(self, when: datetime) -> str | None:
+        """None when a signature by this key counts at ``when`` (a block's time), else the reason code."""
+        return None if self.validity is None else self.validity.refusal(when)
+
+    def expired_at(self, when: datetime) -> bool:
+        """True when ``when`` (a block's time) is after the key's ``not_after``: a co-signature of that block
+        by this key does not count.  (Only the end is judged for co-signatures: an empty block of a skipped
+        first batch is timed 1970, before every key's start.)"""
+        return self.validity is not None and when > self.validity.end
+
+    def card_body(self) -> dict[str, Any]:
+        """What the member's key signs in its card (the validity is required)."""
+        if self.validity is None:
+            raise CardInvalid(f"member {self.name!r} has no validity period, so no card")
+        return {
+            "format": CARD_FORMAT,
+            "name": self.name,
+            "org": self.org,
+            "roles": sorted(self.roles),
+            "key_id": self.key_id,
+            "algorithm": self.public_key.alg,
+            "public_key": self.public_key.to_pem(),
+            **self.validity.to_dict(),
+        }
+
+    def card_message(self) -> bytes:
+        return CARD_CONTEXT + canonical(self.card_body())
+
+    def check_card(self) -> None:
+        """:class:`CardInvalid` unless the card's self-signature verifies over its content."""
+        if self.card_signature is None or not self.public_key.verify(self.card_message(), self.card_signature):
+            raise CardInvalid(f"member card of {self.name!r} is not signed by its own key {self.key_id} "
+                              "(its content changed since it was made, or the signature is missing)")
+
     def to_dict(self) -> dict[str, Any]:
+        if self.validity is not None and self.card_signature is not None:
+            return {**self.card_body(),
+                    "card_signature": {"alg": self.public_key.alg, "value": b64(self.card_signature)}}
         return {
             "name": self.name,
             "org": self.org,
@@ -54,6 +104,30 @@ class Member:
             "algorithm": self.public_key.alg,
             "public_key": self.public_key.to_pem(),
         }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Member:
+        """A member entry of a genesis (v1) or a member card (v2: validity and self-signature, checked)."""
+        pk = PublicKey.from_pem(raw["public_key"])
+        if raw.get("algorithm", ED25519) != pk.alg:
+            raise ConsortiumError(f"member {raw['name']!r}: algorithm does not match key")
+        if raw.get("key_id") not in (None, pk.key_id):
+            raise ConsortiumError(f"member {raw['name']!r}: key_id {raw['key_id']} does not match its key")
+        validity = card_sig = None
+        if raw.get("format") == CARD_FORMAT or "card_signature" in raw:
+            if raw.get("format") != CARD_FORMAT:
+                raise CardInvalid(f"member card of {raw['name']!r}: format must be {CARD_FORMAT!r}")
+            validity = Validity(not_before=str(raw["not_before"]), not_after=str(raw["not_after"]))
+            sig = raw.get("card_signature") or {}
+            if sig.get("alg") != pk.alg:
+                raise CardInvalid(f"member card of {raw['name']!r}: signature algorithm does not match its key")
+            card_sig = unb64(str(sig.get("value", "")), what="card signature")
+        member = cls(name=str(raw["name"]), org=str(raw.get("org", raw["name"])),
+                     roles=frozenset(raw.get("roles", [])), public_key=pk, validity=validity,
+                     card_signature=card_sig)
+        if validity is not None:
+            member.check_card()
+        return member
 
 
 @dataclass(frozen=True)
@@ -84,7 +158,17 @@ class Consortium:
             names.add(m.name)
         if not any("node" in m.roles for m in self.members):
             raise ConsortiumError("a consortium needs at least one member with role 'node'")
+        carded = [m.card_signature is not None for m in self.members]
+        if any(carded) and not all(carded):
+            raise ConsortiumError("either every member of a genesis comes with its card, or none")
+        if any(m.validity is not None and m.card_signature is None for m in self.members):
+            raise ConsortiumError("a member's validity period comes with its signed card")
         object.__setattr__(self, "_by_key", by_key)
+
+    @property
+    def format(self) -> str:
+        """:data:`FORMAT_V2` for a genesis of member cards, :data:`FORMAT` for an older one."""
+        return FORMAT_V2 if self.members and self.members[0].card_signature is not None else FORMAT
 
     # -- identities -------------------------------------------------------
     @property
@@ -145,7 +229,7 @@ class Consortium:
     # -- serialisation ----------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {
-            "format": FORMAT,
+            "format": self.format,
             "name": self.name,
             "origin": self.origin,
             "signature_alg": self.signature_alg,
@@ -168,25 +252,12 @@ class Consortium:
     def from_dict(cls, doc: Mapping[str, Any]) -> Consortium:
         """Parse a genesis document, checking every key id against its key."""
         try:
-            if doc.get("format") != FORMAT:
-                raise ConsortiumError(f"consortium format must be {FORMAT!r}")
-            members = []
-            for raw in doc["members"]:
-                pk = PublicKey.from_pem(raw["public_key"])
-                if raw.get("algorithm", ED25519) != pk.alg:
-                    raise ConsortiumError(f"member {raw['name']!r}: algorithm does not match key")
-                if raw.get("key_id") not in (None, pk.key_id):
-                    raise ConsortiumError(
-                        f"member {raw['name']!r}: key_id {raw['key_id']} does not match its key"
-                    )
-                members.append(
-                    Member(
-                        name=str(raw["name"]),
-                        org=str(raw.get("org", raw["name"])),
-                        roles=frozenset(raw.get("roles", [])),
-                        public_key=pk,
-                    )
-                )
+            fmt = doc.get("format")
+            if fmt not in (FORMAT, FORMAT_V2):
+                raise ConsortiumError(f"consortium format must be {FORMAT_V2!r} (or the older {FORMAT!r})")
+            members = [Member.from_dict(raw) for raw in doc["members"]]
+            if (fmt == FORMAT_V2) != all(m.card_signature is not None for m in members):
+                raise ConsortiumError(f"a {FORMAT_V2} genesis lists member cards, a {FORMAT} one plain members")
             return cls(
                 name=str(doc["name"]),
                 origin=str(doc["origin"]),
@@ -219,7 +290,9 @@ def create(
     parameters: Mapping[str, Any] | None = None,
     policy: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[Consortium, dict[str, PrivateKey]]:
-    """Make a consortium with fresh keys (in memory; :mod:`ledger.store.keyfiles` writes them)."""
+    """Make a v1 consortium with every member's fresh key minted here, in memory (tests and benchmarks, through
+    :mod:`ledger.testing`); deployments and the demo found one from member cards co-signed by every member
+    (:mod:`ledger.core.genesis`, :func:`ledger.store.founding.found_consortium`)."""
     keys = {m.name: PrivateKey.generate() for m in members}
     consortium = Consortium(
         name=name,

@@ -1,4 +1,4 @@
-"""Key and consortium files on disk: private keys as PEM (owner-only), consortium documents as JSON."""
+"""Key, card and consortium files on disk: private keys as PEM (owner-only), cards and genesis documents as JSON."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+from ledger.core.card import MemberCard
 from ledger.core.consortium import Consortium
 from ledger.core.crypto import PrivateKey
+from ledger.core.genesis import Genesis
 from ledger.errors import ConsortiumError, EncodingError
 
 
@@ -27,6 +30,16 @@ def write_private_key(key: PrivateKey, path: str | Path) -> None:
         fh.write(key.to_pem())
 
 
+def create_private_key(key: PrivateKey, path: str | Path) -> None:
+    """Write a new key file (0600); :class:`ConsortiumError` if the file exists (a key is never replaced)."""
+    try:
+        fd = os.open(Path(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ConsortiumError(f"{path} exists: a member key is never overwritten (move it away first)") from None
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key.to_pem())
+
+
 def write_keys(keys: Mapping[str, PrivateKey], keys_dir: str | Path) -> None:
     """``NAME.pem`` for every member key, in ``keys_dir`` (created)."""
     d = Path(keys_dir)
@@ -35,19 +48,48 @@ def write_keys(keys: Mapping[str, PrivateKey], keys_dir: str | Path) -> None:
         write_private_key(key, d / f"{name}.pem")
 
 
-def read_consortium(path: str | Path) -> Consortium:
-    """The consortium document in a JSON file; ``ConsortiumError`` when unreadable or invalid."""
+def _read_json(path: str | Path, what: str) -> dict[str, Any]:
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConsortiumError(f"cannot read consortium file {path}: {exc.strerror}") from exc
+        raise ConsortiumError(f"cannot read {what} file {path}: {exc.strerror}") from exc
     except (ValueError, EncodingError) as exc:
-        raise ConsortiumError(f"consortium file {path} is not JSON: {exc}") from exc
+        raise ConsortiumError(f"{what} file {path} is not JSON: {exc}") from exc
     if not isinstance(doc, dict):
-        raise ConsortiumError(f"consortium file {path} must hold a JSON object")
-    return Consortium.from_dict(doc)
+        raise ConsortiumError(f"{what} file {path} must hold a JSON object")
+    return doc
+
+
+def _write_json(doc: dict[str, Any], path: str | Path) -> None:
+    Path(path).write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def read_consortium(path: str | Path) -> Consortium:
+    """The consortium (genesis) document in a JSON file, complete: every card self-signed and every founder's
+    signature present and verifying (:meth:`Genesis.check`); ``ConsortiumError`` (or its ``card_invalid``,
+    ``genesis_unsigned``, ``genesis_bad_signature``) otherwise.  An older (v1) document is read as it is."""
+    return read_genesis(path).check()
+
+
+def read_genesis(path: str | Path) -> Genesis:
+    """A genesis being signed (founders' signatures not checked; the cards are)."""
+    return Genesis.from_dict(_read_json(path, "consortium"))
+
+
+def write_genesis(genesis: Genesis, path: str | Path) -> None:
+    _write_json(genesis.to_dict(), path)
+
+
+def read_card(path: str | Path) -> MemberCard:
+    """A member card (its self-signature checked)."""
+    return MemberCard.from_dict(_read_json(path, "member card"))
+
+
+def write_card(card: MemberCard, path: str | Path) -> None:
+    _write_json(card.to_dict(), path)
 
 
 def write_consortium(consortium: Consortium, path: str | Path) -> None:
-    """The consortium document as indented UTF-8 JSON."""
-    Path(path).write_text(json.dumps(consortium.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    """The consortium document as indented UTF-8 JSON (a v2 one without founders' signatures: use
+    :func:`write_genesis` for those)."""
+    _write_json(consortium.to_dict(), path)

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ledger.core.block import Block, BlockHeader, HeaderSignature, check_link, make_header, node_signer
 from ledger.core.consortium import Consortium
-from ledger.core.transaction import Transaction
+from ledger.core.transaction import Transaction, parse_time
 from ledger.core.tree import CompactRange, MerkleLog, hash_leaf
 from ledger.errors import DuplicateTransaction, Forbidden, InvalidBlock, LedgerError, StoreError
 from ledger.store import schema
@@ -405,7 +405,8 @@ class LedgerStore:
         if header is None:
             raise StoreError(f"no block at height {height}")
         msg = header.signing_message
-        good = [s for s in sigs if node_signer(s, msg, consortium) is not None]
+        at = parse_time(header.timestamp)
+        good = [s for s in sigs if node_signer(s, msg, consortium, at) is not None]
         with self._lock, self.engine.begin() as conn:
             before = conn.execute(
                 sa.select(sa.func.count())

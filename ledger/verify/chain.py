@@ -55,11 +55,13 @@ def _check_certificate(
     problems: list[Problem] = []
     msg = h.signing_message
     hh = h.hash
+    at = parse_time(h.timestamp)
     signers: list[str] = []
     bad: list[str] = []
     for key_id, header_hash, alg, value in stored:
         member = members.get(key_id)
-        ok = header_hash == hh and node_signature_verifies(member, HeaderSignature(key_id, alg, bytes(value)), msg)
+        ok = header_hash == hh and node_signature_verifies(member, HeaderSignature(key_id, alg, bytes(value)), msg,
+                                                             at)
         if not ok:
             bad.append(key_id if member is None else f"{member.name} ({key_id})")
         elif member is not None and member.name not in signers:
@@ -111,6 +113,7 @@ def _verify_chunk(chunk: _Chunk) -> tuple[list[bytes], list[Problem], int]:
         height = h.height
         problems.extend(_check_certificate(h, sigs.get(height, []), consortium, members))
         block_rows = by_block.get(height, [])
+        at = parse_time(h.timestamp)
         start = h.log_size - h.tx_count
         hashes: list[bytes] = []
         codes: list[str] = []
@@ -163,6 +166,10 @@ def _verify_chunk(chunk: _Chunk) -> tuple[list[bytes], list[Problem], int]:
             elif good and code in SIGNATURE_CODES:
                 problems.append(Problem("validation_code", height, f"transaction marked {code} has a "
                                         "valid signature", position=where_pos, tx_id=tx_id))
+            elif good and code == "valid" and member is not None and member.key_refusal(at) is not None:
+                problems.append(Problem("validation_code", height, f"transaction {tx_id[:16]}… is marked valid "
+                                        f"but its key was outside its validity at the block's time "
+                                        f"({member.key_refusal(at)})", position=where_pos, tx_id=tx_id))
             if bytes(stored_leaf) != leaf:
                 problems.append(Problem("leaf_hash", height, f"transaction {tx_id[:16]}…: stored leaf hash "
                                         "is not the hash of its body", position=where_pos, tx_id=tx_id))

@@ -184,7 +184,7 @@ class LedgerStaff:
     def chain_status(self, principal: Principal) -> ChainStatus:
         """Every node's height, head, final height and divergences, and whether they agree."""
         nodes = self.gw.client.statuses()
-        return {"nodes": nodes, **_agreement(nodes)}
+        return {"nodes": nodes, **_agreement(nodes), "keys_expiring": _keys_expiring(nodes)}
 
     # -- audit -----------------------------------------------------------------
     def audit(self, principal: Principal, params: AuditParams) -> Json:
@@ -201,6 +201,16 @@ class LedgerStaff:
         report = audit_consortium(self.local_consortium, kept_checkpoint=params.get("kept_checkpoint"))
         ok = bool(report.get("ok")) and agreement["agree"]
         return {**report, "ok": ok, "mode": "full", "heads": nodes, **agreement}
+
+
+def _keys_expiring(nodes: list[NodeReport]) -> list[Json]:
+    """The ``keys_expiring`` the nodes report (each key once, soonest first)."""
+    seen: dict[str, Json] = {}
+    for n in nodes:
+        for k in n.get("keys_expiring") or []:
+            if isinstance(k, Mapping) and isinstance(k.get("key_id"), str):
+                seen.setdefault(k["key_id"], dict(k))
+    return sorted(seen.values(), key=lambda k: (k.get("days_left", 0), str(k.get("member"))))
 
 
 def _certificate(c: Any) -> CertificateView | None:

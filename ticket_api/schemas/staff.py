@@ -105,6 +105,8 @@ class ChainStatusSchema(OpenSchema):
         "description": "each node's GET /status (url, reachable; height, head, final_height, certificate of the "
                        "newest final block {height, header_hash, signers, quorum, nodes}, diverged, fault ...)"})
     agree = fields.Boolean(required=True)
+    keys_expiring = fields.List(fields.Dict(), metadata={
+        "description": "member keys expiring within 30 days or expired: [{member, key_id, not_after, days_left}]"})
 
 
 class HistorySchema(OpenSchema):
@@ -173,6 +175,8 @@ class ChainHealthSchema(OpenSchema):
     diverged_nodes = fields.List(fields.String(), required=True)
     unreachable = fields.List(fields.String(), required=True, metadata={"description": "their URLs"})
     height = fields.Integer(required=True, metadata={"description": "the lowest height of the reachable nodes"})
+    keys_expiring = fields.List(fields.Dict(), metadata={
+        "description": "member keys expiring within 30 days or expired: [{member, key_id, not_after, days_left}]"})
 
 
 class DashboardSchema(OpenSchema):

@@ -492,6 +492,12 @@
       ].filter(Boolean).join("；");
     $("chain-summary").textContent = summary;
     $("chain-summary").className = chain.agree ? "" : "error";
+    // member keys whose card's validity ends within 30 days (or has ended)
+    var keys = chain.keys_expiring || [];
+    $("keys-expiring").hidden = !keys.length;
+    $("keys-expiring").textContent = keys.length ? "成员密钥即将到期：" + keys.map(function (k) {
+      return (MEMBERS[k.member] || k.member) + (k.days_left < 0 ? "（已过期）" : "（剩 " + k.days_left + " 天）");
+    }).join("、") : "";
   }
 
   // every second: the clock and the violations' ages
