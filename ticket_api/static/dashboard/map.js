@@ -21,7 +21,18 @@
         if (p.data && p.data.violation_id && D.openEvent) D.openEvent(p.data.violation_id);
       });
     }
-    if (!chart) chart = window.echarts.init(D.$("sites-chart"));
+    if (!chart) {
+      chart = window.echarts.init(D.$("sites-chart"));
+      if (window.ResizeObserver) {   // the panels change size as the grid fills in: follow them
+        var pending = null;
+        var ro = new window.ResizeObserver(function () {
+          if (pending) window.clearTimeout(pending);
+          pending = window.setTimeout(function () { pending = null; D.map.resize(); }, 100);
+        });
+        ro.observe(D.$("map"));
+        ro.observe(D.$("sites-chart"));
+      }
+    }
     return true;
   }
 
@@ -71,7 +82,7 @@
       fontSize: fontPx(12), formatter: "{b}" }, scale: 1.4 } };
   }
 
-  function merge(a, b) { Object.keys(b).forEach(function (k) { a[k] = b[k]; }); return a; }
+  function merge(a, b) { Object.keys(b || {}).forEach(function (k) { a[k] = b[k]; }); return a; }
 
   /* the trucks in screen cells of CELL_PX; flagged trucks are never merged */
   function cluster(trucks, v, W) {
@@ -127,7 +138,7 @@
     var axis = function (min, max, suffix) {
       return { type: "value", min: min, max: max, scale: true, splitNumber: 6,
         axisLine: { show: false }, axisTick: { show: false },
-        axisLabel: { color: "#5f7897", fontSize: fontPx(11), formatter: function (x) { return x.toFixed(2) + suffix; } },
+        axisLabel: { color: "#5f7897", fontSize: fontPx(11), showMinLabel: false, showMaxLabel: false, formatter: function (x) { return x.toFixed(2) + suffix; } },
         splitLine: { lineStyle: { color: "rgba(56,189,248,.08)" } } };
     };
     var siteData = function (alarm) {
@@ -148,13 +159,13 @@
     var sz = fontPx(10);
     map.setOption({
       animation: false,
-      grid: { left: fontPx(52), right: 12, top: 10, bottom: fontPx(26) },
+      grid: { left: fontPx(52), right: 12, top: fontPx(22), bottom: fontPx(20) },
       xAxis: axis(bounds.minLon, bounds.maxLon, "°E"),
       yAxis: axis(bounds.minLat, bounds.maxLat, "°N"),
       dataZoom: [{ type: "inside", xAxisIndex: 0, filterMode: "none", start: zoom[0], end: zoom[1] },
         { type: "inside", yAxisIndex: 0, filterMode: "none", start: zoom[2], end: zoom[3] }],
       tooltip: tipStyle(),
-      legend: { bottom: 0, right: 8, textStyle: { color: "#7f98b8", fontSize: fontPx(11) }, itemWidth: sz, itemHeight: sz,
+      legend: { top: 0, right: 8, textStyle: { color: "#7f98b8", fontSize: fontPx(11) }, itemWidth: sz, itemHeight: sz,
         data: [D.t("lg_site"), D.t("lg_alarm"), D.t("lg_project"), D.t("lg_truck"), D.t("lg_cluster"),
           D.t("lg_flagged"), D.t("lg_event")] },
       series: [
