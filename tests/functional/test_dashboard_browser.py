@@ -208,8 +208,8 @@ def test_dashboard_shows_counters_nodes_trips_and_a_site_alarm(browser: Any, sta
             "() => new Set([...document.querySelectorAll('.node-card .height')].map(e => e.textContent)).size === 1",
             timeout=30_000)
         # read at once: the city writes blocks all the time, the cards are redrawn as they come
-        certs = page.evaluate("() => [...document.querySelectorAll('.node-card .cert')].map(c => "
-                              "[c.innerText, c.getAttribute('data-signers') || '', c.getAttribute('data-cert-height')])")
+        certs = page.evaluate("() => [...document.querySelectorAll('.node-card .cert')].map(c => [c.innerText, "
+                              "c.getAttribute('data-signers') || '', c.getAttribute('data-cert-height')])")
         assert len(certs) == 4
         for text, signer_list, cert_height in certs:
             signers = signer_list.split(",")

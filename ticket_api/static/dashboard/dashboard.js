@@ -262,20 +262,23 @@
     $("chain-summary").className = chain.agree ? "" : "error";
   }
 
-  /* reconciliation alarms, when the snapshot carries them (a list, or {alarms: [...]}) */
+  /* reconciliation alarms, when the snapshot carries them: a place-day (site exit or disposal site) whose trips
+   * (gate scans, camera sightings) outrun its tickets */
   function renderReconciliation(rec) {
     var box = $("reconciliation");
     D.clear(box);
     var list = Array.isArray(rec) ? rec : (rec && (rec.alarms || rec.items)) || [];
     $("panel-recon").classList.toggle("hot", list.length > 0);
     if (!list.length) { D.append(box, h("li", { "class": "empty", text: t("recon_none") })); return; }
-    list.forEach(function (a) {
-      var text = a.message || a.title || a.description || [a.kind || a.type, a.subject_id || a.ticket_id || a.site_id]
-        .filter(Boolean).join(" · ");
-      var when = Date.parse(a.time || a.at || a.raised_at || "");
-      D.append(box, h("li", { "class": "recon-item", "data-kind": a.kind || a.type || "" },
-        h("b", { text: D.label("types", a.kind || a.type || "other") }), h("span", { text: text }),
-        isFinite(when) ? h("span", { "class": "muted", text: D.chinaTime(when).time }) : null));
+    list.forEach(function (r) {
+      D.append(box, h("li", { "class": "recon-item", "data-recon": r.kind + ":" + r.place_id + ":" + r.day,
+        title: (r.reasons || []).join(", ") },
+        h("b", { text: t(r.kind === "exit" ? "recon_exit" : "recon_site", { id: r.place_id }) }),
+        h("span", { "class": "muted", text: r.day }),
+        h("span", { text: t("recon_counts", { trips: D.fmtInt(r.trips), tickets: D.fmtInt(r.tickets_issued),
+          seen: D.fmtInt(r.sightings) }) }),
+        h("span", { "class": "error", text: t("recon_gap", { gap: D.fmtInt(r.gap) }) +
+          (r.unscanned ? " " + t("recon_unscanned", { n: D.fmtInt(r.unscanned) }) : "") })));
     });
   }
 
