@@ -197,8 +197,11 @@
     var btns = document.querySelectorAll("#detail-actions .act");
     for (var i = 0; i < btns.length; i++) btns[i].disabled = true;
     showMessage(t("a_busy"), false);
-    D.api("POST", "/api/v1/violations/" + encodeURIComponent(v.violation_id) + "/" + step, body).then(function (res) {
-      var updated = Object.assign({}, v, res || {});
+    var path = "/api/v1/violations/" + encodeURIComponent(v.violation_id);
+    D.api("POST", path + "/" + step, body).then(function (res) {
+      // the whole record as the ledger now has it (times of each step), else what the step answered
+      return D.api("GET", path).catch(function () { return Object.assign({}, v, res || {}); });
+    }).then(function (updated) {
       byId[v.violation_id] = updated;
       fillDetail(updated, false);
       showMessage(t("a_done", { state: D.label("states", updated.state) }), false);
