@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,6 +33,7 @@ from ticket_api.schemas import DashboardSchema
 from ticket_api.service_data import Dashboard
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("ticket_api.dashboard")
 
 STATIC = Path(__file__).resolve().parent.parent / "static" / "dashboard"
 
@@ -96,12 +98,16 @@ def frames(snapshot: Callable[[], dict[str, Any]], *, seconds: float, poll: floa
            keepalive: float = KEEPALIVE_S, clock: Callable[[], float] = time.monotonic,
            sleep: Callable[[float], None] = time.sleep) -> Iterator[str]:
     """The stream's frames: ``retry``, the snapshot now, then each changed one; a comment when quiet."""
-    yield f"retry: {int(poll * 1000) + 1000}\n\n"
+    yield "retry: 1000\n\n"
     end = clock() + seconds
     last = ""
     quiet_since = clock()
     while True:
-        doc = snapshot()
+        try:
+            doc = snapshot()
+        except Exception:  # the nodes or the database failed this time: end here, the client comes back
+            log.exception("dashboard stream: the snapshot failed; ending the stream")
+            return
         digest = snapshot_digest(doc)
         if digest != last:
             last = digest

@@ -55,9 +55,22 @@ def test_frames_send_the_snapshot_now_then_only_changes_with_keepalives_and_end(
         return _snap(f"t{clock.now}", int(clock.now), next(states))
 
     out = list(frames(snapshot, seconds=30, poll=1.0, keepalive=5.0, clock=clock, sleep=clock.sleep))
-    assert out[0] == "retry: 2000\n\n"
+    assert out[0] == "retry: 1000\n\n"
     sent = _events(out[1:])
     assert [e["violations"][0]["state"] for e in sent] == ["reported", "confirmed"]
     assert out.count(": keepalive\n\n") >= 3
     assert len(calls) <= 31 and clock.now < 30
     assert all(f.endswith("\n\n") for f in out)
+
+
+def test_a_failing_snapshot_ends_the_stream_instead_of_raising() -> None:
+    """The nodes unreachable or the database gone for a moment: the stream ends (the browser reconnects)."""
+    clock = _Clock()
+
+    def snapshot() -> dict[str, Any]:
+        if clock.now >= 2:
+            raise ConnectionError("node down")
+        return _snap("t", 0)
+
+    out = list(frames(snapshot, seconds=30, poll=1.0, clock=clock, sleep=clock.sleep))
+    assert len(_events(out)) == 1 and clock.now == 2
