@@ -157,41 +157,6 @@ def _fits(page: Any) -> tuple[int, int, int, int]:
                                "document.documentElement.scrollHeight, window.innerHeight]"))
 
 
-def test_dashboard_fits_three_screens_with_the_city_running(browser: Any, stack: Stack) -> None:
-    """With the simulator driving the city, at 1366×768, 1920×1080 and 3840×2160 the page has no horizontal or
-    vertical overflow, draws the city's sites and trucks, logs no console error and asks nothing from elsewhere;
-    updates come by the stream only (no GET /api/v1/dashboard after load; each stream ends after a few seconds and
-    the browser reconnects); English on the toggle."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    screen = Screen(browser, stack, size=SIZES[0])
-    try:
-        page = screen.open(stack)
-        # the simulated city is on the map: its sites (S-SIM…) and trucks on the road
-        page.wait_for_function("() => { const o = echarts.getInstanceByDom(document.getElementById('map')).getOption();"
-                               " return o.series.filter(s => ['trucks', 'flagged', 'clusters'].includes(s.id))"
-                               ".some(s => s.data.length > 0); }", timeout=90_000)
-        for width, height in SIZES:
-            page.set_viewport_size({"width": width, "height": height})
-            page.wait_for_timeout(1200)  # the charts follow their panels (debounced)
-            sw, iw, sh, ih = _fits(page)
-            assert sw <= iw and sh <= ih, f"{width}×{height}: scroll {sw}×{sh} in {iw}×{ih}"
-            page.screenshot(path=str(SHOTS / f"dashboard-{width}x{height}.png"))
-        sites = {d["site_id"] for sid in ("sites", "site-alarms") for d in screen.series()[sid]}
-        assert any(s.startswith("S-SIM") for s in sites), sites
-        page.click("#lang")
-        page.wait_for_function("() => document.querySelector('h1').textContent.includes('Governance Centre')")
-        assert "signed" in page.inner_text("#nodes") and page.inner_text("#conn") == "Live"
-        page.click("#lang")
-        assert "签名" in page.inner_text("#nodes")
-        assert screen.paths.count("/api/v1/dashboard/stream") >= 2, "the stream ends and the browser comes back"
-        assert "/api/v1/dashboard" not in screen.paths, "the screen polls"
-    finally:
-        screen.close()
-    assert not screen.errors, screen.errors
-    assert not screen.outside, f"requests outside the API: {screen.outside}"
-    assert all((SHOTS / f"dashboard-{w}x{h}.png").stat().st_size > 10_000 for w, h in SIZES)
-
-
 def test_dashboard_shows_counters_nodes_trips_and_a_site_alarm(browser: Any, stack: Stack) -> None:
     """Counters and 4 nodes render, each with its newest certificate (#height k/4 签名 and the signers' names); the
     trip is on the map, highlighted as flagged (its truck has an open event), the event marked on the map; a full
@@ -312,6 +277,46 @@ def test_a_new_event_flashes_and_the_operator_confirms_it_from_the_screen(browse
         screen.close()
     assert not [e for e in screen.errors if "409" not in e and "422" not in e], screen.errors
     assert not screen.outside, f"requests outside the API: {screen.outside}"
+
+
+def test_dashboard_fits_three_screens_with_the_city_running(browser: Any, stack: Stack) -> None:
+    """With the simulator driving the city, at 1366×768, 1920×1080 and 3840×2160 the page has no horizontal or
+    vertical overflow, draws the city's sites and trucks, logs no console error and asks nothing from elsewhere;
+    updates come by the stream only (no GET /api/v1/dashboard after load; each stream ends after a few seconds and
+    the browser reconnects); English on the toggle."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    screen = Screen(browser, stack, size=SIZES[0])
+    try:
+        page = screen.open(stack)
+        # the simulated city is on the map: its sites (S-SIM…) and trucks on the road
+        page.wait_for_function("() => { const o = echarts.getInstanceByDom(document.getElementById('map')).getOption();"
+                               " return o.series.filter(s => ['trucks', 'flagged', 'clusters'].includes(s.id))"
+                               ".some(s => s.data.length > 0); }", timeout=90_000)
+        page.wait_for_selector("#violations .event", timeout=30_000)
+        for width, height in SIZES:
+            page.set_viewport_size({"width": width, "height": height})
+            page.wait_for_timeout(1200)  # the charts follow their panels (debounced)
+            sw, iw, sh, ih = _fits(page)
+            assert sw <= iw and sh <= ih, f"{width}×{height}: scroll {sw}×{sh} in {iw}×{ih}"
+            page.screenshot(path=str(SHOTS / f"dashboard-{width}x{height}.png"))
+        sites = {d["site_id"] for sid in ("sites", "site-alarms") for d in screen.series()[sid]}
+        assert any(s.startswith("S-SIM") for s in sites), sites
+        page.click("#lang")
+        page.wait_for_function("() => document.querySelector('h1').textContent.includes('Governance Centre')")
+        assert "signed" in page.inner_text("#nodes") and page.inner_text("#conn") == "Live"
+        page.click("#lang")
+        assert "签名" in page.inner_text("#nodes")
+        deadline = time.monotonic() + 30
+        while screen.paths.count("/api/v1/dashboard/stream") < 2 and time.monotonic() < deadline:
+            page.wait_for_timeout(500)
+        assert screen.paths.count("/api/v1/dashboard/stream") >= 2, "the stream ends and the browser comes back"
+        page.wait_for_selector('#conn[data-state="ok"]', timeout=10_000)
+        assert "/api/v1/dashboard" not in screen.paths, "the screen polls"
+    finally:
+        screen.close()
+    assert not screen.errors, screen.errors
+    assert not screen.outside, f"requests outside the API: {screen.outside}"
+    assert all((SHOTS / f"dashboard-{w}x{h}.png").stat().st_size > 10_000 for w, h in SIZES)
 
 
 def test_dashboard_without_token_asks_for_one(browser: Any, stack: Stack) -> None:

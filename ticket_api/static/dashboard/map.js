@@ -211,15 +211,17 @@
     var fs = fontPx(11);
     chart.setOption({
       animation: false,
-      grid: { left: 8, right: fs * 3.5, top: 4, bottom: 4, containLabel: true },
+      grid: { left: 8, right: 8, top: 4, bottom: 4, containLabel: true },
       tooltip: tipStyle(),
       xAxis: { type: "value", max: 100, show: false },
-      yAxis: { type: "category", data: top.map(function (s) { return s.name; }), axisTick: { show: false },
+      yAxis: [{ type: "category", data: top.map(function (s) { return s.name; }), axisTick: { show: false },
         axisLine: { show: false }, axisLabel: { color: "#d6e6ff", fontSize: fs, width: fs * 9, overflow: "truncate" } },
+        { type: "category", position: "right", data: top.map(function (s) { return D.num(s.load_rate_pct).toFixed(1) + "%"; }),
+          axisTick: { show: false }, axisLine: { show: false },
+          axisLabel: { fontSize: fs, color: "#eaf3ff", fontWeight: "bold" } }],
       series: [
         { id: "load", type: "bar", barWidth: "58%", showBackground: true,
           backgroundStyle: { color: "rgba(56,189,248,.07)" },
-          label: { show: true, position: "right", color: "#eaf3ff", fontSize: fs, formatter: function (p) { return p.value.toFixed(1) + "%"; } },
           data: top.map(function (s) {
             return { value: Math.min(100, D.num(s.load_rate_pct)), site_id: s.site_id,
               itemStyle: { color: COLORS[D.loadClass(s)] },
