@@ -7,7 +7,7 @@
   var D = window.Dash;
   var COLORS = { ok: "#22c55e", warn: "#f59e0b", alarm: "#ef4444", project: "#60a5fa", truck: "#22d3ee",
     flagged: "#f97316", cluster: "#0ea5e9", event: "#f43f5e" };
-  var CELL_PX = 42;          // trucks closer than this on screen share a cluster
+  var CELL_PX = 64;          // trucks closer than this on screen share a cluster
   var map = null, chart = null, bounds = null, last = null, view = null;
 
   function available() { return typeof window.echarts !== "undefined"; }
@@ -169,16 +169,16 @@
         data: [D.t("lg_site"), D.t("lg_alarm"), D.t("lg_project"), D.t("lg_truck"), D.t("lg_cluster"),
           D.t("lg_flagged"), D.t("lg_event")] },
       series: [
-        merge({ id: "projects", name: D.t("lg_project"), type: "scatter", symbol: "rect", symbolSize: sz * 1.2,
+        merge({ id: "projects", clip: true, name: D.t("lg_project"), type: "scatter", symbol: "rect", symbolSize: sz * 1.2,
           itemStyle: { color: COLORS.project }, z: 2,
           data: projects.map(function (x) { return { name: x.o.name, value: [x.p.lon, x.p.lat], project_id: x.o.project_id,
             tip: esc(x.o.name) + " (" + esc(x.o.project_id) + ")" }; }) }, hoverLabel()),
-        merge({ id: "sites", name: D.t("lg_site"), type: "scatter", symbolSize: sz * 1.6, z: 3, data: siteData(false),
+        merge({ id: "sites", clip: true, name: D.t("lg_site"), type: "scatter", symbolSize: sz * 1.6, z: 3, data: siteData(false),
           itemStyle: { color: COLORS.ok, borderColor: "#07111f", borderWidth: 1 } }, hoverLabel()),
-        merge({ id: "site-alarms", name: D.t("lg_alarm"), type: "effectScatter", symbolSize: sz * 2, z: 4,
+        merge({ id: "site-alarms", clip: true, name: D.t("lg_alarm"), type: "effectScatter", symbolSize: sz * 2, z: 10,
           rippleEffect: { scale: 2.6, brushType: "stroke" }, itemStyle: { color: COLORS.alarm }, data: siteData(true) },
           hoverLabel()),
-        merge({ id: "clusters", name: D.t("lg_cluster"), type: "scatter", z: 5,
+        merge({ id: "clusters", clip: true, name: D.t("lg_cluster"), type: "scatter", z: 5,
           itemStyle: { color: COLORS.cluster, opacity: 0.75, borderColor: "#bae6fd", borderWidth: 1 },
           label: { show: true, formatter: function (p) { return String(p.data.count); }, color: "#fff", fontSize: fontPx(11) },
           symbolSize: function (v, p) { return sz * 1.6 + sz * 2.2 * Math.sqrt(p.data.count / maxN); },
@@ -188,15 +188,15 @@
               tip: esc(D.t("cluster", { n: g.n })) + "<br>" + g.items.slice(0, 8).map(function (t) { return esc(t.o.plate); }).join("、") +
                 (g.n > 8 ? "…" : "") };
           }) }),
-        merge({ id: "trucks", name: D.t("lg_truck"), type: "scatter", symbolSize: sz * 0.9, z: 6,
+        merge({ id: "trucks", clip: true, name: D.t("lg_truck"), type: "scatter", symbolSize: sz * 0.9, z: 6,
           itemStyle: { color: COLORS.truck }, data: c.singles.map(truckItem) }, hoverLabel()),
-        merge({ id: "flagged", name: D.t("lg_flagged"), type: "scatter", symbol: "diamond", symbolSize: sz * 1.5, z: 7,
+        merge({ id: "flagged", clip: true, name: D.t("lg_flagged"), type: "scatter", symbol: "diamond", symbolSize: sz * 1.5, z: 7,
           itemStyle: { color: COLORS.flagged, borderColor: "#fff", borderWidth: 1 }, data: c.flagged.map(truckItem) },
           hoverLabel()),
-        merge({ id: "events", name: D.t("lg_event"), type: "scatter", symbol: "triangle", symbolSize: sz * 1.3, z: 8,
+        merge({ id: "events", clip: true, name: D.t("lg_event"), type: "scatter", symbol: "triangle", symbolSize: sz * 1.3, z: 8,
           itemStyle: { color: COLORS.event, borderColor: "#fff", borderWidth: 1 },
           data: events.filter(function (x) { return !fresh[x.o.violation_id]; }).map(eventItem) }, hoverLabel()),
-        merge({ id: "new-events", name: D.t("lg_event"), type: "effectScatter", symbol: "triangle", symbolSize: sz * 2.4,
+        merge({ id: "new-events", clip: true, name: D.t("lg_event"), type: "effectScatter", symbol: "triangle", symbolSize: sz * 2.4,
           z: 9, rippleEffect: { scale: 4, period: 1.6, brushType: "fill" }, itemStyle: { color: COLORS.event },
           data: events.filter(function (x) { return fresh[x.o.violation_id]; }).map(eventItem) }, hoverLabel())
       ]
