@@ -110,7 +110,7 @@
     D.$("detail").hidden = false;
     D.$("detail-message").hidden = true;
     D.$("detail-note").value = "";
-    D.$("detail-centre").value = v.town && D.lang === "zh" ? v.town + "综合执法中心" : t("d_centre_default");
+    D.$("detail-centre").value = v.town ? t("d_centre_town", { town: v.town }) : t("d_centre_default");
     fillDetail(v, true);
   }
 
