@@ -50,3 +50,34 @@ ensure_postgres() {
   fi
   log "PostgreSQL is not answering on 127.0.0.1:5432; its tests will be skipped"
 }
+
+# Apache ECharts for the dashboard (ticket_api/static/dashboard/vendor/echarts.min.js, git-ignored), from the
+# npm registry at a pinned version whose tarball must match the pinned integrity; served by the API itself.
+ECHARTS_VERSION="6.1.0"
+ECHARTS_INTEGRITY="sha512-q0yaFPggC9FUdsWH4blavRWFmxdrIodbkoKNAjJudAI6CA9gNPxHtV2RcZNEepZVlk4yvBYkOkbk6HIVpIyHZA=="
+setup_echarts() {
+  local dir="$ROOT/ticket_api/static/dashboard/vendor" tmp tgz got
+  if [ -s "$dir/echarts.min.js" ] && [ -e "$dir/.echarts-$ECHARTS_VERSION" ]; then return 0; fi
+  if ! command -v npm >/dev/null 2>&1; then
+    log "npm is missing: the dashboard runs without its charts (install npm, then run this again)"; return 0
+  fi
+  log "fetching echarts@$ECHARTS_VERSION for the dashboard"
+  tmp="$(mktemp -d)"
+  if ! (cd "$tmp" && npm pack --silent "echarts@$ECHARTS_VERSION" >/dev/null 2>"$tmp/npm.err"); then
+    log "npm pack echarts@$ECHARTS_VERSION failed: $(tail -3 "$tmp/npm.err")"; rm -rf "$tmp"; return 1
+  fi
+  tgz="$tmp/echarts-$ECHARTS_VERSION.tgz"
+  got="$("$PY" -c 'import base64, hashlib, sys
+print("sha512-" + base64.b64encode(hashlib.sha512(open(sys.argv[1], "rb").read()).digest()).decode())' "$tgz")"
+  if [ "$got" != "$ECHARTS_INTEGRITY" ]; then
+    log "echarts@$ECHARTS_VERSION: integrity $got is not the pinned $ECHARTS_INTEGRITY; not installed"
+    rm -rf "$tmp"; return 1
+  fi
+  tar -xzf "$tgz" -C "$tmp" package/dist/echarts.min.js package/LICENSE
+  mkdir -p "$dir"
+  rm -f "$dir"/.echarts-*
+  mv "$tmp/package/dist/echarts.min.js" "$dir/echarts.min.js"
+  mv "$tmp/package/LICENSE" "$dir/LICENSE.echarts"
+  touch "$dir/.echarts-$ECHARTS_VERSION"
+  rm -rf "$tmp"
+}

@@ -57,6 +57,9 @@ DEFAULTS: dict[str, Any] = {
     "NOTIFY_WECHAT_STATE": "formal",
     "NOTIFY_LANGUAGE": "zh",
     "NOTIFY_STREAM_SECONDS": 25.0,
+    # The dashboard's event stream: how long one connection lasts, how often the snapshot is recomputed.
+    "DASHBOARD_STREAM_SECONDS": 60.0,
+    "DASHBOARD_STREAM_POLL_SECONDS": 1.0,
 }
 
 SECRET_KEYS = frozenset({"WECHAT_SECRET", "SECRET_KEY", "DATABASE_URL"})

@@ -71,9 +71,10 @@ def roles_for(method: str, path: str) -> list[str]:
 
 
 # Revokes the very token the other operations are called with (tests/functional/test_api_auth.py covers it).
-# The event stream holds its connection for NOTIFY_STREAM_SECONDS, past the deadline of one example
-# (tests/functional/test_notifications.py covers it).
-EXCLUDED = {("POST", "/api/v1/auth/logout"), ("GET", "/api/v1/notifications/stream")}
+# The event streams hold their connection for NOTIFY_STREAM_SECONDS / DASHBOARD_STREAM_SECONDS, past the deadline
+# of one example (tests/functional/test_notifications.py and test_dashboard_browser.py cover them).
+EXCLUDED = {("POST", "/api/v1/auth/logout"), ("GET", "/api/v1/notifications/stream"),
+            ("GET", "/api/v1/dashboard/stream")}
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
 # Operations whose work grows with the chain: the audit verifies every node's chain end to end and compares
 # them (seconds on a loaded machine); the deadline guards against a hang, not a speed (benchmarks measure that).

@@ -40,7 +40,7 @@ PREFIX = {"no_ticket": "WPYS", "unapproved_disposal": "LZZTC", "uncovered_load":
           "suspected_dumping": "YSTD", "other": "QTSJ", "outside_hours": "FSDYS", "forbidden_zone": "JXQY"}
 
 #: The dashboard: how many newest violations, and the truckload the alternatives to a full site must take.
-DASHBOARD_VIOLATIONS = 20
+DASHBOARD_VIOLATIONS = 100
 DASHBOARD_TRUCKLOAD_M3 = "20"
 
 

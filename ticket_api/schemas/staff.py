@@ -188,7 +188,7 @@ class DashboardSchema(OpenSchema):
     sites = fields.List(fields.Dict(), required=True, metadata={
         "description": "every disposal site: load_rate_pct, threshold_pct, alarm, alternatives (when in alarm)"})
     alarms = fields.List(fields.Dict(), required=True)
-    violations = fields.List(fields.Dict(), required=True, metadata={"description": "newest 20, with age_seconds"})
+    violations = fields.List(fields.Dict(), required=True, metadata={"description": "newest 100, with age_seconds"})
     on_the_road = fields.List(fields.Dict(), required=True, metadata={
         "description": "departed tickets: plate, site, last_position, last_position_at"})
     projects = fields.List(fields.Dict(), required=True)

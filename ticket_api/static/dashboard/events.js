@@ -1,0 +1,228 @@
+/* 治理中心大屏: the event list (number, type, time, place, plate, state, age; new ones flash, with an optional
+ * sound), an event's detail (photo fetched with the bearer token, history) and its handling from the screen:
+ * confirm, dismiss, dispatch through POST /api/v1/violations/<id>/<step> (the API checks the role; errors show
+ * the API's own localized message). */
+(function () {
+  "use strict";
+  var D = window.Dash, h = D.h, t = D.t;
+  var FLASH_MS = 20000;
+  var DIGEST = /^(?:sha256:)?([0-9a-f]{64})$/;
+  var HANDLERS = { operator: true, enforcement: true };
+  var seen = null;             // violation ids already shown (null until the first snapshot)
+  var fresh = {};              // violation id -> time it arrived
+  var byId = {};
+  var openId = null;
+  var audio = null;
+
+  function place(v) {
+    var p = D.loc(v.location);
+    var where = v.town || v.site_id || v.project_id || "";
+    return where || (p ? p.lat.toFixed(4) + ", " + p.lon.toFixed(4) : t("none"));
+  }
+
+  function timeOf(iso) {
+    var ms = Date.parse(iso);
+    return isFinite(ms) ? D.chinaTime(ms).time : t("none");
+  }
+
+  function beep() {
+    if (!D.soundOn) return;
+    try {
+      var Ctx = window.AudioContext || window.webkitAudioContext;
+      if (!Ctx) return;
+      audio = audio || new Ctx();
+      var o = audio.createOscillator(), g = audio.createGain();
+      o.type = "sine"; o.frequency.value = 880;
+      g.gain.setValueAtTime(0.0001, audio.currentTime);
+      g.gain.exponentialRampToValueAtTime(0.25, audio.currentTime + 0.02);
+      g.gain.exponentialRampToValueAtTime(0.0001, audio.currentTime + 0.45);
+      o.connect(g); g.connect(audio.destination);
+      o.start(); o.stop(audio.currentTime + 0.5);
+    } catch (e) { /* no audio device: silent */ }
+  }
+
+  /* which events are new since the last snapshot (none on the first one: nothing flashes on load) */
+  function arrivals(list) {
+    var now = Date.now(), added = 0;
+    if (seen === null) { seen = {}; list.forEach(function (v) { seen[v.violation_id] = true; }); }
+    list.forEach(function (v) {
+      if (!seen[v.violation_id]) { seen[v.violation_id] = true; fresh[v.violation_id] = now; added++; }
+    });
+    Object.keys(fresh).forEach(function (id) { if (now - fresh[id] > FLASH_MS) delete fresh[id]; });
+    if (added) beep();
+    return added;
+  }
+
+  function render(list) {
+    byId = {};
+    list.forEach(function (v) { byId[v.violation_id] = v; });
+    D.$("events-sub").textContent = t("p_events_sub", { n: list.length });
+    var box = D.$("violations");
+    D.clear(box);
+    if (!list.length) { D.append(box, h("li", { "class": "empty", text: t("no_events") })); return; }
+    list.forEach(function (v) {
+      var open = /reported|confirmed|dispatched/.test(v.state);
+      var li = h("li", { "class": "event" + (fresh[v.violation_id] ? " flash" : "") + (v.state === "reported" ? " fresh" : ""),
+        "data-violation-id": v.violation_id, tabindex: "0", role: "button", title: v.description || "" },
+        h("span", { "class": "id", text: v.violation_id }),
+        h("span", { "class": "type", text: D.label("types", v.type) }),
+        h("span", { "class": "time", text: timeOf(v.reported_at) }),
+        h("span", { "class": "place", text: place(v) }),
+        h("span", { "class": "plate", text: v.plate || t("none") }),
+        h("span", null, h("span", { "class": "state state-" + v.state, text: D.label("states", v.state) })),
+        h("span", { "class": "age", "data-reported": v.reported_at, "data-open": open ? "1" : "0",
+          "data-handling": v.handling_seconds === null || v.handling_seconds === undefined ? "" : v.handling_seconds }));
+      li.addEventListener("click", function () { openEvent(v.violation_id); });
+      li.addEventListener("keydown", function (ev) { if (ev.key === "Enter") openEvent(v.violation_id); });
+      D.append(box, li);
+    });
+    if (openId && byId[openId]) fillDetail(byId[openId], false);
+  }
+
+  function tickAges(now) {
+    var cells = document.querySelectorAll("#violations .age");
+    for (var i = 0; i < cells.length; i++) {
+      var c = cells[i], reported = Date.parse(c.getAttribute("data-reported"));
+      if (c.getAttribute("data-open") === "1") c.textContent = isFinite(reported) ? t("age_open", { t: D.age((now - reported) / 1000) }) : t("none");
+      else c.textContent = c.getAttribute("data-handling") ? t("age_done", { t: D.age(D.num(c.getAttribute("data-handling"))) }) : t("none");
+    }
+    var rows = document.querySelectorAll("#violations .event.flash");
+    for (var j = 0; j < rows.length; j++) {
+      var id = rows[j].getAttribute("data-violation-id");
+      if (!fresh[id]) rows[j].classList.remove("flash");
+    }
+  }
+
+  /* plate -> the types of its open events (the map highlights those trucks) */
+  function flaggedPlates(list) {
+    var out = {};
+    list.forEach(function (v) {
+      if (v.plate && /reported|confirmed|dispatched/.test(v.state)) (out[v.plate] = out[v.plate] || []).push(D.label("types", v.type));
+    });
+    return out;
+  }
+
+  // ------------------------------------------------------------------ the detail
+  function openEvent(id) {
+    var v = byId[id];
+    if (!v) return;
+    openId = id;
+    D.$("detail").hidden = false;
+    D.$("detail-message").hidden = true;
+    D.$("detail-note").value = "";
+    D.$("detail-centre").value = v.town ? t("d_centre_town", { town: v.town }) : t("d_centre_default");
+    fillDetail(v, true);
+  }
+
+  function closeEvent() {
+    openId = null;
+    D.$("detail").hidden = true;
+    var photo = D.$("detail-photo");
+    D.clear(photo);
+  }
+
+  function fact(label, value) { return value ? [h("dt", { text: label }), h("dd", { text: value })] : []; }
+
+  function fillDetail(v, withPhoto) {
+    D.$("detail-title").textContent = t("d_title", { id: v.violation_id });
+    var p = D.loc(v.location);
+    var facts = D.$("detail-facts");
+    D.clear(facts);
+    D.append(facts, [
+      fact(t("col_type"), D.label("types", v.type)), fact(t("col_state"), D.label("states", v.state)),
+      fact(t("d_source"), D.label("sources", v.source)), fact(t("col_plate"), v.plate),
+      fact(t("col_place"), [v.town, p ? p.lat.toFixed(5) + ", " + p.lon.toFixed(5) : ""].filter(Boolean).join(" · ")),
+      fact(t("d_ticket"), v.ticket_id), fact(t("d_site"), v.site_id), fact(t("d_project"), v.project_id),
+      fact(t("d_company"), v.company_id), fact(t("d_description"), v.description)]);
+    var hist = D.$("detail-history");
+    D.clear(hist);
+    [["reported", v.reported_at, v.source], ["confirmed", v.confirmed_at, v.note],
+      ["dispatched", v.dispatched_at, v.centre], ["resolved", v.resolved_at, v.result],
+      ["dismissed", v.dismissed_at, v.note]].forEach(function (step) {
+      if (!step[1]) return;
+      var ms = Date.parse(step[1]), when = isFinite(ms) ? D.chinaTime(ms) : null;
+      D.append(hist, h("li", { "data-step": step[0] }, h("b", { text: t("h_" + step[0]) }),
+        h("span", { "class": "muted", text: when ? when.date + " " + when.time : step[1] }),
+        step[2] && step[0] !== "reported" ? h("span", { text: step[2] }) : null));
+    });
+    var mayHandle = !!HANDLERS[D.role];
+    var btns = document.querySelectorAll("#detail-actions .act");
+    for (var i = 0; i < btns.length; i++) {
+      var step = btns[i].getAttribute("data-step");
+      var allowed = step === "dispatch" ? v.state === "confirmed" : v.state === "reported" || (step === "dismiss" && v.state === "confirmed");
+      btns[i].hidden = !mayHandle;
+      btns[i].disabled = !allowed;
+    }
+    D.$("detail-actions").hidden = !mayHandle;
+    if (!mayHandle) showMessage(t("a_forbidden"), false);
+    if (withPhoto) loadPhotos(v);
+  }
+
+  function loadPhotos(v) {
+    var box = D.$("detail-photo");
+    D.clear(box);
+    var digests = (v.evidence || []).map(function (e) { var m = DIGEST.exec(String(e)); return m ? m[1] : null; })
+      .filter(Boolean);
+    if (!digests.length) { D.append(box, h("p", { "class": "muted", text: t("d_photo_none") })); return; }
+    var id = v.violation_id;
+    digests.slice(0, 4).forEach(function (digest) {
+      var slot = h("figure", { "class": "photo", "data-digest": digest }, h("figcaption", { "class": "muted", text: t("d_photo") }));
+      D.append(box, slot);
+      D.api("GET", "/api/v1/evidence/sha256:" + digest, null, true).then(function (blob) {
+        if (openId !== id) return;
+        var reader = new FileReader();   // a data: URL (the page's CSP allows img-src 'self' data:)
+        reader.onload = function () { D.append(slot, h("img", { src: String(reader.result), alt: t("d_photo") })); };
+        reader.readAsDataURL(blob);
+      }).catch(function () {
+        if (openId === id) D.append(slot, h("p", { "class": "muted", text: t("d_photo_missing") }));
+      });
+    });
+  }
+
+  function showMessage(text, bad) {
+    var m = D.$("detail-message");
+    m.hidden = !text;
+    m.textContent = text || "";
+    m.className = "detail-message" + (bad ? " error" : "");
+  }
+
+  function act(step) {
+    var v = byId[openId];
+    if (!v) return;
+    var body = {};
+    var note = D.$("detail-note").value.trim(), centre = D.$("detail-centre").value.trim();
+    if (step === "dispatch") body.centre = centre || t("d_centre_default");
+    else if (note) body.note = note;
+    if (step === "dismiss" && !body.note) body.note = t("a_dismiss");
+    var btns = document.querySelectorAll("#detail-actions .act");
+    for (var i = 0; i < btns.length; i++) btns[i].disabled = true;
+    showMessage(t("a_busy"), false);
+    var path = "/api/v1/violations/" + encodeURIComponent(v.violation_id);
+    D.api("POST", path + "/" + step, body).then(function (res) {
+      // the whole record as the ledger now has it (times of each step), else what the step answered
+      return D.api("GET", path).catch(function () { return Object.assign({}, v, res || {}); });
+    }).then(function (updated) {
+      byId[v.violation_id] = updated;
+      fillDetail(updated, false);
+      showMessage(t("a_done", { state: D.label("states", updated.state) }), false);
+      D.$("detail").setAttribute("data-state", updated.state);
+    }).catch(function (err) {
+      fillDetail(v, false);
+      showMessage(err && err.message ? err.message : String(err), true);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    D.$("detail-close").addEventListener("click", closeEvent);
+    D.$("detail").addEventListener("click", function (ev) { if (ev.target === D.$("detail")) closeEvent(); });
+    document.addEventListener("keydown", function (ev) { if (ev.key === "Escape") closeEvent(); });
+    var btns = document.querySelectorAll("#detail-actions .act");
+    for (var i = 0; i < btns.length; i++) {
+      (function (b) { b.addEventListener("click", function () { act(b.getAttribute("data-step")); }); })(btns[i]);
+    }
+  });
+
+  D.openEvent = openEvent;
+  D.events = { arrivals: arrivals, render: render, tickAges: tickAges, flaggedPlates: flaggedPlates,
+    fresh: function () { return fresh; } };
+})();
