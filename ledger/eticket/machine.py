@@ -56,6 +56,8 @@ class EticketMachine:
         self.applied = 0
         #: block time (epoch s) of the last transaction seen; queries use it as "now"
         self.now = 0
+        #: (height, block time) of every block seen, in order: turns a time into a height (revocation deltas)
+        self.block_times: list[tuple[int, int]] = []
 
     @classmethod
     def from_consortium(cls, consortium: Consortium) -> EticketMachine:
@@ -102,6 +104,8 @@ class EticketMachine:
     def apply(self, tx: Transaction, ctx: TxContext) -> Outcome:
         """Apply one transaction; a refusal returns its reason code and leaves the state unchanged."""
         self.now = max(self.now, epoch_of(ctx.block_time))
+        if not self.block_times or ctx.height > self.block_times[-1][0]:
+            self.block_times.append((ctx.height, self.now))
         outcome, writes = self._evaluate(tx, ctx)
         if writes is not None:
             self.state.commit(writes.writes, writes.touched, ctx.tx_id, ctx.height)

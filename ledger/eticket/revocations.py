@@ -1,0 +1,84 @@
+"""What an offline gate must refuse: the entries of the revocation list (pure, read side).
+
+Voided tickets still inside their validity, trucks and companies suspended now (a company's entry names its
+trucks' plates: a gate sees plates, not companies) and revoked permits still inside their window.  Each
+entry carries ``version``, the block height of its object's latest record, and the list its own ``version``
+(the height of the last block); a delta ``since_version`` holds only entries whose object changed after that
+height, a delta ``since_time`` (epoch s) those changed in a block after that time.  Entries only ever get
+added or expire by themselves (a suspension carries its ``until``), so a gate merges a delta into its list.
+The API signs the answer (``ledger.qrticket.revocations``).
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import Any, Protocol
+
+from ledger.eticket.records import Company, Permit, Ticket, Truck
+from ledger.eticket.state import State
+from ledger.eticket.units import iso
+
+
+class _Machine(Protocol):
+    state: State
+    now: int
+    block_times: list[tuple[int, int]]
+
+
+def height_at(block_times: list[tuple[int, int]], t: int) -> int:
+    """The height of the last block at or before time ``t`` (-1: before the first block)."""
+    i = bisect.bisect_right([bt for _, bt in block_times], t)
+    return block_times[i - 1][0] if i else -1
+
+
+def entries(m: _Machine, *, since_version: int | None = None, since_time: int | None = None) -> dict[str, Any]:
+    """The list (or, with ``since_version`` / ``since_time``, the delta) as JSON-ready data."""
+    state, now = m.state, m.now
+    version = m.block_times[-1][0] if m.block_times else 0
+    since = since_version
+    if since_time is not None:
+        since = max(since if since is not None else -1, height_at(m.block_times, since_time))
+
+    def changed(name: str) -> int | None:
+        """The object's version when it is newer than the delta's base (None: leave it out)."""
+        h = state.heads.last_height(name)
+        h = 0 if h is None else h
+        return h if since is None or h > since else None
+
+    tickets: list[dict[str, Any]] = []
+    for t in state.tables["ticket"].values():
+        assert isinstance(t, Ticket)
+        if t.state == "voided" and t.valid_until > now and (v := changed(f"ticket:{t.ticket_id}")) is not None:
+            at = t.voided_at
+            tickets.append({"ticket_id": t.ticket_id, "voided_at": iso(at) if at else None, "version": v})
+    trucks: list[dict[str, Any]] = []
+    for tr in state.tables["truck"].values():
+        assert isinstance(tr, Truck)
+        if tr.suspended_until > now and (v := changed(f"truck:{tr.truck_id}")) is not None:
+            trucks.append({"truck_id": tr.truck_id, "plate": tr.plate, "until": iso(tr.suspended_until),
+                           "version": v})
+    plates: dict[str, list[str]] = {}
+    for tr in state.tables["truck"].values():
+        assert isinstance(tr, Truck)
+        if tr.status == "active":
+            plates.setdefault(tr.company_id, []).append(tr.plate)
+    companies: list[dict[str, Any]] = []
+    for c in state.tables["company"].values():
+        assert isinstance(c, Company)
+        if c.suspended_until > now and (v := changed(f"company:{c.company_id}")) is not None:
+            companies.append({"company_id": c.company_id, "until": iso(c.suspended_until),
+                              "plates": sorted(plates.get(c.company_id, [])), "version": v})
+    permits: list[dict[str, Any]] = []
+    for p in state.tables["permit"].values():
+        assert isinstance(p, Permit)
+        if p.state == "revoked" and p.valid_to > now and (v := changed(f"permit:{p.permit_id}")) is not None:
+            permits.append({"permit_id": p.permit_id, "version": v})
+    return {
+        "version": version,
+        "as_of": iso(now) if now else None,
+        "since_version": since,
+        "tickets": sorted(tickets, key=lambda e: e["ticket_id"]),
+        "trucks": sorted(trucks, key=lambda e: e["truck_id"]),
+        "companies": sorted(companies, key=lambda e: e["company_id"]),
+        "permits": sorted(permits, key=lambda e: e["permit_id"]),
+    }
