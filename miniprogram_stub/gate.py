@@ -225,7 +225,7 @@ class OfflineGate:
 
     def _usable_revocations(self, when: datetime) -> RevocationList | None:
         """The list to check a scan against; raises OfflineUnavailable when ``max_revocation_age`` is set and
-        the list is missing or older than it at ``when``."""
+        the list is missing or older than it at ``when`` (the gate's clock now)."""
         rl = self.revocation_list()
         limit = self.max_revocation_age
         if limit is None:
@@ -250,7 +250,7 @@ class OfflineGate:
     ) -> ScanResult:
         """Verify offline, decide, and queue the scan (accepted or not) for ``sync()``."""
         when = at or self.clock()
-        revoked = self._usable_revocations(when)
+        revoked = self._usable_revocations(self.clock())
         scan_id = f"{self.gate_id or self.site_id}-{uuid.uuid4().hex[:16]}"
         ticket_id: str | None = None
         try:
