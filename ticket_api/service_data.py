@@ -418,6 +418,7 @@ class DashboardCounters(TypedDict):
     sites_in_alarm: int
     utilisation_rate_pct: str | None
     ledger_time: str | None
+    reconciliation_alarms: int
 
 
 class Alarm(TypedDict):
@@ -443,3 +444,4 @@ class Dashboard(TypedDict):
     on_the_road: list[Json]
     projects: list[Json]
     chain: ChainHealth
+    reconciliation: list[Json]

@@ -7,7 +7,7 @@ from typing import Any
 
 from ledger.core.builder import TxContext
 from ledger.core.transaction import Transaction
-from ledger.eticket import lists
+from ledger.eticket import lists, reconcile
 from ledger.eticket import revocations as revocation_list
 from ledger.eticket.geo import in_alarm, pct_text, recommend
 from ledger.eticket.machine import EticketMachine
@@ -480,3 +480,9 @@ def revocations(
 ) -> dict[str, Any]:
     """The offline gates' revocation list, or its delta (:mod:`ledger.eticket.revocations`)."""
     return revocation_list.entries(m, since_version=since_version, since_time=since_time)
+
+
+def reconciliation(m: EticketMachine, *, since: int, until: int, alarms_only: bool = False) -> list[dict[str, Any]]:
+    """Per exit and site and local day of [since, until): tickets, scans, sightings, gap, alarm (reconcile)."""
+    rows = reconcile.reconciliation(m.state, since, until)
+    return [r.to_json() for r in rows if r.alarm or not alarms_only]

@@ -192,6 +192,7 @@
     if (changed("map", [d.sites, d.projects, d.on_the_road])) renderMap(d);
     if (changed("violations", d.violations)) renderViolations(d.violations);
     if (changed("chain", d.chain)) renderChain(d.chain);
+    if (changed("recon", d.reconciliation)) renderRecon(d.reconciliation || []);
     tick();
   }
 
@@ -429,6 +430,26 @@
         h("td", null, h("span", { "class": "state state-" + v.state, text: STATES[v.state] || v.state })),
         h("td", { "class": "age", "data-reported": v.reported_at, "data-open": open ? "1" : "0",
           "data-handling": v.handling_seconds === null || v.handling_seconds === undefined ? "" : v.handling_seconds })));
+    });
+  }
+
+  // reconciliation alarms: a place-day whose trips (gate scans or camera sightings) outrun its tickets
+  function renderRecon(list) {
+    var body = $("recon");
+    clear(body);
+    if (!list.length) {
+      append(body, h("tr", null, h("td", { colspan: 6, "class": "empty", text: "车次与渣票相符" })));
+      return;
+    }
+    list.forEach(function (r) {
+      append(body, h("tr", { "class": "fresh", "data-recon": r.kind + ":" + r.place_id + ":" + r.day,
+                             title: (r.reasons || []).join(", ") },
+        h("td", { text: r.day }),
+        h("td", { text: (r.kind === "exit" ? "工地出口 " : "消纳场 ") + r.place_id }),
+        h("td", { text: fmtInt(r.trips) }),
+        h("td", { text: fmtInt(r.tickets_issued) }),
+        h("td", { text: fmtInt(r.sightings) }),
+        h("td", { "class": "id", text: "+" + fmtInt(r.gap) + (r.unscanned ? "（未扫码 " + fmtInt(r.unscanned) + "）" : "") })));
     });
   }
 

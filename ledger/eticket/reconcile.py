@@ -1,0 +1,173 @@
+"""Reconciliation (对账): per project exit and disposal site, per local day, what was seen against the tickets.
+
+Each place-day has counts per **source**:
+
+* ``tickets_issued`` — tickets issued that day for the project (exit) or bound for the site (site);
+* ``exit_scans`` — departures recorded by the project's exit gate (exit places);
+* ``receipts`` — receipts recorded by the site's gate (site places);
+* ``sightings`` — trucks the place's cameras saw (0 until a camera source is counted: see below).
+
+The trips that happened are at least the most any source counted (``trips = max(scans, sightings)``); a
+**gap** is trips beyond the tickets issued, and ``unscanned`` the trucks cameras saw that no gate scan
+recorded.  A place-day with a gap above the tolerance, or any unscanned truck, is an **alarm** (a city once
+found 31 trips against 8 tickets at one site).  Tickets issued late one evening and used after midnight
+make small honest gaps, hence ``tolerance`` (``GAP_TOLERANCE`` trips by default).
+
+The seam: :func:`reconcile` takes counts per source (``{source: {(kind, place, day): n}}``) and treats a
+missing source as 0, so a new source (camera sightings) is one more mapping; :func:`ledger_counts` gives
+the ledger's own three, and :data:`COUNTERS` is where another source's counter is registered.  Pure: no
+clock; days are local (+08:00) days of the event times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ledger.core.encoding import CHINA_TZ
+from ledger.eticket.state import State
+
+EXIT = "exit"
+SITE = "site"
+SOURCES = ("tickets_issued", "exit_scans", "receipts", "sightings")
+#: trips beyond the tickets tolerated per place-day before it is an alarm
+GAP_TOLERANCE = 2
+
+#: (place kind, place id, local day "YYYY-MM-DD")
+PlaceDay = tuple[str, str, str]
+Counts = Mapping[PlaceDay, int]
+#: a source's counter over the state for [since, until)
+Counter = Callable[[State, int, int], Counts]
+
+
+def local_day(t: int) -> str:
+    """The local (+08:00) day of epoch second ``t``."""
+    return datetime.fromtimestamp(t, CHINA_TZ).date().isoformat()
+
+
+@dataclass(frozen=True)
+class ReconRow:
+    """One place-day: the counts, the trips, the gap and whether it is an alarm (with why)."""
+
+    kind: str
+    place_id: str
+    day: str
+    tickets_issued: int
+    scans: int
+    sightings: int
+    trips: int
+    gap: int
+    unscanned: int
+    alarm: bool
+    reasons: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {**{name: getattr(self, name) for name in self.__dataclass_fields__}, "reasons": list(self.reasons)}
+
+
+def row(kind: str, place_id: str, day: str, counts: Mapping[str, int], *, tolerance: int = GAP_TOLERANCE) -> ReconRow:
+    """Reconcile one place-day's counts per source (missing sources are 0)."""
+    issued = counts.get("tickets_issued", 0)
+    scans = counts.get("exit_scans" if kind == EXIT else "receipts", 0)
+    seen = counts.get("sightings", 0)
+    trips = max(scans, seen)
+    gap = max(0, trips - issued)
+    unscanned = max(0, seen - scans)
+    reasons = (("trips_over_tickets",) if gap > tolerance else ()) + (("seen_not_scanned",) if unscanned else ())
+    return ReconRow(kind, place_id, day, issued, scans, seen, trips, gap, unscanned, bool(reasons), reasons)
+
+
+def reconcile(sources: Mapping[str, Counts], *, tolerance: int = GAP_TOLERANCE) -> list[ReconRow]:
+    """Every place-day any source counted, reconciled; by day, then kind, then place."""
+    keys: set[PlaceDay] = set()
+    for counts in sources.values():
+        keys.update(counts)
+    out = []
+    for kind, place, day in sorted(keys, key=lambda k: (k[2], k[0], k[1])):
+        per = {src: counts.get((kind, place, day), 0) for src, counts in sources.items()}
+        out.append(row(kind, place, day, per, tolerance=tolerance))
+    return out
+
+
+def _bump(acc: dict[PlaceDay, int], key: PlaceDay) -> None:
+    acc[key] = acc.get(key, 0) + 1
+
+
+def tickets_issued(state: State, since: int, until: int) -> Counts:
+    """Tickets issued in [since, until), counted at their project's exit and at their site."""
+    acc: dict[PlaceDay, int] = {}
+    for t in state.tables["ticket"].values():
+        if since <= t.issued_at < until:
+            day = local_day(t.issued_at)
+            _bump(acc, (EXIT, t.project_id, day))
+            _bump(acc, (SITE, t.site_id, day))
+    return acc
+
+
+def exit_scans(state: State, since: int, until: int) -> Counts:
+    """Departures recorded in [since, until), at their project's exit."""
+    acc: dict[PlaceDay, int] = {}
+    for t in state.tables["ticket"].values():
+        if t.departed_at is not None and since <= t.departed_at < until:
+            _bump(acc, (EXIT, t.project_id, local_day(t.departed_at)))
+    return acc
+
+
+def receipts(state: State, since: int, until: int) -> Counts:
+    """Receipts recorded in [since, until), at their site."""
+    acc: dict[PlaceDay, int] = {}
+    for t in state.tables["ticket"].values():
+        if t.received_at is not None and since <= t.received_at < until:
+            _bump(acc, (SITE, t.site_id, local_day(t.received_at)))
+    return acc
+
+
+#: the counted sources; a camera source registers ``"sightings"`` here (absent: 0 everywhere)
+COUNTERS: dict[str, Counter] = {
+    "tickets_issued": tickets_issued,
+    "exit_scans": exit_scans,
+    "receipts": receipts,
+}
+
+
+def ledger_counts(state: State, since: int, until: int) -> dict[str, Counts]:
+    """Every registered source's counts over [since, until)."""
+    return {name: counter(state, since, until) for name, counter in COUNTERS.items()}
+
+
+def reconciliation(state: State, since: int, until: int, *, tolerance: int = GAP_TOLERANCE) -> list[ReconRow]:
+    """The place-days of [since, until) reconciled from every registered source."""
+    return reconcile(ledger_counts(state, since, until), tolerance=tolerance)
+
+
+def alarms(rows: Iterable[ReconRow]) -> list[ReconRow]:
+    """Only the place-days in alarm."""
+    return [r for r in rows if r.alarm]
+
+
+def group_of(r: ReconRow, by: str, state: State) -> str | None:
+    """The period report's group a place-day counts for (None: not this grouping's: a company report, or a
+    site's row in a project report; exits count for projects and districts, sites for sites)."""
+    if by == "site":
+        return r.place_id if r.kind == SITE else None
+    if r.kind != EXIT:
+        return None
+    if by == "project":
+        return r.place_id
+    if by == "district":
+        project = state.tables["project"].get(r.place_id)
+        return None if project is None else project.district
+    return None
+
+
+def per_group(rows: Iterable[ReconRow], by: str, state: State) -> dict[str, tuple[int, int]]:
+    """``{group: (trips beyond tickets, place-days in alarm)}`` of the rows that count for a group."""
+    out: dict[str, tuple[int, int]] = {}
+    for r in rows:
+        group = group_of(r, by, state)
+        if group is not None:
+            gap, n = out.get(group, (0, 0))
+            out[group] = (gap + r.gap, n + int(r.alarm))
+    return out
