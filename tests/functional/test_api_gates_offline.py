@@ -1,10 +1,13 @@
-"""Offline gates that know what was revoked: the signed list, its delta, the gate's cache and the sync."""
+"""Offline gates that know what was revoked (the signed list, its delta, the gate's cache and the sync) and the
+reconciliation of exit scans, receipts and tickets per place and day (report, CLI, dashboard)."""
 
 from __future__ import annotations
 
 import copy
 import json
 import sqlite3
+import subprocess
+import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,14 +18,19 @@ import requests
 
 from ledger.core.crypto import PublicKey
 from ledger.core.encoding import CHINA_TZ
+from ledger.eticket import EticketMachine
+from ledger.eticket.reconcile import EXIT, SITE, ledger_counts, reconcile
 from ledger.qrticket.revocations import BadRevocationSignature, verify_list
+from ledger.store.keyfiles import read_consortium
+from ledger.store.ledger_store import LedgerStore
+from ledger.verify.audit import replay
 from miniprogram_stub.errors import OfflineUnavailable
 from miniprogram_stub.gate import OfflineGate
 
-from .serve_fixtures import Stack, stack  # noqa: F401 - the fixture
+from .serve_fixtures import ROOT, Stack, stack  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.slow]
-TRUCKS = [(f"TR-8{i:03d}", f"渝D8{i:04d}") for i in range(8)]
+TRUCKS = [(f"TR-8{i:03d}", f"渝D8{i:04d}") for i in range(10)]
 
 
 def now() -> datetime:
@@ -192,3 +200,70 @@ def test_the_delta_returns_only_newer_entries(stack: Stack, permit: dict[str, An
     bad = call(stack, "GET", "/api/v1/gate/revocations", "exit_gate", params={"since": "yesterday"})
     assert bad.status_code == 400 and bad.json()["reason"] == "bad_since"
     assert call(stack, "GET", "/api/v1/gate/revocations", "contractor").status_code == 403
+
+
+def _node(s: Stack) -> tuple[str, str]:
+    """A node's database URL and the consortium file (what ``ledger report`` reads)."""
+    desc = json.loads((s.var / "consortium.json").read_text(encoding="utf-8"))
+    node = json.loads(Path(desc["nodes"][0]["config"]).read_text(encoding="utf-8"))
+    return str(node["db"]), str(desc["consortium"])
+
+
+def _report(s: Stack, since: datetime, until: datetime, by: str) -> tuple[dict[str, Any], str]:
+    db, consortium = _node(s)
+    done = subprocess.run([sys.executable, "-m", "ledger", "report", "--db", db, "--consortium", consortium,
+                           "--since", since.isoformat(), "--until", until.isoformat(), "--by", by,
+                           "--format", "json"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout), done.stderr
+
+
+def _place(report: dict[str, Any], kind: str, place: str, day: str) -> dict[str, Any]:
+    found = [r for r in report["reconciliation"] if (r["kind"], r["place_id"], r["day"]) == (kind, place, day)]
+    return found[0] if found else {"tickets_issued": 0, "scans": 0, "sightings": 0, "gap": 0, "alarm": False}
+
+
+def test_the_reconciliation_counts_what_was_seen_and_flags_a_gap(stack: Stack, permit: dict[str, Any]) -> None:  # noqa: F811
+    """``ledger report`` on a node's database counts, for the project's exit and the site today, the tickets
+    issued, the exit scans and the receipts (two tickets out, one received: +2 / +2 at the exit, +2 / +1 at
+    the site), with no alarm and the report rows' unticketed_trips 0; the dashboard serves the reconciliation
+    alarms; the chain's own counts with 31 camera sightings at the exit (the seam a camera source plugs into)
+    are a trips_over_tickets and seen_not_scanned alarm."""
+    start = now().replace(hour=0, minute=0, second=0)
+    until = now() + timedelta(hours=1)
+    day = start.date().isoformat()
+    before, _ = _report(stack, start, until, "project")
+    site_before, _ = _report(stack, start, until, "site")
+    tickets = [ticket(stack, permit), ticket(stack, permit)]
+    for t in tickets:
+        ex = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", {"qr": t["qr"], "plate": t["truck_plate"],
+                                                                     "covered": True})
+        assert ex.status_code == 200, ex.text
+    rc = call(stack, "POST", "/api/v1/gate/disposal", "disposal_gate",
+              {"qr": tickets[0]["qr"], "plate": tickets[0]["truck_plate"], "volume_m3": "15"})
+    assert rc.status_code == 200, rc.text
+    after, _ = _report(stack, start, until, "project")
+    site_after, _ = _report(stack, start, until, "site")
+    ex0, ex1 = _place(before, EXIT, "P-001", day), _place(after, EXIT, "P-001", day)
+    assert (ex1["tickets_issued"] - ex0["tickets_issued"], ex1["scans"] - ex0["scans"]) == (2, 2)
+    s0, s1 = _place(site_before, SITE, "S-003", day), _place(site_after, SITE, "S-003", day)
+    assert (s1["tickets_issued"] - s0["tickets_issued"], s1["scans"] - s0["scans"]) == (2, 1)
+    assert (ex1["alarm"], s1["alarm"], ex1["sightings"]) == (False, False, 0)
+    row = next(r for r in after["rows"] if r["group"] == "P-001")
+    assert (row["unticketed_trips"], row["reconciliation_alarms"]) == (0, 0)
+    dash = call(stack, "GET", "/api/v1/dashboard", "operator").json()
+    assert dash["counters"]["reconciliation_alarms"] == len(dash["reconciliation"]) == 0
+    db, consortium_file = _node(stack)
+    consortium = read_consortium(consortium_file)
+    store = LedgerStore.open(db, consortium=consortium, create=False)
+    try:
+        machine = EticketMachine.from_consortium(consortium)
+        assert replay(store, consortium, machine) is None
+    finally:
+        store.close()
+    counts = ledger_counts(machine.state, int(start.timestamp()), int(until.timestamp()))
+    seen = reconcile({**counts, "sightings": {(EXIT, "P-001", day): 31}})
+    gap = next(r for r in seen if (r.kind, r.place_id, r.day) == (EXIT, "P-001", day))
+    assert gap.tickets_issued == ex1["tickets_issued"] and gap.trips == max(31, ex1["scans"])
+    assert gap.alarm and gap.reasons == ("trips_over_tickets", "seen_not_scanned")
+    assert gap.gap == gap.trips - gap.tickets_issued
