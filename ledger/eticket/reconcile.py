@@ -147,27 +147,27 @@ def alarms(rows: Iterable[ReconRow]) -> list[ReconRow]:
     return [r for r in rows if r.alarm]
 
 
+def counts_for(r: ReconRow, by: str) -> bool:
+    """Whether a place-day counts in a report by ``by``: exits for projects and districts, sites for sites
+    (a company report has no place rows)."""
+    return r.kind == (SITE if by == "site" else EXIT) and by in ("site", "project", "district")
+
+
 def group_of(r: ReconRow, by: str, state: State) -> str | None:
-    """The period report's group a place-day counts for (None: not this grouping's: a company report, or a
-    site's row in a project report; exits count for projects and districts, sites for sites)."""
-    if by == "site":
-        return r.place_id if r.kind == SITE else None
-    if r.kind != EXIT:
-        return None
-    if by == "project":
+    """The period report's group of a place-day that counts for it (None: the unattributed row, e.g. a
+    project without a district)."""
+    if by != "district":
         return r.place_id
-    if by == "district":
-        project = state.tables["project"].get(r.place_id)
-        return None if project is None else project.district
-    return None
+    project = state.tables["project"].get(r.place_id)
+    return None if project is None else project.district
 
 
-def per_group(rows: Iterable[ReconRow], by: str, state: State) -> dict[str, tuple[int, int]]:
-    """``{group: (trips beyond tickets, place-days in alarm)}`` of the rows that count for a group."""
-    out: dict[str, tuple[int, int]] = {}
+def per_group(rows: Iterable[ReconRow], by: str, state: State) -> dict[str | None, tuple[int, int]]:
+    """``{group: (trips beyond tickets, place-days in alarm)}`` of the rows that count for the grouping."""
+    out: dict[str | None, tuple[int, int]] = {}
     for r in rows:
-        group = group_of(r, by, state)
-        if group is not None:
+        if counts_for(r, by):
+            group = group_of(r, by, state)
             gap, n = out.get(group, (0, 0))
             out[group] = (gap + r.gap, n + int(r.alarm))
     return out

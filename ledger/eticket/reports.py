@@ -234,14 +234,15 @@ def build_report(m: EticketMachine, *, since: int, until: int, by: str) -> Repor
         for s in st.tables["site"].values():
             acc_of(s.site_id).sites.append(s)
             total.sites.append(s)
+    recon = tuple(reconciliation(st, since, until))
+    gaps = per_group(recon, by, st)
+    for group in gaps:  # the unattributed row too, when only a gap is in it
+        acc_of(group)
     names = dict(g.known())
     keys: list[str | None] = [*sorted(k for k in accs if k is not None)]
     if None in accs:
         keys.append(None)
-    recon = tuple(reconciliation(st, since, until))
-    gaps = per_group(recon, by, st)  # groups of registered projects and sites: rows of their own already
-    rows = tuple(_gaps(_row(k, names.get(k) if k is not None else None, accs[k], by), gaps.get(k or ""))
-                 for k in keys)
+    rows = tuple(_gaps(_row(k, names.get(k) if k is not None else None, accs[k], by), gaps.get(k)) for k in keys)
     totals = _gaps(_row(None, None, total, by), (sum(g for g, _ in gaps.values()), sum(n for _, n in gaps.values())))
     return Report(by=by, since=since, until=until, as_of=m.now, rows=rows, totals=totals, reconciliation=recon)
 
