@@ -12,6 +12,7 @@ The API signs the answer (``ledger.qrticket.revocations``).
 from __future__ import annotations
 
 import bisect
+import weakref
 from typing import Any, Protocol
 
 from ledger.eticket.records import Company, Permit, Ticket, Truck
@@ -22,6 +23,7 @@ from ledger.eticket.units import iso
 class _Machine(Protocol):
     state: State
     now: int
+    applied: int
     block_times: list[tuple[int, int]]
 
 
@@ -31,32 +33,54 @@ def height_at(block_times: list[tuple[int, int]], t: int) -> int:
     return block_times[i - 1][0] if i else -1
 
 
+#: the full list per machine, kept while its state is unchanged (``applied``, ``now``): gates poll often
+_FULL: weakref.WeakKeyDictionary[Any, tuple[tuple[int, int], dict[str, Any]]] = weakref.WeakKeyDictionary()
+
+
 def entries(m: _Machine, *, since_version: int | None = None, since_time: int | None = None) -> dict[str, Any]:
     """The list (or, with ``since_version`` / ``since_time``, the delta) as JSON-ready data."""
-    state, now = m.state, m.now
-    version = m.block_times[-1][0] if m.block_times else 0
     since = since_version
     if since_time is not None:
         since = max(since if since is not None else -1, height_at(m.block_times, since_time))
+    key = (m.applied, m.now)
+    kept = _FULL.get(m)
+    if kept is None or kept[0] != key:
+        kept = (key, _full(m))
+        _FULL[m] = kept
+    full = kept[1]
+    if since is None:
+        return full
+    return {**full, "since_version": since,
+            **{kind: [e for e in full[kind] if e["version"] > since] for kind in KINDS}}
 
-    def changed(name: str) -> int | None:
-        """The object's version when it is newer than the delta's base (None: leave it out)."""
+
+#: the entry lists of a revocation list
+KINDS = ("tickets", "trucks", "companies", "permits")
+
+
+def _full(m: _Machine) -> dict[str, Any]:
+    """Every entry in force now."""
+    state, now = m.state, m.now
+    version = m.block_times[-1][0] if m.block_times else 0
+
+    def changed(name: str) -> int:
+        """The object's version: the height of its latest record."""
         h = state.heads.last_height(name)
-        h = 0 if h is None else h
-        return h if since is None or h > since else None
+        return 0 if h is None else h
 
     tickets: list[dict[str, Any]] = []
     for t in state.tables["ticket"].values():
         assert isinstance(t, Ticket)
-        if t.state == "voided" and t.valid_until > now and (v := changed(f"ticket:{t.ticket_id}")) is not None:
+        if t.state == "voided" and t.valid_until > now:
             at = t.voided_at
-            tickets.append({"ticket_id": t.ticket_id, "voided_at": iso(at) if at else None, "version": v})
+            tickets.append({"ticket_id": t.ticket_id, "voided_at": iso(at) if at else None,
+                            "version": changed(f"ticket:{t.ticket_id}")})
     trucks: list[dict[str, Any]] = []
     for tr in state.tables["truck"].values():
         assert isinstance(tr, Truck)
-        if tr.suspended_until > now and (v := changed(f"truck:{tr.truck_id}")) is not None:
+        if tr.suspended_until > now:
             trucks.append({"truck_id": tr.truck_id, "plate": tr.plate, "until": iso(tr.suspended_until),
-                           "version": v})
+                           "version": changed(f"truck:{tr.truck_id}")})
     plates: dict[str, list[str]] = {}
     for tr in state.tables["truck"].values():
         assert isinstance(tr, Truck)
@@ -65,18 +89,19 @@ def entries(m: _Machine, *, since_version: int | None = None, since_time: int | 
     companies: list[dict[str, Any]] = []
     for c in state.tables["company"].values():
         assert isinstance(c, Company)
-        if c.suspended_until > now and (v := changed(f"company:{c.company_id}")) is not None:
+        if c.suspended_until > now:
             companies.append({"company_id": c.company_id, "until": iso(c.suspended_until),
-                              "plates": sorted(plates.get(c.company_id, [])), "version": v})
+                              "plates": sorted(plates.get(c.company_id, [])),
+                              "version": changed(f"company:{c.company_id}")})
     permits: list[dict[str, Any]] = []
     for p in state.tables["permit"].values():
         assert isinstance(p, Permit)
-        if p.state == "revoked" and p.valid_to > now and (v := changed(f"permit:{p.permit_id}")) is not None:
-            permits.append({"permit_id": p.permit_id, "version": v})
+        if p.state == "revoked" and p.valid_to > now:
+            permits.append({"permit_id": p.permit_id, "version": changed(f"permit:{p.permit_id}")})
     return {
         "version": version,
         "as_of": iso(now) if now else None,
-        "since_version": since,
+        "since_version": None,
         "tickets": sorted(tickets, key=lambda e: e["ticket_id"]),
         "trucks": sorted(trucks, key=lambda e: e["truck_id"]),
         "companies": sorted(companies, key=lambda e: e["company_id"]),
