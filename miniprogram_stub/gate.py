@@ -56,6 +56,8 @@ from ledger.qrticket.revocations import RevocationList, RevocationListError, ver
 from miniprogram_stub.errors import OfflineUnavailable
 
 SYNC_BATCH = 200
+#: deltas of the revocation list kept on top of the full one before a refresh asks for a full list again
+MAX_DELTAS = 20
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (
@@ -130,6 +132,9 @@ class OfflineGate:
         self.leeway = leeway
         #: scans refuse to decide offline (OfflineUnavailable) without a revocation list at most this old
         self.max_revocation_age = max_revocation_age
+        #: the verified list in memory, with the key refresh it was verified after (see revocation_list)
+        self._revoked: tuple[int, RevocationList | None] | None = None
+        self._keys_seen = 0
         self.db = sqlite3.connect(str(db_path), isolation_level=None, check_same_thread=False)
         self.db.executescript(_SCHEMA)
 
@@ -168,6 +173,7 @@ class OfflineGate:
             self.db.execute("BEGIN")
             self.db.execute("DELETE FROM keys")
             self.db.executemany("INSERT INTO keys VALUES (?, ?, ?, ?, ?, ?)", rows)
+        self._keys_seen += 1  # verify the cached revocation list again with these keys
         return True
 
     def keys(self) -> dict[str, PublicKey]:
@@ -182,7 +188,9 @@ class OfflineGate:
         :class:`~ledger.qrticket.revocations.RevocationListError` (``bad_revocation_signature`` /
         ``bad_revocation_list``) and is not stored."""
         current = self.revocation_list()
-        params = {"since": str(current.version)} if current is not None else {}
+        (stored,) = self.db.execute("SELECT count(*) FROM revocations").fetchone()
+        # a delta after the cached version; a full list again once MAX_DELTAS deltas pile up
+        params = {"since": str(current.version)} if current is not None and stored <= MAX_DELTAS else {}
         try:
             resp = self.session.get(self.base_url + "/api/v1/gate/revocations", params=params,
                                     headers={"Authorization": f"Bearer {self.token}"}, timeout=self.timeout)
@@ -198,11 +206,19 @@ class OfflineGate:
             self.db.execute("INSERT INTO revocations VALUES (?, ?, ?, ?)",
                             (got.version, got.since_version, json.dumps(doc, ensure_ascii=False),
                              self.clock().isoformat()))
+        self._revoked = None
         return True
 
     def revocation_list(self) -> RevocationList | None:
         """The cached list with its deltas merged, each verified again with the cached keys (None: none
         cached, or it no longer verifies, e.g. after its key was withdrawn)."""
+        if self._revoked is not None and self._revoked[0] == self._keys_seen:
+            return self._revoked[1]
+        merged = self._load_revocations()
+        self._revoked = (self._keys_seen, merged)
+        return merged
+
+    def _load_revocations(self) -> RevocationList | None:
         merged: RevocationList | None = None
         keys = self.keys()
         for (doc,) in self.db.execute("SELECT doc FROM revocations ORDER BY rowid"):

@@ -110,8 +110,8 @@ def test_offline_gate_refuses_a_ticket_on_its_cached_list(stack: Stack, permit: 
 def test_a_list_with_a_bad_signature_is_refused(stack: Stack, permit: dict[str, Any],  # noqa: F811
                                                 tmp_path: Path) -> None:
     """The API's list verifies with the published QR keys; changed by one entry it does not
-    (bad_revocation_signature), and a gate whose cached list was tampered with has no list to work on:
-    it refuses to decide offline (revocations_missing)."""
+    (bad_revocation_signature), and a gate whose cached list was tampered with (found when it restarts) has
+    no list to work on: it refuses to decide offline (revocations_missing)."""
     void(stack, ticket(stack, permit))
     doc = call(stack, "GET", "/api/v1/gate/revocations", "exit_gate").json()
     assert verify_list(doc, keys(stack)).tickets
@@ -122,10 +122,11 @@ def test_a_list_with_a_bad_signature_is_refused(stack: Stack, permit: dict[str, 
     assert exc.value.reason == "bad_revocation_signature"
     with gate(stack, tmp_path, max_revocation_age=timedelta(minutes=30)) as g:
         assert g.refresh_revocations()
-        db = sqlite3.connect(tmp_path / "gate.sqlite")
-        db.execute("UPDATE revocations SET doc = ?", (json.dumps(tampered, ensure_ascii=False),))
-        db.commit()
-        db.close()
+    db = sqlite3.connect(tmp_path / "gate.sqlite")
+    db.execute("UPDATE revocations SET doc = ?", (json.dumps(tampered, ensure_ascii=False),))
+    db.commit()
+    db.close()
+    with gate(stack, tmp_path, max_revocation_age=timedelta(minutes=30)) as g:  # the gate restarted
         assert g.revocation_list() is None
         t = ticket(stack, permit)
         with pytest.raises(OfflineUnavailable) as off:
