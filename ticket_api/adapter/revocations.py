@@ -30,6 +30,6 @@ def signed_revocations(gw: Gateway, keyring: Keyring, now: datetime, since: str 
     """The signed list (or delta) as of the ledger's latest state, issued ``now``."""
     key = keyring.signing_key
     if key is None:
-        raise ServiceUnavailable("no QR signing key is configured", reason="not_implemented", status=503)
+        raise ServiceUnavailable("no QR signing key is configured", reason="ledger_unavailable")
     body = gw.query("revocations", **parse_since(since))
     return sign_list(body, key, issued_at=now)
