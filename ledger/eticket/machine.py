@@ -58,6 +58,8 @@ class EticketMachine:
         self.now = 0
         #: (height, block time) of every block seen, in order: turns a time into a height (revocation deltas)
         self.block_times: list[tuple[int, int]] = []
+        #: read-side memos of queries (each keyed with the state it was computed on: ``applied``, ``now``)
+        self.read_cache: dict[str, Any] = {}
 
     @classmethod
     def from_consortium(cls, consortium: Consortium) -> EticketMachine:

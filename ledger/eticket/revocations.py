@@ -12,7 +12,6 @@ The API signs the answer (``ledger.qrticket.revocations``).
 from __future__ import annotations
 
 import bisect
-import weakref
 from typing import Any, Protocol
 
 from ledger.eticket.records import Company, Permit, Ticket, Truck
@@ -25,6 +24,7 @@ class _Machine(Protocol):
     now: int
     applied: int
     block_times: list[tuple[int, int]]
+    read_cache: dict[str, Any]
 
 
 def height_at(block_times: list[tuple[int, int]], t: int) -> int:
@@ -33,21 +33,16 @@ def height_at(block_times: list[tuple[int, int]], t: int) -> int:
     return block_times[i - 1][0] if i else -1
 
 
-#: the full list per machine, kept while its state is unchanged (``applied``, ``now``): gates poll often
-_FULL: weakref.WeakKeyDictionary[Any, tuple[tuple[int, int], dict[str, Any]]] = weakref.WeakKeyDictionary()
-
-
 def entries(m: _Machine, *, since_version: int | None = None, since_time: int | None = None) -> dict[str, Any]:
     """The list (or, with ``since_version`` / ``since_time``, the delta) as JSON-ready data."""
     since = since_version
     if since_time is not None:
         since = max(since if since is not None else -1, height_at(m.block_times, since_time))
-    key = (m.applied, m.now)
-    kept = _FULL.get(m)
+    key = (m.applied, m.now)  # the full list is kept while the state is unchanged: gates poll often
+    kept = m.read_cache.get("revocations")
     if kept is None or kept[0] != key:
-        kept = (key, _full(m))
-        _FULL[m] = kept
-    full = kept[1]
+        kept = m.read_cache["revocations"] = (key, _full(m))
+    full: dict[str, Any] = kept[1]
     if since is None:
         return full
     return {**full, "since_version": since,
