@@ -475,14 +475,12 @@ def credit_of(m: EticketMachine, kind: str, key: str, scope: dict[str, str] | No
     return lists.credit(m, kind, key, scope=scope)
 
 
-def revocations(
-    m: EticketMachine, *, since_version: int | None = None, since_time: int | None = None
-) -> dict[str, Any]:
-    """The offline gates' revocation list, or its delta (:mod:`ledger.eticket.revocations`)."""
-    return revocation_list.entries(m, since_version=since_version, since_time=since_time)
+
+def revocations(m: EticketMachine, **since: int) -> dict[str, Any]:
+    """The offline gates' revocation list, or its delta (``since_version`` / ``since_time``; revocations)."""
+    return revocation_list.entries(m, **since)
 
 
 def reconciliation(m: EticketMachine, *, since: int, until: int, alarms_only: bool = False) -> list[dict[str, Any]]:
     """Per exit and site and local day of [since, until): tickets, scans, sightings, gap, alarm (reconcile)."""
-    rows = reconcile.reconciliation(m.state, since, until)
-    return [r.to_json() for r in rows if r.alarm or not alarms_only]
+    return [r.to_json() for r in reconcile.reconciliation(m.state, since, until) if r.alarm or not alarms_only]

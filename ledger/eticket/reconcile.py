@@ -5,7 +5,8 @@ Each place-day has counts per **source**:
 * ``tickets_issued`` — tickets issued that day for the project (exit) or bound for the site (site);
 * ``exit_scans`` — departures recorded by the project's exit gate (exit places);
 * ``receipts`` — receipts recorded by the site's gate (site places);
-* ``sightings`` — trucks the place's cameras saw (0 until a camera source is counted: see below).
+* ``sightings`` — trucks the place's exit or disposal-gate cameras saw (the camera rules' ``sighting``
+  table; 0 where there is none).
 
 The trips that happened are at least the most any source counted (``trips = max(scans, sightings)``); a
 **gap** is trips beyond the tickets issued, and ``unscanned`` the trucks cameras saw that no gate scan
@@ -15,7 +16,7 @@ make small honest gaps, hence ``tolerance`` (``GAP_TOLERANCE`` trips by default)
 
 The seam: :func:`reconcile` takes counts per source (``{source: {(kind, place, day): n}}``) and treats a
 missing source as 0, so a new source (camera sightings) is one more mapping; :func:`ledger_counts` gives
-the ledger's own three, and :data:`COUNTERS` is where another source's counter is registered.  Pure: no
+the ledger's own, and :data:`COUNTERS` is where another source's counter is registered.  Pure: no
 clock; days are local (+08:00) days of the event times.
 """
 
@@ -124,11 +125,39 @@ def receipts(state: State, since: int, until: int) -> Counts:
     return acc
 
 
-#: the counted sources; a camera source registers ``"sightings"`` here (absent: 0 everywhere)
+#: sightings of one plate at one place closer together than this are one truck seen (it lingered)
+SAME_TRUCK_S = 600
+
+
+def sightings(state: State, since: int, until: int) -> Counts:
+    """Trucks the exit and disposal-gate cameras saw in [since, until) (the ``sighting`` and ``camera``
+    tables of the camera rules; none: nothing counted), one plate at one place once per ``SAME_TRUCK_S``."""
+    cameras = state.tables.get("camera", {})
+    last: dict[tuple[PlaceDay, str], int] = {}
+    acc: dict[PlaceDay, int] = {}
+    for sg in sorted(state.tables.get("sighting", {}).values(), key=lambda x: (x.time, x.sighting_id)):
+        cam = cameras.get(sg.camera_id)
+        if cam is None or not since <= sg.time < until:
+            continue
+        if cam.placement == "exit" and cam.project_id:
+            key: PlaceDay = (EXIT, cam.project_id, local_day(sg.time))
+        elif cam.placement == "disposal" and cam.site_id:
+            key = (SITE, cam.site_id, local_day(sg.time))
+        else:
+            continue  # a road camera sees trips on the way, not at a place
+        seen = last.get((key, sg.plate))
+        last[(key, sg.plate)] = sg.time
+        if seen is None or sg.time - seen >= SAME_TRUCK_S:
+            _bump(acc, key)
+    return acc
+
+
+#: the counted sources (another one registers here: 0 everywhere while it counts nothing)
 COUNTERS: dict[str, Counter] = {
     "tickets_issued": tickets_issued,
     "exit_scans": exit_scans,
     "receipts": receipts,
+    "sightings": sightings,
 }
 
 

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from ledger.eticket import queries
-from ledger.eticket.reconcile import COUNTERS, EXIT, SITE, PlaceDay, ledger_counts, local_day, reconcile, row
+from ledger.eticket.reconcile import (
+    COUNTERS,
+    EXIT,
+    SAME_TRUCK_S,
+    SITE,
+    PlaceDay,
+    ledger_counts,
+    local_day,
+    reconcile,
+    row,
+    sightings,
+)
 from ledger.eticket.report_export import CSV_COLUMNS, csv_text
 from ledger.eticket.reports import build_report
 from ledger.eticket.state import State
@@ -88,10 +101,10 @@ def test_a_registered_sightings_source_makes_a_gap_row_of_the_report(monkeypatch
     world.depart("T-1")
     day = local_day(world.clock)
 
-    def sightings(_state: State, _since: int, _until: int) -> dict[PlaceDay, int]:
+    def camera_counts(_state: State, _since: int, _until: int) -> dict[PlaceDay, int]:
         return {(EXIT, "P-001", day): 31}
 
-    monkeypatch.setitem(COUNTERS, "sightings", sightings)
+    monkeypatch.setitem(COUNTERS, "sightings", camera_counts)
     period = {"since": epoch("2026-11-01T00:00:00+08:00"), "until": epoch("2026-12-01T00:00:00+08:00")}
     report = build_report(world.machine, by="project", **period)
     p1 = next(r for r in report.rows if r.group == "P-001")
@@ -99,3 +112,25 @@ def test_a_registered_sightings_source_makes_a_gap_row_of_the_report(monkeypatch
     assert (report.totals.unticketed_trips, report.totals.reconciliation_alarms) == (30, 1)
     assert build_report(world.machine, by="district", **period).totals.unticketed_trips == 30
     assert build_report(world.machine, by="site", **period).totals.unticketed_trips == 0
+
+
+def test_sightings_count_trucks_at_exit_and_disposal_cameras_once_per_visit() -> None:
+    """Sightings (the camera rules' tables, shaped as records with camera_id, plate, time) count at the exit
+    or the site their camera is placed at, a plate seen twice within SAME_TRUCK_S once, a road camera not at
+    all; a state without those tables counts nothing."""
+    world = make_world()
+    state = world.machine.state
+    assert sightings(state, 0, 2**40) == {}
+    t0 = world.clock
+    state.tables["camera"] = {
+        "CAM-E": SimpleNamespace(placement="exit", project_id="P-001", site_id=None),
+        "CAM-S": SimpleNamespace(placement="disposal", project_id=None, site_id="S-001"),
+        "CAM-R": SimpleNamespace(placement="road", project_id=None, site_id=None),
+    }
+    seen = [("CAM-E", "渝A12345", 0), ("CAM-E", "渝A12345", 60), ("CAM-E", "渝A12345", SAME_TRUCK_S + 60),
+            ("CAM-E", "渝Z99999", 10), ("CAM-S", "渝A12345", 1800), ("CAM-R", "渝A12345", 900)]
+    state.tables["sighting"] = {f"SG{i}": SimpleNamespace(sighting_id=f"SG{i}", camera_id=c, plate=p, time=t0 + dt)
+                                for i, (c, p, dt) in enumerate(seen)}
+    day = local_day(t0)
+    assert sightings(state, t0, t0 + 86400) == {(EXIT, "P-001", day): 3, (SITE, "S-001", day): 1}
+    assert COUNTERS["sightings"] is sightings
