@@ -7,8 +7,7 @@ from typing import Any
 
 from ledger.core.builder import TxContext
 from ledger.core.transaction import Transaction
-from ledger.eticket import lists, reconcile
-from ledger.eticket import revocations as revocation_list
+from ledger.eticket import lists
 from ledger.eticket.geo import in_alarm, pct_text, recommend
 from ledger.eticket.machine import EticketMachine
 from ledger.eticket.record_json import penalty_json, site_json, time_text, violation_json
@@ -473,14 +472,3 @@ def list_page(m: EticketMachine, kind: str, **kwargs: Any) -> dict[str, Any]:
 def credit_of(m: EticketMachine, kind: str, key: str, scope: dict[str, str] | None = None) -> dict[str, Any] | None:
     """A company's, truck's or driver's credit score as the scope may see it (``ledger.eticket.lists.credit``)."""
     return lists.credit(m, kind, key, scope=scope)
-
-
-
-def revocations(m: EticketMachine, **since: int) -> dict[str, Any]:
-    """The offline gates' revocation list, or its delta (``since_version`` / ``since_time``; revocations)."""
-    return revocation_list.entries(m, **since)
-
-
-def reconciliation(m: EticketMachine, *, since: int, until: int, alarms_only: bool = False) -> list[dict[str, Any]]:
-    """Per exit and site and local day of [since, until): tickets, scans, sightings, gap, alarm (reconcile)."""
-    return [r.to_json() for r in reconcile.reconciliation(m.state, since, until) if r.alarm or not alarms_only]

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ledger.eticket import queries
+from ledger.eticket import gate_queries as queries
 from ledger.eticket.reconcile import (
     COUNTERS,
     EXIT,

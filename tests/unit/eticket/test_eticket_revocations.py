@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.eticket import queries
+from ledger.eticket import gate_queries, queries
 from ledger.eticket.testing import World, make_world
 from ledger.eticket.units import iso
 
@@ -79,7 +79,7 @@ def test_the_list_holds_voided_tickets_suspended_trucks_companies_and_revoked_pe
                                 "amount_yuan": 500, "measures": [{"kind": "suspend", "days": 1}]}, "enforcement:u2")
     world.approved_permit("PM-2")
     world.ok("permit.revoke", {"permit_id": "PM-2", "reason": "整改"})
-    rl = queries.revocations(world.machine)
+    rl = gate_queries.revocations(world.machine)
     assert [e["ticket_id"] for e in rl["tickets"]] == ["T-1"]
     assert rl["tickets"][0]["voided_at"].endswith("+08:00")
     assert [(e["truck_id"], e["plate"]) for e in rl["trucks"]] == [("TR-2", world.machine.state.tables["truck"]
@@ -95,14 +95,14 @@ def test_a_delta_holds_only_what_changed_after_its_version_or_time() -> None:
     world = _world()
     world.issue("T-2", truck="TR-2")
     world.ok("ticket.void", {"ticket_id": "T-1", "reason": "取消"}, "contractor:ORG-001")
-    first = queries.revocations(world.machine)
+    first = gate_queries.revocations(world.machine)
     mark = world.clock
     world.advance(120)
     world.ok("ticket.void", {"ticket_id": "T-2", "reason": "取消"}, "contractor:ORG-001")
-    delta = queries.revocations(world.machine, since_version=first["version"])
+    delta = gate_queries.revocations(world.machine, since_version=first["version"])
     assert [e["ticket_id"] for e in delta["tickets"]] == ["T-2"] and delta["since_version"] == first["version"]
-    by_time = queries.revocations(world.machine, since_time=mark)
+    by_time = gate_queries.revocations(world.machine, since_time=mark)
     assert [e["ticket_id"] for e in by_time["tickets"]] == ["T-2"]
-    assert queries.revocations(world.machine, since_version=delta["version"])["tickets"] == []
-    full = queries.revocations(world.machine)
+    assert gate_queries.revocations(world.machine, since_version=delta["version"])["tickets"] == []
+    full = gate_queries.revocations(world.machine)
     assert [e["ticket_id"] for e in full["tickets"]] == ["T-1", "T-2"]
