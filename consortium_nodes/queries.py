@@ -19,8 +19,11 @@ from ledger.core.consortium import Consortium
 from ledger.errors import LedgerError
 from ledger.store.ledger_store import LedgerStore
 
-#: the queries module of state machines that do not name one (``queries_module``)
-QUERY_MODULES = {"EticketMachine": "ledger.eticket.queries"}
+#: the queries modules of state machines that do not name theirs (``queries_module``: one name or several);
+#: a query's name is looked up in each in turn, and only a function defined in that module answers
+QUERY_MODULES: dict[str, tuple[str, ...]] = {
+    "EticketMachine": ("ledger.eticket.queries", "ledger.eticket.gate_queries"),
+}
 #: transaction ids per database query of :meth:`Queries.status_details`
 STATUS_CHUNK = 500
 
@@ -45,14 +48,19 @@ class Queries:
 
     def query(self, name: str, kwargs: Mapping[str, Any]) -> Any:
         """Run a read-only query of the state machine (``ledger.eticket.queries.<name>``) consistently."""
-        module_name = getattr(self._machine, "queries_module", None) or QUERY_MODULES.get(
-            type(self._machine).__name__
-        )
-        if module_name is None:
+        named = getattr(self._machine, "queries_module", None)
+        modules = (named,) if isinstance(named, str) else tuple(
+            named or QUERY_MODULES.get(type(self._machine).__name__, ()))
+        if not modules:
             raise LedgerError("this node's state machine has no queries", reason="not_found")
-        module = importlib.import_module(str(module_name))
-        fn = getattr(module, name, None) if not name.startswith("_") else None
-        if fn is None or getattr(fn, "__module__", None) != module.__name__ or not callable(fn):
+        fn = None
+        for module_name in modules if not name.startswith("_") else ():
+            module = importlib.import_module(str(module_name))
+            found = getattr(module, name, None)
+            if found is not None and getattr(found, "__module__", None) == module.__name__ and callable(found):
+                fn = found
+                break
+        if fn is None:
             raise LedgerError(f"no query named {name!r}", reason="not_found")
         with self._state_lock:
             try:

@@ -114,6 +114,15 @@ _ALL: tuple[Reason, ...] = (
     Reason("not_yet_valid", 422, "电子渣票尚未生效", "The e-ticket is not valid yet"),
     Reason("unknown_key", 403, "签发密钥未公布", "The issuer key is not published"),
     Reason("not_covered", 422, "车辆未密闭覆盖", "The load is not covered"),
+    # -- the offline gates' revocation list (ledger.qrticket.revocations, miniprogram_stub.gate) -----------
+    Reason("bad_revocation_list", 422, "吊销名单格式错误，无法识别", "The revocation list is malformed"),
+    Reason("bad_revocation_signature", 403, "吊销名单签名无效", "The revocation list's signature is not valid"),
+    Reason("revocations_stale", 503, "吊销名单已过期，闸机不能离线放行，请联网更新",
+           "The revocation list is too old: the gate cannot work offline until it is refreshed"),
+    Reason("revocations_missing", 503, "闸机尚无吊销名单，不能离线放行，请联网获取",
+           "The gate has no revocation list: it cannot work offline until it fetches one"),
+    Reason("bad_since", 400, "增量参数 since 无效（应为版本号或带时区的时间）",
+           "since must be a version number or a time with its offset"),
     # -- the consortium nodes (consortium_nodes.errors) --------------------------------------------------
     Reason("node_error", 500, "节点错误", "Node error"),
     Reason("not_ready", 503, "节点尚未就绪", "The node is not ready yet"),

@@ -15,8 +15,20 @@ A ticket used at two gates while both were offline passes both, and the
 ledger catches the second at sync: its result comes back refused with a
 ``violation_id``.
 
-    gate = OfflineGate("http://api", token, kind="exit", site_id="P-001", db_path="gate.sqlite")
+It also keeps the signed revocation list (``GET /api/v1/gate/revocations``,
+``ledger.qrticket.revocations``): a ticket voided, a truck or its company
+suspended, a permit revoked is refused offline (``voided``,
+``truck_suspended``, ``permit_not_approved``).  With ``max_revocation_age``
+set, ``scan()`` raises :class:`~miniprogram_stub.errors.OfflineUnavailable`
+(``revocations_missing`` / ``revocations_stale``) rather than decide on a
+list that old; ``revocation_status()`` shows its age.  A voided ticket the gate
+let through anyway (the void came after its last refresh) becomes a
+``no_ticket`` violation on the ledger when the scan syncs.
+
+    gate = OfflineGate("http://api", token, kind="exit", site_id="P-001", db_path="gate.sqlite",
+                       max_revocation_age=timedelta(minutes=30))
     gate.refresh_keys()                 # when online; False (cache kept) when not
+    gate.refresh_revocations()          # the same; a delta once a list is cached
     result = gate.scan(qr_text, "渝A12345", covered=True)
     report = gate.sync()                # posts the queue; keeps it when unreachable
 """
@@ -40,8 +52,12 @@ from ledger.core.crypto import PublicKey
 from ledger.core.encoding import CHINA_TZ
 from ledger.errors import LedgerError
 from ledger.qrticket.gatecheck import DISPOSAL, EXIT, GateRefusal, check_scan
+from ledger.qrticket.revocations import RevocationList, RevocationListError, verify_list
+from miniprogram_stub.errors import OfflineUnavailable
 
 SYNC_BATCH = 200
+#: deltas of the revocation list kept on top of the full one before a refresh asks for a full list again
+MAX_DELTAS = 20
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (
@@ -55,6 +71,8 @@ CREATE TABLE IF NOT EXISTS scans (
     synced_at TEXT, server_accepted INTEGER, server_reason TEXT, violation_id TEXT);
 CREATE INDEX IF NOT EXISTS scans_ticket ON scans(ticket_id, accepted);
 CREATE INDEX IF NOT EXISTS scans_unsynced ON scans(synced_at);
+CREATE TABLE IF NOT EXISTS revocations (
+    version INTEGER NOT NULL, since_version INTEGER, doc TEXT NOT NULL, fetched_at TEXT NOT NULL);
 """
 
 
@@ -99,6 +117,7 @@ class OfflineGate:
         timeout: float = 3.0,
         clock: Callable[[], datetime] | None = None,
         leeway: timedelta = timedelta(minutes=2),
+        max_revocation_age: timedelta | None = None,
     ) -> None:
         if kind not in (EXIT, DISPOSAL):
             raise ValueError(f"kind must be {EXIT!r} or {DISPOSAL!r}")
@@ -111,6 +130,11 @@ class OfflineGate:
         self.timeout = timeout
         self.clock = clock or (lambda: datetime.now(CHINA_TZ))
         self.leeway = leeway
+        #: scans refuse to decide offline (OfflineUnavailable) without a revocation list at most this old
+        self.max_revocation_age = max_revocation_age
+        #: the verified list in memory, with the key refresh it was verified after (see revocation_list)
+        self._revoked: tuple[int, RevocationList | None] | None = None
+        self._keys_seen = 0
         self.db = sqlite3.connect(str(db_path), isolation_level=None, check_same_thread=False)
         self.db.executescript(_SCHEMA)
 
@@ -149,11 +173,85 @@ class OfflineGate:
             self.db.execute("BEGIN")
             self.db.execute("DELETE FROM keys")
             self.db.executemany("INSERT INTO keys VALUES (?, ?, ?, ?, ?, ?)", rows)
+        self._keys_seen += 1  # verify the cached revocation list again with these keys
         return True
 
     def keys(self) -> dict[str, PublicKey]:
         """The cached keys by key id."""
         return {kid: PublicKey.from_pem(pem) for kid, pem in self.db.execute("SELECT key_id, pem FROM keys")}
+
+    # revocations -----------------------------------------------------------------
+
+    def refresh_revocations(self) -> bool:
+        """Fetch the revocation list (a delta after the cached version, if any), verify it with the cached
+        keys and store it; False (cache untouched) when offline.  A list that does not verify raises
+        :class:`~ledger.qrticket.revocations.RevocationListError` (``bad_revocation_signature`` /
+        ``bad_revocation_list``) and is not stored."""
+        current = self.revocation_list()
+        (stored,) = self.db.execute("SELECT count(*) FROM revocations").fetchone()
+        # a delta after the cached version; a full list again once MAX_DELTAS deltas pile up
+        params = {"since": str(current.version)} if current is not None and stored <= MAX_DELTAS else {}
+        try:
+            resp = self.session.get(self.base_url + "/api/v1/gate/revocations", params=params,
+                                    headers={"Authorization": f"Bearer {self.token}"}, timeout=self.timeout)
+            resp.raise_for_status()
+            doc = resp.json()
+        except (requests.RequestException, ValueError):
+            return False
+        got = verify_list(doc, self.keys())
+        with self.db:
+            self.db.execute("BEGIN")
+            if got.since_version is None:
+                self.db.execute("DELETE FROM revocations")
+            self.db.execute("INSERT INTO revocations VALUES (?, ?, ?, ?)",
+                            (got.version, got.since_version, json.dumps(doc, ensure_ascii=False),
+                             self.clock().isoformat()))
+        self._revoked = None
+        return True
+
+    def revocation_list(self) -> RevocationList | None:
+        """The cached list with its deltas merged, each verified again with the cached keys (None: none
+        cached, or it no longer verifies, e.g. after its key was withdrawn)."""
+        if self._revoked is not None and self._revoked[0] == self._keys_seen:
+            return self._revoked[1]
+        merged = self._load_revocations()
+        self._revoked = (self._keys_seen, merged)
+        return merged
+
+    def _load_revocations(self) -> RevocationList | None:
+        merged: RevocationList | None = None
+        keys = self.keys()
+        for (doc,) in self.db.execute("SELECT doc FROM revocations ORDER BY rowid"):
+            try:
+                got = verify_list(json.loads(doc), keys)
+            except (RevocationListError, ValueError):
+                return None
+            merged = got if merged is None or got.since_version is None else merged.merged(got)
+        return merged
+
+    def revocation_status(self) -> dict[str, Any]:
+        """What the attendant's screen shows: the list's version, issue time, age and whether it is too old."""
+        rl = self.revocation_list()
+        if rl is None:
+            return {"version": None, "issued_at": None, "age_seconds": None, "stale": True}
+        age = rl.age(self.clock())
+        limit = self.max_revocation_age
+        return {"version": rl.version, "issued_at": rl.issued_at.isoformat(), "age_seconds": round(age),
+                "stale": limit is not None and age > limit.total_seconds()}
+
+    def _usable_revocations(self, when: datetime) -> RevocationList | None:
+        """The list to check a scan against; raises OfflineUnavailable when ``max_revocation_age`` is set and
+        the list is missing or older than it at ``when`` (the gate's clock now)."""
+        rl = self.revocation_list()
+        limit = self.max_revocation_age
+        if limit is None:
+            return rl
+        if rl is None:
+            raise OfflineUnavailable("no revocation list is cached", reason="revocations_missing")
+        if when - rl.issued_at > limit:
+            raise OfflineUnavailable(f"the revocation list of {rl.issued_at.isoformat()} is older than {limit}",
+                                     reason="revocations_stale")
+        return rl
 
     # scanning --------------------------------------------------------------------
 
@@ -168,6 +266,7 @@ class OfflineGate:
     ) -> ScanResult:
         """Verify offline, decide, and queue the scan (accepted or not) for ``sync()``."""
         when = at or self.clock()
+        revoked = self._usable_revocations(self.clock())
         scan_id = f"{self.gate_id or self.site_id}-{uuid.uuid4().hex[:16]}"
         ticket_id: str | None = None
         try:
@@ -181,6 +280,10 @@ class OfflineGate:
                 leeway=self.leeway,
             )
             ticket_id = claims.ticket_id
+            code = revoked.refusal(ticket_id=ticket_id, permit_id=claims.permit_id, plate=plate, at=when) \
+                if revoked is not None else None
+            if code is not None:
+                raise GateRefusal(code, "on the gate's revocation list")
             seen = self.db.execute(
                 "SELECT 1 FROM scans WHERE ticket_id = ? AND kind = ? AND accepted = 1",
                 (ticket_id, self.kind),

@@ -440,6 +440,7 @@ class DashboardCounters(TypedDict):
     sites_in_alarm: int
     utilisation_rate_pct: str | None
     ledger_time: str | None
+    reconciliation_alarms: int
 
 
 class Alarm(TypedDict):
@@ -465,3 +466,4 @@ class Dashboard(TypedDict):
     on_the_road: list[Json]
     projects: list[Json]
     chain: ChainHealth
+    reconciliation: list[Json]

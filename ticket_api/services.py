@@ -191,6 +191,10 @@ class GateService(Protocol):
         """An online scan's claim and the ledger's verdict on it (``adapter.outbox``)."""
         ...
 
+    def revocations(self, principal: Principal, since: str | None) -> dict[str, Any]:
+        """The signed revocation list (``since``: a delta after a version or a time)."""
+        ...
+
 
 class TripService(Protocol):
     def report_positions(

@@ -56,6 +56,9 @@ def cmd_report(a: argparse.Namespace) -> int:
         raise LedgerError(f"the chain does not re-execute, no report made: {problem.message}",
                           reason="reexecution")
     report = build_report(machine, since=since, until=until, by=a.by)
+    for r in (r for r in report.reconciliation if r.alarm):  # the gaps, on the operator's terminal as well
+        print(f"reconciliation alarm: {r.kind} {r.place_id} {r.day}: {r.trips} trips, {r.tickets_issued} tickets, "
+              f"{r.sightings} seen ({', '.join(r.reasons)})", file=sys.stderr)
     if a.format == "png":
         from ledger.cli.report import render_png
 

@@ -95,6 +95,11 @@ class ObjectHeads:
         self._heads[slot].append(head)
         self._leaves[slot].append(hash_leaf(leaf_data(name, len(self._heights[slot]), head)))
 
+    def last_height(self, name: str) -> int | None:
+        """The height of the object's latest record (None: never touched)."""
+        slot = self._slots.get(name)
+        return None if slot is None else self._heights[slot][-1]
+
     def _size_at(self, height: int) -> int:
         return bisect.bisect_right(self._first, height)
 

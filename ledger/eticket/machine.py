@@ -71,6 +71,10 @@ class EticketMachine:
         self.applied = 0
         #: block time (epoch s) of the last transaction seen; queries use it as "now"
         self.now = 0
+        #: (height, block time) of every block seen, in order: turns a time into a height (revocation deltas)
+        self.block_times: list[tuple[int, int]] = []
+        #: read-side memos of queries (each keyed with the state it was computed on: ``applied``, ``now``)
+        self.read_cache: dict[str, Any] = {}
 
     @classmethod
     def from_consortium(cls, consortium: Consortium) -> EticketMachine:
@@ -117,6 +121,8 @@ class EticketMachine:
     def apply(self, tx: Transaction, ctx: TxContext) -> Outcome:
         """Apply one transaction; a refusal returns its reason code and leaves the state unchanged."""
         self.now = max(self.now, epoch_of(ctx.block_time))
+        if not self.block_times or ctx.height > self.block_times[-1][0]:
+            self.block_times.append((ctx.height, self.now))
         outcome, writes = self._evaluate(tx, ctx)
         if writes is not None:
             self.state.commit(writes.writes, writes.touched, ctx.tx_id, ctx.height)

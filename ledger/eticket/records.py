@@ -180,6 +180,7 @@ class Ticket:
     max_speed_dkmh: int = 0
     batches: tuple[str, ...] = ()
     flags: tuple[str, ...] = ()
+    voided_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

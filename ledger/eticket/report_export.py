@@ -38,6 +38,8 @@ _AFTER_TYPES = (
     "load_m3",
     "load_rate_pct",
     "alarm_threshold_pct",
+    "unticketed_trips",
+    "reconciliation_alarms",
 )
 #: CSV header: English field names; one ``violations_<type>`` column per violation type.
 CSV_COLUMNS: tuple[str, ...] = (

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ledger.eticket.errors import EticketError
 from ledger.eticket.geo import pct_text
 from ledger.eticket.machine import EticketMachine
+from ledger.eticket.reconcile import ReconRow, per_group, reconciliation
 from ledger.eticket.records import Penalty, Site, Ticket, Violation
 from ledger.eticket.schema import VIOLATION_TYPES
 from ledger.eticket.state import State
@@ -56,6 +57,9 @@ class ReportRow:
     load_m3: str | None = None
     load_rate_pct: str | None = None
     alarm_threshold_pct: int | None = None
+    #: reconciliation (ledger.eticket.reconcile): trips beyond the tickets, place-days in alarm
+    unticketed_trips: int = 0
+    reconciliation_alarms: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """The row as a JSON-ready dict (``violations_by_type`` as an object over every type)."""
@@ -74,6 +78,8 @@ class Report:
     as_of: int
     rows: tuple[ReportRow, ...]
     totals: ReportRow
+    #: every place-day of the period reconciled (exit scans, receipts, tickets, sightings)
+    reconciliation: tuple[ReconRow, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The report as a JSON-ready dict; times ISO 8601 in China time."""
@@ -84,6 +90,7 @@ class Report:
             "as_of": iso(self.as_of),
             "rows": [r.to_json() for r in self.rows],
             "totals": self.totals.to_json(),
+            "reconciliation": [r.to_json() for r in self.reconciliation],
         }
 
 
@@ -227,12 +234,21 @@ def build_report(m: EticketMachine, *, since: int, until: int, by: str) -> Repor
         for s in st.tables["site"].values():
             acc_of(s.site_id).sites.append(s)
             total.sites.append(s)
+    recon = tuple(reconciliation(st, since, until))
+    gaps = per_group(recon, by, st)
+    for group in gaps:  # the unattributed row too, when only a gap is in it
+        acc_of(group)
     names = dict(g.known())
     keys: list[str | None] = [*sorted(k for k in accs if k is not None)]
     if None in accs:
         keys.append(None)
-    rows = tuple(_row(k, names.get(k) if k is not None else None, accs[k], by) for k in keys)
-    return Report(by=by, since=since, until=until, as_of=m.now, rows=rows, totals=_row(None, None, total, by))
+    rows = tuple(_gaps(_row(k, names.get(k) if k is not None else None, accs[k], by), gaps.get(k)) for k in keys)
+    totals = _gaps(_row(None, None, total, by), (sum(g for g, _ in gaps.values()), sum(n for _, n in gaps.values())))
+    return Report(by=by, since=since, until=until, as_of=m.now, rows=rows, totals=totals, reconciliation=recon)
+
+
+def _gaps(r: ReportRow, gaps: tuple[int, int] | None) -> ReportRow:
+    return r if not gaps else replace(r, unticketed_trips=gaps[0], reconciliation_alarms=gaps[1])
 
 
 def _row(group: str | None, name: str | None, a: _Acc, by: str) -> ReportRow:

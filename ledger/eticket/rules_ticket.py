@@ -9,6 +9,7 @@ from ledger.eticket.geo import distance_m, in_alarm, load_rate_bp, pct_text, rec
 from ledger.eticket.params import Env, Event, need
 from ledger.eticket.records import Company, Driver, Permit, Project, Site, Ticket, Truck, evolve
 from ledger.eticket.rules_permit import contractor_active
+from ledger.eticket.rules_revoked import offline_exit_after_void, revoked_before
 from ledger.eticket.rules_roads import check_hours
 from ledger.eticket.rules_violation import raise_violation
 from ledger.eticket.state import Writes
@@ -159,7 +160,7 @@ def ticket_void(w: Writes, p: dict[str, Any], env: Env) -> list[Event]:
     env.require_own("contractor", permit.contractor_org_id, "ticket contractor")
     if ticket.state != "issued":
         raise Refusal(_STATE_CODES[ticket.state], f"ticket={ticket.ticket_id} state={ticket.state}")
-    w.put("ticket", ticket.ticket_id, evolve(ticket, state="voided", closed_reason=p["reason"]))
+    w.put("ticket", ticket.ticket_id, evolve(ticket, state="voided", closed_reason=p["reason"], voided_at=env.time))
     _release(w, ticket)
     return [{"event": "ticket_voided", "ticket_id": ticket.ticket_id}]
 
@@ -173,6 +174,8 @@ def gate_exit(w: Writes, p: dict[str, Any], env: Env) -> list[Event]:
             raise Refusal("forbidden", f"actor={env.actor} is not a site-exit gate")
         if env.actor_arg(1) != ticket.project_id:
             raise Refusal("wrong_project", f"gate={env.actor_arg(1)} ticket_project={ticket.project_id}")
+    if p.get("offline") and revoked_before(ticket, at):
+        return offline_exit_after_void(w, ticket, p, env)
     if ticket.state != "issued":
         raise Refusal(_STATE_CODES[ticket.state], f"ticket={ticket.ticket_id} state={ticket.state}")
     if at > ticket.valid_until:

@@ -352,6 +352,7 @@ SPECS: Mapping[str, Mapping[str, Field]] = {
         "plate": Field(p_plate),
         "covered": Field(p_bool),
         "photo_digest": opt(p_digest),  # the exit camera's photo; a gate without one still records the exit
+        "offline": opt(p_true),  # a scan an offline gate let through, synced later (rules_revoked)
         "time": TIME,
     },
     "trip.positions": {

@@ -56,6 +56,7 @@ WRITERS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/amendments/{amendment_id}/decisions"): "approvers.chengguan",
 }
 CONTRACTOR_READS = {"/api/v1/tickets/{ticket_id}/qr.png", "/api/v1/tickets/{ticket_id}/qr.svg"}
+GATE_READS = {"/api/v1/gate/revocations"}
 REGULATOR_READS = {"/api/v1/audit", "/api/v1/provenance/{kind}/{key}", "/api/v1/tickets/{ticket_id}/history"}
 
 
@@ -65,6 +66,8 @@ def roles_for(method: str, path: str) -> list[str]:
         return [WRITERS[(method, path)]]
     if path in CONTRACTOR_READS:
         return ["contractor"]
+    if path in GATE_READS:
+        return ["exit_gate", "operator"]
     if path in REGULATOR_READS:
         return ["regulator", "contractor"] if path.endswith("/history") else ["regulator"]
     return ["operator", "regulator"]

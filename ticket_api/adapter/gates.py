@@ -19,6 +19,7 @@ from ledger.qrticket.ticket import TicketClaims
 from ticket_api.adapter import heights
 from ticket_api.adapter.gateway import Gateway, iso, new_id
 from ticket_api.adapter.outbox import Claim, GateOutbox
+from ticket_api.adapter.revocations import signed_revocations
 from ticket_api.adapter.weighing import measure
 from ticket_api.db import GateScan, write_lock
 from ticket_api.errors import Forbidden, NotFound, Refused
@@ -107,6 +108,8 @@ class LedgerGates:
         }
         if data.get("photo_digest"):
             payload["photo_digest"] = data["photo_digest"]
+        if data.get("offline"):
+            payload["offline"] = True  # the rules make a voided ticket's offline exit a violation
         try:
             tx, fin = self._claimed(principal, EXIT, "gate.exit", claims.ticket_id, payload, wait)
         except LedgerRefusal as exc:
@@ -117,10 +120,21 @@ class LedgerGates:
                                    description="出场时车辆未密闭覆盖 (load not covered at the site exit)")
                 raise Refused(exc.detail, reason="uncovered_load", fields={"violation_id": vid}) from None
             raise
+        if fin is not None and payload.get("offline"):
+            self._used_after_void(claims.ticket_id, fin.height)
         body: GateResult = {"accepted": True, "ticket_id": claims.ticket_id, "status": "departed",
                             "plate": payload["plate"], "departed_at": iso(at), "tx_id": tx.tx_id,
                             "final": fin is not None, "block_height": fin.height if fin else None}
         return body if fin is not None else Admitted(body)
+
+    def _used_after_void(self, ticket_id: str, height: int | None) -> None:
+        """After an offline exit: a ticket still ``voided`` was let out after its void (``rules_revoked``);
+        refused ``voided`` with the violation the rules raised."""
+        t = self.gw.query("ticket", min_height=height, ticket_id=ticket_id) or {}
+        if t.get("state") == "voided":
+            vids = t.get("violations") or []
+            raise Refused(f"ticket {ticket_id} was voided before the offline scan", reason="voided",
+                          fields={"violation_id": vids[0]} if vids else {})
 
     def _receipt(self, principal: Principal, claims: TicketClaims, data: Mapping[str, Any], at: datetime,
                  wait: bool) -> Changed[GateResult]:
@@ -202,6 +216,10 @@ class LedgerGates:
         return vid
 
     # -- offline sync --------------------------------------------------------
+    def revocations(self, principal: Principal, since: str | None) -> dict[str, Any]:
+        """The signed revocation list an offline gate caches (``adapter.revocations``)."""
+        return signed_revocations(self.gw, self.keyring, self.clock(), since)
+
     def sync(self, principal: Principal, scans: Sequence[OfflineScan], sub: Submission) -> SyncReport:
         """Replay an offline gate's queue in order; see ``views/gates.py`` for the contract."""
         gate = _gate(principal)
@@ -247,7 +265,8 @@ class LedgerGates:
         out["ticket_id"] = claims.ticket_id
         try:
             if kind == EXIT:
-                data = {"plate": scan["plate"], "covered": True if scan.get("covered") is None else scan["covered"]}
+                data = {"plate": scan["plate"], "covered": True if scan.get("covered") is None else scan["covered"],
+                        "offline": bool(scan["offline_verdict"]["accepted"])}
                 res = self._exit(principal, claims, data, at, True)
             else:
                 measured = {k: scan.get(k) for k in ("volume_m3", "weight_t", "gross_t", "tare_t")}

@@ -4,7 +4,7 @@ statistics, chain health and the audit."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +157,9 @@ class LedgerStaff:
         for v in violations:
             v["age_seconds"] = max(0, int((now - datetime.fromisoformat(v["reported_at"])).total_seconds()))
         chain = self.chain_status(principal)
+        # yesterday and today (a night shift crosses midnight): the place-days whose trips outrun the tickets
+        recon = list(self.gw.query("reconciliation", since=int((midnight - timedelta(days=1)).timestamp()),
+                                   until=int(now.timestamp()) + 1, alarms_only=True))
         return {
             "generated_at": iso(now),
             "today": midnight.date().isoformat(),
@@ -169,6 +172,7 @@ class LedgerStaff:
                 "sites_in_alarm": counts["sites_in_alarm"],
                 "utilisation_rate_pct": stats.get("utilisation_rate_pct"),
                 "ledger_time": counts.get("as_of"),
+                "reconciliation_alarms": len(recon),
             },
             "statistics": stats,
             "sites": sites,
@@ -179,6 +183,7 @@ class LedgerStaff:
             "on_the_road": list(self.gw.query("on_the_road", limit=500)),
             "projects": list(self.gw.query("projects")),
             "chain": {**chain, "nodes": [_node_health(n) for n in chain["nodes"]]},
+            "reconciliation": recon,
         }
 
     def chain_status(self, principal: Principal) -> ChainStatus:

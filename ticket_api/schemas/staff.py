@@ -192,6 +192,9 @@ class DashboardSchema(OpenSchema):
     on_the_road = fields.List(fields.Dict(), required=True, metadata={
         "description": "departed tickets: plate, site, last_position, last_position_at"})
     projects = fields.List(fields.Dict(), required=True)
+    reconciliation = fields.List(fields.Dict(), metadata={
+        "description": "reconciliation alarms of yesterday and today: per exit or site and day, tickets_issued, "
+                       "scans, sightings, trips, gap, unscanned, reasons (trips_over_tickets, seen_not_scanned)"})
     chain = fields.Nested(ChainHealthSchema, required=True, metadata={
         "description": "every node's height, head, last certificate and divergence; agree, diverged_nodes, "
                        "unreachable"})

@@ -57,6 +57,7 @@ from ticket_api.schemas import (
     PositionSchema,
     PositionsResultSchema,
 )
+from ticket_api.schemas.revocations import RevocationListSchema, RevocationQuerySchema
 from ticket_api.service_data import GateDisposal, GateExit, GateSync, Position, ScanView, SyncReport
 
 blp = Blueprint("gates", __name__, url_prefix="/api/v1/gate", description="Gate scanners")
@@ -147,6 +148,18 @@ def localised(report: SyncReport) -> SyncReport:
     results = [{**r, "message": message(str(r["reason"]), language, default=r.get("message"))}
                if r.get("reason") else r for r in report["results"]]
     return {**report, "results": results}  # type: ignore[typeddict-item]
+
+
+@blp.route("/revocations")
+@require("exit_gate", "disposal_gate")
+@blp.arguments(RevocationQuerySchema, location="query")
+@blp.response(200, RevocationListSchema)
+@blp.doc(responses=GATE_ERRORS)
+def gate_revocations(args: dict[str, Any]) -> dict[str, Any]:
+    """The revocation list an offline gate caches: voided tickets, suspended trucks and companies, revoked
+    permits, signed by the QR issuer key (verify with ``/api/v1/keys``); ``?since=<version or time>`` gives
+    only the newer entries."""
+    return ctx().services.gates.revocations(authenticate(), args.get("since"))
 
 
 @blp.route("/scans/<tx_id>")

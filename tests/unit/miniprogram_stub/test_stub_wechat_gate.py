@@ -13,8 +13,10 @@ from flask import Flask
 from requests.adapters import BaseAdapter
 
 from ledger.core.encoding import CHINA_TZ
+from ledger.qrticket.revocations import BadRevocationSignature, sign_list
 from ledger.qrticket.ticket import TicketError, decode_ticket, encode_ticket
 from miniprogram_stub.client import ApiCallError, ApiClient
+from miniprogram_stub.errors import OfflineUnavailable
 from miniprogram_stub.gate import OfflineGate
 from miniprogram_stub.wechat import create_wechat_app
 from ticket_api.app import create_app
@@ -221,3 +223,57 @@ def test_gate_keeps_queue_on_server_errors(api: Flask, tmp_path: Path) -> None:
     gate.scan(current_qr(), "渝A12345", covered=True)
     report = gate.sync()
     assert report.error == "HTTP 401 token_invalid" and len(gate.pending()) == 1
+
+
+class RevocationFeed(LedgerSync):
+    """Serves the revocation list the test sets (``doc``) and remembers each ``since`` asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.doc: dict[str, Any] = {}
+        self.asked: list[str | None] = []
+
+    def revocations(self, principal: Principal, since: str | None) -> dict[str, Any]:
+        self.asked.append(since)
+        return self.doc
+
+
+def test_offline_gate_caches_verifies_and_ages_its_revocation_list(tmp_path: Path) -> None:
+    """The gate stores a verified list and refuses the voided ticket on it; a later refresh asks for the delta
+    since its version and merges it; a forged list raises bad_revocation_signature and leaves the cache as it
+    was; offline the refresh answers False, and once the list is older than max_revocation_age the gate
+    raises revocations_stale instead of scanning."""
+    feed = RevocationFeed()
+    app = create_app(app_config(f"sqlite:///{tmp_path}/api.sqlite",
+                                SERVICES=Services(permits=feed, tickets=feed, gates=feed, trips=feed, audit=feed)))
+    s, adapter = session_for(app)
+    clock = [NOW]
+    gate = OfflineGate("http://api", gate_token(app), kind="exit", site_id="P-001", db_path=tmp_path / "g.sqlite",
+                       session=s, clock=lambda: clock[0], max_revocation_age=timedelta(minutes=30))
+    assert gate.refresh_keys()
+    with pytest.raises(OfflineUnavailable) as none_yet:
+        gate.scan(current_qr(), "渝A12345", covered=True)
+    assert none_yet.value.reason == "revocations_missing"
+    feed.doc = sign_list({"version": 7, "tickets": [{"ticket_id": "ET202611230001", "version": 7}]}, KEY,
+                         issued_at=NOW)
+    assert gate.refresh_revocations() and feed.asked == [None]
+    assert gate.scan(current_qr(), "渝A12345", covered=True).reason == "voided"
+    feed.doc = sign_list({"version": 9, "since_version": 7, "permits": [{"permit_id": "PM-9", "version": 8}]},
+                         KEY, issued_at=NOW + timedelta(minutes=1))
+    assert gate.refresh_revocations() and feed.asked[-1] == "7"
+    rl = gate.revocation_list()
+    assert rl is not None and (rl.version, rl.tickets, rl.permits) == (9, {"ET202611230001"}, {"PM-9"})
+    feed.doc = sign_list({"version": 12}, issuer_key("another"), issued_at=NOW) | {"key_id": KEY.key_id}
+    with pytest.raises(BadRevocationSignature):
+        gate.refresh_revocations()
+    assert gate.revocation_status()["version"] == 9
+    adapter.down = True
+    clock[0] = NOW + timedelta(minutes=20)
+    assert not gate.refresh_revocations()
+    assert gate.scan(current_qr(ticket_id="ET3"), "渝A12345", covered=True).accepted
+    clock[0] = NOW + timedelta(minutes=45)
+    status = gate.revocation_status()
+    assert status["stale"] and status["age_seconds"] == 44 * 60
+    with pytest.raises(OfflineUnavailable) as stale:
+        gate.scan(current_qr(ticket_id="ET4"), "渝A12345", covered=True)
+    assert stale.value.reason == "revocations_stale"

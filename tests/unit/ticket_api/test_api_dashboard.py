@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from ledger.core.encoding import CHINA_TZ
-from ledger.eticket import queries
+from ledger.eticket import gate_queries, queries
 from ledger.eticket.testing import PHOTO, World, make_world
 from ledger.eticket.units import epoch
 from ticket_api.adapter.staff import LedgerStaff
@@ -26,14 +26,16 @@ class _Client:
 
 
 class _Gateway:
-    """Runs ``queries.<name>`` on the world's machine, like a node's ``POST /v1/query/<name>``."""
+    """Runs ``queries.<name>`` (or ``gate_queries.<name>``) on the world's machine, like a node's
+    ``POST /v1/query/<name>``."""
 
     def __init__(self, world: World) -> None:
         self.world = world
         self.client = _Client()
 
     def query(self, name: str, **kwargs: Any) -> Any:
-        return getattr(queries, name)(self.world.machine, **kwargs)
+        module = queries if hasattr(queries, name) else gate_queries
+        return getattr(module, name)(self.world.machine, **kwargs)
 
 
 def test_dashboard_composes_counters_alarms_alternatives_violations_trips_and_health() -> None:
@@ -53,6 +55,7 @@ def test_dashboard_composes_counters_alarms_alternatives_violations_trips_and_he
     assert body["generated_at"] == "2026-11-23T20:10:00+08:00" and body["today"] == "2026-11-23"
     c = body["counters"]
     assert (c["tickets_today"], c["trucks_on_the_road"], c["open_violations"], c["sites_in_alarm"]) == (1, 1, 1, 1)
+    assert c["reconciliation_alarms"] == len(body["reconciliation"]) == 0  # one ticket, one exit: no gap
     by_id = {s["site_id"]: s for s in body["sites"]}
     assert by_id["S-009"]["alarm"] and by_id["S-009"]["threshold_pct"] == 85
     assert by_id["S-009"]["alternatives"] and all(a["site_id"] != "S-009" for a in by_id["S-009"]["alternatives"])
