@@ -49,7 +49,8 @@ STREAM_SECONDS = "8"
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with pytest.MonkeyPatch.context() as mp:  # the stack's API reads it from the environment it inherits
         mp.setenv("TICKET_API_DASHBOARD_STREAM_SECONDS", STREAM_SECONDS)
-        yield from run_stack(tmp_path_factory.mktemp("screen"), "--simulate", "--simulate-args", SIM)
+        with run_stack(tmp_path_factory.mktemp("screen"), "--simulate", "--simulate-args", SIM) as st:
+            yield st
 
 
 def _iso(t: datetime) -> str:
