@@ -37,9 +37,10 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 def kind_of(cmdline: str) -> str | None:
     """Which part of the stack a process is, from its command line (None: not ours)."""
-    for pattern, kind in ((r"consortium_nodes", "node"), (r"\betcd\b", "etcd"), (r"gunicorn", "api"),
-                          (r"ticket_api notify", "notifier"), (r"miniprogram_stub wechat", "fake_wechat"),
-                          (r"tools\.simulate", "simulator"), (r"tools\.serve", "launcher")):
+    # the launcher first: its own command line names the others (``--ordering etcd``, ``--simulate``)
+    for pattern, kind in ((r"-m tools\.serve\b", "launcher"), (r"-m tools\.simulate\b", "simulator"),
+                          (r"consortium_nodes", "node"), (r"^\S*etcd\b", "etcd"), (r"gunicorn", "api"),
+                          (r"ticket_api notify", "notifier"), (r"miniprogram_stub wechat", "fake_wechat")):
         if re.search(pattern, cmdline):
             return kind
     return None
