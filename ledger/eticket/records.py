@@ -65,6 +65,8 @@ class Company:
     credit_code: str | None = None
     credit: int = 100
     suspended_until: int = 0
+    #: when the suspension in force began (its first penalty's time; 0: never suspended)
+    suspended_since: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,8 @@ class Truck:
     terminal_id: str | None = None
     credit: int = 100
     suspended_until: int = 0
+    #: when the suspension in force began (its first penalty's time; 0: never suspended)
+    suspended_since: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +131,7 @@ class Permit:
     closed_reason: str | None = None
     issued_l: int = 0
     tickets: int = 0
+    revoked_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,9 @@
 A sighting at a project's exit or a disposal site's gate waits ``camera_grace_s`` for the gate's own scan
 (checked at once when the scan is already there, else by the first ``system.tick`` at or after ``time +
 grace``); a plate the registry does not know (a black truck, 黑车) and an uncovered load are events at once;
-a road camera seeing a truck on an open trip outside its corridor raises ``off_route``.  Repeats of one type
+a road camera seeing a truck on an open trip outside its corridor raises ``off_route``, inside a forbidden
+zone ``forbidden_zone`` and outside its district's transport hours ``outside_hours`` (each once per trip, as
+the GPS rules do: the ticket's flags remember it).  Repeats of one type
 for one plate within ``camera_dedup_s`` are one event (the repeat's photo joins its evidence).  Pure: times
 are the sighting's and the block's.
 """
@@ -17,9 +19,11 @@ from ledger.eticket.errors import Refusal
 from ledger.eticket.geo import Corridor
 from ledger.eticket.params import Env, Event, Params, need
 from ledger.eticket.records import Camera, Permit, Project, Sighting, Site, Ticket, Truck, Violation, evolve
+from ledger.eticket.rules_roads import district_of
 from ledger.eticket.rules_violation import new_violation_id, subjects_of_ticket
 from ledger.eticket.state import Writes
 from ledger.eticket.units import iso, location_json
+from ledger.eticket.zones import in_forbidden_zone, outside_hours
 
 #: How many of a truck's newest tickets a sighting is compared with (besides its open trip).
 RECENT_TICKETS = 20
@@ -73,10 +77,7 @@ def camera_sighting(w: Writes, p: dict[str, Any], env: Env) -> list[Event]:
             else:
                 s = evolve(s, state="pending", due=at + params.camera_grace_s)
     elif open_trip is not None:
-        corridor = Corridor(_route(w, open_trip), params.corridor_m)
-        if not corridor.contains((cam.lat, cam.lon)):
-            detail = f"road_camera={cam.camera_id} corridor_m={params.corridor_m}"
-            events.append(_event(w, params, s, cam, "off_route", open_trip, detail, fresh))
+        events.extend(_road_rules(w, params, s, cam, open_trip, fresh))
         s = evolve(s, ticket_id=open_trip.ticket_id)
     s = evolve(s, violations=tuple(str(e["violation_id"]) for e in events))
     w.put("sighting", s.sighting_id, s)
@@ -107,6 +108,33 @@ def check_due_sightings(w: Writes, env: Env) -> list[Event]:
                     else None, f"no_ticket_scan_at={where} grace_s={params.camera_grace_s}", fresh)
         events.append(ev)
         w.put("sighting", sid, evolve(s, state="checked", violations=(*s.violations, str(ev["violation_id"]))))
+    return events
+
+
+def _road_rules(w: Writes, params: Params, s: Sighting, cam: Camera, trip: Ticket, fresh: Fresh) -> list[Event]:
+    """What a road camera sees of a truck on an open trip: off its corridor, inside a forbidden zone, outside
+    its district's transport hours.  The zone and hours events are flagged on the ticket so that the GPS
+    track does not raise them a second time (and a second camera neither)."""
+    events: list[Event] = []
+    corridor = Corridor(_route(w, trip), params.corridor_m)
+    if not corridor.contains((cam.lat, cam.lon)):
+        detail = f"road_camera={cam.camera_id} corridor_m={params.corridor_m}"
+        events.append(_event(w, params, s, cam, "off_route", trip, detail, fresh))
+    flags = list(trip.flags)
+    zone = in_forbidden_zone(params, cam.lon, cam.lat) if params.forbidden_zones else None
+    if zone is not None and "forbidden_zone" not in flags:
+        flags.append("forbidden_zone")
+        detail = f"road_camera={cam.camera_id} zone={zone.zone_id}"
+        events.append(_event(w, params, s, cam, "forbidden_zone", trip, detail, fresh))
+    district = district_of(w, trip)
+    window = outside_hours(params, district, s.time) if params.transport_hours else None
+    if window is not None and "outside_hours" not in flags:
+        flags.append("outside_hours")
+        detail = f"road_camera={cam.camera_id} district={district or '-'} hours={window.text()} at={iso(s.time)}"
+        events.append(_event(w, params, s, cam, "outside_hours", trip, detail, fresh))
+    if len(flags) != len(trip.flags):
+        current: Ticket = w.get("ticket", trip.ticket_id)
+        w.put("ticket", trip.ticket_id, evolve(current, flags=tuple(flags)))
     return events
 
 

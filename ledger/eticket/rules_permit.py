@@ -101,7 +101,8 @@ def permit_revoke(w: Any, p: dict[str, Any], env: Env) -> list[Event]:
     w.put(
         "permit",
         permit.permit_id,
-        evolve(permit, state="revoked", closed_reason=p["reason"], decided_at=permit.decided_at or env.time),
+        evolve(permit, state="revoked", closed_reason=p["reason"], decided_at=permit.decided_at or env.time,
+               revoked_at=env.time),
     )
     return [{"event": "permit_revoked", "permit_id": permit.permit_id}]
 

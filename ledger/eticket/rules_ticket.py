@@ -9,7 +9,12 @@ from ledger.eticket.geo import distance_m, in_alarm, load_rate_bp, pct_text, rec
 from ledger.eticket.params import Env, Event, need
 from ledger.eticket.records import Company, Driver, Permit, Project, Site, Ticket, Truck, evolve
 from ledger.eticket.rules_permit import contractor_active
-from ledger.eticket.rules_revoked import offline_exit_after_void, revoked_before
+from ledger.eticket.rules_revoked import (
+    offline_exit_after_revocation,
+    offline_exit_after_void,
+    revoked_at_scan,
+    revoked_before,
+)
 from ledger.eticket.rules_roads import check_hours
 from ledger.eticket.rules_violation import raise_violation
 from ledger.eticket.state import Writes
@@ -183,13 +188,17 @@ def gate_exit(w: Writes, p: dict[str, Any], env: Env) -> list[Event]:
     truck: Truck = w.get("truck", ticket.truck_id)
     if p["plate"] != truck.plate:
         raise Refusal("wrong_truck", f"plate={p['plate']} ticket_plate={truck.plate}")
-    truck_active(w, truck, at)
+    permit: Permit = w.get("permit", ticket.permit_id)
+    # An offline scan is judged by what the gate could know at its time: a revocation before it is a
+    # violation (the exit is still recorded), one after it changes nothing.
+    revoked = revoked_at_scan(w, truck, permit, at) if p.get("offline") else None
+    if not p.get("offline"):
+        truck_active(w, truck, at)
     # Two tickets may be issued to one truck before either is used; it can still carry only one load.
     busy = w.state.departed_by_truck.get(truck.truck_id)
     if busy is not None and busy != ticket.ticket_id:
         raise Refusal("truck_busy", f"truck={truck.truck_id} open_ticket={busy}")
-    permit: Permit = w.get("permit", ticket.permit_id)
-    if permit.state != "approved":
+    if permit.state != "approved" and not (p.get("offline") and permit.state == "revoked"):
         raise Refusal("permit_not_approved", f"permit={permit.permit_id} state={permit.state}")
     if not p["covered"]:
         project: Project | None = w.get("project", ticket.project_id)
@@ -211,6 +220,8 @@ def gate_exit(w: Writes, p: dict[str, Any], env: Env) -> list[Event]:
     flags = list(ticket.flags)
     exit_project: Project | None = w.get("project", ticket.project_id)
     late = check_hours(w, env, ticket, flags, at, (exit_project.lat, exit_project.lon) if exit_project else None)
+    if revoked is not None:
+        late += offline_exit_after_revocation(w, ticket, flags, revoked, p["gate_id"], at)
     w.put(
         "ticket",
         ticket.ticket_id,

@@ -201,6 +201,8 @@ def penalty_record(w: Writes, p: dict[str, Any], env: Env) -> list[Event]:
     )
     w.put("penalty", penalty.penalty_id, penalty)
     if until is not None:
+        if isinstance(target, (Truck, Company)) and target.suspended_until <= env.time:
+            target = evolve(target, suspended_since=env.time)
         target = evolve(target, suspended_until=max(target.suspended_until, until))
     if penalty.credit_points and not isinstance(target, Org):
         target = evolve(target, credit=max(0, target.credit - penalty.credit_points))

@@ -170,3 +170,34 @@ def test_refusals() -> None:
     assert world.submit("camera.sighting", payload, "camera:CAM-EXIT").code == "duplicate_id"
     out = world.submit("registry.camera", {"camera_id": "CAM-2", "placement": "exit"})
     assert out.code == "malformed"
+
+
+def test_road_camera_inside_a_forbidden_zone_or_outside_hours_raises_each_once_per_trip() -> None:
+    """A road camera inside a forbidden zone sees a truck on an open trip at 12:00 in a district allowed only
+    20:00-06:00: forbidden_zone and outside_hours, each with the camera's coordinates and photo, flagged on the
+    ticket; a second road camera inside the zone later raises neither again; an empty truck raises nothing."""
+    zone = {"zone_id": "Z-1", "name": "礼嘉核心区", "polygon": [
+        {"lat": "30.090", "lon": "106.990"}, {"lat": "30.090", "lon": "107.010"},
+        {"lat": "30.110", "lon": "107.010"}, {"lat": "30.110", "lon": "106.990"}]}
+    world = make_world({"forbidden_zones": [zone], "transport_hours": {"*": "20:00-06:00"}},
+                       start="2026-11-24T05:00:00+08:00")
+    for cid, lat in (("CAM-R1", "30.100000"), ("CAM-R2", "30.101000")):
+        world.ok("registry.camera", {"camera_id": cid, "placement": "road", "town": "北碚区",
+                                     "location": {"lat": lat, "lon": "107.000000"}})
+    world.approved_permit("PM-1")
+    assert world.issue("T-1").ok and world.depart("T-1").ok
+    world.advance(7 * 3600)  # 12:00 local time
+    s = _sight(world, "渝A12345", camera="CAM-R1", photo=PHOTO_B)
+    kinds = {v.type: v for v in _violations(world)}
+    assert {"forbidden_zone", "outside_hours"} <= set(kinds), kinds
+    for vtype in ("forbidden_zone", "outside_hours"):
+        v = kinds[vtype]
+        assert v.ticket_id == "T-1" and v.evidence == (PHOTO_B,) and v.source == "camera"
+        assert (v.lat, v.lon) == (30_100_000, 107_000_000) and v.violation_id in s.violations
+    flags = world.machine.state.tables["ticket"]["T-1"].flags
+    assert "forbidden_zone" in flags and "outside_hours" in flags
+    world.advance(3 * 3600)  # past the dedup window: only the ticket's flags keep it to one
+    _sight(world, "渝A12345", camera="CAM-R2")
+    _sight(world, "渝A23456", camera="CAM-R2")
+    assert len([v for v in _violations(world) if v.type in ("forbidden_zone", "outside_hours")]) == 2
+    assert world.replay().digest() == world.machine.digest()

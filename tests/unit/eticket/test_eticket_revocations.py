@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from ledger.eticket import gate_queries, queries
 from ledger.eticket.testing import World, make_world
 from ledger.eticket.units import iso
@@ -106,3 +108,56 @@ def test_a_delta_holds_only_what_changed_after_its_version_or_time() -> None:
     assert gate_queries.revocations(world.machine, since_version=delta["version"])["tickets"] == []
     full = gate_queries.revocations(world.machine)
     assert [e["ticket_id"] for e in full["tickets"]] == ["T-1", "T-2"]
+
+
+def _revoke(world: World, what: str) -> None:
+    """Suspend T-1's truck or company, or revoke its permit."""
+    t = world.machine.state.tables["ticket"]["T-1"]
+    if what == "permit":
+        world.ok("permit.revoke", {"permit_id": "PM-1", "reason": "整改"})
+        return
+    target = t.truck_id if what == "truck" else world.machine.state.tables["truck"][t.truck_id].company_id
+    world.ok("penalty.record", {"penalty_id": f"PN-{what}", "target_kind": what, "target_id": target,
+                                "amount_yuan": 500, "measures": [{"kind": "suspend", "days": 3}]}, "enforcement:u2")
+
+
+@pytest.mark.parametrize("what", ["truck", "company", "permit"])
+def test_offline_exit_after_a_suspension_or_revocation_is_a_departure_with_one_violation(what: str) -> None:
+    """The truck or its company suspended, or the permit revoked, then the ticket let out by an offline gate
+    (scan time after it): the sync records the departure (the load did leave) flagged used_after_revocation,
+    with one no_ticket violation naming what was revoked; a second sync of the scan is already_departed.
+    Online, the same scan is refused (truck_suspended / permit_not_approved) with no violation."""
+    world = _world()
+    world.advance(60)
+    _revoke(world, what)
+    online = world.depart("T-1")
+    assert online.code == ("permit_not_approved" if what == "permit" else "truck_suspended")
+    world.advance(60)
+    out = _offline_exit(world, "T-1", world.clock - 30)
+    assert out.ok, out.code
+    [raised] = [e for e in out.events if e["event"] == "violation_raised"]
+    assert raised["type"] == "no_ticket"
+    assert any(e["event"] == "ticket_used_after_revocation" for e in out.events)
+    t = world.machine.state.tables["ticket"]["T-1"]
+    assert t.state == "departed" and "used_after_revocation" in t.flags
+    v = world.machine.state.tables["violation"][raised["violation_id"]]
+    assert f"{what}=" in v.description and v.ticket_id == "T-1"
+    assert _offline_exit(world, "T-1", world.clock - 20).code == "already_departed"
+    assert len(queries.violations(world.machine, ticket_id="T-1")) == 1
+    assert world.replay().digest() == world.machine.digest()
+
+
+@pytest.mark.parametrize("what", ["truck", "company", "permit"])
+def test_offline_exit_before_a_suspension_or_revocation_is_an_ordinary_departure(what: str) -> None:
+    """A scan made before the suspension or revocation (the gate could not have known) syncs as an ordinary
+    departure: no violation, no flag."""
+    world = _world()
+    scanned = world.clock + 10
+    world.advance(60)
+    _revoke(world, what)
+    world.advance(60)
+    out = _offline_exit(world, "T-1", scanned)
+    assert out.ok, out.code
+    assert [e for e in out.events if e["event"] == "violation_raised"] == []
+    t = world.machine.state.tables["ticket"]["T-1"]
+    assert t.state == "departed" and "used_after_revocation" not in t.flags
