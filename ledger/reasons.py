@@ -104,6 +104,8 @@ _ALL: tuple[Reason, ...] = (
     Reason("bad_weighing", 422, "过磅数据无效（需净重，或毛重与皮重且皮重小于毛重）",
            "Bad weighing: give the net weight, or gross and tare with tare below gross"),
     Reason("voided", 409, "渣票已作废", "ticket voided"),
+    Reason("revoked_before_scan", 409, "离线放行时车辆、企业或核准已被撤销，已记录违规",
+           "The truck, company or permit was revoked before this offline exit: recorded as a violation"),
     Reason("not_departed", 409, "车辆尚未从工地出场", "The truck has not left the construction site"),
     Reason("already_departed", 409, "该电子渣票已出场", "The e-ticket has already been used to leave the site"),
     Reason("already_received", 409, "该电子渣票已消纳", "The load on this e-ticket has already been received"),

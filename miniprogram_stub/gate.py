@@ -68,7 +68,7 @@ CREATE TABLE IF NOT EXISTS scans (
     scan_id TEXT UNIQUE NOT NULL, kind TEXT NOT NULL, ticket_id TEXT,
     qr TEXT NOT NULL, plate TEXT NOT NULL, covered INTEGER, volume_m3 TEXT,
     scanned_at TEXT NOT NULL, accepted INTEGER NOT NULL, reason TEXT,
-    synced_at TEXT, server_accepted INTEGER, server_reason TEXT, violation_id TEXT);
+    synced_at TEXT, server_accepted INTEGER, server_reason TEXT, violation_id TEXT, weighing TEXT);
 CREATE INDEX IF NOT EXISTS scans_ticket ON scans(ticket_id, accepted);
 CREATE INDEX IF NOT EXISTS scans_unsynced ON scans(synced_at);
 CREATE TABLE IF NOT EXISTS revocations (
@@ -137,6 +137,9 @@ class OfflineGate:
         self._keys_seen = 0
         self.db = sqlite3.connect(str(db_path), isolation_level=None, check_same_thread=False)
         self.db.executescript(_SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(scans)")}
+        if "weighing" not in columns:  # a gate database from before weighbridge scans
+            self.db.execute("ALTER TABLE scans ADD COLUMN weighing TEXT")
 
     def close(self) -> None:
         self.db.close()
@@ -263,9 +266,16 @@ class OfflineGate:
         covered: bool | None = None,
         volume_m3: Decimal | float | str | None = None,
         at: datetime | None = None,
+        weight_t: Decimal | float | str | None = None,
+        gross_t: Decimal | float | str | None = None,
+        tare_t: Decimal | float | str | None = None,
     ) -> ScanResult:
-        """Verify offline, decide, and queue the scan (accepted or not) for ``sync()``."""
+        """Verify offline, decide, and queue the scan (accepted or not) for ``sync()``.  A disposal gate with
+        a weighbridge gives the net ``weight_t``, or ``gross_t`` and ``tare_t``, instead of (or besides) the
+        volume; an incomplete weighing (gross without tare, tare not below gross) is refused ``bad_weighing``."""
         when = at or self.clock()
+        weighing = {k: str(v) for k, v in (("weight_t", weight_t), ("gross_t", gross_t), ("tare_t", tare_t))
+                    if v is not None}
         revoked = self._usable_revocations(self.clock())
         scan_id = f"{self.gate_id or self.site_id}-{uuid.uuid4().hex[:16]}"
         ticket_id: str | None = None
@@ -295,12 +305,14 @@ class OfflineGate:
                 )
             if self.kind == EXIT and covered is False:
                 raise GateRefusal("uncovered_load", "the load is not covered")
+            if self.kind == DISPOSAL:
+                _check_weighing(weighing)
             accepted, reason, message = True, None, "accepted"
         except GateRefusal as exc:
             accepted, reason, message = False, exc.reason, exc.message
         self.db.execute(
             "INSERT INTO scans (scan_id, kind, ticket_id, qr, plate, covered, volume_m3,"
-            " scanned_at, accepted, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " scanned_at, accepted, reason, weighing) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 scan_id,
                 self.kind,
@@ -312,6 +324,8 @@ class OfflineGate:
                 when.isoformat(),
                 int(accepted),
                 reason,
+                # a refused weighing is not sent (the API would refuse the whole batch for it)
+                json.dumps(weighing) if weighing and reason != "bad_weighing" else None,
             ),
         )
         return ScanResult(scan_id, accepted, reason, message, ticket_id)
@@ -319,7 +333,7 @@ class OfflineGate:
     def pending(self) -> list[dict[str, Any]]:
         """Queued scans not synced yet, oldest first, in the sync request's form."""
         rows = self.db.execute(
-            "SELECT scan_id, kind, qr, plate, covered, volume_m3, scanned_at, accepted, reason"
+            "SELECT scan_id, kind, qr, plate, covered, volume_m3, scanned_at, accepted, reason, weighing"
             " FROM scans WHERE synced_at IS NULL ORDER BY seq"
         ).fetchall()
         return [
@@ -330,6 +344,7 @@ class OfflineGate:
                 "plate": r[3],
                 "covered": None if r[4] is None else bool(r[4]),
                 "volume_m3": r[5],
+                **(json.loads(r[9]) if r[9] else {}),
                 "scanned_at": r[6],
                 "offline_verdict": {"accepted": bool(r[7]), "reason": r[8]},
             }
@@ -389,3 +404,18 @@ class OfflineGate:
                 if res.get("violation_id"):
                     report.violations.append(res)
         return report
+
+
+def _check_weighing(weighing: dict[str, str]) -> None:
+    """Gross and tare come together, tare below gross, and every figure a positive number (else
+    ``bad_weighing``: the attendant weighs again rather than sending what the ledger would refuse)."""
+    try:
+        figures = {k: Decimal(v) for k, v in weighing.items()}
+    except ArithmeticError:
+        raise GateRefusal("bad_weighing", "a weighing is not a number") from None
+    if any(not v.is_finite() or v <= 0 for v in figures.values()):
+        raise GateRefusal("bad_weighing", "a weighing must be a positive number of tonnes")
+    if ("gross_t" in figures) != ("tare_t" in figures):
+        raise GateRefusal("bad_weighing", "gross and tare weights come together")
+    if "gross_t" in figures and figures["tare_t"] >= figures["gross_t"]:
+        raise GateRefusal("bad_weighing", "the tare weight must be below the gross weight")

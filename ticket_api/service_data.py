@@ -264,6 +264,7 @@ class TicketView(TypedDict):
     departed_at: str | None
     received_at: str | None
     measured_m3: str | None
+    weight_t: str | None
     discrepancy: bool
     closed_reason: str | None
     last_position: dict[str, str] | None

@@ -30,7 +30,7 @@ from miniprogram_stub.gate import OfflineGate
 from .serve_fixtures import ROOT, Stack, stack  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.slow]
-TRUCKS = [(f"TR-8{i:03d}", f"渝D8{i:04d}") for i in range(10)]
+TRUCKS = [(f"TR-8{i:03d}", f"渝D8{i:04d}") for i in range(12)]
 
 
 def now() -> datetime:
@@ -180,6 +180,59 @@ def test_a_revoked_ticket_accepted_offline_becomes_a_violation_on_sync(stack: St
     assert again.status_code == 200, again.text
     assert again.json()["results"][0]["accepted"] is False  # the ticket's exit is taken: already_departed
     assert issued_m3(stack, permit) == before
+
+
+def test_an_exit_let_out_offline_after_a_suspension_is_recorded_with_a_violation(
+        stack: Stack, permit: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """The gate refreshed its list, then the ticket's truck was suspended (a penalty), then the gate, offline,
+    let the truck out. At sync the exit is recorded (the load did leave: the ticket is departed) and answered
+    accepted with reason revoked_before_scan and a no_ticket violation naming the suspension; the next refresh
+    puts the truck on the gate's list."""
+    t = ticket(stack, permit)
+    truck_id = next(tid for tid, plate in TRUCKS if plate == t["truck_plate"])
+    with gate(stack, tmp_path, max_revocation_age=timedelta(minutes=30)) as g:
+        assert g.refresh_revocations()
+        r = call(stack, "POST", "/api/v1/penalties", "enforcement", {
+            "target_kind": "truck", "target_id": truck_id, "amount_yuan": "2000",
+            "measures": [{"kind": "suspend", "days": 3}]})
+        assert r.status_code == 201, r.text
+        assert g.scan(t["qr"], t["truck_plate"], covered=True).accepted is True
+        report = g.sync()
+        assert report.ok and report.sent == 1, report
+        res = report.results[0]
+        assert res["accepted"] is True and res["reason"] == "revoked_before_scan" and res["violation_id"], res
+        v = call(stack, "GET", f"/api/v1/violations/{res['violation_id']}", "operator").json()
+        assert (v["type"], v["ticket_id"]) == ("no_ticket", t["id"]) and truck_id in v["description"]
+        got = call(stack, "GET", f"/api/v1/tickets/{t['id']}", "contractor").json()
+        assert got["status"] == "departed", got
+        assert g.refresh_revocations()
+        rl = g.revocation_list()
+        assert rl is not None and t["truck_plate"] in rl.trucks
+
+
+def test_an_offline_weighbridge_receipt_by_gross_and_tare_syncs(stack: Stack, permit: dict[str, Any],  # noqa: F811
+                                                                 tmp_path: Path) -> None:
+    """A disposal gate with a weighbridge, offline, records a receipt by gross and tare alone (45.2 t - 18.2 t =
+    27 t, 15 m³ at 1.8 t/m³); an incomplete or impossible weighing is refused there (bad_weighing) and not
+    counted; at sync the receipt is accepted and the ticket shows the weight and the measured volume."""
+    t = ticket(stack, permit)
+    ex = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", {"qr": t["qr"], "plate": t["truck_plate"],
+                                                               "covered": True})
+    assert ex.status_code == 200 and ex.json()["accepted"], ex.text
+    g = OfflineGate(stack.api, stack.demo["tokens"]["disposal_gate"], kind="disposal", site_id="S-003",
+                    db_path=tmp_path / "weighbridge.sqlite", gate_id="S-003-G1")
+    with g:
+        assert g.refresh_keys()
+        for bad in ({"gross_t": "45.2"}, {"gross_t": "18", "tare_t": "18.2"}, {"weight_t": "-3"}):
+            res = g.scan(t["qr"], t["truck_plate"], **bad)
+            assert (res.accepted, res.reason) == (False, "bad_weighing"), (bad, res)
+        good = g.scan(t["qr"], t["truck_plate"], gross_t="45.2", tare_t="18.2")
+        assert good.accepted, good
+        report = g.sync()
+        assert report.ok and report.accepted == 1, report
+    got = call(stack, "GET", f"/api/v1/tickets/{t['id']}", "contractor").json()
+    assert got["status"] == "received", got
+    assert (got["measured_m3"], got["weight_t"]) == ("15", "27"), got
 
 
 def test_the_delta_returns_only_newer_entries(stack: Stack, permit: dict[str, Any]) -> None:  # noqa: F811

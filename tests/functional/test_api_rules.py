@@ -4,6 +4,7 @@ line P-001 -> S-003 and refuses tickets to a site in alarm (issue 14 part 6)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,6 +15,7 @@ import requests
 from ledger.core.encoding import CHINA_TZ
 from ledger.eticket.schema import VIOLATION_TYPES
 from miniprogram_stub.client import ApiClient
+from miniprogram_stub.photos import tiny_png
 
 from .serve_fixtures import Stack, serve
 
@@ -158,3 +160,38 @@ def test_permit_amended_by_the_departments_concerned(stack: Stack, permit: dict[
     assert "S-001" in got["disposal_site_ids"]
     mine = call(stack, "GET", "/api/v1/amendments", "contractor").json()["items"]
     assert [x["id"] for x in mine] == [a["id"]]
+
+
+def test_a_road_camera_inside_a_forbidden_zone_raises_forbidden_zone_with_its_photo(
+        stack: Stack, permit: dict[str, Any]) -> None:
+    """An operator places a road camera inside the forbidden zone and provisions its credentials; it sees a
+    truck on an open trip (no GPS point sent): the sighting's answer holds a forbidden_zone event (and
+    off_route: the camera is away from the route) at the camera's coordinates, with the photo as evidence,
+    retrievable and matching its digest."""
+    cam = {"camera_id": "CAM-ROAD-JB", "placement": "road", "town": "渝北区",
+           "location": {"lat": OFF_ROUTE[0], "lon": OFF_ROUTE[1]}}
+    r = call(stack, "POST", "/api/v1/registry/camera", "operator", cam)
+    assert r.status_code == 201, r.text
+    r = call(stack, "POST", "/api/v1/devices", "operator", {"devices": [{"kind": "camera", "id": cam["camera_id"]}]})
+    assert r.status_code == 201, r.text
+    camera = ApiClient(stack.api, r.json()["items"][0]["token"])
+    plate = "渝A23456"
+    t = call(stack, "POST", "/api/v1/tickets", "contractor", {"permit_id": permit["id"], "truck_plate": plate,
+                                                               "disposal_site_id": "S-003", "volume_m3": "15"})
+    assert t.status_code == 201, t.text
+    ex = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", {"qr": t.json()["qr"], "plate": plate, "covered": True})
+    assert ex.status_code == 200 and ex.json()["accepted"], ex.text
+    photo = tiny_png(4242)
+    seen = camera.sighting(plate=plate, covered=True, photo=photo, time=now())
+    by_type = {v["type"]: v for v in seen["violations"]}
+    assert {"forbidden_zone", "off_route"} <= set(by_type), seen
+    v = call(stack, "GET", f"/api/v1/violations/{by_type['forbidden_zone']['violation_id']}", "operator").json()
+    assert v["ticket_id"] == t.json()["id"] and v["source"] == "camera" and "Z-JB" in v["description"]
+    assert v["location"] == {"lat": "29.661000", "lon": "106.468000"}, v["location"]
+    digest = "sha256:" + hashlib.sha256(photo).hexdigest()
+    assert seen["photo_digest"] == digest and digest in v["evidence"]
+    got = requests.get(stack.api + f"/api/v1/evidence/{digest}", headers=stack.headers("operator"), timeout=30)
+    assert got.status_code == 200 and hashlib.sha256(got.content).hexdigest() == digest.removeprefix("sha256:")
+    rc = call(stack, "POST", "/api/v1/gate/disposal", "disposal_gate", {"qr": t.json()["qr"], "plate": plate,
+                                                                         "weight_t": "27"})
+    assert rc.status_code == 200, rc.text

@@ -120,21 +120,26 @@ class LedgerGates:
                                    description="出场时车辆未密闭覆盖 (load not covered at the site exit)")
                 raise Refused(exc.detail, reason="uncovered_load", fields={"violation_id": vid}) from None
             raise
+        revoked: list[str] = []
         if fin is not None and payload.get("offline"):
-            self._used_after_void(claims.ticket_id, fin.height)
+            revoked = self._used_after_revocation(claims.ticket_id, fin.height)
         body: GateResult = {"accepted": True, "ticket_id": claims.ticket_id, "status": "departed",
                             "plate": payload["plate"], "departed_at": iso(at), "tx_id": tx.tx_id,
                             "final": fin is not None, "block_height": fin.height if fin else None}
+        if revoked:
+            body["violations"] = revoked
         return body if fin is not None else Admitted(body)
 
-    def _used_after_void(self, ticket_id: str, height: int | None) -> None:
-        """After an offline exit: a ticket still ``voided`` was let out after its void (``rules_revoked``);
-        refused ``voided`` with the violation the rules raised."""
+    def _used_after_revocation(self, ticket_id: str, height: int | None) -> list[str]:
+        """After an offline exit (``rules_revoked``): a ticket still ``voided`` was let out after its void:
+        refused ``voided`` with the violation the rules raised; a departure flagged ``used_after_revocation``
+        (its truck, company or permit revoked before the scan) is recorded: its violations are returned."""
         t = self.gw.query("ticket", min_height=height, ticket_id=ticket_id) or {}
+        vids = [str(v) for v in t.get("violations") or []]
         if t.get("state") == "voided":
-            vids = t.get("violations") or []
             raise Refused(f"ticket {ticket_id} was voided before the offline scan", reason="voided",
                           fields={"violation_id": vids[0]} if vids else {})
+        return vids if "used_after_revocation" in (t.get("flags") or []) else []
 
     def _receipt(self, principal: Principal, claims: TicketClaims, data: Mapping[str, Any], at: datetime,
                  wait: bool) -> Changed[GateResult]:
@@ -283,6 +288,9 @@ class LedgerGates:
             return out
         assert isinstance(res, dict)
         out.update({"accepted": True, "tx_id": res.get("tx_id")})
+        if res.get("violations"):  # let out after its truck, company or permit was revoked
+            out.update({"violation_id": res["violations"][0], "reason": "revoked_before_scan",
+                        "message": message("revoked_before_scan")})
         return out
 
     # -- trips ---------------------------------------------------------------

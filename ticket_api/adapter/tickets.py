@@ -215,6 +215,7 @@ class LedgerTickets:
             "departed_at": t["departed_at"],
             "received_at": t["received_at"],
             "measured_m3": t["measured_m3"],
+            "weight_t": t.get("weight_t"),
             "discrepancy": t["discrepancy"],
             "closed_reason": t["closed_reason"],
             "last_position": t["last_position"],

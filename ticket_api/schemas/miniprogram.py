@@ -201,7 +201,9 @@ class SyncResultSchema(OpenSchema):
     reason = fields.String(allow_none=True)
     message = fields.String(allow_none=True)
     duplicate = fields.Boolean(metadata={"description": "this scan_id was already synced; same result"})
-    violation_id = fields.String(allow_none=True, metadata={"description": "raised for a ticket used twice"})
+    violation_id = fields.String(allow_none=True, metadata={
+        "description": "raised for a ticket used twice, voided, or whose truck, company or permit was revoked "
+                       "before the offline scan (then accepted with reason revoked_before_scan: the exit is recorded)"})
     tx_id = fields.String(allow_none=True)
 
 
