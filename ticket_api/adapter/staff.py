@@ -219,7 +219,7 @@ def evidence_urls(violation: Mapping[str, Any]) -> list[str]:
 def _name_places(recon: list[Json], projects: list[Json], sites: list[Json]) -> None:
     """Each reconciliation row's ``place_name``: its project's name (an exit) or its site's (a disposal site);
     null for a place the registry no longer lists."""
-    names = {("exit", p.get("project_id")): p.get("name") for p in projects}
+    names: dict[tuple[Any, Any], Any] = {("exit", p.get("project_id")): p.get("name") for p in projects}
     names.update({("site", s.get("site_id")): s.get("name") for s in sites})
     for r in recon:
         r["place_name"] = names.get((r.get("kind"), r.get("place_id")))
