@@ -27,7 +27,10 @@
     if (body) headers["Content-Type"] = "application/json";
     return fetch(path, { method: method, headers: headers, body: body ? JSON.stringify(body) : undefined,
       cache: "no-store", signal: ctl.signal }).then(function (resp) {
-      if (resp.ok) return asBlob ? resp.blob() : resp.json();
+      // a blob from the bytes read whole: a body drained by resp.blob() is not kept for the browser's devtools
+      if (resp.ok) return asBlob ? resp.arrayBuffer().then(function (buf) {
+        return new Blob([buf], { type: resp.headers.get("Content-Type") || "" });
+      }) : resp.json();
       return resp.json().catch(function () { return {}; }).then(function (err) {
         var e = err && (err.error || err);
         var ex = new Error((e && e.message) || t("err_http", { s: resp.status }));

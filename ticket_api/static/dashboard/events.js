@@ -176,8 +176,20 @@
     if (withPhoto) loadPhotos(v);
   }
 
+  /* the hex SHA-256 of a blob; null where the browser has no WebCrypto (a page not served from a secure
+   * origin: neither https nor loopback) */
+  function sha256(blob) {
+    var subtle = window.crypto && window.crypto.subtle;
+    if (!subtle || !blob.arrayBuffer) return Promise.resolve(null);
+    return blob.arrayBuffer().then(function (buf) { return subtle.digest("SHA-256", buf); }).then(function (d) {
+      return Array.prototype.map.call(new Uint8Array(d), function (b) { return (b < 16 ? "0" : "") + b.toString(16); })
+        .join("");
+    }, function () { return null; });
+  }
+
   /* each photo fetched with the bearer token (an <img src> cannot send it) and shown from an object URL of the
-   * blob (the page's CSP allows img-src blob:); none: "no photo evidence"; one the store lacks: said so */
+   * blob (the page's CSP allows img-src blob:) once its bytes hash to the digest; none: "no photo evidence";
+   * one the store lacks: said so */
   function loadPhotos(v) {
     clearPhotos();
     var box = D.$("detail-photo");
@@ -188,8 +200,15 @@
       var slot = h("figure", { "class": "photo", "data-digest": digest }, h("figcaption", { "class": "muted", text: t("d_photo") }));
       D.append(box, slot);
       D.api("GET", "/api/v1/evidence/sha256:" + digest, null, true).then(function (blob) {
+        return sha256(blob).then(function (got) { return { blob: blob, got: got }; });
+      }).then(function (r) {
         if (openId !== id) return;
-        var url = URL.createObjectURL(blob);
+        if (r.got !== null && r.got !== digest) {   // the server checks it too: never show other bytes
+          D.append(slot, h("p", { "class": "error", text: t("d_photo_mismatch") }));
+          return;
+        }
+        if (r.got !== null) slot.setAttribute("data-verified", "1");
+        var url = URL.createObjectURL(r.blob);
         photoUrls.push(url);
         var img = h("img", { alt: t("d_photo"), "data-digest": digest });
         img.addEventListener("load", function () { slot.setAttribute("data-loaded", "1"); });
