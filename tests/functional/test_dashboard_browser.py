@@ -77,10 +77,10 @@ def _fits(page: Any) -> tuple[int, int, int, int]:
 
 
 def test_dashboard_shows_counters_nodes_trips_and_a_site_alarm(browser: Any, stack: Stack) -> None:
-    """Counters and 4 nodes render, each with its newest certificate (#height k/4 签名 and the signers' names), no
-    key expiring line (the demo's keys are good for a year); the
-    trip is on the map, highlighted as flagged (its truck has an open event), the event marked on the map; a full
-    site raises its alarm with recommended alternatives, in the list and on the map."""
+    """Counters and 4 nodes render, each with its newest certificate (#height k/4 签名 and the signers' names), and
+    no line of keys expiring (the demo's keys are good for a year); the trip is on the map, highlighted as flagged
+    (its truck has an open event), the event marked on the map; a full site raises its alarm with recommended
+    alternatives, in the list and on the map."""
     ticket_id = _truck_on_the_road(stack)
     violation = post(stack, "/api/v1/violations", "operator", {
         "type": "uncovered_load", "source": "camera", "plate": stack.demo["trucks"][0],
