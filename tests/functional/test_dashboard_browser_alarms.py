@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -150,10 +149,8 @@ def test_a_camera_sighting_flashes_and_its_detail_shows_the_photo(browser: Any, 
         [v] = [x for x in seen["violations"] if x["type"] == "unapproved_disposal"]
         assert v["evidence"] == [digest], v
         vid = v["violation_id"]
-        posted = time.monotonic()
         row = page.locator(f'#violations .event.flash[data-violation-id="{vid}"]')
-        row.wait_for(timeout=10_000)
-        assert time.monotonic() - posted <= 10.5
+        row.wait_for(timeout=10_000)  # pushed by the stream (the API recomputes the snapshot every second)
         assert "未经核准擅自处置" in row.inner_text() and "渝D81002" in row.inner_text()
 
         with page.expect_response(lambda r: r.url.endswith(f"/api/v1/evidence/{digest}"), timeout=15_000) as got:
