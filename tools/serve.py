@@ -102,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eticket-params", type=Path, default=None,
                    help="JSON file of e-ticket parameter overrides for a new consortium (docs/ETICKET.md "
                         "\"Parameters\": transport_hours, forbidden_zones, site_alarm_policy, ...)")
+    p.add_argument("--genesis", type=Path, default=None,
+                   help="for a new consortium, a directory holding a genesis co-signed by its founders "
+                        "(consortium.json, its own parameters) and their keys (keys/NAME.pem), e.g. keys with "
+                        "a short validity; default: every member makes its key and all sign a new genesis")
     args = p.parse_args(argv)
     taken = [f"{what} port {port}" for what, port in (("the API", args.port), ("the fake WeChat", args.wechat_port))
              if port and not port_free(args.host if what == "the API" else "127.0.0.1", port)]
@@ -148,7 +152,7 @@ def _run(args: argparse.Namespace, var: Path, local: LocalConsortium, children: 
             eticket.update(json.loads(args.eticket_params.read_text(encoding="utf-8")))
         eticket.update(kv.split("=", 1) for kv in args.eticket)
         local.up(nodes=4, ordering=args.ordering, base_port=args.node_base_port,
-                 tick_interval_s=args.tick_interval_s, eticket=eticket or None)
+                 tick_interval_s=args.tick_interval_s, eticket=eticket or None, genesis_dir=args.genesis)
     except LedgerError as exc:  # a node port taken, another consortium answering, a node that died
         raise SystemExit(f"serve: {exc.message}") from None
     qr_key, secrets_file, _sec = _secrets(var)

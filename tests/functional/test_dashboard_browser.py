@@ -18,31 +18,22 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import requests
 
-from .serve_fixtures import ROOT, Stack, run_stack
+from .dashboard_fixtures import MEMBERS, STREAM_SECONDS, Screen, browser, iso, post
+from .serve_fixtures import Stack, run_stack
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
+__all__ = ["browser"]  # the fixture, shared
 SHOTS = Path(os.environ.get("DASHBOARD_SCREENSHOTS", "/tmp/dashboard-shots"))
 SIZES = ((1366, 768), (1920, 1080), (3840, 2160))
-ECHARTS = ROOT / "ticket_api" / "static" / "dashboard" / "vendor" / "echarts.min.js"
 #: A small city at 60 times real time, for longer than this module runs.
 SIM = "--fraction 0.02 --speed 60 --hours 4 --duration 400 --seed 5 --workers 8"
-#: The demo consortium's node members and how the screen names them.
-MEMBERS = {"chengguan": "城管", "zhujian": "住建", "jiaotong": "交通", "shengtai": "生态环境"}
 #: ECharts series of the map, by what they show
 TRUCK_SERIES = ("trucks", "flagged", "clusters")
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-#: Short streams, so the pages here live through several of the browser's reconnections.
-STREAM_SECONDS = "8"
 
 
 @pytest.fixture(scope="module")
@@ -53,100 +44,27 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             yield st
 
 
-def _iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat(timespec="seconds")
-
-
-def _post(st: Stack, path: str, role: str, body: Any, expect: int = 201) -> dict[str, Any]:
-    resp = requests.post(f"{st.api}{path}", json=body, headers=st.headers(role), timeout=60)
-    assert resp.status_code == expect, (path, resp.status_code, resp.text)
-    return dict(resp.json())
-
-
 def _truck_on_the_road(st: Stack) -> str:
     """A permit approved by every department, a ticket, the exit gate and two GPS points: one trip under way."""
     now = datetime.now(UTC)
     demo = st.demo
     plate = demo["trucks"][0]
-    permit = _post(st, "/api/v1/permits", "contractor", {
+    permit = post(st, "/api/v1/permits", "contractor", {
         "project_id": demo["project_id"], "volume_m3": "500", "disposal_site_ids": ["S-003"],
-        "truck_plates": [plate], "valid_from": _iso(now - timedelta(hours=1)),
-        "valid_to": _iso(now + timedelta(days=7))})
+        "truck_plates": [plate], "valid_from": iso(now - timedelta(hours=1)),
+        "valid_to": iso(now + timedelta(days=7))})
     for dept in demo["tokens"]["approvers"]:
-        _post(st, f"/api/v1/permits/{permit['id']}/decisions", f"approvers.{dept}", {"decision": "approve"},
-              expect=200)
-    ticket = _post(st, "/api/v1/tickets", "contractor", {
+        post(st, f"/api/v1/permits/{permit['id']}/decisions", f"approvers.{dept}", {"decision": "approve"},
+             expect=200)
+    ticket = post(st, "/api/v1/tickets", "contractor", {
         "permit_id": permit["id"], "truck_plate": plate, "disposal_site_id": "S-003", "volume_m3": "16"})
-    _post(st, "/api/v1/gate/exit", "exit_gate", {"qr": ticket["qr"], "plate": plate, "covered": True,
-                                                 "photo_digest": "sha256:" + "ab" * 32}, expect=200)
+    post(st, "/api/v1/gate/exit", "exit_gate", {"qr": ticket["qr"], "plate": plate, "covered": True,
+                                                "photo_digest": "sha256:" + "ab" * 32}, expect=200)
     departed = datetime.now(UTC)
-    points = [{"at": _iso(departed + timedelta(seconds=1 + i)), "lat": lat, "lon": lon, "speed_kmh": 32}
+    points = [{"at": iso(departed + timedelta(seconds=1 + i)), "lat": lat, "lon": lon, "speed_kmh": 32}
               for i, (lat, lon) in enumerate(((29.7011, 106.5102), (29.6902, 106.4901)))]
-    _post(st, f"/api/v1/trips/{ticket['id']}/positions", "truck_terminal", points, expect=200)
+    post(st, f"/api/v1/trips/{ticket['id']}/positions", "truck_terminal", points, expect=200)
     return str(ticket["id"])
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing (scripts/test installs Debian's chromium)")
-    assert ECHARTS.exists(), "ECharts is missing: scripts/test installs it (scripts/_setup.sh setup_echarts)"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-class Screen:
-    """One page of the screen with what it logged: console errors, requests outside the API, API paths."""
-
-    def __init__(self, browser: Any, st: Stack, *, size: tuple[int, int] = (1920, 1080), locale: str = "zh-CN"):
-        self.context = browser.new_context(viewport={"width": size[0], "height": size[1]}, locale=locale,
-                                           timezone_id="Asia/Shanghai", service_workers="block")
-        self.page = self.context.new_page()
-        self.errors: list[str] = []
-        self.outside: list[str] = []
-        self.paths: list[str] = []
-        self.page.on("console", self._console)
-        self.page.on("pageerror", lambda exc: self.errors.append(f"page error: {exc}"))
-        self.page.on("requestfailed", self._failed)
-        self.page.on("request", self._request)
-
-    def _console(self, msg: Any) -> None:
-        # a photo the evidence store does not have is a 404 the screen shows as "照片暂不可用" (Chromium logs it)
-        if msg.type == "error" and "/api/v1/evidence/" not in (msg.location or {}).get("url", ""):
-            self.errors.append(f"console {msg.type}: {msg.text}")
-
-    def _failed(self, req: Any) -> None:
-        if "/api/v1/dashboard/stream" not in req.url:  # a stream cut when the page closes
-            self.errors.append(f"request failed: {req.url} {req.failure}")
-
-    def _request(self, req: Any) -> None:
-        if not req.url.startswith(self.api_base) and not req.url.startswith("data:"):
-            self.outside.append(req.url)
-        self.paths.append(urlsplit(req.url).path)
-
-    api_base = ""
-
-    def open(self, st: Stack, role: str = "operator") -> Any:
-        self.api_base = st.api
-        self.page.goto(f"{st.api}/dashboard#token={st.demo['tokens'][role]}", wait_until="load")
-        self.page.wait_for_selector('#conn[data-state="ok"]', timeout=30_000)
-        return self.page
-
-    def series(self) -> dict[str, list[dict[str, Any]]]:
-        """The map's ECharts series: id -> data items."""
-        got = self.page.evaluate(
-            "() => Object.fromEntries(echarts.getInstanceByDom(document.getElementById('map')).getOption()"
-            ".series.map(s => [s.id, s.data]))")
-        return dict(got)
-
-    def close(self) -> None:
-        self.context.close()
 
 
 def _counter(page: Any, name: str) -> int:
@@ -159,11 +77,12 @@ def _fits(page: Any) -> tuple[int, int, int, int]:
 
 
 def test_dashboard_shows_counters_nodes_trips_and_a_site_alarm(browser: Any, stack: Stack) -> None:
-    """Counters and 4 nodes render, each with its newest certificate (#height k/4 签名 and the signers' names); the
-    trip is on the map, highlighted as flagged (its truck has an open event), the event marked on the map; a full
-    site raises its alarm with recommended alternatives, in the list and on the map."""
+    """Counters and 4 nodes render, each with its newest certificate (#height k/4 签名 and the signers' names), and
+    no line of keys expiring (the demo's keys are good for a year); the trip is on the map, highlighted as flagged
+    (its truck has an open event), the event marked on the map; a full site raises its alarm with recommended
+    alternatives, in the list and on the map."""
     ticket_id = _truck_on_the_road(stack)
-    violation = _post(stack, "/api/v1/violations", "operator", {
+    violation = post(stack, "/api/v1/violations", "operator", {
         "type": "uncovered_load", "source": "camera", "plate": stack.demo["trucks"][0],
         "location": {"lat": 29.6950, "lon": 106.5000}, "description": "出口抓拍：未密闭覆盖"})
     screen = Screen(browser, stack)
@@ -191,6 +110,7 @@ def test_dashboard_shows_counters_nodes_trips_and_a_site_alarm(browser: Any, sta
             assert f"#{height:,} {len(signers)}/4 签名" in text and height > 0, text
             assert all(MEMBERS[m] in text for m in signers), text
         assert page.locator(".node-card dt", has_text="最新证书").count() == 4
+        assert page.is_hidden("#keys-expiring"), "the demo's keys are good for a year: no line"
 
         # the map: every site and project of the snapshot; the trip, flagged; the event
         body = requests.get(f"{stack.api}/api/v1/dashboard", headers=stack.headers("operator"), timeout=30).json()
@@ -207,7 +127,7 @@ def test_dashboard_shows_counters_nodes_trips_and_a_site_alarm(browser: Any, sta
         assert page.locator(".site.alarm").count() == 0 or all(s["alarm"] for s in body["alarms"])
 
         # push a disposal site past its threshold: a small site registered at 90 % with its alarm at 85 %
-        _post(stack, "/api/v1/registry/site", "operator", {
+        post(stack, "/api/v1/registry/site", "operator", {
             "site_id": "S-099", "name": "蔡家临时回填点", "kind": "backfill", "capacity_m3": "100",
             "location": {"lat": 29.7351, "lon": 106.4712}, "alarm_threshold_pct": 85, "initial_load_m3": "90",
             "town": "蔡家岗街道"})
@@ -239,7 +159,7 @@ def test_a_new_event_flashes_and_the_operator_confirms_it_from_the_screen(browse
         page = screen.open(stack)
         page.wait_for_selector("#violations .event", timeout=30_000)
         page.wait_for_timeout(1500)  # the first snapshot is in: what arrives next is new
-        violation = _post(stack, "/api/v1/violations", "operator", {
+        violation = post(stack, "/api/v1/violations", "operator", {
             "type": "suspected_dumping", "source": "camera", "plate": stack.demo["trucks"][1],
             "location": {"lat": 29.7120, "lon": 106.5300}, "town": "礼嘉街道", "evidence": ["sha256:" + "cd" * 32],
             "description": "夜间疑似偷倒"})

@@ -156,10 +156,13 @@ class LedgerStaff:
         violations = list(self.gw.query("violations", limit=DASHBOARD_VIOLATIONS))
         for v in violations:
             v["age_seconds"] = max(0, int((now - datetime.fromisoformat(v["reported_at"])).total_seconds()))
+            v["evidence_urls"] = evidence_urls(v)  # the photos, as GET /api/v1/violations/<id> gives them
+        projects = list(self.gw.query("projects"))
         chain = self.chain_status(principal)
         # yesterday and today (a night shift crosses midnight): the place-days whose trips outrun the tickets
         recon = list(self.gw.query("reconciliation", since=int((midnight - timedelta(days=1)).timestamp()),
                                    until=int(now.timestamp()) + 1, alarms_only=True))
+        _name_places(recon, projects, sites)
         return {
             "generated_at": iso(now),
             "today": midnight.date().isoformat(),
@@ -181,7 +184,7 @@ class LedgerStaff:
                        for s in sites if s.get("alarm")],
             "violations": violations,
             "on_the_road": list(self.gw.query("on_the_road", limit=500)),
-            "projects": list(self.gw.query("projects")),
+            "projects": projects,
             "chain": {**chain, "nodes": [_node_health(n) for n in chain["nodes"]]},
             "reconciliation": recon,
         }
@@ -206,6 +209,20 @@ class LedgerStaff:
         report = audit_consortium(self.local_consortium, kept_checkpoint=params.get("kept_checkpoint"))
         ok = bool(report.get("ok")) and agreement["agree"]
         return {**report, "ok": ok, "mode": "full", "heads": nodes, **agreement}
+
+
+def evidence_urls(violation: Mapping[str, Any]) -> list[str]:
+    """Where staff GET a violation's photos (``/api/v1/evidence/<digest>``, one per digest of its evidence)."""
+    return [f"/api/v1/evidence/{d}" for d in violation.get("evidence") or () if isinstance(d, str)]
+
+
+def _name_places(recon: list[Json], projects: list[Json], sites: list[Json]) -> None:
+    """Each reconciliation row's ``place_name``: its project's name (an exit) or its site's (a disposal site);
+    null for a place the registry no longer lists."""
+    names: dict[tuple[Any, Any], Any] = {("exit", p.get("project_id")): p.get("name") for p in projects}
+    names.update({("site", s.get("site_id")): s.get("name") for s in sites})
+    for r in recon:
+        r["place_name"] = names.get((r.get("kind"), r.get("place_id")))
 
 
 def _keys_expiring(nodes: list[NodeReport]) -> list[Json]:

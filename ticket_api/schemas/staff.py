@@ -188,13 +188,15 @@ class DashboardSchema(OpenSchema):
     sites = fields.List(fields.Dict(), required=True, metadata={
         "description": "every disposal site: load_rate_pct, threshold_pct, alarm, alternatives (when in alarm)"})
     alarms = fields.List(fields.Dict(), required=True)
-    violations = fields.List(fields.Dict(), required=True, metadata={"description": "newest 100, with age_seconds"})
+    violations = fields.List(fields.Dict(), required=True, metadata={
+        "description": "newest 100, with age_seconds and evidence_urls (GET them for the photos)"})
     on_the_road = fields.List(fields.Dict(), required=True, metadata={
         "description": "departed tickets: plate, site, last_position, last_position_at"})
     projects = fields.List(fields.Dict(), required=True)
     reconciliation = fields.List(fields.Dict(), metadata={
         "description": "reconciliation alarms of yesterday and today: per exit or site and day, tickets_issued, "
-                       "scans, sightings, trips, gap, unscanned, reasons (trips_over_tickets, seen_not_scanned)"})
+                       "scans, sightings, trips, gap, unscanned, reasons (trips_over_tickets, seen_not_scanned), "
+                       "place_name (the project's or the site's name)"})
     chain = fields.Nested(ChainHealthSchema, required=True, metadata={
         "description": "every node's height, head, last certificate and divergence; agree, diverged_nodes, "
                        "unreachable"})

@@ -37,8 +37,9 @@ log = logging.getLogger("ticket_api.dashboard")
 
 STATIC = Path(__file__).resolve().parent.parent / "static" / "dashboard"
 
-#: Nothing from anywhere but this origin; no inline script or style; no framing.
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+#: Nothing from anywhere but this origin; no inline script or style; no framing (images: blob: for the evidence
+#: photos the page fetches with its token and shows from object URLs).
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 page_blp = Blueprint("dashboard_page", __name__, description="The governance centre's screen (HTML)",

@@ -97,3 +97,46 @@ def test_dashboard_schema_documents_the_chain_health_with_certificates() -> None
     body = {"generated_at": "2026-11-23T20:10:00+08:00", "counters": {}, "sites": [], "alarms": [], "violations": [],
             "on_the_road": [], "projects": [], "chain": chain}
     assert schema.dump(body)["chain"] == chain
+
+
+class _ExpiringKeys(_Client):
+    """Two nodes reporting the keys they see ending: the same key twice, the gateway's expired one."""
+
+    def statuses(self) -> list[dict[str, Any]]:
+        jiaotong = {"member": "jiaotong", "key_id": "k-jt", "not_after": "2026-11-28T19:00:00+08:00", "days_left": 4}
+        gateway = {"member": "gateway", "key_id": "k-gw", "not_after": "2026-11-22T19:00:00+08:00", "days_left": -2}
+        up = super().statuses()
+        up[0]["keys_expiring"] = [jiaotong]
+        up[1]["keys_expiring"] = [jiaotong, gateway]
+        return up
+
+
+def test_dashboard_carries_what_the_screen_reads_for_keys_and_photos() -> None:
+    """The snapshot carries what the screen shows without asking again: the member keys close to expiry in the
+    chain panel (each once, soonest first), each violation's photo URLs beside its digests, and each
+    reconciliation alarm's place named (a black truck seen at P-001's exit, never scanned: 悦来安置房)."""
+    world = make_world()
+    world.ok("registry.camera", {"camera_id": "CAM-EXIT", "placement": "exit", "project_id": "P-001"})
+    world.ok("camera.sighting", {"sighting_id": "SG-1", "camera_id": "CAM-EXIT", "plate": "渝D88888",
+                                 "covered": True, "photo_digest": PHOTO, "time": "2026-11-23T20:05:00+08:00"},
+             "camera:CAM-EXIT")
+    gw = _Gateway(world)
+    gw.client = _ExpiringKeys()
+    now = datetime.fromtimestamp(epoch("2026-11-23T20:10:00+08:00"), tz=CHINA_TZ)
+    staff = LedgerStaff(gateway=gw, clock=lambda: now)  # type: ignore[arg-type]
+    body = staff.dashboard(Principal(token_id="t1", role="operator", tenant="centre", subject="u1", expires_at=now))
+
+    assert [(k["member"], k["days_left"]) for k in body["chain"]["keys_expiring"]] == [("gateway", -2),
+                                                                                       ("jiaotong", 4)]
+    (v,) = body["violations"]
+    assert v["type"] == "unapproved_disposal" and v["source"] == "camera"
+    assert v["evidence"] == [PHOTO] and v["evidence_urls"] == [f"/api/v1/evidence/{PHOTO}"]
+    (r,) = body["reconciliation"]
+    assert (r["kind"], r["place_id"], r["place_name"], r["day"]) == ("exit", "P-001", "悦来安置房", "2026-11-23")
+    assert r["reasons"] == ["seen_not_scanned"] and (r["sightings"], r["scans"], r["unscanned"]) == (1, 0, 1)
+    from ticket_api.schemas import DashboardSchema
+
+    dumped = DashboardSchema().dump(body)
+    assert dumped["chain"]["keys_expiring"] == body["chain"]["keys_expiring"]
+    assert dumped["violations"][0]["evidence_urls"] == v["evidence_urls"]
+    assert dumped["reconciliation"][0]["place_name"] == "悦来安置房"

@@ -1,6 +1,7 @@
 /* 治理中心大屏 (governance centre screen): follows GET /api/v1/dashboard/stream (server-sent events: the snapshot
  * now and on every change) and draws it: counters, the map and site load (map.js, ECharts), the events
- * (events.js), chain health per node, reconciliation alarms. No build step, nothing from another origin.
+ * (events.js), chain health per node and member keys close to expiry, reconciliation alarms (place, day, why).
+ * No build step, nothing from another origin.
  * The bearer token comes from the URL fragment (#token=...), is kept in localStorage and removed from the
  * address bar; without one a sign-in box asks for it. EventSource cannot send headers: ?access_token=. */
 (function () {
@@ -26,7 +27,10 @@
     if (body) headers["Content-Type"] = "application/json";
     return fetch(path, { method: method, headers: headers, body: body ? JSON.stringify(body) : undefined,
       cache: "no-store", signal: ctl.signal }).then(function (resp) {
-      if (resp.ok) return asBlob ? resp.blob() : resp.json();
+      // a blob from the bytes read whole: a body drained by resp.blob() is not kept for the browser's devtools
+      if (resp.ok) return asBlob ? resp.arrayBuffer().then(function (buf) {
+        return new Blob([buf], { type: resp.headers.get("Content-Type") || "" });
+      }) : resp.json();
       return resp.json().catch(function () { return {}; }).then(function (err) {
         var e = err && (err.error || err);
         var ex = new Error((e && e.message) || t("err_http", { s: resp.status }));
@@ -260,10 +264,39 @@
     $("chain-summary").textContent = chain.agree ? t("chain_ok", { n: nodes.length, h: D.fmtInt(chain.height) })
       : t("chain_bad", { what: what });
     $("chain-summary").className = chain.agree ? "" : "error";
+    renderKeys(chain.keys_expiring || []);
+  }
+
+  /* member keys whose validity ends within 30 days (or ended): one alarm line, nothing when there are none */
+  function renderKeys(keys) {
+    var line = $("keys-expiring");
+    D.clear(line);
+    line.hidden = !keys.length;
+    if (!keys.length) return;
+    var items = keys.map(function (k) {
+      var ms = Date.parse(k.not_after), date = isFinite(ms) ? D.chinaTime(ms).date : String(k.not_after || "");
+      var who = D.label("members", k.member), days = D.num(k.days_left);
+      return h("span", { "class": "key-item" + (days < 0 ? " key-expired" : ""), "data-member": k.member,
+        "data-not-after": k.not_after, title: k.key_id || "" },
+        t(days < 0 ? "key_expired" : "key_item", { member: who, date: date, days: days }));
+    });
+    var sep = [];
+    items.forEach(function (it, i) { if (i) sep.push("、"); sep.push(it); });
+    D.append(line, [h("b", { text: t("keys_expiring") }), sep]);
+    line.title = line.textContent;
+  }
+
+  /* why a place-day is in alarm, in words: trips (cameras, scans) against the tickets issued, or trucks the
+   * cameras saw that no gate scanned (reason codes of ledger/eticket/reconcile.py; an unknown one: its code) */
+  function reconReason(r, reason) {
+    var key = "recon_" + reason + "_" + (r.kind === "exit" ? "exit" : "site"), text = t(key, {
+      trips: D.fmtInt(r.trips), seen: D.fmtInt(r.sightings), scans: D.fmtInt(r.scans),
+      tickets: D.fmtInt(r.tickets_issued), n: D.fmtInt(reason === "seen_not_scanned" ? r.unscanned : r.gap) });
+    return h("span", { "class": "recon-reason", "data-reason": reason, text: text === key ? reason : text });
   }
 
   /* reconciliation alarms, when the snapshot carries them: a place-day (site exit or disposal site) whose trips
-   * (gate scans, camera sightings) outrun its tickets */
+   * (gate scans, camera sightings) outrun its tickets: the place (name and id), the day, why, the counts */
   function renderReconciliation(rec) {
     var box = $("reconciliation");
     D.clear(box);
@@ -271,14 +304,16 @@
     $("panel-recon").classList.toggle("hot", list.length > 0);
     if (!list.length) { D.append(box, h("li", { "class": "empty", text: t("recon_none") })); return; }
     list.forEach(function (r) {
+      var name = r.place_name ? r.place_name + " · " + r.place_id : r.place_id;
       D.append(box, h("li", { "class": "recon-item", "data-recon": r.kind + ":" + r.place_id + ":" + r.day,
         title: (r.reasons || []).join(", ") },
-        h("b", { text: t(r.kind === "exit" ? "recon_exit" : "recon_site", { id: r.place_id }) }),
-        h("span", { "class": "muted", text: r.day }),
-        h("span", { text: t("recon_counts", { trips: D.fmtInt(r.trips), tickets: D.fmtInt(r.tickets_issued),
-          seen: D.fmtInt(r.sightings) }) }),
+        h("b", { "class": "recon-place", text: t(r.kind === "exit" ? "recon_exit" : "recon_site", { id: name }) }),
+        h("span", { "class": "muted recon-day", text: r.day }),
         h("span", { "class": "error", text: t("recon_gap", { gap: D.fmtInt(r.gap) }) +
-          (r.unscanned ? " " + t("recon_unscanned", { n: D.fmtInt(r.unscanned) }) : "") })));
+          (r.unscanned ? " " + t("recon_unscanned", { n: D.fmtInt(r.unscanned) }) : "") }),
+        (r.reasons || []).map(function (reason) { return reconReason(r, reason); }),
+        h("span", { "class": "muted recon-counts", text: t("recon_counts", { trips: D.fmtInt(r.trips),
+          tickets: D.fmtInt(r.tickets_issued), seen: D.fmtInt(r.sightings) }) })));
     });
   }
 

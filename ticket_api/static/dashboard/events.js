@@ -7,12 +7,14 @@
   var D = window.Dash, h = D.h, t = D.t;
   var FLASH_MS = 20000;
   var DIGEST = /^(?:sha256:)?([0-9a-f]{64})$/;
+  var EVIDENCE_URL = /\/api\/v1\/evidence\/(?:sha256:|sha256%3A)?([0-9a-f]{64})$/i;
   var HANDLERS = { operator: true, enforcement: true };
   var seen = null;             // violation ids already shown (null until the first snapshot)
   var fresh = {};              // violation id -> time it arrived
   var byId = {};
   var openId = null;
   var audio = null;
+  var photoUrls = [];          // object URLs of the photos shown (revoked when the detail closes)
 
   function place(v) {
     var p = D.loc(v.location);
@@ -117,8 +119,24 @@
   function closeEvent() {
     openId = null;
     D.$("detail").hidden = true;
-    var photo = D.$("detail-photo");
-    D.clear(photo);
+    clearPhotos();
+  }
+
+  function clearPhotos() {
+    D.clear(D.$("detail-photo"));
+    photoUrls.forEach(function (u) { URL.revokeObjectURL(u); });
+    photoUrls = [];
+  }
+
+  /* the photo digests of a violation: its evidence (sha256:<hex>) and its evidence_urls, once each */
+  function digestsOf(v) {
+    var out = [];
+    (v.evidence || []).forEach(function (e) { var m = DIGEST.exec(String(e)); if (m) out.push(m[1].toLowerCase()); });
+    (v.evidence_urls || []).forEach(function (u) {
+      var m = EVIDENCE_URL.exec(String(u).split("?")[0]);
+      if (m) out.push(m[1].toLowerCase());
+    });
+    return out.filter(function (d, i) { return out.indexOf(d) === i; });
   }
 
   function fact(label, value) { return value ? [h("dt", { text: label }), h("dd", { text: value })] : []; }
@@ -158,21 +176,48 @@
     if (withPhoto) loadPhotos(v);
   }
 
+  /* the hex SHA-256 of a blob; null where the browser has no WebCrypto (a page not served from a secure
+   * origin: neither https nor loopback) */
+  function sha256(blob) {
+    var subtle = window.crypto && window.crypto.subtle;
+    if (!subtle || !blob.arrayBuffer) return Promise.resolve(null);
+    return blob.arrayBuffer().then(function (buf) { return subtle.digest("SHA-256", buf); }).then(function (d) {
+      return Array.prototype.map.call(new Uint8Array(d), function (b) { return (b < 16 ? "0" : "") + b.toString(16); })
+        .join("");
+    }, function () { return null; });
+  }
+
+  /* each photo fetched with the bearer token (an <img src> cannot send it) and shown from an object URL of the
+   * blob (the page's CSP allows img-src blob:) once its bytes hash to the digest; none: "no photo evidence";
+   * one the store lacks: said so */
   function loadPhotos(v) {
+    clearPhotos();
     var box = D.$("detail-photo");
-    D.clear(box);
-    var digests = (v.evidence || []).map(function (e) { var m = DIGEST.exec(String(e)); return m ? m[1] : null; })
-      .filter(Boolean);
-    if (!digests.length) { D.append(box, h("p", { "class": "muted", text: t("d_photo_none") })); return; }
+    var digests = digestsOf(v);
+    if (!digests.length) { D.append(box, h("p", { "class": "muted photo-none", text: t("d_photo_none") })); return; }
     var id = v.violation_id;
     digests.slice(0, 4).forEach(function (digest) {
       var slot = h("figure", { "class": "photo", "data-digest": digest }, h("figcaption", { "class": "muted", text: t("d_photo") }));
       D.append(box, slot);
       D.api("GET", "/api/v1/evidence/sha256:" + digest, null, true).then(function (blob) {
+        return sha256(blob).then(function (got) { return { blob: blob, got: got }; });
+      }).then(function (r) {
         if (openId !== id) return;
-        var reader = new FileReader();   // a data: URL (the page's CSP allows img-src 'self' data:)
-        reader.onload = function () { D.append(slot, h("img", { src: String(reader.result), alt: t("d_photo") })); };
-        reader.readAsDataURL(blob);
+        if (r.got !== null && r.got !== digest) {   // the server checks it too: never show other bytes
+          D.append(slot, h("p", { "class": "error", text: t("d_photo_mismatch") }));
+          return;
+        }
+        if (r.got !== null) slot.setAttribute("data-verified", "1");
+        var url = URL.createObjectURL(r.blob);
+        photoUrls.push(url);
+        var img = h("img", { alt: t("d_photo"), "data-digest": digest });
+        img.addEventListener("load", function () { slot.setAttribute("data-loaded", "1"); });
+        img.addEventListener("error", function () {
+          slot.setAttribute("data-loaded", "0");
+          D.append(slot, h("p", { "class": "muted", text: t("d_photo_missing") }));
+        });
+        img.src = url;
+        D.append(slot, img);
       }).catch(function () {
         if (openId === id) D.append(slot, h("p", { "class": "muted", text: t("d_photo_missing") }));
       });
