@@ -62,6 +62,12 @@ _ALL: tuple[Reason, ...] = (
     Reason("genesis_unsigned", 500, "创世文件缺少创始成员的签名", "The genesis lacks a founding member's signature"),
     Reason("genesis_bad_signature", 500, "创始成员对创世文件的签名无效（签名后内容被改动）",
            "A founding member's signature does not verify over the genesis: it changed after being signed"),
+    Reason("act_unsigned", 403, "该操作须由操作者本人（部门或设备）的密钥签名",
+           "This act must be signed with its actor's own key (the department's or the device's)"),
+    Reason("unknown_act_key", 403, "操作签名密钥未在链上登记", "The act's signing key is not registered on the chain"),
+    Reason("act_key_mismatch", 403, "签名密钥不属于该操作者", "The signing key is not registered to this actor"),
+    Reason("key_revoked", 403, "签名密钥已被撤销", "The signing key has been revoked"),
+    Reason("bad_act_signature", 403, "操作者签名无效", "The actor's signature is not valid"),
     Reason("key_expired", 403, "签名密钥已过有效期", "The signing key's validity period has ended"),
     Reason("key_not_yet_valid", 403, "签名密钥尚未生效", "The signing key is not valid yet"),
     # -- the e-ticket rules (ledger.eticket; docs/ETICKET.md "Reason codes") ----------------------------

@@ -14,6 +14,7 @@ from ledger.eticket import (
     pii,
     rules_amend,
     rules_camera,
+    rules_keys,
     rules_permit,
     rules_registry,
     rules_ticket,
@@ -21,6 +22,7 @@ from ledger.eticket import (
     rules_violation,
     schema,
 )
+from ledger.eticket.acts import ACT_FIELD
 from ledger.eticket.errors import PayloadError, Refusal, message
 from ledger.eticket.params import ACTOR_KINDS, Env, Event, Params, parse_actor
 from ledger.eticket.state import State, Writes
@@ -54,6 +56,8 @@ HANDLERS: Mapping[str, Handler] = {
     "system.tick": rules_trip.system_tick,
     "registry.camera": rules_camera.registry_camera,
     "camera.sighting": rules_camera.camera_sighting,
+    "registry.key": rules_keys.registry_key,
+    "registry.key_revoke": rules_keys.registry_key_revoke,
 }
 
 
@@ -109,6 +113,7 @@ class EticketMachine:
             if at > now + self.params.max_clock_skew_s:
                 raise Refusal("bad_time", f"time={at} block_time={now}")
             env = Env(self.params, tx.actor, kind, parts, ctx.signer, at, now, ctx.tx_id)
+            rules_keys.check_act(writes, tx.type, dict(tx.payload), p.pop(ACT_FIELD), env)
             events = HANDLERS[tx.type](writes, p, env)
         except Refusal as exc:
             return Outcome(code=exc.reason, message=message(exc.reason, exc.detail), events=exc.events), None

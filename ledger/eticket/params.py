@@ -12,6 +12,7 @@ from typing import Any
 from ledger.core.consortium import Consortium, Member
 from ledger.errors import ConsortiumError
 from ledger.eticket import units, zones
+from ledger.eticket.acts import DEFAULT_ACT_SIGNED
 from ledger.eticket.errors import PayloadError, Refusal
 
 DEFAULT_DEPARTMENTS = ("chengguan", "zhujian", "jiaotong", "shengtai")
@@ -65,6 +66,8 @@ class Params:
     transport_hours: tuple[tuple[str, zones.Hours], ...] = ()  # (district or "*", window), sorted
     forbidden_zones: tuple[zones.Zone, ...] = ()
     amend_departments: tuple[tuple[str, tuple[str, ...]], ...] = DEFAULT_AMEND_DEPARTMENTS
+    #: transaction types whose payload must carry the actor's own signature (``ledger.eticket.acts``)
+    act_signed: tuple[str, ...] = DEFAULT_ACT_SIGNED
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any] | None) -> Params:
@@ -105,6 +108,7 @@ class Params:
                 transport_hours=zones.parse_hours(raw.get("transport_hours", {})),
                 forbidden_zones=zones.parse_zones(raw.get("forbidden_zones", [])),
                 amend_departments=_amend_departments(raw.get("amend_departments")),
+                act_signed=_act_signed(raw.get("act_signed", DEFAULT_ACT_SIGNED)),
             )
         except PayloadError as exc:
             raise ConsortiumError(f"bad eticket parameter: {exc}") from exc
@@ -148,7 +152,14 @@ def default_parameters() -> dict[str, Any]:
         "transport_hours": {},
         "forbidden_zones": [],
         "amend_departments": {k: list(v) for k, v in DEFAULT_AMEND_DEPARTMENTS},
+        "act_signed": list(DEFAULT_ACT_SIGNED),
     }
+
+
+def _act_signed(raw: object) -> tuple[str, ...]:
+    if not isinstance(raw, list | tuple) or not all(isinstance(t, str) and t in ACTOR_KINDS for t in raw):
+        raise PayloadError("eticket.act_signed must be a list of e-ticket transaction types")
+    return tuple(sorted(set(raw)))
 
 
 def _amend_departments(raw: object) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -199,6 +210,8 @@ ACTOR_KINDS: Mapping[str, frozenset[str]] = {
     "system.tick": frozenset({"system", "operator", "admin"}),
     "registry.camera": frozenset({"operator", "admin"}),
     "camera.sighting": frozenset({"camera", "operator"}),
+    "registry.key": frozenset({"operator", "admin"}),
+    "registry.key_revoke": frozenset({"operator", "admin"}),
 }
 
 

@@ -249,6 +249,22 @@ class Camera:
 
 
 @dataclass(frozen=True, slots=True)
+class ActorKey:
+    """A key an actor signs its acts with (``ledger.eticket.acts``): a department's approver or a device."""
+
+    key_id: str
+    actor: str  # approver:<department> | gate:exit:<project> | gate:disposal:<site> | camera:<id> | gps:<id>
+    alg: str
+    public_key: str  # base64 of the raw public key
+    valid_from: int
+    valid_until: int
+    registered_by: str  # the registering transaction's signer (member name)
+    registered_at: int
+    revoked_at: int | None = None
+    revoked_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Sighting:
     """A plate a camera saw; ``state`` pending (waits ``due`` for the gate's own scan), checked or cleared."""
 

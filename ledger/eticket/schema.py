@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.eticket import units
+from ledger.eticket import acts, units
 from ledger.eticket.errors import PayloadError, UnknownType
 
 Parser = Callable[[object, str], Any]
@@ -148,6 +148,10 @@ def p_location(v: object, what: str) -> tuple[int, int]:
         units.micro_degrees(v["lat"], what=f"{what}.lat", limit=90),
         units.micro_degrees(v["lon"], what=f"{what}.lon", limit=180),
     )
+
+
+def p_public_key(v: object, what: str) -> tuple[str, bytes, str]:
+    return acts.parse_public_key(v)
 
 
 def p_money(v: object, what: str) -> int:
@@ -414,6 +418,9 @@ SPECS: Mapping[str, Mapping[str, Field]] = {
         "update": UPDATE,
         "time": TIME,
     },
+    "registry.key": {"key_id": ID, "actor": Field(text(200)), "public_key": Field(p_public_key),
+                     "valid_from": Field(p_time), "valid_until": Field(p_time), "time": TIME},
+    "registry.key_revoke": {"key_id": ID, "reason": REASON, "time": TIME},
     "camera.sighting": {
         "sighting_id": ID,
         "camera_id": ID,
@@ -429,14 +436,17 @@ TYPES: frozenset[str] = frozenset(SPECS)
 
 
 def validate(tx_type: str, payload: Mapping[str, Any], *, max_points: int = 240) -> dict[str, Any]:
-    """Parse ``payload`` of ``tx_type`` into integer units; raise PayloadError/UnknownType on anything off."""
+    """Parse ``payload`` of ``tx_type`` into integer units; raise PayloadError/UnknownType on anything off.
+    ``act_sig`` (the actor's own signature, :mod:`.acts`) is parsed into ``p["act_sig"]`` (None if absent)."""
     spec = SPECS.get(tx_type)
     if spec is None:
         raise UnknownType(f"{tx_type!r} is not an e-ticket transaction type")
     if not isinstance(payload, Mapping):
         raise PayloadError("payload must be a JSON object")
-    p = parse_fields(payload, spec, "payload")
+    body, act = acts.split_act(payload)
+    p = parse_fields(body, spec, "payload")
     _cross_checks(tx_type, p, max_points)
+    p[acts.ACT_FIELD] = act
     return p
 
 

@@ -26,6 +26,7 @@ KINDS = (
     "sighting",
     "meta",
     "amendment",
+    "actor_key",
 )
 _MOD = 1 << 256
 _DIGEST_CONTEXT = b"muck-ledger/eticket-state/v1\n"

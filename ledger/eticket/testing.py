@@ -17,6 +17,7 @@ from ledger.core.builder import Outcome, TxContext
 from ledger.core.consortium import Consortium, MemberSpec, create
 from ledger.core.crypto import PrivateKey
 from ledger.core.transaction import Transaction
+from ledger.eticket.acts import ACT_FIELD, actor_matches, public_key_json, sign_act
 from ledger.eticket.machine import EticketMachine
 from ledger.eticket.params import DEFAULT_DEPARTMENTS
 from ledger.eticket.units import epoch, iso
@@ -58,6 +59,10 @@ class World:
     machine: EticketMachine
     clock: int
     log: list[tuple[Transaction, TxContext, Outcome]] = field(default_factory=list)
+    #: actor -> the key its acts are signed with (registered on the chain by :meth:`register_act_key`)
+    act_keys: dict[str, PrivateKey] = field(default_factory=dict)
+    #: sign acts of the consortium's ``act_signed`` types with the actor's registered key
+    sign_acts: bool = True
 
     # -- plumbing ---------------------------------------------------------
     def advance(self, seconds: int) -> None:
@@ -73,7 +78,12 @@ class World:
         signer: str = "gateway",
         at: int | None = None,
     ) -> Transaction:
-        """A signed transaction (timestamp = ``at`` or the clock)."""
+        """A signed transaction (timestamp = ``at`` or the clock); an act of an ``act_signed`` type gets its
+        actor's signature when the world holds a key for that actor."""
+        if self.sign_acts and type in self.machine.params.act_signed and ACT_FIELD not in payload:
+            key = next((k for a, k in self.act_keys.items() if actor_matches(a, actor)), None)
+            if key is not None:
+                payload = sign_act(key, type, payload)
         return Transaction.create(
             key=self.keys[signer],
             type=type,
@@ -127,6 +137,19 @@ class World:
         for tx, ctx, _ in self.log:
             fresh.apply(tx, ctx)
         return fresh
+
+    def register_act_key(self, actor: str, *, days: int = 365) -> PrivateKey:
+        """A fresh key for ``actor`` (``approver:<dept>``: registered with that department's member key;
+        a device: by an operator), valid from the clock for ``days``."""
+        key = PrivateKey.generate()
+        kind = actor.partition(":")[0]
+        signer, by = (actor.split(":")[1], f"admin:{actor.split(':')[1]}") if kind == "approver" else \
+            ("gateway", "operator:u1")
+        self.ok("registry.key", {"key_id": key.key_id, "actor": actor, "public_key": public_key_json(key),
+                                 "valid_from": iso(self.clock - 60), "valid_until": iso(self.clock + days * 86400)},
+                by, signer=signer)
+        self.act_keys[actor] = key
+        return key
 
     # -- the business -----------------------------------------------------
     def setup_registry(self) -> None:
@@ -321,8 +344,12 @@ class World:
 
 def make_world(parameters: Mapping[str, Any] | None = None, *, registry: bool = True, start: str = T0) -> World:
     """A fresh consortium and machine (with the standard registry unless ``registry=False``)."""
-    consortium, keys = make_consortium(parameters)
+    departments = tuple((parameters or {}).get("departments", DEFAULT_DEPARTMENTS))
+    consortium, keys = make_consortium(parameters, departments)
     world = World(consortium, keys, EticketMachine.from_consortium(consortium), epoch(start))
+    for dept in world.machine.params.departments:
+        if dept in keys:
+            world.register_act_key(f"approver:{dept}")
     if registry:
         world.setup_registry()
     return world

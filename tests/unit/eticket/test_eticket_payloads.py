@@ -84,6 +84,10 @@ GOOD: dict[str, dict[str, Any]] = {
     "registry.camera": {"camera_id": "CAM-1", "placement": "exit", "project_id": "P-001"},
     "camera.sighting": {"sighting_id": "SG-1", "camera_id": "CAM-1", "plate": "渝A99999", "covered": True,
                         "photo_digest": "sha256:" + "ab" * 32, "time": "2026-11-23T22:00:00+08:00"},
+    "registry.key": {"key_id": "0123456789abcdef", "actor": "approver:zhujian",
+                     "public_key": {"alg": "ed25519", "value": "A" * 43 + "="},
+                     "valid_from": "2026-11-23T00:00:00+08:00", "valid_until": "2027-11-23T00:00:00+08:00"},
+    "registry.key_revoke": {"key_id": "0123456789abcdef", "reason": "密钥遗失"},
 }
 
 

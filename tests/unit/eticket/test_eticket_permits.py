@@ -72,15 +72,16 @@ def test_department_decides_once() -> None:
 
 
 def test_unconfigured_department_refused() -> None:
-    """A department that is not among the permit's departments gets unknown_department."""
+    """A department that is not among the permit's departments gets unknown_department (in a consortium that
+    does not require actor signatures); where decisions must be signed by the department, it has no key to
+    sign with and is refused act_unsigned."""
+    act = {"permit_id": "PM-1", "department": "gongan", "decision": "approve"}
+    world = make_world({"act_signed": []})
+    world.apply_permit("PM-1")
+    assert world.submit("permit.decide", act, "approver:gongan:u1").code == "unknown_department"
     world = make_world()
     world.apply_permit("PM-1")
-    out = world.submit(
-        "permit.decide",
-        {"permit_id": "PM-1", "department": "gongan", "decision": "approve"},
-        "approver:gongan:u1",
-    )
-    assert out.code == "unknown_department"
+    assert world.submit("permit.decide", act, "approver:gongan:u1").code == "act_unsigned"
 
 
 def test_approver_only_for_own_department() -> None:

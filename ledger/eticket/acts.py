@@ -1,0 +1,137 @@
+"""Acts signed by their actors: a department's approver, a gate, a camera (pure: no I/O, no clock).
+
+The envelope of every transaction is signed by the consortium member that submits it (the API's gateway for
+mini-program and staff requests).  That proves who *relayed* an act, not who *did* it.  An act of a type the
+consortium lists in ``eticket.act_signed`` (by default a department's permit and amendment decisions) must
+also carry ``act_sig`` in its payload: the actor's own signature over the transaction type and the rest of
+the payload, by a key registered on the chain for that actor (``registry.key``).  A department registers
+its approvers' keys itself, with its own member key; the gateway can neither register such a key nor sign
+with one, so it cannot write a department's decision.
+
+``act_sig`` is ``{"key_id": "<16 hex>", "alg": "ed25519", "value": "<base64 signature>"}`` over::
+
+    b"muck-ledger/act/v1\\n" + RFC 8785 canonical JSON of {"type": <tx type>, "payload": <payload without act_sig>}
+
+The helpers that build a payload (:func:`decision_payload`, :func:`amendment_decision_payload`) are shared
+by the API and the clients that sign, so both put the same bytes under the signature.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.core.crypto import ED25519, PrivateKey, key_id_for, verify_raw
+from ledger.core.encoding import canonical
+from ledger.eticket.errors import PayloadError
+
+#: Prefix of every act-signature message (domain separation from transactions and headers).
+ACT_CONTEXT = b"muck-ledger/act/v1\n"
+#: The payload field holding the actor's signature.
+ACT_FIELD = "act_sig"
+#: Actor kinds whose keys a department registers itself, and those an operator registers (devices).
+DEPARTMENT_KINDS = frozenset({"approver"})
+DEVICE_KINDS = frozenset({"gate", "camera", "gps"})
+#: The types that need an actor signature unless the consortium says otherwise.
+DEFAULT_ACT_SIGNED = ("permit.amend_decide", "permit.decide")
+
+_KEY_ID = re.compile(r"^[0-9a-f]{16}$")
+
+
+@dataclass(frozen=True, slots=True)
+class ActSignature:
+    """An actor's signature over one act."""
+
+    key_id: str
+    alg: str
+    value: bytes
+
+
+def act_message(tx_type: str, payload: Mapping[str, Any]) -> bytes:
+    """The bytes an actor signs: the type and the payload without ``act_sig``."""
+    body = {k: v for k, v in payload.items() if k != ACT_FIELD}
+    return ACT_CONTEXT + canonical({"type": tx_type, "payload": body})
+
+
+def sign_act(key: PrivateKey, tx_type: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """``payload`` with the actor's ``act_sig`` added (the client side of an act)."""
+    sig = key.sign(act_message(tx_type, payload))
+    return {**{k: v for k, v in payload.items() if k != ACT_FIELD},
+            ACT_FIELD: {"key_id": key.key_id, "alg": key.alg, "value": base64.b64encode(sig).decode("ascii")}}
+
+
+def split_act(payload: Mapping[str, Any]) -> tuple[dict[str, Any], ActSignature | None]:
+    """The payload without ``act_sig``, and the parsed signature (None when absent); PayloadError when it is
+    malformed."""
+    body = {k: v for k, v in payload.items() if k != ACT_FIELD}
+    if ACT_FIELD not in payload:
+        return body, None
+    raw = payload[ACT_FIELD]
+    if not isinstance(raw, Mapping) or set(raw) != {"key_id", "alg", "value"}:
+        raise PayloadError("act_sig must be {key_id, alg, value}")
+    key_id, alg, value = raw["key_id"], raw["alg"], raw["value"]
+    if not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id):
+        raise PayloadError("act_sig.key_id must be 16 hex digits")
+    if alg != ED25519:
+        raise PayloadError(f"act_sig.alg must be {ED25519}")
+    if not isinstance(value, str) or len(value) > 200:
+        raise PayloadError("act_sig.value must be base64")
+    try:
+        sig = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise PayloadError("act_sig.value must be base64") from None
+    return body, ActSignature(key_id, alg, sig)
+
+
+def verifies(alg: str, raw_public: bytes, tx_type: str, payload: Mapping[str, Any], sig: ActSignature) -> bool:
+    """True when ``sig`` is the key's signature over the act."""
+    return sig.alg == alg and verify_raw(alg, raw_public, act_message(tx_type, payload), sig.value)
+
+
+def parse_public_key(raw: object) -> tuple[str, bytes, str]:
+    """``{"alg": "ed25519", "value": "<base64 of 32 bytes>"}`` → (alg, raw bytes, key id)."""
+    if not isinstance(raw, Mapping) or set(raw) != {"alg", "value"}:
+        raise PayloadError("public_key must be {alg, value}")
+    if raw["alg"] != ED25519:
+        raise PayloadError(f"public_key.alg must be {ED25519}")
+    try:
+        key = base64.b64decode(str(raw["value"]), validate=True)
+    except (binascii.Error, ValueError):
+        raise PayloadError("public_key.value must be base64") from None
+    if len(key) != 32:
+        raise PayloadError("an Ed25519 public key is 32 bytes")
+    return ED25519, key, key_id_for(ED25519, key)
+
+
+def public_key_json(key: PrivateKey) -> dict[str, str]:
+    """The ``public_key`` field of a ``registry.key`` payload for ``key``."""
+    return {"alg": key.alg, "value": base64.b64encode(key.public_key.raw).decode("ascii")}
+
+
+def actor_matches(key_actor: str, actor: str) -> bool:
+    """A key registered for ``approver:chengguan`` signs for ``approver:chengguan`` and its users
+    (``approver:chengguan:<pseudonym>``); a device key for exactly its device."""
+    return actor == key_actor or actor.startswith(key_actor + ":")
+
+
+def decision_payload(permit_id: str, department: str, decision: str, reason: str | None,
+                     time: str) -> dict[str, Any]:
+    """The ``permit.decide`` payload a department signs and the API submits."""
+    out: dict[str, Any] = {"permit_id": permit_id, "department": department, "decision": decision, "time": time}
+    if reason:
+        out["reason"] = reason
+    return out
+
+
+def amendment_decision_payload(amendment_id: str, department: str, decision: str, reason: str | None,
+                               time: str) -> dict[str, Any]:
+    """The ``permit.amend_decide`` payload a department signs and the API submits."""
+    out: dict[str, Any] = {"amendment_id": amendment_id, "department": department, "decision": decision,
+                           "time": time}
+    if reason:
+        out["reason"] = reason
+    return out

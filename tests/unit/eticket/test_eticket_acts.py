@@ -1,0 +1,107 @@
+"""Acts signed by their actors (ledger/eticket/acts.py, rules_keys.py): a department's decision needs the
+department's own registered key; the gateway can neither sign nor register one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ledger.core.crypto import PrivateKey
+from ledger.eticket.acts import ACT_FIELD, act_message, public_key_json, sign_act, split_act
+from ledger.eticket.testing import World, make_world
+from ledger.eticket.units import iso
+
+DECISION = {"permit_id": "PM-1", "department": "zhujian", "decision": "approve"}
+
+
+def _world() -> World:
+    world = make_world()
+    world.sign_acts = False  # these tests sign (or not) by hand
+    world.apply_permit("PM-1")
+    return world
+
+
+def _decide(world: World, payload: dict[str, Any], actor: str = "approver:zhujian:u7") -> Any:
+    """The API's way: the gateway relays the act."""
+    return world.submit("permit.decide", payload, actor, signer="gateway")
+
+
+def _register(world: World, actor: str, key: PrivateKey, *, by: str, signer: str, **kw: Any) -> Any:
+    payload = {"key_id": key.key_id, "actor": actor, "public_key": public_key_json(key),
+               "valid_from": iso(world.clock - 60), "valid_until": iso(world.clock + 86400), **kw}
+    return world.submit("registry.key", payload, by, signer=signer)
+
+
+def test_the_gateway_cannot_decide_for_a_department() -> None:
+    """An unsigned permit.decide for 住建 relayed by the gateway is refused act_unsigned and changes nothing;
+    the same act signed with 住建's registered key is valid and records the decision."""
+    world = _world()
+    before = world.machine.digest()
+    assert _decide(world, DECISION).code == "act_unsigned"
+    assert world.machine.digest() == before
+    signed = sign_act(world.act_keys["approver:zhujian"], "permit.decide", DECISION)
+    assert _decide(world, signed).ok
+    [d] = world.machine.state.tables["permit"]["PM-1"].decisions
+    assert (d.department, d.actor) == ("zhujian", "approver:zhujian:u7")
+
+
+def test_another_departments_key_a_changed_act_and_unknown_keys_are_refused() -> None:
+    """住建's decision signed with 城管's key: act_key_mismatch; the act changed after signing (approve made
+    reject): bad_act_signature; a key never registered: unknown_act_key; a malformed act_sig: malformed."""
+    world = _world()
+    assert _decide(world, sign_act(world.act_keys["approver:chengguan"], "permit.decide", DECISION)).code == \
+        "act_key_mismatch"
+    signed = sign_act(world.act_keys["approver:zhujian"], "permit.decide", DECISION)
+    assert _decide(world, {**signed, "decision": "reject", "reason": "不同意"}).code == "bad_act_signature"
+    assert _decide(world, sign_act(PrivateKey.generate(), "permit.decide", DECISION)).code == "unknown_act_key"
+    assert _decide(world, {**DECISION, ACT_FIELD: {"key_id": "x"}}).code == "malformed"
+    assert world.machine.state.tables["permit"]["PM-1"].decisions == ()
+
+
+def test_only_the_department_registers_its_approvers_keys() -> None:
+    """An approver key for 住建 registered through the gateway or by 城管's member: forbidden; by 住建's own
+    member: valid. A device key is an operator's to register; a key id that is not the key's: malformed."""
+    world = _world()
+    key = PrivateKey.generate()
+    assert _register(world, "approver:zhujian", key, by="admin:zhujian", signer="gateway").code == "forbidden"
+    assert _register(world, "approver:zhujian", key, by="admin:zhujian", signer="chengguan").code == "forbidden"
+    assert _register(world, "approver:zhujian", key, by="admin:zhujian", signer="zhujian").ok
+    gate = PrivateKey.generate()
+    assert _register(world, "gate:exit:P-001", gate, by="operator:u1", signer="gateway").ok
+    other = PrivateKey.generate()
+    assert _register(world, "gate:exit:P-001", other, by="operator:u1", signer="gateway",
+                     key_id=gate.key_id).code == "malformed"
+    assert _register(world, "driver:D-1", other, by="operator:u1", signer="gateway").code == "malformed"
+
+
+def test_expired_and_revoked_keys_are_refused_and_old_acts_stay_valid() -> None:
+    """A decision signed under a key after its validity ended: key_expired; a key revoked (by its department)
+    signs nothing valid afterwards (key_revoked), while the decision it signed before stays on the record and
+    a replay of the log gives the same state."""
+    world = _world()
+    key = world.act_keys["approver:zhujian"]
+    assert _decide(world, sign_act(key, "permit.decide", DECISION)).ok
+    assert world.submit("registry.key_revoke", {"key_id": key.key_id, "reason": "密钥遗失"}, "admin:zhujian",
+                        signer="gateway").code == "forbidden"
+    assert world.ok("registry.key_revoke", {"key_id": key.key_id, "reason": "密钥遗失"}, "admin:zhujian",
+                    signer="zhujian").ok
+    world.apply_permit("PM-2")
+    again = {**DECISION, "permit_id": "PM-2"}
+    assert _decide(world, sign_act(key, "permit.decide", again)).code == "key_revoked"
+    short = PrivateKey.generate()
+    assert _register(world, "approver:shengtai", short, by="admin:shengtai", signer="shengtai").ok
+    world.advance(2 * 86400)
+    act = {**again, "department": "shengtai"}
+    assert _decide(world, sign_act(short, "permit.decide", act), "approver:shengtai:u1").code == "key_expired"
+    assert len(world.machine.state.tables["permit"]["PM-1"].decisions) == 1
+    assert world.replay().digest() == world.machine.digest()
+
+
+def test_the_signed_bytes_are_the_type_and_the_payload_without_the_signature() -> None:
+    """act_message covers the type (a signed decision is not a signed amendment decision) and ignores
+    act_sig; split_act returns the payload without it."""
+    key = PrivateKey.generate()
+    signed = sign_act(key, "permit.decide", DECISION)
+    body, sig = split_act(signed)
+    assert body == DECISION and sig is not None and sig.key_id == key.key_id
+    assert key.public_key.verify(act_message("permit.decide", signed), sig.value)
+    assert not key.public_key.verify(act_message("permit.amend_decide", signed), sig.value)
