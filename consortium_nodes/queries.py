@@ -22,7 +22,7 @@ from ledger.store.ledger_store import LedgerStore
 #: the queries modules of state machines that do not name theirs (``queries_module``: one name or several);
 #: a query's name is looked up in each in turn, and only a function defined in that module answers
 QUERY_MODULES: dict[str, tuple[str, ...]] = {
-    "EticketMachine": ("ledger.eticket.queries", "ledger.eticket.gate_queries"),
+    "EticketMachine": ("ledger.eticket.queries", "ledger.eticket.gate_queries", "ledger.eticket.key_queries"),
 }
 #: transaction ids per database query of :meth:`Queries.status_details`
 STATUS_CHUNK = 500

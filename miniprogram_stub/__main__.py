@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from ledger.core.crypto import PrivateKey
 from ledger.core.encoding import CHINA_TZ
 from miniprogram_stub.client import ApiCallError, ApiClient
 from miniprogram_stub.photos import tiny_png
@@ -41,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--api", default=None, help="default http://127.0.0.1:8000")
     d.add_argument("--contractor-code", help="a WeChat login code, e.g. test-<openid>")
     d.add_argument("--approver-token", action="append", default=[], help="one per department")
+    d.add_argument("--approver-key", action="append", default=[],
+                   help="each department's approver key file (PEM), in the order of --approver-token: the "
+                        "department signs its decision itself (the consortium refuses an unsigned one)")
     d.add_argument("--exit-gate-token")
     d.add_argument("--disposal-gate-token")
     d.add_argument("--terminal-token")
@@ -62,7 +66,10 @@ def _from_demo_file(args: argparse.Namespace) -> None:
         t = doc["tokens"]
         args.api = args.api or doc["api"]
         args.contractor_code = args.contractor_code or doc["contractor_wechat_code"]
-        args.approver_token = args.approver_token or list(t["approvers"].values())
+        if not args.approver_token:
+            args.approver_token = list(t["approvers"].values())
+            keys = doc.get("approver_keys") or {}
+            args.approver_key = args.approver_key or [keys.get(d) for d in t["approvers"]]
         args.exit_gate_token = args.exit_gate_token or t["exit_gate"]
         args.disposal_gate_token = args.disposal_gate_token or t["disposal_gate"]
         args.terminal_token = args.terminal_token or t["truck_terminal"]
@@ -98,8 +105,10 @@ def demo(args: argparse.Namespace) -> int:
         valid_to=now + timedelta(days=180),
     )
     step("apply for a permit", f"{permit['id']} {permit['status']}, needs {', '.join(permit['required_approvals'])}")
-    for token in args.approver_token:
-        decided = ApiClient(args.api, token, language=lang).decide_permit(permit["id"], "approve", "同意")
+    keys = [PrivateKey.from_pem(Path(k).read_bytes()) if k else None for k in args.approver_key]
+    for i, token in enumerate(args.approver_token):
+        decided = ApiClient(args.api, token, language=lang).decide_permit(
+            permit["id"], "approve", "同意", signing_key=keys[i] if i < len(keys) else None)
         mine = [d["department"] for d in decided["decisions"] if d["decision"] == "approve"]
         step("a department approves", f"approved by {', '.join(mine)} -> permit {decided['status']}")
     ticket = contractor.issue_ticket(

@@ -16,6 +16,10 @@ from typing import Any
 
 import requests
 
+from ledger.core import encoding
+from ledger.core.crypto import PrivateKey
+from ledger.eticket import acts
+
 JSON = dict[str, Any]
 
 
@@ -181,14 +185,22 @@ class ApiClient:
         )
 
     def decide_permit(
-        self, permit_id: str, decision: str, comment: str | None = None, *, idempotency_key: str | None = None
+        self, permit_id: str, decision: str, comment: str | None = None, *, idempotency_key: str | None = None,
+        signing_key: PrivateKey | None = None, department: str | None = None,
     ) -> JSON:
-        return self._object(
-            "POST",
-            f"/api/v1/permits/{permit_id}/decisions",
-            json={"decision": decision, "comment": comment},
-            idempotency_key=idempotency_key or self.new_key(),
-        )
+        """A department's decision; with ``signing_key`` (the department's approver key, registered on the
+        chain by the department itself) the act is signed here, on the department's side."""
+        body = self._decision_body("permit.decide", permit_id, decision, comment, signing_key, department)
+        return self._object("POST", f"/api/v1/permits/{permit_id}/decisions", json=body,
+                            idempotency_key=idempotency_key or self.new_key())
+
+    def _decision_body(self, tx_type: str, object_id: str, decision: str, comment: str | None,
+                       key: PrivateKey | None, department: str | None) -> JSON:
+        if key is None:
+            return {"decision": decision, "comment": comment}
+        dept = department or str(self.me()["tenant"])
+        at = encoding.iso(datetime.now(encoding.CHINA_TZ), timespec="seconds")
+        return acts.decision_body(key, tx_type, object_id, dept, decision, comment, at)
 
     def get_permit(self, permit_id: str) -> JSON:
         return self._object("GET", f"/api/v1/permits/{permit_id}")
@@ -210,10 +222,12 @@ class ApiClient:
                             idempotency_key=idempotency_key or self.new_key())
 
     def decide_amendment(
-        self, amendment_id: str, decision: str, comment: str | None = None, *, idempotency_key: str | None = None
+        self, amendment_id: str, decision: str, comment: str | None = None, *, idempotency_key: str | None = None,
+        signing_key: PrivateKey | None = None, department: str | None = None,
     ) -> JSON:
-        return self._object("POST", f"/api/v1/amendments/{amendment_id}/decisions",
-                            json={"decision": decision, "comment": comment},
+        """A concerned department's decision on an amendment (signed like :meth:`decide_permit`)."""
+        body = self._decision_body("permit.amend_decide", amendment_id, decision, comment, signing_key, department)
+        return self._object("POST", f"/api/v1/amendments/{amendment_id}/decisions", json=body,
                             idempotency_key=idempotency_key or self.new_key())
 
     def amendments(self, *, awaiting_me: bool = False) -> JSON:

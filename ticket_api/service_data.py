@@ -52,6 +52,8 @@ class PermitDecision(TypedDict):
 
     decision: str  # "approve" | "reject"
     comment: str | None
+    time: NotRequired[datetime]  # when the department signed (with ``act_sig``)
+    act_sig: NotRequired[dict[str, str]]  # the department's own signature (``ledger.eticket.acts``)
 
 
 class Revocation(TypedDict):
@@ -216,6 +218,7 @@ class DecisionView(TypedDict):
     decision: str  # "pending" until the department decides
     comment: str | None
     at: str | None
+    key_id: NotRequired[str | None]  # the department's key that signed it (None: unsigned)
 
 
 class PermitView(TypedDict):

@@ -34,7 +34,8 @@ from typing import Any
 import requests
 
 from ledger.core.crypto import PrivateKey, PublicKey
-from ledger.core.encoding import CHINA_TZ
+from ledger.core.encoding import CHINA_TZ, iso
+from ledger.eticket.acts import decision_body
 from ledger.qrticket.ticket import decode_ticket, verify_ticket
 from tools.proc import Child, free_port, tail
 
@@ -91,6 +92,12 @@ class Stack:
             time.sleep(0.3)
         self.demo = json.loads((var / "demo.json").read_text(encoding="utf-8"))
 
+    def decision(self, dept: str, permit_id: str, decision: str, comment: str | None) -> dict[str, Any]:
+        """A decision body signed with the department's own approver key (``demo.json`` ``approver_keys``)."""
+        key = PrivateKey.from_pem(Path(self.demo["approver_keys"][dept]).read_bytes())
+        return decision_body(key, "permit.decide", permit_id, dept, decision, comment,
+                             iso(datetime.now(CHINA_TZ), timespec="seconds"))
+
     def stop(self) -> None:
         self.child.stop(60)
 
@@ -120,9 +127,9 @@ def prepare(stack: Stack, n: int, parallel: int) -> list[dict[str, str]]:
         "project_id": stack.demo["project_id"], "volume_m3": "1000000", "disposal_site_ids": ["S-001"],
         "company_ids": ["C-01"], "valid_from": (now - timedelta(minutes=5)).isoformat(),
         "valid_to": (now + timedelta(days=30)).isoformat()})
-    for token in tokens["approvers"].values():
+    for dept, token in tokens["approvers"].items():
         permit = call(s, "POST", f"{api}/api/v1/permits/{permit['id']}/decisions", token,
-                      {"decision": "approve", "comment": "bench"})
+                      stack.decision(dept, permit["id"], "approve", "bench"))
     if permit["status"] != "approved":
         raise SystemExit(f"permit not approved: {permit}")
     # One truck per ticket: a truck with a departed ticket cannot leave again (truck_busy).  The trucks are

@@ -8,6 +8,9 @@ Writes ``demo.json`` as issue 5 specifies::
 
 ``tokens.camera`` is the site-exit camera of P-001 (``CAM-P001-EXIT``, placed by ``registry.camera``).
 
+``approver_keys`` names each department's approver key file (``var/secrets/approvers/<dept>.pem``): a
+department signs its decisions itself (``ledger.eticket.acts``); the API relays them.
+
 Tokens are secrets: the file is written with mode 0600 under ``var/`` (never committed).
 """
 
@@ -22,7 +25,11 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from ledger.core.crypto import PrivateKey
+from ledger.eticket import acts
+from ledger.store.keyfiles import read_private_key, write_private_key
 from ticket_api.adapter.gateway import Gateway, iso
+from ticket_api.ledger_client import NodeClient
 from ticket_api.tokens import TokenStore
 
 ORGS = [
@@ -74,6 +81,28 @@ def seed_cameras(gw: Gateway, *, now: datetime) -> None:
         gw.submit(type="registry.camera", payload=CAMERA, actor="operator:seed", now=now)
 
 
+def seed_approver_keys(client: NodeClient, keys_dir: Path, departments: Sequence[str], out: Path, *,
+                       now: datetime, days: int = 365) -> dict[str, str]:
+    """Each department makes its approvers' key (``out/<dept>.pem``, mode 0600) and registers it on the chain
+    with its own member key (``keys_dir/<dept>.pem``): the path the API cannot take.  Returns dept -> path."""
+    out.mkdir(parents=True, exist_ok=True)
+    os.chmod(out, 0o700)
+    paths: dict[str, str] = {}
+    for dept in departments:
+        path = out / f"{dept}.pem"
+        if not path.exists():
+            write_private_key(PrivateKey.generate(), path)
+        key = read_private_key(path)
+        paths[dept] = str(path)
+        if client.query("actor_key", key_id=key.key_id) is not None:
+            continue
+        member = Gateway(key=read_private_key(keys_dir / f"{dept}.pem"), client=client)
+        member.submit(type="registry.key", actor=f"admin:{dept}", now=now, payload={
+            "key_id": key.key_id, "actor": f"approver:{dept}", "public_key": acts.public_key_json(key),
+            "valid_from": iso(now - timedelta(minutes=5)), "valid_until": iso(now + timedelta(days=days))})
+    return paths
+
+
 def issue_camera_token(engine: Engine, *, days: float = 30) -> str:
     """The site-exit camera's token (role ``camera``, tenant its camera id)."""
     return TokenStore(engine).issue(role="camera", tenant=str(CAMERA["camera_id"]), subject="CAM-P001-EXIT",
@@ -107,7 +136,8 @@ def issue_tokens(engine: Engine, *, departments: Sequence[str], days: float = 30
     }
 
 
-def write_demo(path: Path, *, api: str, tokens: dict[str, Any], wechat: str | None) -> dict[str, Any]:
+def write_demo(path: Path, *, api: str, tokens: dict[str, Any], wechat: str | None,
+               approver_keys: dict[str, str] | None = None) -> dict[str, Any]:
     """Write ``demo.json`` (mode 0600) and return it."""
     doc = {
         "api": api,
@@ -116,6 +146,8 @@ def write_demo(path: Path, *, api: str, tokens: dict[str, Any], wechat: str | No
         "wechat": wechat,
         "contractor_wechat_code": "test-demo-openid-org001",
         "tokens": tokens,
+        # each department's approver key (its own: registered with its member key; the API never holds it)
+        "approver_keys": dict(approver_keys or {}),
         "project_id": PROJECTS[0]["project_id"],
         "other_project_id": PROJECTS[1]["project_id"],
         "camera_id": CAMERA["camera_id"],

@@ -56,7 +56,14 @@ def _seed(var: Path, env: dict[str, str], api: str, wechat: str) -> dict[str, An
     from ticket_api.adapter.gateway import Gateway
     from ticket_api.db import make_engine
     from ticket_api.ledger_client import NodeClient
-    from tools.demo_seed import issue_camera_token, issue_tokens, seed_cameras, seed_ledger, write_demo
+    from tools.demo_seed import (
+        issue_camera_token,
+        issue_tokens,
+        seed_approver_keys,
+        seed_cameras,
+        seed_ledger,
+        write_demo,
+    )
 
     path = var / "demo.json"
     local = LocalConsortium(root=var)
@@ -65,19 +72,22 @@ def _seed(var: Path, env: dict[str, str], api: str, wechat: str) -> dict[str, An
                         members={n["url"]: n["name"] for n in desc["nodes"]},
                         genesis=read_consortium(desc["consortium"]).genesis_hash)
     gw = Gateway(key=read_private_key(desc["gateway_key"]), client=client)
+    params = read_consortium(desc["consortium"]).parameters.get("eticket", {})
+    departments = list(params.get("departments") or ["chengguan", "zhujian", "jiaotong", "shengtai"])
+    members = {m.name for m in read_consortium(desc["consortium"]).members}
+    approver_keys = seed_approver_keys(client, Path(desc["keys_dir"]), [d for d in departments if d in members],
+                                       var / "secrets" / "approvers", now=datetime.now(UTC))
     if path.exists():  # seeded before: same tokens, maybe a new port (and the camera an older seed lacks)
         tokens = json.loads(path.read_text(encoding="utf-8"))["tokens"]
         if "camera" not in tokens:
             seed_cameras(gw, now=datetime.now(UTC))
             tokens["camera"] = issue_camera_token(make_engine(env["TICKET_API_DATABASE_URL"]))
-        return write_demo(path, api=api, tokens=tokens, wechat=wechat)
+        return write_demo(path, api=api, tokens=tokens, wechat=wechat, approver_keys=approver_keys)
     if client.query("project", project_id="P-001") is None:
         seed_ledger(gw, now=datetime.now(UTC))
     seed_cameras(gw, now=datetime.now(UTC))
-    params = read_consortium(desc["consortium"]).parameters.get("eticket", {})
-    departments = list(params.get("departments") or ["chengguan", "zhujian", "jiaotong", "shengtai"])
     tokens = issue_tokens(make_engine(env["TICKET_API_DATABASE_URL"]), departments=departments)
-    return write_demo(path, api=api, tokens=tokens, wechat=wechat)
+    return write_demo(path, api=api, tokens=tokens, wechat=wechat, approver_keys=approver_keys)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ledger.core.crypto import PrivateKey
 from ledger.core.encoding import CHINA_TZ
 from miniprogram_stub.client import ApiCallError, ApiClient
 from tools.sim_city import City
@@ -126,8 +127,10 @@ def contractor_tokens(api: str, city: City) -> dict[str, str]:
     return out
 
 
-def approve_permits(api: str, city: City, contractors: dict[str, str], approvers: list[str]) -> dict[str, str]:
-    """A permit per project, approved by every department: ``{project_id: permit_id}``."""
+def approve_permits(api: str, city: City, contractors: dict[str, str],
+                    approvers: list[tuple[str, PrivateKey | None]]) -> dict[str, str]:
+    """A permit per project, approved by every department (each signing with its own approver key):
+    ``{project_id: permit_id}``."""
     now = datetime.now(CHINA_TZ).replace(microsecond=0)
 
     def one(project_id: str) -> tuple[str, str]:
@@ -136,8 +139,8 @@ def approve_permits(api: str, city: City, contractors: dict[str, str], approvers
         permit = c.create_permit(project_id=p.project_id, volume_m3=str(p.planned_volume_m3),
                                  disposal_site_ids=list(p.site_ids), truck_plates=list(p.plates),
                                  valid_from=now - timedelta(minutes=5), valid_to=now + timedelta(days=30))
-        for token in approvers:
-            ApiClient(api, token).decide_permit(permit["id"], "approve", "同意（模拟）")
+        for token, key in approvers:
+            ApiClient(api, token).decide_permit(permit["id"], "approve", "同意（模拟）", signing_key=key)
         return project_id, permit["id"]
 
     return dict(_parallel(one, [p.project_id for p in city.projects if p.plates]))
@@ -158,7 +161,10 @@ def set_up(api: str, demo: JSON, city: City, *, database_url: str, state_file: P
     devices = provision_devices(operator, city, cameras=cameras)
     bind_contractors(database_url, city)
     contractors = contractor_tokens(api, city)
-    permits = approve_permits(api, city, contractors, list(demo["tokens"]["approvers"].values()))
+    keys = demo.get("approver_keys") or {}
+    approvers = [(token, PrivateKey.from_pem(Path(keys[d]).read_bytes()) if keys.get(d) else None)
+                 for d, token in demo["tokens"]["approvers"].items()]
+    permits = approve_permits(api, city, contractors, approvers)
     state = {"city": key, "registered": registered, "devices": devices, "contractors": contractors,
              "permits": permits}
     state_file.parent.mkdir(parents=True, exist_ok=True)

@@ -135,3 +135,13 @@ def amendment_decision_payload(amendment_id: str, department: str, decision: str
     if reason:
         out["reason"] = reason
     return out
+
+
+def decision_body(key: PrivateKey, tx_type: str, object_id: str, department: str, decision: str,
+                  comment: str | None, time: str) -> dict[str, Any]:
+    """The body of ``POST /api/v1/permits/<id>/decisions`` (``tx_type`` ``permit.decide``) or
+    ``/amendments/<id>/decisions`` (``permit.amend_decide``) signed by the department's ``key`` at ``time``
+    (ISO 8601 +08:00, whole seconds, as the API formats it)."""
+    build = decision_payload if tx_type == "permit.decide" else amendment_decision_payload
+    signed = sign_act(key, tx_type, build(object_id, department, decision, comment, time))
+    return {"decision": decision, "comment": comment, "time": time, ACT_FIELD: signed[ACT_FIELD]}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.eticket.record_json import time_text
+from ledger.eticket.record_json import decision_json, time_text
 from ledger.eticket.records import Amendment
 from ledger.eticket.state import State
 from ledger.eticket.units import iso
@@ -24,15 +24,7 @@ def amendment_json(a: Amendment) -> dict[str, Any]:
         "reason": a.reason,
         "requested_at": iso(a.requested_at),
         "decided_at": time_text(a.decided_at),
-        "decisions": [
-            {
-                "department": dept,
-                "decision": decided[dept].decision if dept in decided else "pending",
-                "time": time_text(decided[dept].time) if dept in decided else None,
-                "reason": decided[dept].reason if dept in decided else None,
-            }
-            for dept in a.departments
-        ],
+        "decisions": [decision_json(dept, decided.get(dept)) for dept in a.departments],
     }
 
 

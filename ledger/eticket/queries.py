@@ -12,7 +12,7 @@ from ledger.eticket.amendment_json import amendment_json, amendment_list
 from ledger.eticket.camera_json import camera_json, sighting_json
 from ledger.eticket.geo import in_alarm, pct_text, recommend
 from ledger.eticket.machine import EticketMachine
-from ledger.eticket.record_json import penalty_json, site_json, time_text, violation_json
+from ledger.eticket.record_json import decision_json, penalty_json, site_json, time_text, violation_json
 from ledger.eticket.records import Company, Driver, Penalty, Permit, Project, Site, Ticket, Truck, Violation
 from ledger.eticket.units import iso, litres, location_json, m3_text, median
 
@@ -103,16 +103,7 @@ def permit(m: EticketMachine, permit_id: str) -> dict[str, Any] | None:
         "approval_seconds": p.approval_s,
         "closed_reason": p.closed_reason,
         "route": [location_json(lat, lon) for lat, lon in p.route],
-        "decisions": [
-            {
-                "department": dept,
-                "decision": decided[dept].decision if dept in decided else "pending",
-                "time": time_text(decided[dept].time) if dept in decided else None,
-                "reason": decided[dept].reason if dept in decided else None,
-                "actor": decided[dept].actor if dept in decided else None,
-            }
-            for dept in p.departments
-        ],
+        "decisions": [decision_json(dept, decided.get(dept)) for dept in p.departments],
     }
 
 

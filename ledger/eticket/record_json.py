@@ -5,13 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.eticket.geo import in_alarm, load_rate_bp, pct_text, room_l
-from ledger.eticket.records import Penalty, Site, Violation
+from ledger.eticket.records import Decision, Penalty, Site, Violation
 from ledger.eticket.units import fen_text, iso, location_json, m3_text
 
 
 def time_text(seconds: int | None) -> str | None:
     """Epoch seconds as ISO 8601 in China time, or None."""
     return None if seconds is None else iso(seconds)
+
+
+def decision_json(department: str, d: Decision | None) -> dict[str, Any]:
+    """One department's decision on a permit or an amendment ("pending" until it decides), with the key that
+    signed it (``key_id``: the department's own, ``ledger.eticket.acts``; None for an unsigned act)."""
+    if d is None:
+        return {"department": department, "decision": "pending", "time": None, "reason": None, "actor": None,
+                "key_id": None}
+    return {"department": department, "decision": d.decision, "time": iso(d.time), "reason": d.reason,
+            "actor": d.actor, "key_id": d.key_id}
 
 
 def site_json(s: Site) -> dict[str, Any]:

@@ -106,6 +106,7 @@ class Decision:
     time: int
     actor: str
     reason: str | None = None
+    key_id: str | None = None  # the department's key that signed the act (``ledger.eticket.acts``)
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,7 +71,8 @@ def permit_amend_decide(w: Any, p: dict[str, Any], env: Env) -> list[Event]:
     if any(d.department == dept for d in a.decisions):
         raise Refusal("already_decided", f"amendment={a.amendment_id} department={dept}")
     permit: Permit = w.get("permit", a.permit_id)
-    decisions = tuple(sorted((*a.decisions, Decision(dept, p["decision"], env.time, env.actor, p["reason"])),
+    decisions = tuple(sorted((*a.decisions, Decision(dept, p["decision"], env.time, env.actor, p["reason"],
+                                                          p.get("act_key"))),
                              key=lambda d: a.departments.index(d.department)))
     events: list[Event] = []
     if p["decision"] == "reject":

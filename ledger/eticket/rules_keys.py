@@ -63,13 +63,13 @@ def registry_key_revoke(w: Writes, p: dict[str, Any], env: Env) -> list[Event]:
     return [{"event": "key_revoked", "key_id": key.key_id, "actor": key.actor}]
 
 
-def check_act(w: Writes, tx_type: str, payload: dict[str, Any], sig: ActSignature | None, env: Env) -> None:
+def check_act(w: Writes, tx_type: str, payload: dict[str, Any], sig: ActSignature | None, env: Env) -> str | None:
     """An act of a type the consortium lists in ``act_signed`` carries its actor's valid signature; any act
-    that carries one has it checked the same way."""
+    that carries one has it checked the same way.  Returns the signing key's id (None: not signed)."""
     if sig is None:
         if tx_type in env.params.act_signed:
             raise Refusal("act_unsigned", f"{tx_type} by {env.actor} needs its actor's signature (act_sig)")
-        return
+        return None
     key: ActorKey | None = w.get("actor_key", sig.key_id)
     if key is None:
         raise Refusal("unknown_act_key", f"key={sig.key_id}")
@@ -83,3 +83,4 @@ def check_act(w: Writes, tx_type: str, payload: dict[str, Any], sig: ActSignatur
         raise Refusal("key_expired", f"key={key.key_id} valid_until={iso(key.valid_until)}")
     if not verifies(key.alg, base64.b64decode(key.public_key), tx_type, payload, sig):
         raise Refusal("bad_act_signature", f"key={key.key_id}")
+    return key.key_id

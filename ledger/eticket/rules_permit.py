@@ -62,7 +62,7 @@ def permit_decide(w: Any, p: dict[str, Any], env: Env) -> list[Event]:
         raise Refusal("permit_closed", f"permit={permit.permit_id} state={permit.state}")
     if any(d.department == dept for d in permit.decisions):
         raise Refusal("already_decided", f"permit={permit.permit_id} department={dept}")
-    decision = Decision(dept, p["decision"], env.time, env.actor, p["reason"])
+    decision = Decision(dept, p["decision"], env.time, env.actor, p["reason"], p.get("act_key"))
     decisions = tuple(sorted((*permit.decisions, decision), key=lambda d: permit.departments.index(d.department)))
     events: list[Event] = []
     if p["decision"] == "reject":

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from typing import Any
 
 from ledger.core.builder import Outcome, TxContext
 from ledger.core.consortium import Consortium, MemberSpec, create
-from ledger.core.crypto import PrivateKey
+from ledger.core.crypto import ED25519, PrivateKey
 from ledger.core.transaction import Transaction
 from ledger.eticket.acts import ACT_FIELD, actor_matches, public_key_json, sign_act
 from ledger.eticket.machine import EticketMachine
@@ -141,7 +142,9 @@ class World:
     def register_act_key(self, actor: str, *, days: int = 365) -> PrivateKey:
         """A fresh key for ``actor`` (``approver:<dept>``: registered with that department's member key;
         a device: by an operator), valid from the clock for ``days``."""
-        key = PrivateKey.generate()
+        # deterministic (two worlds built alike hold equal records); never a real key
+        seed = hashlib.sha256(f"test-act-key\x00{actor}\x00{len(self.act_keys)}".encode()).digest()
+        key = PrivateKey(ED25519, seed)
         kind = actor.partition(":")[0]
         signer, by = (actor.split(":")[1], f"admin:{actor.split(':')[1]}") if kind == "approver" else \
             ("gateway", "operator:u1")

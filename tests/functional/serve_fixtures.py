@@ -14,12 +14,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from ledger.core.encoding import CHINA_TZ, iso
+from ledger.eticket.acts import decision_body
+from ledger.store.keyfiles import read_private_key
 from tools.proc import Child, free_port, tail
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +41,15 @@ class Stack:
         tokens = self.demo["tokens"]
         token = tokens["approvers"][role.split(".", 1)[1]] if role.startswith("approvers.") else tokens[role]
         return {"Authorization": f"Bearer {token}", "Accept-Language": lang}
+
+    def decision(self, dept: str, object_id: str, decision: str = "approve", comment: str | None = None, *,
+                 amendment: bool = False) -> dict[str, Any]:
+        """The body of a department's decision on a permit (or an amendment), signed with the department's
+        own approver key (``demo.json`` ``approver_keys``), as the department's desk would."""
+        key = read_private_key(self.demo["approver_keys"][dept])
+        at = iso(datetime.now(CHINA_TZ), timespec="seconds")
+        return decision_body(key, "permit.amend_decide" if amendment else "permit.decide", object_id, dept,
+                             decision, comment, at)
 
 
 @pytest.fixture(scope="module")

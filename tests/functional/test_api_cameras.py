@@ -44,7 +44,7 @@ def cam(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         assert r.status_code == 201, r.text
         for dept in s.demo["tokens"]["approvers"]:
             assert call(s, "POST", f"/api/v1/permits/{r.json()['id']}/decisions", f"approvers.{dept}",
-                        {"decision": "approve"}).status_code == 200
+                        s.decision(dept, r.json()["id"])).status_code == 200
         s.demo["permit_id"] = r.json()["id"]
         yield s
 

@@ -55,7 +55,7 @@ def permit(stack: Stack) -> dict[str, Any]:  # noqa: F811
     p = r.json()
     for dept in stack.demo["tokens"]["approvers"]:
         assert call(stack, "POST", f"/api/v1/permits/{p['id']}/decisions", f"approvers.{dept}",
-                    {"decision": "approve", "comment": "同意"}).status_code == 200
+                    stack.decision(dept, p["id"], "approve", "同意")).status_code == 200
     return dict(p)
 
 

@@ -46,7 +46,8 @@ def apply(s: Stack, role: str, project: str, *, volume: str = "2000") -> dict[st
 
 def approve(s: Stack, permit_id: str) -> None:
     for dept in s.demo["tokens"]["approvers"]:
-        ok(call(s, "POST", f"/api/v1/permits/{permit_id}/decisions", f"approvers.{dept}", {"decision": "approve"}))
+        ok(call(s, "POST", f"/api/v1/permits/{permit_id}/decisions", f"approvers.{dept}",
+                s.decision(dept, permit_id)))
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +163,8 @@ def test_awaiting_me_is_the_departments_queue_oldest_first(stack: Stack, world: 
     assert item["volume_m3"] == "400" and {s["site_id"] for s in item["sites"]} == {"S-003", "S-001"}
     assert "truck_plates" in item and item["applied_at"].endswith("+08:00") and item["age_seconds"] >= 0
     assert item["status"] == "pending"
-    ok(call(stack, "POST", f"/api/v1/permits/{a['id']}/decisions", "approvers.zhujian", {"decision": "approve"}))
+    ok(call(stack, "POST", f"/api/v1/permits/{a['id']}/decisions", "approvers.zhujian",
+            stack.decision("zhujian", a["id"])))
     after = {p["id"] for p in walk(stack, "/api/v1/permits", "approvers.zhujian", awaiting="me", limit=200)}
     assert a["id"] not in after and b["id"] in after
     other = {p["id"] for p in walk(stack, "/api/v1/permits", "approvers.chengguan", awaiting="me", limit=200)}

@@ -43,7 +43,7 @@ def _permit(s: Stack) -> str:
     assert r.status_code == 201, r.text
     for dept in s.demo["tokens"]["approvers"]:
         d = call(s, "POST", f"/api/v1/permits/{r.json()['id']}/decisions", f"approvers.{dept}",
-                 {"decision": "approve", "comment": "同意"})
+                 s.decision(dept, r.json()["id"], "approve", "同意"))
         assert d.status_code == 200, d.text
     return str(r.json()["id"])
 

@@ -66,7 +66,7 @@ def permit(stack: Stack) -> dict[str, Any]:
     assert p["route"] == [{"lat": "29.760000", "lon": "106.420000"}]
     for dept in stack.demo["tokens"]["approvers"]:
         assert call(stack, "POST", f"/api/v1/permits/{p['id']}/decisions", f"approvers.{dept}",
-                    {"decision": "approve"}).status_code == 200
+                    stack.decision(dept, p["id"])).status_code == 200
     return dict(call(stack, "GET", f"/api/v1/permits/{p['id']}", "contractor").json())
 
 
@@ -149,12 +149,13 @@ def test_permit_amended_by_the_departments_concerned(stack: Stack, permit: dict[
     for dept, queued in (("chengguan", True), ("shengtai", True), ("zhujian", False)):
         q = call(stack, "GET", "/api/v1/amendments?awaiting=me", f"approvers.{dept}")
         assert q.status_code == 200 and (a["id"] in [x["id"] for x in q.json()["items"]]) is queued, q.text
-    no = call(stack, "POST", f"/api/v1/amendments/{a['id']}/decisions", "approvers.zhujian", {"decision": "approve"})
+    no = call(stack, "POST", f"/api/v1/amendments/{a['id']}/decisions", "approvers.zhujian",
+              stack.decision("zhujian", a["id"], amendment=True))
     assert no.status_code == 403 and no.json()["reason"] == "unknown_department", no.text
     assert call(stack, "POST", f"/api/v1/amendments/{a['id']}/decisions", "approvers.chengguan",
-                {"decision": "approve"}).json()["status"] == "pending"
+                stack.decision("chengguan", a["id"], amendment=True)).json()["status"] == "pending"
     done = call(stack, "POST", f"/api/v1/amendments/{a['id']}/decisions", "approvers.shengtai",
-                {"decision": "approve"})
+                stack.decision("shengtai", a["id"], amendment=True))
     assert done.status_code == 200 and done.json()["status"] == "applied", done.text
     got = call(stack, "GET", f"/api/v1/permits/{permit['id']}", "contractor").json()
     assert "S-001" in got["disposal_site_ids"]

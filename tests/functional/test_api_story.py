@@ -55,7 +55,7 @@ def permit(stack: Stack) -> dict[str, Any]:  # noqa: F811
     p = r.json()
     for dept in stack.demo["tokens"]["approvers"]:
         assert call(stack, "POST", f"/api/v1/permits/{p['id']}/decisions", f"approvers.{dept}",
-                    {"decision": "approve", "comment": "同意"}).status_code == 200
+                    stack.decision(dept, p["id"], "approve", "同意")).status_code == 200
     return dict(call(stack, "GET", f"/api/v1/permits/{p['id']}", "contractor").json())
 
 
@@ -86,7 +86,7 @@ def test_permit_needs_every_department_in_any_order_in_parallel(stack: Stack) ->
     assert p["status"] == "pending" and sorted(p["required_approvals"]) == sorted(stack.demo["tokens"]["approvers"])
     results: list[int] = []
     threads = [threading.Thread(target=lambda d=d: results.append(call(
-        stack, "POST", f"/api/v1/permits/{p['id']}/decisions", f"approvers.{d}", {"decision": "approve"}
+        stack, "POST", f"/api/v1/permits/{p['id']}/decisions", f"approvers.{d}", stack.decision(d, p["id"])
     ).status_code)) for d in stack.demo["tokens"]["approvers"]]
     for t in threads:
         t.start()
@@ -96,7 +96,8 @@ def test_permit_needs_every_department_in_any_order_in_parallel(stack: Stack) ->
     got = call(stack, "GET", f"/api/v1/permits/{p['id']}", "contractor").json()
     assert got["status"] == "approved" and got["approval_seconds"] is not None
     assert {d["decision"] for d in got["decisions"]} == {"approve"}
-    again = call(stack, "POST", f"/api/v1/permits/{p['id']}/decisions", "approvers.chengguan", {"decision": "approve"})
+    again = call(stack, "POST", f"/api/v1/permits/{p['id']}/decisions", "approvers.chengguan",
+                 stack.decision("chengguan", p["id"]))
     assert again.status_code == 409 and again.json()["reason"] in ("already_decided", "permit_closed")
 
 

@@ -54,8 +54,8 @@ def _truck_on_the_road(st: Stack) -> str:
         "truck_plates": [plate], "valid_from": iso(now - timedelta(hours=1)),
         "valid_to": iso(now + timedelta(days=7))})
     for dept in demo["tokens"]["approvers"]:
-        post(st, f"/api/v1/permits/{permit['id']}/decisions", f"approvers.{dept}", {"decision": "approve"},
-             expect=200)
+        post(st, f"/api/v1/permits/{permit['id']}/decisions", f"approvers.{dept}",
+             st.decision(dept, permit["id"]), expect=200)
     ticket = post(st, "/api/v1/tickets", "contractor", {
         "permit_id": permit["id"], "truck_plate": plate, "disposal_site_id": "S-003", "volume_m3": "16"})
     post(st, "/api/v1/gate/exit", "exit_gate", {"qr": ticket["qr"], "plate": plate, "covered": True,

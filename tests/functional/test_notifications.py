@@ -78,7 +78,8 @@ def apply(s: Stack, plates: list[str]) -> str:
 
 def approve(s: Stack, permit_id: str) -> None:
     for dept in s.demo["tokens"]["approvers"]:
-        r = call(s, "POST", f"/api/v1/permits/{permit_id}/decisions", f"approvers.{dept}", {"decision": "approve"})
+        r = call(s, "POST", f"/api/v1/permits/{permit_id}/decisions", f"approvers.{dept}",
+                 s.decision(dept, permit_id))
         assert r.status_code == 200, r.text
 
 
@@ -213,14 +214,14 @@ def test_notifier_killed_midway_loses_and_repeats_nothing(stack: Stack, login: d
     dept = next(iter(stack.demo["tokens"]["approvers"]))
     for pid in permits[:2]:
         r = call(stack, "POST", f"/api/v1/permits/{pid}/decisions", f"approvers.{dept}",
-                 {"decision": "reject", "comment": "材料不全"})
+                 stack.decision(dept, pid, "reject", "材料不全"))
         assert r.status_code == 200, r.text
     until("a failed send is recorded",
           lambda: call(stack, "GET", "/api/v1/notifications/status", "operator").json()["last_send_error"])
     old = int((stack.var / "notify.pid").read_text())
     for pid in permits[2:]:  # blocks the killed notifier has not read yet
         r = call(stack, "POST", f"/api/v1/permits/{pid}/decisions", f"approvers.{dept}",
-                 {"decision": "reject", "comment": "材料不全"})
+                 stack.decision(dept, pid, "reject", "材料不全"))
         assert r.status_code == 200, r.text
     os.kill(old, signal.SIGKILL)
     until("the notifier started again", lambda: int((stack.var / "notify.pid").read_text() or 0) not in (0, old))

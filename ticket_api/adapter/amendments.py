@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from ticket_api.adapter.acts import decision_act
 from ticket_api.adapter.gateway import Gateway, iso
 from ticket_api.adapter.tickets import change_with_fresh_id, scoped_id
 from ticket_api.errors import NotFound
@@ -27,7 +28,7 @@ def view(a: Mapping[str, Any]) -> View:
         "requested_at": a["requested_at"], "decided_at": a["decided_at"],
         "required_approvals": [d["department"] for d in a["decisions"]],
         "decisions": [{"department": d["department"], "decision": d["decision"], "comment": d["reason"],
-                       "at": d["time"]} for d in a["decisions"]],
+                       "at": d["time"], "key_id": d.get("key_id")} for d in a["decisions"]],
     }
 
 
@@ -68,10 +69,7 @@ class LedgerAmendments:
                sub: Submission) -> Changed[View]:
         """One concerned department's decision (the principal's tenant is the department)."""
         now = self.clock()
-        payload: dict[str, Any] = {"amendment_id": amendment_id, "department": principal.tenant,
-                                   "decision": data["decision"], "time": iso(now)}
-        if data.get("comment"):
-            payload["reason"] = data["comment"]
+        payload = decision_act("amendment", amendment_id, principal.tenant, data, now)
         done = self.gw.change(principal, sub, type="permit.amend_decide", payload=payload, now=now)
         return done if isinstance(done, Pending) else self.get(principal, amendment_id, done.height)
 

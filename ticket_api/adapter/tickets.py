@@ -12,6 +12,7 @@ from ledger.qrticket.gatecheck import EXIT
 from ledger.qrticket.ticket import TicketClaims, encode_ticket
 from ledger.wire import ProvenanceExport
 from ticket_api.adapter import heights
+from ticket_api.adapter.acts import decision_act
 from ticket_api.adapter.gateway import Gateway, iso, new_id
 from ticket_api.adapter.outbox import holds_claim
 from ticket_api.errors import InvalidRequest, NotFound, ServiceUnavailable
@@ -91,7 +92,8 @@ class LedgerPermits:
 
     def view(self, p: Mapping[str, Any]) -> PermitView:
         decisions: list[DecisionView] = [
-            {"department": d["department"], "decision": d["decision"], "comment": d["reason"], "at": d["time"]}
+            {"department": d["department"], "decision": d["decision"], "comment": d["reason"], "at": d["time"],
+             "key_id": d.get("key_id")}
             for d in p["decisions"]
         ]
         return {
@@ -150,10 +152,7 @@ class LedgerPermits:
     def decide(self, principal: Principal, permit_id: str, data: PermitDecision,
                sub: Submission) -> Changed[PermitView]:
         now = self.clock()
-        payload: dict[str, Any] = {"permit_id": permit_id, "department": principal.tenant,
-                                   "decision": data["decision"], "time": iso(now)}
-        if data.get("comment"):
-            payload["reason"] = data["comment"]
+        payload = decision_act("permit", permit_id, principal.tenant, data, now)
         done = self.gw.change(principal, sub, type="permit.decide", payload=payload, now=now)
         return done if isinstance(done, Pending) else self.get_permit(principal, permit_id, done.height)
 

@@ -54,9 +54,20 @@ class PermitCreateSchema(StrictSchema):
             raise ValidationError("give truck_plates and/or company_ids", "truck_plates")
 
 
+class ActSignatureSchema(StrictSchema):
+    key_id = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{16}$"))
+    alg = fields.String(required=True, validate=validate.OneOf(["ed25519"]))
+    value = fields.String(required=True, validate=validate.Length(1, 200), metadata={"description": "base64"})
+
+
 class DecisionCreateSchema(StrictSchema):
     decision = fields.String(required=True, validate=validate.OneOf(["approve", "reject"]))
     comment = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 500))
+    time = AwareDateTime(metadata={"description": "when the department signed (with act_sig; within "
+                                                  "GATE_CLOCK_LEEWAY_SECONDS of the server's clock)"})
+    act_sig = fields.Nested(ActSignatureSchema, metadata={
+        "description": "the department's own signature over the act (docs/ETICKET.md \"Acts signed by their "
+                       "actors\"); the consortium refuses a decision without it (act_unsigned)"})
 
     @validates_schema
     def _check(self, data: dict[str, Any], **_kwargs: Any) -> None:
@@ -69,6 +80,7 @@ class DecisionSchema(OpenSchema):
     decision = fields.String(allow_none=True)
     comment = fields.String(allow_none=True)
     at = fields.String(allow_none=True)
+    key_id = fields.String(allow_none=True, metadata={"description": "the department's own key that signed it"})
 
 
 class PermitSchema(OpenSchema):
