@@ -170,6 +170,9 @@ class ProvenanceRecord(TypedDict):
     timestamp: str
     actor: str
     payload: dict[str, Any]
+    #: who did the act: {"key_id", "member"} or {"key_id", "device"} (docs/PROVENANCE.md "Signers")
+    signer: dict[str, str]
+    relayed_by: NotRequired[dict[str, str]]  # the member that submitted an act its actor signed
     body: str  # base64 of the signed transaction body
     proof: ProofPath
 

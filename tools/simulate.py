@@ -257,6 +257,8 @@ class Night:
             with self.rng_lock:
                 shots.append((self.rng.choice(self.city.black_plates), self.rng.random() > 0.5))
             self.tally.add("injected_black")
+            if not shots[-1][1]:  # the camera raises uncovered_load for it too
+                self.tally.add("injected_black_uncovered")
         for plate, cov in shots:
             cam._call("POST", "/api/v1/cameras/sightings", json={
                 "plate": plate, "covered": cov, "time": self.clock.stamp(self.clock.now()),

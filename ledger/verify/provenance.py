@@ -84,6 +84,7 @@ def build_export(
             "timestamp": stored.tx.timestamp,
             "actor": stored.tx.actor,
             "payload": dict(stored.tx.payload),
+            **signers(stored.tx.submitter, stored.tx.actor, stored.tx.payload, consortium),
             "body": b64(stored.body),
             "proof": {"leaf": log.leaf(stored.seq).hex(), "index": stored.seq,
                       "hashes": [h.hex() for h in log.inclusion(stored.seq, c.size)]},
@@ -100,6 +101,20 @@ def build_export(
     if object_proof is not None:
         out["object"] = {k: object_proof[k] for k in ("name", "height", "count", "head", "index", "size", "hashes")}
     return out
+
+
+def signers(submitter: str, actor: str, payload: Mapping[str, Any], consortium: Consortium) -> dict[str, Any]:
+    """Who signed a record (docs/PROVENANCE.md "Signers"): ``signer`` is who did the act — for an act
+    signed by its actor (``act_sig``, :mod:`ledger.eticket.acts`) that actor's key, ``{"key_id", "member"}``
+    for a department's approver or ``{"key_id", "device"}`` for a device, with ``relayed_by`` the member
+    that submitted it; otherwise the submitting member ``{"key_id", "member"}`` itself."""
+    member = {"key_id": submitter, "member": consortium.member(submitter).name}
+    act = payload.get("act_sig")
+    if not isinstance(act, Mapping) or not isinstance(act.get("key_id"), str):
+        return {"signer": member}
+    kind, _, rest = actor.partition(":")
+    owner = {"member": rest.split(":")[0]} if kind == "approver" else {"device": actor}
+    return {"signer": {"key_id": act["key_id"], **owner}, "relayed_by": member}
 
 
 def completeness_problems(export: Mapping[str, Any], c: cp.Checkpoint) -> list[str]:
@@ -177,6 +192,9 @@ def verify_export(export: Mapping[str, Any], *, consortium: Consortium | None = 
             member = trusted.member(parts.submitter)
             if not member.public_key.verify(TX_CONTEXT + parts.content, parts.signature):
                 problems.append(f"{where}: signature does not verify")
+            named = signers(parts.submitter, str(doc.get("actor")), doc.get("payload") or {}, trusted)
+            if any(k in r and r[k] != v for k, v in named.items()):
+                problems.append(f"{where}: signer differs from the signed body")
             leaf = hash_leaf(body)
             proof = r["proof"]
             if bytes.fromhex(proof["leaf"]) != leaf or int(proof["index"]) != int(r["index"]):

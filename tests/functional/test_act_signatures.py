@@ -4,7 +4,12 @@ and a real decision names the department's own key, registered on the chain by t
 
 from __future__ import annotations
 
+import copy
+import json
+import subprocess
+import sys
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +22,7 @@ from ledger.eticket.acts import decision_body, decision_payload
 from ledger.store.keyfiles import read_private_key
 from tools.local_consortium import LocalConsortium
 
-from .serve_fixtures import Stack, stack  # noqa: F401 - the fixture
+from .serve_fixtures import ROOT, Stack, stack  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.slow]
 
@@ -109,3 +114,32 @@ def test_a_department_decision_names_its_own_key(stack: Stack, permit: dict[str,
         assert d["key_id"] == key.key_id, (dept, d)
         reg = http.post(f"{node}/v1/query/actor_key", json={"key_id": key.key_id}, timeout=30).json()["result"]
         assert (reg["actor"], reg["registered_by"], reg["active"]) == (f"approver:{dept}", dept, True), reg
+
+
+def test_the_permits_export_names_each_department_as_signer(stack: Stack, permit: dict[str, Any],  # noqa: F811
+                                                            tmp_path: Path) -> None:
+    """The regulator's provenance export of the approved permit names, for each decision, the department's
+    own key as signer and the gateway as the member that relayed it; scripts/verify-export says OK, and an
+    export whose signer was changed to the gateway fails it."""
+    r = call(stack, "GET", f"/api/v1/provenance/permit/{permit['id']}", "regulator")
+    assert r.status_code == 200, r.text
+    export = r.json()
+    decisions = [x for x in export["records"] if x["type"] == "permit.decide" and x["code"] == "valid"]
+    assert sorted(x["signer"]["member"] for x in decisions) == sorted(stack.demo["tokens"]["approvers"])
+    for x in decisions:
+        key = read_private_key(stack.demo["approver_keys"][x["signer"]["member"]])
+        assert x["signer"]["key_id"] == key.key_id and x["relayed_by"]["member"] == "gateway", x
+    assert _verify(stack, export, tmp_path).returncode == 0
+    forged = copy.deepcopy(export)
+    first = next(x for x in forged["records"] if x["type"] == "permit.decide" and x["code"] == "valid")
+    first["signer"] = dict(first["relayed_by"])
+    done = _verify(stack, forged, tmp_path)
+    assert done.returncode != 0 and "signer differs" in done.stdout, done.stdout
+
+
+def _verify(stack: Stack, export: dict[str, Any], tmp_path: Path) -> subprocess.CompletedProcess[str]:  # noqa: F811
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(export, ensure_ascii=False), encoding="utf-8")
+    genesis = json.loads((stack.var / "consortium.json").read_text())["consortium"]
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "verify-export"), str(path), "--consortium", genesis],
+                          capture_output=True, text=True, timeout=60)

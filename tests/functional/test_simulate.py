@@ -50,8 +50,8 @@ def _summary(stack: Stack, timeout: float = 240) -> dict:
 def test_the_simulated_night_goes_through_the_api_and_the_ledger_catches_what_was_injected(sim_stack: Stack) -> None:
     """Every truck's first exit is uncovered and every trip speeds once: the API refuses the uncovered exits,
     the trucks come back covered and leave, report GPS and unload; the ledger raises exactly the violations the
-    night caused (one uncovered_load per uncovered scan, speeding), no call ends in a 5xx, and the stack stays
-    up after the night."""
+    night caused (one uncovered_load per uncovered scan or uncovered black truck on camera, speeding), no call
+    ends in a 5xx, and the stack stays up after the night."""
     s = _summary(sim_stack)
     city = make_city(fraction=0.02, seed=3)
     assert s["city"]["trucks"] == len(city.trucks) and s["city"]["projects"] == len(city.projects)
@@ -62,7 +62,9 @@ def test_the_simulated_night_goes_through_the_api_and_the_ledger_catches_what_wa
     assert c.get("receipts", 0) >= 1, s
     assert c["injected_uncovered"] >= c["exits"], s  # each accepted exit was uncovered once before
     assert s["refused"]["exit:uncovered_load"] == c["injected_uncovered"], s
-    assert 1 <= s["violations"]["uncovered_load"] <= c["injected_uncovered"], s
+    # one per uncovered scan at most (repeats within two hours are one event), and the exit cameras' uncovered
+    # black trucks' own
+    assert 1 <= s["violations"]["uncovered_load"] <= c["injected_uncovered"] + c.get("injected_black_uncovered", 0), s
     assert s["violations"].get("speeding", 0) >= 1, s
     # the API lists them too, outside the simulator (the night's violations are on the ledger)
     listed = requests.get(f"{sim_stack.api}/api/v1/violations", params={"limit": 200, "type": "uncovered_load"},
