@@ -62,6 +62,8 @@ _ALL: tuple[Reason, ...] = (
     Reason("genesis_unsigned", 500, "创世文件缺少创始成员的签名", "The genesis lacks a founding member's signature"),
     Reason("genesis_bad_signature", 500, "创始成员对创世文件的签名无效（签名后内容被改动）",
            "A founding member's signature does not verify over the genesis: it changed after being signed"),
+    Reason("key_exists", 409, "密钥文件已存在，不会覆盖", "The key file exists: a key is never overwritten"),
+    Reason("node_refused", 502, "节点拒绝了该交易", "The node refused the transaction"),
     Reason("act_unsigned", 403, "该操作须由操作者本人（部门或设备）的密钥签名",
            "This act must be signed with its actor's own key (the department's or the device's)"),
     Reason("unknown_act_key", 403, "操作签名密钥未在链上登记", "The act's signing key is not registered on the chain"),

@@ -143,3 +143,52 @@ def _verify(stack: Stack, export: dict[str, Any], tmp_path: Path) -> subprocess.
     genesis = json.loads((stack.var / "consortium.json").read_text())["consortium"]
     return subprocess.run([sys.executable, str(ROOT / "scripts" / "verify-export"), str(path), "--consortium", genesis],
                           capture_output=True, text=True, timeout=60)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ledger", *args], capture_output=True, text=True, timeout=120,
+                          cwd=ROOT)
+
+
+def test_a_department_registers_and_revokes_a_key_with_the_cli(stack: Stack, tmp_path: Path) -> None:  # noqa: F811
+    """住建 makes a new approver key (``ledger actor-key new``, mode 0600) and registers it through its own node
+    with its member key and TLS files; the same registration signed with the gateway's key exits non-zero with
+    one line naming ``forbidden``; a decision signed with the new key is valid, and once 住建 revokes the key
+    (``actor-key revoke``) a decision signed with it is refused key_revoked."""
+    desc = LocalConsortium(root=stack.var).describe()
+    tls, node = Path(desc["tls_dir"]), next(n["url"] for n in desc["nodes"] if n["name"] == "zhujian")
+    keyfile = tmp_path / "approver-2.pem"
+    made = _cli("actor-key", "new", "--actor", "approver:zhujian", "--key", str(keyfile))
+    assert made.returncode == 0, made.stderr
+    assert oct(keyfile.stat().st_mode & 0o777) == "0o600"
+    again = _cli("actor-key", "new", "--actor", "approver:zhujian", "--key", str(keyfile))
+    assert again.returncode != 0 and "key_exists" in again.stderr and len(again.stderr.splitlines()) == 1
+
+    def node_args(member: str) -> list[str]:
+        return ["--consortium", desc["consortium"], "--member-key", str(Path(desc["keys_dir"]) / f"{member}.pem"),
+                "--node", node, "--cert", str(tls / f"{member}.crt"), "--tls-key", str(tls / f"{member}.key"),
+                "--ca", str(tls / "ca-bundle.pem")]
+
+    forged = _cli("actor-key", "register", "--actor", "approver:zhujian", "--key", str(keyfile), *node_args("gateway"))
+    assert forged.returncode != 0 and "forbidden" in forged.stderr and len(forged.stderr.splitlines()) == 1
+    done = _cli("actor-key", "register", "--actor", "approver:zhujian", "--key", str(keyfile), *node_args("zhujian"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    key = read_private_key(keyfile)
+    assert json.loads(done.stdout)["key_id"] == key.key_id
+    p = call(stack, "POST", "/api/v1/permits", "contractor", {
+        "project_id": "P-001", "volume_m3": "50", "disposal_site_ids": ["S-003"], "company_ids": ["C-01"],
+        "valid_from": (now() - timedelta(hours=1)).isoformat(), "valid_to": (now() + timedelta(days=3)).isoformat()})
+    assert p.status_code == 201, p.text
+
+    def decide(pid: str) -> requests.Response:
+        body = decision_body(key, "permit.decide", pid, "zhujian", "approve", None, iso(now(), timespec="seconds"))
+        return call(stack, "POST", f"/api/v1/permits/{pid}/decisions", "approvers.zhujian", body)
+
+    assert decide(p.json()["id"]).status_code == 200
+    gone = _cli("actor-key", "revoke", "--key-id", key.key_id, "--reason", "审批人调岗", *node_args("zhujian"))
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    q = call(stack, "POST", "/api/v1/permits", "contractor", {
+        "project_id": "P-001", "volume_m3": "50", "disposal_site_ids": ["S-003"], "company_ids": ["C-01"],
+        "valid_from": (now() - timedelta(hours=1)).isoformat(), "valid_to": (now() + timedelta(days=3)).isoformat()})
+    r = decide(q.json()["id"])
+    assert (r.status_code, r.json()["reason"]) == (403, "key_revoked"), r.text
