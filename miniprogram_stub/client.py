@@ -19,8 +19,21 @@ import requests
 from ledger.core import encoding
 from ledger.core.crypto import PrivateKey
 from ledger.eticket import acts
+from ledger.qrticket.gatecheck import normalise_plate
+from ledger.qrticket.ticket import decode_ticket
 
 JSON = dict[str, Any]
+
+
+def _now_text() -> str:
+    """Now as the ledger writes event times (ISO 8601 +08:00, whole seconds): what a signed act carries."""
+    return encoding.iso(datetime.now(encoding.CHINA_TZ), timespec="seconds")
+
+
+def _need(value: str | None) -> str:
+    if not value:
+        raise ValueError("a signed scan names its gate_id (and a receipt its site_id)")
+    return value
 
 
 #: seconds a call may take: more than the API's own wait for finality (LEDGER_WAIT_SECONDS, 12 s), as a
@@ -199,7 +212,7 @@ class ApiClient:
         if key is None:
             return {"decision": decision, "comment": comment}
         dept = department or str(self.me()["tenant"])
-        at = encoding.iso(datetime.now(encoding.CHINA_TZ), timespec="seconds")
+        at = _now_text()
         return acts.decision_body(key, tx_type, object_id, dept, decision, comment, at)
 
     def get_permit(self, permit_id: str) -> JSON:
@@ -318,17 +331,27 @@ class ApiClient:
         covered: bool,
         idempotency_key: str | None = None,
         wait: bool = True,
+        signing_key: PrivateKey | None = None,
+        gate_id: str | None = None,
         **extra: Any,
     ) -> JSON:
         """``{"accepted": true, "ticket_id", ...}`` or a refusal ``{"accepted": false, "reason"}``.
 
         ``wait=False`` (what a barrier wants): answered before the block, ``final`` false; the ledger's
-        verdict is then at :meth:`gate_scan` with the answer's ``tx_id``.
+        verdict is then at :meth:`gate_scan` with the answer's ``tx_id``.  With ``signing_key`` (the gate
+        device's key, registered on the chain by an operator) and ``gate_id`` the scan is signed here.
         """
+        body: JSON = {"qr": qr, "plate": plate, "covered": covered, **extra}
+        if signing_key is not None:
+            at = extra.get("time") or _now_text()
+            payload = acts.exit_payload(decode_ticket(qr)[0].ticket_id, _need(gate_id), normalise_plate(plate),
+                                        covered, at, photo_digest=extra.get("photo_digest"))
+            body.update(gate_id=gate_id, time=at,
+                        act_sig=acts.sign_act(signing_key, "gate.exit", payload)[acts.ACT_FIELD])
         return self._object(
             "POST",
             "/api/v1/gate/exit",
-            json={"qr": qr, "plate": plate, "covered": covered, **extra},
+            json=body,
             idempotency_key=idempotency_key or self.new_key(),
             wait=wait,
             refusal_ok=True,
@@ -349,16 +372,28 @@ class ApiClient:
         tare_t: Decimal | float | str | None = None,
         idempotency_key: str | None = None,
         wait: bool = True,
+        signing_key: PrivateKey | None = None,
+        gate_id: str | None = None,
+        site_id: str | None = None,
         **extra: Any,
     ) -> JSON:
         """A disposal receipt by volume, by net weight (``weight_t``), or by a weighbridge's ``gross_t`` and
-        ``tare_t`` (the ledger converts a weight at the consortium's density)."""
+        ``tare_t`` (the ledger converts a weight at the consortium's density).  With ``signing_key``,
+        ``gate_id`` and ``site_id`` (the gate's site) the receipt is signed here, like :meth:`gate_exit`."""
         measure = {k: str(v) for k, v in (("volume_m3", volume_m3), ("weight_t", weight_t), ("gross_t", gross_t),
                                            ("tare_t", tare_t)) if v is not None}
+        body: JSON = {"qr": qr, "plate": plate, **measure, **extra}
+        if signing_key is not None:
+            at = extra.get("time") or _now_text()
+            payload = acts.receipt_payload(decode_ticket(qr)[0].ticket_id, _need(gate_id), _need(site_id),
+                                           normalise_plate(plate), measure, at,
+                                           photo_digest=extra.get("photo_digest"))
+            body.update(gate_id=gate_id, time=at,
+                        act_sig=acts.sign_act(signing_key, "gate.receipt", payload)[acts.ACT_FIELD])
         return self._object(
             "POST",
             "/api/v1/gate/disposal",
-            json={"qr": qr, "plate": plate, **measure, **extra},
+            json=body,
             idempotency_key=idempotency_key or self.new_key(),
             wait=wait,
             refusal_ok=True,

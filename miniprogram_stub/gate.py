@@ -48,10 +48,11 @@ from typing import Any
 
 import requests
 
-from ledger.core.crypto import PublicKey
-from ledger.core.encoding import CHINA_TZ
+from ledger.core.crypto import PrivateKey, PublicKey
+from ledger.core.encoding import CHINA_TZ, iso
 from ledger.errors import LedgerError
-from ledger.qrticket.gatecheck import DISPOSAL, EXIT, GateRefusal, check_scan
+from ledger.eticket import acts
+from ledger.qrticket.gatecheck import DISPOSAL, EXIT, GateRefusal, check_scan, normalise_plate
 from ledger.qrticket.revocations import RevocationList, RevocationListError, verify_list
 from miniprogram_stub.errors import OfflineUnavailable
 
@@ -68,7 +69,7 @@ CREATE TABLE IF NOT EXISTS scans (
     scan_id TEXT UNIQUE NOT NULL, kind TEXT NOT NULL, ticket_id TEXT,
     qr TEXT NOT NULL, plate TEXT NOT NULL, covered INTEGER, volume_m3 TEXT,
     scanned_at TEXT NOT NULL, accepted INTEGER NOT NULL, reason TEXT,
-    synced_at TEXT, server_accepted INTEGER, server_reason TEXT, violation_id TEXT, weighing TEXT);
+    synced_at TEXT, server_accepted INTEGER, server_reason TEXT, violation_id TEXT, weighing TEXT, act_sig TEXT);
 CREATE INDEX IF NOT EXISTS scans_ticket ON scans(ticket_id, accepted);
 CREATE INDEX IF NOT EXISTS scans_unsynced ON scans(synced_at);
 CREATE TABLE IF NOT EXISTS revocations (
@@ -118,6 +119,7 @@ class OfflineGate:
         clock: Callable[[], datetime] | None = None,
         leeway: timedelta = timedelta(minutes=2),
         max_revocation_age: timedelta | None = None,
+        signing_key: PrivateKey | None = None,
     ) -> None:
         if kind not in (EXIT, DISPOSAL):
             raise ValueError(f"kind must be {EXIT!r} or {DISPOSAL!r}")
@@ -132,14 +134,20 @@ class OfflineGate:
         self.leeway = leeway
         #: scans refuse to decide offline (OfflineUnavailable) without a revocation list at most this old
         self.max_revocation_age = max_revocation_age
+        #: the gate device's own key (registered on the chain by an operator): each scan is signed when it
+        #: happens and synced signed (``ledger.eticket.acts``); needs ``gate_id``
+        self.signing_key = signing_key
+        if signing_key is not None and not gate_id:
+            raise ValueError("a gate that signs its scans names its gate_id")
         #: the verified list in memory, with the key refresh it was verified after (see revocation_list)
         self._revoked: tuple[int, RevocationList | None] | None = None
         self._keys_seen = 0
         self.db = sqlite3.connect(str(db_path), isolation_level=None, check_same_thread=False)
         self.db.executescript(_SCHEMA)
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(scans)")}
-        if "weighing" not in columns:  # a gate database from before weighbridge scans
-            self.db.execute("ALTER TABLE scans ADD COLUMN weighing TEXT")
+        for column in ("weighing", "act_sig"):  # a gate database from before weighbridge / signed scans
+            if column not in columns:
+                self.db.execute(f"ALTER TABLE scans ADD COLUMN {column} TEXT")
 
     def close(self) -> None:
         self.db.close()
@@ -310,9 +318,11 @@ class OfflineGate:
             accepted, reason, message = True, None, "accepted"
         except GateRefusal as exc:
             accepted, reason, message = False, exc.reason, exc.message
+        measured = {**({"volume_m3": str(volume_m3)} if volume_m3 is not None else {}), **weighing}
+        act = self._sign(ticket_id, plate, covered, when, accepted, measured if reason != "bad_weighing" else {})
         self.db.execute(
             "INSERT INTO scans (scan_id, kind, ticket_id, qr, plate, covered, volume_m3,"
-            " scanned_at, accepted, reason, weighing) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " scanned_at, accepted, reason, weighing, act_sig) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 scan_id,
                 self.kind,
@@ -326,14 +336,28 @@ class OfflineGate:
                 reason,
                 # a refused weighing is not sent (the API would refuse the whole batch for it)
                 json.dumps(weighing) if weighing and reason != "bad_weighing" else None,
+                json.dumps(act) if act else None,
             ),
         )
         return ScanResult(scan_id, accepted, reason, message, ticket_id)
 
+    def _sign(self, ticket_id: str | None, plate: str, covered: bool | None, when: datetime, accepted: bool,
+              measured: dict[str, str]) -> dict[str, str] | None:
+        """The scan's ``act_sig``: the gate's signature over the ledger payload the API will submit at sync."""
+        if self.signing_key is None or ticket_id is None or self.gate_id is None:
+            return None
+        at = iso(when, timespec="seconds")
+        if self.kind == EXIT:
+            payload = acts.exit_payload(ticket_id, self.gate_id, normalise_plate(plate),
+                                        True if covered is None else covered, at, offline=accepted)
+            return dict(acts.sign_act(self.signing_key, "gate.exit", payload)[acts.ACT_FIELD])
+        payload = acts.receipt_payload(ticket_id, self.gate_id, self.site_id, normalise_plate(plate), measured, at)
+        return dict(acts.sign_act(self.signing_key, "gate.receipt", payload)[acts.ACT_FIELD])
+
     def pending(self) -> list[dict[str, Any]]:
         """Queued scans not synced yet, oldest first, in the sync request's form."""
         rows = self.db.execute(
-            "SELECT scan_id, kind, qr, plate, covered, volume_m3, scanned_at, accepted, reason, weighing"
+            "SELECT scan_id, kind, qr, plate, covered, volume_m3, scanned_at, accepted, reason, weighing, act_sig"
             " FROM scans WHERE synced_at IS NULL ORDER BY seq"
         ).fetchall()
         return [
@@ -347,6 +371,7 @@ class OfflineGate:
                 **(json.loads(r[9]) if r[9] else {}),
                 "scanned_at": r[6],
                 "offline_verdict": {"accepted": bool(r[7]), "reason": r[8]},
+                **({"gate_id": self.gate_id, "act_sig": json.loads(r[10])} if r[10] else {}),
             }
             for r in rows
         ]

@@ -85,6 +85,7 @@ class GateExit(TypedDict):
     photo_digest: NotRequired[str]
     gate_id: NotRequired[str]
     time: NotRequired[datetime]
+    act_sig: NotRequired[dict[str, str]]  # the gate device's own signature (ledger.eticket.acts)
 
 
 class GateDisposal(TypedDict):
@@ -99,6 +100,7 @@ class GateDisposal(TypedDict):
     photo_digest: NotRequired[str]
     gate_id: NotRequired[str]
     time: NotRequired[datetime]
+    act_sig: NotRequired[dict[str, str]]  # the gate device's own signature (ledger.eticket.acts)
 
 
 class OfflineVerdict(TypedDict):
@@ -120,6 +122,8 @@ class OfflineScan(TypedDict):
     weight_t: NotRequired[Decimal | None]
     gross_t: NotRequired[Decimal | None]
     tare_t: NotRequired[Decimal | None]
+    gate_id: NotRequired[str]
+    act_sig: NotRequired[dict[str, str]]
 
 
 class GateSync(TypedDict):

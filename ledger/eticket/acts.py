@@ -145,3 +145,27 @@ def decision_body(key: PrivateKey, tx_type: str, object_id: str, department: str
     build = decision_payload if tx_type == "permit.decide" else amendment_decision_payload
     signed = sign_act(key, tx_type, build(object_id, department, decision, comment, time))
     return {"decision": decision, "comment": comment, "time": time, ACT_FIELD: signed[ACT_FIELD]}
+
+
+def exit_payload(ticket_id: str, gate_id: str, plate: str, covered: bool, time: str, *,
+                 photo_digest: str | None = None, offline: bool = False) -> dict[str, Any]:
+    """The ``gate.exit`` payload a site-exit gate signs and the API submits (``plate`` normalised, as
+    ``ledger.qrticket.gatecheck.normalise_plate`` gives it; ``offline``: a scan let through while offline)."""
+    out: dict[str, Any] = {"ticket_id": ticket_id, "gate_id": gate_id, "plate": plate, "covered": covered,
+                           "time": time}
+    if photo_digest:
+        out["photo_digest"] = photo_digest
+    if offline:
+        out["offline"] = True
+    return out
+
+
+def receipt_payload(ticket_id: str, gate_id: str, site_id: str, plate: str, measured: Mapping[str, str],
+                    time: str, *, photo_digest: str | None = None) -> dict[str, Any]:
+    """The ``gate.receipt`` payload a disposal gate signs and the API submits; ``measured``: those of
+    ``volume_m3``, ``weight_t``, ``gross_t``, ``tare_t`` given, as decimal strings."""
+    out: dict[str, Any] = {"ticket_id": ticket_id, "gate_id": gate_id, "site_id": site_id, "plate": plate,
+                           **{k: str(v) for k, v in measured.items()}, "time": time}
+    if photo_digest is not None:
+        out["photo_digest"] = str(photo_digest)
+    return out

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from ledger.core.encoding import CHINA_TZ
 from ledger.core.transaction import Transaction
+from ledger.eticket import acts
 from ledger.qrticket.gatecheck import DISPOSAL, EXIT, GateRefusal, check_scan, normalise_plate
 from ledger.qrticket.ticket import TicketClaims
 from ticket_api.adapter import heights
@@ -99,17 +100,13 @@ class LedgerGates:
 
     def _exit(self, principal: Principal, claims: TicketClaims, data: Mapping[str, Any], at: datetime,
               wait: bool) -> Changed[GateResult]:
-        payload: dict[str, Any] = {
-            "ticket_id": claims.ticket_id,
-            "gate_id": data.get("gate_id") or f"{principal.tenant}-G1",
-            "plate": normalise_plate(data["plate"]),
-            "covered": bool(data["covered"]),
-            "time": iso(at),
-        }
-        if data.get("photo_digest"):
-            payload["photo_digest"] = data["photo_digest"]
-        if data.get("offline"):
-            payload["offline"] = True  # the rules make a voided ticket's offline exit a violation
+        # the rules make a voided ticket's offline exit a violation (``offline``); a gate that signs its scans
+        # signed this very payload (``ledger.eticket.acts``)
+        payload = acts.exit_payload(claims.ticket_id, data.get("gate_id") or f"{principal.tenant}-G1",
+                                    normalise_plate(data["plate"]), bool(data["covered"]), iso(at),
+                                    photo_digest=data.get("photo_digest"), offline=bool(data.get("offline")))
+        if data.get("act_sig"):
+            payload[acts.ACT_FIELD] = dict(data["act_sig"])
         try:
             tx, fin = self._claimed(principal, EXIT, "gate.exit", claims.ticket_id, payload, wait)
         except LedgerRefusal as exc:
@@ -143,16 +140,11 @@ class LedgerGates:
 
     def _receipt(self, principal: Principal, claims: TicketClaims, data: Mapping[str, Any], at: datetime,
                  wait: bool) -> Changed[GateResult]:
-        payload: dict[str, Any] = {
-            "ticket_id": claims.ticket_id,
-            "gate_id": data.get("gate_id") or f"{principal.tenant}-G1",
-            "site_id": principal.tenant,
-            "plate": normalise_plate(data["plate"]),
-            **measure(data),
-            "time": iso(at),
-        }
-        if data.get("photo_digest") is not None:
-            payload["photo_digest"] = str(data["photo_digest"])
+        payload = acts.receipt_payload(claims.ticket_id, data.get("gate_id") or f"{principal.tenant}-G1",
+                                       principal.tenant, normalise_plate(data["plate"]), measure(data), iso(at),
+                                       photo_digest=data.get("photo_digest"))
+        if data.get("act_sig"):
+            payload[acts.ACT_FIELD] = dict(data["act_sig"])
         tx, fin = self._claimed(principal, DISPOSAL, "gate.receipt", claims.ticket_id, payload, wait)
         if fin is None:
             return Admitted({"accepted": True, "ticket_id": claims.ticket_id, "status": "received",
@@ -268,14 +260,17 @@ class LedgerGates:
             out.update({"ticket_id": claims.ticket_id, "reason": "clock_skew", "message": message("clock_skew")})
             return out
         out["ticket_id"] = claims.ticket_id
+        gate_id = scan.get("gate_id")
         try:
             if kind == EXIT:
                 data = {"plate": scan["plate"], "covered": True if scan.get("covered") is None else scan["covered"],
-                        "offline": bool(scan["offline_verdict"]["accepted"])}
+                        "offline": bool(scan["offline_verdict"]["accepted"]), "gate_id": gate_id,
+                        "act_sig": scan.get("act_sig")}
                 res = self._exit(principal, claims, data, at, True)
             else:
                 measured = {k: scan.get(k) for k in ("volume_m3", "weight_t", "gross_t", "tare_t")}
-                res = self._receipt(principal, claims, {"plate": scan["plate"], **measured}, at, True)
+                res = self._receipt(principal, claims, {"plate": scan["plate"], "gate_id": gate_id,
+                                                        "act_sig": scan.get("act_sig"), **measured}, at, True)
         except (LedgerRefusal, Refused) as exc:
             out.update({"reason": exc.reason, "message": message(exc.reason, default=exc.detail)})
             if exc.fields.get("violation_id"):

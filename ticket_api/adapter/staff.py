@@ -32,7 +32,7 @@ from ticket_api.tokens import Principal
 
 Clock = Callable[[], datetime]
 REGISTRY_KINDS = {"org": "org_id", "project": "project_id", "site": "site_id", "company": "company_id",
-                  "truck": "truck_id", "driver": "driver_id", "camera": "camera_id"}
+                  "truck": "truck_id", "driver": "driver_id", "camera": "camera_id", "key": "key_id"}
 STEPS = ("confirm", "dismiss", "dispatch", "resolve")
 #: Violation id prefixes (docs/ETICKET.md "Violations").
 PREFIX = {"no_ticket": "WPYS", "unapproved_disposal": "LZZTC", "uncovered_load": "FGBY", "overloaded": "CZYS",

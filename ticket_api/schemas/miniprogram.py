@@ -134,6 +134,9 @@ class GateExitSchema(StrictSchema):
     gate_id = fields.String(validate=ID)
     time = AwareDateTime(metadata={"description": "event time (defaults to now); within "
                                                   "GATE_CLOCK_LEEWAY_SECONDS of the server's clock"})
+    act_sig = fields.Nested(ActSignatureSchema, metadata={
+        "description": "the gate device's own signature over the scan's ledger payload (docs/ETICKET.md \"Acts "
+                       "signed by their actors\"; needs gate_id and time)"})
 
 
 class GateDisposalSchema(StrictSchema):
@@ -151,6 +154,9 @@ class GateDisposalSchema(StrictSchema):
     gate_id = fields.String(validate=ID)
     time = AwareDateTime(metadata={"description": "event time (defaults to now); within "
                                                   "GATE_CLOCK_LEEWAY_SECONDS of the server's clock"})
+    act_sig = fields.Nested(ActSignatureSchema, metadata={
+        "description": "the gate device's own signature over the scan's ledger payload (docs/ETICKET.md \"Acts "
+                       "signed by their actors\"; needs gate_id and time)"})
 
 
 class GateResultSchema(OpenSchema):
@@ -199,6 +205,10 @@ class OfflineScanSchema(StrictSchema):
     gross_t = fields.Decimal(as_string=True, allow_none=True, places=None, validate=tonnes)
     tare_t = fields.Decimal(as_string=True, allow_none=True, places=None, validate=tonnes)
     offline_verdict = fields.Nested(OfflineVerdictSchema, required=True)
+    gate_id = fields.String(validate=ID, metadata={"description": "the gate that scanned (signed scans)"})
+    act_sig = fields.Nested(ActSignatureSchema, metadata={
+        "description": "the gate device's own signature over the scan's ledger payload (docs/ETICKET.md \"Acts "
+                       "signed by their actors\"; needs gate_id and time)"})
 
 
 class GateSyncSchema(StrictSchema):

@@ -1,0 +1,131 @@
+"""Gates sign their own scans (issue 12 part 3) against the real stack, in a consortium whose policy lists
+gate.exit and gate.receipt among the acts their actors must sign: an operator registers each gate device's
+key; an unsigned scan relayed by the API is refused, a signed one (online or synced from an offline gate)
+is recorded, and the ticket's provenance names the gate device as the signer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from ledger.core.crypto import PrivateKey
+from ledger.core.encoding import CHINA_TZ, iso
+from ledger.eticket.acts import DEFAULT_ACT_SIGNED, public_key_json
+from miniprogram_stub.client import ApiClient
+from miniprogram_stub.gate import OfflineGate
+
+from .serve_fixtures import Stack, serve
+
+pytestmark = [pytest.mark.slow]
+SIGNED = [*DEFAULT_ACT_SIGNED, "gate.exit", "gate.receipt"]
+TRUCKS = [(f"TR-7{i:03d}", f"渝E7{i:04d}") for i in range(3)]
+
+
+def now() -> datetime:
+    return datetime.now(CHINA_TZ).replace(microsecond=0)
+
+
+def call(s: Stack, method: str, path: str, role: str, body: Any = None) -> requests.Response:
+    return requests.request(method, s.api + path, json=body, headers=s.headers(role), timeout=60)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    yield from serve(tmp_path_factory, eticket={"act_signed": SIGNED})
+
+
+def _register(s: Stack, actor: str, key: PrivateKey, role: str = "operator") -> requests.Response:
+    return call(s, "POST", "/api/v1/registry/key", role, {
+        "key_id": key.key_id, "actor": actor, "public_key": public_key_json(key),
+        "valid_from": iso(now() - timedelta(minutes=5), timespec="seconds"),
+        "valid_until": iso(now() + timedelta(days=365), timespec="seconds")})
+
+
+@pytest.fixture(scope="module")
+def world(stack: Stack) -> dict[str, Any]:
+    """Trucks, an approved permit, and the two demo gates' keys registered by the operator."""
+    for tid, plate in TRUCKS:
+        r = call(stack, "POST", "/api/v1/registry/truck", "operator",
+                 {"truck_id": tid, "plate": plate, "company_id": "C-01", "capacity_m3": "18"})
+        assert r.status_code == 201, r.text
+    r = call(stack, "POST", "/api/v1/permits", "contractor", {
+        "project_id": "P-001", "volume_m3": "500", "disposal_site_ids": ["S-003"], "company_ids": ["C-01"],
+        "valid_from": (now() - timedelta(hours=1)).isoformat(), "valid_to": (now() + timedelta(days=3)).isoformat()})
+    assert r.status_code == 201, r.text
+    pid = r.json()["id"]
+    for dept in stack.demo["tokens"]["approvers"]:
+        d = call(stack, "POST", f"/api/v1/permits/{pid}/decisions", f"approvers.{dept}", stack.decision(dept, pid))
+        assert d.status_code == 200, d.text
+    keys = {"exit": PrivateKey.generate(), "disposal": PrivateKey.generate()}
+    assert _register(stack, "gate:exit:P-001", keys["exit"]).status_code == 201
+    assert _register(stack, "gate:disposal:S-003", keys["disposal"]).status_code == 201
+    return {"permit_id": pid, "keys": keys}
+
+
+def _ticket(s: Stack, world: dict[str, Any], plate: str) -> dict[str, Any]:
+    r = call(s, "POST", "/api/v1/tickets", "contractor", {"permit_id": world["permit_id"], "truck_plate": plate,
+                                                          "disposal_site_id": "S-003", "volume_m3": "15"})
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+def test_unsigned_scans_are_refused_and_signed_ones_recorded(stack: Stack, world: dict[str, Any]) -> None:
+    """An exit scan without the gate's signature is refused act_unsigned; signed with the exit gate's key it
+    is accepted, and the receipt signed with the disposal gate's key (weight only) too; the exit gate's key
+    cannot sign a receipt at the disposal site (act_key_mismatch); the ticket's provenance names the gate
+    device as signer of its exit and receipt, relayed by the gateway."""
+    t = _ticket(stack, world, TRUCKS[0][1])
+    bare = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", {"qr": t["qr"], "plate": t["truck_plate"],
+                                                                   "covered": True})
+    assert bare.json()["reason"] == "act_unsigned", bare.text
+    exit_gate = ApiClient(stack.api, stack.demo["tokens"]["exit_gate"])
+    out = exit_gate.gate_exit(qr=t["qr"], plate=t["truck_plate"], covered=True, signing_key=world["keys"]["exit"],
+                              gate_id="P-001-G1")
+    assert out["accepted"], out
+    disposal = ApiClient(stack.api, stack.demo["tokens"]["disposal_gate"])
+    wrong = disposal.gate_disposal(qr=t["qr"], plate=t["truck_plate"], weight_t="27",
+                                   signing_key=world["keys"]["exit"], gate_id="S-003-G1", site_id="S-003")
+    assert wrong.get("reason") == "act_key_mismatch", wrong
+    rc = disposal.gate_disposal(qr=t["qr"], plate=t["truck_plate"], weight_t="27",
+                                signing_key=world["keys"]["disposal"], gate_id="S-003-G1", site_id="S-003")
+    assert rc["accepted"] and rc["measured_m3"] == "15", rc
+    export = call(stack, "GET", f"/api/v1/provenance/ticket/{t['id']}", "regulator").json()
+    by_type = {r["type"]: r for r in export["records"]}
+    assert by_type["gate.exit"]["signer"] == {"key_id": world["keys"]["exit"].key_id, "device": "gate:exit:P-001"}
+    assert by_type["gate.receipt"]["signer"] == {"key_id": world["keys"]["disposal"].key_id,
+                                                 "device": "gate:disposal:S-003"}
+    assert by_type["gate.exit"]["relayed_by"]["member"] == "gateway"
+
+
+def test_an_offline_gate_signs_each_scan_and_syncs_it_signed(stack: Stack, world: dict[str, Any],
+                                                            tmp_path: Path) -> None:
+    """An offline exit gate with its device key signs the scan when it happens; at sync the scan is accepted
+    (the ledger checked the gate's signature over the payload the API submitted); the same gate without its
+    key syncs a scan that the consortium refuses act_unsigned."""
+    t = _ticket(stack, world, TRUCKS[1][1])
+    with OfflineGate(stack.api, stack.demo["tokens"]["exit_gate"], kind="exit", site_id="P-001",
+                     db_path=tmp_path / "signed.sqlite", gate_id="P-001-G2",
+                     signing_key=world["keys"]["exit"]) as g:
+        assert g.refresh_keys()
+        assert g.scan(t["qr"], t["truck_plate"], covered=True).accepted
+        report = g.sync()
+        assert report.ok and report.accepted == 1, report
+    u = _ticket(stack, world, TRUCKS[2][1])
+    with OfflineGate(stack.api, stack.demo["tokens"]["exit_gate"], kind="exit", site_id="P-001",
+                     db_path=tmp_path / "bare.sqlite", gate_id="P-001-G3") as g:
+        assert g.refresh_keys()
+        assert g.scan(u["qr"], u["truck_plate"], covered=True).accepted
+        report = g.sync()
+        assert report.ok and report.results[0]["reason"] == "act_unsigned", report
+
+
+def test_only_a_department_registers_an_approver_key(stack: Stack) -> None:
+    """The operator registering an approver key for 住建 through the API (the gateway's member key) is
+    refused forbidden: only 住建's own member key may."""
+    r = _register(stack, "approver:zhujian", PrivateKey.generate())
+    assert (r.status_code, r.json()["reason"]) == (403, "forbidden"), r.text
