@@ -8,6 +8,7 @@ refusals (4xx with ``{"accepted": false, "reason"}``) are ordinary results.
 from __future__ import annotations
 
 import base64
+import hashlib
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
@@ -300,12 +301,24 @@ class ApiClient:
         time: datetime | str | None = None,
         multipart: bool = False,
         idempotency_key: str | None = None,
+        signing_key: PrivateKey | None = None,
+        camera_id: str | None = None,
+        sighting_id: str | None = None,
     ) -> JSON:
         """A camera's sighting (its token: role ``camera``): ``{"sighting_id", "photo_digest", "state",
         "violations": [...]}``; the photo (JPEG or PNG bytes) as base64 JSON or, ``multipart``, a file."""
         fields: dict[str, Any] = {"plate": plate, "covered": covered}
         if time is not None:
             fields["time"] = time.isoformat() if isinstance(time, datetime) else time
+        if signing_key is not None:  # the camera signs the sighting's ledger payload itself
+            if multipart:
+                raise ValueError("a signed sighting is sent as JSON")
+            at = (encoding.iso(time, timespec="seconds") if isinstance(time, datetime) else time) or _now_text()
+            sid = sighting_id or f"SG{uuid.uuid4().hex[:16].upper()}"
+            digest = "sha256:" + hashlib.sha256(photo).hexdigest()
+            payload = acts.sighting_payload(sid, _need(camera_id), normalise_plate(plate), covered, digest, at)
+            fields.update(time=at, sighting_id=sid,
+                          act_sig=acts.sign_act(signing_key, "camera.sighting", payload)[acts.ACT_FIELD])
         key = idempotency_key or self.new_key()
         if not multipart:
             body = {**fields, "photo": base64.b64encode(photo).decode("ascii")}

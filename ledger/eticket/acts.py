@@ -169,3 +169,11 @@ def receipt_payload(ticket_id: str, gate_id: str, site_id: str, plate: str, meas
     if photo_digest is not None:
         out["photo_digest"] = str(photo_digest)
     return out
+
+
+def sighting_payload(sighting_id: str, camera_id: str, plate: str, covered: bool, photo_digest: str,
+                     time: str) -> dict[str, Any]:
+    """The ``camera.sighting`` payload a camera signs and the API submits (``photo_digest``:
+    ``sha256:<hex>`` of the photo's bytes; ``plate`` normalised)."""
+    return {"sighting_id": sighting_id, "camera_id": camera_id, "plate": plate, "covered": covered,
+            "photo_digest": photo_digest, "time": time}

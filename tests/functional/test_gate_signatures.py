@@ -1,10 +1,11 @@
-"""Gates sign their own scans (issue 12 part 3) against the real stack, in a consortium whose policy lists
-gate.exit and gate.receipt among the acts their actors must sign: an operator registers each gate device's
-key; an unsigned scan relayed by the API is refused, a signed one (online or synced from an offline gate)
-is recorded, and the ticket's provenance names the gate device as the signer."""
+"""Gates and cameras sign their own acts (issue 12 part 3) against the real stack, in a consortium whose
+policy lists gate.exit, gate.receipt and camera.sighting among the acts their actors must sign: an operator
+registers each device's key; an unsigned scan or sighting relayed by the API is refused, a signed one
+(online or synced from an offline gate) is recorded, and provenance names the device as the signer."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,11 +19,12 @@ from ledger.core.encoding import CHINA_TZ, iso
 from ledger.eticket.acts import DEFAULT_ACT_SIGNED, public_key_json
 from miniprogram_stub.client import ApiClient
 from miniprogram_stub.gate import OfflineGate
+from miniprogram_stub.photos import tiny_png
 
 from .serve_fixtures import Stack, serve
 
 pytestmark = [pytest.mark.slow]
-SIGNED = [*DEFAULT_ACT_SIGNED, "gate.exit", "gate.receipt"]
+SIGNED = [*DEFAULT_ACT_SIGNED, "gate.exit", "gate.receipt", "camera.sighting"]
 TRUCKS = [(f"TR-7{i:03d}", f"渝E7{i:04d}") for i in range(3)]
 
 
@@ -129,3 +131,22 @@ def test_only_a_department_registers_an_approver_key(stack: Stack) -> None:
     refused forbidden: only 住建's own member key may."""
     r = _register(stack, "approver:zhujian", PrivateKey.generate())
     assert (r.status_code, r.json()["reason"]) == (403, "forbidden"), r.text
+
+
+def test_a_camera_signs_its_sightings(stack: Stack) -> None:
+    """With camera.sighting among the signed acts, the demo exit camera's sighting without its signature is
+    refused act_unsigned; with the camera's own key (registered by the operator) a black truck's sighting is
+    recorded as one unapproved_disposal event with the photo, and its provenance names the camera."""
+    key = PrivateKey.generate()
+    camera_id = stack.demo["camera_id"]
+    assert _register(stack, f"camera:{camera_id}", key).status_code == 201
+    cam = ApiClient(stack.api, stack.demo["tokens"]["camera"], language="en")
+    r = requests.post(f"{stack.api}/api/v1/cameras/sightings", headers=stack.headers("camera"), timeout=60,
+                      json={"plate": "渝D99001", "covered": True, "photo": base64.b64encode(tiny_png(7)).decode()})
+    assert r.json()["reason"] == "act_unsigned", r.text
+    seen = cam.sighting(plate="渝D99001", covered=True, photo=tiny_png(8), signing_key=key, camera_id=camera_id)
+    assert [v["type"] for v in seen["violations"]] == ["unapproved_disposal"], seen
+    export = call(stack, "GET", f"/api/v1/provenance/violation/{seen['violations'][0]['violation_id']}",
+                  "regulator").json()
+    [rec] = [x for x in export["records"] if x["type"] == "camera.sighting"]
+    assert rec["signer"] == {"key_id": key.key_id, "device": f"camera:{camera_id}"}

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from ledger.eticket import units
+from ledger.eticket import acts, units
 from ledger.qrticket.gatecheck import normalise_plate
 from ticket_api.adapter.gateway import Gateway, iso, new_id
 from ticket_api.errors import InvalidRequest, NotFound, Refused
@@ -35,8 +35,14 @@ class LedgerCameras:
         plate = normalise_plate(str(data["plate"]))
         if not units.is_plate(plate):
             raise InvalidRequest("not a plate", fields={"plate": ["Not a Chinese vehicle plate (e.g. 渝A12345)."]})
-        payload = {"sighting_id": new_id("SG", at, digits=8), "camera_id": principal.tenant, "plate": plate,
-                   "covered": bool(data["covered"]), "photo_digest": photo_digest, "time": iso(at)}
+        sig = data.get("act_sig")
+        if sig is not None and not (data.get("sighting_id") and data.get("time")):
+            raise InvalidRequest("a signed sighting names its sighting_id and time",
+                                 fields={"sighting_id": ["required with act_sig"]})
+        payload = acts.sighting_payload(str(data.get("sighting_id") or new_id("SG", at, digits=8)), principal.tenant,
+                                        plate, bool(data["covered"]), photo_digest, iso(at))
+        if sig is not None:
+            payload[acts.ACT_FIELD] = dict(sig)
         done = self.gw.change(principal, sub, type="camera.sighting", payload=payload, now=now)
         if isinstance(done, Pending):
             return done

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from ticket_api.schemas.common import AwareDateTime, OpenSchema, StrictSchema
+from ticket_api.schemas.common import ID, AwareDateTime, OpenSchema, StrictSchema
+from ticket_api.schemas.miniprogram import ActSignatureSchema
 from ticket_api.schemas.staff import ViolationSchema
 
 
@@ -18,6 +19,10 @@ class SightingFieldsSchema(StrictSchema):
 
 class SightingCreateSchema(SightingFieldsSchema):
     photo = fields.String(required=True, metadata={"description": "the JPEG or PNG photo, base64"})
+    sighting_id = fields.String(validate=ID, metadata={"description": "chosen by a camera that signs (with act_sig)"})
+    act_sig = fields.Nested(ActSignatureSchema, metadata={
+        "description": "the camera's own signature over the sighting's ledger payload (docs/ETICKET.md \"Acts "
+                       "signed by their actors\"; needs sighting_id and time)"})
 
 
 class SightingSchema(OpenSchema):
