@@ -99,6 +99,13 @@ RULE_CODES: tuple[str, ...] = (
     "bad_state",
     "site_alarm",
     "unknown_amendment",
+    "act_unsigned",
+    "unknown_act_key",
+    "act_key_mismatch",
+    "key_revoked",
+    "key_expired",
+    "key_not_yet_valid",
+    "bad_act_signature",
 )
 
 #: ``code -> {"zh": ..., "en": ...}`` for the rules' codes.

@@ -154,9 +154,17 @@ class World:
         self.act_keys[actor] = key
         return key
 
+    def register_approver_keys(self) -> None:
+        """Each department member registers its approvers' key (those it has none of yet)."""
+        for dept in self.machine.params.departments:
+            if dept in self.keys and f"approver:{dept}" not in self.act_keys:
+                self.register_act_key(f"approver:{dept}")
+
     # -- the business -----------------------------------------------------
     def setup_registry(self) -> None:
-        """Two contractors with a project each, two companies, three sites, three trucks, a driver."""
+        """Two contractors with a project each, two companies, three sites, three trucks, a driver (and the
+        departments' approver keys, if not registered yet)."""
+        self.register_approver_keys()
         for org, name in (("ORG-001", "重庆建工第三建设有限责任公司"), ("ORG-002", "中建八局西南公司")):
             self.ok("registry.org", {"org_id": org, "name": name, "kind": "contractor"})
         self.ok("registry.org", {"org_id": "ORG-T01", "name": "渝运集团", "kind": "transport"})
@@ -350,9 +358,7 @@ def make_world(parameters: Mapping[str, Any] | None = None, *, registry: bool = 
     departments = tuple((parameters or {}).get("departments", DEFAULT_DEPARTMENTS))
     consortium, keys = make_consortium(parameters, departments)
     world = World(consortium, keys, EticketMachine.from_consortium(consortium), epoch(start))
-    for dept in world.machine.params.departments:
-        if dept in keys:
-            world.register_act_key(f"approver:{dept}")
+    world.register_approver_keys()
     if registry:
         world.setup_registry()
     return world

@@ -105,3 +105,15 @@ def test_the_signed_bytes_are_the_type_and_the_payload_without_the_signature() -
     assert body == DECISION and sig is not None and sig.key_id == key.key_id
     assert key.public_key.verify(act_message("permit.decide", signed), sig.value)
     assert not key.public_key.verify(act_message("permit.amend_decide", signed), sig.value)
+
+
+def test_a_key_before_its_validity_signs_nothing_valid() -> None:
+    """A key registered to start tomorrow: a decision signed with it today is key_not_yet_valid."""
+    world = _world()
+    key = PrivateKey.generate()
+    assert world.ok("registry.key", {"key_id": key.key_id, "actor": "approver:jiaotong",
+                                     "public_key": public_key_json(key), "valid_from": iso(world.clock + 86400),
+                                     "valid_until": iso(world.clock + 2 * 86400)},
+                    "admin:jiaotong", signer="jiaotong").ok
+    act = {**DECISION, "department": "jiaotong"}
+    assert _decide(world, sign_act(key, "permit.decide", act), "approver:jiaotong:u1").code == "key_not_yet_valid"
