@@ -73,6 +73,9 @@ def _print_human(report: dict[str, Any]) -> None:
         if fp:
             line += f"; block {fp['height']}" + ("" if fp.get("position") is None else f" tx {fp['position']}")
             line += f": {fp['message']}"
+            who = fp.get("signer")
+            if who:
+                line += f" (signed by {who.get('member') or who.get('device')}, key {who['key_id']})"
         d = r.get("differs_from")
         if d:
             line += (f"; its log departs from {d['node']}'s at index {d['index']} (block {d['height']} "

@@ -20,6 +20,7 @@ from ledger.machines import MachineFactory
 from ledger.store import schema
 from ledger.store.ledger_store import LedgerStore
 from ledger.verify.chain import verify_chain
+from ledger.verify.provenance import signers
 
 
 def check_kept_checkpoint(store: LedgerStore, consortium: Consortium, note: str) -> dict[str, Any]:
@@ -78,6 +79,19 @@ def _newest_checkpoint(store: LedgerStore, consortium: Consortium) -> tuple[int,
         except LedgerError:
             continue
     return None
+
+
+def _name_signer(problem: dict[str, Any] | None, store: LedgerStore, consortium: Consortium) -> None:
+    """Add to a finding about one transaction who signed it (``signer``, and ``relayed_by`` for an act its
+    actor signed: docs/PROVENANCE.md "Signers"), when the node still holds a readable copy of it."""
+    if not problem or not problem.get("tx_id"):
+        return
+    try:
+        stored = store.get_tx(str(problem["tx_id"]))
+        if stored is not None:
+            problem.update(signers(stored.tx.submitter, stored.tx.actor, stored.tx.payload, consortium))
+    except LedgerError:
+        return  # a damaged record: the finding says so already
 
 
 def audit_nodes(
@@ -145,6 +159,7 @@ def audit_nodes(
             found = _newest_checkpoint(store, consortium)
             if found is not None:
                 newest[name] = found
+            _name_signer(entry.get("first_problem"), store, consortium)
         finally:
             store.close()
     disagreements: list[dict[str, Any]] = []

@@ -203,3 +203,21 @@ def test_rule_refused_forbidden_tx_verifies_and_badly_signed_one_does_not(sqlite
     report = verify_chain(sqlite_url, workers=1)
     assert not report.ok and report.first is not None
     assert (report.first.kind, report.first.height) == ("signature", 1)
+
+
+@pytest.mark.parametrize("name", ["leaf_hash", "swap_tx_positions"])
+def test_an_audit_finding_names_the_signer_of_its_transaction(sqlite_url: str, name: str,
+                                                             tamper_mod: ModuleType, chain_t: Any) -> None:
+    """An audit finding about one stored transaction names who signed it (``signer``: key id and member, as in
+    provenance exports), read from the node's copy."""
+    from ledger.verify.audit import audit_nodes
+
+    x = TAMPERS[name]
+    tamper_mod.build(sqlite_url, chain_t).close()
+    tamper_mod.tamper(sqlite_url, x)
+    report = audit_nodes({"n": sqlite_url}, chain_t.consortium, machine_factory=None)
+    first = report["nodes"]["n"]["first_problem"]
+    assert first["position"] == x.position and first["tx_id"]
+    signer = first["signer"]
+    member = chain_t.consortium.member(signer["key_id"])
+    assert signer == {"key_id": member.public_key.key_id, "member": member.name}
