@@ -107,6 +107,18 @@ def parse_public_key(raw: object) -> tuple[str, bytes, str]:
     return ED25519, key, key_id_for(ED25519, key)
 
 
+def key_id_field(v: object, what: str) -> str:
+    """A payload's key id: 16 hex digits (``ledger.core.crypto.key_id_for``), nothing else."""
+    if not isinstance(v, str) or not _KEY_ID.fullmatch(v):
+        raise PayloadError(f"{what} must be a key id (16 hex digits)")
+    return v
+
+
+def public_key_field(v: object, what: str) -> tuple[str, bytes, str]:
+    """A payload's public key (see :func:`parse_public_key`)."""
+    return parse_public_key(v)
+
+
 def public_key_json(key: PrivateKey) -> dict[str, str]:
     """The ``public_key`` field of a ``registry.key`` payload for ``key``."""
     return {"alg": key.alg, "value": base64.b64encode(key.public_key.raw).decode("ascii")}

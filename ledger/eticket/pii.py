@@ -30,7 +30,9 @@ from typing import Any
 from ledger.eticket.errors import PersonalData
 
 #: Payload members that are not free text or ids: digests, plates, public company codes, GPS points.
-UNSCREENED = frozenset({"person_hash", "photo_digest", "evidence", "sha256", "plate", "credit_code", "points"})
+UNSCREENED = frozenset({"person_hash", "photo_digest", "evidence", "sha256", "plate", "credit_code", "points",
+                        # key ids, public keys and signatures (hex / base64; their schemas allow nothing else)
+                        "key_id", "public_key", "act_sig"})
 
 #: GB/T 2260 province-level codes (first two digits of an ID number).
 PROVINCES = frozenset(

@@ -150,10 +150,6 @@ def p_location(v: object, what: str) -> tuple[int, int]:
     )
 
 
-def p_public_key(v: object, what: str) -> tuple[str, bytes, str]:
-    return acts.parse_public_key(v)
-
-
 def p_money(v: object, what: str) -> int:
     return units.decimal_units(v, scale=2, what=what, minimum=0, maximum=10**11)
 
@@ -230,6 +226,7 @@ def parse_fields(raw: Mapping[str, Any], spec: Mapping[str, Field], what: str) -
 
 # -- the transaction types -----------------------------------------------
 ID = Field(p_id)
+KEY_ID = Field(acts.key_id_field)
 TIME = opt(p_time)
 REASON = Field(text(500))
 UPDATE = opt(p_true)
@@ -418,9 +415,9 @@ SPECS: Mapping[str, Mapping[str, Field]] = {
         "update": UPDATE,
         "time": TIME,
     },
-    "registry.key": {"key_id": ID, "actor": Field(text(200)), "public_key": Field(p_public_key),
+    "registry.key": {"key_id": KEY_ID, "actor": Field(text(200)), "public_key": Field(acts.public_key_field),
                      "valid_from": Field(p_time), "valid_until": Field(p_time), "time": TIME},
-    "registry.key_revoke": {"key_id": ID, "reason": REASON, "time": TIME},
+    "registry.key_revoke": {"key_id": KEY_ID, "reason": REASON, "time": TIME},
     "camera.sighting": {
         "sighting_id": ID,
         "camera_id": ID,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from ledger.core.crypto import PrivateKey
 from ledger.eticket.acts import ACT_FIELD, act_message, public_key_json, sign_act, split_act
 from ledger.eticket.testing import World, make_world
@@ -117,3 +119,19 @@ def test_a_key_before_its_validity_signs_nothing_valid() -> None:
                     "admin:jiaotong", signer="jiaotong").ok
     act = {**DECISION, "department": "jiaotong"}
     assert _decide(world, sign_act(key, "permit.decide", act), "approver:jiaotong:u1").code == "key_not_yet_valid"
+
+
+def test_key_ids_and_signatures_are_not_mistaken_for_personal_data() -> None:
+    """A key id whose hex digits happen to read like a mobile number (13800138000…) and a signature are
+    not screened as personal data (the demo's seeding once failed on one); a key id must be 16 hex digits,
+    so nothing else can hide in it; a mobile number in a reason is still refused."""
+    from ledger.eticket import pii
+    from ledger.eticket.errors import PayloadError, PersonalData
+    from ledger.eticket.schema import validate
+
+    pii.screen({"key_id": "1380013800012ab3", "act_sig": {"key_id": "1380013800012ab3", "value": "13800138000"},
+                "public_key": {"alg": "ed25519", "value": "13800138000"}})
+    with pytest.raises(PersonalData):
+        pii.screen({"key_id": "1380013800012ab3", "reason": "联系 13800138000"})
+    with pytest.raises(PayloadError):
+        validate("registry.key_revoke", {"key_id": "张三13800138000", "reason": "遗失"})
