@@ -58,6 +58,7 @@ class EtcdOrderer:
         wait_mode: Literal["watch", "poll"] = "watch",
         poll_interval: float = 0.05,
         watch_slice: float = 1.0,
+        stall_check: float = 5.0,
         max_batch_bytes: int = MAX_BATCH_BYTES,
         tls: Tls | None = None,
     ) -> None:
@@ -76,6 +77,7 @@ class EtcdOrderer:
         self.wait_mode = wait_mode
         self.poll_interval = poll_interval
         self.watch_slice = watch_slice
+        self.stall_check = stall_check
         self.max_batch_bytes = max_batch_bytes
         self.prefix = f"/muck/{chain}/" if chain is not None else str(prefix).rstrip("/") + "/"
         self._head_key = self.prefix + "head"
@@ -236,7 +238,9 @@ class EtcdOrderer:
         In ``watch`` mode batches the orderer's watch has delivered are returned without asking etcd
         again; a range read (one etcd transaction with the head) is made when the watch has nothing
         for ``after + 1``: at the first read, after the watch reported a revision it did not bring a
-        batch for, after a reconnection, or when ``wait`` ran out.
+        batch for, after a reconnection, or when ``wait`` ran out and this thread has not read etcd for
+        ``stall_check`` seconds (a stalled watch cannot hide a batch longer; an idle chain costs etcd one
+        read per ``stall_check`` seconds per node, not one per ``wait``).
         """
         after = max(after, -1)
         deadline = time.monotonic() + max(wait, 0.0)
@@ -266,6 +270,8 @@ class EtcdOrderer:
             if remaining <= 0:
                 if read_now or not watching:
                     return []
+                if time.monotonic() - getattr(self._local, "read_at", -1e9) < self.stall_check:
+                    return []  # the live watch brought nothing and etcd was read recently
                 last_look = True  # one read of etcd before giving up: a stalled watch cannot hide a batch long
                 continue
             if watching:
@@ -287,6 +293,7 @@ class EtcdOrderer:
             "failure": [],
         }
         result = self._transport.txn("read", txn)
+        self._local.read_at = time.monotonic()
         responses = result.get("responses", [])
         head = int_value(kvs_of(responses[0]))
         self._saw_head(head)

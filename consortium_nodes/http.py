@@ -175,6 +175,17 @@ def query(node: Node, name: str) -> Response:
                     "final_height": node.final_height})
 
 
+def final(node: Node) -> Response:
+    """``{"final_height": n}``: the newest final height, read without a query; with ``after`` and ``wait``
+    (seconds, at most ``MAX_TX_WAIT``) the answer waits until a height above ``after`` is final (a long
+    poll: a follower of the chain asks once per block or per ``wait``, instead of polling ``/status``)."""
+    after = _arg_int("after")
+    wait = _arg_float("wait", 0.0, MAX_TX_WAIT)
+    if after is not None and wait > 0:
+        node.wait_final(after + 1, wait)
+    return jsonify({"final_height": node.final_height})
+
+
 def blocks(node: Node) -> Response:
     start = _arg_int("start", 0) or 0
     limit = min(_arg_int("limit", BLOCKS_DEFAULT) or BLOCKS_DEFAULT, BLOCKS_MAX)
@@ -317,6 +328,7 @@ ROUTES: list[tuple[str, str, View]] = [
     ("GET", "/v1/transactions/<tx_id>", tx),
     ("POST", "/v1/transactions/status", tx_statuses),
     ("POST", "/v1/query/<name>", query),
+    ("GET", "/v1/final", final),
     ("GET", "/v1/blocks", blocks),
     ("GET", "/v1/blocks/<int:height>", block),
     ("GET", "/v1/blocks/<int:height>/signatures", block_sigs),

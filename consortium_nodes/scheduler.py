@@ -70,10 +70,13 @@ class FixedElection:
 class EtcdElection:
     """Leadership held through an etcd lease: ``<prefix>scheduler/leader`` = node name, attached to the lease.
 
-    A campaign keeps our lease alive (granting a new one when it expired), then creates the key if it
-    is absent (one transaction: ``create_revision == 0``) and reads who holds it.  This node counts
-    itself leader only until ``ttl`` seconds after its last successful keep-alive was sent, which is
-    before etcd can expire the lease and let another node in.
+    A campaign first reads who holds the key (a linearizable read, no write): held under another lease,
+    this node is not leader and asks nothing more (its own lease may expire meanwhile: it is granted
+    again when needed); held under our lease, it keeps the lease alive; absent, it keeps or grants
+    our lease and creates the key (one transaction: ``create_revision == 0``, which also reads who won).
+    So only a take-over writes to etcd's log; the steady state costs the leader a read and a keep-alive
+    and each other node a read.  This node counts itself leader only until ``ttl`` seconds after its
+    last successful keep-alive was sent, which is before etcd can expire the lease and let another node in.
     """
 
     kind = "etcd"
@@ -107,9 +110,20 @@ class EtcdElection:
         self._valid_until = sent + int(grant.get("TTL", self.ttl))
         return self._lease
 
+    def _holder(self) -> int | None:
+        """The lease the election key is attached to now (None: nobody holds it)."""
+        kvs = self._transport.call("scheduler leader", lambda c: list(
+            c.post(c.get_url("/kv/range"), json={"key": b64(self.key)}).get("kvs", [])))
+        return int(kvs[0].get("lease", 0)) if kvs else None
+
     def campaign(self) -> bool:
         try:
+            holder = self._holder()
+            if holder is not None and holder != self._lease:
+                return False  # another node leads (or our lease was replaced): nothing to write
             lease = self._keep_lease()
+            if holder is not None and holder == lease:
+                return self._monotonic() < self._valid_until
             key = b64(self.key)
             result = self._transport.txn("scheduler election", {
                 "compare": [{"key": key, "result": "EQUAL", "target": "CREATE", "create_revision": 0}],

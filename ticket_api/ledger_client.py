@@ -220,12 +220,14 @@ class NodeClient:
                 return body.get("result")
             time.sleep(0.01)
 
-    def final_height(self) -> int:
-        """The newest final block's height on a node (-1 before the first)."""
-        resp = self._call("GET", "/status")
+    def final_height(self, *, after: int | None = None, wait: float = 0.0) -> int:
+        """The newest final block's height on a node (-1 before the first); with ``after`` the node answers
+        once a height above it is final or ``wait`` seconds passed (a long poll)."""
+        params = {"after": str(after), "wait": str(wait)} if after is not None and wait > 0 else None
+        resp = self._call("GET", "/v1/final", params=params, timeout=self.timeout + (wait if params else 0))
         body = self._body(resp)
         if resp.status_code >= 400 or not isinstance(body, dict):
-            raise ServiceUnavailable("a node's status could not be read")
+            raise ServiceUnavailable("a node's final height could not be read")
         return int(body.get("final_height", -1))
 
     def blocks(self, start: int, limit: int = 20) -> list[dict[str, Any]]:

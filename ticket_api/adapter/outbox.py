@@ -110,12 +110,16 @@ class GateOutbox:
     """Claims in the API database and the pump that delivers them (one pump thread per process)."""
 
     def __init__(self, *, engine: Engine, client: NodeClient, on_refused: OnRefused | None = None,
-                 gather: float = 0.025, settle_every: float = 0.25) -> None:
+                 gather: float = 0.025, settle_every: float = 0.25, idle_every: float = 4.0) -> None:
         self.engine = engine
         self.client = client
         self.on_refused = on_refused
         self.gather = gather
         self.settle_every = settle_every
+        #: the pump's round when nothing is outstanding: doubled from ``settle_every`` up to this while rounds
+        #: find nothing to send, settle or report (a claim made in this process wakes it at once)
+        self.idle_every = max(idle_every, settle_every)
+        self._outstanding = 0  # claims the last upkeep left unsettled or unreported
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -178,17 +182,22 @@ class GateOutbox:
 
     def _run(self) -> None:
         last_settle = 0.0
+        wait = self.settle_every
         while not self._stop.is_set():
-            if self._wake.wait(self.settle_every):
+            woken = self._wake.wait(wait)
+            if woken:
                 # Claims arrive one by one: one request carries what arrives within ``gather`` seconds.
                 self._stop.wait(self.gather)
             self._wake.clear()
             try:
                 now = datetime.now(UTC)
-                self._send(now)
+                busy = self._send(now) > 0 or woken
                 if time.monotonic() - last_settle >= self.settle_every:
                     last_settle = time.monotonic()
                     self._upkeep(now)
+                # Idle (nothing sent, nothing left to settle or report): look less often.  Claims of another
+                # process are its own pump's; this one only meets them late when that process died.
+                wait = self.settle_every if busy or self._outstanding else min(wait * 2, self.idle_every)
             except ServiceUnavailable as exc:  # no node answered: keep the claims, try again
                 log.warning("gate outbox: %s", exc)
                 self._stop.wait(self.settle_every)
@@ -244,9 +253,11 @@ class GateOutbox:
                 select(GateClaim.tx_id).where(GateClaim.submitted_at.is_not(None), GateClaim.verdict.is_(None))
                 .order_by(GateClaim.id).limit(BATCH)
             ))
+        self._outstanding = len(ids)
         if not ids:
             return 0
         final = {i: st for i, st in self.client.tx_details(ids).items() if st.get("status") == "final"}
+        self._outstanding = len(ids) - len(final)
         if final:
             self._decide({i: (str(st.get("code")), st.get("height")) for i, st in final.items()})
         return len(final)
@@ -277,6 +288,7 @@ class GateOutbox:
                 GateClaim.verdict.is_not(None), GateClaim.verdict != "valid",
                 GateClaim.violation_id.is_(None) | GateClaim.violation_id.startswith(REPORTING),
             ).order_by(GateClaim.id).limit(50)))
+        self._outstanding += len(rows)
         done = 0
         mark = f"{REPORTING}{os.getpid()}:{int(now.timestamp())}"
         for row in rows:

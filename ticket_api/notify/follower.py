@@ -26,18 +26,23 @@ log = logging.getLogger("ticket_api.notify")
 
 #: blocks read per request
 BATCH = 20
+#: seconds a node holds the question "anything final after the cursor?" before it answers no (a long poll)
+LONG_POLL = 3.0
 
 
 class Follower:
     """Reads final blocks after the cursor and records their events."""
 
-    def __init__(self, client: NodeClient, outbox: Outbox, *, start: str = "genesis", batch: int = BATCH) -> None:
+    def __init__(self, client: NodeClient, outbox: Outbox, *, start: str = "genesis", batch: int = BATCH,
+                 long_poll: float = LONG_POLL) -> None:
         self.client, self.outbox, self.start, self.batch = client, outbox, start, batch
+        self.long_poll = long_poll
 
     def step(self) -> int:
-        """Record the events of the next final blocks (at most ``batch``); how many blocks were recorded."""
+        """Record the events of the next final blocks (at most ``batch``); how many blocks were recorded.
+        With a cursor, the node is asked to answer once a block after it is final (up to ``long_poll`` s)."""
         cur = self.outbox.cursor()
-        final = self.client.final_height()
+        final = self.client.final_height(after=cur, wait=self.long_poll if cur is not None else 0.0)
         if cur is None:
             # first run: from the genesis block, or (``NOTIFY_START=head``) only what happens from now on
             cur = final if self.start == "head" else -1

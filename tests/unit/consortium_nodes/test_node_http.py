@@ -14,7 +14,7 @@ from ledger.testing import make_tx
 
 NODE_RULES = {
     ("GET", "/status"), ("POST", "/v1/transactions"), ("GET", "/v1/transactions/<tx_id>"),
-    ("POST", "/v1/transactions/status"), ("POST", "/v1/query/<name>"), ("GET", "/v1/blocks"),
+    ("POST", "/v1/transactions/status"), ("POST", "/v1/query/<name>"), ("GET", "/v1/final"), ("GET", "/v1/blocks"),
     ("GET", "/v1/blocks/<int:height>"), ("GET", "/v1/blocks/<int:height>/signatures"), ("POST", "/v1/signatures"),
     ("GET", "/v1/proofs/inclusion"), ("GET", "/v1/proofs/consistency"), ("GET", "/v1/checkpoint"),
     ("POST", "/v1/checkpoint/cosign"), ("POST", "/v1/checkpoints"), ("POST", "/v1/checkpoints/new"),
@@ -70,6 +70,16 @@ def test_submit_then_status_over_http(cluster: Cluster) -> None:
     st = client.get("/status").json
     assert st["pool"] == 1 and st["height"] == -1 and st["skipped_batches"] == {"count": 0, "last": None}
     assert client.get(f"/v1/transactions/{tx.tx_id}").json["status"] == "pending"
+
+
+def test_final_height_answers_at_once_or_after_waiting(cluster: Cluster) -> None:
+    """``/v1/final`` answers the final height; asked for a height after it with ``wait``, it answers
+    the same height once the wait ran out (nothing became final); a bad ``after`` is 400 malformed."""
+    client = create_app(cluster.add(cluster.names[0])).test_client()
+    assert client.get("/v1/final").json == {"final_height": -1}
+    assert client.get("/v1/final", query_string={"after": -1, "wait": 0.05}).json == {"final_height": -1}
+    r = client.get("/v1/final", query_string={"after": "x"})
+    assert r.status_code == 400 and r.json["reason"] == "malformed"
 
 
 def test_solo_orderer_routes_append_read_and_refuse_a_bad_batch(cluster: Cluster, tmp_path) -> None:

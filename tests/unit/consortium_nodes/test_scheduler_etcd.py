@@ -19,6 +19,7 @@ class FakeEtcd:
         self.keys: dict[str, tuple[str, int]] = {}  # key -> (value, lease)
         self.next_id = 100
         self.down = False
+        self.reads = self.writes = 0
 
     def expire(self) -> None:
         for lid, until in list(self.leases.items()):
@@ -40,6 +41,14 @@ class FakeEtcd:
                 return {"result": {"ID": str(lid)}}
             self.leases[lid] = self.now + 3
             return {"result": {"ID": str(lid), "TTL": "3"}}
+        if path == "/kv/range":
+            self.reads += 1
+            key = base64.b64decode(body["key"]).decode()
+            if key not in self.keys:
+                return {}
+            value, lease = self.keys[key]
+            return {"kvs": [{"key": body["key"], "value": base64.b64encode(value.encode()).decode(),
+                             "lease": str(lease)}]}
         if path == "/kv/lease/revoke":
             self.leases.pop(int(body["ID"]), None)
             self.expire()
@@ -51,6 +60,7 @@ class FakeEtcd:
         if self.down:
             raise OrderingError("etcd unavailable")
         self.expire()
+        self.writes += 1
         key = base64.b64decode(body["compare"][0]["key"]).decode()
         if key not in self.keys:
             put = body["success"][0]["request_put"]
@@ -128,3 +138,17 @@ def test_resign_hands_over_at_once() -> None:
     assert a.campaign() is True
     a.resign()
     assert b.campaign() is True
+
+
+def test_steady_state_writes_nothing() -> None:
+    """Once a node leads, campaigns only read the key (and the leader keeps its lease alive): no
+    transaction reaches etcd's log until the key is free again."""
+    etcd = FakeEtcd()
+    a, b, c = _election(etcd, "chengguan"), _election(etcd, "zhujian"), _election(etcd, "jiaotong")
+    assert a.campaign() is True
+    writes = etcd.writes
+    for _ in range(10):
+        etcd.now += 1
+        assert a.campaign() is True and b.campaign() is False and c.campaign() is False
+    assert etcd.writes == writes and etcd.reads >= 30
+    assert b._lease is None and c._lease is None  # the followers hold no lease they do not need

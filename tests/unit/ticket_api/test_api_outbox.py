@@ -199,3 +199,17 @@ def test_a_report_left_half_done_by_a_dead_process_is_taken_over(tmp_path: Path)
     assert got is not None and got.violation_id == "WPYS00001" and len(reports) == 1
     box.pump_once(now=now + STALE_MARK + timedelta(seconds=2))
     assert len(reports) == 1
+
+
+def test_pump_knows_when_nothing_is_outstanding(tmp_path: Path) -> None:
+    """A round that leaves a claim unsettled counts it outstanding (the pump keeps its quick round); once the
+    claim is final nothing is outstanding (the pump may look less often, up to ``idle_every``)."""
+    c = Consortium()
+    box = outbox(tmp_path, c, [])
+    assert box.claim(ticket_id="ET1", kind="exit", gate="g", actor="gate:exit:P-001", tx=tx("ET1"), send=True)
+    box.stop()
+    box.pump_once()
+    assert box._outstanding == 1
+    c.final = True
+    box.pump_once()
+    assert box._outstanding == 0 and box.idle_every >= box.settle_every

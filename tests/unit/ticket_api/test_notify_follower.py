@@ -21,8 +21,10 @@ class FakeClient:
     def __init__(self, final: int) -> None:
         self.final = final
         self.asked: list[tuple[int, int]] = []
+        self.polls: list[tuple[int | None, float]] = []
 
-    def final_height(self) -> int:
+    def final_height(self, *, after: int | None = None, wait: float = 0.0) -> int:
+        self.polls.append((after, wait))
         return self.final
 
     def blocks(self, start: int, limit: int) -> list[dict[str, Any]]:
@@ -45,6 +47,8 @@ def test_follows_final_blocks_in_batches_and_resumes(tmp_path: Path) -> None:
     assert Follower(client, box, batch=3).step() == 2 and box.cursor() == 4  # type: ignore[arg-type]
     assert client.asked == [(0, 3), (3, 2)]
     assert f.step() == 0
+    # a first run asks for the final height at once; with a cursor the node is asked to wait for a new block
+    assert client.polls[0] == (None, 0.0) and client.polls[-1] == (4, f.long_poll) and f.long_poll > 0
     rows = box.for_reader(["tenant:contractor:ORG-1"], limit=100)
     assert sorted(e.event_id for _i, e, _c in rows) == [f"permit_rejected:PM{h}" for h in range(5)]
     fresh = Outbox(make_engine(f"sqlite:///{tmp_path}/other.sqlite"))
