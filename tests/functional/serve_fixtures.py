@@ -93,3 +93,12 @@ def run_stack(var: Path, *extra: str) -> Iterator[Stack]:
         child.stop(60)  # SIGTERM: the stack stops what it started; SIGKILL to its group after 60 s
         left = subprocess.run(["pgrep", "-f", str(var)], capture_output=True, text=True).stdout.split()
         assert not left, f"processes of the stack still running: {left}"
+
+
+def verify_export(stack: Stack, export: dict[str, Any], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``scripts/verify-export`` on ``export``, pinned to the stack's own consortium file."""
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(export, ensure_ascii=False), encoding="utf-8")
+    genesis = json.loads((stack.var / "consortium.json").read_text())["consortium"]
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "verify-export"), str(path), "--consortium", genesis],
+                          capture_output=True, text=True, timeout=60)

@@ -22,7 +22,7 @@ from ledger.eticket.acts import decision_body, decision_payload
 from ledger.store.keyfiles import read_private_key
 from tools.local_consortium import LocalConsortium
 
-from .serve_fixtures import ROOT, Stack, stack  # noqa: F401 - the fixture
+from .serve_fixtures import ROOT, Stack, stack, verify_export  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.slow]
 
@@ -129,20 +129,12 @@ def test_the_permits_export_names_each_department_as_signer(stack: Stack, permit
     for x in decisions:
         key = read_private_key(stack.demo["approver_keys"][x["signer"]["member"]])
         assert x["signer"]["key_id"] == key.key_id and x["relayed_by"]["member"] == "gateway", x
-    assert _verify(stack, export, tmp_path).returncode == 0
+    assert verify_export(stack, export, tmp_path).returncode == 0
     forged = copy.deepcopy(export)
     first = next(x for x in forged["records"] if x["type"] == "permit.decide" and x["code"] == "valid")
     first["signer"] = dict(first["relayed_by"])
-    done = _verify(stack, forged, tmp_path)
+    done = verify_export(stack, forged, tmp_path)
     assert done.returncode != 0 and "signer differs" in done.stdout, done.stdout
-
-
-def _verify(stack: Stack, export: dict[str, Any], tmp_path: Path) -> subprocess.CompletedProcess[str]:  # noqa: F811
-    path = tmp_path / "export.json"
-    path.write_text(json.dumps(export, ensure_ascii=False), encoding="utf-8")
-    genesis = json.loads((stack.var / "consortium.json").read_text())["consortium"]
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "verify-export"), str(path), "--consortium", genesis],
-                          capture_output=True, text=True, timeout=60)
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

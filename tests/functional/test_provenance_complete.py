@@ -5,9 +5,6 @@ added, or the object proof altered, each fails with its own one-line reason and 
 from __future__ import annotations
 
 import copy
-import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from .serve_fixtures import ROOT, Stack, stack  # noqa: F401 - the fixture
+from .serve_fixtures import Stack, stack, verify_export  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.slow]
 TRUCK = "TR-0003"
@@ -39,14 +36,6 @@ def exports(stack: Stack) -> dict[str, Any]:  # noqa: F811
     return {"own": own.json(), "other": other.json()}
 
 
-def verify(stack: Stack, export: dict[str, Any], tmp_path: Path) -> subprocess.CompletedProcess[str]:  # noqa: F811
-    path = tmp_path / "export.json"
-    path.write_text(json.dumps(export, ensure_ascii=False), encoding="utf-8")
-    genesis = json.loads((stack.var / "consortium.json").read_text())["consortium"]
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "verify-export"), str(path), "--consortium", genesis],
-                          capture_output=True, text=True, timeout=60)
-
-
 def test_the_genuine_export_proves_it_holds_every_record(stack: Stack, exports: dict[str, Any],  # noqa: F811
                                                          tmp_path: Path) -> None:
     """The export is format v2 with the truck's three records in chain order, and verify-export says OK
@@ -55,7 +44,7 @@ def test_the_genuine_export_proves_it_holds_every_record(stack: Stack, exports: 
     assert export["format"] == "muck-ledger-provenance/v2"
     assert [r["type"] for r in export["records"]] == ["registry.truck"] * 3
     assert export["object"]["name"] == f"truck:{TRUCK}" and export["object"]["count"] == 3
-    done = verify(stack, export, tmp_path)
+    done = verify_export(stack, export, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith("OK: all 3 records") and "up to block" in done.stdout
 
@@ -110,6 +99,6 @@ def test_a_tampered_export_fails_with_its_reason(stack: Stack, exports: dict[str
     with exit status 1 and a distinct one-line reason first."""
     export = copy.deepcopy(exports["own"])
     tamper(export, exports["other"])
-    done = verify(stack, export, tmp_path)
+    done = verify_export(stack, export, tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
     assert done.stdout.splitlines()[0] == reason, done.stdout
