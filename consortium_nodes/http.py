@@ -315,6 +315,15 @@ def order_read(solo: SoloOrderer, node: Node) -> Response:
     return jsonify({"batches": [b.to_json() for b in batches]})
 
 
+def batch_copies(node: Node) -> Response:
+    """The batches this node kept with its newest blocks, numbered after ``after`` (a solo orderer that lost
+    its log restores the order from its peers' copies too: ``Node._resume_order``)."""
+    after = _arg_int("after", -1)
+    limit = min(_arg_int("limit", ORDER_READ_DEFAULT) or ORDER_READ_DEFAULT, ORDER_READ_MAX)
+    kept = node.batch_copies.after(after if after is not None else -1)
+    return jsonify({"batches": [b.to_json() for b in kept[:limit]]})
+
+
 def order_head(solo: SoloOrderer, node: Node) -> Response:
     return jsonify({"head": solo.head()})
 
@@ -341,6 +350,7 @@ ROUTES: list[tuple[str, str, View]] = [
     ("POST", "/v1/checkpoints/new", new_checkpoint),
     ("GET", "/v1/checkpoints/latest", latest_checkpoint),
     ("POST", "/v1/provenance", provenance),
+    ("GET", "/v1/order/copies", batch_copies),
 ]
 
 #: (method, rule, view) of the solo orderer's routes; each view is called with the solo orderer and the node first

@@ -31,7 +31,7 @@ from consortium_nodes.chain import Chain
 from consortium_nodes.checkpoints import Checkpoints
 from consortium_nodes.errors import ConfigError, NotReady, PeerError
 from consortium_nodes.finality import Certificates, Divergence, Divergences, StoredTxs
-from consortium_nodes.ordering import Orderer, SoloOrderer
+from consortium_nodes.ordering import Batch, Orderer, SoloOrderer
 from consortium_nodes.peers import PeerLink, SignatureOutbox
 from consortium_nodes.pool import Admission, Admitter, Batcher, DurablePool, TxPool
 from consortium_nodes.queries import Health, Queries
@@ -179,6 +179,7 @@ class Node:
         except (PeerError, LedgerError) as exc:
             log.warning("node %s: catching up before the order goes on: %s", self.name, exc)
         restored = solo.restore(self.batch_copies.after(was))
+        restored += self._restore_from_peers(solo)
         height = self.store.height
         solo.resume_after(height)
         what = solo.damaged or "the order log was lost or rewound"
@@ -188,6 +189,30 @@ class Node:
             "are proposed again until they are in blocks",
             resumed_after=height, pending=self.pool.durable_ids(),
         )
+
+    def _restore_from_peers(self, solo: SoloOrderer) -> int:
+        """Batches a peer built blocks from that this node never stored (it was killed after ordering them,
+        before building them): put back from the peers' copies, in order and without gaps, so the peers'
+        blocks stay the chain and their transactions are not lost.  The batches carry their proposers'
+        signatures; every node checks them when it builds the block, as for any batch."""
+        restored = 0
+        for name in sorted(self.peers.urls):
+            while True:
+                head = solo.head()
+                try:
+                    theirs = self.peers.batch_copies(name, head)
+                except PeerError as exc:
+                    log.warning("node %s: no batch copies from %s: %s", self.name, name, exc)
+                    break
+                run: list[Batch] = []
+                for b in theirs:
+                    if b.seq != head + 1 + len(run):
+                        break
+                    run.append(b)
+                if not run:
+                    break
+                restored += solo.restore(run)
+        return restored
 
     def closing(self) -> None:
         """Begin to stop (safe from a signal handler): the threads see the stop event, the requests waiting for

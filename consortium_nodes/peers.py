@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import requests
 
 from consortium_nodes.errors import PeerError
+from consortium_nodes.ordering import Batch, OrderingError
 from ledger import transport
 from ledger.core.block import Block, HeaderSignature
 from ledger.transport import Tls
@@ -37,6 +38,8 @@ class PeerLink(Protocol):
     def signatures(self, name: str, height: int) -> tuple[str, list[HeaderSignature]]: ...
 
     def blocks(self, name: str, start: int, limit: int = 20) -> list[Block]: ...
+
+    def batch_copies(self, name: str, after: int, limit: int = 64) -> list[Batch]: ...
 
     def cosign(self, name: str, note: str) -> str: ...
 
@@ -128,6 +131,19 @@ class Peers:
     def blocks(self, name: str, start: int, limit: int = 20) -> list[Block]:
         d = self._get(name, "/v1/blocks", start=start, limit=limit)
         return [Block.from_dict(b) for b in d["blocks"]]
+
+    def batch_copies(self, name: str, after: int, limit: int = 64) -> list[Batch]:
+        """The batches the peer kept with its newest blocks, numbered after ``after``; malformed ones end the
+        list (:class:`PeerError` when none is readable)."""
+        d = self._get(name, "/v1/order/copies", after=after, limit=limit)
+        out: list[Batch] = []
+        try:
+            for text in d["batches"]:
+                out.append(Batch.from_json(str(text)))
+        except (KeyError, TypeError, OrderingError) as exc:
+            if not out:
+                raise PeerError(f"peer {name} sent unreadable batch copies: {exc}") from exc
+        return out
 
     def cosign(self, name: str, note: str) -> str:
         """Ask a peer to witness a checkpoint; it co-signs only if the note matches its own log."""

@@ -144,6 +144,9 @@ class MemoryPeers:
     def blocks(self, name: str, start: int, limit: int = 20) -> list[Block]:
         return list(self._peer(name).store.blocks(start, start + limit))
 
+    def batch_copies(self, name: str, after: int, limit: int = 64) -> list[Any]:
+        return list(self._peer(name).batch_copies.after(after))[:limit]
+
     def cosign(self, name: str, note: str) -> str:
         return self._peer(name).cosign_checkpoint(note)
 

@@ -198,3 +198,35 @@ def test_a_lost_log_is_rebuilt_from_the_leaders_copies_of_the_batches_it_built(
     assert b.store.height == 0 and b.store.header(0) == a.store.header(0)
     assert b.store.known_tx_ids([tx.tx_id]) == {tx.tx_id}
     solo.close()
+
+
+def test_a_lost_log_is_rebuilt_from_a_peers_copies_of_batches_the_leader_never_built(
+        cluster: Cluster, tmp_path: Path) -> None:
+    """A peer built a block from a batch the solo leader ordered but had not built itself when it lost its
+    order log (killed at once): on restart the leader restores that batch from the peer's copy, so it builds
+    the very same block and the peer's transaction is not lost (the peer had already taken it out of its
+    pool) nor its chain forked by a different batch 1."""
+    a_name, b_name = cluster.names[:2]
+    log = tmp_path / "orderer.db"
+    a, solo = _solo_node(cluster, a_name, log)
+    a.chain.replay()
+    b = cluster.add(b_name, orderer=solo)
+    first, second = make_tx(cluster.t.gateway, 5), make_tx(cluster.t.gateway, 6)
+    assert a.submit([first.to_dict()])[0].status == "accepted" and a.batcher.step() == 1
+    a.follower.step()
+    b.follower.step()
+    assert b.submit([second.to_dict()])[0].status == "accepted" and b.batcher.step() == 1
+    b.follower.step()
+    assert (a.store.height, b.store.height) == (0, 1)  # the leader never built batch 1
+    solo.close()
+    a.store.close()
+    log.unlink()
+    a, solo = _solo_node(cluster, a_name, log)
+    a.chain.replay()
+    a.pool.restore()
+    a._resume_order()
+    assert solo.head() == 1
+    a.follower.step()
+    assert a.store.height == 1 and a.store.header(1) == b.store.header(1)
+    assert a.store.known_tx_ids([second.tx_id]) == {second.tx_id}
+    solo.close()
