@@ -18,7 +18,7 @@ NODE_RULES = {
     ("GET", "/v1/blocks/<int:height>"), ("GET", "/v1/blocks/<int:height>/signatures"), ("POST", "/v1/signatures"),
     ("GET", "/v1/proofs/inclusion"), ("GET", "/v1/proofs/consistency"), ("GET", "/v1/checkpoint"),
     ("POST", "/v1/checkpoint/cosign"), ("POST", "/v1/checkpoints"), ("POST", "/v1/checkpoints/new"),
-    ("GET", "/v1/checkpoints/latest"), ("POST", "/v1/provenance"),
+    ("GET", "/v1/checkpoints/latest"), ("POST", "/v1/provenance"), ("GET", "/v1/order/copies"),
 }
 SOLO_RULES = {("POST", "/v1/order/append"), ("GET", "/v1/order/read"), ("GET", "/v1/order/head")}
 
