@@ -318,7 +318,7 @@ class ApiClient:
             digest = "sha256:" + hashlib.sha256(photo).hexdigest()
             payload = acts.sighting_payload(sid, _need(camera_id), normalise_plate(plate), covered, digest, at)
             fields.update(time=at, sighting_id=sid,
-                          act_sig=acts.sign_act(signing_key, "camera.sighting", payload)[acts.ACT_FIELD])
+                          act_sig=acts.act_signature(signing_key, "camera.sighting", payload))
         key = idempotency_key or self.new_key()
         if not multipart:
             body = {**fields, "photo": base64.b64encode(photo).decode("ascii")}
@@ -360,7 +360,7 @@ class ApiClient:
             payload = acts.exit_payload(decode_ticket(qr)[0].ticket_id, _need(gate_id), normalise_plate(plate),
                                         covered, at, photo_digest=extra.get("photo_digest"))
             body.update(gate_id=gate_id, time=at,
-                        act_sig=acts.sign_act(signing_key, "gate.exit", payload)[acts.ACT_FIELD])
+                        act_sig=acts.act_signature(signing_key, "gate.exit", payload))
         return self._object(
             "POST",
             "/api/v1/gate/exit",
@@ -402,7 +402,7 @@ class ApiClient:
                                            normalise_plate(plate), measure, at,
                                            photo_digest=extra.get("photo_digest"))
             body.update(gate_id=gate_id, time=at,
-                        act_sig=acts.sign_act(signing_key, "gate.receipt", payload)[acts.ACT_FIELD])
+                        act_sig=acts.act_signature(signing_key, "gate.receipt", payload))
         return self._object(
             "POST",
             "/api/v1/gate/disposal",

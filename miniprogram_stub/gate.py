@@ -350,9 +350,9 @@ class OfflineGate:
         if self.kind == EXIT:
             payload = acts.exit_payload(ticket_id, self.gate_id, normalise_plate(plate),
                                         True if covered is None else covered, at, offline=accepted)
-            return dict(acts.sign_act(self.signing_key, "gate.exit", payload)[acts.ACT_FIELD])
+            return acts.act_signature(self.signing_key, "gate.exit", payload)
         payload = acts.receipt_payload(ticket_id, self.gate_id, self.site_id, normalise_plate(plate), measured, at)
-        return dict(acts.sign_act(self.signing_key, "gate.receipt", payload)[acts.ACT_FIELD])
+        return acts.act_signature(self.signing_key, "gate.receipt", payload)
 
     def pending(self) -> list[dict[str, Any]]:
         """Queued scans not synced yet, oldest first, in the sync request's form."""

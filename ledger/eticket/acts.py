@@ -12,8 +12,9 @@ with one, so it cannot write a department's decision.
 
     b"muck-ledger/act/v1\\n" + RFC 8785 canonical JSON of {"type": <tx type>, "payload": <payload without act_sig>}
 
-The helpers that build a payload (:func:`decision_payload`, :func:`amendment_decision_payload`) are shared
-by the API and the clients that sign, so both put the same bytes under the signature.
+The helpers that build a payload (:func:`decision_payload`, :func:`exit_payload`, :func:`receipt_payload`,
+:func:`sighting_payload`) are shared by the API and the clients that sign, so both put the same bytes under
+the signature.
 """
 
 from __future__ import annotations
@@ -57,25 +58,27 @@ def act_message(tx_type: str, payload: Mapping[str, Any]) -> bytes:
     return ACT_CONTEXT + canonical({"type": tx_type, "payload": body})
 
 
-def sign_act(key: PrivateKey, tx_type: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-    """``payload`` with the actor's ``act_sig`` added (the client side of an act)."""
+def act_signature(key: PrivateKey, tx_type: str, payload: Mapping[str, Any]) -> dict[str, str]:
+    """The ``act_sig`` member the actor's ``key`` makes for the act (the client side of an act)."""
     sig = key.sign(act_message(tx_type, payload))
-    return {**{k: v for k, v in payload.items() if k != ACT_FIELD},
-            ACT_FIELD: {"key_id": key.key_id, "alg": key.alg, "value": base64.b64encode(sig).decode("ascii")}}
+    return {"key_id": key.key_id, "alg": key.alg, "value": base64.b64encode(sig).decode("ascii")}
 
 
-def split_act(payload: Mapping[str, Any]) -> tuple[dict[str, Any], ActSignature | None]:
-    """The payload without ``act_sig``, and the parsed signature (None when absent); PayloadError when it is
-    malformed."""
-    body = {k: v for k, v in payload.items() if k != ACT_FIELD}
+def sign_act(key: PrivateKey, tx_type: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """``payload`` with the actor's ``act_sig`` added."""
+    return {**{k: v for k, v in payload.items() if k != ACT_FIELD}, ACT_FIELD: act_signature(key, tx_type, payload)}
+
+
+def split_act(payload: Mapping[str, Any]) -> tuple[Mapping[str, Any], ActSignature | None]:
+    """The payload without ``act_sig`` (the payload itself when it has none: no copy on the common path), and
+    the parsed signature (None when absent); PayloadError when it is malformed."""
     if ACT_FIELD not in payload:
-        return body, None
+        return payload, None
+    body = {k: v for k, v in payload.items() if k != ACT_FIELD}
     raw = payload[ACT_FIELD]
     if not isinstance(raw, Mapping) or set(raw) != {"key_id", "alg", "value"}:
         raise PayloadError("act_sig must be {key_id, alg, value}")
-    key_id, alg, value = raw["key_id"], raw["alg"], raw["value"]
-    if not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id):
-        raise PayloadError("act_sig.key_id must be 16 hex digits")
+    key_id, alg, value = key_id_field(raw["key_id"], "act_sig.key_id"), raw["alg"], raw["value"]
     if alg != ED25519:
         raise PayloadError(f"act_sig.alg must be {ED25519}")
     if not isinstance(value, str) or len(value) > 200:
@@ -130,19 +133,14 @@ def actor_matches(key_actor: str, actor: str) -> bool:
     return actor == key_actor or actor.startswith(key_actor + ":")
 
 
-def decision_payload(permit_id: str, department: str, decision: str, reason: str | None,
+#: the decided object's id field, per decision type
+DECISION_IDS: Mapping[str, str] = {"permit.decide": "permit_id", "permit.amend_decide": "amendment_id"}
+
+
+def decision_payload(tx_type: str, object_id: str, department: str, decision: str, reason: str | None,
                      time: str) -> dict[str, Any]:
-    """The ``permit.decide`` payload a department signs and the API submits."""
-    out: dict[str, Any] = {"permit_id": permit_id, "department": department, "decision": decision, "time": time}
-    if reason:
-        out["reason"] = reason
-    return out
-
-
-def amendment_decision_payload(amendment_id: str, department: str, decision: str, reason: str | None,
-                               time: str) -> dict[str, Any]:
-    """The ``permit.amend_decide`` payload a department signs and the API submits."""
-    out: dict[str, Any] = {"amendment_id": amendment_id, "department": department, "decision": decision,
+    """The ``permit.decide`` or ``permit.amend_decide`` payload a department signs and the API submits."""
+    out: dict[str, Any] = {DECISION_IDS[tx_type]: object_id, "department": department, "decision": decision,
                            "time": time}
     if reason:
         out["reason"] = reason
@@ -154,9 +152,8 @@ def decision_body(key: PrivateKey, tx_type: str, object_id: str, department: str
     """The body of ``POST /api/v1/permits/<id>/decisions`` (``tx_type`` ``permit.decide``) or
     ``/amendments/<id>/decisions`` (``permit.amend_decide``) signed by the department's ``key`` at ``time``
     (ISO 8601 +08:00, whole seconds, as the API formats it)."""
-    build = decision_payload if tx_type == "permit.decide" else amendment_decision_payload
-    signed = sign_act(key, tx_type, build(object_id, department, decision, comment, time))
-    return {"decision": decision, "comment": comment, "time": time, ACT_FIELD: signed[ACT_FIELD]}
+    payload = decision_payload(tx_type, object_id, department, decision, comment, time)
+    return {"decision": decision, "comment": comment, "time": time, ACT_FIELD: act_signature(key, tx_type, payload)}
 
 
 def exit_payload(ticket_id: str, gate_id: str, plate: str, covered: bool, time: str, *,

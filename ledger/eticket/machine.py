@@ -113,7 +113,7 @@ class EticketMachine:
             if at > now + self.params.max_clock_skew_s:
                 raise Refusal("bad_time", f"time={at} block_time={now}")
             env = Env(self.params, tx.actor, kind, parts, ctx.signer, at, now, ctx.tx_id)
-            p["act_key"] = rules_keys.check_act(writes, tx.type, dict(tx.payload), p.pop(ACT_FIELD), env)
+            p["act_key"] = rules_keys.check_act(writes, tx.type, tx.payload, p.pop(ACT_FIELD), env)
             events = HANDLERS[tx.type](writes, p, env)
         except Refusal as exc:
             return Outcome(code=exc.reason, message=message(exc.reason, exc.detail), events=exc.events), None

@@ -9,6 +9,7 @@ a transaction that department's member signed itself (never the gateway's); a de
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from typing import Any
 
 from ledger.eticket.acts import DEPARTMENT_KINDS, DEVICE_KINDS, ActSignature, actor_matches, verifies
@@ -63,7 +64,8 @@ def registry_key_revoke(w: Writes, p: dict[str, Any], env: Env) -> list[Event]:
     return [{"event": "key_revoked", "key_id": key.key_id, "actor": key.actor}]
 
 
-def check_act(w: Writes, tx_type: str, payload: dict[str, Any], sig: ActSignature | None, env: Env) -> str | None:
+def check_act(w: Writes, tx_type: str, payload: Mapping[str, Any], sig: ActSignature | None,
+              env: Env) -> str | None:
     """An act of a type the consortium lists in ``act_signed`` carries its actor's valid signature; any act
     that carries one has it checked the same way.  Returns the signing key's id (None: not signed)."""
     if sig is None:

@@ -77,7 +77,8 @@ def test_the_gateway_key_is_refused_by_every_node(stack: Stack, permit: dict[str
     local = LocalConsortium(root=stack.var)
     desc = local.describe()
     gateway = read_private_key(desc["gateway_key"])
-    payload = decision_payload(permit["id"], "zhujian", "approve", None, iso(now(), timespec="seconds"))
+    payload = decision_payload("permit.decide", permit["id"], "zhujian", "approve", None,
+                               iso(now(), timespec="seconds"))
     tx = Transaction.create(key=gateway, type="permit.decide", payload=payload, actor="approver:zhujian:forged",
                             timestamp=iso(now(), timespec="seconds"))
     http = local.session("gateway")

@@ -15,10 +15,11 @@ from ticket_api.service_data import PermitDecision
 ACT_LEEWAY = timedelta(minutes=5)
 
 
-def decision_act(kind: str, object_id: str, department: str, data: PermitDecision, now: datetime) -> dict[str, Any]:
-    """The ``permit.decide`` (``kind`` "permit") or ``permit.amend_decide`` ("amendment") payload, with the
-    department's signature when the request carries one (without, the consortium refuses ``act_unsigned``
-    where its policy wants decisions signed)."""
+def decision_act(tx_type: str, object_id: str, department: str, data: PermitDecision,
+                 now: datetime) -> dict[str, Any]:
+    """The ``permit.decide`` or ``permit.amend_decide`` payload, with the department's signature when the
+    request carries one (without, the consortium refuses ``act_unsigned`` where its policy wants decisions
+    signed)."""
     sig = data.get("act_sig")
     at = data.get("time")
     if sig is not None and at is None:
@@ -28,8 +29,7 @@ def decision_act(kind: str, object_id: str, department: str, data: PermitDecisio
         at = now
     elif abs(at - now) > ACT_LEEWAY:
         raise Refused(f"decision time {at.isoformat()} is too far from the server's clock", reason="clock_skew")
-    build = acts.decision_payload if kind == "permit" else acts.amendment_decision_payload
-    payload = build(object_id, department, data["decision"], data.get("comment"), iso(at))
+    payload = acts.decision_payload(tx_type, object_id, department, data["decision"], data.get("comment"), iso(at))
     if sig is not None:
         payload[acts.ACT_FIELD] = dict(sig)
     return payload

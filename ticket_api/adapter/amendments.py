@@ -69,7 +69,7 @@ class LedgerAmendments:
                sub: Submission) -> Changed[View]:
         """One concerned department's decision (the principal's tenant is the department)."""
         now = self.clock()
-        payload = decision_act("amendment", amendment_id, principal.tenant, data, now)
+        payload = decision_act("permit.amend_decide", amendment_id, principal.tenant, data, now)
         done = self.gw.change(principal, sub, type="permit.amend_decide", payload=payload, now=now)
         return done if isinstance(done, Pending) else self.get(principal, amendment_id, done.height)
 

@@ -152,7 +152,7 @@ class LedgerPermits:
     def decide(self, principal: Principal, permit_id: str, data: PermitDecision,
                sub: Submission) -> Changed[PermitView]:
         now = self.clock()
-        payload = decision_act("permit", permit_id, principal.tenant, data, now)
+        payload = decision_act("permit.decide", permit_id, principal.tenant, data, now)
         done = self.gw.change(principal, sub, type="permit.decide", payload=payload, now=now)
         return done if isinstance(done, Pending) else self.get_permit(principal, permit_id, done.height)
 

@@ -88,6 +88,19 @@ def _solo_node(cluster: Cluster, name: str, log: Path) -> tuple[Node, SoloOrdere
     return cluster.add(name, orderer=solo, replay=False), solo
 
 
+def _restart_without_log(cluster: Cluster, node: Node, solo: SoloOrderer, name: str,
+                         log: Path) -> tuple[Node, SoloOrderer]:
+    """The solo leader killed, its order log deleted, started again: replayed, pool restored, order resumed."""
+    solo.close()
+    node.store.close()
+    log.unlink()
+    node, solo = _solo_node(cluster, name, log)
+    node.chain.replay()
+    node.pool.restore()
+    node._resume_order()
+    return node, solo
+
+
 def test_a_lost_solo_order_log_shows_and_the_order_goes_on_after_the_chain(cluster: Cluster, tmp_path: Path) -> None:
     """The solo leader restarted on an empty order log (it was lost) while its chain holds blocks: it goes
     on with the order after its chain's head (new batches become new blocks instead of being ignored),
@@ -185,13 +198,7 @@ def test_a_lost_log_is_rebuilt_from_the_leaders_copies_of_the_batches_it_built(
     assert a.batcher.step() == 1
     a.follower.step()
     assert a.store.height == 0  # the peers have not read batch 0 yet
-    solo.close()
-    a.store.close()
-    log.unlink()
-    a, solo = _solo_node(cluster, a_name, log)
-    a.chain.replay()
-    a.pool.restore()
-    a._resume_order()
+    a, solo = _restart_without_log(cluster, a, solo, a_name, log)
     assert solo.head() == 0 and a.status()["order_log"]["resumed_after"] == 0
     b = cluster.add(b_name, orderer=solo)
     b.follower.step()
@@ -218,13 +225,7 @@ def test_a_lost_log_is_rebuilt_from_a_peers_copies_of_batches_the_leader_never_b
     assert b.submit([second.to_dict()])[0].status == "accepted" and b.batcher.step() == 1
     b.follower.step()
     assert (a.store.height, b.store.height) == (0, 1)  # the leader never built batch 1
-    solo.close()
-    a.store.close()
-    log.unlink()
-    a, solo = _solo_node(cluster, a_name, log)
-    a.chain.replay()
-    a.pool.restore()
-    a._resume_order()
+    a, solo = _restart_without_log(cluster, a, solo, a_name, log)
     assert solo.head() == 1
     a.follower.step()
     assert a.store.height == 1 and a.store.header(1) == b.store.header(1)
