@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import json
 import os
@@ -32,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     w = sub.add_parser("wechat", help="run the fake WeChat code2session server")
     w.add_argument("--host", default="127.0.0.1")
     w.add_argument("--port", type=int, default=8081)
+    w.add_argument("--fd", type=int, default=None, help="serve on this inherited listening socket (a launcher's) "
+                   "instead of binding --host/--port")
     w.add_argument("--appid", default=DEFAULT_APPID)
     w.add_argument("--secret-file", help="file holding the app secret: the secret itself, or a JSON object with "
                    "WECHAT_SECRET (default: $WECHAT_SECRET, else the test secret)")
@@ -193,7 +196,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, ValueError, KeyError) as exc:
             print(f"error: cannot read the secret file: {exc}", file=sys.stderr)
             return 2
-        serve(args.host, args.port, appid=args.appid, secret=secret, reusable_codes=args.reusable_codes)
+        try:
+            serve(args.host, args.port, appid=args.appid, secret=secret, reusable_codes=args.reusable_codes,
+                  fd=args.fd)
+        except OSError as exc:  # one line and exit 2, never a traceback (the port is taken, a bad --fd)
+            what = "port_in_use" if exc.errno == errno.EADDRINUSE else "listen_failed"
+            print(f"error: {what}: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 2
         return 0
     try:
         _from_demo_file(args)

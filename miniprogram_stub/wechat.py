@@ -195,14 +195,21 @@ def check_subscribe_message(body: Any) -> tuple[int, str] | None:
     return None
 
 
-def serve(host: str, port: int, *, appid: str, secret: str, reusable_codes: bool = False) -> None:
-    """Serve the fake server with waitress (blocking)."""
+def serve(host: str, port: int, *, appid: str, secret: str, reusable_codes: bool = False,
+          fd: int | None = None) -> None:
+    """Serve the fake server with waitress (blocking): on ``host:port``, or on the listening socket ``fd`` a
+    launcher bound and handed down (so no other process can take the port between its choice and our start).
+    :class:`OSError` when the port is taken."""
+    import socket
+
     from waitress import serve as waitress_serve
 
+    where: dict[str, Any] = {"host": host, "port": port}
+    if fd is not None:
+        where = {"sockets": [socket.socket(fileno=fd)]}
     waitress_serve(
         create_wechat_app(appid=appid, secret=secret, reusable_codes=reusable_codes),
-        host=host,
-        port=port,
         threads=4,
         _quiet=True,
+        **where,
     )

@@ -37,7 +37,7 @@ from ledger.core.crypto import PrivateKey, PublicKey
 from ledger.core.encoding import CHINA_TZ, iso
 from ledger.eticket.acts import decision_body
 from ledger.qrticket.ticket import decode_ticket, verify_ticket
-from tools.proc import Child, free_port, tail
+from tools.proc import Child, tail
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,11 +77,9 @@ class Stack:
 
     def __init__(self, var: Path, workers: int, threads: int) -> None:
         self.var = var
-        self.port = free_port()
-        self.api = f"http://127.0.0.1:{self.port}"
         self.child = Child("the stack (tools.serve)",
-                           [sys.executable, "-m", "tools.serve", "--var", str(var), "--port", str(self.port),
-                            "--node-base-port", "0", "--wechat-port", str(free_port()), "--workers", str(workers),
+                           [sys.executable, "-m", "tools.serve", "--var", str(var), "--port", "0",
+                            "--node-base-port", "0", "--wechat-port", "0", "--workers", str(workers),
                             "--threads", str(threads)],
                            cwd=ROOT, log=var / "serve.out")
         deadline = time.monotonic() + 120
@@ -90,6 +88,7 @@ class Stack:
                 self.stop()
                 raise SystemExit("the stack did not start:\n" + tail(var / "serve.out", 40))
             time.sleep(0.3)
+        self.api = (var / "serve.ready").read_text(encoding="utf-8")  # free ports, bound by the stack itself
         self.demo = json.loads((var / "demo.json").read_text(encoding="utf-8"))
 
     def decision(self, dept: str, permit_id: str, decision: str, comment: str | None) -> dict[str, Any]:

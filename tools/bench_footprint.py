@@ -28,7 +28,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from tools.proc import Child, free_port, tail
+from tools.proc import Child, tail
 
 PRODUCT = ("node", "etcd", "api", "notifier")
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -103,11 +103,10 @@ def _tickets(summary_log: Path) -> int | None:
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     var = Path(tempfile.mkdtemp(prefix="bench-footprint-"))
-    port = free_port()
     sim = (f"--fraction {args.fraction} --speed {args.speed} --hours 24 "
            f"--duration {args.warmup + args.minutes * 60 + 30} --summary {var / 'sim-summary.json'}")
-    stack = Child("the stack", [sys.executable, "-m", "tools.serve", "--var", str(var), "--port", str(port),
-                                "--wechat-port", str(free_port()), "--ordering", "etcd", "--simulate",
+    stack = Child("the stack", [sys.executable, "-m", "tools.serve", "--var", str(var), "--port", "0",
+                                "--wechat-port", "0", "--ordering", "etcd", "--simulate",
                                 "--simulate-args", sim], log=var / "serve.out")
     try:
         deadline = time.monotonic() + 180

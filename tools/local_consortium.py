@@ -36,7 +36,7 @@ from tools.proc import (
     NOT_RUNNING,
     STILL_ALIVE,
     alive,
-    free_port,
+    free_ports,
     port_free,
     spawn_detached,
     stop_pid,
@@ -161,7 +161,8 @@ class LocalConsortium:
         if tls:
             issue_consortium(consortium, keys, tls_dir)
         names = [m.name for m in consortium.nodes]
-        ports = [(free_port() if base_port == 0 else base_port + i) for i in range(len(names))]
+        # free ports: distinct (picked together), below the ephemeral range
+        ports = free_ports(len(names)) if base_port == 0 else [base_port + i for i in range(len(names))]
         scheme = "https" if tls else "http"
         urls = {n: f"{scheme}://127.0.0.1:{p}" for n, p in zip(names, ports, strict=True)}
         desc: dict[str, Any] = {

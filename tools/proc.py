@@ -2,6 +2,8 @@
 stopped by pid, always reaped, and named with their last log lines when they die.
 
 - :func:`free_port` — a loopback TCP port nothing listens on right now.
+- :func:`listen_socket` — a port held from the moment it is chosen: a listening socket a child serves on
+  (``pass_fds``; gunicorn ``--bind fd://N``), so no other process can take it before the child starts.
 - :class:`Child` — a child process in its own session with its output in a log file; ``stop()`` sends
   SIGTERM to its whole process group, waits, then SIGKILL, and always reaps it (no ``ResourceWarning``).
 - :func:`wait_http` — poll a URL until it answers below 500, failing fast (with the child's last log
@@ -102,6 +104,27 @@ def free_port(host: str = "127.0.0.1") -> int:
     return free_ports(1, host)[0]
 
 
+def listen_socket(host: str = "127.0.0.1", port: int = 0, backlog: int = 128) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (0: a free port, see :func:`free_port`) that a child inherits
+    (``Child(pass_fds=[s.fileno()])``) and serves on: the port is ours from the moment it is chosen, where a
+    port merely found free may be taken by another process before the child binds it.  :class:`OSError`
+    (``EADDRINUSE``) when ``port`` is taken."""
+    for _ in range(20 if port == 0 else 1):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port or free_port(host)))
+        except OSError:
+            s.close()
+            if port:
+                raise
+            continue  # taken since it was found free: choose again
+        s.listen(backlog)
+        s.set_inheritable(True)
+        return s
+    raise OSError(f"no free port on {host}")
+
+
 def tail(path: Path | None, lines: int = 20) -> str:
     """The last ``lines`` lines of a log file ('' when there is none)."""
     if path is None:
@@ -123,14 +146,14 @@ class Child:
 
     def __init__(self, name: str, argv: Sequence[str], *, log: Path | None = None, quiet: bool = False,
                  own_log: Path | None = None, cwd: str | Path | None = None,
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None, pass_fds: Sequence[int] = ()) -> None:
         self.name = name
         self.log = own_log or log
         out: Any = open(log, "ab") if log is not None else (subprocess.DEVNULL if quiet else None)  # noqa: SIM115
         try:
             self.proc: subprocess.Popen[bytes] = subprocess.Popen(
                 list(argv), cwd=cwd, env=dict(env) if env is not None else None, stdin=subprocess.DEVNULL,
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True, pass_fds=tuple(pass_fds),
             )
         finally:
             if log is not None:

@@ -14,6 +14,7 @@ import os
 import secrets
 import shlex
 import signal
+import socket
 import sys
 import time
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from ledger.core.crypto import PrivateKey
 from ledger.errors import LedgerError
 from ledger.store.keyfiles import read_consortium, read_private_key, write_private_key
 from tools.local_consortium import LocalConsortium
-from tools.proc import Child, ChildDied, alive, free_port, port_free, tail, wait_http
+from tools.proc import Child, ChildDied, alive, listen_socket, tail, wait_http
 
 BIN = Path(sys.executable).parent
 #: gunicorn's access log line: the path without its query string (``?access_token=…`` never reaches a log),
@@ -117,12 +118,18 @@ def main(argv: list[str] | None = None) -> int:
                         "(consortium.json, its own parameters) and their keys (keys/NAME.pem), e.g. keys with "
                         "a short validity; default: every member makes its key and all sign a new genesis")
     args = p.parse_args(argv)
-    taken = [f"{what} port {port}" for what, port in (("the API", args.port), ("the fake WeChat", args.wechat_port))
-             if port and not port_free(args.host if what == "the API" else "127.0.0.1", port)]
-    if taken:  # before anything starts: never report ready over somebody else's server
-        print(f"serve: {' and '.join(taken)} already in use by another process; choose another (--port, "
-              "--wechat-port or PORT=…)", file=sys.stderr)
-        return 2
+    # Before anything starts, the ports are bound here and held until the children serving them inherit
+    # them: never ready over somebody else's server, and no other process can take one meanwhile (0: free).
+    listening: list[socket.socket] = []
+    for what, host, port in (("the API", args.host, args.port), ("the fake WeChat", "127.0.0.1", args.wechat_port)):
+        try:
+            listening.append(listen_socket(host, port or 0))
+        except OSError:
+            for s in listening:
+                s.close()
+            print(f"serve: {what} port {port} already in use by another process; choose another (--port, "
+                  "--wechat-port or PORT=…)", file=sys.stderr)
+            return 2
     os.umask(0o077)  # everything the stack and its children create: owner only (databases, logs, keys)
     var = Path(args.var).resolve()
     var.mkdir(parents=True, exist_ok=True)
@@ -148,13 +155,17 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
     try:
-        return _run(args, var, local, children)
+        return _run(args, var, local, children, *listening)
     finally:
+        for s in listening:
+            s.close()
         cleanup()
 
 
-def _run(args: argparse.Namespace, var: Path, local: LocalConsortium, children: list[Child]) -> int:
-    """Start everything (children are appended as they start, for the caller to stop) and wait."""
+def _run(args: argparse.Namespace, var: Path, local: LocalConsortium, children: list[Child],
+         api_socket: socket.socket, wechat_socket: socket.socket) -> int:
+    """Start everything (children are appended as they start, for the caller to stop) and wait; the API and
+    the fake WeChat server serve on the listening sockets given (closed here once they hold them)."""
     print(f"[serve] consortium: 4 nodes, {args.ordering} ordering, data in {var}", flush=True)
     try:
         eticket: dict[str, Any] = {}
@@ -166,16 +177,18 @@ def _run(args: argparse.Namespace, var: Path, local: LocalConsortium, children: 
     except LedgerError as exc:  # a node port taken, another consortium answering, a node that died
         raise SystemExit(f"serve: {exc.message}") from None
     qr_key, secrets_file, _sec = _secrets(var)
-    wport = args.wechat_port or free_port()
+    wport = int(wechat_socket.getsockname()[1])
     appid = "wx-demo-appid"
     wechat = Child("the fake WeChat server",
                    [str(BIN / "python"), "-m", "miniprogram_stub", "wechat", "--host", "127.0.0.1",
-                    "--port", str(wport), "--appid", appid, "--secret-file", str(secrets_file),
+                    "--port", str(wport), "--fd", str(wechat_socket.fileno()), "--appid", appid,
+                    "--secret-file", str(secrets_file),
                     "--reusable-codes"],  # so the demo can be played again; the secret by file, never in ps
-                   log=var / "wechat.log")
+                   log=var / "wechat.log", pass_fds=[wechat_socket.fileno()])
     children.append(wechat)
+    wechat_socket.close()
     wechat_url = f"http://127.0.0.1:{wport}"
-    api = f"http://{args.host}:{args.port}"
+    api = f"http://{args.host}:{api_socket.getsockname()[1]}"
     env = {
         **os.environ,
         "TICKET_API_DATABASE_URL": f"sqlite:///{var / 'ticket_api.sqlite'}",
@@ -189,13 +202,14 @@ def _run(args: argparse.Namespace, var: Path, local: LocalConsortium, children: 
     gunicorn = Child(
         "the API (gunicorn)",
         [str(BIN / "gunicorn"), "--workers", str(args.workers), "--threads", str(args.threads),
-         "--worker-class", "gthread", "--bind", f"{args.host}:{args.port}", "--timeout", "60",
+         "--worker-class", "gthread", "--bind", f"fd://{api_socket.fileno()}", "--timeout", "60",
          *control_socket_args(var), "--access-logfile", str(var / "api-access.log"),
          "--access-logformat", ACCESS_LOG_FORMAT,
          "--error-logfile", str(var / "api.log"), "ticket_api.app:create_app()"],
-        own_log=var / "api.log", env=env,
+        own_log=var / "api.log", env=env, pass_fds=[api_socket.fileno()],
     )
     children.append(gunicorn)
+    api_socket.close()
     try:
         wait_http(f"{api}/api/health", gunicorn, timeout=60)
         if not wechat.running():

@@ -24,7 +24,7 @@ import requests
 from ledger.core.encoding import CHINA_TZ, iso
 from ledger.eticket.acts import decision_body
 from ledger.store.keyfiles import read_private_key
-from tools.proc import Child, free_port, tail
+from tools.proc import Child, tail
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,10 +73,9 @@ def serve(tmp_path_factory: pytest.TempPathFactory, eticket: dict[str, Any] | No
 def run_stack(var: Path, *extra: str) -> Iterator[Stack]:
     """The stack in ``var``; ``extra``: more ``tools.serve`` options (``--tick-interval-s 1``, ``--eticket K=V``,
     ``--eticket-params FILE``, ``--simulate``)."""
-    port = free_port()
-    child = Child("the stack (tools.serve)",
-                  [sys.executable, "-m", "tools.serve", "--var", str(var), "--port", str(port), "--node-base-port", "0",
-                   "--wechat-port", str(free_port()), "--workers", "2", "--threads", "16", *extra],
+    child = Child("the stack (tools.serve)",  # port 0: the stack binds free ports itself and holds them
+                  [sys.executable, "-m", "tools.serve", "--var", str(var), "--port", "0", "--node-base-port", "0",
+                   "--wechat-port", "0", "--workers", "2", "--threads", "16", *extra],
                   cwd=ROOT, log=var / "serve.out")
     try:
         deadline = time.monotonic() + 120
@@ -86,7 +85,7 @@ def run_stack(var: Path, *extra: str) -> Iterator[Stack]:
             if time.monotonic() > deadline:
                 raise TimeoutError("the stack did not start in 120 s:\n" + tail(var / "serve.out", 40))
             time.sleep(0.3)
-        api = f"http://127.0.0.1:{port}"
+        api = (var / "serve.ready").read_text(encoding="utf-8")  # the API's URL
         assert requests.get(f"{api}/api/health", timeout=5).json()["ledger"] == "configured"
         yield Stack(var=var, api=api, demo=json.loads((var / "demo.json").read_text(encoding="utf-8")), child=child)
     finally:

@@ -283,7 +283,7 @@ def test_serve_with_a_node_port_taken_fails_at_once_naming_it(tmp_path, listenin
     and never reports ready (no ``serve.ready``) nor leaves a process behind."""
     var = tmp_path / "var"
     t0 = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "tools.serve", "--var", str(var), "--port", str(_free()),
+    done = subprocess.run([sys.executable, "-m", "tools.serve", "--var", str(var), "--port", "0",
                            "--node-base-port", str(listening)], cwd=ROOT, capture_output=True, text=True,
                           timeout=60)
     assert time.monotonic() - t0 < 30
@@ -292,12 +292,6 @@ def test_serve_with_a_node_port_taken_fails_at_once_naming_it(tmp_path, listenin
     assert not (var / "serve.ready").exists()
     left = subprocess.run(["pgrep", "-f", str(var)], capture_output=True, text=True).stdout.split()
     assert not left, left
-
-
-def _free() -> int:
-    from tools.proc import free_port
-
-    return free_port()
 
 
 def test_sigterm_answers_the_requests_waiting_for_finality_and_stops_at_once(local):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,39 @@ def test_free_ports_are_free_and_distinct() -> None:
     for p in [*ports, proc.free_port()]:
         with socket.socket() as s:
             s.bind(("127.0.0.1", p))
+
+
+def test_a_listen_socket_holds_its_port_until_the_child_serving_it_starts(tmp_path: Path) -> None:
+    """listen_socket binds a free port at once and holds it: no other process can bind it meanwhile (the race
+    of a port found free and bound later, which made the stack's fake WeChat server die "Address already in
+    use"); the fake WeChat server handed the socket (``--fd``) serves on it; a taken port is an OSError."""
+    held = proc.listen_socket()
+    port = held.getsockname()[1]
+    with socket.socket() as other, pytest.raises(OSError):
+        other.bind(("127.0.0.1", port))
+    with pytest.raises(OSError):
+        proc.listen_socket("127.0.0.1", port)
+    child = proc.Child("the fake WeChat server",
+                       [sys.executable, "-m", "miniprogram_stub", "wechat", "--port", str(port), "--fd",
+                        str(held.fileno())], log=tmp_path / "wechat.log", pass_fds=[held.fileno()])
+    held.close()
+    try:
+        proc.wait_http(f"http://127.0.0.1:{port}/health", child, timeout=30)
+    finally:
+        child.stop()
+
+
+def test_the_fake_wechat_server_on_a_taken_port_says_so_in_one_line(tmp_path: Path) -> None:
+    """The fake WeChat server asked to listen on a port another process holds exits 2 with one line naming
+    ``port_in_use`` and the port, never a traceback."""
+    with proc.listen_socket() as held:
+        port = held.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "miniprogram_stub", "wechat", "--port", str(port)],
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    err = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and "port_in_use" in err[0] and str(port) in err[0], done.stderr
 
 
 def test_a_child_that_dies_is_named_with_its_last_log_lines(tmp_path: Path) -> None:
