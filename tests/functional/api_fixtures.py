@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.proc import Child, free_port, wait_http
+from tools.proc import Child, listen_socket, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -59,14 +59,15 @@ class ApiServer:
 
 @pytest.fixture(scope="module")
 def wechat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WechatServer]:
-    port = free_port()
     secret_file = tmp_path_factory.mktemp("wechat") / "secret"
     secret_file.write_text(SECRET, encoding="utf-8")
     secret_file.chmod(0o600)
-    child = Child("the fake WeChat server",
-                  [PYTHON, "-m", "miniprogram_stub", "wechat", "--port", str(port), "--appid", APPID,
-                   "--secret-file", str(secret_file)],  # never on the command line, which ps shows
-                  cwd=ROOT, quiet=True)
+    with listen_socket() as sock:  # held until the server holds it: nobody takes the port meanwhile
+        port = sock.getsockname()[1]
+        child = Child("the fake WeChat server",
+                      [PYTHON, "-m", "miniprogram_stub", "wechat", "--port", str(port), "--fd", str(sock.fileno()),
+                       "--appid", APPID, "--secret-file", str(secret_file)],  # never on the command line (ps)
+                      cwd=ROOT, quiet=True, pass_fds=[sock.fileno()])
     try:
         wait_http(f"http://127.0.0.1:{port}/health", child, timeout=20)
         yield WechatServer(f"http://127.0.0.1:{port}")
@@ -94,12 +95,13 @@ def api_server(wechat_server: WechatServer, tmp_path_factory: pytest.TempPathFac
     server = ApiServer("", database_url, work / "api.log", env)
     done = server.cli("keys", "generate", "--out", str(work / "issuer.pem"))
     assert done.returncode == 0, done.stderr
-    port = free_port()
-    child = Child("the API (gunicorn)",
-                  [GUNICORN, "--bind", f"127.0.0.1:{port}", "--workers", "2", "--timeout", "30",
-                   "--no-control-socket",  # never the machine-wide ~/.gunicorn/gunicorn.ctl another stack uses
-                   "ticket_api.app:create_app()"],
-                  cwd=ROOT, env=env, log=server.log_path)
+    with listen_socket() as sock:
+        port = sock.getsockname()[1]
+        child = Child("the API (gunicorn)",
+                      [GUNICORN, "--bind", f"fd://{sock.fileno()}", "--workers", "2", "--timeout", "30",
+                       "--no-control-socket",  # never the machine-wide ~/.gunicorn/gunicorn.ctl another stack uses
+                       "ticket_api.app:create_app()"],
+                      cwd=ROOT, env=env, log=server.log_path, pass_fds=[sock.fileno()])
     try:
         wait_http(f"http://127.0.0.1:{port}/api/health", child, timeout=20)
         server.url = f"http://127.0.0.1:{port}"
