@@ -28,7 +28,7 @@ from ledger.store.keyfiles import write_consortium, write_keys
 from tools import pg_chain
 from tools.load import run_load
 from tools.local_consortium import LocalConsortium, default_parameters
-from tools.proc import Child, free_port, wait_http
+from tools.proc import Child, listen_socket, wait_http
 
 PG_DSN = os.environ.get("BENCH_PG_DSN", "host=127.0.0.1 port=5432 dbname=test user=postgres")
 
@@ -112,14 +112,17 @@ class CentralPostgres:
         write_keys(keys, self.root / "keys")
         write_consortium(consortium, self.root / "consortium.json")
         pg_chain.create_chain(dsn, self.schema)
-        port = free_port()
+        sock = listen_socket()  # held until gunicorn holds it
+        port = sock.getsockname()[1]
         env = {**os.environ, "PG_CHAIN_DSN": dsn, "PG_CHAIN_SCHEMA": self.schema,
                "PG_CHAIN_CONSORTIUM": str(self.root / "consortium.json"), "PG_CHAIN_STATE_MACHINE": state_machine}
         self.child = Child("the central PostgreSQL chain (gunicorn)", [
             str(Path(sys.executable).parent / "gunicorn"), "--workers", str(workers), "--threads", str(threads),
-            "--worker-class", "gthread", "--bind", f"127.0.0.1:{port}", "--timeout", "60",
+            "--worker-class", "gthread", "--bind", f"fd://{sock.fileno()}", "--timeout", "60",
             "--error-logfile", str(self.root / "gunicorn.log"), "tools.pg_chain:create_app()"],
-            own_log=self.root / "gunicorn.log", env=env, cwd=str(Path(__file__).resolve().parents[1]))
+            own_log=self.root / "gunicorn.log", env=env, cwd=str(Path(__file__).resolve().parents[1]),
+            pass_fds=[sock.fileno()])
+        sock.close()
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/status", self.child, timeout=60)
         self.desc_path = self.root / "consortium.json.desc"
@@ -146,7 +149,52 @@ class CentralPostgres:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-System = Consortium | CentralPostgres
+class NetnsConsortium:
+    """4 nodes with mutual TLS on 4 hosts (network namespaces, :mod:`tools.netns_consortium`), etcd members on
+    three of them, every host's outgoing traffic delayed by ``latency_ms`` (``tc netem``, or the hosts' relays
+    where the kernel has no netem): one way between two hosts, ``latency_ms``; a round trip, twice that.  The
+    load client runs on this machine, one bridge hop from every host (its requests and answers cross one
+    delayed link)."""
+
+    def __init__(self, *, state_machine: str, batch_wait_ms: int | None, latency_ms: int) -> None:
+        from tools.netns_consortium import NODE_HOSTS
+        from tools.netns_consortium import NetnsConsortium as Layout
+
+        self.name, self.kind = f"netns-{latency_ms}ms-tls", "consortium"
+        self.layout = Layout(root=Path(tempfile.mkdtemp(prefix="bench-netns-")))
+        self.layout.up(state_machine=state_machine, batch_wait_ms=batch_wait_ms, tls=True)
+        try:
+            for host in NODE_HOSTS:
+                self.layout.impair(host, delay_ms=latency_ms, jitter_ms=0, loss_pct=0.0)
+        except BaseException:
+            self.layout.down(purge=True)
+            raise
+        self.desc_path = self.layout.desc_path
+
+    def pids(self) -> dict[str, list[int]]:
+        desc = self.layout.describe()
+        return {"nodes": [int(n["pid"]) for n in desc["nodes"] if n.get("pid")],
+                "etcd": [int(p) for p in (desc.get("etcd") or {}).get("pids", {}).values() if p]}
+
+    def check(self) -> dict[str, Any]:
+        from tools.local_consortium import desc_session
+
+        desc = self.layout.describe()
+        http = desc_session(desc)
+        heads, rtt = set(), []
+        for n in desc["nodes"]:
+            for _ in range(5):  # the shortest of a few status round trips: the delay the hosts' links add
+                t0 = time.perf_counter()
+                heads.add(http.get(n["url"] + "/status", timeout=10).json().get("head"))
+                rtt.append(time.perf_counter() - t0)
+        return {"nodes_agree": len(heads) == 1, "status_round_trip_ms_min": round(1000 * min(rtt), 2),
+                "netns_run_id": desc["netns"]["run_id"]}
+
+    def close(self) -> None:
+        self.layout.down(purge=True)
+
+
+System = Consortium | CentralPostgres | NetnsConsortium
 
 
 def measure(system: System, *, rate: float, seconds: float, batch: int, senders: int) -> dict[str, Any]:
@@ -182,9 +230,10 @@ def _ratio(a: float, b: float) -> float | None:
     return round(a / b, 3) if b and a == a and b == b else None  # NaN-safe (no latency samples)
 
 
-def ratios(runs: list[dict[str, Any]], *, ours: str, plain: str | None, central: str | None) -> dict[str, Any]:
-    """Per offered rate: TLS/plain for the finalised rate, p50 and p99; ours/central for the finalised rate;
-    and the same for each system's best finalised rate of the run."""
+def ratios(runs: list[dict[str, Any]], *, ours: str, plain: str | None, central: str | None,
+           label: str = "tls_over_plain") -> dict[str, Any]:
+    """Per offered rate: TLS/plain (``label``: ours over the ``plain`` system) for the finalised rate, p50 and
+    p99; ours/central for the finalised rate; and the same for each system's best finalised rate of the run."""
     by = {(r["system"], r["offered_rate"]): r for r in runs}
     out: dict[str, Any] = {"per_rate": [], "best": {}}
     best = {s: max((r["finalised_per_s"] for r in runs if r["system"] == s), default=0.0)
@@ -195,7 +244,7 @@ def ratios(runs: list[dict[str, Any]], *, ours: str, plain: str | None, central:
             continue
         row: dict[str, Any] = {"offered_rate": rate}
         if plain and (p := by.get((plain, rate))):
-            row["tls_over_plain"] = {k: _ratio(o[k], p[k]) for k in ("finalised_per_s", "latency_p50_s",
+            row[label] = {k: _ratio(o[k], p[k]) for k in ("finalised_per_s", "latency_p50_s",
                                                                       "latency_p99_s", "cpu_ms_per_final_tx",
                                                                       "server_cpu_ms_per_final_tx")}
         if central and (c := by.get((central, rate))):
@@ -205,7 +254,7 @@ def ratios(runs: list[dict[str, Any]], *, ours: str, plain: str | None, central:
         out["per_rate"].append(row)
     out["best"] = {"finalised_per_s": best}
     if plain in best:
-        out["best"]["tls_over_plain"] = _ratio(best[ours], best[plain])
+        out["best"][label] = _ratio(best[ours], best[plain])
     if central in best:
         out["best"]["ours_over_central"] = _ratio(best[ours], best[central])
     return out
@@ -229,7 +278,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ordering", choices=["solo", "etcd"], default="etcd")
     p.add_argument("--systems", default="tls,plain,pg",
                    help="comma separated, in this order at each rate: tls (4 nodes, mutual TLS), plain (4 nodes, "
-                        "plain HTTP), pg (one central PostgreSQL hash chain); default all three")
+                        "plain HTTP), pg (one central PostgreSQL hash chain), netns (4 nodes with mutual TLS and "
+                        "etcd on separate network-namespace hosts with --netns-latency-ms; root, etcd ordering); "
+                        "default tls,plain,pg")
+    p.add_argument("--netns-latency-ms", type=int, default=10,
+                   help="netns: delay of every host's outgoing traffic (default 10 ms, one way between hosts)")
     p.add_argument("--rates", default="500,1000,1500,2000", help="offered tx/s, comma separated")
     p.add_argument("--seconds", type=float, default=15)
     p.add_argument("--batch", type=int, default=100, help="transactions per client request")
@@ -245,8 +298,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=None, help="also write the results to this file")
     a = p.parse_args(argv)
     wanted = [s.strip() for s in a.systems.split(",") if s.strip()]
-    if not wanted or set(wanted) - {"tls", "plain", "pg"}:
-        p.error("--systems takes tls, plain and pg")
+    if not wanted or set(wanted) - {"tls", "plain", "pg", "netns"}:
+        p.error("--systems takes tls, plain, pg and netns")
+    if "netns" in wanted and a.ordering != "etcd":
+        p.error("--systems netns runs etcd ordering (its members on three of the hosts): --ordering etcd")
     rates = [float(x) for x in a.rates.split(",")]
     # SIGTERM (``timeout``, a CI's cancel) unwinds like Ctrl-C: the nodes, etcd, gunicorn and the schema go
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -256,8 +311,8 @@ def main(argv: list[str] | None = None) -> int:
                     "load_average_start": [round(x, 2) for x in os.getloadavg()]},
         "ordering": a.ordering, "nodes": 4, "senders": a.senders, "batch": a.batch,
         "state_machine": a.state_machine, "seconds": a.seconds,
-        "raw_ed25519_verify_per_s": raw, "netns_latency_10ms": "not measured (no netns harness in tools/)",
-        "runs": []}
+        "raw_ed25519_verify_per_s": raw,
+        "netns_latency_ms": a.netns_latency_ms if "netns" in wanted else None, "runs": []}
     print(json.dumps({"raw_ed25519_verify_per_s": raw, "machine": results["machine"]}), flush=True)
     systems: list[System] = []
     try:
@@ -267,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
                                                threads=a.pg_threads))
                 results["central_pg"] = {"workers": a.pg_workers, "threads": a.pg_threads,
                                          "schema": systems[-1].schema}  # type: ignore[union-attr]
+            elif s == "netns":
+                systems.append(NetnsConsortium(state_machine=a.state_machine, batch_wait_ms=a.batch_wait_ms,
+                                               latency_ms=a.netns_latency_ms))
             else:
                 systems.append(Consortium(ordering=a.ordering, tls=s == "tls", state_machine=a.state_machine,
                                           batch_wait_ms=a.batch_wait_ms))
@@ -281,10 +339,14 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for system in systems:
             system.close()
-    names = {s: (f"{a.ordering}-{s}" if s != "pg" else "central-pg") for s in wanted}
-    ours = names.get("tls") or names.get("plain") or "central-pg"
+    names = {s: {"pg": "central-pg", "netns": f"netns-{a.netns_latency_ms}ms-tls"}.get(s, f"{a.ordering}-{s}")
+             for s in wanted}
+    ours = names.get("tls") or names.get("netns") or names.get("plain") or "central-pg"
     results["ratios"] = ratios(results["runs"], ours=ours, plain=names.get("plain") if ours != names.get("plain")
                                else None, central=names.get("pg"))
+    if "netns" in names and ours != names["netns"]:  # separate hosts with latency, against ours on loopback
+        results["ratios"]["netns"] = ratios(results["runs"], ours=names["netns"], plain=ours,
+                                            central=names.get("pg"), label="netns_over_loopback")
     if not a.no_raw:
         results["raw_ed25519_verify_per_s_after"] = raw_rate()  # outside load may have changed meanwhile
     results["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]

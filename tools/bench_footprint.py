@@ -3,6 +3,7 @@ carrying the simulated city (:mod:`tools.simulate`), and the ledger's growth per
 
     scripts/bench-footprint                         # the whole city in real time, a measured hour
     scripts/bench-footprint --minutes 10 --speed 2  # shorter: ten minutes of twice the traffic
+    scripts/bench-footprint --idle --minutes 10     # the stack with no city: what it costs between nights
 
 It starts the stack (``tools.serve --ordering etcd``: 4 nodes over mutual TLS, etcd ordering, the API under
 gunicorn, the notifier, a fake WeChat) in a temporary directory, sets the city up, lets the night run for a
@@ -105,9 +106,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     var = Path(tempfile.mkdtemp(prefix="bench-footprint-"))
     sim = (f"--fraction {args.fraction} --speed {args.speed} --hours 24 "
            f"--duration {args.warmup + args.minutes * 60 + 30} --summary {var / 'sim-summary.json'}")
+    city = [] if args.idle else ["--simulate", "--simulate-args", sim]
     stack = Child("the stack", [sys.executable, "-m", "tools.serve", "--var", str(var), "--port", "0",
-                                "--wechat-port", "0", "--ordering", "etcd", "--simulate",
-                                "--simulate-args", sim], log=var / "serve.out")
+                                "--wechat-port", "0", "--ordering", "etcd", *city], log=var / "serve.out")
     try:
         deadline = time.monotonic() + 180
         while not (var / "serve.ready").exists():
@@ -115,11 +116,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 raise SystemExit("bench-footprint: the stack did not start:\n" + tail(var / "serve.out", 30))
             time.sleep(1)
         print(f"[footprint] stack up in {var}; the city is being set up", file=sys.stderr, flush=True)
-        while "ready in" not in (var / "simulate.log").read_text(encoding="utf-8", errors="replace"):
+        while not args.idle and "ready in" not in (var / "simulate.log").read_text(encoding="utf-8",
+                                                                                   errors="replace"):
             if not stack.running():
                 raise SystemExit("bench-footprint: the stack stopped:\n" + tail(var / "serve.out", 30))
             time.sleep(2)
-        print(f"[footprint] the night runs; warm-up {args.warmup:.0f} s, then {args.minutes:g} min measured",
+        what = "the stack idles" if args.idle else "the night runs"
+        print(f"[footprint] {what}; warm-up {args.warmup:.0f} s, then {args.minutes:g} min measured",
               file=sys.stderr, flush=True)
         time.sleep(args.warmup)
         node_dir = var / "nodes"
@@ -156,7 +159,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "machine": {"cores": cores, "python": platform.python_version(), "load_avg_end": os.getloadavg()},
         "command": " ".join(["scripts/bench-footprint", *sys.argv[1:]]),
-        "city": {"fraction": args.fraction, "speed": args.speed},
+        "city": None if args.idle else {"fraction": args.fraction, "speed": args.speed},
         "window_s": round(window, 1),
         "tickets_in_window": tickets,
         "cpu_share_of_machine_pct": {k: round(100 * v / window / cores, 2) for k, v in sorted(cpu.items())},
@@ -195,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minutes", type=float, default=60.0, help="measured window (default 60)")
     p.add_argument("--warmup", type=float, default=120.0, help="seconds of night before measuring (default 120)")
     p.add_argument("--interval", type=float, default=5.0, help="sampling interval in seconds (default 5)")
+    p.add_argument("--idle", action="store_true",
+                   help="no city: the stack alone, as between nights (the consortium's clock still ticks)")
     p.add_argument("--out", help="also write the JSON here")
     args = p.parse_args(argv)
     result = measure(args)
