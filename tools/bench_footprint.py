@@ -107,6 +107,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     sim = (f"--fraction {args.fraction} --speed {args.speed} --hours 24 "
            f"--duration {args.warmup + args.minutes * 60 + 30} --summary {var / 'sim-summary.json'}")
     city = [] if args.idle else ["--simulate", "--simulate-args", sim]
+    if args.batch_wait_ms is not None:
+        city += ["--batch-wait-ms", str(args.batch_wait_ms)]
     stack = Child("the stack", [sys.executable, "-m", "tools.serve", "--var", str(var), "--port", "0",
                                 "--wechat-port", "0", "--ordering", "etcd", *city], log=var / "serve.out")
     try:
@@ -128,7 +130,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         node_dir = var / "nodes"
         first = stack_processes(stack.pid, var)
         t0 = time.monotonic()
-        tickets0, body0 = _chain_counts(var)
+        tickets0, body0, blocks0, txs0 = _chain_counts(var)
         rss: dict[str, list[int]] = defaultdict(list)
         end = t0 + args.minutes * 60
         last = first
@@ -142,8 +144,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 rss[kind].append(r)
             rss["product"].append(sum(per_kind[k] for k in PRODUCT))
         window = time.monotonic() - t0
-        tickets_all, body1 = _chain_counts(var)
-        tickets, body = tickets_all - tickets0, body1 - body0
+        tickets_all, body1, blocks1, txs1 = _chain_counts(var)
+        tickets, body, blocks, txs = tickets_all - tickets0, body1 - body0, blocks1 - blocks0, txs1 - txs0
         files = _dir_bytes(node_dir) / 4
         commands = {kind: cmd for kind, cmd in _commands(last).items()}
     finally:
@@ -160,12 +162,16 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "machine": {"cores": cores, "python": platform.python_version(), "load_avg_end": os.getloadavg()},
         "command": " ".join(["scripts/bench-footprint", *sys.argv[1:]]),
         "city": None if args.idle else {"fraction": args.fraction, "speed": args.speed},
+        "batch_wait_ms": args.batch_wait_ms,
         "window_s": round(window, 1),
         "tickets_in_window": tickets,
         "cpu_share_of_machine_pct": {k: round(100 * v / window / cores, 2) for k, v in sorted(cpu.items())},
         "product_cpu_pct_of_2_cores": round(100 * product_cpu / window / 2, 2),
         "rss_max_mb": {k: round(max(v) / 2**20, 1) for k, v in sorted(rss.items()) if v},
         "processes": dict(sorted(counts.items())),
+        "blocks_in_window": blocks,
+        "txs_per_block": round(txs / blocks, 2) if blocks else None,
+        "blocks_per_ticket": round(blocks / tickets, 2) if tickets else None,
         "ledger_tx_bytes_per_ticket": round(body / tickets) if tickets else None,
         "ledger_file_bytes_per_node": round(files),
         "ledger_file_bytes_per_ticket": round(files / tickets_all) if tickets_all else None,
@@ -175,8 +181,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _chain_counts(var: Path) -> tuple[int, int]:
-    """(valid tickets, bytes of transaction bodies) one node's database holds now (read-only)."""
+def _chain_counts(var: Path) -> tuple[int, int, int, int]:
+    """(valid tickets, bytes of transaction bodies, blocks, transactions) one node's database holds now
+    (read-only)."""
     import sqlite3
 
     for db in sorted((var / "nodes").glob("*/ledger.db")):
@@ -184,11 +191,13 @@ def _chain_counts(var: Path) -> tuple[int, int]:
             with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as conn:
                 tickets = conn.execute("select count(*) from ledger_transactions "
                                        "where type = 'ticket.issue' and code = 'valid'").fetchone()[0]
-                body = conn.execute("select coalesce(sum(length(body)), 0) from ledger_transactions").fetchone()[0]
-                return int(tickets), int(body)
+                body, txs = conn.execute("select coalesce(sum(length(body)), 0), count(*) "
+                                         "from ledger_transactions").fetchone()
+                blocks = conn.execute("select count(*) from ledger_blocks").fetchone()[0]
+                return int(tickets), int(body), int(blocks), int(txs)
         except sqlite3.Error:
             continue
-    return 0, 0
+    return 0, 0, 0, 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minutes", type=float, default=60.0, help="measured window (default 60)")
     p.add_argument("--warmup", type=float, default=120.0, help="seconds of night before measuring (default 120)")
     p.add_argument("--interval", type=float, default=5.0, help="sampling interval in seconds (default 5)")
+    p.add_argument("--batch-wait-ms", type=int, default=None,
+                   help="the nodes' batch_max_wait_ms (default: the served stack's, tools.serve --batch-wait-ms)")
     p.add_argument("--idle", action="store_true",
                    help="no city: the stack alone, as between nights (the consortium's clock still ticks)")
     p.add_argument("--out", help="also write the JSON here")

@@ -30,6 +30,8 @@ from tools.proc import Child, ChildDied, alive, listen_socket, tail, wait_http
 BIN = Path(sys.executable).parent
 #: gunicorn's access log line: the path without its query string (``?access_token=…`` never reaches a log),
 #: no referer or user agent (they can carry URLs with tokens too)
+#: the served stack's ``batch_max_wait_ms`` (``--batch-wait-ms``; docs/BENCHMARKS.md "A night's footprint")
+SERVED_BATCH_WAIT_MS = 40
 ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
 #: the files of the stack that only its owner may read (the directories are 0700)
 PRIVATE_GLOBS = ("ticket_api.sqlite*", "*.log", "demo.json", "consortium.json", "secrets", "secrets/*", "nodes",
@@ -108,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--simulate-args", default=os.environ.get("SIMULATE_ARGS", "--fraction 0.25 --speed 10"),
                    help="options of scripts/simulate for --simulate (default: %(default)s)")
     p.add_argument("--tick-interval-s", type=float, default=60.0, help="the consortium's clock (default 60 s)")
+    p.add_argument("--batch-wait-ms", type=int, default=int(os.environ.get("BATCH_WAIT_MS", str(SERVED_BATCH_WAIT_MS))),
+                   help="a new consortium's nodes wait this long after a transaction for more to share its block "
+                        "(default %(default)s ms: a city's few transactions a second in fewer blocks)")
     p.add_argument("--eticket", action="append", default=[], metavar="KEY=VALUE",
                    help="an e-ticket parameter of a new consortium (e.g. camera_grace_s=3; tests)")
     p.add_argument("--eticket-params", type=Path, default=None,
@@ -172,7 +177,7 @@ def _run(args: argparse.Namespace, var: Path, local: LocalConsortium, children: 
         if args.eticket_params:
             eticket.update(json.loads(args.eticket_params.read_text(encoding="utf-8")))
         eticket.update(kv.split("=", 1) for kv in args.eticket)
-        local.up(nodes=4, ordering=args.ordering, base_port=args.node_base_port,
+        local.up(nodes=4, ordering=args.ordering, base_port=args.node_base_port, batch_wait_ms=args.batch_wait_ms,
                  tick_interval_s=args.tick_interval_s, eticket=eticket or None, genesis_dir=args.genesis)
     except LedgerError as exc:  # a node port taken, another consortium answering, a node that died
         raise SystemExit(f"serve: {exc.message}") from None
