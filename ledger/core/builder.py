@@ -9,9 +9,13 @@ from typing import Any, Protocol
 
 from ledger.core.block import VALID, Block, BlockHeader, make_header
 from ledger.core.consortium import Consortium, Member
+from ledger.core.governed import Governed
 from ledger.core.transaction import Transaction, parse_time
 from ledger.core.tree import CompactRange, hash_leaf
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, UnknownSigner
+
+#: a height after every block: :meth:`Governed.refusal` at it judges against the membership in force now
+NOW = 2**62
 
 
 @dataclass(frozen=True)
@@ -60,11 +64,14 @@ def build_block(
     of the bytes and the consortium, so the block is the same; the rules (``apply``) still
     run on every transaction.
     """
+    gov = machine if isinstance(machine, Governed) else None
+    if gov is not None:  # the membership governance put in force for this block (the caller's is the genesis)
+        consortium = gov.in_force()
     txs: list[Transaction] = []
     signers: list[Member | None] = []
     for raw in raw_txs[: consortium.max_block_txs]:
         hit = checked.get(raw) if checked is not None else None
-        if hit is not None:
+        if hit is not None and (gov is None or _still(hit, consortium)):
             txs.append(hit.tx)
             signers.append(hit.signer)
             continue
@@ -95,6 +102,10 @@ def build_block(
             try:
                 signer = tx.check(consortium)
                 machine.admit(tx, consortium)
+            except UnknownSigner as exc:  # a key rotated out or a member retired has its own reason
+                former = gov.refusal(tx.submitter, height) if gov is not None else None
+                codes.append((former or exc).reason)
+                continue
             except LedgerError as exc:
                 codes.append(exc.reason)
                 continue
@@ -108,8 +119,18 @@ def build_block(
     hashes = tuple(hash_leaf(tx.encode()) for tx in kept)
     header, after = make_header(previous=previous, genesis_hash=consortium.genesis_hash, transactions=kept,
                                 codes=codes, log=log, timestamp=when_text, proposer=proposer, leaf_hashes=hashes)
+    if gov is not None:
+        gov.end_block(height)
     return Built(block=Block(header, tuple(kept), tuple(codes)), log=after, dropped=len(raw_txs) - len(kept),
                  leaf_hashes=hashes)
+
+
+def _still(hit: Checked, consortium: Consortium) -> bool:
+    """The signer checked at admission is still the member of that key (no vote changed it since)."""
+    try:
+        return consortium.member(hit.tx.submitter) == hit.signer
+    except LedgerError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -122,7 +143,14 @@ class Checked:
 
 def check_stateless(tx: Transaction, consortium: Consortium, machine: StateMachine) -> Checked:
     """The checks :func:`build_block` runs on a transaction before the rules; raises their LedgerError."""
-    signer = tx.check(consortium)
+    if isinstance(machine, Governed):  # the membership in force now, and a former key's own reason
+        consortium = machine.in_force()
+        try:
+            signer = tx.check(consortium)
+        except UnknownSigner as exc:
+            raise machine.refusal(tx.submitter, NOW) or exc from None
+    else:
+        signer = tx.check(consortium)
     machine.admit(tx, consortium)
     return Checked(tx, signer)
 

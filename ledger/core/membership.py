@@ -9,9 +9,11 @@ no longer in force is refused with its own reason (:meth:`MembershipHistory.refu
 from __future__ import annotations
 
 import bisect
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from ledger.core.consortium import Consortium
+from ledger.core.consortium import Consortium, Member
 from ledger.errors import ConsortiumError, KeyRotated, LedgerError, MemberRetired
 
 
@@ -91,3 +93,19 @@ class MembershipHistory:
             return MemberRetired(f"member {former.name} (key {key_id}) was retired by a governance vote "
                                  f"(not a member at block {height})")
         return None
+
+    def to_docs(self) -> list[dict[str, Any]]:
+        """The eras after the genesis as plain data (to hand to another process); see :meth:`from_docs`."""
+        return [{"since": e.since, "version": e.version, "members": [m.to_dict() for m in e.consortium.members],
+                 "parameters": dict(e.consortium.parameters),
+                 "policy": {k: list(v) for k, v in e.consortium.policy.items()}} for e in self.eras[1:]]
+
+    @classmethod
+    def from_docs(cls, genesis: Consortium, docs: Sequence[Mapping[str, Any]]) -> MembershipHistory:
+        """The history of :meth:`to_docs` on top of ``genesis`` (every member card checked again)."""
+        history = cls.of(genesis)
+        for d in docs:
+            era = genesis.amended(members=[Member.from_dict(m) for m in d["members"]], parameters=d["parameters"],
+                                  policy=d["policy"])
+            history = history.then(int(d["since"]), int(d["version"]), era)
+        return history

@@ -14,6 +14,7 @@ from ledger.core import checkpoint as cp
 from ledger.core.block import Block, BlockHeader
 from ledger.core.builder import StateMachine, rebuild
 from ledger.core.consortium import Consortium
+from ledger.core.governed import Governed
 from ledger.core.tree import CompactRange, hash_leaf, verify_consistency_hashes
 from ledger.errors import LedgerError
 from ledger.machines import MachineFactory
@@ -262,6 +263,8 @@ def replay(
     A difference means the stored header, transactions or validation codes are
     not what the rules give: the database was changed, or this node diverged.
     """
+    if not isinstance(machine, Governed):  # governance transactions change the membership block by block
+        machine = Governed(machine, consortium)
     previous: BlockHeader | None = None
     log = CompactRange()
     for h in range(store.height + 1):
