@@ -39,12 +39,13 @@ from consortium_nodes.scheduler import Election, Scheduler
 from consortium_nodes.storage import StorageProbe, StorageWatch
 from ledger.core.block import Block, HeaderSignature
 from ledger.core.builder import StateMachine
-from ledger.core.consortium import Consortium
+from ledger.core.consortium import Consortium, Member
 from ledger.core.crypto import PrivateKey
 from ledger.core.encoding import CHINA_TZ
 from ledger.core.governed import Governed
 from ledger.core.validity import expiring
 from ledger.errors import LedgerError
+from ledger.store.governance_log import store_history
 from ledger.store.ledger_store import LedgerStore
 
 __all__ = ["Admission", "Divergence", "Node"]
@@ -53,6 +54,17 @@ log = logging.getLogger("consortium_nodes.node")
 
 #: seconds :meth:`Node.stop` waits for the threads (all of them together)
 JOIN_TIMEOUT = 3.0
+
+
+def _own_member(genesis: Consortium, store: LedgerStore, key: PrivateKey) -> Member | None:
+    """The member of this node's key: in the genesis, or in force by the governance votes the store holds (a
+    key rotated in, a node added by vote)."""
+    for c in (genesis, store_history(store, genesis).current.consortium):
+        try:
+            return c.member(key.key_id)
+        except LedgerError:
+            continue
+    return None
 
 
 def china_now() -> datetime:
@@ -86,8 +98,8 @@ class Node:
         storage is back); the node process exits for its supervisor, tests and tools may do otherwise.
         With an ``election`` and a positive ``tick_interval`` (seconds) the node runs the consortium's
         :class:`~consortium_nodes.scheduler.Scheduler` (a ``system.tick`` per interval while it leads)."""
-        member = consortium.member(key.key_id)
-        if member.name != name or "node" not in member.roles:
+        member = _own_member(consortium, store, key)
+        if member is None or member.name != name or "node" not in member.roles:
             raise ConfigError(f"key {key.key_id} is not the node key of member {name}")
         self.name = name
         #: the genesis; :attr:`consortium` is the membership in force, as governance votes made it
@@ -385,7 +397,9 @@ class Node:
             me = self.consortium.member(self.key.key_id)
             in_force = True
         except LedgerError:  # a vote rotated this node's key out (or retired its member): it says so
-            me, in_force = self.genesis.member(self.key.key_id), False
+            known = [e.consortium for e in self.governed.history.eras if self.key.key_id in
+                     {m.key_id for m in e.consortium.members}]
+            me, in_force = (known[-1] if known else self.genesis).member(self.key.key_id), False
         own: dict[str, Any] = {"member": me.name, "key_id": me.key_id, "not_after": None, "days_left": None,
                                "expired": False, "refused": self.chain.key_refused, "in_force": in_force}
         if me.validity is not None:

@@ -1,0 +1,147 @@
+"""Governance on the chain with real node processes (four nodes, solo ordering): a member key rotated by a vote
+of the node members, applied at a block boundary on every node, the old blocks still verifying under the old key
+and the old key refused afterwards, for transactions and for co-signatures."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from consortium_nodes.audit import audit_consortium
+from ledger.core.card import make_card
+from ledger.core.crypto import PrivateKey
+from ledger.core.encoding import CHINA_TZ
+from ledger.core.governance import PROPOSE, VOTE
+from ledger.core.transaction import Transaction
+from ledger.core.validity import Validity
+from ledger.store.keyfiles import read_private_key, write_private_key
+from ledger.testing import make_tx
+from ledger.verify.chain import verify_chain
+from tests.functional.tls_fixtures import HTTP, NODE_MEMBER
+from tools.local_consortium import LocalConsortium
+
+pytestmark = pytest.mark.slow
+
+NODES = ("chengguan", "zhujian", "jiaotong", "shengtai")
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    lc = LocalConsortium(root=tmp_path_factory.mktemp("governance"))
+    lc.up(nodes=4, ordering="solo", state_machine="null")
+    lc.mount(HTTP, NODE_MEMBER)
+    yield lc
+    lc.down()
+
+
+def _url(lc: LocalConsortium, name: str) -> str:
+    return str(next(n["url"] for n in lc.describe()["nodes"] if n["name"] == name))
+
+
+def _key(lc: LocalConsortium, name: str) -> PrivateKey:
+    return read_private_key(Path(lc.describe()["keys_dir"]) / f"{name}.pem")
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(CHINA_TZ).replace(microsecond=0).isoformat()
+
+
+def _gov(key: PrivateKey, kind: str, payload: dict[str, Any]) -> Transaction:
+    return Transaction.create(key=key, type=kind, payload=payload, actor="department:governance",
+                              timestamp=_iso(datetime.now(CHINA_TZ)))
+
+
+def _final(lc: LocalConsortium, tx: Transaction, node: str = "chengguan") -> dict[str, Any]:
+    """Submit ``tx`` and wait for it to be final; its status."""
+    r = HTTP.post(_url(lc, node) + "/v1/transactions", json=tx.to_dict(), params={"wait": 20}, timeout=30)
+    assert r.status_code == 200, r.text
+    d: dict[str, Any] = r.json()
+    assert d["status"] == "final", d
+    return d
+
+
+def _status(lc: LocalConsortium, name: str) -> dict[str, Any]:
+    r = HTTP.get(_url(lc, name) + "/status", timeout=10)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def _until(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:.0f} s: {what}")
+        time.sleep(0.2)
+
+
+def _signed_by(lc: LocalConsortium, node: str, height: int, key_id: str) -> bool:
+    """``node`` holds a co-signature of block ``height`` by ``key_id`` (stored only when it verified)."""
+    r = HTTP.get(_url(lc, node) + f"/v1/blocks/{height}/signatures", timeout=10)
+    return r.status_code == 200 and any(s["key_id"] == key_id for s in r.json()["signatures"])
+
+
+def test_a_key_rotated_by_vote_leaves_old_blocks_verifying_and_refuses_the_old_key(local: LocalConsortium) -> None:
+    """生态环境局 rotates its node key: it consents with its current key, two more nodes approve.  Every node puts
+    the new membership in force at the same block; afterwards a transaction under the old key is refused
+    (``key_rotated``) and the node's co-signatures under its old key no longer count, until it restarts with the
+    new key and co-signs again.  Every node's chain, with blocks co-signed under the old key, passes the audit."""
+    gateway, old = _key(local, "gateway"), _key(local, "shengtai")
+    before = _final(local, make_tx(gateway, 1))
+    _until("shengtai co-signs under its genesis key",
+           lambda: _signed_by(local, "chengguan", before["height"], old.key_id))
+    new = PrivateKey.generate()
+    now = datetime.now(CHINA_TZ)
+    card = make_card(new, name="shengtai", org="生态环境局", roles=("node", "approver"),
+                     validity=Validity(not_before=_iso(now - timedelta(days=1)),
+                                       not_after=_iso(now + timedelta(days=365))))
+    proposal = {"proposal_id": "rotate-shengtai-1", "action": "rotate_key", "member": "shengtai",
+                "card": card.to_dict()}
+    assert _final(local, _gov(_key(local, "chengguan"), PROPOSE, proposal))["code"] == "valid"
+    assert _status(local, "zhujian")["membership"]["pending"][0]["approvals"] == ["chengguan"]
+    for voter in ("zhujian", "shengtai"):
+        vote = _gov(old if voter == "shengtai" else _key(local, voter), VOTE,
+                    {"proposal_id": "rotate-shengtai-1", "approve": True})
+        decided = _final(local, vote, node="jiaotong")
+        assert decided["code"] == "valid"
+    since = decided["height"] + 1
+    for name in NODES:
+        _until(f"{name} has the rotation in force", lambda n=name: _status(local, n)["membership"]["version"] == 1)
+        m = _status(local, name)["membership"]
+        assert m["since"] == since and m["members"]["shengtai"] == new.key_id and m["pending"] == []
+
+    r = HTTP.post(_url(local, "zhujian") + "/v1/transactions", json=make_tx(old, 2).to_dict(), timeout=10)
+    assert r.status_code == 403 and r.json()["reason"] == "key_rotated", r.text
+    after = _final(local, make_tx(gateway, 3))
+    assert after["height"] >= since
+    _until("shengtai says its key is no longer in force",
+           lambda: _status(local, "shengtai")["own_key"]["refused"] is not None)
+    own = _status(local, "shengtai")["own_key"]
+    assert own["in_force"] is False and own["refused"]["reason"] == "key_rotated"
+    assert not any(_signed_by(local, n, after["height"], old.key_id) for n in NODES)
+
+    node_cfg = Path(next(n["config"] for n in local.describe()["nodes"] if n["name"] == "shengtai"))
+    cfg = json.loads(node_cfg.read_text(encoding="utf-8"))
+    new_key_file = Path(local.describe()["keys_dir"]) / "shengtai-2.pem"
+    write_private_key(new, new_key_file)
+    cfg["key"] = str(new_key_file)
+    local.stop("shengtai")
+    node_cfg.write_text(json.dumps(cfg, ensure_ascii=False, indent=2), encoding="utf-8")
+    local.start("shengtai")
+    assert _status(local, "shengtai")["own_key"]["in_force"] is True
+    later = _final(local, make_tx(new, 4))
+    assert later["code"] == "valid"
+    _until("shengtai co-signs under its new key, and the peers keep it",
+           lambda: _signed_by(local, "chengguan", later["height"], new.key_id))
+
+    report = audit_consortium(local.desc_path)
+    assert report["ok"], report
+    db = next(n for n in local.describe()["nodes"] if n["name"] == "jiaotong")["data_dir"]
+    verified = verify_chain(f"sqlite:///{db}/ledger.db")
+    assert verified.ok, verified.problems
+    assert _signed_by(local, "jiaotong", before["height"], old.key_id)  # the old block keeps its old co-signature
