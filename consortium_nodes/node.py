@@ -93,13 +93,18 @@ class Node:
         restart: Callable[[], None] | None = None,
         election: Election | None = None,
         tick_interval: float = 0.0,
+        joining: bool = False,
     ) -> None:
         """``restart`` is called when the node must be restarted to heal (a block failed to store and the
         storage is back); the node process exits for its supervisor, tests and tools may do otherwise.
         With an ``election`` and a positive ``tick_interval`` (seconds) the node runs the consortium's
-        :class:`~consortium_nodes.scheduler.Scheduler` (a ``system.tick`` per interval while it leads)."""
+        :class:`~consortium_nodes.scheduler.Scheduler` (a ``system.tick`` per interval while it leads).
+        ``joining``: the node of a member a vote is adding, started with a key no membership holds yet."""
         member = _own_member(consortium, store, key)
-        if member is None or member.name != name or "node" not in member.roles:
+        if member is None and joining:  # it follows the chain and co-signs once a vote puts its key in force
+            log.warning("node %s: key %s is not a member's yet; following the chain until a vote adds it",
+                        name, key.key_id)
+        elif member is None or member.name != name or "node" not in member.roles:
             raise ConfigError(f"key {key.key_id} is not the node key of member {name}")
         self.name = name
         #: the genesis; :attr:`consortium` is the membership in force, as governance votes made it
@@ -393,16 +398,18 @@ class Node:
         ``own_key``: this node's key, ``expired`` once past its validity and ``refused``, the newest block it
         did not co-sign because of that (the node keeps running and says so here)."""
         now = self.clock()
+        me: Member | None
         try:
             me = self.consortium.member(self.key.key_id)
             in_force = True
         except LedgerError:  # a vote rotated this node's key out (or retired its member): it says so
             known = [e.consortium for e in self.governed.history.eras if self.key.key_id in
                      {m.key_id for m in e.consortium.members}]
-            me, in_force = (known[-1] if known else self.genesis).member(self.key.key_id), False
-        own: dict[str, Any] = {"member": me.name, "key_id": me.key_id, "not_after": None, "days_left": None,
+            me = known[-1].member(self.key.key_id) if known else None
+            in_force = False
+        own: dict[str, Any] = {"member": self.name, "key_id": self.key.key_id, "not_after": None, "days_left": None,
                                "expired": False, "refused": self.chain.key_refused, "in_force": in_force}
-        if me.validity is not None:
+        if me is not None and me.validity is not None:
             own.update(not_after=me.validity.not_after, days_left=me.validity.days_left(now),
                        expired=me.key_refusal(now) == "key_expired")
         return {"keys_expiring": expiring(self.consortium.members, now), "own_key": own}

@@ -145,3 +145,62 @@ def test_a_key_rotated_by_vote_leaves_old_blocks_verifying_and_refuses_the_old_k
     verified = verify_chain(f"sqlite:///{db}/ledger.db")
     assert verified.ok, verified.problems
     assert _signed_by(local, "jiaotong", before["height"], old.key_id)  # the old block keeps its old co-signature
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Four nodes on loopback without TLS: a joining node's certificate would be in no founder's CA bundle."""
+    lc = LocalConsortium(root=tmp_path_factory.mktemp("governance-plain"))
+    lc.up(nodes=4, ordering="solo", state_machine="null", tls=False)
+    yield lc
+    lc.down()
+
+
+def test_a_node_added_by_vote_catches_up_cosigns_and_counts_toward_the_quorum(plain: LocalConsortium,
+                                                                            tmp_path: Path) -> None:
+    """A fifth department makes its key and card; three of the four nodes vote it in and every node puts the
+    five-node membership (quorum four) in force at the same block.  Its node starts, catches up with the chain
+    and co-signs; with one founder's node stopped a transaction still becomes final, which four signatures of
+    five need: the new node's counts.  Every node's chain, the new node's too, passes the audit."""
+    gateway = _key(plain, "gateway")
+    _final(plain, make_tx(gateway, 10))
+    k = PrivateKey.generate()
+    now = datetime.now(CHINA_TZ)
+    card = make_card(k, name="shuiwu", org="水务局", roles=("node", "approver"),
+                     validity=Validity(not_before=_iso(now - timedelta(days=1)),
+                                       not_after=_iso(now + timedelta(days=365))))
+    key_file = tmp_path / "shuiwu.pem"
+    write_private_key(k, key_file)
+    _final(plain, _gov(_key(plain, "chengguan"), PROPOSE,
+                       {"proposal_id": "add-shuiwu", "action": "add_member", "card": card.to_dict()}))
+    for voter in ("zhujian", "jiaotong"):
+        decided = _final(plain, _gov(_key(plain, voter), VOTE, {"proposal_id": "add-shuiwu", "approve": True}))
+        assert decided["code"] == "valid"
+    for name in NODES:
+        _until(f"{name} has shuiwu in force", lambda n=name: _status(plain, n)["membership"]["version"] == 1)
+        m = _status(plain, name)["membership"]
+        assert m["nodes"] == [*NODES, "shuiwu"] and m["quorum"] == 4 and m["since"] == decided["height"] + 1
+
+    plain.join("shuiwu", key_file)
+    head = _status(plain, "chengguan")["height"]
+    _until("shuiwu catches up", lambda: _status(plain, "shuiwu")["height"] >= head, timeout=60)
+    assert _status(plain, "shuiwu")["membership"]["version"] == 1
+    assert _status(plain, "shuiwu")["own_key"]["in_force"] is True
+    cosigned = _final(plain, make_tx(gateway, 11))
+    _until("shuiwu co-signs, and chengguan keeps its signature",
+           lambda: _signed_by(plain, "chengguan", cosigned["height"], k.key_id))
+
+    plain.stop("jiaotong")
+    try:
+        final = _final(plain, make_tx(gateway, 12))  # four of five: chengguan, zhujian, shengtai and shuiwu
+        assert final["code"] == "valid"
+        _until("the certificate holds shuiwu's signature",
+               lambda: _signed_by(plain, "chengguan", final["height"], k.key_id))
+        st = _status(plain, "chengguan")
+        assert st["certificate"]["quorum"] == 4 and st["certificate"]["nodes"] == 5
+    finally:
+        plain.start("jiaotong")
+    _until("jiaotong catches up", lambda: _status(plain, "jiaotong")["final_height"] >= final["height"],
+           timeout=60)
+    report = audit_consortium(plain.desc_path)
+    assert report["ok"], report
