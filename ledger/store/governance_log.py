@@ -7,10 +7,12 @@ stored type column) and hands them to :func:`ledger.core.governed.history_of`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import bisect
+from collections.abc import Iterator, Sequence
 
 import sqlalchemy as sa
 
+from ledger.core import checkpoint as cp
 from ledger.core.consortium import Consortium
 from ledger.core.governance import PROPOSE, VOTE
 from ledger.core.governed import history_of
@@ -49,3 +51,15 @@ def store_history(store: LedgerStore, genesis: Consortium) -> MembershipHistory:
             yield h, rows.get(h, [])
 
     return history_of(genesis, blocks())
+
+
+def checkpoint_members(history: MembershipHistory, sizes: Sequence[int], note: str) -> Consortium:
+    """The membership a checkpoint note is judged under: the one in force at the block whose log it covers (the
+    first block with at least its size; ``sizes`` are the blocks' log sizes by height), the newest for a note
+    that cannot be read or covers more than the chain (verification then says what is wrong)."""
+    try:
+        size = cp.Checkpoint.parse_body(cp.split_note(note)[0]).size
+    except LedgerError:
+        return history.current.consortium
+    i = bisect.bisect_left(sizes, size)
+    return history.current.consortium if i >= len(sizes) else history.at(i)

@@ -25,7 +25,7 @@ from ledger.core.transaction import TX_CONTEXT, parse_time, split_leaf
 from ledger.core.tree import CompactRange, hash_leaf, root_from_hashes
 from ledger.errors import LedgerError, StoreError
 from ledger.store import schema
-from ledger.store.governance_log import store_history
+from ledger.store.governance_log import checkpoint_members, store_history
 from ledger.store.ledger_store import SIGNATURE_CODES, LedgerStore
 from ledger.store.schema import make_engine
 from ledger.verify.report import HEADER_KINDS, Problem, Report, rank
@@ -354,8 +354,9 @@ def verify_chain(
             report.problems.append(Problem(
                 "extra_signature", int(stray_at), f"the database holds {stray} node signatures for blocks it "
                 f"does not have (the first for block {stray_at})"))
-        report.problems.extend(_check_stored_checkpoints(stored_checkpoints, headers, trusted, size_now))
-        eras = store_history(store, trusted).to_docs()  # the membership by height: governance votes change it
+        history = store_history(store, trusted)  # the membership by height: governance votes change it
+        eras = history.to_docs()
+        report.problems.extend(_check_stored_checkpoints(stored_checkpoints, headers, history, size_now))
     finally:
         store.close()
     report.blocks = len(headers)
@@ -423,18 +424,20 @@ def _stored_genesis(doc: str | None) -> tuple[Consortium | None, list[Problem]]:
 
 
 def _check_stored_checkpoints(
-    rows: list[tuple[int, str, str]], headers: list[BlockHeader], trusted: Consortium, size_now: int
+    rows: list[tuple[int, str, str]], headers: list[BlockHeader], history: MembershipHistory, size_now: int
 ) -> list[Problem]:
     """Every checkpoint a node stored must be co-signed by a quorum of the trusted nodes, agree with its own
     size and root columns, and be the log head of one of the chain's blocks (nodes checkpoint whole final
     blocks).  Each problem is pinned to the block the checkpoint covers up to.  One past the verified
     headers but within ``size_now`` (the log size when the checkpoints had been read) is for a block a
-    running node appended meanwhile: the next audit judges it."""
-    verifiers = {m.name: m.public_key for m in trusted.nodes}
+    running node appended meanwhile: the next audit judges it.  Each is judged under the membership in force
+    at the block it covers (:func:`~ledger.store.governance_log.checkpoint_members`)."""
     sizes = [h.log_size for h in headers]
     problems: list[Problem] = []
     for size, root, note in rows:
         signed: cp.Checkpoint | None = None
+        trusted = checkpoint_members(history, sizes, note)
+        verifiers = {m.name: m.public_key for m in trusted.nodes}
         try:
             signed, _signers = cp.verify(note, verifiers, quorum=trusted.quorum, origin=trusted.origin)
         except LedgerError as exc:
