@@ -63,6 +63,10 @@ def build_block(
     are neither decoded nor verified a second time.  The checks are deterministic functions
     of the bytes and the consortium, so the block is the same; the rules (``apply``) still
     run on every transaction.
+
+    With a :class:`~ledger.core.governed.Governed` machine the block is built under the membership governance
+    put in force for it (``consortium`` is then the genesis), a signer a vote took out gets ``key_rotated`` or
+    ``member_retired``, and the block ends with the votes' boundary (:meth:`Governed.end_block`).
     """
     gov = machine if isinstance(machine, Governed) else None
     if gov is not None:  # the membership governance put in force for this block (the caller's is the genesis)
@@ -128,9 +132,10 @@ def build_block(
 def _still(hit: Checked, consortium: Consortium) -> bool:
     """The signer checked at admission is still the member of that key (no vote changed it since)."""
     try:
-        return consortium.member(hit.tx.submitter) == hit.signer
+        member = consortium.member(hit.tx.submitter)
     except LedgerError:
         return False
+    return member is hit.signer or member == hit.signer
 
 
 @dataclass(frozen=True)

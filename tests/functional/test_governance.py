@@ -5,6 +5,8 @@ and the old key refused afterwards, for transactions and for co-signatures."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -20,6 +22,7 @@ from ledger.core.encoding import CHINA_TZ
 from ledger.core.governance import PROPOSE, VOTE
 from ledger.core.transaction import Transaction
 from ledger.core.validity import Validity
+from ledger.store.certs import member_files
 from ledger.store.keyfiles import read_private_key, write_private_key
 from ledger.testing import make_tx
 from ledger.verify.chain import verify_chain
@@ -80,6 +83,19 @@ def _until(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
         time.sleep(0.2)
 
 
+def _cli(lc: LocalConsortium, member: str, *args: str, node: str = "jiaotong") -> subprocess.CompletedProcess[str]:
+    """``ledger governance ...`` as ``member`` runs it: signed with its member key, over its TLS identity."""
+    desc = lc.describe()
+    tls: list[str] = []
+    if desc.get("tls_dir"):
+        files = member_files(desc["tls_dir"], member)
+        tls = ["--cert", str(files.cert), "--tls-key", str(files.key), "--ca", str(files.ca)]
+    return subprocess.run(
+        [sys.executable, "-m", "ledger", "governance", *args, "--consortium", desc["consortium"], "--member-key",
+         str(Path(desc["keys_dir"]) / f"{member}.pem"), "--node", _url(lc, node), "--wait", "30", *tls],
+        capture_output=True, text=True, timeout=120, check=False)
+
+
 def _signed_by(lc: LocalConsortium, node: str, height: int, key_id: str) -> bool:
     """``node`` holds a co-signature of block ``height`` by ``key_id`` (stored only when it verified)."""
     r = HTTP.get(_url(lc, node) + f"/v1/blocks/{height}/signatures", timeout=10)
@@ -104,17 +120,19 @@ def test_a_key_rotated_by_vote_leaves_old_blocks_verifying_and_refuses_the_old_k
                 "card": card.to_dict()}
     assert _final(local, _gov(_key(local, "chengguan"), PROPOSE, proposal))["code"] == "valid"
     assert _status(local, "zhujian")["membership"]["pending"][0]["approvals"] == ["chengguan"]
-    for voter in ("zhujian", "shengtai"):
-        vote = _gov(old if voter == "shengtai" else _key(local, voter), VOTE,
-                    {"proposal_id": "rotate-shengtai-1", "approve": True})
-        decided = _final(local, vote, node="jiaotong")
-        assert decided["code"] == "valid"
+    voted = _cli(local, "zhujian", "vote", "--proposal-id", "rotate-shengtai-1")  # its own key, its own process
+    assert voted.returncode == 0, voted.stderr
+    assert json.loads(voted.stdout)["code"] == "valid"
+    decided = _final(local, _gov(old, VOTE, {"proposal_id": "rotate-shengtai-1", "approve": True}), node="jiaotong")
+    assert decided["code"] == "valid"
     since = decided["height"] + 1
     for name in NODES:
         _until(f"{name} has the rotation in force", lambda n=name: _status(local, n)["membership"]["version"] == 1)
         m = _status(local, name)["membership"]
         assert m["since"] == since and m["members"]["shengtai"] == new.key_id and m["pending"] == []
 
+    late = _cli(local, "jiaotong", "vote", "--proposal-id", "rotate-shengtai-1")
+    assert late.returncode != 0 and "[governance_unknown_proposal]" in late.stderr, late.stderr  # decided already
     r = HTTP.post(_url(local, "zhujian") + "/v1/transactions", json=make_tx(old, 2).to_dict(), timeout=10)
     assert r.status_code == 403 and r.json()["reason"] == "key_rotated", r.text
     after = _final(local, make_tx(gateway, 3))
@@ -171,8 +189,11 @@ def test_a_node_added_by_vote_catches_up_cosigns_and_counts_toward_the_quorum(pl
                                        not_after=_iso(now + timedelta(days=365))))
     key_file = tmp_path / "shuiwu.pem"
     write_private_key(k, key_file)
-    _final(plain, _gov(_key(plain, "chengguan"), PROPOSE,
-                       {"proposal_id": "add-shuiwu", "action": "add_member", "card": card.to_dict()}))
+    card_file = tmp_path / "shuiwu-card.json"
+    card_file.write_text(json.dumps(card.to_dict(), ensure_ascii=False), encoding="utf-8")
+    proposed = _cli(plain, "chengguan", "propose", "--proposal-id", "add-shuiwu", "--action", "add_member",
+                    "--card", str(card_file))
+    assert proposed.returncode == 0, proposed.stderr
     for voter in ("zhujian", "jiaotong"):
         decided = _final(plain, _gov(_key(plain, voter), VOTE, {"proposal_id": "add-shuiwu", "approve": True}))
         assert decided["code"] == "valid"
