@@ -45,7 +45,7 @@ from ledger.core.encoding import CHINA_TZ
 from ledger.core.governed import Governed
 from ledger.core.validity import expiring
 from ledger.errors import LedgerError
-from ledger.store.governance_log import store_history
+from ledger.store.governance_log import member_names, store_history
 from ledger.store.ledger_store import LedgerStore
 
 __all__ = ["Admission", "Divergence", "Node"]
@@ -165,6 +165,7 @@ class Node:
         self.queries = Queries(
             consortium=consortium, machine=machine, state_lock=self.state_lock, store=store, pool=self.pool,
             stored_txs=self.stored_txs, certificates=self.certificates, checkpoints=self.checkpoints,
+            names=lambda: member_names(self.governed.history),
         )
 
     @property

@@ -63,3 +63,8 @@ def checkpoint_members(history: MembershipHistory, sizes: Sequence[int], note: s
         return history.current.consortium
     i = bisect.bisect_left(sizes, size)
     return history.current.consortium if i >= len(sizes) else history.at(i)
+
+
+def member_names(history: MembershipHistory) -> dict[str, str]:
+    """Every key id the chain ever had in force, to its member's name (exports name signers under any era)."""
+    return {m.key_id: m.name for e in history.eras for m in e.consortium.members}
