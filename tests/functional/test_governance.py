@@ -159,6 +159,9 @@ def test_a_key_rotated_by_vote_leaves_old_blocks_verifying_and_refuses_the_old_k
 
     report = audit_consortium(local.desc_path)
     assert report["ok"], report
+    audit = subprocess.run([sys.executable, "-m", "ledger", "audit", "--nodes", str(local.desc_path)],
+                           capture_output=True, text=True, timeout=300, check=False)
+    assert audit.returncode == 0, audit.stdout + audit.stderr
     db = next(n for n in local.describe()["nodes"] if n["name"] == "jiaotong")["data_dir"]
     verified = verify_chain(f"sqlite:///{db}/ledger.db")
     assert verified.ok, verified.problems
@@ -225,3 +228,30 @@ def test_a_node_added_by_vote_catches_up_cosigns_and_counts_toward_the_quorum(pl
            timeout=60)
     report = audit_consortium(plain.desc_path)
     assert report["ok"], report
+
+
+def test_a_member_retired_by_vote_is_refused_with_its_own_reason(plain: LocalConsortium) -> None:
+    """After the node added above is retired by four votes of five, the membership is back to four nodes
+    (quorum three) and a transaction under the retired member's key is refused as ``member_retired``."""
+    m = _status(plain, "chengguan")["membership"]
+    if "shuiwu" not in m["nodes"]:
+        pytest.skip("needs the node added by the test before")
+    shuiwu = m["members"]["shuiwu"]
+    proposal = {"proposal_id": "retire-shuiwu", "action": "retire_member", "member": "shuiwu"}
+    _final(plain, _gov(_key(plain, "chengguan"), PROPOSE, proposal))
+    for voter in ("zhujian", "jiaotong"):
+        assert _final(plain, _gov(_key(plain, voter), VOTE,
+                                  {"proposal_id": "retire-shuiwu", "approve": True}))["code"] == "valid"
+    assert _status(plain, "chengguan")["membership"]["version"] == 1  # three of five: not yet the quorum of four
+    assert _final(plain, _gov(_key(plain, "shengtai"), VOTE,
+                              {"proposal_id": "retire-shuiwu", "approve": True}))["code"] == "valid"
+    for name in NODES:
+        _until(f"{name} has retired shuiwu", lambda n=name: _status(plain, n)["membership"]["version"] == 2)
+        m = _status(plain, name)["membership"]
+        assert m["nodes"] == list(NODES) and m["quorum"] == 3 and "shuiwu" not in m["members"]
+    cfg = next(n["config"] for n in plain.describe()["nodes"] if n["name"] == "shuiwu")
+    key = read_private_key(json.loads(Path(cfg).read_text(encoding="utf-8"))["key"])  # its node's key file
+    assert key.key_id == shuiwu
+    r = HTTP.post(_url(plain, "zhujian") + "/v1/transactions", json=make_tx(key, 13).to_dict(), timeout=10)
+    assert r.status_code == 403 and r.json()["reason"] == "member_retired", r.text
+    assert _final(plain, make_tx(_key(plain, "gateway"), 14))["code"] == "valid"
