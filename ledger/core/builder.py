@@ -130,12 +130,9 @@ def build_block(
 
 
 def _still(hit: Checked, consortium: Consortium) -> bool:
-    """The signer checked at admission is still the member of that key (no vote changed it since)."""
-    try:
-        member = consortium.member(hit.tx.submitter)
-    except LedgerError:
-        return False
-    return member is hit.signer or member == hit.signer
+    """The admission checks were made under the membership this block is built under: no vote changed the
+    signer, the policy or the parameters since (else every node checks again, as the nodes without the cache do)."""
+    return hit.under is consortium
 
 
 @dataclass(frozen=True)
@@ -144,6 +141,8 @@ class Checked:
 
     tx: Transaction
     signer: Member
+    #: the membership the checks were made under (a governance vote may change it before the block is built)
+    under: Consortium | None = None
 
 
 def check_stateless(tx: Transaction, consortium: Consortium, machine: StateMachine) -> Checked:
@@ -157,7 +156,7 @@ def check_stateless(tx: Transaction, consortium: Consortium, machine: StateMachi
     else:
         signer = tx.check(consortium)
     machine.admit(tx, consortium)
-    return Checked(tx, signer)
+    return Checked(tx, signer, consortium)
 
 
 def rebuild(block: Block, previous: BlockHeader | None, log: CompactRange, consortium: Consortium,

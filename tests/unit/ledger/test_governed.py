@@ -3,12 +3,13 @@ applied at the block boundary, a rotated key refused afterwards with its own rea
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
 from ledger.core.block import Block, BlockHeader
-from ledger.core.builder import NullStateMachine, build_block, check_stateless
+from ledger.core.builder import Checked, NullStateMachine, build_block, check_stateless
 from ledger.core.card import make_card
 from ledger.core.crypto import PrivateKey
 from ledger.core.governance import PROPOSE, VOTE
@@ -39,10 +40,10 @@ class Chain:
         self.log = CompactRange()
         self.blocks: list[Block] = []
 
-    def block(self, *txs: Transaction) -> Block:
+    def block(self, *txs: Transaction, checked: Mapping[bytes, Checked] | None = None) -> Block:
         built = build_block(raw_txs=[tx.encode() for tx in txs], proposer="chengguan", timestamp=T.format(5),
                             previous=self.prev, log=self.log, consortium=self.t.consortium, machine=self.machine,
-                            seen=lambda ids: set())
+                            seen=lambda ids: set(), checked=checked)
         self.prev, self.log = built.block.header, built.log
         self.blocks.append(built.block)
         return built.block
@@ -104,3 +105,17 @@ def test_an_added_node_counts_toward_finality_quorum_after_its_block(t: Throwawa
     assert "node4" in {m.name for m in c.machine.in_force().nodes}
     b = c.block(make_tx(k, 9))  # node4 may sign what nodes may (the default policy)
     assert b.codes == ("valid",)
+
+
+def test_a_transaction_admitted_before_a_policy_vote_is_judged_under_the_new_policy(t: Throwaway) -> None:
+    """The admission cache holds a gateway transaction checked under the genesis policy; a vote then leaves
+    ``demo.*`` to node members.  The block after is built as every node builds it without the cache:
+    the transaction is ``forbidden`` (no node keeps a stale check, so no node diverges)."""
+    c = Chain(t)
+    tx = make_tx(t.gateway, 1)
+    cached = {tx.encode(): check_stateless(tx, t.consortium, c.machine)}
+    policy = {"demo.*": ["node"], "*": ["gateway", "node", "admin"]}
+    c.block(_gov(t.keys["chengguan"], PROPOSE, {"proposal_id": "pol", "action": "set_policy", "policy": policy}, 0),
+            *[_gov(t.keys[n], VOTE, {"proposal_id": "pol", "approve": True}, 1) for n in ("zhujian", "jiaotong")])
+    assert c.machine.state.version == 1
+    assert c.block(tx, checked=cached).codes == ("forbidden",)
