@@ -42,6 +42,8 @@ DEFAULT_QUORUM = "two_thirds"
 DEFAULT_TTL_BLOCKS = 1000
 #: parameters that must be positive integers when a proposal sets them
 _POSITIVE = ("max_payload_bytes", "max_block_txs", "max_clock_skew_s", "governance_ttl_blocks")
+#: parameters the business rules read once, from the genesis (``ledger.eticket.params``): not changed by vote
+GENESIS_ONLY = frozenset({"eticket"})
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _FIELDS = {"add_member": {"card"}, "retire_member": {"member"}, "rotate_key": {"member", "card"},
            "set_parameters": {"parameters"}, "set_policy": {"policy"}}
@@ -103,6 +105,9 @@ class Proposal:
         params = payload.get("parameters")
         if params is not None and (not isinstance(params, Mapping) or not params):
             raise GovernanceError("parameters must be an object of the parameters to set")
+        if params is not None and set(params) & GENESIS_ONLY:
+            raise GovernanceError(f"parameters {sorted(set(params) & GENESIS_ONLY)} are read from the genesis by "
+                                  "the rules: a vote does not change them (yet)")
         policy: dict[str, tuple[str, ...]] | None = None
         if "policy" in payload:
             raw = payload["policy"]
