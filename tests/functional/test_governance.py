@@ -119,7 +119,8 @@ def test_a_key_rotated_by_vote_leaves_old_blocks_verifying_and_refuses_the_old_k
     proposal = {"proposal_id": "rotate-shengtai-1", "action": "rotate_key", "member": "shengtai",
                 "card": card.to_dict()}
     assert _final(local, _gov(_key(local, "chengguan"), PROPOSE, proposal))["code"] == "valid"
-    assert _status(local, "zhujian")["membership"]["pending"][0]["approvals"] == ["chengguan"]
+    _until("zhujian holds the proposal, approved by its proposer",  # final: a quorum stored it, maybe not zhujian
+           lambda: [p["approvals"] for p in _status(local, "zhujian")["membership"]["pending"]] == [["chengguan"]])
     voted = _cli(local, "zhujian", "vote", "--proposal-id", "rotate-shengtai-1")  # its own key, its own process
     assert voted.returncode == 0, voted.stderr
     assert json.loads(voted.stdout)["code"] == "valid"
