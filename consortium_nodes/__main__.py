@@ -110,7 +110,7 @@ def cmd_run(a: argparse.Namespace) -> int:
             machine=make_machine(cfg.state_machine, consortium), orderer=orderer,
             peers=Peers(peers=cfg.peers, tls=tls, genesis=consortium.genesis_hash), batch_max_txs=cfg.batch_max_txs,
             batch_max_wait=cfg.batch_max_wait_ms / 1000, replay=cfg.replay, restart=_restart,
-            election=_make_election(cfg, solo, tls), tick_interval=cfg.tick_interval_s,
+            election=_make_election(cfg, solo, tls), tick_interval=cfg.tick_interval_s, joining=cfg.joining,
         )
         try:
             server = listen(create_app(node, solo=solo, tls=tls), host=cfg.host, port=cfg.port, tls=tls)

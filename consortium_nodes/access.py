@@ -9,13 +9,18 @@ environ as ``muck.peer_cert``; :func:`install` maps it to the member whose conso
 - 403 ``tls_unknown_peer``: a certificate no member's key issued;
 - 403 ``tls_member_forbidden``: a member whose roles may not call the route — the peer routes (signature
   exchange, co-signing, checkpoint sharing, the solo orderer) are for node members only; the client routes
-  for node members, the gateway, regulators and admins (the API, audits and the local tools).
+  for node members, the gateway, regulators and admins (the API, audits and the local tools);
+- 403 ``member_retired``: a member a governance vote retired (its certificate is still issued under a genesis
+  key; ``in_force`` gives the membership now).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Flask, Response, g, jsonify, request
 
+from ledger.core.consortium import Consortium
 from ledger.errors import LedgerError
 from ledger.reasons import message, status_of
 from ledger.store.certs import UnknownPeer
@@ -38,8 +43,9 @@ def _refuse(reason: str, detail: str) -> tuple[Response, int]:
     return jsonify(body), status_of(reason, 403)
 
 
-def install(app: Flask, tls: Tls | None) -> None:
-    """Check every request's TLS peer against the consortium (nothing is checked without ``tls``)."""
+def install(app: Flask, tls: Tls | None, in_force: Callable[[], Consortium] | None = None) -> None:
+    """Check every request's TLS peer against the consortium (nothing is checked without ``tls``); with
+    ``in_force``, also that the member was not retired by a vote."""
     if tls is None:
         return
 
@@ -54,6 +60,8 @@ def install(app: Flask, tls: Tls | None) -> None:
             return _refuse(exc.reason, exc.message)
         except LedgerError as exc:
             return _refuse("tls_unknown_peer", exc.message)
+        if in_force is not None and member.name not in {m.name for m in in_force().members}:
+            return _refuse("member_retired", f"member {member.name} was retired by a governance vote")
         allowed = PEER_ROLES if request.endpoint in PEER_ENDPOINTS else CLIENT_ROLES
         if not member.roles & allowed:
             return _refuse("tls_member_forbidden", f"member {member.name} may not call {request.path}")

@@ -22,6 +22,7 @@ from ledger.core.builder import Built, Checked, StateMachine, block_time, rebuil
 from ledger.core.builder import build_block as _build
 from ledger.core.consortium import Consortium
 from ledger.core.crypto import PrivateKey
+from ledger.core.governed import Governed
 from ledger.core.transaction import parse_time
 from ledger.core.tree import CompactRange
 from ledger.core.validity import KEY_EXPIRED
@@ -46,6 +47,8 @@ class Chain:
         self._name = name
         self._clock = clock
         self._consortium = consortium
+        #: the membership by height when the machine governs it (:class:`~ledger.core.governed.Governed`)
+        self._gov = machine if isinstance(machine, Governed) else None
         self._key = key
         self._store = store
         self._machine = machine
@@ -67,6 +70,14 @@ class Chain:
     def name(self) -> str:
         return self._name
 
+    def _at(self, height: int) -> Consortium:
+        """The membership in force for block ``height``."""
+        return self._consortium if self._gov is None else self._gov.at(height)
+
+    def _in_force(self) -> Consortium:
+        """The membership of the next block."""
+        return self._consortium if self._gov is None else self._gov.in_force()
+
     def replay(self) -> None:
         """Rebuild the world state from the stored chain, checking every stored block re-executes; a block
         that does not halts the chain (:class:`StoreTampered`)."""
@@ -76,7 +87,7 @@ class Chain:
 
         def seen(block: Block) -> None:
             self._certificates.replayed(
-                block.height, {self._consortium.member(s.key_id).name for s in block.signatures}
+                block.height, {self._at(block.height).member(s.key_id).name for s in block.signatures}
             )
             if all(s.key_id != self._key.key_id for s in block.signatures):
                 with self._withheld_lock:
@@ -101,7 +112,7 @@ class Chain:
             built: Built
             try:
                 built = build_block(
-                    batch=batch, previous=prev, log=log_range, consortium=self._consortium, machine=self._machine,
+                    batch=batch, previous=prev, log=log_range, consortium=self._in_force(), machine=self._machine,
                     seen=self._store.known_tx_ids, checked=self._pool.checked_for(batch.txs),
                 )
             except MalformedBatch as exc:
@@ -114,8 +125,9 @@ class Chain:
 
     def adopt(self, block: Block) -> None:
         """Store a peer's certified block after re-executing it to the same header."""
-        signers = certificate_signers(block.header, block.signatures, self._consortium)
-        if len(signers) < self._consortium.quorum:
+        members = self._in_force()  # of the block after our head, which this one is (else it does not link)
+        signers = certificate_signers(block.header, block.signatures, members)
+        if len(signers) < members.quorum:
             raise PeerError(f"block {block.height} from a peer has no quorum certificate")
         with self.state_lock:
             prev = self._store.head()
@@ -127,7 +139,7 @@ class Chain:
             at = parse_time(block.header.timestamp)
             others = [
                 s for s in block.signatures
-                if s.key_id != self._key.key_id and node_signer(s, msg, self._consortium, at) is not None
+                if s.key_id != self._key.key_id and node_signer(s, msg, members, at) is not None
             ]
             self.store_block(built.block, extra=others, leaf_hashes=built.leaf_hashes)
         self._pool.built((), (tx.tx_id for tx in built.block.transactions))  # not proposed again from here
@@ -147,7 +159,7 @@ class Chain:
         h = block.height
         refused = self.own_key_refusal(block.header)
         own = None if refused or self.too_far_ahead(block.header) else sign_header(block.header, self._key)
-        names = {self._consortium.member(s.key_id).name for s in extra} | ({self._name} if own else set())
+        names = {self._at(h).member(s.key_id).name for s in extra} | ({self._name} if own else set())
         pooled = self._pool.durable_in(tx.tx_id for tx in block.transactions)
 
         def drop_from_pool(conn: Any) -> None:
@@ -159,7 +171,7 @@ class Chain:
         def commit(sigs: list[HeaderSignature]) -> None:
             try:
                 self._store.append(
-                    block.with_signatures(sigs), self._consortium, check_signatures=False, header_checked=True,
+                    block.with_signatures(sigs), self._at(h), check_signatures=False, header_checked=True,
                     leaf_hashes=leaf_hashes, also=drop_from_pool if pooled or batch is not None else None,
                 )
             except LedgerError as exc:
@@ -179,17 +191,24 @@ class Chain:
             with self._withheld_lock:
                 self._withheld[h] = block.header
             log.error("node %s: block %d is timed %s, more than %d s ahead of this node's clock: not co-signed",
-                      self._name, h, block.header.timestamp, self._consortium.max_clock_skew_s)
+                      self._name, h, block.header.timestamp, self._at(h).max_clock_skew_s)
             return
         self._outbox.push({"height": h, "header_hash": block.header.hash, **own.to_dict()})
 
     def own_key_refusal(self, header: BlockHeader) -> str | None:
-        """``key_expired`` when this node's key had expired at ``header``'s time: then the node does not
-        co-sign (the signature would not count) and says so in ``/status``."""
-        if not self._consortium.member(self._key.key_id).expired_at(parse_time(header.timestamp)):
+        """``key_expired`` when this node's key had expired at ``header``'s time, ``key_rotated`` or
+        ``member_retired`` when a vote took it out of the membership at ``header``'s height: then the node does
+        not co-sign (the signature would not count) and says so in ``/status``."""
+        try:
+            expired = self._at(header.height).member(self._key.key_id).expired_at(parse_time(header.timestamp))
+            reason = KEY_EXPIRED if expired else None
+        except LedgerError as exc:
+            former = self._gov.refusal(self._key.key_id, header.height) if self._gov is not None else None
+            reason = (former or exc).reason
+        if reason is None:
             return None
-        self.key_refused = {"height": header.height, "timestamp": header.timestamp, "reason": KEY_EXPIRED}
-        return KEY_EXPIRED
+        self.key_refused = {"height": header.height, "timestamp": header.timestamp, "reason": reason}
+        return reason
 
     def too_far_ahead(self, header: BlockHeader) -> bool:
         """True when ``header``'s time is more than ``max_clock_skew_s`` ahead of this node's clock (then
@@ -197,7 +216,7 @@ class Chain:
         if self._clock is None:
             return False
         ahead = (parse_time(header.timestamp) - self._clock()).total_seconds()
-        return ahead > self._consortium.max_clock_skew_s
+        return ahead > self._at(header.height).max_clock_skew_s
 
     def sign_withheld(self) -> int:
         """Co-sign the stored blocks whose time our clock has come close enough to (in height order, and

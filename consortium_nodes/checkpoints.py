@@ -36,17 +36,23 @@ class Checkpoints:
     """This node as a checkpoint coordinator and as a witness of the others' (state: the store only)."""
 
     def __init__(
-        self, *, name: str, consortium: Consortium, key: PrivateKey, store: LedgerStore, peers: PeerLink,
+        self, *, name: str, consortium: Consortium | Callable[[], Consortium], key: PrivateKey, store: LedgerStore,
+        peers: PeerLink,
         final_height: Callable[[], int], extension: Callable[[int], str | None] | None = None,
     ) -> None:
         self._name = name
         #: the state machine's checkpoint line for a height (the object map, ledger.eticket.heads), if any
         self._extension = extension
-        self._consortium = consortium
+        #: the membership in force (a callable: governance votes change it)
+        self._members = consortium if callable(consortium) else (lambda: consortium)
         self._key = key
         self._store = store
         self._peers = peers
         self._final_height = final_height
+
+    @property
+    def _consortium(self) -> Consortium:
+        return self._members()
 
     def _verifiers(self) -> dict[str, Any]:
         return {m.name: m.public_key for m in self._consortium.nodes}

@@ -39,6 +39,9 @@ class NodeConfig:
     #: the node's TLS files (``cert``, ``key``, ``ca``: paths relative to the config file); None: plain HTTP,
     #: on loopback only
     tls: Mapping[str, str] | None = None
+    #: a node of a member the consortium is adding by vote: it may start with a key no membership holds yet
+    #: (it follows the chain and co-signs once the vote is in force); without it such a key is refused
+    joining: bool = False
 
     @property
     def url(self) -> str:
@@ -73,6 +76,7 @@ class NodeConfig:
                 scheduler_lease_s=float(d.get("scheduler_lease_s", 10.0)),
                 tls=None if not d.get("tls") else {k: str((base / d["tls"][k]).resolve())
                                                    for k in ("cert", "key", "ca")},
+                joining=bool(d.get("joining", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"node config {p} is missing or has a bad field: {exc!r}") from exc

@@ -67,9 +67,12 @@ class Certificates:
 
     def __init__(
         self, *, consortium: Consortium, store: LedgerStore, divergences: Divergences,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] = time.monotonic, membership: Callable[[int], Consortium] | None = None,
     ) -> None:
+        """``membership`` gives the membership in force for a height (governance: the node set and its keys
+        change by vote); without it ``consortium`` holds for every block."""
         self._consortium = consortium
+        self._at: Callable[[int], Consortium] = membership or (lambda _h: consortium)
         self._store = store
         self._divergences = divergences
         self._monotonic = monotonic
@@ -104,8 +107,8 @@ class Certificates:
             for member, theirs, sig in self._pending.pop(h, []):
                 if theirs != ours:
                     wrong.append((member, theirs))
-                elif self._consortium.by_name(member).expired_at(at):
-                    continue  # a co-signature under a key expired at the block's time
+                elif node_signer(sig, header.signing_message, self._at(h), at) is None:
+                    continue  # under a key expired at the block's time, or not in force at its height
                 elif member not in names:
                     names.add(member)
                     all_sigs.append(sig)
@@ -131,7 +134,7 @@ class Certificates:
                 message = header_signing_message(header_hash)
             except ValueError:
                 continue
-            member = node_signer(sig, message, self._consortium)
+            member = node_signer(sig, message, self._at(height))
             if member is not None:
                 good.append((member.name, height, header_hash, sig))
         if not good:
@@ -177,7 +180,10 @@ class Certificates:
 
     def _key_refused(self, name: str, height: int) -> bool:
         """True when member ``name``'s key had expired at block ``height``'s time."""
-        member = self._consortium.by_name(name)
+        try:
+            member = self._at(height).by_name(name)
+        except LedgerError:
+            return True  # not a member at that height (retired by a vote)
         if member.validity is None:
             return False
         at = self._times.get(height)
@@ -216,7 +222,7 @@ class Certificates:
 
     def _advance(self) -> None:
         h = self._final
-        while len(self._signers.get(h + 1, ())) >= self._consortium.quorum:
+        while len(self._signers.get(h + 1, ())) >= self._at(h + 1).quorum:
             h += 1
         if h != self._final:
             self._final = h

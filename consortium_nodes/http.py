@@ -365,7 +365,7 @@ def create_app(node: Node, *, solo: SoloOrderer | None = None, tls: Tls | None =
     """The Flask app of one node; ``solo`` is set on the designated solo orderer; with ``tls`` every request's
     client certificate must map to a member allowed the route (:mod:`consortium_nodes.access`)."""
     app = Flask(f"node-{node.name}")
-    access.install(app, tls)
+    access.install(app, tls, in_force=lambda: node.consortium)
     app.json = NodeJSONProvider(app)
     app.json.ensure_ascii = False
     for error, handler in ERROR_HANDLERS:

@@ -39,11 +39,13 @@ from consortium_nodes.scheduler import Election, Scheduler
 from consortium_nodes.storage import StorageProbe, StorageWatch
 from ledger.core.block import Block, HeaderSignature
 from ledger.core.builder import StateMachine
-from ledger.core.consortium import Consortium
+from ledger.core.consortium import Consortium, Member
 from ledger.core.crypto import PrivateKey
 from ledger.core.encoding import CHINA_TZ
+from ledger.core.governed import Governed
 from ledger.core.validity import expiring
 from ledger.errors import LedgerError
+from ledger.store.governance_log import member_names, store_history
 from ledger.store.ledger_store import LedgerStore
 
 __all__ = ["Admission", "Divergence", "Node"]
@@ -52,6 +54,17 @@ log = logging.getLogger("consortium_nodes.node")
 
 #: seconds :meth:`Node.stop` waits for the threads (all of them together)
 JOIN_TIMEOUT = 3.0
+
+
+def _own_member(genesis: Consortium, store: LedgerStore, key: PrivateKey) -> Member | None:
+    """The member of this node's key: in the genesis, or in force by the governance votes the store holds (a
+    key rotated in, a node added by vote)."""
+    for c in (genesis, store_history(store, genesis).current.consortium):
+        try:
+            return c.member(key.key_id)
+        except LedgerError:
+            continue
+    return None
 
 
 def china_now() -> datetime:
@@ -80,16 +93,25 @@ class Node:
         restart: Callable[[], None] | None = None,
         election: Election | None = None,
         tick_interval: float = 0.0,
+        joining: bool = False,
     ) -> None:
         """``restart`` is called when the node must be restarted to heal (a block failed to store and the
         storage is back); the node process exits for its supervisor, tests and tools may do otherwise.
         With an ``election`` and a positive ``tick_interval`` (seconds) the node runs the consortium's
-        :class:`~consortium_nodes.scheduler.Scheduler` (a ``system.tick`` per interval while it leads)."""
-        member = consortium.member(key.key_id)
-        if member.name != name or "node" not in member.roles:
+        :class:`~consortium_nodes.scheduler.Scheduler` (a ``system.tick`` per interval while it leads).
+        ``joining``: the node of a member a vote is adding, started with a key no membership holds yet."""
+        member = _own_member(consortium, store, key)
+        if member is None and joining:  # it follows the chain and co-signs once a vote puts its key in force
+            log.warning("node %s: key %s is not a member's yet; following the chain until a vote adds it",
+                        name, key.key_id)
+        elif member is None or member.name != name or "node" not in member.roles:
             raise ConfigError(f"key {key.key_id} is not the node key of member {name}")
         self.name = name
-        self.consortium = consortium
+        #: the genesis; :attr:`consortium` is the membership in force, as governance votes made it
+        self.genesis = consortium
+        #: the business rules wrapped with governance (chain, admission); ``machine`` the rules (queries)
+        self.governed = machine if isinstance(machine, Governed) else Governed(machine, consortium)
+        machine = self.governed.inner
         self.key = key
         self.store = store
         self.machine = machine
@@ -105,16 +127,17 @@ class Node:
         self._divergences = Divergences(name)
         self.pool = TxPool(DurablePool(engine=store.engine))
         self.batch_copies = BatchCopies(engine=store.engine)  # kept in each built block's commit (chain.py)
-        self.certificates = Certificates(consortium=consortium, store=store, divergences=self._divergences)
+        self.certificates = Certificates(consortium=consortium, store=store, divergences=self._divergences,
+                                         membership=self.governed.at)
         self.stored_txs = StoredTxs()
         self.outbox = SignatureOutbox(name=name, peers=peers, stop=self._stop)
         self.chain = Chain(
-            name=name, consortium=consortium, key=key, store=store, machine=machine, pool=self.pool,
+            name=name, consortium=consortium, key=key, store=store, machine=self.governed, pool=self.pool,
             certificates=self.certificates, divergences=self._divergences, stored_txs=self.stored_txs,
             outbox=self.outbox, health=self.health, clock=clock,
         )
         self.state_lock = self.chain.state_lock
-        self.admitter = Admitter(consortium=consortium, machine=machine, store=store, pool=self.pool)
+        self.admitter = Admitter(consortium=consortium, machine=self.governed, store=store, pool=self.pool)
         self.batcher = Batcher(
             name=name, pool=self.pool, orderer=orderer, clock=clock,
             max_txs=min(batch_max_txs, consortium.max_block_txs), max_wait=batch_max_wait, stop=self._stop,
@@ -123,7 +146,7 @@ class Node:
         self.catch_up = CatchUp(peers=peers, store=store, chain=self.chain, stop=self._stop)
         self.follower = Follower(name=name, orderer=orderer, store=store, chain=self.chain, catch_up=self.catch_up,
                                  health=self.health, stop=self._stop)
-        self.checkpoints = Checkpoints(name=name, consortium=consortium, key=key, store=store, peers=peers,
+        self.checkpoints = Checkpoints(name=name, consortium=self.governed.in_force, key=key, store=store, peers=peers,
                                        final_height=lambda: self.certificates.final_height,
                                        extension=self._checkpoint_extension(machine))
         coordinator = consortium.nodes[0].name == name
@@ -142,7 +165,13 @@ class Node:
         self.queries = Queries(
             consortium=consortium, machine=machine, state_lock=self.state_lock, store=store, pool=self.pool,
             stored_txs=self.stored_txs, certificates=self.certificates, checkpoints=self.checkpoints,
+            names=lambda: member_names(self.governed.history),
         )
+
+    @property
+    def consortium(self) -> Consortium:
+        """The membership in force for the next block (the genesis until a governance vote changed it)."""
+        return self.governed.in_force()
 
     # -- life cycle -------------------------------------------------------
     def start(self) -> None:
@@ -287,7 +316,8 @@ class Node:
         return self.queries.provenance(kind, key)
 
     def state_digest(self) -> str:
-        return self.queries.state_digest()
+        with self.state_lock:
+            return self.governed.digest()
 
     def _checkpoint_extension(self, machine: StateMachine) -> Callable[[int], str | None] | None:
         """The state machine's checkpoint line for a height, read under the state lock (None: it has none)."""
@@ -335,10 +365,11 @@ class Node:
         certificate: dict[str, Any] | None = None
         if final_header is not None:
             signed = {s.key_id for s in self.store.signatures(final)}
+            then = self.governed.at(final)  # the membership that block was co-signed under
             certificate = {
                 "height": final, "header_hash": final_header.hash,
-                "signers": [m.name for m in self.consortium.nodes if m.key_id in signed],
-                "quorum": self.consortium.quorum, "nodes": len(self.consortium.nodes),
+                "signers": [m.name for m in then.nodes if m.key_id in signed],
+                "quorum": then.quorum, "nodes": len(then.nodes),
             }
         return {
             "node": self.name,
@@ -359,6 +390,7 @@ class Node:
             "ready": self.ready and self.health.blocking is None,
             "state_digest": self.state_digest() if digest else None,
             "scheduler": None if self.scheduler is None else self.scheduler.status(),
+            "membership": self.governed.status(),
             **self._key_status(),
         }
 
@@ -367,10 +399,18 @@ class Node:
         ``own_key``: this node's key, ``expired`` once past its validity and ``refused``, the newest block it
         did not co-sign because of that (the node keeps running and says so here)."""
         now = self.clock()
-        me = self.consortium.member(self.key.key_id)
-        own: dict[str, Any] = {"member": me.name, "key_id": me.key_id, "not_after": None, "days_left": None,
-                               "expired": False, "refused": self.chain.key_refused}
-        if me.validity is not None:
+        me: Member | None
+        try:
+            me = self.consortium.member(self.key.key_id)
+            in_force = True
+        except LedgerError:  # a vote rotated this node's key out (or retired its member): it says so
+            known = [e.consortium for e in self.governed.history.eras if self.key.key_id in
+                     {m.key_id for m in e.consortium.members}]
+            me = known[-1].member(self.key.key_id) if known else None
+            in_force = False
+        own: dict[str, Any] = {"member": self.name, "key_id": self.key.key_id, "not_after": None, "days_left": None,
+                               "expired": False, "refused": self.chain.key_refused, "in_force": in_force}
+        if me is not None and me.validity is not None:
             own.update(not_after=me.validity.not_after, days_left=me.validity.days_left(now),
                        expired=me.key_refusal(now) == "key_expired")
         return {"keys_expiring": expiring(self.consortium.members, now), "own_key": own}

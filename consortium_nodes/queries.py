@@ -34,9 +34,11 @@ class Queries:
     def __init__(
         self, *, consortium: Consortium, machine: StateMachine, state_lock: threading.RLock, store: LedgerStore,
         pool: TxPool, stored_txs: StoredTxs, certificates: Certificates, checkpoints: Checkpoints,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] = time.monotonic, names: Callable[[], Mapping[str, str]] | None = None,
     ) -> None:
+        """``names``: every key id the chain had in force → its member (governance changes them)."""
         self._consortium = consortium
+        self._names = names
         self._machine = machine
         self._state_lock = state_lock
         self._store = store
@@ -137,7 +139,8 @@ class Queries:
         if objects:  # v2: the object's record chain, proven in the map the checkpoint commits to
             proof = self.query("object_proof", {"kind": kind, "key": key, "height": note_objects_height(note)})
         return build_export(store=self._store, consortium=self._consortium, subject={"kind": kind, "id": key},
-                            tx_ids=list(tx_ids), checkpoint_note=note, object_proof=proof)
+                            tx_ids=list(tx_ids), checkpoint_note=note, object_proof=proof,
+                            names=None if self._names is None else self._names())
 
 
 log = logging.getLogger("consortium_nodes.node")

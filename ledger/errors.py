@@ -131,3 +131,40 @@ class KeyExpired(LedgerError):
     """A signature under a key outside its card's validity period (judged at the block's time)."""
 
     reason = "key_expired"
+
+
+class GovernanceError(LedgerError):
+    """A governance proposal or vote that cannot count (:mod:`ledger.core.governance`); it stays in its block
+    with this reason, the membership unchanged."""
+
+    reason = "governance_invalid"
+
+
+class GovernanceNotNode(GovernanceError):
+    """Only node members in force propose and vote (and a member approves the rotation of its own key)."""
+
+    reason = "governance_not_node"
+
+
+class GovernanceUnknownProposal(GovernanceError):
+    """A vote on a proposal that is not pending (never made, applied, rejected or expired)."""
+
+    reason = "governance_unknown_proposal"
+
+
+class GovernanceDuplicate(GovernanceError):
+    """A proposal id already used on this chain, or a second vote by the same member on one proposal."""
+
+    reason = "governance_duplicate"
+
+
+class KeyRotated(LedgerError):
+    """A signature under a member key that governance rotated out: the member signs with its new key."""
+
+    reason = "key_rotated"
+
+
+class MemberRetired(LedgerError):
+    """A signature by a member that governance retired."""
+
+    reason = "member_retired"

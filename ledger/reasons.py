@@ -72,6 +72,18 @@ _ALL: tuple[Reason, ...] = (
     Reason("bad_act_signature", 403, "操作者签名无效", "The actor's signature is not valid"),
     Reason("key_expired", 403, "签名密钥已过有效期", "The signing key's validity period has ended"),
     Reason("key_not_yet_valid", 403, "签名密钥尚未生效", "The signing key is not valid yet"),
+    # governance on the chain (ledger.core.governance, ledger.core.membership)
+    Reason("governance_invalid", 422, "治理提案或投票无效", "The governance proposal or vote is not valid"),
+    Reason("governance_not_node", 403, "只有在任的节点成员可以提出治理提案和投票",
+           "Only node members in force may propose and vote on governance"),
+    Reason("governance_unknown_proposal", 404, "该治理提案不存在或已结束",
+           "The governance proposal is not pending (unknown, applied, rejected or expired)"),
+    Reason("governance_duplicate", 409, "治理提案编号已使用，或该成员已对此提案投票",
+           "The proposal id is taken, or this member has already voted on the proposal"),
+    Reason("key_rotated", 403, "签名密钥已经治理投票轮换，请使用新密钥",
+           "The signing key was rotated out by a governance vote: sign with the new key"),
+    Reason("member_retired", 403, "签名成员已经治理投票退出联盟",
+           "The signing member was retired by a governance vote"),
     # -- the e-ticket rules (ledger.eticket; docs/ETICKET.md "Reason codes") ----------------------------
     Reason("eticket_error", 422, "电子渣票业务规则错误", "E-ticket rule error"),
     Reason("personal_data", 422, "字段含有个人信息（身份证号、手机号、邮箱或银行卡号），不得上链",

@@ -323,6 +323,28 @@ class LocalConsortium:
             self._write(desc)
         self.wait_ready([name], timeout=wait)
 
+    def join(self, name: str, key_file: Path, *, wait: float = 60.0) -> None:
+        """Start the node of member ``name``, which a governance vote adds (or has added): configured like the
+        founders' nodes (``joining``: its key may not be in force yet), every node of this consortium its peer.
+        Plain HTTP only: under TLS its certificate, issued under its own key, is in no other node's CA bundle."""
+        desc = self.describe()
+        if desc.get("tls_dir"):
+            raise ConfigError("a node joins only a local consortium made without TLS (the CA bundles are fixed)")
+        if any(n["name"] == name for n in desc["nodes"]):
+            raise ConfigError(f"this consortium has a node {name!r} already")
+        model = json.loads(Path(desc["nodes"][0]["config"]).read_text(encoding="utf-8"))
+        d = self.root / "nodes" / name
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        port = free_port()
+        cfg = {**model, "name": name, "key": str(Path(key_file).resolve()), "db": f"sqlite:///{d / 'ledger.db'}",
+               "port": port, "peers": {n["name"]: n["url"] for n in desc["nodes"]}, "data_dir": str(d),
+               "joining": True}
+        (d / "node.json").write_text(json.dumps(cfg, ensure_ascii=False, indent=2), encoding="utf-8")
+        desc["nodes"].append({"name": name, "url": f"http://127.0.0.1:{port}", "data_dir": str(d), "pid": None,
+                              "config": str(d / "node.json")})
+        self._write(desc)
+        self.start(name, wait=wait)
+
     def down(self, *, purge: bool = False) -> None:
         """Stop every process this consortium started, by process id; :class:`NodeError` naming any node that
         lives on (its pid kept, its data not purged)."""

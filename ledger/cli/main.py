@@ -232,9 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_extra_commands(sub: Any) -> None:
     """The commands of the e-ticket layer: audit (every node) and report."""
-    from ledger.cli import actor_keys, audit, genesis, report, tls
+    from ledger.cli import actor_keys, audit, genesis, governance, report, tls
 
     genesis.register(sub)
+    governance.register(sub)
     audit.register(sub)
     report.register(sub)
     tls.register(sub)

@@ -9,9 +9,13 @@ from typing import Any, Protocol
 
 from ledger.core.block import VALID, Block, BlockHeader, make_header
 from ledger.core.consortium import Consortium, Member
+from ledger.core.governed import Governed
 from ledger.core.transaction import Transaction, parse_time
 from ledger.core.tree import CompactRange, hash_leaf
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, UnknownSigner
+
+#: a height after every block: :meth:`Governed.refusal` at it judges against the membership in force now
+NOW = 2**62
 
 
 @dataclass(frozen=True)
@@ -59,12 +63,19 @@ def build_block(
     are neither decoded nor verified a second time.  The checks are deterministic functions
     of the bytes and the consortium, so the block is the same; the rules (``apply``) still
     run on every transaction.
+
+    With a :class:`~ledger.core.governed.Governed` machine the block is built under the membership governance
+    put in force for it (``consortium`` is then the genesis), a signer a vote took out gets ``key_rotated`` or
+    ``member_retired``, and the block ends with the votes' boundary (:meth:`Governed.end_block`).
     """
+    gov = machine if isinstance(machine, Governed) else None
+    if gov is not None:  # the membership governance put in force for this block (the caller's is the genesis)
+        consortium = gov.in_force()
     txs: list[Transaction] = []
     signers: list[Member | None] = []
     for raw in raw_txs[: consortium.max_block_txs]:
         hit = checked.get(raw) if checked is not None else None
-        if hit is not None:
+        if hit is not None and (gov is None or _still(hit, consortium)):
             txs.append(hit.tx)
             signers.append(hit.signer)
             continue
@@ -95,6 +106,10 @@ def build_block(
             try:
                 signer = tx.check(consortium)
                 machine.admit(tx, consortium)
+            except UnknownSigner as exc:  # a key rotated out or a member retired has its own reason
+                former = gov.refusal(tx.submitter, height) if gov is not None else None
+                codes.append((former or exc).reason)
+                continue
             except LedgerError as exc:
                 codes.append(exc.reason)
                 continue
@@ -108,8 +123,16 @@ def build_block(
     hashes = tuple(hash_leaf(tx.encode()) for tx in kept)
     header, after = make_header(previous=previous, genesis_hash=consortium.genesis_hash, transactions=kept,
                                 codes=codes, log=log, timestamp=when_text, proposer=proposer, leaf_hashes=hashes)
+    if gov is not None:
+        gov.end_block(height)
     return Built(block=Block(header, tuple(kept), tuple(codes)), log=after, dropped=len(raw_txs) - len(kept),
                  leaf_hashes=hashes)
+
+
+def _still(hit: Checked, consortium: Consortium) -> bool:
+    """The admission checks were made under the membership this block is built under: no vote changed the
+    signer, the policy or the parameters since (else every node checks again, as the nodes without the cache do)."""
+    return hit.under is consortium
 
 
 @dataclass(frozen=True)
@@ -118,13 +141,22 @@ class Checked:
 
     tx: Transaction
     signer: Member
+    #: the membership the checks were made under (a governance vote may change it before the block is built)
+    under: Consortium | None = None
 
 
 def check_stateless(tx: Transaction, consortium: Consortium, machine: StateMachine) -> Checked:
     """The checks :func:`build_block` runs on a transaction before the rules; raises their LedgerError."""
-    signer = tx.check(consortium)
+    if isinstance(machine, Governed):  # the membership in force now, and a former key's own reason
+        consortium = machine.in_force()
+        try:
+            signer = tx.check(consortium)
+        except UnknownSigner as exc:
+            raise machine.refusal(tx.submitter, NOW) or exc from None
+    else:
+        signer = tx.check(consortium)
     machine.admit(tx, consortium)
-    return Checked(tx, signer)
+    return Checked(tx, signer, consortium)
 
 
 def rebuild(block: Block, previous: BlockHeader | None, log: CompactRange, consortium: Consortium,

@@ -132,7 +132,7 @@ class Member:
 
 @dataclass(frozen=True)
 class Consortium:
-    """The parsed genesis file; immutable for the life of the chain."""
+    """The parsed genesis file, or the membership a governance vote made of it (:meth:`amended`)."""
 
     name: str
     origin: str
@@ -247,6 +247,20 @@ class Consortium:
             cached = digest(canonical(self.to_dict()), self.digest_alg).hex()
             object.__setattr__(self, "_genesis_hash", cached)
         return cached
+
+    def amended(self, *, members: Sequence[Member] | None = None, parameters: Mapping[str, Any] | None = None,
+                policy: Mapping[str, Sequence[str]] | None = None) -> Consortium:
+        """The membership after a governance change (:mod:`ledger.core.governance`): the same chain, so the
+        same name, origin, algorithms and genesis hash (block 0 links to the genesis, every later block too);
+        ``ConsortiumError`` when the new membership does not hold (no node left, a name or key twice)."""
+        new = Consortium(
+            name=self.name, origin=self.origin, members=tuple(self.members if members is None else members),
+            parameters=dict(self.parameters if parameters is None else parameters),
+            policy={k: list(v) for k, v in (self.policy if policy is None else policy).items()},
+            signature_alg=self.signature_alg, digest_alg=self.digest_alg,
+        )
+        object.__setattr__(new, "_genesis_hash", self.genesis_hash)
+        return new
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> Consortium:

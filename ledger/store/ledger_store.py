@@ -24,7 +24,7 @@ from ledger.store.schema import make_engine, migrate, normalise_url, param_mark
 #: Codes that say the transaction's signature or size check failed: such a transaction must really fail it.
 #: ``forbidden`` is not one of them: the role policy *and* the business rules (a gate of another project)
 #: give it to well-signed transactions, so it only requires a good signature; re-execution settles the rest.
-SIGNATURE_CODES = frozenset({"bad_signature", "unknown_signer", "oversize_payload"})
+SIGNATURE_CODES = frozenset({"bad_signature", "unknown_signer", "oversize_payload", "key_rotated", "member_retired"})
 
 
 _BLOCK_COLUMNS = ("height", "hash", "version", "previous_hash", "tx_root", "flags_digest", "tx_count", "log_size",

@@ -14,10 +14,12 @@ from ledger.core import checkpoint as cp
 from ledger.core.block import Block, BlockHeader
 from ledger.core.builder import StateMachine, rebuild
 from ledger.core.consortium import Consortium
+from ledger.core.governed import Governed
 from ledger.core.tree import CompactRange, hash_leaf, verify_consistency_hashes
 from ledger.errors import LedgerError
 from ledger.machines import MachineFactory
 from ledger.store import schema
+from ledger.store.governance_log import checkpoint_members, store_history
 from ledger.store.ledger_store import LedgerStore
 from ledger.verify.chain import verify_chain
 from ledger.verify.provenance import signers
@@ -25,7 +27,9 @@ from ledger.verify.provenance import signers
 
 def check_kept_checkpoint(store: LedgerStore, consortium: Consortium, note: str) -> dict[str, Any]:
     """Prove with an RFC 9162 consistency proof that this node's log (rebuilt from the stored
-    transaction bodies) extends a checkpoint the regulator kept from an earlier audit."""
+    transaction bodies) extends a checkpoint the regulator kept from an earlier audit (co-signed by the nodes
+    in force at the block it covers)."""
+    consortium = checkpoint_members(store_history(store, consortium), [h.log_size for h in store.headers()], note)
     c, signers = cp.verify(note, {m.name: m.public_key for m in consortium.nodes}, quorum=consortium.quorum,
                            origin=consortium.origin)
     log = store.log_from_bodies()
@@ -70,11 +74,14 @@ def first_difference(url: str, reference_url: str) -> dict[str, Any] | None:
         theirs.close()
 
 
-def _newest_checkpoint(store: LedgerStore, consortium: Consortium) -> tuple[int, str] | None:
-    verifiers = {m.name: m.public_key for m in consortium.nodes}
+def _newest_checkpoint(store: LedgerStore, genesis: Consortium) -> tuple[int, str] | None:
+    history = store_history(store, genesis)
+    sizes = [h.log_size for h in store.headers()]
     for size, _root, note in reversed(store.checkpoints()):
+        consortium = checkpoint_members(history, sizes, note)
         try:
-            cp.verify(note, verifiers, quorum=consortium.quorum, origin=consortium.origin)
+            cp.verify(note, {m.name: m.public_key for m in consortium.nodes}, quorum=consortium.quorum,
+                      origin=consortium.origin)
             return size, note
         except LedgerError:
             continue
@@ -262,6 +269,8 @@ def replay(
     A difference means the stored header, transactions or validation codes are
     not what the rules give: the database was changed, or this node diverged.
     """
+    if not isinstance(machine, Governed):  # governance transactions change the membership block by block
+        machine = Governed(machine, consortium)
     previous: BlockHeader | None = None
     log = CompactRange()
     for h in range(store.height + 1):

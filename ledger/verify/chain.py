@@ -20,10 +20,12 @@ from ledger.core import checkpoint as cp
 from ledger.core.block import BlockHeader, HeaderSignature, flags_digest, node_signature_verifies
 from ledger.core.consortium import Consortium, Member
 from ledger.core.crypto import ED25519, verify_raw
+from ledger.core.membership import MembershipHistory
 from ledger.core.transaction import TX_CONTEXT, parse_time, split_leaf
 from ledger.core.tree import CompactRange, hash_leaf, root_from_hashes
 from ledger.errors import LedgerError, StoreError
 from ledger.store import schema
+from ledger.store.governance_log import checkpoint_members, store_history
 from ledger.store.ledger_store import SIGNATURE_CODES, LedgerStore
 from ledger.store.schema import make_engine
 from ledger.verify.report import HEADER_KINDS, Problem, Report, rank
@@ -33,11 +35,23 @@ from ledger.verify.report import HEADER_KINDS, Problem, Report, rank
 _W: dict[str, Any] = {}
 
 
-def _init_worker(url: str, consortium_doc: Mapping[str, Any]) -> None:
+def _init_worker(url: str, consortium_doc: Mapping[str, Any], eras: list[dict[str, Any]] | None = None) -> None:
     _W["engine"] = make_engine(url)
     consortium = Consortium.from_dict(consortium_doc)
     _W["consortium"] = consortium
     _W["keys"] = {m.key_id: m for m in consortium.members}
+    history = MembershipHistory.from_docs(consortium, eras or [])
+    _W["history"] = history
+    _W["era_keys"] = {e.since: {m.key_id: m for m in e.consortium.members} for e in history.eras}
+
+
+def _members_at(height: int) -> tuple[Consortium, dict[str, Member]]:
+    """The membership in force for block ``height`` (governance changes it by vote) and its keys."""
+    history: MembershipHistory | None = _W.get("history")
+    if history is None:
+        return _W["consortium"], _W["keys"]
+    era = history.era_at(height)
+    return era.consortium, _W["era_keys"][era.since]
 
 
 @dataclass(frozen=True)
@@ -82,8 +96,6 @@ def _check_certificate(
 def _verify_chunk(chunk: _Chunk) -> tuple[list[bytes], list[Problem], int]:
     """Check the blocks of one chunk; return their leaf hashes (per block), problems, tx count."""
     engine: sa.Engine = _W["engine"]
-    consortium: Consortium = _W["consortium"]
-    members: dict[str, Member] = _W["keys"]
     lo, hi = chunk.headers[0].height, chunk.headers[-1].height
     tx = schema.transactions
     sg = schema.signatures
@@ -111,6 +123,7 @@ def _verify_chunk(chunk: _Chunk) -> tuple[list[bytes], list[Problem], int]:
     sha256 = hashlib.sha256
     for h in chunk.headers:
         height = h.height
+        consortium, members = _members_at(height)
         problems.extend(_check_certificate(h, sigs.get(height, []), consortium, members))
         block_rows = by_block.get(height, [])
         at = parse_time(h.timestamp)
@@ -341,7 +354,9 @@ def verify_chain(
             report.problems.append(Problem(
                 "extra_signature", int(stray_at), f"the database holds {stray} node signatures for blocks it "
                 f"does not have (the first for block {stray_at})"))
-        report.problems.extend(_check_stored_checkpoints(stored_checkpoints, headers, trusted, size_now))
+        history = store_history(store, trusted)  # the membership by height: governance votes change it
+        eras = history.to_docs()
+        report.problems.extend(_check_stored_checkpoints(stored_checkpoints, headers, history, size_now))
     finally:
         store.close()
     report.blocks = len(headers)
@@ -369,7 +384,7 @@ def verify_chain(
     ctx = mp.get_context("fork" if threading.active_count() == 1 else "forkserver")
     rng = CompactRange()
     chunks = list(_chunks(headers, chunk_txs))
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(url, trusted.to_dict())) as pool:
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(url, trusted.to_dict(), eras)) as pool:
         for chunk, (leaves, problems, count) in zip(chunks, pool.imap(_verify_chunk, chunks), strict=True):
             report.transactions += count
             report.problems.extend(problems)
@@ -409,18 +424,20 @@ def _stored_genesis(doc: str | None) -> tuple[Consortium | None, list[Problem]]:
 
 
 def _check_stored_checkpoints(
-    rows: list[tuple[int, str, str]], headers: list[BlockHeader], trusted: Consortium, size_now: int
+    rows: list[tuple[int, str, str]], headers: list[BlockHeader], history: MembershipHistory, size_now: int
 ) -> list[Problem]:
     """Every checkpoint a node stored must be co-signed by a quorum of the trusted nodes, agree with its own
     size and root columns, and be the log head of one of the chain's blocks (nodes checkpoint whole final
     blocks).  Each problem is pinned to the block the checkpoint covers up to.  One past the verified
     headers but within ``size_now`` (the log size when the checkpoints had been read) is for a block a
-    running node appended meanwhile: the next audit judges it."""
-    verifiers = {m.name: m.public_key for m in trusted.nodes}
+    running node appended meanwhile: the next audit judges it.  Each is judged under the membership in force
+    at the block it covers (:func:`~ledger.store.governance_log.checkpoint_members`)."""
     sizes = [h.log_size for h in headers]
     problems: list[Problem] = []
     for size, root, note in rows:
         signed: cp.Checkpoint | None = None
+        trusted = checkpoint_members(history, sizes, note)
+        verifiers = {m.name: m.public_key for m in trusted.nodes}
         try:
             signed, _signers = cp.verify(note, verifiers, quorum=trusted.quorum, origin=trusted.origin)
         except LedgerError as exc:

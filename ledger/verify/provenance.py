@@ -19,6 +19,7 @@ from ledger.core.transaction import TX_CONTEXT, split_leaf
 from ledger.core.tree import hash_leaf, verify_inclusion_hash
 from ledger.errors import CheckpointError, EncodingError, LedgerError, ProofError
 from ledger.eticket import heads
+from ledger.store.governance_log import member_names, store_history
 from ledger.store.ledger_store import LedgerStore
 
 FORMAT_V1 = "muck-ledger-provenance/v1"
@@ -55,8 +56,12 @@ def build_export(
     tx_ids: Sequence[str],
     checkpoint_note: str,
     object_proof: Mapping[str, Any] | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Every record of ``tx_ids`` with its inclusion proof in the checkpoint's tree.
+
+    ``names`` maps every key id the chain had in force to its member (a node passes its governed history's;
+    without it the store's governance transactions are read).
 
     With ``object_proof`` (the state machine's :meth:`~ledger.eticket.heads.ObjectHeads.proof_at` at the
     height the checkpoint's object-map line names) the export is format v2 and carries it as ``object``.
@@ -68,6 +73,8 @@ def build_export(
     log = store.log()
     if c.size > log.size or log.root(c.size) != c.root:
         raise ProofError("the checkpoint does not match this node's log")
+    if names is None:  # keys a vote put in force are named too
+        names = member_names(store_history(store, consortium))
     records = []
     for tx_id in tx_ids:
         stored = store.get_tx(tx_id)
@@ -84,7 +91,7 @@ def build_export(
             "timestamp": stored.tx.timestamp,
             "actor": stored.tx.actor,
             "payload": dict(stored.tx.payload),
-            **signers(stored.tx.submitter, stored.tx.actor, stored.tx.payload, consortium),
+            **signers(stored.tx.submitter, stored.tx.actor, stored.tx.payload, consortium, names),
             "body": b64(stored.body),
             "proof": {"leaf": log.leaf(stored.seq).hex(), "index": stored.seq,
                       "hashes": [h.hex() for h in log.inclusion(stored.seq, c.size)]},
@@ -103,12 +110,15 @@ def build_export(
     return out
 
 
-def signers(submitter: str, actor: str, payload: Mapping[str, Any], consortium: Consortium) -> dict[str, Any]:
+def signers(submitter: str, actor: str, payload: Mapping[str, Any], consortium: Consortium,
+            names: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Who signed a record (docs/PROVENANCE.md "Signers"): ``signer`` is who did the act — for an act
     signed by its actor (``act_sig``, :mod:`ledger.eticket.acts`) that actor's key, ``{"key_id", "member"}``
     for a department's approver or ``{"key_id", "device"}`` for a device, with ``relayed_by`` the member
-    that submitted it; otherwise the submitting member ``{"key_id", "member"}`` itself."""
-    member = {"key_id": submitter, "member": consortium.member(submitter).name}
+    that submitted it; otherwise the submitting member ``{"key_id", "member"}`` itself.  ``names`` (key id →
+    member) also names keys governance put in force after the genesis."""
+    name = names.get(submitter) if names is not None else None
+    member = {"key_id": submitter, "member": name if name is not None else consortium.member(submitter).name}
     act = payload.get("act_sig")
     if not isinstance(act, Mapping) or not isinstance(act.get("key_id"), str):
         return {"signer": member}

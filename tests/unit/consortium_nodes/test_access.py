@@ -19,9 +19,14 @@ NOW = dt.datetime(2026, 12, 2, tzinfo=dt.UTC)
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def world(tmp_path_factory):
     consortium, keys = new_consortium(nodes=4, name="access-city")
-    files = certs.issue_consortium(consortium, keys, tmp_path_factory.mktemp("tls"))
+    return consortium, keys, certs.issue_consortium(consortium, keys, tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="module")
+def setup(world):
+    consortium, keys, files = world
     tls = transport.Tls.load(files["chengguan"], consortium)
     app = Flask("t")
     access.install(app, tls)
@@ -67,3 +72,19 @@ def test_no_certificate_and_a_strangers_certificate_are_refused(setup):
     cert, _ = certs.leaf(fake, stranger, now=NOW)
     r = _call(client, "GET", "/status", cert.public_bytes(serialization.Encoding.DER))
     assert r.status_code == 403 and r.json["reason"] == "tls_unknown_peer"
+
+
+def test_a_member_retired_by_vote_is_refused_though_its_certificate_verifies(world, setup):
+    """With the membership in force given (a vote retired 生态环境), its genesis-issued certificate still maps
+    to it, but every route answers 403 ``member_retired``; the members in force are let through."""
+    consortium, _keys, files = world
+    _client, der, _ = setup
+    retired = consortium.amended(members=[m for m in consortium.members if m.name != "shengtai"])
+    app = Flask("t2")
+    tls = transport.Tls.load(files["chengguan"], consortium)
+    access.install(app, tls, in_force=lambda: retired)
+    app.add_url_rule("/status", endpoint="status", view_func=lambda: "ok")
+    client = app.test_client()
+    r = _call(client, "GET", "/status", der("shengtai"))
+    assert r.status_code == 403 and r.json["reason"] == "member_retired"
+    assert _call(client, "GET", "/status", der("zhujian")).status_code == 200

@@ -1,0 +1,131 @@
+"""``ledger governance propose|vote|status``: a member proposes or votes on a change of the consortium (add or
+retire a member, rotate a member's key, change parameters or the policy), signed with its own member key on its
+own machine and submitted to a node; see docs/ARCHITECTURE.md "Governance on the chain".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from ledger.cli.actor_keys import _node_args
+from ledger.core.encoding import CHINA_TZ, iso
+from ledger.core.governance import ACTIONS, PROPOSE, VOTE
+from ledger.core.transaction import Transaction
+from ledger.errors import ConsortiumError, GovernanceError, LedgerError
+from ledger.store.certs import TlsFiles
+from ledger.store.keyfiles import read_consortium, read_private_key
+from ledger.transport import Tls, session
+
+
+def _json_file(path: str, what: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise GovernanceError(f"cannot read the {what} file {path}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise GovernanceError(f"the {what} file {path} is not JSON: {exc}") from exc
+
+
+def _http(a: argparse.Namespace) -> requests.Session:
+    tls = None
+    if a.node.startswith("https://"):
+        if not (a.cert and a.tls_key and a.ca):
+            raise ConsortiumError("an https node needs --cert, --tls-key and --ca (this member's TLS files)",
+                                  reason="tls_client_required")
+        tls = Tls.load(TlsFiles(cert=Path(a.cert), key=Path(a.tls_key), ca=Path(a.ca)), read_consortium(a.consortium))
+    return session(tls)
+
+
+def _submit(a: argparse.Namespace, tx_type: str, payload: dict[str, Any]) -> int:
+    """Sign with the member key, submit, wait for finality; exit 0 only when the transaction is final and valid
+    (a governance refusal exits with its reason code)."""
+    key = read_private_key(a.member_key)
+    tx = Transaction.create(key=key, type=tx_type, payload=payload, actor=f"governance:{key.key_id}",
+                            timestamp=iso(datetime.now(CHINA_TZ), timespec="seconds"))
+    http = _http(a)
+    node = a.node.rstrip("/")
+    try:
+        r = http.post(f"{node}/v1/transactions", json=tx.to_dict(), timeout=30)
+        if r.status_code not in (200, 202):
+            reason = str((r.json() if r.headers.get("content-type", "").startswith("application/json") else {})
+                         .get("reason") or "node_refused")
+            raise LedgerError(f"the node refused the transaction: HTTP {r.status_code} {r.text[:200]}",
+                              reason=reason)
+        deadline = time.monotonic() + a.wait
+        while True:
+            st = http.get(f"{node}/v1/transactions/{tx.tx_id}", params={"wait": 5}, timeout=30).json()
+            if st.get("status") == "final" or time.monotonic() > deadline:
+                break
+    except requests.RequestException as exc:
+        raise LedgerError(f"cannot reach {node}: {exc.__class__.__name__}", reason="ledger_unavailable") from None
+    code = st.get("code")
+    print(json.dumps({"tx_id": tx.tx_id, "type": tx_type, "proposal_id": payload["proposal_id"],
+                      "status": st.get("status"), "code": code, "height": st.get("height")}, ensure_ascii=False))
+    if st.get("status") != "final":
+        raise LedgerError(f"not final within {a.wait:.0f} s: {tx.tx_id}", reason="ledger_timeout")
+    if code != "valid":
+        raise LedgerError(f"{tx_type} refused by the consortium: {code}", reason=str(code))
+    return 0
+
+
+def cmd_propose(a: argparse.Namespace) -> int:
+    payload: dict[str, Any] = {"proposal_id": a.proposal_id, "action": a.action}
+    if a.action in ("retire_member", "rotate_key"):
+        if not a.member:
+            raise GovernanceError(f"{a.action} needs --member")
+        payload["member"] = a.member
+    if a.action in ("add_member", "rotate_key"):
+        if not a.card:
+            raise GovernanceError(f"{a.action} needs --card (the member's card, made by 'ledger keygen')")
+        payload["card"] = _json_file(a.card, "card")
+    if a.action == "set_parameters":
+        payload["parameters"] = _json_file(a.parameters or "", "parameters")
+    if a.action == "set_policy":
+        payload["policy"] = _json_file(a.policy or "", "policy")
+    return _submit(a, PROPOSE, payload)
+
+
+def cmd_vote(a: argparse.Namespace) -> int:
+    return _submit(a, VOTE, {"proposal_id": a.proposal_id, "approve": not a.reject})
+
+
+def cmd_status(a: argparse.Namespace) -> int:
+    try:
+        st = _http(a).get(a.node.rstrip("/") + "/status", timeout=30).json()
+    except (requests.RequestException, ValueError) as exc:
+        raise LedgerError(f"cannot read {a.node}/status: {exc.__class__.__name__}",
+                          reason="ledger_unavailable") from None
+    print(json.dumps(st.get("membership"), ensure_ascii=False, indent=2))
+    return 0
+
+
+def register(sub: Any) -> None:
+    g = sub.add_parser("governance", help="propose or vote on a change of the consortium, signed with your key")
+    gsub = g.add_subparsers(dest="governance_cmd", required=True)
+    p = gsub.add_parser("propose", help="propose a change (you approve it by proposing)")
+    p.add_argument("--proposal-id", required=True, help="a new id, e.g. rotate-shengtai-2026")
+    p.add_argument("--action", required=True, choices=ACTIONS)
+    p.add_argument("--member", help="retire_member, rotate_key: the member's name")
+    p.add_argument("--card", help="add_member, rotate_key: the member card file (its new key's)")
+    p.add_argument("--parameters", help="set_parameters: a JSON file of the parameters to set (null removes)")
+    p.add_argument("--policy", help="set_policy: a JSON file of the whole new policy")
+    _node_args(p)
+    p.set_defaults(func=cmd_propose)
+    v = gsub.add_parser("vote", help="approve (or --reject) a pending proposal")
+    v.add_argument("--proposal-id", required=True)
+    v.add_argument("--reject", action="store_true", help="vote against")
+    _node_args(v)
+    v.set_defaults(func=cmd_vote)
+    s = gsub.add_parser("status", help="the membership in force and the pending proposals, as a node sees them")
+    s.add_argument("--consortium", required=True, help="the consortium (genesis) file")
+    s.add_argument("--node", required=True, help="a node's URL")
+    for flag in ("--cert", "--tls-key", "--ca"):
+        s.add_argument(flag, help="this member's TLS files (for an https node)")
+    s.set_defaults(func=cmd_status)

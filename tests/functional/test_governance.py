@@ -1,0 +1,258 @@
+"""Governance on the chain with real node processes (four nodes, solo ordering): a member key rotated by a vote
+of the node members, applied at a block boundary on every node, the old blocks still verifying under the old key
+and the old key refused afterwards, for transactions and for co-signatures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from consortium_nodes.audit import audit_consortium
+from ledger.core.card import make_card
+from ledger.core.crypto import PrivateKey
+from ledger.core.encoding import CHINA_TZ
+from ledger.core.governance import PROPOSE, VOTE
+from ledger.core.transaction import Transaction
+from ledger.core.validity import Validity
+from ledger.store.certs import member_files
+from ledger.store.keyfiles import read_private_key, write_private_key
+from ledger.testing import make_tx
+from ledger.verify.chain import verify_chain
+from tests.functional.tls_fixtures import HTTP, NODE_MEMBER
+from tools.local_consortium import LocalConsortium
+
+pytestmark = pytest.mark.slow
+
+NODES = ("chengguan", "zhujian", "jiaotong", "shengtai")
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    lc = LocalConsortium(root=tmp_path_factory.mktemp("governance"))
+    lc.up(nodes=4, ordering="solo", state_machine="null")
+    lc.mount(HTTP, NODE_MEMBER)
+    yield lc
+    lc.down()
+
+
+def _url(lc: LocalConsortium, name: str) -> str:
+    return str(next(n["url"] for n in lc.describe()["nodes"] if n["name"] == name))
+
+
+def _key(lc: LocalConsortium, name: str) -> PrivateKey:
+    return read_private_key(Path(lc.describe()["keys_dir"]) / f"{name}.pem")
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(CHINA_TZ).replace(microsecond=0).isoformat()
+
+
+def _gov(key: PrivateKey, kind: str, payload: dict[str, Any]) -> Transaction:
+    return Transaction.create(key=key, type=kind, payload=payload, actor="department:governance",
+                              timestamp=_iso(datetime.now(CHINA_TZ)))
+
+
+def _final(lc: LocalConsortium, tx: Transaction, node: str = "chengguan") -> dict[str, Any]:
+    """Submit ``tx`` and wait for it to be final; its status."""
+    r = HTTP.post(_url(lc, node) + "/v1/transactions", json=tx.to_dict(), params={"wait": 20}, timeout=30)
+    assert r.status_code == 200, r.text
+    d: dict[str, Any] = r.json()
+    assert d["status"] == "final", d
+    return d
+
+
+def _status(lc: LocalConsortium, name: str) -> dict[str, Any]:
+    r = HTTP.get(_url(lc, name) + "/status", timeout=10)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def _until(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:.0f} s: {what}")
+        time.sleep(0.2)
+
+
+def _cli(lc: LocalConsortium, member: str, *args: str, node: str = "jiaotong") -> subprocess.CompletedProcess[str]:
+    """``ledger governance ...`` as ``member`` runs it: signed with its member key, over its TLS identity."""
+    desc = lc.describe()
+    tls: list[str] = []
+    if desc.get("tls_dir"):
+        files = member_files(desc["tls_dir"], member)
+        tls = ["--cert", str(files.cert), "--tls-key", str(files.key), "--ca", str(files.ca)]
+    return subprocess.run(
+        [sys.executable, "-m", "ledger", "governance", *args, "--consortium", desc["consortium"], "--member-key",
+         str(Path(desc["keys_dir"]) / f"{member}.pem"), "--node", _url(lc, node), "--wait", "30", *tls],
+        capture_output=True, text=True, timeout=120, check=False)
+
+
+def _signed_by(lc: LocalConsortium, node: str, height: int, key_id: str) -> bool:
+    """``node`` holds a co-signature of block ``height`` by ``key_id`` (stored only when it verified)."""
+    r = HTTP.get(_url(lc, node) + f"/v1/blocks/{height}/signatures", timeout=10)
+    return r.status_code == 200 and any(s["key_id"] == key_id for s in r.json()["signatures"])
+
+
+def test_a_key_rotated_by_vote_leaves_old_blocks_verifying_and_refuses_the_old_key(local: LocalConsortium) -> None:
+    """生态环境局 rotates its node key: it consents with its current key, two more nodes approve.  Every node puts
+    the new membership in force at the same block; afterwards a transaction under the old key is refused
+    (``key_rotated``) and the node's co-signatures under its old key no longer count, until it restarts with the
+    new key and co-signs again.  Every node's chain, with blocks co-signed under the old key, passes the audit."""
+    gateway, old = _key(local, "gateway"), _key(local, "shengtai")
+    before = _final(local, make_tx(gateway, 1))
+    _until("shengtai co-signs under its genesis key",
+           lambda: _signed_by(local, "chengguan", before["height"], old.key_id))
+    new = PrivateKey.generate()
+    now = datetime.now(CHINA_TZ)
+    card = make_card(new, name="shengtai", org="生态环境局", roles=("node", "approver"),
+                     validity=Validity(not_before=_iso(now - timedelta(days=1)),
+                                       not_after=_iso(now + timedelta(days=365))))
+    proposal = {"proposal_id": "rotate-shengtai-1", "action": "rotate_key", "member": "shengtai",
+                "card": card.to_dict()}
+    assert _final(local, _gov(_key(local, "chengguan"), PROPOSE, proposal))["code"] == "valid"
+    _until("zhujian holds the proposal, approved by its proposer",  # final: a quorum stored it, maybe not zhujian
+           lambda: [p["approvals"] for p in _status(local, "zhujian")["membership"]["pending"]] == [["chengguan"]])
+    voted = _cli(local, "zhujian", "vote", "--proposal-id", "rotate-shengtai-1")  # its own key, its own process
+    assert voted.returncode == 0, voted.stderr
+    assert json.loads(voted.stdout)["code"] == "valid"
+    decided = _final(local, _gov(old, VOTE, {"proposal_id": "rotate-shengtai-1", "approve": True}), node="jiaotong")
+    assert decided["code"] == "valid"
+    since = decided["height"] + 1
+    for name in NODES:
+        _until(f"{name} has the rotation in force", lambda n=name: _status(local, n)["membership"]["version"] == 1)
+        m = _status(local, name)["membership"]
+        assert m["since"] == since and m["members"]["shengtai"] == new.key_id and m["pending"] == []
+
+    late = _cli(local, "jiaotong", "vote", "--proposal-id", "rotate-shengtai-1")
+    assert late.returncode != 0 and "[governance_unknown_proposal]" in late.stderr, late.stderr  # decided already
+    r = HTTP.post(_url(local, "zhujian") + "/v1/transactions", json=make_tx(old, 2).to_dict(), timeout=10)
+    assert r.status_code == 403 and r.json()["reason"] == "key_rotated", r.text
+    after = _final(local, make_tx(gateway, 3))
+    assert after["height"] >= since
+    _until("shengtai says its key is no longer in force",
+           lambda: _status(local, "shengtai")["own_key"]["refused"] is not None)
+    own = _status(local, "shengtai")["own_key"]
+    assert own["in_force"] is False and own["refused"]["reason"] == "key_rotated"
+    assert not any(_signed_by(local, n, after["height"], old.key_id) for n in NODES)
+
+    node_cfg = Path(next(n["config"] for n in local.describe()["nodes"] if n["name"] == "shengtai"))
+    cfg = json.loads(node_cfg.read_text(encoding="utf-8"))
+    new_key_file = Path(local.describe()["keys_dir"]) / "shengtai-2.pem"
+    write_private_key(new, new_key_file)
+    cfg["key"] = str(new_key_file)
+    local.stop("shengtai")
+    node_cfg.write_text(json.dumps(cfg, ensure_ascii=False, indent=2), encoding="utf-8")
+    local.start("shengtai")
+    assert _status(local, "shengtai")["own_key"]["in_force"] is True
+    later = _final(local, make_tx(new, 4))
+    assert later["code"] == "valid"
+    _until("shengtai co-signs under its new key, and the peers keep it",
+           lambda: _signed_by(local, "chengguan", later["height"], new.key_id))
+
+    report = audit_consortium(local.desc_path)
+    assert report["ok"], report
+    audit = subprocess.run([sys.executable, "-m", "ledger", "audit", "--nodes", str(local.desc_path)],
+                           capture_output=True, text=True, timeout=300, check=False)
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    db = next(n for n in local.describe()["nodes"] if n["name"] == "jiaotong")["data_dir"]
+    verified = verify_chain(f"sqlite:///{db}/ledger.db")
+    assert verified.ok, verified.problems
+    assert _signed_by(local, "jiaotong", before["height"], old.key_id)  # the old block keeps its old co-signature
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Four nodes on loopback without TLS: a joining node's certificate would be in no founder's CA bundle."""
+    lc = LocalConsortium(root=tmp_path_factory.mktemp("governance-plain"))
+    lc.up(nodes=4, ordering="solo", state_machine="null", tls=False)
+    yield lc
+    lc.down()
+
+
+def test_a_node_added_by_vote_catches_up_cosigns_and_counts_toward_the_quorum(plain: LocalConsortium,
+                                                                            tmp_path: Path) -> None:
+    """A fifth department makes its key and card; three of the four nodes vote it in and every node puts the
+    five-node membership (quorum four) in force at the same block.  Its node starts, catches up with the chain
+    and co-signs; with one founder's node stopped a transaction still becomes final, which four signatures of
+    five need: the new node's counts.  Every node's chain, the new node's too, passes the audit."""
+    gateway = _key(plain, "gateway")
+    _final(plain, make_tx(gateway, 10))
+    k = PrivateKey.generate()
+    now = datetime.now(CHINA_TZ)
+    card = make_card(k, name="shuiwu", org="水务局", roles=("node", "approver"),
+                     validity=Validity(not_before=_iso(now - timedelta(days=1)),
+                                       not_after=_iso(now + timedelta(days=365))))
+    key_file = tmp_path / "shuiwu.pem"
+    write_private_key(k, key_file)
+    card_file = tmp_path / "shuiwu-card.json"
+    card_file.write_text(json.dumps(card.to_dict(), ensure_ascii=False), encoding="utf-8")
+    proposed = _cli(plain, "chengguan", "propose", "--proposal-id", "add-shuiwu", "--action", "add_member",
+                    "--card", str(card_file))
+    assert proposed.returncode == 0, proposed.stderr
+    for voter in ("zhujian", "jiaotong"):
+        decided = _final(plain, _gov(_key(plain, voter), VOTE, {"proposal_id": "add-shuiwu", "approve": True}))
+        assert decided["code"] == "valid"
+    for name in NODES:
+        _until(f"{name} has shuiwu in force", lambda n=name: _status(plain, n)["membership"]["version"] == 1)
+        m = _status(plain, name)["membership"]
+        assert m["nodes"] == [*NODES, "shuiwu"] and m["quorum"] == 4 and m["since"] == decided["height"] + 1
+
+    plain.join("shuiwu", key_file)
+    head = _status(plain, "chengguan")["height"]
+    _until("shuiwu catches up", lambda: _status(plain, "shuiwu")["height"] >= head, timeout=60)
+    assert _status(plain, "shuiwu")["membership"]["version"] == 1
+    assert _status(plain, "shuiwu")["own_key"]["in_force"] is True
+    cosigned = _final(plain, make_tx(gateway, 11))
+    _until("shuiwu co-signs, and chengguan keeps its signature",
+           lambda: _signed_by(plain, "chengguan", cosigned["height"], k.key_id))
+
+    plain.stop("jiaotong")
+    try:
+        final = _final(plain, make_tx(gateway, 12))  # four of five: chengguan, zhujian, shengtai and shuiwu
+        assert final["code"] == "valid"
+        _until("the certificate holds shuiwu's signature",
+               lambda: _signed_by(plain, "chengguan", final["height"], k.key_id))
+        st = _status(plain, "chengguan")
+        assert st["certificate"]["quorum"] == 4 and st["certificate"]["nodes"] == 5
+    finally:
+        plain.start("jiaotong")
+    _until("jiaotong catches up", lambda: _status(plain, "jiaotong")["final_height"] >= final["height"],
+           timeout=60)
+    report = audit_consortium(plain.desc_path)
+    assert report["ok"], report
+
+
+def test_a_member_retired_by_vote_is_refused_with_its_own_reason(plain: LocalConsortium) -> None:
+    """After the node added above is retired by four votes of five, the membership is back to four nodes
+    (quorum three) and a transaction under the retired member's key is refused as ``member_retired``."""
+    m = _status(plain, "chengguan")["membership"]
+    if "shuiwu" not in m["nodes"]:
+        pytest.skip("needs the node added by the test before")
+    shuiwu = m["members"]["shuiwu"]
+    proposal = {"proposal_id": "retire-shuiwu", "action": "retire_member", "member": "shuiwu"}
+    _final(plain, _gov(_key(plain, "chengguan"), PROPOSE, proposal))
+    for voter in ("zhujian", "jiaotong"):
+        assert _final(plain, _gov(_key(plain, voter), VOTE,
+                                  {"proposal_id": "retire-shuiwu", "approve": True}))["code"] == "valid"
+    assert _status(plain, "chengguan")["membership"]["version"] == 1  # three of five: not yet the quorum of four
+    assert _final(plain, _gov(_key(plain, "shengtai"), VOTE,
+                              {"proposal_id": "retire-shuiwu", "approve": True}))["code"] == "valid"
+    for name in NODES:
+        _until(f"{name} has retired shuiwu", lambda n=name: _status(plain, n)["membership"]["version"] == 2)
+        m = _status(plain, name)["membership"]
+        assert m["nodes"] == list(NODES) and m["quorum"] == 3 and "shuiwu" not in m["members"]
+    cfg = next(n["config"] for n in plain.describe()["nodes"] if n["name"] == "shuiwu")
+    key = read_private_key(json.loads(Path(cfg).read_text(encoding="utf-8"))["key"])  # its node's key file
+    assert key.key_id == shuiwu
+    r = HTTP.post(_url(plain, "zhujian") + "/v1/transactions", json=make_tx(key, 13).to_dict(), timeout=10)
+    assert r.status_code == 403 and r.json()["reason"] == "member_retired", r.text
+    assert _final(plain, make_tx(_key(plain, "gateway"), 14))["code"] == "valid"
