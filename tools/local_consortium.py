@@ -335,7 +335,7 @@ class LocalConsortium:
         model = json.loads(Path(desc["nodes"][0]["config"]).read_text(encoding="utf-8"))
         d = self.root / "nodes" / name
         d.mkdir(parents=True, exist_ok=True, mode=0o700)
-        port = free_port()
+        port = free_ports(1)[0]
         cfg = {**model, "name": name, "key": str(Path(key_file).resolve()), "db": f"sqlite:///{d / 'ledger.db'}",
                "port": port, "peers": {n["name"]: n["url"] for n in desc["nodes"]}, "data_dir": str(d),
                "joining": True}
