@@ -142,6 +142,14 @@ class Position(TypedDict):
     speed_kmh: float
 
 
+class PositionBatch(TypedDict):
+    """``POST /api/v1/trips/<ticket_id>/positions`` (``PositionBatchSchema``); a bare list is ``positions``."""
+
+    positions: list[Position]
+    time: NotRequired[datetime]  # when the terminal signed the batch (with ``act_sig``)
+    act_sig: NotRequired[dict[str, str]]  # the GPS terminal's own signature (ledger.eticket.acts)
+
+
 # ------------------------------------------------------------------ requests: staff and the regulator
 
 

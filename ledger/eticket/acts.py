@@ -13,14 +13,16 @@ with one, so it cannot write a department's decision.
     b"muck-ledger/act/v1\\n" + RFC 8785 canonical JSON of {"type": <tx type>, "payload": <payload without act_sig>}
 
 The helpers that build a payload (:func:`decision_payload`, :func:`exit_payload`, :func:`receipt_payload`,
-:func:`sighting_payload`) are shared by the API and the clients that sign, so both put the same bytes under
-the signature.
+:func:`sighting_payload`, :func:`positions_payload`) are shared by the API and the clients that sign, so both
+put the same bytes under the signature.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -186,3 +188,21 @@ def sighting_payload(sighting_id: str, camera_id: str, plate: str, covered: bool
     ``sha256:<hex>`` of the photo's bytes; ``plate`` normalised)."""
     return {"sighting_id": sighting_id, "camera_id": camera_id, "plate": plate, "covered": covered,
             "photo_digest": photo_digest, "time": time}
+
+
+def position_point(t: str, lat: float, lon: float, speed_kmh: float) -> dict[str, Any]:
+    """One point of a ``trip.positions`` batch as the API writes it (``t``: ISO 8601 +08:00, whole seconds;
+    degrees to 6 decimals, speed to 0.1 km/h)."""
+    return {"t": t, "lat": round(float(lat), 6), "lon": round(float(lon), 6), "speed_kmh": round(float(speed_kmh), 1)}
+
+
+def batch_id(points: list[dict[str, Any]]) -> str:
+    """A GPS batch's id: a digest of its points (the same points are the same batch, sent twice or not)."""
+    return "b" + hashlib.sha256(json.dumps(points, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def positions_payload(ticket_id: str, points: list[dict[str, Any]], time: str) -> dict[str, Any]:
+    """The ``trip.positions`` payload a GPS terminal signs and the API submits: ``points`` (made by
+    :func:`position_point`) in time order, the batch id their digest, ``time`` when the batch was sent."""
+    ordered = sorted(points, key=lambda p: str(p["t"]))
+    return {"ticket_id": ticket_id, "batch_id": batch_id(ordered), "points": ordered, "time": time}

@@ -1,7 +1,8 @@
-"""Gates and cameras sign their own acts (issue 12 part 3) against the real stack, in a consortium whose
-policy lists gate.exit, gate.receipt and camera.sighting among the acts their actors must sign: an operator
-registers each device's key; an unsigned scan or sighting relayed by the API is refused, a signed one
-(online or synced from an offline gate) is recorded, and provenance names the device as the signer."""
+"""Gates, cameras and GPS terminals sign their own acts (issue 12 part 3) against the real stack, in a
+consortium whose policy lists gate.exit, gate.receipt, camera.sighting and trip.positions among the acts their
+actors must sign: an operator registers each device's key; an unsigned scan, sighting or GPS batch relayed by
+the API is refused, a signed one (online or synced from an offline gate) is recorded, and provenance names the
+device as the signer."""
 
 from __future__ import annotations
 
@@ -16,15 +17,16 @@ import requests
 
 from ledger.core.crypto import PrivateKey
 from ledger.core.encoding import CHINA_TZ, iso
+from ledger.eticket import acts
 from ledger.eticket.acts import DEFAULT_ACT_SIGNED, public_key_json
-from miniprogram_stub.client import ApiClient
+from miniprogram_stub.client import ApiCallError, ApiClient
 from miniprogram_stub.gate import OfflineGate
 from miniprogram_stub.photos import tiny_png
 
 from .serve_fixtures import Stack, serve
 
 pytestmark = [pytest.mark.slow]
-SIGNED = [*DEFAULT_ACT_SIGNED, "gate.exit", "gate.receipt", "camera.sighting"]
+SIGNED = [*DEFAULT_ACT_SIGNED, "gate.exit", "gate.receipt", "camera.sighting", "trip.positions"]
 TRUCKS = [(f"TR-7{i:03d}", f"渝E7{i:04d}") for i in range(3)]
 
 
@@ -150,3 +152,36 @@ def test_a_camera_signs_its_sightings(stack: Stack) -> None:
                   "regulator").json()
     [rec] = [x for x in export["records"] if x["type"] == "camera.sighting"]
     assert rec["signer"] == {"key_id": key.key_id, "device": f"camera:{camera_id}"}
+
+
+def test_a_gps_terminal_signs_its_batches(stack: Stack, world: dict[str, Any]) -> None:
+    """With trip.positions among the signed acts, the demo truck terminal's batch without its signature is
+    refused act_unsigned, and one whose signature is over other points than it sends bad_act_signature; signed
+    with the terminal's own key (registered by the operator) it is recorded, and the ticket's provenance
+    names the GPS device as the batch's signer, relayed by the gateway."""
+    plate = stack.demo["trucks"][0]
+    t = _ticket(stack, world, plate)
+    gate = ApiClient(stack.api, stack.demo["tokens"]["exit_gate"])
+    out = gate.gate_exit(qr=t["qr"], plate=plate, covered=True, signing_key=world["keys"]["exit"],
+                         gate_id="P-001-G1")
+    assert out["accepted"], out
+    key = PrivateKey.generate()
+    assert _register(stack, "gps:GPS-9900", key).status_code == 201
+    at = now()
+    points = [{"at": (at - timedelta(seconds=30 - 10 * i)).isoformat(), "lat": 29.71203 - 0.0005 * i,
+               "lon": 106.53031 - 0.0005 * i, "speed_kmh": 30.0} for i in range(3)]
+    terminal = ApiClient(stack.api, stack.demo["tokens"]["truck_terminal"])
+    with pytest.raises(ApiCallError) as bare:
+        terminal.report_positions(t["id"], points)
+    assert bare.value.reason == "act_unsigned", bare.value.body
+    stamp = iso(at, timespec="seconds")
+    other = acts.positions_payload(t["id"], [acts.position_point(stamp, 29.0, 106.0, 1.0)], stamp)
+    forged = call(stack, "POST", f"/api/v1/trips/{t['id']}/positions", "truck_terminal", {
+        "positions": points, "time": stamp, "act_sig": acts.act_signature(key, "trip.positions", other)})
+    assert (forged.status_code, forged.json()["reason"]) == (403, "bad_act_signature"), forged.text
+    pos = terminal.report_positions(t["id"], points, signing_key=key)
+    assert pos["accepted"] == 3, pos
+    export = call(stack, "GET", f"/api/v1/provenance/ticket/{t['id']}", "regulator").json()
+    [batch] = [r for r in export["records"] if r["type"] == "trip.positions"]
+    assert batch["signer"] == {"key_id": key.key_id, "device": "gps:GPS-9900"}
+    assert batch["relayed_by"]["member"] == "gateway"
