@@ -191,6 +191,7 @@ class ViolationStep(TypedDict, total=False):
     centre: str
     result: str
     time: datetime
+    act_sig: dict[str, str]  # the enforcement department's own signature (ledger.eticket.acts)
 
 
 class Measure(TypedDict):
@@ -210,6 +211,7 @@ class PenaltyRecord(TypedDict):
     credit_points: NotRequired[int]
     decision_no: NotRequired[str]
     time: NotRequired[datetime]
+    act_sig: NotRequired[dict[str, str]]  # the enforcement department's own signature (ledger.eticket.acts)
 
 
 class RecommendParams(TypedDict):

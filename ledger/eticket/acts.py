@@ -1,4 +1,5 @@
-"""Acts signed by their actors: a department's approver, a gate, a camera (pure: no I/O, no clock).
+"""Acts signed by their actors: a department's approvers and enforcement officers, a gate, a camera, a GPS
+terminal (pure: no I/O, no clock).
 
 The envelope of every transaction is signed by the consortium member that submits it (the API's gateway for
 mini-program and staff requests).  That proves who *relayed* an act, not who *did* it.  An act of a type the
@@ -36,8 +37,9 @@ from ledger.eticket.errors import PayloadError
 ACT_CONTEXT = b"muck-ledger/act/v1\n"
 #: The payload field holding the actor's signature.
 ACT_FIELD = "act_sig"
-#: Actor kinds whose keys a department registers itself, and those an operator registers (devices).
-DEPARTMENT_KINDS = frozenset({"approver"})
+#: Actor kinds whose keys a department registers itself (``<kind>:<department>``: its approvers, its
+#: enforcement officers), and those an operator registers (devices).
+DEPARTMENT_KINDS = frozenset({"approver", "enforcement"})
 DEVICE_KINDS = frozenset({"gate", "camera", "gps"})
 #: The types that need an actor signature unless the consortium says otherwise.
 DEFAULT_ACT_SIGNED = ("permit.amend_decide", "permit.decide")
@@ -206,3 +208,4 @@ def positions_payload(ticket_id: str, points: list[dict[str, Any]], time: str) -
     :func:`position_point`) in time order, the batch id their digest, ``time`` when the batch was sent."""
     ordered = sorted(points, key=lambda p: str(p["t"]))
     return {"ticket_id": ticket_id, "batch_id": batch_id(ordered), "points": ordered, "time": time}
+

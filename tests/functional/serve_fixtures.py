@@ -23,6 +23,7 @@ import requests
 
 from ledger.core.encoding import CHINA_TZ, iso
 from ledger.eticket.acts import decision_body
+from ledger.eticket.staff_acts import penalty_body, step_body
 from ledger.store.keyfiles import read_private_key
 from tools.proc import Child, free_port, tail
 
@@ -50,6 +51,17 @@ class Stack:
         at = iso(datetime.now(CHINA_TZ), timespec="seconds")
         return decision_body(key, "permit.amend_decide" if amendment else "permit.decide", object_id, dept,
                              decision, comment, at)
+
+    def step(self, violation_id: str, step: str, text: str | None = None, *, dept: str = "chengguan") -> dict[str, Any]:
+        """The body of a violation step (confirm, dismiss, dispatch, resolve) signed with the department's
+        enforcement key (``demo.json`` ``enforcement_keys``; the demo ``enforcement`` token is 城管's)."""
+        key = read_private_key(self.demo["enforcement_keys"][dept])
+        return step_body(key, step, violation_id, text, iso(datetime.now(CHINA_TZ), timespec="seconds"))
+
+    def penalty(self, fields: dict[str, Any], *, dept: str = "chengguan") -> dict[str, Any]:
+        """The body of ``POST /api/v1/penalties`` (``fields`` with its ``penalty_id``) signed like :meth:`step`."""
+        key = read_private_key(self.demo["enforcement_keys"][dept])
+        return penalty_body(key, fields, iso(datetime.now(CHINA_TZ), timespec="seconds"))
 
 
 @pytest.fixture(scope="module")
