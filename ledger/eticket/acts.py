@@ -43,6 +43,11 @@ DEPARTMENT_KINDS = frozenset({"approver", "enforcement"})
 DEVICE_KINDS = frozenset({"gate", "camera", "gps"})
 #: The types that need an actor signature unless the consortium says otherwise.
 DEFAULT_ACT_SIGNED = ("permit.amend_decide", "permit.decide")
+#: The acts devices sign (a consortium whose devices all have keys lists them in ``act_signed``) and those a
+#: department's enforcement officers sign.
+DEVICE_ACTS = ("camera.sighting", "gate.exit", "gate.receipt", "trip.positions")
+ENFORCEMENT_ACTS = ("penalty.record", "violation.confirm", "violation.dismiss", "violation.dispatch",
+                    "violation.resolve")
 
 _KEY_ID = re.compile(r"^[0-9a-f]{16}$")
 
