@@ -12,6 +12,8 @@ Writes ``demo.json`` as issue 5 specifies::
 department signs its decisions itself (``ledger.eticket.acts``); the API relays them.  ``enforcement_keys``
 likewise names each department's enforcement officers' key (``var/secrets/enforcement/<dept>.pem``): it signs
 violation steps and penalties (``ledger.eticket.staff_acts``; the demo's enforcement token is 城管's).
+``device_keys`` names each demo device's own key (``var/secrets/devices/<actor>.pem``, registered by the
+operator): the exit gate of P-001, the disposal gate of S-003, the exit camera and each truck's GPS terminal.
 
 Tokens are secrets: the file is written with mode 0600 under ``var/`` (never committed).
 """
@@ -106,6 +108,32 @@ def seed_approver_keys(client: NodeClient, keys_dir: Path, departments: Sequence
     return paths
 
 
+def device_actors() -> list[str]:
+    """The ledger actors of the demo's devices (those with a token in ``demo.json``, and every truck's GPS
+    terminal)."""
+    return ["gate:exit:P-001", "gate:disposal:S-003", f"camera:{CAMERA['camera_id']}",
+            *(f"gps:GPS-{9900 + i}" for i in range(len(TRUCKS)))]
+
+
+def seed_device_keys(gw: Gateway, out: Path, *, now: datetime, days: int = 365) -> dict[str, str]:
+    """Each demo device's own key (``out/<actor>.pem``, ``:`` as ``_``, mode 0600), registered on the chain by
+    the operator (the gateway may: devices are the operator's).  Returns actor -> path."""
+    out.mkdir(parents=True, exist_ok=True)
+    os.chmod(out, 0o700)
+    paths: dict[str, str] = {}
+    for actor in device_actors():
+        path = out / f"{actor.replace(':', '_')}.pem"
+        if not path.exists():
+            write_private_key(PrivateKey.generate(), path)
+        key = read_private_key(path)
+        paths[actor] = str(path)
+        if gw.query("actor_key", key_id=key.key_id) is None:
+            gw.submit(type="registry.key", actor="operator:seed", now=now, payload={
+                "key_id": key.key_id, "actor": actor, "public_key": acts.public_key_json(key),
+                "valid_from": iso(now - timedelta(minutes=5)), "valid_until": iso(now + timedelta(days=days))})
+    return paths
+
+
 def issue_camera_token(engine: Engine, *, days: float = 30) -> str:
     """The site-exit camera's token (role ``camera``, tenant its camera id)."""
     return TokenStore(engine).issue(role="camera", tenant=str(CAMERA["camera_id"]), subject="CAM-P001-EXIT",
@@ -141,7 +169,8 @@ def issue_tokens(engine: Engine, *, departments: Sequence[str], days: float = 30
 
 def write_demo(path: Path, *, api: str, tokens: dict[str, Any], wechat: str | None,
                approver_keys: dict[str, str] | None = None,
-               enforcement_keys: dict[str, str] | None = None) -> dict[str, Any]:
+               enforcement_keys: dict[str, str] | None = None,
+               device_keys: dict[str, str] | None = None) -> dict[str, Any]:
     """Write ``demo.json`` (mode 0600) and return it."""
     doc = {
         "api": api,
@@ -154,6 +183,8 @@ def write_demo(path: Path, *, api: str, tokens: dict[str, Any], wechat: str | No
         "approver_keys": dict(approver_keys or {}),
         # each department's enforcement officers' key (its own, like the approvers')
         "enforcement_keys": dict(enforcement_keys or {}),
+        # each demo device's own key (registered by the operator): gates, the camera, the GPS terminals
+        "device_keys": dict(device_keys or {}),
         "project_id": PROJECTS[0]["project_id"],
         "other_project_id": PROJECTS[1]["project_id"],
         "camera_id": CAMERA["camera_id"],

@@ -7,6 +7,8 @@ device as the signer."""
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,7 +25,7 @@ from miniprogram_stub.client import ApiCallError, ApiClient
 from miniprogram_stub.gate import OfflineGate
 from miniprogram_stub.photos import tiny_png
 
-from .serve_fixtures import Stack, serve
+from .serve_fixtures import ROOT, Stack, serve
 
 pytestmark = [pytest.mark.slow]
 SIGNED = [*DEFAULT_ACT_SIGNED, "gate.exit", "gate.receipt", "camera.sighting", "trip.positions"]
@@ -152,6 +154,30 @@ def test_a_camera_signs_its_sightings(stack: Stack) -> None:
                   "regulator").json()
     [rec] = [x for x in export["records"] if x["type"] == "camera.sighting"]
     assert rec["signer"] == {"key_id": key.key_id, "device": f"camera:{camera_id}"}
+
+
+def test_the_demo_story_signs_with_the_demo_devices_keys(stack: Stack, tmp_path: Path) -> None:
+    """``python -m miniprogram_stub demo --demo-file var/demo.json`` plays the whole story in this consortium,
+    which wants every device act signed: the demo registered a key per device (demo.json device_keys, files
+    under var/secrets/devices, mode 0600, registered by the operator) and the exit, GPS batch, receipt and
+    the camera's sighting are each signed by their device; the ticket's provenance names the devices."""
+    keys = stack.demo["device_keys"]
+    assert {"gate:exit:P-001", "gate:disposal:S-003", f"camera:{stack.demo['camera_id']}", "gps:GPS-9900"} <= set(keys)
+    assert all(oct(Path(f).stat().st_mode & 0o777) == "0o600" for f in keys.values())
+    run = subprocess.run([sys.executable, "-m", "miniprogram_stub", "demo", "--demo-file", str(stack.var / "demo.json"),
+                          "--out", str(tmp_path), "--language", "en"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = {line.split(":", 1)[0].removeprefix("== "): line.split(":", 1)[1].strip()
+             for line in run.stdout.splitlines() if line.startswith("== ")}
+    assert lines["ledger verdict"].startswith("valid in block "), run.stdout
+    assert lines["disposal receipt"].startswith("accepted=True"), run.stdout
+    assert any(line.startswith("== camera event: ") for line in run.stdout.splitlines()), run.stdout
+    tid = lines["issue a ticket"].split()[0]
+    export = call(stack, "GET", f"/api/v1/provenance/ticket/{tid}", "regulator").json()
+    signers = {r["type"]: r["signer"].get("device") for r in export["records"]}
+    assert signers == {"ticket.issue": None, "gate.exit": "gate:exit:P-001", "trip.positions": "gps:GPS-9900",
+                       "gate.receipt": "gate:disposal:S-003"}, signers
 
 
 def test_a_gps_terminal_signs_its_batches(stack: Stack, world: dict[str, Any]) -> None:
