@@ -58,12 +58,13 @@ def _truck_on_the_road(st: Stack) -> str:
              st.decision(dept, permit["id"]), expect=200)
     ticket = post(st, "/api/v1/tickets", "contractor", {
         "permit_id": permit["id"], "truck_plate": plate, "disposal_site_id": "S-003", "volume_m3": "16"})
-    post(st, "/api/v1/gate/exit", "exit_gate", {"qr": ticket["qr"], "plate": plate, "covered": True,
-                                                "photo_digest": "sha256:" + "ab" * 32}, expect=200)
+    post(st, "/api/v1/gate/exit", "exit_gate", st.exit(ticket["qr"], plate, photo_digest="sha256:" + "ab" * 32),
+         expect=200)
     departed = datetime.now(UTC)
     points = [{"at": iso(departed + timedelta(seconds=1 + i)), "lat": lat, "lon": lon, "speed_kmh": 32}
               for i, (lat, lon) in enumerate(((29.7011, 106.5102), (29.6902, 106.4901)))]
-    post(st, f"/api/v1/trips/{ticket['id']}/positions", "truck_terminal", points, expect=200)
+    post(st, f"/api/v1/trips/{ticket['id']}/positions", "truck_terminal", st.positions(ticket["id"], points),
+         expect=200)
     return str(ticket["id"])
 
 

@@ -187,3 +187,16 @@ def test_positions_payload_is_the_apis_batch() -> None:
     assert a == b and [p["t"] for p in a["points"]] == sorted(p["t"] for p in pts)
     assert a["batch_id"].startswith("b") and len(a["batch_id"]) == 21
     assert positions_payload("ET1", pts[:1], a["time"])["batch_id"] != a["batch_id"]
+
+
+def test_the_full_policy_is_a_valid_parameter_naming_every_act_the_issue_lists() -> None:
+    """FULL_ACT_SIGNED is accepted as eticket.act_signed and names permit.decide, both gate types,
+    trip.positions, the four violation steps and penalty.record; the default stays the decisions."""
+    from ledger.eticket.acts import DEFAULT_ACT_SIGNED, ENFORCEMENT_ACTS, FULL_ACT_SIGNED
+    from ledger.eticket.params import Params
+
+    assert Params.from_mapping({"act_signed": list(FULL_ACT_SIGNED)}).act_signed == FULL_ACT_SIGNED
+    assert {"permit.decide", "permit.amend_decide", "gate.exit", "gate.receipt", "trip.positions",
+            "violation.confirm", "violation.dismiss", "violation.dispatch", "violation.resolve",
+            "penalty.record"} == set(FULL_ACT_SIGNED) >= set(ENFORCEMENT_ACTS)
+    assert Params().act_signed == DEFAULT_ACT_SIGNED
