@@ -201,6 +201,41 @@ def test_a_new_event_flashes_and_the_operator_confirms_it_from_the_screen(browse
     assert not screen.outside, f"requests outside the API: {screen.outside}"
 
 
+def test_the_enforcement_officer_signs_a_confirm_from_the_screen(browser: Any, stack: Stack) -> None:
+    """Signed in with the enforcement token, the officer loads 城管's enforcement key (PEM) into the page, which
+    shows its key id; the confirm the screen sends carries time and act_sig made in the browser (WebCrypto
+    Ed25519) over the ledger's step payload: the consortium checks and accepts it, and the violation's
+    provenance names 城管 and that key as the confirm's signer; no key or token is asked from elsewhere."""
+    from ledger.store.keyfiles import read_private_key
+
+    path = stack.demo["enforcement_keys"]["chengguan"]
+    key_id = read_private_key(path).key_id
+    screen = Screen(browser, stack, size=(1366, 768))
+    try:
+        page = screen.open(stack, role="enforcement")
+        page.wait_for_selector("#violations .event", timeout=30_000)
+        vid = post(stack, "/api/v1/violations", "operator", {
+            "type": "spilling", "source": "patrol", "plate": stack.demo["trucks"][2],
+            "location": {"lat": 29.7000, "lon": 106.5200}, "town": "悦来街道"})["violation_id"]
+        page.wait_for_selector(f'#violations [data-violation-id="{vid}"]', timeout=10_000)
+        page.click(f'#violations [data-violation-id="{vid}"]')
+        page.wait_for_selector("#detail:not([hidden])")
+        page.set_input_files("#detail-key", path)
+        page.wait_for_selector(f'#detail-key-id[data-key-id="{key_id}"]', timeout=10_000)
+        page.fill("#detail-note", "执法确认")
+        page.click('#detail-actions [data-step="confirm"]')
+        page.wait_for_selector('#detail[data-state="confirmed"]', timeout=30_000)
+        export = requests.get(f"{stack.api}/api/v1/provenance/violation/{vid}", headers=stack.headers("regulator"),
+                              timeout=30).json()
+        [rec] = [r for r in export["records"] if r["type"] == "violation.confirm"]
+        assert rec["signer"] == {"key_id": key_id, "member": "chengguan"}, rec
+        assert rec["payload"]["note"] == "执法确认" and rec["actor"].startswith("enforcement:chengguan:")
+    finally:
+        screen.close()
+    assert not screen.errors, screen.errors
+    assert not screen.outside, f"requests outside the API: {screen.outside}"
+
+
 def test_dashboard_fits_three_screens_with_the_city_running(browser: Any, stack: Stack) -> None:
     """With the simulator driving the city, at 1366×768, 1920×1080 and 3840×2160 the page has no horizontal or
     vertical overflow, draws the city's sites and trucks, logs no console error and asks nothing from elsewhere;
