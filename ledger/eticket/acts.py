@@ -50,7 +50,8 @@ ENFORCEMENT_ACTS = ("penalty.record", "violation.confirm", "violation.dismiss", 
                     "violation.resolve")
 #: The policy of a consortium whose departments, gates, GPS terminals and enforcement officers all sign their
 #: acts: the gateway key then submits only the acts of mini-program users (contractors, transport companies)
-#: and of operators outside these types.  Not the default yet (docs/ETICKET.md "Acts signed by their actors").
+#: and of operators outside these types.  What a new consortium's genesis holds (``params.default_parameters``);
+#: a consortium whose genesis names no ``act_signed`` keeps :data:`DEFAULT_ACT_SIGNED`.
 FULL_ACT_SIGNED = tuple(sorted({*DEFAULT_ACT_SIGNED, "gate.exit", "gate.receipt", "trip.positions",
                                 *ENFORCEMENT_ACTS}))
 

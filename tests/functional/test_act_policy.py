@@ -1,9 +1,9 @@
 """The consortium's act policy, enforced by every node (issue 12 part 3), against the real stack (4 ledger
-nodes over mutual TLS): in a consortium with the full policy (``FULL_ACT_SIGNED``: decisions, gate scans, GPS
-batches, violation steps and penalties), a transaction of each of those types signed with the gateway's
-member key alone and sent straight to the consortium is ordered into a block and refused act_unsigned by each
-of the four nodes — the gateway cannot scan for a gate, report for a terminal, or handle a violation or fine
-anyone for a department."""
+nodes over mutual TLS): in a new consortium, whose genesis holds the full policy by default
+(``FULL_ACT_SIGNED``: decisions, gate scans, GPS batches, violation steps and penalties), a transaction of
+each of those types signed with the gateway's member key alone and sent straight to the consortium is ordered
+into a block and refused act_unsigned by each of the four nodes — the gateway cannot scan for a gate, report
+for a terminal, or handle a violation or fine anyone for a department."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from ledger.core.encoding import CHINA_TZ, iso
 from ledger.core.transaction import Transaction
 from ledger.eticket import acts, staff_acts
-from ledger.store.keyfiles import read_private_key
+from ledger.store.keyfiles import read_consortium, read_private_key
 from tools.local_consortium import LocalConsortium
 
 from .serve_fixtures import Stack, serve
@@ -27,7 +27,7 @@ VID = "FGBY2026112320000000001"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    yield from serve(tmp_path_factory, eticket={"act_signed": list(acts.FULL_ACT_SIGNED)})
+    yield from serve(tmp_path_factory)  # the defaults of a new consortium
 
 
 def _acts(t: str) -> list[tuple[str, str, dict[str, Any]]]:
@@ -50,9 +50,12 @@ def _acts(t: str) -> list[tuple[str, str, dict[str, Any]]]:
 def test_the_gateway_key_alone_is_refused_for_each_act_by_every_node(stack: Stack) -> None:
     """Each of gate.exit, gate.receipt, trip.positions, the four violation steps and penalty.record, signed
     by the gateway's member key without its actor's act_sig and submitted straight to a node, is committed in a
-    block with code act_unsigned on each of the four nodes (the policy is the consortium's, not the API's)."""
+    block with code act_unsigned on each of the four nodes (the policy is the consortium's, not the API's);
+    the consortium's genesis names that policy."""
     local = LocalConsortium(root=stack.var)
     desc = local.describe()
+    genesis = read_consortium(desc["consortium"]).parameters["eticket"]
+    assert tuple(genesis["act_signed"]) == acts.FULL_ACT_SIGNED
     gateway = read_private_key(desc["gateway_key"])
     http = local.session("gateway")
     urls = [n["url"] for n in desc["nodes"]]

@@ -151,13 +151,14 @@ def test_dashboard_shows_counters_nodes_trips_and_a_site_alarm(browser: Any, sta
     assert not screen.outside, f"requests outside the API: {screen.outside}"
 
 
-def test_a_new_event_flashes_and_the_operator_confirms_it_from_the_screen(browser: Any, stack: Stack) -> None:
+def test_a_new_event_flashes_and_the_officer_confirms_it_from_the_screen(browser: Any, stack: Stack) -> None:
     """A violation posted through the API flashes in the list and on the map within 5 s (the stream, no polling);
-    it opens with its photo slot (the store has no such photo: said so) and its history; the operator confirms it
-    from the screen and the API then shows it confirmed."""
+    it opens with its photo slot (the store has no such photo: said so) and its history; the enforcement officer,
+    with the department's key loaded into the page, confirms it from the screen and the API then shows it
+    confirmed."""
     screen = Screen(browser, stack, size=(1366, 768))
     try:
-        page = screen.open(stack)
+        page = screen.open(stack, role="enforcement")
         page.wait_for_selector("#violations .event", timeout=30_000)
         page.wait_for_timeout(1500)  # the first snapshot is in: what arrives next is new
         violation = post(stack, "/api/v1/violations", "operator", {
@@ -181,6 +182,8 @@ def test_a_new_event_flashes_and_the_operator_confirms_it_from_the_screen(browse
         assert page.locator('#detail-history li[data-step="reported"]').count() == 1
         assert page.is_enabled('#detail-actions [data-step="confirm"]')
         assert page.is_disabled('#detail-actions [data-step="dispatch"]')  # only a confirmed event is dispatched
+        page.set_input_files("#detail-key", stack.demo["enforcement_keys"]["chengguan"])
+        page.wait_for_selector("#detail-key-id[data-key-id]", timeout=10_000)
         page.fill("#detail-note", "大屏确认")
         page.click('#detail-actions [data-step="confirm"]')
         page.wait_for_selector('#detail[data-state="confirmed"]', timeout=30_000)
