@@ -54,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--regulator-token")
     d.add_argument("--camera-token", help="the site-exit camera's token (tokens.camera): plays the black truck")
     d.add_argument("--black-plate", default="渝D88888", help="a plate the registry does not know")
+    d.add_argument("--device-key", action="append", default=[], metavar="ACTOR=FILE",
+                   help="a device's own key (PEM), e.g. gate:exit:P-001=var/secrets/devices/gate_exit_P-001.pem: "
+                        "the gates, the GPS terminal and the camera sign their acts (demo.json device_keys)")
+    d.add_argument("--terminal-id", default="GPS-9900", help="the GPS terminal of --plate (its key's actor gps:<id>)")
+    d.add_argument("--camera-id", default=None, help="the camera of --camera-token (default: demo.json camera_id)")
     d.add_argument("--project", default="P-001")
     d.add_argument("--site", default="S-003")
     d.add_argument("--plate", default="渝A12345")
@@ -78,6 +83,9 @@ def _from_demo_file(args: argparse.Namespace) -> None:
         args.terminal_token = args.terminal_token or t["truck_terminal"]
         args.regulator_token = args.regulator_token or t["regulator"]
         args.camera_token = args.camera_token or t.get("camera")
+        args.camera_id = args.camera_id or doc.get("camera_id")
+        if not args.device_key:
+            args.device_key = [f"{a}={f}" for a, f in (doc.get("device_keys") or {}).items()]
     args.api = args.api or "http://127.0.0.1:8000"
     missing = [o for o in ("contractor_code", "exit_gate_token", "disposal_gate_token", "terminal_token",
                            "regulator_token") if not getattr(args, o)]
@@ -123,9 +131,12 @@ def demo(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(png)
     step("QR code", f"{out} ({len(png)} bytes): {ticket['qr'][:40]}...")
+    devices = _device_keys(args)
     gate = ApiClient(args.api, args.exit_gate_token, language=lang)
-    # A barrier does not wait for the block: answered at once, the ledger's verdict follows.
-    ex = gate.gate_exit(qr=ticket["qr"], plate=args.plate, covered=True, wait=False)
+    # A barrier does not wait for the block: answered at once, the ledger's verdict follows.  Each device signs
+    # its own act with its key (when it has one; a consortium that wants device acts signed refuses one without)
+    ex = gate.gate_exit(qr=ticket["qr"], plate=args.plate, covered=True, wait=False,
+                        signing_key=devices.get(f"gate:exit:{args.project}"), gate_id=f"{args.project}-G1")
     step("site exit", f"accepted={ex['accepted']} at {ex.get('departed_at')} (final={ex.get('final')})")
     if ex.get("accepted") and not ex.get("final"):
         deadline = time.monotonic() + 30
@@ -140,10 +151,12 @@ def demo(args: argparse.Namespace) -> int:
         ticket["id"],
         [{"at": (t0 + timedelta(seconds=30 * i)).isoformat(), "lat": 29.709 - i * 0.002, "lon": 106.52,
           "speed_kmh": 35.0} for i in range(5)],
+        signing_key=devices.get(f"gps:{args.terminal_id}"),
     )
     step("GPS positions", f"{pos['accepted']} points, violations: {[v['type'] for v in pos['violations']]}")
     rc = ApiClient(args.api, args.disposal_gate_token, language=lang).gate_disposal(
-        qr=ticket["qr"], plate=args.plate, volume_m3="15.8")
+        qr=ticket["qr"], plate=args.plate, volume_m3="15.8", signing_key=devices.get(f"gate:disposal:{args.site}"),
+        gate_id=f"{args.site}-G1", site_id=args.site)
     step("disposal receipt", f"accepted={rc['accepted']} measured {rc.get('measured_m3')} m3, "
                              f"site load {rc.get('site', {}).get('load_rate_pct')}%")
     regulator = ApiClient(args.api, args.regulator_token, language=lang)
@@ -164,7 +177,9 @@ def black_truck(args: argparse.Namespace, step: Callable[[str, str], None]) -> N
     ``unapproved_disposal`` event (未经核准擅自处置) whose photo the regulator fetches and checks."""
     camera = ApiClient(args.api, args.camera_token, language=args.language)
     photo = tiny_png(int(time.time()))
-    seen = camera.sighting(plate=args.black_plate, covered=False, photo=photo)
+    key = _device_keys(args).get(f"camera:{args.camera_id}")
+    seen = camera.sighting(plate=args.black_plate, covered=False, photo=photo, signing_key=key,
+                           camera_id=args.camera_id)
     step("site-exit camera", f"{args.black_plate} uncovered, photo {seen['photo_digest'][:19]}...")
     for v in seen["violations"]:
         where = v.get("location") or {}
@@ -173,6 +188,17 @@ def black_truck(args: argparse.Namespace, step: Callable[[str, str], None]) -> N
     got = ApiClient(args.api, args.regulator_token, language=args.language).evidence(seen["photo_digest"])
     step("evidence photo", f"{len(got)} bytes, sha256 matches: "
                            f"{'sha256:' + hashlib.sha256(got).hexdigest() == seen['photo_digest']}")
+
+
+def _device_keys(args: argparse.Namespace) -> dict[str, PrivateKey]:
+    """``--device-key ACTOR=FILE`` as actor -> key."""
+    out = {}
+    for item in args.device_key:
+        actor, sep, path = str(item).partition("=")
+        if not sep:
+            raise ValueError(f"--device-key {item}: give ACTOR=FILE")
+        out[actor] = PrivateKey.from_pem(Path(path).read_bytes())
+    return out
 
 
 def _wechat_secret(args: argparse.Namespace) -> str:

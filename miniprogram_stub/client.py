@@ -31,6 +31,11 @@ def _now_text() -> str:
     return encoding.iso(datetime.now(encoding.CHINA_TZ), timespec="seconds")
 
 
+def _seconds(at: datetime | str) -> str:
+    """A point's time as the API writes it into the ledger payload (ISO 8601 +08:00, whole seconds)."""
+    return encoding.iso(at if isinstance(at, datetime) else datetime.fromisoformat(at), timespec="seconds")
+
+
 def _need(value: str | None) -> str:
     if not value:
         raise ValueError("a signed scan names its gate_id (and a receipt its site_id)")
@@ -423,13 +428,23 @@ class ApiClient:
         )
 
     def report_positions(
-        self, ticket_id: str, positions: list[JSON], *, idempotency_key: str | None = None
+        self, ticket_id: str, positions: list[JSON], *, idempotency_key: str | None = None,
+        signing_key: PrivateKey | None = None, time: str | None = None,
     ) -> JSON:
-        """``positions``: ``[{"at", "lat", "lon", "speed_kmh"}]``."""
+        """``positions``: ``[{"at", "lat", "lon", "speed_kmh"}]``.  With ``signing_key`` (the GPS terminal's
+        key, registered on the chain by an operator) the batch's ``trip.positions`` payload is signed here,
+        at ``time`` (now unless given)."""
+        body: Any = _jsonable(positions)
+        if signing_key is not None:
+            at = time or _now_text()
+            points = [acts.position_point(_seconds(p["at"]), p["lat"], p["lon"], p["speed_kmh"]) for p in positions]
+            payload = acts.positions_payload(ticket_id, points, at)
+            body = {"positions": body, "time": at,
+                    "act_sig": acts.act_signature(signing_key, "trip.positions", payload)}
         return self._object(
             "POST",
             f"/api/v1/trips/{ticket_id}/positions",
-            json=positions,
+            json=body,
             idempotency_key=idempotency_key or self.new_key(),
         )
 

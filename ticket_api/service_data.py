@@ -142,6 +142,14 @@ class Position(TypedDict):
     speed_kmh: float
 
 
+class PositionBatch(TypedDict):
+    """``POST /api/v1/trips/<ticket_id>/positions`` (``PositionBatchSchema``); a bare list is ``positions``."""
+
+    positions: list[Position]
+    time: NotRequired[datetime]  # when the terminal signed the batch (with ``act_sig``)
+    act_sig: NotRequired[dict[str, str]]  # the GPS terminal's own signature (ledger.eticket.acts)
+
+
 # ------------------------------------------------------------------ requests: staff and the regulator
 
 
@@ -183,6 +191,7 @@ class ViolationStep(TypedDict, total=False):
     centre: str
     result: str
     time: datetime
+    act_sig: dict[str, str]  # the enforcement department's own signature (ledger.eticket.acts)
 
 
 class Measure(TypedDict):
@@ -202,6 +211,7 @@ class PenaltyRecord(TypedDict):
     credit_points: NotRequired[int]
     decision_no: NotRequired[str]
     time: NotRequired[datetime]
+    act_sig: NotRequired[dict[str, str]]  # the enforcement department's own signature (ledger.eticket.acts)
 
 
 class RecommendParams(TypedDict):

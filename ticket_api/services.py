@@ -55,7 +55,7 @@ from ticket_api.service_data import (
     PermitApplication,
     PermitDecision,
     PermitView,
-    Position,
+    PositionBatch,
     PositionsResult,
     Recommendation,
     RecommendParams,
@@ -198,7 +198,7 @@ class GateService(Protocol):
 
 class TripService(Protocol):
     def report_positions(
-        self, principal: Principal, ticket_id: str, positions: Sequence[Position], sub: Submission
+        self, principal: Principal, ticket_id: str, batch: PositionBatch, sub: Submission
     ) -> Changed[PositionsResult]: ...
 
 

@@ -30,7 +30,7 @@ ROLES: dict[str, str] = {
     "disposal_gate": "disposal site id",
     "truck_terminal": "truck plate (the on-board GPS terminal)",
     "operator": "governance centre id",
-    "enforcement": "enforcement unit id",
+    "enforcement": "department id whose enforcement officer it is (城管 chengguan, ...: its key signs their acts)",
     "regulator": "regulator id (reads everything, changes nothing)",
     "camera": "camera id placed by registry.camera (posts sightings; provisioned by POST /api/v1/devices)",
     "company": "transport company id (its trucks, drivers and their violations, penalties, credit)",

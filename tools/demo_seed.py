@@ -9,7 +9,11 @@ Writes ``demo.json`` as issue 5 specifies::
 ``tokens.camera`` is the site-exit camera of P-001 (``CAM-P001-EXIT``, placed by ``registry.camera``).
 
 ``approver_keys`` names each department's approver key file (``var/secrets/approvers/<dept>.pem``): a
-department signs its decisions itself (``ledger.eticket.acts``); the API relays them.
+department signs its decisions itself (``ledger.eticket.acts``); the API relays them.  ``enforcement_keys``
+likewise names each department's enforcement officers' key (``var/secrets/enforcement/<dept>.pem``): it signs
+violation steps and penalties (``ledger.eticket.staff_acts``; the demo's enforcement token is 城管's).
+``device_keys`` names each demo device's own key (``var/secrets/devices/<actor>.pem``, registered by the
+operator): the exit gate of P-001, the disposal gate of S-003, the exit camera and each truck's GPS terminal.
 
 Tokens are secrets: the file is written with mode 0600 under ``var/`` (never committed).
 """
@@ -82,9 +86,10 @@ def seed_cameras(gw: Gateway, *, now: datetime) -> None:
 
 
 def seed_approver_keys(client: NodeClient, keys_dir: Path, departments: Sequence[str], out: Path, *,
-                       now: datetime, days: int = 365) -> dict[str, str]:
-    """Each department makes its approvers' key (``out/<dept>.pem``, mode 0600) and registers it on the chain
-    with its own member key (``keys_dir/<dept>.pem``): the path the API cannot take.  Returns dept -> path."""
+                       now: datetime, days: int = 365, kind: str = "approver") -> dict[str, str]:
+    """Each department makes its approvers' key (``kind`` ``enforcement``: its enforcement officers' key)
+    (``out/<dept>.pem``, mode 0600) and registers it on the chain for ``<kind>:<dept>`` with its own member
+    key (``keys_dir/<dept>.pem``): the path the API cannot take.  Returns dept -> path."""
     out.mkdir(parents=True, exist_ok=True)
     os.chmod(out, 0o700)
     paths: dict[str, str] = {}
@@ -98,8 +103,34 @@ def seed_approver_keys(client: NodeClient, keys_dir: Path, departments: Sequence
             continue
         member = Gateway(key=read_private_key(keys_dir / f"{dept}.pem"), client=client)
         member.submit(type="registry.key", actor=f"admin:{dept}", now=now, payload={
-            "key_id": key.key_id, "actor": f"approver:{dept}", "public_key": acts.public_key_json(key),
+            "key_id": key.key_id, "actor": f"{kind}:{dept}", "public_key": acts.public_key_json(key),
             "valid_from": iso(now - timedelta(minutes=5)), "valid_until": iso(now + timedelta(days=days))})
+    return paths
+
+
+def device_actors() -> list[str]:
+    """The ledger actors of the demo's devices (those with a token in ``demo.json``, and every truck's GPS
+    terminal)."""
+    return ["gate:exit:P-001", "gate:disposal:S-003", f"camera:{CAMERA['camera_id']}",
+            *(f"gps:GPS-{9900 + i}" for i in range(len(TRUCKS)))]
+
+
+def seed_device_keys(gw: Gateway, out: Path, *, now: datetime, days: int = 365) -> dict[str, str]:
+    """Each demo device's own key (``out/<actor>.pem``, ``:`` as ``_``, mode 0600), registered on the chain by
+    the operator (the gateway may: devices are the operator's).  Returns actor -> path."""
+    out.mkdir(parents=True, exist_ok=True)
+    os.chmod(out, 0o700)
+    paths: dict[str, str] = {}
+    for actor in device_actors():
+        path = out / f"{actor.replace(':', '_')}.pem"
+        if not path.exists():
+            write_private_key(PrivateKey.generate(), path)
+        key = read_private_key(path)
+        paths[actor] = str(path)
+        if gw.query("actor_key", key_id=key.key_id) is None:
+            gw.submit(type="registry.key", actor="operator:seed", now=now, payload={
+                "key_id": key.key_id, "actor": actor, "public_key": acts.public_key_json(key),
+                "valid_from": iso(now - timedelta(minutes=5)), "valid_until": iso(now + timedelta(days=days))})
     return paths
 
 
@@ -128,7 +159,7 @@ def issue_tokens(engine: Engine, *, departments: Sequence[str], days: float = 30
         "disposal_gate": tok("disposal_gate", "S-003", "S-003-G1"),
         "truck_terminal": tok("truck_terminal", TRUCKS[0][1], "GPS-9900"),
         "operator": tok("operator", "centre-yubei", "demo-operator"),
-        "enforcement": tok("enforcement", "cg-yubei", "demo-officer"),
+        "enforcement": tok("enforcement", "chengguan", "demo-officer"),
         "regulator": tok("regulator", "regulator-cq", "demo-auditor"),
         "company": tok("company", COMPANY["company_id"], "demo-company"),
         "company_other": tok("company", "C-02", "demo-company-2"),
@@ -137,7 +168,9 @@ def issue_tokens(engine: Engine, *, departments: Sequence[str], days: float = 30
 
 
 def write_demo(path: Path, *, api: str, tokens: dict[str, Any], wechat: str | None,
-               approver_keys: dict[str, str] | None = None) -> dict[str, Any]:
+               approver_keys: dict[str, str] | None = None,
+               enforcement_keys: dict[str, str] | None = None,
+               device_keys: dict[str, str] | None = None) -> dict[str, Any]:
     """Write ``demo.json`` (mode 0600) and return it."""
     doc = {
         "api": api,
@@ -148,6 +181,10 @@ def write_demo(path: Path, *, api: str, tokens: dict[str, Any], wechat: str | No
         "tokens": tokens,
         # each department's approver key (its own: registered with its member key; the API never holds it)
         "approver_keys": dict(approver_keys or {}),
+        # each department's enforcement officers' key (its own, like the approvers')
+        "enforcement_keys": dict(enforcement_keys or {}),
+        # each demo device's own key (registered by the operator): gates, the camera, the GPS terminals
+        "device_keys": dict(device_keys or {}),
         "project_id": PROJECTS[0]["project_id"],
         "other_project_id": PROJECTS[1]["project_id"],
         "camera_id": CAMERA["camera_id"],

@@ -3,7 +3,9 @@
 * The registry (contractor orgs, projects, disposal sites, transport companies, trucks) by the
   operator's ``POST /api/v1/registry/<kind>``.
 * Devices by the operator's ``POST /api/v1/devices``: an exit gate per project, a gate per disposal
-  site, a GPS terminal per truck, a camera at each project exit where the API has cameras.
+  site, a GPS terminal per truck, a camera at each project exit where the API has cameras; each device's
+  own key, registered on the chain by the operator (``POST /api/v1/registry/key``): the devices sign their
+  scans, batches and sightings (``ledger.eticket.acts``).
 * Contractors log in with WeChat (the fake WeChat server of the stack): their openids are bound to
   their orgs the way ``python -m ticket_api users bind-wechat`` does it, the one administrative step.
 * A permit per project, applied for by its contractor and approved by every department's approver.
@@ -24,6 +26,7 @@ from typing import Any
 
 from ledger.core.crypto import PrivateKey
 from ledger.core.encoding import CHINA_TZ
+from ledger.eticket.acts import public_key_json
 from miniprogram_stub.client import ApiCallError, ApiClient
 from tools.sim_city import City
 
@@ -105,6 +108,32 @@ def provision_devices(operator: ApiClient, city: City, *, cameras: bool) -> dict
     return out
 
 
+def device_actors(city: City, *, cameras: bool) -> list[str]:
+    """The ledger actor of every device of the city (what its key is registered for)."""
+    out = [f"gate:exit:{p.project_id}" for p in city.projects]
+    out += [f"gate:disposal:{s.site_id}" for s in city.sites]
+    out += [f"gps:{t.terminal_id}" for t in city.trucks]
+    if cameras:
+        out += [f"camera:{camera_id(p.project_id)}" for p in city.projects]
+    return out
+
+
+def register_device_keys(operator: ApiClient, actors: Iterable[str], *, days: int = 30) -> dict[str, str]:
+    """A fresh key per device, registered by the operator: ``{actor: PEM of the private key}``."""
+    now = datetime.now(CHINA_TZ).replace(microsecond=0)
+    keys = {a: PrivateKey.generate() for a in actors}
+
+    def one(item: tuple[str, PrivateKey]) -> bool:
+        actor, key = item
+        return _register(operator, "key", {
+            "key_id": key.key_id, "actor": actor, "public_key": public_key_json(key),
+            "valid_from": (now - timedelta(minutes=5)).isoformat(),
+            "valid_until": (now + timedelta(days=days)).isoformat()})
+
+    _parallel(one, list(keys.items()))
+    return {a: k.to_pem() for a, k in keys.items()}
+
+
 def bind_contractors(database_url: str, city: City) -> None:
     """Bind each contractor org's WeChat openid (``sim-<org>``), as the admin CLI's ``users bind-wechat``."""
     from ticket_api.db import make_engine
@@ -152,6 +181,11 @@ def set_up(api: str, demo: JSON, city: City, *, database_url: str, state_file: P
     if state_file.exists():
         state: JSON = json.loads(state_file.read_text(encoding="utf-8"))
         if state.get("city") == key:
+            if "device_keys" not in state:  # a state from before devices signed their acts
+                operator = ApiClient(api, demo["tokens"]["operator"])
+                state["device_keys"] = register_device_keys(
+                    operator, device_actors(city, cameras="camera" in state["devices"]))
+                _write_state(state_file, state)
             return state
     operator = ApiClient(api, demo["tokens"]["operator"])
     registered = register_city(operator, city)
@@ -159,20 +193,26 @@ def set_up(api: str, demo: JSON, city: City, *, database_url: str, state_file: P
     if cameras:
         place_cameras(operator, city)
     devices = provision_devices(operator, city, cameras=cameras)
+    device_keys = register_device_keys(operator, device_actors(city, cameras=cameras))
     bind_contractors(database_url, city)
     contractors = contractor_tokens(api, city)
     keys = demo.get("approver_keys") or {}
     approvers = [(token, PrivateKey.from_pem(Path(keys[d]).read_bytes()) if keys.get(d) else None)
                  for d, token in demo["tokens"]["approvers"].items()]
     permits = approve_permits(api, city, contractors, approvers)
-    state = {"city": key, "registered": registered, "devices": devices, "contractors": contractors,
-             "permits": permits}
+    state = {"city": key, "registered": registered, "devices": devices, "device_keys": device_keys,
+             "contractors": contractors, "permits": permits}
+    _write_state(state_file, state)
+    return state
+
+
+def _write_state(state_file: Path, state: JSON) -> None:
+    """``state_file`` (0600 in a 0700 directory: tokens and device keys are secrets)."""
     state_file.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(state_file.parent, 0o700)
     fd = os.open(state_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(state, fh, ensure_ascii=False)
-    return state
 
 
 def _has_cameras(operator: ApiClient) -> bool:

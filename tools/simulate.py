@@ -28,6 +28,7 @@ exit status 1 when the API answered any other 5xx or could not be reached.
 from __future__ import annotations
 
 import argparse
+import base64
 import heapq
 import json
 import os
@@ -46,10 +47,11 @@ from typing import Any
 
 import requests
 
+from ledger.core.crypto import PrivateKey
 from ledger.core.encoding import CHINA_TZ
 from miniprogram_stub.client import ApiCallError, ApiClient
 from tools.sim_city import City, Place, Truck, distance_m, make_city
-from tools.sim_setup import set_up
+from tools.sim_setup import camera_id, set_up
 
 JSON = dict[str, Any]
 #: default rates of misbehaviour, per trip (docs/BENCHMARKS.md, issue 15)
@@ -127,6 +129,7 @@ class Night:
         self.trips: dict[int, Trip] = {}
         self.full_sites: set[str] = set()
         self.session = requests.Session()
+        self.keys: dict[str, PrivateKey] = {}
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=workers)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -135,6 +138,15 @@ class Night:
 
     def client(self, token: str) -> ApiClient:
         return ApiClient(self.api, token, session=self.session)
+
+    def key(self, actor: str) -> PrivateKey | None:
+        """The device's own key (``sim_setup.register_device_keys``), None for a state from before keys."""
+        pem = (self.state.get("device_keys") or {}).get(actor)
+        if pem is None:
+            return None
+        if actor not in self.keys:
+            self.keys[actor] = PrivateKey.from_pem(pem)
+        return self.keys[actor]
 
     def chance(self, what: str) -> bool:
         with self.rng_lock:
@@ -231,7 +243,8 @@ class Night:
         if not covered:
             self.tally.add("injected_uncovered")
         gate = self.client(self.state["devices"]["exit_gate"][truck.project_id])
-        ans = gate.gate_exit(qr=trip.qr, plate=truck.plate, covered=covered)
+        ans = gate.gate_exit(qr=trip.qr, plate=truck.plate, covered=covered,
+                             signing_key=self.key(f"gate:exit:{truck.project_id}"), gate_id=f"{truck.project_id}-G1")
         if not ans.get("accepted"):
             self.tally.refusal("exit", str(ans.get("reason")))
             if ans.get("reason") == "uncovered_load" and not trip.covered_retry:
@@ -259,10 +272,10 @@ class Night:
             self.tally.add("injected_black")
             if not shots[-1][1]:  # the camera raises uncovered_load for it too
                 self.tally.add("injected_black_uncovered")
+        cid = camera_id(truck.project_id)
         for plate, cov in shots:
-            cam._call("POST", "/api/v1/cameras/sightings", json={
-                "plate": plate, "covered": cov, "time": self.clock.stamp(self.clock.now()),
-                "photo": PHOTO_B64}, idempotency_key=cam.new_key())
+            cam.sighting(plate=plate, covered=cov, photo=PHOTO, time=self.clock.stamp(self.clock.now()),
+                         signing_key=self.key(f"camera:{cid}"), camera_id=cid)
             self.tally.add("sightings")
 
     def drive(self, i: int) -> float | None:
@@ -274,7 +287,8 @@ class Night:
             batch.append({"at": self.clock.stamp(trip.t_exit + k * GPS_EVERY_S), "lat": round(lat, 6),
                           "lon": round(lon, 6), "speed_kmh": round(kmh, 1)})
         if batch:
-            self.client(self.state["devices"]["truck_terminal"][truck.plate]).report_positions(trip.ticket_id, batch)
+            self.client(self.state["devices"]["truck_terminal"][truck.plate]).report_positions(
+                trip.ticket_id, batch, signing_key=self.key(f"gps:{truck.terminal_id}"))
             trip.sent += len(batch)
             self.tally.add("gps_batches")
             self.tally.add("gps_points", len(batch))
@@ -292,7 +306,9 @@ class Night:
         short = self.chance("discrepancy")
         measured = trip.volume * (self.uniform(0.6, 0.75) if short else self.uniform(0.96, 1.0))
         gate = self.client(self.state["devices"]["disposal_gate"][trip.site_id])
-        ans = gate.gate_disposal(qr=trip.qr, plate=truck.plate, volume_m3=f"{measured:.1f}")
+        ans = gate.gate_disposal(qr=trip.qr, plate=truck.plate, volume_m3=f"{measured:.1f}",
+                                 signing_key=self.key(f"gate:disposal:{trip.site_id}"), gate_id=f"{trip.site_id}-G1",
+                                 site_id=trip.site_id)
         if not ans.get("accepted"):
             self.tally.refusal("receipt", str(ans.get("reason")))
         else:
@@ -308,6 +324,7 @@ class Night:
 
 #: a 1×1 grey PNG: what a simulated camera sends as its photo
 PHOTO_B64 = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg==")
+PHOTO = base64.b64decode(PHOTO_B64)
 
 
 def _rates(text: str) -> dict[str, float]:

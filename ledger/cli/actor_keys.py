@@ -101,7 +101,8 @@ def register(sub: Any) -> None:
     k = sub.add_parser("actor-key", help="a department's approvers' key: make, register on the chain, revoke")
     ksub = k.add_subparsers(dest="actor_key_cmd", required=True)
     n = ksub.add_parser("new", help="a new key (0600) for an actor, e.g. approver:zhujian; prints its public key")
-    n.add_argument("--actor", required=True, help="approver:<department> (or a device: gate:exit:P-001, …)")
+    n.add_argument("--actor", required=True,
+                   help="approver:<department>, enforcement:<department> (or a device: gate:exit:P-001, …)")
     n.add_argument("--key", required=True, help="where to write the private key (never overwritten)")
     n.set_defaults(func=cmd_new)
     r = ksub.add_parser("register", help="register the key on the chain, signed with the department's member key")

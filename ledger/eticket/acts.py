@@ -1,4 +1,5 @@
-"""Acts signed by their actors: a department's approver, a gate, a camera (pure: no I/O, no clock).
+"""Acts signed by their actors: a department's approvers and enforcement officers, a gate, a camera, a GPS
+terminal (pure: no I/O, no clock).
 
 The envelope of every transaction is signed by the consortium member that submits it (the API's gateway for
 mini-program and staff requests).  That proves who *relayed* an act, not who *did* it.  An act of a type the
@@ -13,14 +14,16 @@ with one, so it cannot write a department's decision.
     b"muck-ledger/act/v1\\n" + RFC 8785 canonical JSON of {"type": <tx type>, "payload": <payload without act_sig>}
 
 The helpers that build a payload (:func:`decision_payload`, :func:`exit_payload`, :func:`receipt_payload`,
-:func:`sighting_payload`) are shared by the API and the clients that sign, so both put the same bytes under
-the signature.
+:func:`sighting_payload`, :func:`positions_payload`) are shared by the API and the clients that sign, so both
+put the same bytes under the signature.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,11 +37,23 @@ from ledger.eticket.errors import PayloadError
 ACT_CONTEXT = b"muck-ledger/act/v1\n"
 #: The payload field holding the actor's signature.
 ACT_FIELD = "act_sig"
-#: Actor kinds whose keys a department registers itself, and those an operator registers (devices).
-DEPARTMENT_KINDS = frozenset({"approver"})
+#: Actor kinds whose keys a department registers itself (``<kind>:<department>``: its approvers, its
+#: enforcement officers), and those an operator registers (devices).
+DEPARTMENT_KINDS = frozenset({"approver", "enforcement"})
 DEVICE_KINDS = frozenset({"gate", "camera", "gps"})
 #: The types that need an actor signature unless the consortium says otherwise.
 DEFAULT_ACT_SIGNED = ("permit.amend_decide", "permit.decide")
+#: The acts devices sign (a consortium whose devices all have keys lists them in ``act_signed``) and those a
+#: department's enforcement officers sign.
+DEVICE_ACTS = ("camera.sighting", "gate.exit", "gate.receipt", "trip.positions")
+ENFORCEMENT_ACTS = ("penalty.record", "violation.confirm", "violation.dismiss", "violation.dispatch",
+                    "violation.resolve")
+#: The policy of a consortium whose departments, gates, GPS terminals and enforcement officers all sign their
+#: acts: the gateway key then submits only the acts of mini-program users (contractors, transport companies)
+#: and of operators outside these types.  What a new consortium's genesis holds (``params.default_parameters``);
+#: a consortium whose genesis names no ``act_signed`` keeps :data:`DEFAULT_ACT_SIGNED`.
+FULL_ACT_SIGNED = tuple(sorted({*DEFAULT_ACT_SIGNED, "gate.exit", "gate.receipt", "trip.positions",
+                                *ENFORCEMENT_ACTS}))
 
 _KEY_ID = re.compile(r"^[0-9a-f]{16}$")
 
@@ -186,3 +201,22 @@ def sighting_payload(sighting_id: str, camera_id: str, plate: str, covered: bool
     ``sha256:<hex>`` of the photo's bytes; ``plate`` normalised)."""
     return {"sighting_id": sighting_id, "camera_id": camera_id, "plate": plate, "covered": covered,
             "photo_digest": photo_digest, "time": time}
+
+
+def position_point(t: str, lat: float, lon: float, speed_kmh: float) -> dict[str, Any]:
+    """One point of a ``trip.positions`` batch as the API writes it (``t``: ISO 8601 +08:00, whole seconds;
+    degrees to 6 decimals, speed to 0.1 km/h)."""
+    return {"t": t, "lat": round(float(lat), 6), "lon": round(float(lon), 6), "speed_kmh": round(float(speed_kmh), 1)}
+
+
+def batch_id(points: list[dict[str, Any]]) -> str:
+    """A GPS batch's id: a digest of its points (the same points are the same batch, sent twice or not)."""
+    return "b" + hashlib.sha256(json.dumps(points, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def positions_payload(ticket_id: str, points: list[dict[str, Any]], time: str) -> dict[str, Any]:
+    """The ``trip.positions`` payload a GPS terminal signs and the API submits: ``points`` (made by
+    :func:`position_point`) in time order, the batch id their digest, ``time`` when the batch was sent."""
+    ordered = sorted(points, key=lambda p: str(p["t"]))
+    return {"ticket_id": ticket_id, "batch_id": batch_id(ordered), "points": ordered, "time": time}
+

@@ -12,7 +12,7 @@ from typing import Any
 from ledger.core.consortium import Consortium, Member
 from ledger.errors import ConsortiumError
 from ledger.eticket import units, zones
-from ledger.eticket.acts import DEFAULT_ACT_SIGNED
+from ledger.eticket.acts import DEFAULT_ACT_SIGNED, FULL_ACT_SIGNED
 from ledger.eticket.errors import PayloadError, Refusal
 
 DEFAULT_DEPARTMENTS = ("chengguan", "zhujian", "jiaotong", "shengtai")
@@ -127,7 +127,10 @@ class Params:
 def default_parameters() -> dict[str, Any]:
     """The ``eticket`` parameter object that spells out every default (what a new consortium's genesis holds).
 
-    ``Params.from_mapping(default_parameters()) == Params()``.
+    ``Params.from_mapping(default_parameters())`` is ``Params()`` but for ``act_signed``: a new consortium wants
+    every act of its departments, devices and enforcement officers signed by its actor (``FULL_ACT_SIGNED``),
+    while one whose genesis names no ``act_signed`` (made before) keeps the decisions only
+    (``DEFAULT_ACT_SIGNED``), so its chain replays as it was written.
     """
     return {
         "departments": list(DEFAULT_DEPARTMENTS),
@@ -152,7 +155,7 @@ def default_parameters() -> dict[str, Any]:
         "transport_hours": {},
         "forbidden_zones": [],
         "amend_departments": {k: list(v) for k, v in DEFAULT_AMEND_DEPARTMENTS},
-        "act_signed": list(DEFAULT_ACT_SIGNED),
+        "act_signed": list(FULL_ACT_SIGNED),
     }
 
 

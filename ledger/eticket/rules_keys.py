@@ -1,9 +1,10 @@
 """Keys of actors on the chain (``registry.key``, ``registry.key_revoke``) and the check of an act's own
 signature (:mod:`ledger.eticket.acts`).
 
-Who may register a key is the point: a department's approvers' keys (actor ``approver:<department>``) only by
-a transaction that department's member signed itself (never the gateway's); a device's key (``gate:…``,
-``camera:…``, ``gps:…``) by an operator.  Pure: times are the transaction's and the block's.
+Who may register a key is the point: a department's approvers' and enforcement officers' keys (actor
+``approver:<department>``, ``enforcement:<department>``) only by a transaction that department's member signed
+itself (never the gateway's); a device's key (``gate:…``, ``camera:…``, ``gps:…``) by an operator.  Pure: times
+are the transaction's and the block's.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ def _authority(env: Env, actor: str) -> None:
     kind, parts = parse_actor(actor)
     if kind in DEPARTMENT_KINDS:
         if len(parts) != 1 or parts[0] not in env.params.departments:
-            raise PayloadError(f"actor must be approver:<department> of {', '.join(env.params.departments)}")
+            raise PayloadError(f"actor must be {kind}:<department> of {', '.join(env.params.departments)}")
         if env.signer.name != parts[0] or "gateway" in env.signer.roles:
-            raise Refusal("forbidden", f"signer={env.signer.name}: a department registers its approvers' keys "
+            raise Refusal("forbidden", f"signer={env.signer.name}: a department registers its {kind} keys "
                                        f"with its own member key ({parts[0]})")
     elif kind in DEVICE_KINDS:
         if not parts:
@@ -35,7 +36,7 @@ def _authority(env: Env, actor: str) -> None:
         if env.actor_kind not in ("operator", "admin"):
             raise Refusal("forbidden", f"actor={env.actor}: devices' keys are registered by an operator")
     else:
-        raise PayloadError("actor kind must be approver, gate, camera or gps")
+        raise PayloadError("actor kind must be approver, enforcement, gate, camera or gps")
 
 
 def registry_key(w: Writes, p: dict[str, Any], env: Env) -> list[Event]:

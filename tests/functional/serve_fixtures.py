@@ -21,8 +21,13 @@ from typing import Any
 import pytest
 import requests
 
+from ledger.core.crypto import PrivateKey
 from ledger.core.encoding import CHINA_TZ, iso
+from ledger.eticket import acts
 from ledger.eticket.acts import decision_body
+from ledger.eticket.staff_acts import penalty_body, step_body
+from ledger.qrticket.gatecheck import normalise_plate
+from ledger.qrticket.ticket import decode_ticket
 from ledger.store.keyfiles import read_private_key
 from tools.proc import Child, tail
 
@@ -50,6 +55,66 @@ class Stack:
         at = iso(datetime.now(CHINA_TZ), timespec="seconds")
         return decision_body(key, "permit.amend_decide" if amendment else "permit.decide", object_id, dept,
                              decision, comment, at)
+
+    def device_key(self, actor: str) -> PrivateKey:
+        """A demo device's own key (``demo.json`` ``device_keys``: ``gate:exit:P-001``, ``gps:GPS-9900``, …)."""
+        return read_private_key(self.demo["device_keys"][actor])
+
+    def exit(self, qr: str, plate: str, covered: bool = True, *, project: str = "P-001",
+             **extra: Any) -> dict[str, Any]:
+        """The body of ``POST /api/v1/gate/exit`` signed by the project's exit gate (``extra``: photo_digest)."""
+        at = _now()
+        payload = acts.exit_payload(decode_ticket(qr)[0].ticket_id, f"{project}-G1", normalise_plate(plate), covered,
+                                    at, photo_digest=extra.get("photo_digest"))
+        return {"qr": qr, "plate": plate, "covered": covered, **extra, "gate_id": f"{project}-G1", "time": at,
+                "act_sig": acts.act_signature(self.device_key(f"gate:exit:{project}"), "gate.exit", payload)}
+
+    def disposal(self, qr: str, plate: str, *, site: str = "S-003", **measured: Any) -> dict[str, Any]:
+        """The body of ``POST /api/v1/gate/disposal`` signed by the site's disposal gate (``measured``:
+        volume_m3, weight_t, gross_t, tare_t as decimal strings, and photo_digest)."""
+        at = _now()
+        photo = measured.pop("photo_digest", None)
+        payload = acts.receipt_payload(decode_ticket(qr)[0].ticket_id, f"{site}-G1", site, normalise_plate(plate),
+                                       measured, at, photo_digest=photo)
+        return {"qr": qr, "plate": plate, **measured, **({"photo_digest": photo} if photo else {}),
+                "gate_id": f"{site}-G1", "time": at,
+                "act_sig": acts.act_signature(self.device_key(f"gate:disposal:{site}"), "gate.receipt", payload)}
+
+    def offline_exit(self, scan: dict[str, Any], *, project: str = "P-001") -> dict[str, Any]:
+        """An exit scan an offline gate queued (``POST /api/v1/gate/sync``), signed by the project's exit gate as
+        the offline gate library signs it when it scans."""
+        at = iso(datetime.fromisoformat(scan["scanned_at"]), timespec="seconds")
+        payload = acts.exit_payload(decode_ticket(scan["qr"])[0].ticket_id, f"{project}-G1",
+                                    normalise_plate(scan["plate"]), scan.get("covered") is not False, at,
+                                    offline=bool(scan["offline_verdict"]["accepted"]))
+        return {**scan, "gate_id": f"{project}-G1",
+                "act_sig": acts.act_signature(self.device_key(f"gate:exit:{project}"), "gate.exit", payload)}
+
+    def positions(self, ticket_id: str, points: list[dict[str, Any]], *,
+                  terminal: str = "GPS-9900") -> dict[str, Any]:
+        """The body of ``POST /api/v1/trips/<id>/positions`` signed by the truck's GPS terminal (``points``:
+        ``{"at", "lat", "lon", "speed_kmh"}``, ``at`` ISO 8601)."""
+        at = _now()
+        made = [acts.position_point(iso(datetime.fromisoformat(p["at"]), timespec="seconds"), p["lat"], p["lon"],
+                                    p["speed_kmh"]) for p in points]
+        payload = acts.positions_payload(ticket_id, made, at)
+        return {"positions": points, "time": at,
+                "act_sig": acts.act_signature(self.device_key(f"gps:{terminal}"), "trip.positions", payload)}
+
+    def step(self, violation_id: str, step: str, text: str | None = None, *, dept: str = "chengguan") -> dict[str, Any]:
+        """The body of a violation step (confirm, dismiss, dispatch, resolve) signed with the department's
+        enforcement key (``demo.json`` ``enforcement_keys``; the demo ``enforcement`` token is 城管's)."""
+        key = read_private_key(self.demo["enforcement_keys"][dept])
+        return step_body(key, step, violation_id, text, iso(datetime.now(CHINA_TZ), timespec="seconds"))
+
+    def penalty(self, fields: dict[str, Any], *, dept: str = "chengguan") -> dict[str, Any]:
+        """The body of ``POST /api/v1/penalties`` (``fields`` with its ``penalty_id``) signed like :meth:`step`."""
+        key = read_private_key(self.demo["enforcement_keys"][dept])
+        return penalty_body(key, fields, iso(datetime.now(CHINA_TZ), timespec="seconds"))
+
+
+def _now() -> str:
+    return iso(datetime.now(CHINA_TZ), timespec="seconds")
 
 
 @pytest.fixture(scope="module")

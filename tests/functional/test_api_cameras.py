@@ -128,7 +128,7 @@ def test_gate_scan_within_the_grace_window_raises_none(cam: Stack) -> None:
     t = ticket(cam, plate)
     seen = sight(cam, plate, ago_s=10)
     assert seen["state"] == "pending" and seen["violations"] == []
-    ex = call(cam, "POST", "/api/v1/gate/exit", "exit_gate", {"qr": t["qr"], "plate": plate, "covered": True})
+    ex = call(cam, "POST", "/api/v1/gate/exit", "exit_gate", cam.exit(t["qr"], plate))
     assert ex.status_code == 200 and ex.json()["accepted"] is True, ex.text
     done = wait_for("the sighting checked", lambda: (lambda g: g if g["state"] != "pending" else None)(
         call(cam, "GET", f"/api/v1/cameras/sightings/{seen['sighting_id']}", "operator").json()))

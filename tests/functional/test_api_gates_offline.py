@@ -81,7 +81,8 @@ def issued_m3(s: Stack, permit: dict[str, Any]) -> str:
 
 def gate(s: Stack, tmp_path: Path, **kw: Any) -> OfflineGate:
     g = OfflineGate(s.api, s.demo["tokens"]["exit_gate"], kind="exit", site_id="P-001",
-                    db_path=tmp_path / "gate.sqlite", gate_id="P-001-G1", **kw)
+                    db_path=tmp_path / "gate.sqlite", gate_id="P-001-G1",
+                    signing_key=s.device_key("gate:exit:P-001"), **kw)
     assert g.refresh_keys()
     return g
 
@@ -174,9 +175,9 @@ def test_a_revoked_ticket_accepted_offline_becomes_a_violation_on_sync(stack: St
         assert (v["type"], v["ticket_id"]) == ("no_ticket", t["id"])
         assert issued_m3(stack, permit) == before
         assert g.pending() == []
-    again = call(stack, "POST", "/api/v1/gate/sync", "exit_gate", {"gate_id": "P-001-G1", "scans": [
+    again = call(stack, "POST", "/api/v1/gate/sync", "exit_gate", {"gate_id": "P-001-G1", "scans": [stack.offline_exit(
         {"scan_id": f"again-{t['id']}", "kind": "exit", "qr": t["qr"], "plate": t["truck_plate"],
-         "scanned_at": now().isoformat(), "covered": True, "offline_verdict": {"accepted": True, "reason": None}}]})
+         "scanned_at": now().isoformat(), "covered": True, "offline_verdict": {"accepted": True, "reason": None}})]})
     assert again.status_code == 200, again.text
     assert again.json()["results"][0]["accepted"] is False  # the ticket's exit is taken: already_departed
     assert issued_m3(stack, permit) == before
@@ -192,9 +193,9 @@ def test_an_exit_let_out_offline_after_a_suspension_is_recorded_with_a_violation
     truck_id = next(tid for tid, plate in TRUCKS if plate == t["truck_plate"])
     with gate(stack, tmp_path, max_revocation_age=timedelta(minutes=30)) as g:
         assert g.refresh_revocations()
-        r = call(stack, "POST", "/api/v1/penalties", "enforcement", {
-            "target_kind": "truck", "target_id": truck_id, "amount_yuan": "2000",
-            "measures": [{"kind": "suspend", "days": 3}]})
+        r = call(stack, "POST", "/api/v1/penalties", "enforcement", stack.penalty({
+            "penalty_id": f"PN-OFFLINE-{t['id']}", "target_kind": "truck", "target_id": truck_id,
+            "amount_yuan": "2000", "measures": [{"kind": "suspend", "days": 3}]}))
         assert r.status_code == 201, r.text
         assert g.scan(t["qr"], t["truck_plate"], covered=True).accepted is True
         report = g.sync()
@@ -216,11 +217,11 @@ def test_an_offline_weighbridge_receipt_by_gross_and_tare_syncs(stack: Stack, pe
     27 t, 15 m³ at 1.8 t/m³); an incomplete or impossible weighing is refused there (bad_weighing) and not
     counted; at sync the receipt is accepted and the ticket shows the weight and the measured volume."""
     t = ticket(stack, permit)
-    ex = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", {"qr": t["qr"], "plate": t["truck_plate"],
-                                                               "covered": True})
+    ex = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", stack.exit(t["qr"], t["truck_plate"]))
     assert ex.status_code == 200 and ex.json()["accepted"], ex.text
     g = OfflineGate(stack.api, stack.demo["tokens"]["disposal_gate"], kind="disposal", site_id="S-003",
-                    db_path=tmp_path / "weighbridge.sqlite", gate_id="S-003-G1")
+                    db_path=tmp_path / "weighbridge.sqlite", gate_id="S-003-G1",
+                    signing_key=stack.device_key("gate:disposal:S-003"))
     with g:
         assert g.refresh_keys()
         for bad in ({"gross_t": "45.2"}, {"gross_t": "18", "tare_t": "18.2"}, {"weight_t": "-3"}):
@@ -290,11 +291,10 @@ def test_the_reconciliation_counts_what_was_seen_and_flags_a_gap(stack: Stack, p
     site_before, _ = _report(stack, start, until, "site")
     tickets = [ticket(stack, permit), ticket(stack, permit)]
     for t in tickets:
-        ex = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", {"qr": t["qr"], "plate": t["truck_plate"],
-                                                                     "covered": True})
+        ex = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", stack.exit(t["qr"], t["truck_plate"]))
         assert ex.status_code == 200, ex.text
     rc = call(stack, "POST", "/api/v1/gate/disposal", "disposal_gate",
-              {"qr": tickets[0]["qr"], "plate": tickets[0]["truck_plate"], "volume_m3": "15"})
+              stack.disposal(tickets[0]["qr"], tickets[0]["truck_plate"], volume_m3="15"))
     assert rc.status_code == 200, rc.text
     after, _ = _report(stack, start, until, "project")
     site_after, _ = _report(stack, start, until, "site")

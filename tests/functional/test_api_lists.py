@@ -216,14 +216,15 @@ def test_violations_penalties_and_credit_for_contractors_companies_and_staff(sta
     keys = [(datetime.fromisoformat(v["reported_at"]), v["violation_id"]) for v in queue]
     assert keys == sorted(keys)  # oldest first
     before = ok(get(stack, "/api/v1/credit/truck/TR-0001", "regulator"))["credit"]
-    ok(call(stack, "POST", f"/api/v1/violations/{vid}/confirm", "operator", {"note": "非误报"}))
+    ok(call(stack, "POST", f"/api/v1/violations/{vid}/confirm", "enforcement", stack.step(vid, "confirm", "非误报")))
     confirmed = ok(get(stack, "/api/v1/violations", "operator", awaiting="me", status="confirmed", limit=200))
     assert vid in {v["violation_id"] for v in confirmed["items"]}
     assert vid in {v["violation_id"] for v in walk(stack, "/api/v1/violations", "enforcement", awaiting="me",
                                                     limit=200)}
     assert ok(get(stack, "/api/v1/credit/truck/TR-0001", "company"))["credit"] < before
-    ok(call(stack, "POST", "/api/v1/penalties", "enforcement", {
-        "target_kind": "truck", "target_id": "TR-0001", "violation_ids": [vid], "amount_yuan": "500"}), 201)
+    ok(call(stack, "POST", "/api/v1/penalties", "enforcement", stack.penalty({
+        "penalty_id": "PN-LISTS-1", "target_kind": "truck", "target_id": "TR-0001", "violation_ids": [vid],
+        "amount_yuan": "500"})), 201)
     for role in ("contractor", "company"):
         assert vid in {v["violation_id"] for v in walk(stack, "/api/v1/violations", role, limit=200)}, role
         pens = walk(stack, "/api/v1/penalties", role, limit=200)

@@ -63,8 +63,8 @@ def test_a_ticket_answered_201_is_never_unknown_to_a_gate(stack: Stack) -> None:
         return dict(r.json())
 
     def exit_scan(t: dict[str, Any]) -> requests.Response:
-        return call(stack, "POST", "/api/v1/gate/exit", "exit_gate",
-                    {"qr": t["qr"], "plate": t["truck_plate"], "covered": True}, Prefer="respond-async")
+        return call(stack, "POST", "/api/v1/gate/exit", "exit_gate", stack.exit(t["qr"], t["truck_plate"]),
+                    Prefer="respond-async")
 
     os.kill(lagging, signal.SIGSTOP)
     try:

@@ -77,12 +77,12 @@ def _trip(s: Stack, permit: dict[str, Any], points: list[tuple[float, float]]) -
                                                           "disposal_site_id": "S-003", "volume_m3": "15"})
     assert r.status_code == 201, r.text
     t = r.json()
-    ex = call(s, "POST", "/api/v1/gate/exit", "exit_gate", {"qr": t["qr"], "plate": PLATE, "covered": True})
+    ex = call(s, "POST", "/api/v1/gate/exit", "exit_gate", s.exit(t["qr"], PLATE))
     assert ex.status_code == 200 and ex.json()["accepted"], ex.text
     at = now()
     pts = [{"at": (at + timedelta(seconds=i)).isoformat(), "lat": lat, "lon": lon, "speed_kmh": 40}
            for i, (lat, lon) in enumerate(points)]
-    pos = call(s, "POST", f"/api/v1/trips/{t['id']}/positions", "truck_terminal", pts)
+    pos = call(s, "POST", f"/api/v1/trips/{t['id']}/positions", "truck_terminal", s.positions(t["id"], pts))
     assert pos.status_code == 200, pos.text
     return t, [v["type"] for v in pos.json()["violations"]]
 
@@ -101,7 +101,7 @@ def test_on_route_trip_outside_hours_and_a_gross_tare_receipt(stack: Stack, perm
     assert "off_route" not in raised and "forbidden_zone" not in raised
     assert "outside_hours" in _types(stack, t["id"])
     rc = call(stack, "POST", "/api/v1/gate/disposal", "disposal_gate",
-              {"qr": t["qr"], "plate": PLATE, "gross_t": "45.2", "tare_t": "18.2"})
+              stack.disposal(t["qr"], PLATE, gross_t="45.2", tare_t="18.2"))
     assert rc.status_code == 200 and rc.json()["accepted"], rc.text
     assert rc.json()["measured_m3"] == "15" and rc.json()["weight_t"] == "27" and not rc.json()["discrepancy"]
 
@@ -118,8 +118,9 @@ def test_off_route_trip_in_a_forbidden_zone_and_a_weight_only_receipt(stack: Sta
     r = call(stack, "POST", "/api/v1/gate/disposal", "disposal_gate",
              {"qr": t["qr"], "plate": PLATE, "gross_t": "300", "tare_t": "18"})
     assert r.status_code == 422 and r.json()["reason"] == "invalid_request", r.text
-    gate = ApiClient(stack.api, stack.demo["tokens"]["disposal_gate"])  # the gate client library
-    rc = gate.gate_disposal(qr=t["qr"], plate=PLATE, weight_t="27")
+    gate = ApiClient(stack.api, stack.demo["tokens"]["disposal_gate"])  # the gate client library, signing
+    rc = gate.gate_disposal(qr=t["qr"], plate=PLATE, weight_t="27", signing_key=stack.device_key("gate:disposal:S-003"),
+                            gate_id="S-003-G1", site_id="S-003")
     assert rc["accepted"] and rc["measured_m3"] == "15", rc
 
 
@@ -180,7 +181,7 @@ def test_a_road_camera_inside_a_forbidden_zone_raises_forbidden_zone_with_its_ph
     t = call(stack, "POST", "/api/v1/tickets", "contractor", {"permit_id": permit["id"], "truck_plate": plate,
                                                                "disposal_site_id": "S-003", "volume_m3": "15"})
     assert t.status_code == 201, t.text
-    ex = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", {"qr": t.json()["qr"], "plate": plate, "covered": True})
+    ex = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", stack.exit(t.json()["qr"], plate))
     assert ex.status_code == 200 and ex.json()["accepted"], ex.text
     photo = tiny_png(4242)
     seen = camera.sighting(plate=plate, covered=True, photo=photo, time=now())
@@ -193,6 +194,6 @@ def test_a_road_camera_inside_a_forbidden_zone_raises_forbidden_zone_with_its_ph
     assert seen["photo_digest"] == digest and digest in v["evidence"]
     got = requests.get(stack.api + f"/api/v1/evidence/{digest}", headers=stack.headers("operator"), timeout=30)
     assert got.status_code == 200 and hashlib.sha256(got.content).hexdigest() == digest.removeprefix("sha256:")
-    rc = call(stack, "POST", "/api/v1/gate/disposal", "disposal_gate", {"qr": t.json()["qr"], "plate": plate,
-                                                                         "weight_t": "27"})
+    rc = call(stack, "POST", "/api/v1/gate/disposal", "disposal_gate", stack.disposal(t.json()["qr"], plate,
+                                                                                       weight_t="27"))
     assert rc.status_code == 200, rc.text

@@ -116,16 +116,16 @@ def test_ticket_trip_receipt_and_provable_history(stack: Stack, permit: dict[str
     png = call(stack, "GET", f"/api/v1/tickets/{t['id']}/qr.png", "contractor")
     assert png.headers["Content-Type"] == "image/png"
     assert [d.data.decode() for d in decode(Image.open(io.BytesIO(png.content)))] == [t["qr"]]
-    ex = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", {"qr": t["qr"], "plate": "渝A 12345", "covered": True})
+    ex = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", stack.exit(t["qr"], "渝A 12345"))
     assert ex.status_code == 200 and ex.json()["accepted"] is True, ex.text
     t0 = now()
     pts = [{"at": (t0 + timedelta(seconds=30 * i)).isoformat(), "lat": 29.70 - 0.002 * i, "lon": 106.52,
             "speed_kmh": 72.5 if i == 2 else 38.0} for i in range(4)]
-    pos = call(stack, "POST", f"/api/v1/trips/{t['id']}/positions", "truck_terminal", pts)
+    pos = call(stack, "POST", f"/api/v1/trips/{t['id']}/positions", "truck_terminal", stack.positions(t["id"], pts))
     assert pos.status_code == 200, pos.text
     assert [v["type"] for v in pos.json()["violations"]] == ["speeding"]
-    rc = call(stack, "POST", "/api/v1/gate/disposal", "disposal_gate", {"qr": t["qr"], "plate": "渝A12345",
-                                                                         "volume_m3": "15.8"})
+    rc = call(stack, "POST", "/api/v1/gate/disposal", "disposal_gate", stack.disposal(t["qr"], "渝A12345",
+                                                                                       volume_m3="15.8"))
     assert rc.status_code == 200 and rc.json()["accepted"] is True and rc.json()["status"] == "received", rc.text
     assert call(stack, "GET", f"/api/v1/tickets/{t['id']}", "contractor").json()["status"] == "received"
     hist = call(stack, "GET", f"/api/v1/tickets/{t['id']}/history", "regulator").json()
@@ -206,12 +206,11 @@ def test_every_bad_qr_is_refused_with_its_reason(stack: Stack, permit: dict[str,
                 {"qr": other["qr"], "plate": other["truck_plate"], "volume_m3": "15"})
     assert (site.status_code, site.json()["reason"]) == (403, "wrong_site")
     assert call(stack, "GET", f"/api/v1/tickets/{t['id']}", "contractor").json()["status"] == "issued"
-    assert call(stack, "POST", "/api/v1/gate/exit", "exit_gate", {"qr": t["qr"], "plate": plate,
-                                                                   "covered": True}).json()["accepted"] is True
-    replay = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", {"qr": t["qr"], "plate": plate, "covered": True})
+    assert call(stack, "POST", "/api/v1/gate/exit", "exit_gate", stack.exit(t["qr"], plate)).json()["accepted"] is True
+    replay = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", stack.exit(t["qr"], plate))
     assert replay.status_code == 409 and replay.json()["reason"] == "already_departed"
     early = call(stack, "POST", "/api/v1/gate/disposal", "disposal_gate",
-                 {"qr": ticket(stack, permit)["qr"], "plate": _free[-1][1], "volume_m3": "15"})
+                 stack.disposal(ticket(stack, permit)["qr"], _free[-1][1], volume_m3="15"))
     assert early.json()["accepted"] is False
 
 
@@ -223,8 +222,8 @@ def _simultaneous_exits(s: Stack, t: dict[str, Any], n: int,
 
     def scan() -> None:
         barrier.wait()
-        out.append(call(s, "POST", "/api/v1/gate/exit", "exit_gate",
-                        {"qr": t["qr"], "plate": t["truck_plate"], "covered": True}, headers_extra=extra))
+        out.append(call(s, "POST", "/api/v1/gate/exit", "exit_gate", s.exit(t["qr"], t["truck_plate"]),
+                        headers_extra=extra))
 
     threads = [threading.Thread(target=scan) for _ in range(n)]
     for th in threads:
@@ -261,8 +260,8 @@ def test_gate_answered_before_the_block_then_the_ledger_confirms(stack: Stack, p
     with the tx id; the transaction reaches the ledger from the API's outbox, the scan's verdict turns final
     and valid, and the ticket is departed on the ledger.  Another gate cannot see the scan; a regulator can."""
     t = ticket(stack, permit)
-    r = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", {"qr": t["qr"], "plate": t["truck_plate"],
-                                                                "covered": True}, headers_extra=ASYNC)
+    r = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", stack.exit(t["qr"], t["truck_plate"]),
+             headers_extra=ASYNC)
     assert r.status_code == 202, r.text
     body = r.json()
     assert (body["accepted"], body["ticket_id"], body["status"], body["final"]) == (True, t["id"], "departed",
@@ -276,10 +275,10 @@ def test_gate_answered_before_the_block_then_the_ledger_confirms(stack: Stack, p
     assert call(stack, "GET", f"/api/v1/gate/scans/{body['tx_id']}", "regulator").json()["verdict"] == "valid"
     # The disposal gate answers before the block too; a second scan of the same load is refused at once.
     d = call(stack, "POST", "/api/v1/gate/disposal", "disposal_gate",
-             {"qr": t["qr"], "plate": t["truck_plate"], "volume_m3": "15"}, headers_extra=ASYNC)
+             stack.disposal(t["qr"], t["truck_plate"], volume_m3="15"), headers_extra=ASYNC)
     assert d.status_code == 202 and d.json()["accepted"] is True, d.text
     again = call(stack, "POST", "/api/v1/gate/disposal", "disposal_gate",
-                 {"qr": t["qr"], "plate": t["truck_plate"], "volume_m3": "15"}, headers_extra=ASYNC)
+                 stack.disposal(t["qr"], t["truck_plate"], volume_m3="15"), headers_extra=ASYNC)
     assert again.status_code == 409 and again.json()["reason"] == "already_received"
     assert _verdict(stack, d.json()["tx_id"], "disposal_gate")["verdict"] == "valid"
 
@@ -290,19 +289,19 @@ def test_gate_not_waiting_refuses_by_the_ledgers_rules(stack: Stack, permit: dic
     t = ticket(stack, permit)
     void = call(stack, "POST", f"/api/v1/tickets/{t['id']}/void", "contractor", {"reason": "改派"})
     assert void.status_code == 200, void.text
-    r = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", {"qr": t["qr"], "plate": t["truck_plate"],
-                                                                "covered": True}, headers_extra=ASYNC)
+    r = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", stack.exit(t["qr"], t["truck_plate"]),
+             headers_extra=ASYNC)
     assert r.status_code == 409 and r.json() == {**r.json(), "accepted": False, "reason": "voided"}, r.text
     first = ticket(stack, permit)
     second = call(stack, "POST", "/api/v1/tickets", "contractor", {
         "permit_id": permit["id"], "truck_plate": first["truck_plate"], "disposal_site_id": "S-003",
         "volume_m3": "15"}).json()
-    ok = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", {"qr": first["qr"], "plate": first["truck_plate"],
-                                                                 "covered": True}, headers_extra=ASYNC)
+    ok = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", stack.exit(first["qr"], first["truck_plate"]),
+              headers_extra=ASYNC)
     assert ok.status_code == 202, ok.text
     _verdict(stack, ok.json()["tx_id"])
-    busy = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", {"qr": second["qr"], "plate": first["truck_plate"],
-                                                                   "covered": True}, headers_extra=ASYNC)
+    busy = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", stack.exit(second["qr"], first["truck_plate"]),
+                headers_extra=ASYNC)
     assert busy.status_code == 409 and busy.json()["reason"] == "truck_busy", busy.text
 
 
@@ -327,8 +326,8 @@ def test_ledger_refusing_a_scan_the_gate_let_through_becomes_a_violation(stack: 
         void = call(stack, "POST", f"/api/v1/tickets/{t['id']}/void", "contractor", {"reason": "改派"},
                     headers_extra=ASYNC)
         assert void.status_code == 202, void.text
-        scan = call(stack, "POST", "/api/v1/gate/exit", "exit_gate",
-                    {"qr": t["qr"], "plate": t["truck_plate"], "covered": True}, headers_extra=ASYNC)
+        scan = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", stack.exit(t["qr"], t["truck_plate"]),
+                    headers_extra=ASYNC)
         if scan.status_code != 202:  # the void was already applied: refused at once, nothing to show
             assert scan.json()["reason"] == "voided", scan.text
             continue
@@ -354,20 +353,20 @@ def test_ledger_refusing_a_scan_the_gate_let_through_becomes_a_violation(stack: 
 
 
 def test_uncovered_load_is_refused_and_becomes_a_violation(stack: Stack, permit: dict[str, Any]) -> None:  # noqa: F811
-    """An uncovered load is refused (uncovered_load) and a violation FGBY… is on the ledger for the operator,
-    who confirms it; the ticket is still issued and leaves once covered."""
+    """An uncovered load is refused (uncovered_load) and a violation FGBY… is on the ledger for the operator;
+    the enforcement officer confirms it (signed with the department's key); the ticket is still issued and
+    leaves once covered."""
     t = ticket(stack, permit)
-    r = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", {"qr": t["qr"], "plate": t["truck_plate"],
-                                                                "covered": False})
+    r = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", stack.exit(t["qr"], t["truck_plate"], covered=False))
     assert r.status_code == 422 and r.json()["reason"] == "uncovered_load"
     vid = r.json()["fields"]["violation_id"]
     assert vid.startswith("FGBY")
     v = call(stack, "GET", f"/api/v1/violations/{vid}", "operator").json()
     assert (v["type"], v["state"], v["ticket_id"]) == ("uncovered_load", "reported", t["id"])
-    done = call(stack, "POST", f"/api/v1/violations/{vid}/confirm", "operator", {"note": "非误报"})
+    done = call(stack, "POST", f"/api/v1/violations/{vid}/confirm", "enforcement", stack.step(vid, "confirm", "非误报"))
     assert done.status_code == 200 and done.json()["state"] == "confirmed"
-    assert call(stack, "POST", "/api/v1/gate/exit", "exit_gate", {"qr": t["qr"], "plate": t["truck_plate"],
-                                                                   "covered": True}).json()["accepted"] is True
+    assert call(stack, "POST", "/api/v1/gate/exit", "exit_gate",
+                stack.exit(t["qr"], t["truck_plate"])).json()["accepted"] is True
 
 
 def test_offline_double_use_is_caught_at_sync(stack: Stack, permit: dict[str, Any]) -> None:  # noqa: F811
@@ -378,6 +377,7 @@ def test_offline_double_use_is_caught_at_sync(stack: Stack, permit: dict[str, An
     scans = [{"scan_id": f"off-{t['id']}-{i}", "kind": "exit", "qr": t["qr"], "plate": t["truck_plate"],
               "scanned_at": (at + timedelta(minutes=i)).isoformat(), "covered": True,
               "offline_verdict": {"accepted": True, "reason": None}} for i in range(2)]
+    scans = [stack.offline_exit(x) for x in scans]  # each signed by the gate when it scanned
     r = call(stack, "POST", "/api/v1/gate/sync", "exit_gate", {"gate_id": "P-001-G1", "scans": scans})
     assert r.status_code == 200, r.text
     res = r.json()
@@ -477,8 +477,8 @@ def test_a_ticket_whose_exit_a_gate_claimed_cannot_be_voided(stack: Stack, permi
     contractor's void right after is refused 409 already_departed, the ticket ends departed and the permit's
     remaining volume is not handed back."""
     t = ticket(stack, permit)
-    scan = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", {"qr": t["qr"], "plate": t["truck_plate"],
-                                                                   "covered": True}, headers_extra=ASYNC)
+    scan = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", stack.exit(t["qr"], t["truck_plate"]),
+                headers_extra=ASYNC)
     assert scan.status_code == 202, scan.text
     before = call(stack, "GET", f"/api/v1/permits/{permit['id']}", "contractor").json()["remaining_m3"]
     void = call(stack, "POST", f"/api/v1/tickets/{t['id']}/void", "contractor", {"reason": "改派"})

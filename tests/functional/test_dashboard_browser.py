@@ -58,12 +58,13 @@ def _truck_on_the_road(st: Stack) -> str:
              st.decision(dept, permit["id"]), expect=200)
     ticket = post(st, "/api/v1/tickets", "contractor", {
         "permit_id": permit["id"], "truck_plate": plate, "disposal_site_id": "S-003", "volume_m3": "16"})
-    post(st, "/api/v1/gate/exit", "exit_gate", {"qr": ticket["qr"], "plate": plate, "covered": True,
-                                                "photo_digest": "sha256:" + "ab" * 32}, expect=200)
+    post(st, "/api/v1/gate/exit", "exit_gate", st.exit(ticket["qr"], plate, photo_digest="sha256:" + "ab" * 32),
+         expect=200)
     departed = datetime.now(UTC)
     points = [{"at": iso(departed + timedelta(seconds=1 + i)), "lat": lat, "lon": lon, "speed_kmh": 32}
               for i, (lat, lon) in enumerate(((29.7011, 106.5102), (29.6902, 106.4901)))]
-    post(st, f"/api/v1/trips/{ticket['id']}/positions", "truck_terminal", points, expect=200)
+    post(st, f"/api/v1/trips/{ticket['id']}/positions", "truck_terminal", st.positions(ticket["id"], points),
+         expect=200)
     return str(ticket["id"])
 
 
@@ -150,13 +151,14 @@ def test_dashboard_shows_counters_nodes_trips_and_a_site_alarm(browser: Any, sta
     assert not screen.outside, f"requests outside the API: {screen.outside}"
 
 
-def test_a_new_event_flashes_and_the_operator_confirms_it_from_the_screen(browser: Any, stack: Stack) -> None:
+def test_a_new_event_flashes_and_the_officer_confirms_it_from_the_screen(browser: Any, stack: Stack) -> None:
     """A violation posted through the API flashes in the list and on the map within 5 s (the stream, no polling);
-    it opens with its photo slot (the store has no such photo: said so) and its history; the operator confirms it
-    from the screen and the API then shows it confirmed."""
+    it opens with its photo slot (the store has no such photo: said so) and its history; the enforcement officer,
+    with the department's key loaded into the page, confirms it from the screen and the API then shows it
+    confirmed."""
     screen = Screen(browser, stack, size=(1366, 768))
     try:
-        page = screen.open(stack)
+        page = screen.open(stack, role="enforcement")
         page.wait_for_selector("#violations .event", timeout=30_000)
         page.wait_for_timeout(1500)  # the first snapshot is in: what arrives next is new
         violation = post(stack, "/api/v1/violations", "operator", {
@@ -180,6 +182,8 @@ def test_a_new_event_flashes_and_the_operator_confirms_it_from_the_screen(browse
         assert page.locator('#detail-history li[data-step="reported"]').count() == 1
         assert page.is_enabled('#detail-actions [data-step="confirm"]')
         assert page.is_disabled('#detail-actions [data-step="dispatch"]')  # only a confirmed event is dispatched
+        page.set_input_files("#detail-key", stack.demo["enforcement_keys"]["chengguan"])
+        page.wait_for_selector("#detail-key-id[data-key-id]", timeout=10_000)
         page.fill("#detail-note", "大屏确认")
         page.click('#detail-actions [data-step="confirm"]')
         page.wait_for_selector('#detail[data-state="confirmed"]', timeout=30_000)
@@ -197,6 +201,41 @@ def test_a_new_event_flashes_and_the_operator_confirms_it_from_the_screen(browse
     finally:
         screen.close()
     assert not [e for e in screen.errors if "409" not in e and "422" not in e], screen.errors
+    assert not screen.outside, f"requests outside the API: {screen.outside}"
+
+
+def test_the_enforcement_officer_signs_a_confirm_from_the_screen(browser: Any, stack: Stack) -> None:
+    """Signed in with the enforcement token, the officer loads 城管's enforcement key (PEM) into the page, which
+    shows its key id; the confirm the screen sends carries time and act_sig made in the browser (WebCrypto
+    Ed25519) over the ledger's step payload: the consortium checks and accepts it, and the violation's
+    provenance names 城管 and that key as the confirm's signer; no key or token is asked from elsewhere."""
+    from ledger.store.keyfiles import read_private_key
+
+    path = stack.demo["enforcement_keys"]["chengguan"]
+    key_id = read_private_key(path).key_id
+    screen = Screen(browser, stack, size=(1366, 768))
+    try:
+        page = screen.open(stack, role="enforcement")
+        page.wait_for_selector("#violations .event", timeout=30_000)
+        vid = post(stack, "/api/v1/violations", "operator", {
+            "type": "spilling", "source": "patrol", "plate": stack.demo["trucks"][2],
+            "location": {"lat": 29.7000, "lon": 106.5200}, "town": "悦来街道"})["violation_id"]
+        page.wait_for_selector(f'#violations [data-violation-id="{vid}"]', timeout=10_000)
+        page.click(f'#violations [data-violation-id="{vid}"]')
+        page.wait_for_selector("#detail:not([hidden])")
+        page.set_input_files("#detail-key", path)
+        page.wait_for_selector(f'#detail-key-id[data-key-id="{key_id}"]', timeout=10_000)
+        page.fill("#detail-note", "执法确认")
+        page.click('#detail-actions [data-step="confirm"]')
+        page.wait_for_selector('#detail[data-state="confirmed"]', timeout=30_000)
+        export = requests.get(f"{stack.api}/api/v1/provenance/violation/{vid}", headers=stack.headers("regulator"),
+                              timeout=30).json()
+        [rec] = [r for r in export["records"] if r["type"] == "violation.confirm"]
+        assert rec["signer"] == {"key_id": key_id, "member": "chengguan"}, rec
+        assert rec["payload"]["note"] == "执法确认" and rec["actor"].startswith("enforcement:chengguan:")
+    finally:
+        screen.close()
+    assert not screen.errors, screen.errors
     assert not screen.outside, f"requests outside the API: {screen.outside}"
 
 

@@ -1,11 +1,14 @@
-"""Gates and cameras sign their own acts (issue 12 part 3) against the real stack, in a consortium whose
-policy lists gate.exit, gate.receipt and camera.sighting among the acts their actors must sign: an operator
-registers each device's key; an unsigned scan or sighting relayed by the API is refused, a signed one
-(online or synced from an offline gate) is recorded, and provenance names the device as the signer."""
+"""Gates, cameras and GPS terminals sign their own acts (issue 12 part 3) against the real stack, in a
+consortium whose policy lists gate.exit, gate.receipt, camera.sighting and trip.positions among the acts their
+actors must sign: an operator registers each device's key; an unsigned scan, sighting or GPS batch relayed by
+the API is refused, a signed one (online or synced from an offline gate) is recorded, and provenance names the
+device as the signer."""
 
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,15 +19,16 @@ import requests
 
 from ledger.core.crypto import PrivateKey
 from ledger.core.encoding import CHINA_TZ, iso
+from ledger.eticket import acts
 from ledger.eticket.acts import DEFAULT_ACT_SIGNED, public_key_json
-from miniprogram_stub.client import ApiClient
+from miniprogram_stub.client import ApiCallError, ApiClient
 from miniprogram_stub.gate import OfflineGate
 from miniprogram_stub.photos import tiny_png
 
-from .serve_fixtures import Stack, serve
+from .serve_fixtures import ROOT, Stack, serve
 
 pytestmark = [pytest.mark.slow]
-SIGNED = [*DEFAULT_ACT_SIGNED, "gate.exit", "gate.receipt", "camera.sighting"]
+SIGNED = [*DEFAULT_ACT_SIGNED, "gate.exit", "gate.receipt", "camera.sighting", "trip.positions"]
 TRUCKS = [(f"TR-7{i:03d}", f"渝E7{i:04d}") for i in range(3)]
 
 
@@ -150,3 +154,60 @@ def test_a_camera_signs_its_sightings(stack: Stack) -> None:
                   "regulator").json()
     [rec] = [x for x in export["records"] if x["type"] == "camera.sighting"]
     assert rec["signer"] == {"key_id": key.key_id, "device": f"camera:{camera_id}"}
+
+
+def test_the_demo_story_signs_with_the_demo_devices_keys(stack: Stack, tmp_path: Path) -> None:
+    """``python -m miniprogram_stub demo --demo-file var/demo.json`` plays the whole story in this consortium,
+    which wants every device act signed: the demo registered a key per device (demo.json device_keys, files
+    under var/secrets/devices, mode 0600, registered by the operator) and the exit, GPS batch, receipt and
+    the camera's sighting are each signed by their device; the ticket's provenance names the devices."""
+    keys = stack.demo["device_keys"]
+    assert {"gate:exit:P-001", "gate:disposal:S-003", f"camera:{stack.demo['camera_id']}", "gps:GPS-9900"} <= set(keys)
+    assert all(oct(Path(f).stat().st_mode & 0o777) == "0o600" for f in keys.values())
+    run = subprocess.run([sys.executable, "-m", "miniprogram_stub", "demo", "--demo-file", str(stack.var / "demo.json"),
+                          "--out", str(tmp_path), "--language", "en"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = {line.split(":", 1)[0].removeprefix("== "): line.split(":", 1)[1].strip()
+             for line in run.stdout.splitlines() if line.startswith("== ")}
+    assert lines["ledger verdict"].startswith("valid in block "), run.stdout
+    assert lines["disposal receipt"].startswith("accepted=True"), run.stdout
+    assert any(line.startswith("== camera event: ") for line in run.stdout.splitlines()), run.stdout
+    tid = lines["issue a ticket"].split()[0]
+    export = call(stack, "GET", f"/api/v1/provenance/ticket/{tid}", "regulator").json()
+    signers = {r["type"]: r["signer"].get("device") for r in export["records"]}
+    assert signers == {"ticket.issue": None, "gate.exit": "gate:exit:P-001", "trip.positions": "gps:GPS-9900",
+                       "gate.receipt": "gate:disposal:S-003"}, signers
+
+
+def test_a_gps_terminal_signs_its_batches(stack: Stack, world: dict[str, Any]) -> None:
+    """With trip.positions among the signed acts, the demo truck terminal's batch without its signature is
+    refused act_unsigned, and one whose signature is over other points than it sends bad_act_signature; signed
+    with the terminal's own key (registered by the operator) it is recorded, and the ticket's provenance
+    names the GPS device as the batch's signer, relayed by the gateway."""
+    plate = stack.demo["trucks"][0]
+    t = _ticket(stack, world, plate)
+    gate = ApiClient(stack.api, stack.demo["tokens"]["exit_gate"])
+    out = gate.gate_exit(qr=t["qr"], plate=plate, covered=True, signing_key=world["keys"]["exit"],
+                         gate_id="P-001-G1")
+    assert out["accepted"], out
+    key = PrivateKey.generate()
+    assert _register(stack, "gps:GPS-9900", key).status_code == 201
+    at = now()
+    points = [{"at": (at - timedelta(seconds=30 - 10 * i)).isoformat(), "lat": 29.71203 - 0.0005 * i,
+               "lon": 106.53031 - 0.0005 * i, "speed_kmh": 30.0} for i in range(3)]
+    terminal = ApiClient(stack.api, stack.demo["tokens"]["truck_terminal"])
+    with pytest.raises(ApiCallError) as bare:
+        terminal.report_positions(t["id"], points)
+    assert bare.value.reason == "act_unsigned", bare.value.body
+    stamp = iso(at, timespec="seconds")
+    other = acts.positions_payload(t["id"], [acts.position_point(stamp, 29.0, 106.0, 1.0)], stamp)
+    forged = call(stack, "POST", f"/api/v1/trips/{t['id']}/positions", "truck_terminal", {
+        "positions": points, "time": stamp, "act_sig": acts.act_signature(key, "trip.positions", other)})
+    assert (forged.status_code, forged.json()["reason"]) == (403, "bad_act_signature"), forged.text
+    pos = terminal.report_positions(t["id"], points, signing_key=key)
+    assert pos["accepted"] == 3, pos
+    export = call(stack, "GET", f"/api/v1/provenance/ticket/{t['id']}", "regulator").json()
+    [batch] = [r for r in export["records"] if r["type"] == "trip.positions"]
+    assert batch["signer"] == {"key_id": key.key_id, "device": "gps:GPS-9900"}
+    assert batch["relayed_by"]["member"] == "gateway"

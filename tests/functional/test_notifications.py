@@ -122,7 +122,7 @@ def test_violation_on_a_truck_reaches_its_projects_contractor(stack: Stack, perm
                                                             "disposal_site_id": "S-003", "volume_m3": "12"})
     assert r.status_code == 201, r.text
     t = r.json()
-    ex = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", {"qr": t["qr"], "plate": "渝A23456", "covered": False})
+    ex = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", stack.exit(t["qr"], "渝A23456", covered=False))
     assert ex.status_code == 422 and ex.json()["reason"] == "uncovered_load", ex.text
     vid = ex.json()["fields"]["violation_id"]
     got = until("the violation message", lambda: about(wechat(stack), str(vid)))
@@ -180,8 +180,8 @@ def test_staff_stream_gets_a_penalty_and_resumes_from_last_event_id(stack: Stack
     live = Sse(stack, "enforcement", before)
     pids = [f"PN-NOTIFY-{i}-{int(time.time())}" for i in range(3)]
     for pid in pids:
-        r = call(stack, "POST", "/api/v1/penalties", "enforcement", {
-            "penalty_id": pid, "target_kind": "company", "target_id": "C-01", "amount_yuan": "2000"})
+        r = call(stack, "POST", "/api/v1/penalties", "enforcement", stack.penalty({
+            "penalty_id": pid, "target_kind": "company", "target_id": "C-01", "amount_yuan": "2000"}))
         assert r.status_code in (200, 201), r.text
     until("three penalties on the stream",
           lambda: {f[2]["subject_id"] for f in live.frames if f[1] == "penalty_recorded"} >= set(pids))

@@ -9,6 +9,7 @@ from typing import Any
 
 from ledger.eticket import acts, units
 from ledger.qrticket.gatecheck import normalise_plate
+from ticket_api.adapter.acts import relay
 from ticket_api.adapter.gateway import Gateway, iso, new_id
 from ticket_api.errors import InvalidRequest, NotFound, Refused
 from ticket_api.service_data import Json
@@ -41,8 +42,7 @@ class LedgerCameras:
                                  fields={"sighting_id": ["required with act_sig"]})
         payload = acts.sighting_payload(str(data.get("sighting_id") or new_id("SG", at, digits=8)), principal.tenant,
                                         plate, bool(data["covered"]), photo_digest, iso(at))
-        if sig is not None:
-            payload[acts.ACT_FIELD] = dict(sig)
+        relay(payload, sig)
         done = self.gw.change(principal, sub, type="camera.sighting", payload=payload, now=now)
         if isinstance(done, Pending):
             return done

@@ -18,6 +18,7 @@ from ledger.eticket import acts
 from ledger.qrticket.gatecheck import DISPOSAL, EXIT, GateRefusal, check_scan, normalise_plate
 from ledger.qrticket.ticket import TicketClaims
 from ticket_api.adapter import heights
+from ticket_api.adapter.acts import relay, signed_time
 from ticket_api.adapter.gateway import Gateway, iso, new_id
 from ticket_api.adapter.outbox import Claim, GateOutbox
 from ticket_api.adapter.revocations import signed_revocations
@@ -32,7 +33,7 @@ from ticket_api.service_data import (
     GateExit,
     GateResult,
     OfflineScan,
-    Position,
+    PositionBatch,
     PositionsResult,
     ScanView,
     SyncReport,
@@ -105,8 +106,7 @@ class LedgerGates:
         payload = acts.exit_payload(claims.ticket_id, data.get("gate_id") or f"{principal.tenant}-G1",
                                     normalise_plate(data["plate"]), bool(data["covered"]), iso(at),
                                     photo_digest=data.get("photo_digest"), offline=bool(data.get("offline")))
-        if data.get("act_sig"):
-            payload[acts.ACT_FIELD] = dict(data["act_sig"])
+        relay(payload, data.get("act_sig"))
         try:
             tx, fin = self._claimed(principal, EXIT, "gate.exit", claims.ticket_id, payload, wait)
         except LedgerRefusal as exc:
@@ -143,8 +143,7 @@ class LedgerGates:
         payload = acts.receipt_payload(claims.ticket_id, data.get("gate_id") or f"{principal.tenant}-G1",
                                        principal.tenant, normalise_plate(data["plate"]), measure(data), iso(at),
                                        photo_digest=data.get("photo_digest"))
-        if data.get("act_sig"):
-            payload[acts.ACT_FIELD] = dict(data["act_sig"])
+        relay(payload, data.get("act_sig"))
         tx, fin = self._claimed(principal, DISPOSAL, "gate.receipt", claims.ticket_id, payload, wait)
         if fin is None:
             return Admitted({"accepted": True, "ticket_id": claims.ticket_id, "status": "received",
@@ -289,7 +288,7 @@ class LedgerGates:
         return out
 
     # -- trips ---------------------------------------------------------------
-    def _bound_positions(self, t: Mapping[str, Any], positions: Sequence[Position]) -> None:
+    def _bound_positions(self, t: Mapping[str, Any], positions: Sequence[Mapping[str, Any]]) -> None:
         """Every point between the trip's exit and now (the leeway either way): refused ``bad_position_time``
         naming the points, else a terminal could date a trip's points before it left or into the future."""
         departed = t.get("departed_at")
@@ -301,24 +300,25 @@ class LedgerGates:
             raise Refused(f"{len(bad)} points outside the trip's exit .. now", reason="bad_position_time",
                           fields=bad)
 
-    def report_positions(self, principal: Principal, ticket_id: str, positions: Sequence[Position],
+    def report_positions(self, principal: Principal, ticket_id: str, batch: PositionBatch,
                          sub: Submission) -> Changed[PositionsResult]:
         t = self.gw.query("ticket", ticket_id=ticket_id)
         if t is None:
             raise NotFound("no such ticket")
         if normalise_plate(t["truck"]["plate"]) != normalise_plate(principal.tenant):
             raise Forbidden("this terminal is not on the ticket's truck")
+        positions = batch["positions"]
         self._bound_positions(t, positions)
         before = set(t["violations"])
-        points = [{"t": iso(p["at"]), "lat": round(float(p["lat"]), 6), "lon": round(float(p["lon"]), 6),
-                   "speed_kmh": round(float(p["speed_kmh"]), 1)} for p in sorted(positions, key=lambda p: p["at"])]
-        batch_id = "b" + hashlib.sha256(json.dumps(points, sort_keys=True).encode()).hexdigest()[:20]
         now = self.clock()
+        # a terminal that signs its batches signed this very payload (``ledger.eticket.acts``)
+        payload = acts.positions_payload(ticket_id, [acts.position_point(iso(p["at"]), p["lat"], p["lon"],
+                                                                         p["speed_kmh"]) for p in positions],
+                                         iso(signed_time(batch, now, "batch")))
         done = self.gw.change(principal, sub, type="trip.positions", now=now,
-                              payload={"ticket_id": ticket_id, "batch_id": batch_id, "points": points,
-                                       "time": iso(now)})
+                              payload=relay(payload, batch.get("act_sig")))
         if isinstance(done, Pending):
             return done
         raised = [v for v in self.gw.query("violations", min_height=done.height, ticket_id=ticket_id)
                   if v["violation_id"] not in before]
-        return {"ticket_id": ticket_id, "accepted": len(points), "violations": raised, "tx_id": done.tx_id}
+        return {"ticket_id": ticket_id, "accepted": len(positions), "violations": raised, "tx_id": done.tx_id}

@@ -66,8 +66,10 @@ def actor_of(principal: Principal, secret: bytes) -> str:
         return f"gps:{principal.subject}"
     if role == "camera":  # tenant: the camera's registry id (registry.camera)
         return f"camera:{tenant}"
-    if role in ("operator", "enforcement"):
-        return f"{role}:{user}"
+    if role == "enforcement":  # tenant: the department whose officer it is (its key signs their acts)
+        return f"enforcement:{tenant}:{user}"
+    if role == "operator":
+        return f"operator:{user}"
     raise Forbidden(f"role {role} cannot change the ledger")
 
 

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from ledger.core.encoding import CHINA_TZ
+from ledger.eticket import staff_acts as acts
 from ledger.wire import NodeReport
+from ticket_api.adapter.acts import relay, signed_time
 from ticket_api.adapter.gateway import Gateway, iso, new_id
-from ticket_api.errors import Forbidden, NotFound
+from ticket_api.errors import Forbidden, InvalidRequest, NotFound
 from ticket_api.service_data import (
     Agreement,
     AuditParams,
@@ -98,16 +100,30 @@ class LedgerStaff:
                        sub: Submission) -> Changed[Json]:
         if step not in STEPS:
             raise NotFound(f"no step {step}")
-        payload = {"violation_id": violation_id, **{k: v for k, v in data.items() if v is not None}}
-        done = self._submit(principal, f"violation.{step}", payload, sub)
+        # an officer that signs signed this very payload (``ledger.eticket.acts``); the step's own text only
+        extra = sorted(k for k in ("note", "centre", "result") if k in data and k != acts.STEP_FIELDS[step])
+        if extra:
+            raise InvalidRequest(f"violation.{step} takes no {', '.join(extra)}",
+                                 fields={k: [f"not a field of {step}"] for k in extra})
+        text = {"note": data.get("note"), "centre": data.get("centre"), "result": data.get("result")}[
+            acts.STEP_FIELDS[step]]
+        payload = acts.step_payload(step, violation_id, text, iso(signed_time(data, self.clock(), "step")))
+        done = self._submit(principal, f"violation.{step}", relay(payload, data.get("act_sig")), sub)
         return done if isinstance(done, Pending) else self.violation(principal, violation_id, min_height=done)
 
     # -- penalties -------------------------------------------------------------
     def record_penalty(self, principal: Principal, data: PenaltyRecord, sub: Submission) -> Changed[Json]:
-        at = self.clock()
-        payload = {k: (str(v) if k == "amount_yuan" else v) for k, v in data.items() if v is not None}
-        payload.setdefault("penalty_id", new_id("PN", at))
-        done = self._submit(principal, "penalty.record", payload, sub)
+        now = self.clock()
+        if data.get("act_sig") and not data.get("penalty_id"):
+            raise InvalidRequest("a signed penalty names its penalty_id",
+                                 fields={"penalty_id": ["required with act_sig"]})
+        at = signed_time(data, now, "penalty")
+        payload = acts.penalty_payload(
+            data.get("penalty_id") or new_id("PN", now), data["target_kind"], data["target_id"],
+            str(data["amount_yuan"]), iso(at), violation_ids=data.get("violation_ids") or [],
+            measures=[dict(m) for m in data.get("measures") or []], credit_points=data.get("credit_points"),
+            decision_no=data.get("decision_no"))
+        done = self._submit(principal, "penalty.record", relay(payload, data.get("act_sig")), sub)
         if isinstance(done, Pending):
             return done
         found = self.gw.query("penalties", min_height=done, target_kind=payload["target_kind"],

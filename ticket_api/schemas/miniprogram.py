@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from marshmallow import ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, pre_load, validate, validates_schema
 
 from ticket_api.schemas.common import ID, PLATE, AwareDateTime, OpenSchema, StrictSchema, bounded, one_decimal, positive
 
@@ -244,6 +244,22 @@ class PositionSchema(StrictSchema):
     lat = fields.Float(required=True, validate=validate.Range(-90, 90))
     lon = fields.Float(required=True, validate=validate.Range(-180, 180))
     speed_kmh = fields.Float(required=True, validate=validate.Range(0, 300))
+
+
+class PositionBatchSchema(StrictSchema):
+    """A truck terminal's GPS batch: ``{"positions": [...]}``, or signed by the terminal's registered key
+    ``{"positions", "time", "act_sig"}`` (docs/ETICKET.md "Acts signed by their actors"); a bare JSON list of
+    points is read as ``{"positions": <list>}``."""
+
+    positions = fields.List(fields.Nested(PositionSchema), required=True)
+    time = AwareDateTime(metadata={"description": "when the terminal signed the batch (with act_sig; within "
+                                                  "5 minutes of the server's clock)"})
+    act_sig = fields.Nested(ActSignatureSchema, metadata={
+        "description": "the GPS terminal's own signature over the trip.positions payload (docs/ETICKET.md)"})
+
+    @pre_load
+    def _bare_list(self, data: Any, **_kwargs: Any) -> Any:
+        return {"positions": data} if isinstance(data, list) else data
 
 
 class PositionsResultSchema(OpenSchema):

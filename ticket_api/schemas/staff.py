@@ -8,6 +8,11 @@ from typing import Any
 from marshmallow import fields, validate
 
 from ticket_api.schemas.common import ID, PLATE, AwareDateTime, OpenSchema, StrictSchema, amount, positive
+from ticket_api.schemas.miniprogram import ActSignatureSchema
+
+#: what a signed enforcement act's ``act_sig`` is (docs/ETICKET.md "Acts signed by their actors")
+OFFICER_SIG = ("the enforcement department's own signature over the act (docs/ETICKET.md \"Acts signed by their "
+               "actors\"); needs time")
 
 
 class LocationSchema(StrictSchema):
@@ -39,7 +44,9 @@ class ViolationStepSchema(StrictSchema):
     note = fields.String(validate=validate.Length(1, 500), metadata={"description": "confirm (opt), dismiss"})
     centre = fields.String(validate=validate.Length(1, 100), metadata={"description": "dispatch: the centre"})
     result = fields.String(validate=validate.Length(1, 500), metadata={"description": "resolve: what was done"})
-    time = AwareDateTime()
+    time = AwareDateTime(metadata={"description": "when it was signed (with act_sig: within 5 minutes of the "
+                                                  "server's clock)"})
+    act_sig = fields.Nested(ActSignatureSchema, metadata={"description": OFFICER_SIG})
 
 
 class ViolationSchema(OpenSchema):
@@ -70,7 +77,9 @@ class PenaltyCreateSchema(StrictSchema):
     measures = fields.List(fields.Nested(MeasureSchema), load_default=list, validate=validate.Length(0, 5))
     credit_points = fields.Integer(validate=validate.Range(0, 100))
     decision_no = fields.String(validate=validate.Length(1, 100))
-    time = AwareDateTime()
+    time = AwareDateTime(metadata={"description": "when it was signed (with act_sig: within 5 minutes of the "
+                                                  "server's clock)"})
+    act_sig = fields.Nested(ActSignatureSchema, metadata={"description": OFFICER_SIG + " and penalty_id"})
 
 
 class RecommendQuerySchema(StrictSchema):

@@ -54,11 +54,11 @@ from ticket_api.schemas import (
     GateScanSchema,
     GateSyncResultSchema,
     GateSyncSchema,
-    PositionSchema,
+    PositionBatchSchema,
     PositionsResultSchema,
 )
 from ticket_api.schemas.revocations import RevocationListSchema, RevocationQuerySchema
-from ticket_api.service_data import GateDisposal, GateExit, GateSync, Position, ScanView, SyncReport
+from ticket_api.service_data import GateDisposal, GateExit, GateSync, PositionBatch, ScanView, SyncReport
 
 blp = Blueprint("gates", __name__, url_prefix="/api/v1/gate", description="Gate scanners")
 
@@ -174,8 +174,9 @@ def gate_scan(tx_id: str) -> ScanView:
 @trips_blp.route("/<ticket_id>/positions", methods=["POST"])
 @require("truck_terminal")
 @idempotent
-@trips_blp.arguments(PositionSchema(many=True))
+@trips_blp.arguments(PositionBatchSchema)
 @trips_blp.response(200, PositionsResultSchema)
-def report_positions(positions: list[Position], ticket_id: str) -> tuple[Any, int]:
-    """GPS points of a departed ticket's trip; answers with any violations raised."""
-    return answer(ctx().services.trips.report_positions(authenticate(), ticket_id, positions, submission()))
+def report_positions(batch: PositionBatch, ticket_id: str) -> tuple[Any, int]:
+    """GPS points of a departed ticket's trip (a list of points, or ``{"positions", "time", "act_sig"}``
+    signed by the terminal's registered key); answers with any violations raised."""
+    return answer(ctx().services.trips.report_positions(authenticate(), ticket_id, batch, submission()))

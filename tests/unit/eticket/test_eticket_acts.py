@@ -8,7 +8,16 @@ from typing import Any
 import pytest
 
 from ledger.core.crypto import PrivateKey
-from ledger.eticket.acts import ACT_FIELD, act_message, public_key_json, sign_act, split_act
+from ledger.eticket.acts import (
+    ACT_FIELD,
+    act_message,
+    act_signature,
+    position_point,
+    positions_payload,
+    public_key_json,
+    sign_act,
+    split_act,
+)
 from ledger.eticket.testing import World, make_world
 from ledger.eticket.units import iso
 
@@ -135,3 +144,59 @@ def test_key_ids_and_signatures_are_not_mistaken_for_personal_data() -> None:
         pii.screen({"key_id": "1380013800012ab3", "reason": "联系 13800138000"})
     with pytest.raises(PayloadError):
         validate("registry.key_revoke", {"key_id": "张三13800138000", "reason": "遗失"})
+
+
+def _gps_world() -> tuple[World, str]:
+    """A world whose policy wants GPS batches signed, with a departed ticket of TR-1 (terminal GPS-TR-1)."""
+    world = make_world({"act_signed": ["permit.decide", "trip.positions"]})
+    world.approved_permit("PM-1")
+    assert world.issue("T-1").ok and world.depart("T-1").ok
+    world.advance(60)
+    return world, "T-1"
+
+
+def test_a_gps_batch_needs_its_terminals_signature() -> None:
+    """With trip.positions in act_signed, a batch relayed unsigned is act_unsigned and one signed by the
+    terminal's key over other points bad_act_signature; the batch positions_payload builds, signed by the key an
+    operator registered for gps:GPS-TR-1, is recorded, and another terminal's key is act_key_mismatch."""
+    world, tid = _gps_world()
+    world.sign_acts = False
+    key = world.register_act_key("gps:GPS-TR-1")
+    other = world.register_act_key("gps:GPS-TR-2")
+    stamp = iso(world.clock)
+    points = [position_point(iso(world.clock - 30 * i), 29.71203, 106.53031, 30.04) for i in (2, 1, 0)]
+    payload = positions_payload(tid, points, stamp)
+    assert world.submit("trip.positions", payload, "gps:GPS-TR-1").code == "act_unsigned"
+    forged = {**payload, ACT_FIELD: act_signature(key, "trip.positions", positions_payload(tid, points[:1], stamp))}
+    assert world.submit("trip.positions", forged, "gps:GPS-TR-1").code == "bad_act_signature"
+    assert world.submit("trip.positions", sign_act(other, "trip.positions", payload), "gps:GPS-TR-1").code == \
+        "act_key_mismatch"
+    assert world.submit("trip.positions", sign_act(key, "trip.positions", payload), "gps:GPS-TR-1").ok
+    assert world.machine.state.tables["ticket"][tid].points == 3
+
+
+def test_positions_payload_is_the_apis_batch() -> None:
+    """position_point rounds as the API does (6 decimals, 0.1 km/h); positions_payload orders the points by
+    time and names the batch by their digest, so a terminal and the API build the same bytes from the same
+    points in any order."""
+    pts = [position_point("2026-11-23T22:10:35+08:00", 29.7091234, 106.5200449, 32.54),
+           position_point("2026-11-23T22:10:05+08:00", 29.70911, 106.52004, 31.0)]
+    assert pts[0] == {"t": "2026-11-23T22:10:35+08:00", "lat": 29.709123, "lon": 106.520045, "speed_kmh": 32.5}
+    a = positions_payload("ET1", pts, "2026-11-23T22:11:00+08:00")
+    b = positions_payload("ET1", pts[::-1], "2026-11-23T22:11:00+08:00")
+    assert a == b and [p["t"] for p in a["points"]] == sorted(p["t"] for p in pts)
+    assert a["batch_id"].startswith("b") and len(a["batch_id"]) == 21
+    assert positions_payload("ET1", pts[:1], a["time"])["batch_id"] != a["batch_id"]
+
+
+def test_the_full_policy_is_a_valid_parameter_naming_every_act_the_issue_lists() -> None:
+    """FULL_ACT_SIGNED is accepted as eticket.act_signed and names permit.decide, both gate types,
+    trip.positions, the four violation steps and penalty.record; the default stays the decisions."""
+    from ledger.eticket.acts import DEFAULT_ACT_SIGNED, ENFORCEMENT_ACTS, FULL_ACT_SIGNED
+    from ledger.eticket.params import Params
+
+    assert Params.from_mapping({"act_signed": list(FULL_ACT_SIGNED)}).act_signed == FULL_ACT_SIGNED
+    assert {"permit.decide", "permit.amend_decide", "gate.exit", "gate.receipt", "trip.positions",
+            "violation.confirm", "violation.dismiss", "violation.dispatch", "violation.resolve",
+            "penalty.record"} == set(FULL_ACT_SIGNED) >= set(ENFORCEMENT_ACTS)
+    assert Params().act_signed == DEFAULT_ACT_SIGNED

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from ledger.errors import ConsortiumError
 from ledger.eticket import queries
+from ledger.eticket.acts import DEFAULT_ACT_SIGNED, FULL_ACT_SIGNED
 from ledger.eticket.errors import PayloadError
 from ledger.eticket.geo import in_polygon
 from ledger.eticket.params import Params, default_parameters
@@ -65,8 +67,10 @@ def test_bad_hours_zones_and_policy_are_refused(bad: dict[str, Any]) -> None:
 
 
 def test_parameters_round_trip_and_defaults() -> None:
-    """The defaults spell the new parameters out; parsed zones and hours keep their values."""
-    assert Params.from_mapping(default_parameters()) == Params()
+    """The defaults spell the new parameters out (a new consortium's act policy is the full one, a consortium
+    whose genesis names none keeps the decisions only); parsed zones and hours keep their values."""
+    assert Params.from_mapping(default_parameters()) == replace(Params(), act_signed=FULL_ACT_SIGNED)
+    assert Params().act_signed == DEFAULT_ACT_SIGNED
     assert Params().site_alarm_policy == "refuse"
     zones = parse_zones([ZONE])
     assert zones[0].zone_id == "Z-1" and zones[0].polygon[0] == (29_690_000, 106_490_000)

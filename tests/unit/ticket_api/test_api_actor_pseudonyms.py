@@ -25,7 +25,7 @@ def who(role: str, tenant: str, subject: str) -> Principal:
 
 @pytest.mark.parametrize(
     ("role", "tenant", "prefix"),
-    [("operator", "CG", "operator:"), ("enforcement", "CG", "enforcement:"),
+    [("operator", "CG", "operator:"), ("enforcement", "chengguan", "enforcement:chengguan:"),
      ("approver", "zhujian", "approver:zhujian:")],
 )
 def test_staff_subjects_are_pseudonymous(role: str, tenant: str, prefix: str) -> None:

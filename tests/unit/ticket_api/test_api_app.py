@@ -84,10 +84,10 @@ class FakeLedger:
         return {"results": [], "accepted": 0, "refused": 0}
 
     def report_positions(
-        self, principal: Principal, ticket_id: str, positions: Sequence[Mapping[str, Any]], sub: Submission
+        self, principal: Principal, ticket_id: str, batch: Mapping[str, Any], sub: Submission
     ) -> Any:
-        self._call("report_positions", principal, ticket_id, positions)
-        return {"ticket_id": ticket_id, "accepted": len(positions), "violations": []}
+        self._call("report_positions", principal, ticket_id, batch)
+        return {"ticket_id": ticket_id, "accepted": len(batch["positions"]), "violations": []}
 
     def audit(self, principal: Principal, params: Mapping[str, Any]) -> Any:
         return {"ok": True}
@@ -301,6 +301,22 @@ def test_positions_take_a_list(app: Flask, client: FlaskClient, fake: FakeLedger
         json=[{"at": "yesterday"}],
         headers=token(app, "truck_terminal", "渝A12345"),
     )
+    assert bad.status_code == 422
+
+
+def test_positions_take_a_signed_batch(app: Flask, client: FlaskClient, fake: FakeLedger) -> None:
+    """POST /trips/{id}/positions also takes {positions, time, act_sig} (a terminal that signs its batch);
+    the service gets the points, the time and the signature as sent; a malformed act_sig is refused 422."""
+    pts = [{"at": "2026-11-23T22:10:35+08:00", "lat": 29.70911, "lon": 106.52004, "speed_kmh": 32.5}]
+    sig = {"key_id": "0123456789abcdef", "alg": "ed25519", "value": "c2ln"}
+    h = token(app, "truck_terminal", "渝A12345")
+    resp = client.post("/api/v1/trips/ET1/positions", headers=h,
+                       json={"positions": pts, "time": "2026-11-23T22:11:00+08:00", "act_sig": sig})
+    assert resp.status_code == 200 and resp.json["accepted"] == 1
+    batch = fake.calls[-1][1][2]
+    assert batch["act_sig"] == sig and batch["time"].isoformat() == "2026-11-23T22:11:00+08:00"
+    bad = client.post("/api/v1/trips/ET1/positions", headers=h,
+                      json={"positions": pts, "act_sig": {"key_id": "nothex"}})
     assert bad.status_code == 422
 
 

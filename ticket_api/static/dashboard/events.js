@@ -1,7 +1,7 @@
 /* 治理中心大屏: the event list (number, type, time, place, plate, state, age; new ones flash, with an optional
  * sound), an event's detail (photo fetched with the bearer token, history) and its handling from the screen:
  * confirm, dismiss, dispatch through POST /api/v1/violations/<id>/<step> (the API checks the role; errors show
- * the API's own localized message). */
+ * the API's own localized message), signed by the enforcement department's key when the officer loaded it. */
 (function () {
   "use strict";
   var D = window.Dash, h = D.h, t = D.t;
@@ -243,7 +243,10 @@
     for (var i = 0; i < btns.length; i++) btns[i].disabled = true;
     showMessage(t("a_busy"), false);
     var path = "/api/v1/violations/" + encodeURIComponent(v.violation_id);
-    D.api("POST", path + "/" + step, body).then(function (res) {
+    // signed by the department's enforcement key when the officer loaded it (signing.js)
+    D.signing.signStep(step, v.violation_id, body).then(function (signed) {
+      return D.api("POST", path + "/" + step, signed);
+    }).then(function (res) {
       // the whole record as the ledger now has it (times of each step), else what the step answered
       return D.api("GET", path).catch(function () { return Object.assign({}, v, res || {}); });
     }).then(function (updated) {
@@ -259,6 +262,15 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     D.$("detail-close").addEventListener("click", closeEvent);
+    D.$("detail-key").addEventListener("change", function (ev) {
+      var file = ev.target.files && ev.target.files[0];
+      if (!file) return;
+      file.text().then(D.signing.load).then(function (id) {
+        D.$("detail-key-id").textContent = t("d_key_loaded", { id: id });
+        D.$("detail-key-id").setAttribute("data-key-id", id);
+      }).catch(function () { showMessage(t("d_key_bad"), true); });
+      ev.target.value = "";
+    });
     D.$("detail").addEventListener("click", function (ev) { if (ev.target === D.$("detail")) closeEvent(); });
     document.addEventListener("keydown", function (ev) { if (ev.key === "Escape") closeEvent(); });
     var btns = document.querySelectorAll("#detail-actions .act");
