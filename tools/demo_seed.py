@@ -92,20 +92,31 @@ def seed_approver_keys(client: NodeClient, keys_dir: Path, departments: Sequence
     key (``keys_dir/<dept>.pem``): the path the API cannot take.  Returns dept -> path."""
     out.mkdir(parents=True, exist_ok=True)
     os.chmod(out, 0o700)
-    paths: dict[str, str] = {}
-    for dept in departments:
-        path = out / f"{dept}.pem"
-        if not path.exists():
-            write_private_key(PrivateKey.generate(), path)
-        key = read_private_key(path)
-        paths[dept] = str(path)
-        if client.query("actor_key", key_id=key.key_id) is not None:
-            continue
+    return {dept: _department_key(client, keys_dir, dept, out / f"{dept}.pem", f"{kind}:{dept}", now=now, days=days)
+            for dept in departments}
+
+
+def seed_operator_key(client: NodeClient, keys_dir: Path, department: str, path: Path, *, now: datetime,
+                      days: int = 365) -> str:
+    """The governance centre's operators' key (``path``, mode 0600: it signs their confirms, dismissals and
+    dispatches), registered for actor ``operator`` by the centre's department with its own member key."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    return _department_key(client, keys_dir, department, path, "operator", now=now, days=days)
+
+
+def _department_key(client: NodeClient, keys_dir: Path, dept: str, path: Path, actor: str, *, now: datetime,
+                    days: int) -> str:
+    """The key at ``path`` (made when missing), registered for ``actor`` with ``dept``'s member key."""
+    if not path.exists():
+        write_private_key(PrivateKey.generate(), path)
+    key = read_private_key(path)
+    if client.query("actor_key", key_id=key.key_id) is None:
         member = Gateway(key=read_private_key(keys_dir / f"{dept}.pem"), client=client)
         member.submit(type="registry.key", actor=f"admin:{dept}", now=now, payload={
-            "key_id": key.key_id, "actor": f"{kind}:{dept}", "public_key": acts.public_key_json(key),
+            "key_id": key.key_id, "actor": actor, "public_key": acts.public_key_json(key),
             "valid_from": iso(now - timedelta(minutes=5)), "valid_until": iso(now + timedelta(days=days))})
-    return paths
+    return str(path)
 
 
 def device_actors() -> list[str]:
@@ -170,7 +181,7 @@ def issue_tokens(engine: Engine, *, departments: Sequence[str], days: float = 30
 def write_demo(path: Path, *, api: str, tokens: dict[str, Any], wechat: str | None,
                approver_keys: dict[str, str] | None = None,
                enforcement_keys: dict[str, str] | None = None,
-               device_keys: dict[str, str] | None = None) -> dict[str, Any]:
+               device_keys: dict[str, str] | None = None, operator_key: str | None = None) -> dict[str, Any]:
     """Write ``demo.json`` (mode 0600) and return it."""
     doc = {
         "api": api,
@@ -183,6 +194,8 @@ def write_demo(path: Path, *, api: str, tokens: dict[str, Any], wechat: str | No
         "approver_keys": dict(approver_keys or {}),
         # each department's enforcement officers' key (its own, like the approvers')
         "enforcement_keys": dict(enforcement_keys or {}),
+        # the governance centre's operators' key (registered by 城管, the centre's department)
+        "operator_key": operator_key,
         # each demo device's own key (registered by the operator): gates, the camera, the GPS terminals
         "device_keys": dict(device_keys or {}),
         "project_id": PROJECTS[0]["project_id"],

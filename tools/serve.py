@@ -66,6 +66,7 @@ def _seed(var: Path, env: dict[str, str], api: str, wechat: str) -> dict[str, An
         seed_cameras,
         seed_device_keys,
         seed_ledger,
+        seed_operator_key,
         write_demo,
     )
 
@@ -85,19 +86,21 @@ def _seed(var: Path, env: dict[str, str], api: str, wechat: str) -> dict[str, An
     officer_keys = seed_approver_keys(client, Path(desc["keys_dir"]), own, var / "secrets" / "enforcement",
                                       now=datetime.now(UTC), kind="enforcement")
     device_keys = seed_device_keys(gw, var / "secrets" / "devices", now=datetime.now(UTC))
+    operator_key = seed_operator_key(client, Path(desc["keys_dir"]), own[0], var / "secrets" / "operator.pem",
+                                     now=datetime.now(UTC))
     if path.exists():  # seeded before: same tokens, maybe a new port (and the camera an older seed lacks)
         tokens = json.loads(path.read_text(encoding="utf-8"))["tokens"]
         if "camera" not in tokens:
             seed_cameras(gw, now=datetime.now(UTC))
             tokens["camera"] = issue_camera_token(make_engine(env["TICKET_API_DATABASE_URL"]))
         return write_demo(path, api=api, tokens=tokens, wechat=wechat, approver_keys=approver_keys,
-                          enforcement_keys=officer_keys, device_keys=device_keys)
+                          enforcement_keys=officer_keys, device_keys=device_keys, operator_key=operator_key)
     if client.query("project", project_id="P-001") is None:
         seed_ledger(gw, now=datetime.now(UTC))
     seed_cameras(gw, now=datetime.now(UTC))
     tokens = issue_tokens(make_engine(env["TICKET_API_DATABASE_URL"]), departments=departments)
     return write_demo(path, api=api, tokens=tokens, wechat=wechat, approver_keys=approver_keys,
-                      enforcement_keys=officer_keys, device_keys=device_keys)
+                      enforcement_keys=officer_keys, device_keys=device_keys, operator_key=operator_key)
 
 
 def main(argv: list[str] | None = None) -> int:

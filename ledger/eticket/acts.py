@@ -41,6 +41,10 @@ ACT_FIELD = "act_sig"
 #: enforcement officers), and those an operator registers (devices).
 DEPARTMENT_KINDS = frozenset({"approver", "enforcement"})
 DEVICE_KINDS = frozenset({"gate", "camera", "gps"})
+#: The governance centre's operators (actor ``operator``, its users ``operator:<pseudonym>``): they confirm,
+#: dismiss and dispatch events; their key is registered by a department's own member (the centre's
+#: department), never by the gateway, whose API holds the operators' tokens.
+CENTRE_KIND = "operator"
 #: The types that need an actor signature unless the consortium says otherwise.
 DEFAULT_ACT_SIGNED = ("permit.amend_decide", "permit.decide")
 #: The acts devices sign (a consortium whose devices all have keys lists them in ``act_signed``) and those a

@@ -3,7 +3,8 @@ signature (:mod:`ledger.eticket.acts`).
 
 Who may register a key is the point: a department's approvers' and enforcement officers' keys (actor
 ``approver:<department>``, ``enforcement:<department>``) only by a transaction that department's member signed
-itself (never the gateway's); a device's key (``gate:…``, ``camera:…``, ``gps:…``) by an operator.  Pure: times
+itself (never the gateway's), the governance centre's operators' key (actor ``operator``) by a department's
+member likewise; a device's key (``gate:…``, ``camera:…``, ``gps:…``) by an operator.  Pure: times
 are the transaction's and the block's.
 """
 
@@ -13,7 +14,7 @@ import base64
 from collections.abc import Mapping
 from typing import Any
 
-from ledger.eticket.acts import DEPARTMENT_KINDS, DEVICE_KINDS, ActSignature, actor_matches, verifies
+from ledger.eticket.acts import CENTRE_KIND, DEPARTMENT_KINDS, DEVICE_KINDS, ActSignature, actor_matches, verifies
 from ledger.eticket.errors import PayloadError, Refusal
 from ledger.eticket.params import Env, Event, need, parse_actor
 from ledger.eticket.records import ActorKey, evolve
@@ -30,13 +31,19 @@ def _authority(env: Env, actor: str) -> None:
         if env.signer.name != parts[0] or "gateway" in env.signer.roles:
             raise Refusal("forbidden", f"signer={env.signer.name}: a department registers its {kind} keys "
                                        f"with its own member key ({parts[0]})")
+    elif kind == CENTRE_KIND:
+        if parts:
+            raise PayloadError("the governance centre's operators' key is for actor 'operator'")
+        if env.signer.name not in env.params.departments or "gateway" in env.signer.roles:
+            raise Refusal("forbidden", f"signer={env.signer.name}: the governance centre's operators' key is "
+                                       "registered by a department with its own member key")
     elif kind in DEVICE_KINDS:
         if not parts:
             raise PayloadError("a device key's actor names the device, e.g. gate:exit:P-001")
         if env.actor_kind not in ("operator", "admin"):
             raise Refusal("forbidden", f"actor={env.actor}: devices' keys are registered by an operator")
     else:
-        raise PayloadError("actor kind must be approver, enforcement, gate, camera or gps")
+        raise PayloadError("actor kind must be approver, enforcement, operator, gate, camera or gps")
 
 
 def registry_key(w: Writes, p: dict[str, Any], env: Env) -> list[Event]:

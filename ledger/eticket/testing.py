@@ -18,7 +18,7 @@ from ledger.core.builder import Outcome, TxContext
 from ledger.core.consortium import Consortium, MemberSpec, create
 from ledger.core.crypto import ED25519, PrivateKey
 from ledger.core.transaction import Transaction
-from ledger.eticket.acts import ACT_FIELD, DEPARTMENT_KINDS, actor_matches, public_key_json, sign_act
+from ledger.eticket.acts import ACT_FIELD, CENTRE_KIND, DEPARTMENT_KINDS, actor_matches, public_key_json, sign_act
 from ledger.eticket.machine import EticketMachine
 from ledger.eticket.params import DEFAULT_DEPARTMENTS
 from ledger.eticket.units import epoch, iso
@@ -141,13 +141,19 @@ class World:
 
     def register_act_key(self, actor: str, *, days: int = 365) -> PrivateKey:
         """A fresh key for ``actor`` (``approver:<dept>``, ``enforcement:<dept>``: registered with that
-        department's member key; a device: by an operator), valid from the clock for ``days``."""
+        department's member key; ``operator``: with the first department's; a device: by an operator), valid
+        from the clock for ``days``."""
         # deterministic (two worlds built alike hold equal records); never a real key
         seed = hashlib.sha256(f"test-act-key\x00{actor}\x00{len(self.act_keys)}".encode()).digest()
         key = PrivateKey(ED25519, seed)
         kind = actor.partition(":")[0]
-        signer, by = (actor.split(":")[1], f"admin:{actor.split(':')[1]}") if kind in DEPARTMENT_KINDS else \
-            ("gateway", "operator:u1")
+        if kind in DEPARTMENT_KINDS:
+            signer, by = actor.split(":")[1], f"admin:{actor.split(':')[1]}"
+        elif kind == CENTRE_KIND:  # the centre's department
+            signer = self.machine.params.departments[0]
+            by = f"admin:{signer}"
+        else:
+            signer, by = "gateway", "operator:u1"
         self.ok("registry.key", {"key_id": key.key_id, "actor": actor, "public_key": public_key_json(key),
                                  "valid_from": iso(self.clock - 60), "valid_until": iso(self.clock + days * 86400)},
                 by, signer=signer)

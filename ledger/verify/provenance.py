@@ -114,7 +114,8 @@ def signers(submitter: str, actor: str, payload: Mapping[str, Any], consortium: 
             names: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Who signed a record (docs/PROVENANCE.md "Signers"): ``signer`` is who did the act — for an act
     signed by its actor (``act_sig``, :mod:`ledger.eticket.acts`) that actor's key, ``{"key_id", "member"}``
-    for a department's approver or enforcement officer or ``{"key_id", "device"}`` for a device, with
+    for a department's approver or enforcement officer, ``{"key_id", "operator"}`` for the governance centre's
+    operator (the centre's key, the pseudonymous operator who acted) or ``{"key_id", "device"}`` for a device, with
     ``relayed_by`` the member that submitted it; otherwise the submitting member ``{"key_id", "member"}`` itself.
     ``names`` (key id → member) also names keys governance put in force after the genesis."""
     name = names.get(submitter) if names is not None else None
@@ -123,7 +124,8 @@ def signers(submitter: str, actor: str, payload: Mapping[str, Any], consortium: 
     if not isinstance(act, Mapping) or not isinstance(act.get("key_id"), str):
         return {"signer": member}
     kind, _, rest = actor.partition(":")
-    owner = {"member": rest.split(":")[0]} if kind in ("approver", "enforcement") else {"device": actor}
+    owner = ({"member": rest.split(":")[0]} if kind in ("approver", "enforcement")
+             else {"operator": actor} if kind == "operator" else {"device": actor})
     return {"signer": {"key_id": act["key_id"], **owner}, "relayed_by": member}
 
 

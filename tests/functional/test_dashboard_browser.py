@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 import requests
 
+from ledger.store.keyfiles import read_private_key
+
 from .dashboard_fixtures import MEMBERS, STREAM_SECONDS, Screen, browser, iso, post
 from .serve_fixtures import Stack, run_stack
 
@@ -151,14 +153,14 @@ def test_dashboard_shows_counters_nodes_trips_and_a_site_alarm(browser: Any, sta
     assert not screen.outside, f"requests outside the API: {screen.outside}"
 
 
-def test_a_new_event_flashes_and_the_officer_confirms_it_from_the_screen(browser: Any, stack: Stack) -> None:
+def test_a_new_event_flashes_and_the_operator_confirms_it_from_the_screen(browser: Any, stack: Stack) -> None:
     """A violation posted through the API flashes in the list and on the map within 5 s (the stream, no polling);
-    it opens with its photo slot (the store has no such photo: said so) and its history; the enforcement officer,
-    with the department's key loaded into the page, confirms it from the screen and the API then shows it
-    confirmed."""
+    it opens with its photo slot (the store has no such photo: said so) and its history; the governance centre's
+    operator, with the centre's operators' key loaded into the page, confirms it from the screen and the API then
+    shows it confirmed, signed by that key."""
     screen = Screen(browser, stack, size=(1366, 768))
     try:
-        page = screen.open(stack, role="enforcement")
+        page = screen.open(stack)
         page.wait_for_selector("#violations .event", timeout=30_000)
         page.wait_for_timeout(1500)  # the first snapshot is in: what arrives next is new
         violation = post(stack, "/api/v1/violations", "operator", {
@@ -182,7 +184,7 @@ def test_a_new_event_flashes_and_the_officer_confirms_it_from_the_screen(browser
         assert page.locator('#detail-history li[data-step="reported"]').count() == 1
         assert page.is_enabled('#detail-actions [data-step="confirm"]')
         assert page.is_disabled('#detail-actions [data-step="dispatch"]')  # only a confirmed event is dispatched
-        page.set_input_files("#detail-key", stack.demo["enforcement_keys"]["chengguan"])
+        page.set_input_files("#detail-key", stack.demo["operator_key"])
         page.wait_for_selector("#detail-key-id[data-key-id]", timeout=10_000)
         page.fill("#detail-note", "大屏确认")
         page.click('#detail-actions [data-step="confirm"]')
@@ -190,6 +192,11 @@ def test_a_new_event_flashes_and_the_officer_confirms_it_from_the_screen(browser
         assert page.locator('#detail-history li[data-step="confirmed"]').count() == 1
         got = requests.get(f"{stack.api}/api/v1/violations/{vid}", headers=stack.headers("operator"), timeout=30)
         assert got.status_code == 200 and got.json()["state"] == "confirmed", got.text
+        export = requests.get(f"{stack.api}/api/v1/provenance/violation/{vid}", headers=stack.headers("regulator"),
+                              timeout=30).json()
+        [rec] = [r for r in export["records"] if r["type"] == "violation.confirm"]
+        assert rec["signer"]["key_id"] == read_private_key(stack.demo["operator_key"]).key_id, rec
+        assert rec["signer"]["operator"] == rec["actor"] and rec["actor"].startswith("operator:"), rec
         # confirming again: the API refuses it, the screen shows the API's message
         page.evaluate("() => { const b = document.querySelector('#detail-actions [data-step=\"confirm\"]');"
                       " b.disabled = false; b.click(); }")

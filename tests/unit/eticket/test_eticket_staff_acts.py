@@ -103,3 +103,27 @@ def test_the_request_bodies_carry_a_signature_over_the_apis_payload() -> None:
     payload = penalty_payload("PN-2", "truck", "TR-1", "200", at, violation_ids=[VID],
                               measures=[{"kind": "warning"}], decision_no="渝城罚〔2026〕1号")
     assert sign_act(key, "penalty.record", payload)["act_sig"] == pb["act_sig"]
+
+
+def test_the_governance_centres_operators_sign_their_steps_with_a_key_a_department_registered() -> None:
+    """The centre's operators (actor ``operator:<pseudonym>``) confirm, dismiss and dispatch events with the key
+    of actor ``operator``: registered through the gateway (an operator's own request) it is forbidden, for
+    ``operator:<someone>`` malformed, by a department's own member valid; a confirm unsigned is then
+    act_unsigned, signed by that key valid, and an enforcement officer's key signs no operator's step."""
+    world = _world()
+    key = PrivateKey.generate()
+
+    def register(actor: str, by: str, signer: str) -> Any:
+        return world.submit("registry.key", {"key_id": key.key_id, "actor": actor, "public_key": public_key_json(key),
+                                             "valid_from": iso(world.clock - 60),
+                                             "valid_until": iso(world.clock + 86400)}, by, signer=signer)
+
+    assert register("operator", "operator:u1", "gateway").code == "forbidden"
+    assert register("operator:u1", "admin:chengguan", "chengguan").code == "malformed"
+    assert register("operator", "admin:chengguan", "chengguan").ok
+    officer = world.register_act_key("enforcement:chengguan")
+    confirm = step_payload("confirm", VID, "非误报", iso(world.clock))
+    assert world.submit("violation.confirm", confirm, "operator:u3").code == "act_unsigned"
+    assert world.submit("violation.confirm", sign_act(officer, "violation.confirm", confirm), "operator:u3").code \
+        == "act_key_mismatch"
+    assert world.ok("violation.confirm", sign_act(key, "violation.confirm", confirm), "operator:u3").ok

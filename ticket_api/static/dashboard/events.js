@@ -1,7 +1,8 @@
 /* 治理中心大屏: the event list (number, type, time, place, plate, state, age; new ones flash, with an optional
  * sound), an event's detail (photo fetched with the bearer token, history) and its handling from the screen:
  * confirm, dismiss, dispatch through POST /api/v1/violations/<id>/<step> (the API checks the role; errors show
- * the API's own localized message), signed by the enforcement department's key when the officer loaded it. */
+ * the API's own localized message), signed by the centre's operators' key or the enforcement department's key
+ * when the operator or officer loaded it. */
 (function () {
   "use strict";
   var D = window.Dash, h = D.h, t = D.t;

@@ -1,5 +1,6 @@
-/* An enforcement officer's act signed in the browser (docs/ETICKET.md "Acts signed by their actors"): the
- * officer loads the department's enforcement key (PKCS#8 PEM, ``ledger actor-key new``) into the page, where it
+/* An operator's or enforcement officer's act signed in the browser (docs/ETICKET.md "Acts signed by their
+ * actors"): the operator loads the governance centre's operators' key, the officer the department's enforcement
+ * key (PKCS#8 PEM, ``ledger actor-key new``) into the page, where it
  * stays in memory only; each violation step then carries ``time`` and ``act_sig`` over
  * b"muck-ledger/act/v1\n" + RFC 8785 JSON of {"type": "violation.<step>", "payload": <step_payload>}, the very
  * payload the API builds (ledger/eticket/staff_acts.py).  WebCrypto Ed25519; no key leaves the page. */
