@@ -112,6 +112,7 @@ def test_expiry_and_overdue_fire_without_a_manual_tick(solo: LocalConsortium) ->
     submitted by the solo orderer's node's scheduler (shown in its /status, last_tick in +08:00)."""
     world = _world(solo)
     world.setup_registry()
+    world.register_act_key("gate:exit:P-001")  # a new consortium wants gate scans signed by the gate's own key
     world.approved_permit("PM-1")
     short = world.apply_permit("PM-2", valid_to=iso(int(time.time()) + 4))
     assert short.code == "valid", short.message
