@@ -57,8 +57,7 @@ class Peers:
         self._timeout = timeout
         self._local = threading.local()
         self._tls = tls
-        # with TLS each peer's connections trust only that member's CA: a server that is not it fails
-        self._contexts = {} if tls is None else {k: tls.client_context(k) for k in self.urls}
+        # with TLS each peer's connections trust only that member under its key in force: another server fails
 
     def _session(self) -> requests.Session:
         s = getattr(self._local, "s", None)
@@ -70,8 +69,8 @@ class Peers:
         url = urlsplit(self.urls[name])
         host = url.hostname or "127.0.0.1"
         if url.scheme == "https":
-            return http.client.HTTPSConnection(host, url.port or 443, timeout=self._timeout,
-                                               context=self._contexts.get(name) or ssl.create_default_context())
+            ctx = self._tls.client_context(name) if self._tls is not None else ssl.create_default_context()
+            return http.client.HTTPSConnection(host, url.port or 443, timeout=self._timeout, context=ctx)
         return http.client.HTTPConnection(host, url.port or 80, timeout=self._timeout)
 
     def _check_genesis(self, name: str) -> None:
@@ -106,6 +105,10 @@ class Peers:
             conns = self._local.conns = {}
         for attempt in (1, 2):  # a kept-alive connection the peer has closed meanwhile fails once
             conn = conns.get(name)
+            if conn is not None and self._tls is not None and \
+                    getattr(conn, "_context", None) is not self._tls.client_context(name):
+                conn.close()  # made under a membership no longer in force
+                conn = None
             if conn is None:
                 conn = conns[name] = self._connection(name)
             try:
