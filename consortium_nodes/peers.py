@@ -103,14 +103,16 @@ class Peers:
         conns: dict[str, http.client.HTTPConnection] | None = getattr(self._local, "conns", None)
         if conns is None:
             conns = self._local.conns = {}
+            self._local.ctxs = {}  # the TLS context each connection was made with
         for attempt in (1, 2):  # a kept-alive connection the peer has closed meanwhile fails once
             conn = conns.get(name)
-            if conn is not None and self._tls is not None and \
-                    getattr(conn, "_context", None) is not self._tls.client_context(name):
+            ctx = None if self._tls is None else self._tls.client_context(name)
+            if conn is not None and ctx is not self._local.ctxs.get(name):
                 conn.close()  # made under a membership no longer in force
                 conn = None
             if conn is None:
                 conn = conns[name] = self._connection(name)
+                self._local.ctxs[name] = ctx
             try:
                 conn.request("POST", (url_path(self.urls[name])) + "/v1/signatures", body=body,
                              headers={"Content-Type": "application/json"})
