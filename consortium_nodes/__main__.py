@@ -112,6 +112,8 @@ def cmd_run(a: argparse.Namespace) -> int:
             batch_max_wait=cfg.batch_max_wait_ms / 1000, replay=cfg.replay, restart=_restart,
             election=_make_election(cfg, solo, tls), tick_interval=cfg.tick_interval_s, joining=cfg.joining,
         )
+        if tls is not None:
+            tls.follow(lambda: node.consortium)  # TLS trust: the membership in force at this node's head
         try:
             server = listen(create_app(node, solo=solo, tls=tls), host=cfg.host, port=cfg.port, tls=tls)
         except BaseException:

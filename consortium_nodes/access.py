@@ -10,8 +10,9 @@ environ as ``muck.peer_cert``; :func:`install` maps it to the member whose conso
 - 403 ``tls_member_forbidden``: a member whose roles may not call the route — the peer routes (signature
   exchange, co-signing, checkpoint sharing, the solo orderer) are for node members only; the client routes
   for node members, the gateway, regulators and admins (the API, audits and the local tools);
-- 403 ``member_retired``: a member a governance vote retired (its certificate is still issued under a genesis
-  key; ``in_force`` gives the membership now).
+- 403 ``member_retired``, ``key_rotated``: a certificate issued under a key a governance vote took out (the
+  handshake refuses it once the vote applied; a connection kept alive from before gets this).  The TLS
+  identity follows the membership in force (:meth:`Tls.follow`); ``in_force`` checks the member too.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from flask import Flask, Response, g, jsonify, request
 
 from ledger.core.consortium import Consortium
-from ledger.errors import LedgerError
+from ledger.errors import KeyRotated, LedgerError, MemberRetired
 from ledger.reasons import message, status_of
 from ledger.store.certs import UnknownPeer
 from ledger.transport import Tls
@@ -56,7 +57,7 @@ def install(app: Flask, tls: Tls | None, in_force: Callable[[], Consortium] | No
             return _refuse("tls_client_required", "no client certificate")
         try:
             member = tls.member_of(der)
-        except UnknownPeer as exc:
+        except (UnknownPeer, KeyRotated, MemberRetired) as exc:
             return _refuse(exc.reason, exc.message)
         except LedgerError as exc:
             return _refuse("tls_unknown_peer", exc.message)

@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import os
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -111,14 +112,18 @@ def require_tls(host: str, *, tls: bool) -> None:
 
 
 class _MemberTLS(BuiltinSSLAdapter):
-    """cheroot's builtin TLS adapter over the node's own server context (client certificates required);
-    each connection's environ carries only the peer's certificate (DER, :data:`access.PEER_CERT`)."""
+    """cheroot's builtin TLS adapter over the node's own server context (client certificates required), asked
+    for again at every connection (:meth:`Tls.server_context` follows the membership in force, so a member
+    added by a vote connects, a retired one or a rotated-out key no longer completes the handshake); each
+    connection's environ carries only the peer's certificate (DER, :data:`access.PEER_CERT`)."""
 
-    def __init__(self, context: ssl.SSLContext, cert: str, key: str) -> None:
+    def __init__(self, context: Callable[[], ssl.SSLContext], cert: str, key: str) -> None:
         Adapter.__init__(self, cert, key)
-        self.context = context
+        self._context_now = context
+        self.context = context()
 
     def wrap(self, sock: Any) -> Any:
+        self.context = self._context_now()  # one accepting thread: no other wrap runs meanwhile
         sock.settimeout(HANDSHAKE_TIMEOUT)  # the handshake runs in the accepting thread: a silent client waits
         wrapped, env = super().wrap(sock)  # type: ignore[no-untyped-call]  # no longer than this
         return wrapped, env
@@ -151,7 +156,7 @@ def listen(app: Any, *, host: str, port: int, tls: Tls | None = None) -> Any:
                          shutdown_timeout=SHUTDOWN_TIMEOUT, accepted_queue_size=500)
     server.keep_alive_conn_limit = KEEP_ALIVE_CONNECTIONS
     if tls is not None:
-        server.ssl_adapter = _MemberTLS(tls.server_context(), str(tls.files.cert), str(tls.files.key))
+        server.ssl_adapter = _MemberTLS(tls.server_context, str(tls.files.cert), str(tls.files.key))
     try:
         server.prepare()
     except OSError as exc:

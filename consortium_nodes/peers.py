@@ -57,8 +57,7 @@ class Peers:
         self._timeout = timeout
         self._local = threading.local()
         self._tls = tls
-        # with TLS each peer's connections trust only that member's CA: a server that is not it fails
-        self._contexts = {} if tls is None else {k: tls.client_context(k) for k in self.urls}
+        # with TLS each peer's connections trust only that member under its key in force: another server fails
 
     def _session(self) -> requests.Session:
         s = getattr(self._local, "s", None)
@@ -70,8 +69,8 @@ class Peers:
         url = urlsplit(self.urls[name])
         host = url.hostname or "127.0.0.1"
         if url.scheme == "https":
-            return http.client.HTTPSConnection(host, url.port or 443, timeout=self._timeout,
-                                               context=self._contexts.get(name) or ssl.create_default_context())
+            ctx = self._tls.client_context(name) if self._tls is not None else ssl.create_default_context()
+            return http.client.HTTPSConnection(host, url.port or 443, timeout=self._timeout, context=ctx)
         return http.client.HTTPConnection(host, url.port or 80, timeout=self._timeout)
 
     def _check_genesis(self, name: str) -> None:
@@ -104,10 +103,16 @@ class Peers:
         conns: dict[str, http.client.HTTPConnection] | None = getattr(self._local, "conns", None)
         if conns is None:
             conns = self._local.conns = {}
+            self._local.ctxs = {}  # the TLS context each connection was made with
         for attempt in (1, 2):  # a kept-alive connection the peer has closed meanwhile fails once
             conn = conns.get(name)
+            ctx = None if self._tls is None else self._tls.client_context(name)
+            if conn is not None and ctx is not self._local.ctxs.get(name):
+                conn.close()  # made under a membership no longer in force
+                conn = None
             if conn is None:
                 conn = conns[name] = self._connection(name)
+                self._local.ctxs[name] = ctx
             try:
                 conn.request("POST", (url_path(self.urls[name])) + "/v1/signatures", body=body,
                              headers={"Content-Type": "application/json"})

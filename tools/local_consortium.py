@@ -17,7 +17,7 @@ import requests
 
 from consortium_nodes.errors import ConfigError, NodeError, PortInUse
 from ledger import transport
-from ledger.core.consortium import Consortium, department_members
+from ledger.core.consortium import Consortium, Member, department_members
 from ledger.core.encoding import CHINA_TZ
 from ledger.eticket import default_parameters as eticket_defaults
 from ledger.store.certs import (
@@ -25,8 +25,10 @@ from ledger.store.certs import (
     bundle_path,
     issue_consortium,
     issue_leaf,
+    leaf,
     load_member_certs,
     member_files,
+    write_leaf,
 )
 from ledger.store.founding import found_consortium
 from ledger.store.keyfiles import read_consortium, read_private_key
@@ -57,7 +59,15 @@ def desc_tls(desc: dict[str, Any], member: str = "gateway") -> Tls | None:
     """``member``'s TLS identity in the consortium a description names (None without TLS)."""
     if not desc.get("tls_dir"):
         return None
-    return Tls.load(member_files(desc["tls_dir"], member), read_consortium(desc["consortium"]))
+    genesis = read_consortium(desc["consortium"])
+    files = desc.get("member_tls", {}).get(member)  # a leaf issued under a key a vote put in force
+    tls = Tls.load(files or member_files(desc["tls_dir"], member), genesis)
+    if desc.get("voted"):  # members this launcher started under a key a vote put in force (join, rekey)
+        members = {m.name: m for m in genesis.members}
+        members.update({m.name: m for m in map(Member.from_dict, desc["voted"])})
+        known = genesis.amended(members=list(members.values()))
+        tls.follow(lambda: known)
+    return tls
 
 
 def desc_session(desc: dict[str, Any], member: str = "gateway", *, pool: int = 10) -> requests.Session:
@@ -323,13 +333,12 @@ class LocalConsortium:
             self._write(desc)
         self.wait_ready([name], timeout=wait)
 
-    def join(self, name: str, key_file: Path, *, wait: float = 60.0) -> None:
+    def join(self, name: str, key_file: Path, *, card: dict[str, Any] | None = None, wait: float = 60.0) -> None:
         """Start the node of member ``name``, which a governance vote adds (or has added): configured like the
         founders' nodes (``joining``: its key may not be in force yet), every node of this consortium its peer.
-        Plain HTTP only: under TLS its certificate, issued under its own key, is in no other node's CA bundle."""
+        Under TLS its leaf is issued under its own key with its ``card`` (the one voted in): the nodes trust it
+        once the vote is in force, and this consortium's tools (:meth:`tls`) trust it from now on."""
         desc = self.describe()
-        if desc.get("tls_dir"):
-            raise ConfigError("a node joins only a local consortium made without TLS (the CA bundles are fixed)")
         if any(n["name"] == name for n in desc["nodes"]):
             raise ConfigError(f"this consortium has a node {name!r} already")
         model = json.loads(Path(desc["nodes"][0]["config"]).read_text(encoding="utf-8"))
@@ -339,11 +348,46 @@ class LocalConsortium:
         cfg = {**model, "name": name, "key": str(Path(key_file).resolve()), "db": f"sqlite:///{d / 'ledger.db'}",
                "port": port, "peers": {n["name"]: n["url"] for n in desc["nodes"]}, "data_dir": str(d),
                "joining": True}
+        scheme = "http"
+        if desc.get("tls_dir"):
+            if desc.get("etcd"):
+                raise ConfigError("a node joins a TLS consortium only with solo ordering (etcd trusts the "
+                                  "founding nodes' CAs only)")
+            cfg["tls"] = self._voted_leaf(desc, name, key_file, card, name)
+            scheme = "https"
         (d / "node.json").write_text(json.dumps(cfg, ensure_ascii=False, indent=2), encoding="utf-8")
-        desc["nodes"].append({"name": name, "url": f"http://127.0.0.1:{port}", "data_dir": str(d), "pid": None,
+        desc["nodes"].append({"name": name, "url": f"{scheme}://127.0.0.1:{port}", "data_dir": str(d), "pid": None,
                               "config": str(d / "node.json")})
         self._write(desc)
         self.start(name, wait=wait)
+
+    def rekey(self, name: str, key_file: Path, *, card: dict[str, Any] | None = None, wait: float = 60.0) -> None:
+        """Restart member ``name``'s node with the key a governance vote rotated it to (``card``: the new card,
+        under TLS its new leaf is issued under that key; this consortium's tools trust it from now on)."""
+        self.stop(name)
+        desc = self.describe()
+        node = self._node(desc, name)
+        cfg = json.loads(Path(node["config"]).read_text(encoding="utf-8"))
+        cfg["key"] = str(Path(key_file).resolve())
+        if desc.get("tls_dir"):
+            cfg["tls"] = self._voted_leaf(desc, name, key_file, card, f"{name}-{len(desc.get('voted', [])) + 1}")
+        Path(node["config"]).write_text(json.dumps(cfg, ensure_ascii=False, indent=2), encoding="utf-8")
+        self._write(desc)
+        self.start(name, wait=wait)
+
+    @staticmethod
+    def _voted_leaf(desc: dict[str, Any], name: str, key_file: Path, card: dict[str, Any] | None,
+                    stem: str) -> dict[str, str]:
+        """A leaf for ``name`` under the key a vote put in force (its ``card``), recorded in ``desc``."""
+        if card is None or card.get("name") != name:
+            raise ConfigError(f"member {name!r} needs its member card (the one voted) for a TLS certificate")
+        member, key = Member.from_dict(card), read_private_key(key_file)
+        if member.key_id != key.key_id:
+            raise ConfigError(f"the card of {name!r} is not for the key in {key_file}")
+        write_leaf(Path(desc["tls_dir"]) / stem, *leaf(member, key, now=datetime.now(CHINA_TZ)))
+        desc["voted"] = [*desc.get("voted", []), card]
+        desc.setdefault("member_tls", {})[name] = member_files(desc["tls_dir"], stem).to_dict()
+        return dict(desc["member_tls"][name])
 
     def down(self, *, purge: bool = False) -> None:
         """Stop every process this consortium started, by process id; :class:`NodeError` naming any node that

@@ -5,7 +5,8 @@ Each department's operator runs, with the consortium document and its own member
 * ``ledger tls ca``: its member CA certificate (public; self-signed by the member key, so anyone holding the
   genesis can check it) — sent to the other operators;
 * ``ledger tls leaf``: a TLS certificate for one of its processes (a node, the API, an etcd member on its
-  host) and the certificate's own key (0600), signed by the member key;
+  host) and the certificate's own key (0600), signed by the member key (``--card``: the key a governance vote
+  put in force; the nodes trust it from the vote's block, no bundle needed);
 * ``ledger tls bundle``: the CA bundle from every member's CA certificate, each checked against the
   consortium document (``--nodes-only``: the node members' CAs, etcd's trusted CA file).
 
@@ -23,6 +24,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from ledger.core.consortium import Member
 from ledger.errors import ConsortiumError
 from ledger.store import certs
 from ledger.store.keyfiles import read_consortium, read_private_key
@@ -48,9 +50,23 @@ def cmd_ca(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_leaf(a: argparse.Namespace) -> int:
+def _member(a: argparse.Namespace) -> Member:
+    """The member from the consortium document, or from ``--card``: the card a vote put in force (a member
+    added, or its key rotated, by governance; the nodes trust it once the vote applied)."""
     consortium = read_consortium(a.consortium)
-    member = consortium.by_name(a.name)
+    if a.card is None:
+        return consortium.by_name(a.name)
+    try:
+        member = Member.from_dict(json.loads(Path(a.card).read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConsortiumError(f"cannot read the member card {a.card}: {exc}") from exc
+    if member.name != a.name:
+        raise ConsortiumError(f"the card {a.card} is member {member.name}'s, not {a.name}'s")
+    return member
+
+
+def cmd_leaf(a: argparse.Namespace) -> int:
+    member = _member(a)
     key = read_private_key(a.key)
     if key.public_key != member.public_key:
         raise ConsortiumError(f"the key given is not member {member.name}'s consortium key")
@@ -97,6 +113,7 @@ def register(sub: Any) -> None:
     lf.add_argument("--out", required=True, help="writes OUT.crt and OUT.key")
     lf.add_argument("--san", action="append", help="host name or IP address (repeat; default: loopback)")
     lf.add_argument("--label", default="tls", help="what the certificate is for (tls, etcd0, …)")
+    lf.add_argument("--card", help="the member's card a governance vote put in force (added, or key rotated)")
     lf.set_defaults(func=cmd_leaf)
 
     b = tsub.add_parser("bundle", help="the CA bundle of the members' CA certificates, checked against the genesis")

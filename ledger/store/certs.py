@@ -106,6 +106,41 @@ def leaf(member: Member, key: PrivateKey, *, now: dt.datetime, sans: Sequence[st
     return cert, tls_key
 
 
+def member_anchor(member: Member, *, now: dt.datetime) -> x509.Certificate:
+    """The trust anchor of a member whose CA certificate no bundle holds (added, or its key rotated, by a vote):
+    the member CA's name and the member's key in force, as the chain put it there.  A TLS stack trusts an
+    anchor for its name and key, never for its own signature (here a throwaway key's), so a leaf verifies under
+    it exactly when the member's key signed it — what the member's own CA certificate would prove."""
+    pub = ed25519.Ed25519PublicKey.from_public_bytes(member.public_key.raw)
+    name = _member_name(member, ca=True)
+    return (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(pub)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=CA_DAYS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(pub), critical=False)
+        .sign(ed25519.Ed25519PrivateKey.generate(), None)
+    )
+
+
+def issuer_of(der: bytes, anchors: Iterable[tuple[Member, x509.Certificate]]) -> Member | None:
+    """The member among ``anchors`` (member, its CA or anchor) whose key signed this leaf (DER), else None;
+    :class:`UnknownPeer` for bytes that are no certificate."""
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except ValueError as exc:
+        raise UnknownPeer("the peer's certificate cannot be read") from exc
+    for member, ca in anchors:
+        if cert.issuer != ca.subject:
+            continue
+        try:
+            cert.verify_directly_issued_by(ca)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return member
+    return None
+
+
 def _public_key(cert: x509.Certificate) -> PublicKey | None:
     pk = cert.public_key()
     if not isinstance(pk, ed25519.Ed25519PublicKey):
@@ -148,27 +183,38 @@ class MemberCerts:
         """The CA certificates of ``names`` as one PEM (a client's trust anchors for those servers)."""
         return b"".join(self.ca(n).public_bytes(serialization.Encoding.PEM) for n in names)
 
+    def following(self, membership: Consortium, *, now: dt.datetime | None = None) -> MemberCerts:
+        """The anchors of ``membership`` (a later membership of the same chain): each member's CA from the
+        bundle when it holds one for the member's key in force, else :func:`member_anchor` of that key; a
+        member the membership no longer has has none."""
+        when = now or dt.datetime.now(dt.UTC)
+        by_key = {_key_id(ca): ca for ca in self._cas.values()}
+        out = object.__new__(MemberCerts)
+        out.consortium = membership
+        out._cas = {m.name: by_key.get(m.key_id) or member_anchor(m, now=when) for m in membership.members}
+        out._seen = {}
+        return out
+
+    def anchors(self) -> list[tuple[Member, x509.Certificate]]:
+        """(member, its CA or anchor) for every member these certificates trust."""
+        return [(self.consortium.by_name(n), ca) for n, ca in self._cas.items()]
+
     def member_of(self, der: bytes) -> Member:
         """The member whose consortium key signed this leaf certificate (DER); :class:`UnknownPeer` if none."""
         m = self._seen.get(der)
         if m is not None:
             return m
-        try:
-            cert = x509.load_der_x509_certificate(der)
-        except ValueError as exc:
-            raise UnknownPeer("the peer's certificate cannot be read") from exc
-        for name, ca in self._cas.items():
-            if cert.issuer != ca.subject:
-                continue
-            try:
-                cert.verify_directly_issued_by(ca)
-            except (ValueError, TypeError, InvalidSignature):
-                continue
-            member = self.consortium.by_name(name)
-            if len(self._seen) < 4096:
-                self._seen[der] = member
-            return member
-        raise UnknownPeer("the peer's certificate was not issued under any member's consortium key")
+        member = issuer_of(der, self.anchors())
+        if member is None:
+            raise UnknownPeer("the peer's certificate was not issued under any member's consortium key")
+        if len(self._seen) < 4096:
+            self._seen[der] = member
+        return member
+
+
+def _key_id(ca: x509.Certificate) -> str:
+    pub = _public_key(ca)
+    return "" if pub is None else pub.key_id
 
 
 # -- files --------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Governance on the chain with real node processes (four nodes, solo ordering): a member key rotated by a vote
 of the node members, applied at a block boundary on every node, the old blocks still verifying under the old key
-and the old key refused afterwards, for transactions and for co-signatures."""
+and the old key refused afterwards, for transactions, co-signatures and its TLS certificate; a node added by
+vote joining over mutual TLS, and retired again."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from consortium_nodes.audit import audit_consortium
+from ledger import transport
 from ledger.core.card import make_card
 from ledger.core.crypto import PrivateKey
 from ledger.core.encoding import CHINA_TZ
@@ -23,8 +26,9 @@ from ledger.core.governance import PROPOSE, VOTE
 from ledger.core.transaction import Transaction
 from ledger.core.validity import Validity
 from ledger.store.certs import member_files
-from ledger.store.keyfiles import read_private_key, write_private_key
+from ledger.store.keyfiles import read_consortium, read_private_key, write_private_key
 from ledger.testing import make_tx
+from ledger.transport import Tls
 from ledger.verify.chain import verify_chain
 from tests.functional.tls_fixtures import HTTP, NODE_MEMBER
 from tools.local_consortium import LocalConsortium
@@ -106,7 +110,8 @@ def test_a_key_rotated_by_vote_leaves_old_blocks_verifying_and_refuses_the_old_k
     """生态环境局 rotates its node key: it consents with its current key, two more nodes approve.  Every node puts
     the new membership in force at the same block; afterwards a transaction under the old key is refused
     (``key_rotated``) and the node's co-signatures under its old key no longer count, until it restarts with the
-    new key and co-signs again.  Every node's chain, with blocks co-signed under the old key, passes the audit."""
+    new key (and a TLS certificate issued under it) and co-signs again.  Every node's chain, with blocks
+    co-signed under the old key, passes the audit."""
     gateway, old = _key(local, "gateway"), _key(local, "shengtai")
     before = _final(local, make_tx(gateway, 1))
     _until("shengtai co-signs under its genesis key",
@@ -138,26 +143,23 @@ def test_a_key_rotated_by_vote_leaves_old_blocks_verifying_and_refuses_the_old_k
     assert r.status_code == 403 and r.json()["reason"] == "key_rotated", r.text
     after = _final(local, make_tx(gateway, 3))
     assert after["height"] >= since
-    _until("shengtai says its key is no longer in force",
-           lambda: _status(local, "shengtai")["own_key"]["refused"] is not None)
-    own = _status(local, "shengtai")["own_key"]
-    assert own["in_force"] is False and own["refused"]["reason"] == "key_rotated"
+    # its node says its key is out; under mutual TLS its certificate, issued under the old key, no longer reaches
+    # its peers either (the next test), so it builds no block past the rotation until it restarts with the new key
+    assert _status(local, "shengtai")["own_key"]["in_force"] is False
     assert not any(_signed_by(local, n, after["height"], old.key_id) for n in NODES)
 
-    node_cfg = Path(next(n["config"] for n in local.describe()["nodes"] if n["name"] == "shengtai"))
-    cfg = json.loads(node_cfg.read_text(encoding="utf-8"))
     new_key_file = Path(local.describe()["keys_dir"]) / "shengtai-2.pem"
     write_private_key(new, new_key_file)
-    cfg["key"] = str(new_key_file)
-    local.stop("shengtai")
-    node_cfg.write_text(json.dumps(cfg, ensure_ascii=False, indent=2), encoding="utf-8")
-    local.start("shengtai")
+    local.rekey("shengtai", new_key_file, card=card.to_dict())  # and a TLS leaf issued under the new key
+    local.mount(HTTP, NODE_MEMBER)  # shengtai's node trusted under its new key
     assert _status(local, "shengtai")["own_key"]["in_force"] is True
     later = _final(local, make_tx(new, 4))
     assert later["code"] == "valid"
     _until("shengtai co-signs under its new key, and the peers keep it",
            lambda: _signed_by(local, "chengguan", later["height"], new.key_id))
 
+    # the blocks it stored while its old-key certificate was refused got their peers' signatures by its syncer
+    _until("shengtai holds every block final", lambda: _status(local, "shengtai")["final_height"] >= later["height"])
     report = audit_consortium(local.desc_path)
     assert report["ok"], report
     audit = subprocess.run([sys.executable, "-m", "ledger", "audit", "--nodes", str(local.desc_path)],
@@ -170,22 +172,24 @@ def test_a_key_rotated_by_vote_leaves_old_blocks_verifying_and_refuses_the_old_k
 
 
 @pytest.fixture(scope="module")
-def plain(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """Four nodes on loopback without TLS: a joining node's certificate would be in no founder's CA bundle."""
-    lc = LocalConsortium(root=tmp_path_factory.mktemp("governance-plain"))
-    lc.up(nodes=4, ordering="solo", state_machine="null", tls=False)
+def joined(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Four more nodes over mutual TLS, for a fifth to join: its certificate, issued under its own key, is in
+    no founder's CA bundle; the founders trust it once its key is in force."""
+    lc = LocalConsortium(root=tmp_path_factory.mktemp("governance-join"))
+    lc.up(nodes=4, ordering="solo", state_machine="null")
+    lc.mount(HTTP, NODE_MEMBER)
     yield lc
     lc.down()
 
 
-def test_a_node_added_by_vote_catches_up_cosigns_and_counts_toward_the_quorum(plain: LocalConsortium,
+def test_a_node_added_by_vote_catches_up_cosigns_and_counts_toward_the_quorum(joined: LocalConsortium,
                                                                             tmp_path: Path) -> None:
     """A fifth department makes its key and card; three of the four nodes vote it in and every node puts the
     five-node membership (quorum four) in force at the same block.  Its node starts, catches up with the chain
     and co-signs; with one founder's node stopped a transaction still becomes final, which four signatures of
     five need: the new node's counts.  Every node's chain, the new node's too, passes the audit."""
-    gateway = _key(plain, "gateway")
-    _final(plain, make_tx(gateway, 10))
+    gateway = _key(joined, "gateway")
+    _final(joined, make_tx(gateway, 10))
     k = PrivateKey.generate()
     now = datetime.now(CHINA_TZ)
     card = make_card(k, name="shuiwu", org="水务局", roles=("node", "approver"),
@@ -195,64 +199,95 @@ def test_a_node_added_by_vote_catches_up_cosigns_and_counts_toward_the_quorum(pl
     write_private_key(k, key_file)
     card_file = tmp_path / "shuiwu-card.json"
     card_file.write_text(json.dumps(card.to_dict(), ensure_ascii=False), encoding="utf-8")
-    proposed = _cli(plain, "chengguan", "propose", "--proposal-id", "add-shuiwu", "--action", "add_member",
+    proposed = _cli(joined, "chengguan", "propose", "--proposal-id", "add-shuiwu", "--action", "add_member",
                     "--card", str(card_file))
     assert proposed.returncode == 0, proposed.stderr
     for voter in ("zhujian", "jiaotong"):
-        decided = _final(plain, _gov(_key(plain, voter), VOTE, {"proposal_id": "add-shuiwu", "approve": True}))
+        decided = _final(joined, _gov(_key(joined, voter), VOTE, {"proposal_id": "add-shuiwu", "approve": True}))
         assert decided["code"] == "valid"
     for name in NODES:
-        _until(f"{name} has shuiwu in force", lambda n=name: _status(plain, n)["membership"]["version"] == 1)
-        m = _status(plain, name)["membership"]
+        _until(f"{name} has shuiwu in force", lambda n=name: _status(joined, n)["membership"]["version"] == 1)
+        m = _status(joined, name)["membership"]
         assert m["nodes"] == [*NODES, "shuiwu"] and m["quorum"] == 4 and m["since"] == decided["height"] + 1
 
-    plain.join("shuiwu", key_file)
-    head = _status(plain, "chengguan")["height"]
-    _until("shuiwu catches up", lambda: _status(plain, "shuiwu")["height"] >= head, timeout=60)
-    assert _status(plain, "shuiwu")["membership"]["version"] == 1
-    assert _status(plain, "shuiwu")["own_key"]["in_force"] is True
-    cosigned = _final(plain, make_tx(gateway, 11))
+    joined.join("shuiwu", key_file, card=card.to_dict())  # its leaf under its own key: mutual TLS both ways
+    joined.mount(HTTP, NODE_MEMBER)
+    assert _url(joined, "shuiwu").startswith("https://")
+    head = _status(joined, "chengguan")["height"]
+    _until("shuiwu catches up", lambda: _status(joined, "shuiwu")["height"] >= head, timeout=60)
+    assert _status(joined, "shuiwu")["membership"]["version"] == 1
+    assert _status(joined, "shuiwu")["own_key"]["in_force"] is True
+    cosigned = _final(joined, make_tx(gateway, 11))
     _until("shuiwu co-signs, and chengguan keeps its signature",
-           lambda: _signed_by(plain, "chengguan", cosigned["height"], k.key_id))
+           lambda: _signed_by(joined, "chengguan", cosigned["height"], k.key_id))
 
-    plain.stop("jiaotong")
+    joined.stop("jiaotong")
     try:
-        final = _final(plain, make_tx(gateway, 12))  # four of five: chengguan, zhujian, shengtai and shuiwu
+        final = _final(joined, make_tx(gateway, 12))  # four of five: chengguan, zhujian, shengtai and shuiwu
         assert final["code"] == "valid"
         _until("the certificate holds shuiwu's signature",
-               lambda: _signed_by(plain, "chengguan", final["height"], k.key_id))
-        st = _status(plain, "chengguan")
+               lambda: _signed_by(joined, "chengguan", final["height"], k.key_id))
+        st = _status(joined, "chengguan")
         assert st["certificate"]["quorum"] == 4 and st["certificate"]["nodes"] == 5
     finally:
-        plain.start("jiaotong")
-    _until("jiaotong catches up", lambda: _status(plain, "jiaotong")["final_height"] >= final["height"],
+        joined.start("jiaotong")
+    _until("jiaotong catches up", lambda: _status(joined, "jiaotong")["final_height"] >= final["height"],
            timeout=60)
-    report = audit_consortium(plain.desc_path)
+    report = audit_consortium(joined.desc_path)
     assert report["ok"], report
 
 
-def test_a_member_retired_by_vote_is_refused_with_its_own_reason(plain: LocalConsortium) -> None:
+def test_after_a_rotation_the_old_keys_certificate_is_refused_and_the_new_ones_accepted(
+        local: LocalConsortium) -> None:
+    """Mutual TLS follows the rotation: a client presenting 生态环境局's certificate issued under its old key fails
+    the handshake with every node, one issued under its new key is answered; the nodes' servers present
+    certificates the clients check under the keys in force (its node's under its new key)."""
+    desc = local.describe()
+    if not desc.get("voted"):
+        pytest.skip("needs the rotation of the test before")
+    genesis = read_consortium(desc["consortium"])
+    rotated = local.tls("shengtai")
+    assert rotated is not None and rotated.files.cert.name != "shengtai.crt"
+    old = Tls.load(member_files(desc["tls_dir"], "shengtai"), genesis)
+    old.follow(lambda: rotated.in_force().consortium)  # the client knows the rotation: only the server refuses
+    for name in ("chengguan", "zhujian", "jiaotong"):
+        url = _url(local, name)
+        with pytest.raises(requests.exceptions.ConnectionError):
+            transport.session(old, members={url: name}).get(url + "/status", timeout=10)
+        r = transport.session(rotated, members={url: name}).get(url + "/status", timeout=10)
+        assert r.status_code == 200 and r.json()["membership"]["version"] == 1, r.text
+    url = _url(local, "shengtai")  # its node's server certificate: under the new key, not the genesis CA's
+    assert transport.session(rotated, members={url: "shengtai"}).get(url + "/status", timeout=10).status_code == 200
+    genesis_only = Tls.load(member_files(desc["tls_dir"], NODE_MEMBER), genesis)
+    with pytest.raises(requests.exceptions.SSLError):
+        transport.session(genesis_only, members={url: "shengtai"}).get(url + "/status", timeout=10)
+
+
+def test_a_member_retired_by_vote_is_refused_with_its_own_reason(joined: LocalConsortium) -> None:
     """After the node added above is retired by four votes of five, the membership is back to four nodes
-    (quorum three) and a transaction under the retired member's key is refused as ``member_retired``."""
-    m = _status(plain, "chengguan")["membership"]
+    (quorum three), a transaction under the retired member's key is refused as ``member_retired`` and its TLS
+    certificate fails the handshake with the nodes."""
+    m = _status(joined, "chengguan")["membership"]
     if "shuiwu" not in m["nodes"]:
         pytest.skip("needs the node added by the test before")
     shuiwu = m["members"]["shuiwu"]
     proposal = {"proposal_id": "retire-shuiwu", "action": "retire_member", "member": "shuiwu"}
-    _final(plain, _gov(_key(plain, "chengguan"), PROPOSE, proposal))
+    _final(joined, _gov(_key(joined, "chengguan"), PROPOSE, proposal))
     for voter in ("zhujian", "jiaotong"):
-        assert _final(plain, _gov(_key(plain, voter), VOTE,
+        assert _final(joined, _gov(_key(joined, voter), VOTE,
                                   {"proposal_id": "retire-shuiwu", "approve": True}))["code"] == "valid"
-    assert _status(plain, "chengguan")["membership"]["version"] == 1  # three of five: not yet the quorum of four
-    assert _final(plain, _gov(_key(plain, "shengtai"), VOTE,
+    assert _status(joined, "chengguan")["membership"]["version"] == 1  # three of five: not yet the quorum of four
+    assert _final(joined, _gov(_key(joined, "shengtai"), VOTE,
                               {"proposal_id": "retire-shuiwu", "approve": True}))["code"] == "valid"
     for name in NODES:
-        _until(f"{name} has retired shuiwu", lambda n=name: _status(plain, n)["membership"]["version"] == 2)
-        m = _status(plain, name)["membership"]
+        _until(f"{name} has retired shuiwu", lambda n=name: _status(joined, n)["membership"]["version"] == 2)
+        m = _status(joined, name)["membership"]
         assert m["nodes"] == list(NODES) and m["quorum"] == 3 and "shuiwu" not in m["members"]
-    cfg = next(n["config"] for n in plain.describe()["nodes"] if n["name"] == "shuiwu")
+    cfg = next(n["config"] for n in joined.describe()["nodes"] if n["name"] == "shuiwu")
     key = read_private_key(json.loads(Path(cfg).read_text(encoding="utf-8"))["key"])  # its node's key file
     assert key.key_id == shuiwu
-    r = HTTP.post(_url(plain, "zhujian") + "/v1/transactions", json=make_tx(key, 13).to_dict(), timeout=10)
+    r = HTTP.post(_url(joined, "zhujian") + "/v1/transactions", json=make_tx(key, 13).to_dict(), timeout=10)
     assert r.status_code == 403 and r.json()["reason"] == "member_retired", r.text
-    assert _final(plain, make_tx(_key(plain, "gateway"), 14))["code"] == "valid"
+    with pytest.raises(requests.exceptions.ConnectionError):  # its certificate: refused at the handshake
+        joined.session("shuiwu").get(_url(joined, "zhujian") + "/status", timeout=10)
+    assert _final(joined, make_tx(_key(joined, "gateway"), 14))["code"] == "valid"

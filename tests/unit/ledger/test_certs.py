@@ -14,7 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ledger import transport
-from ledger.core.consortium import Member, new_consortium
+from ledger.core.consortium import Consortium, Member, new_consortium
 from ledger.core.crypto import PrivateKey
 from ledger.errors import ConsortiumError, UnknownSigner
 from ledger.store import certs
@@ -150,3 +150,59 @@ def test_contexts_bind_both_ends_to_the_expected_members(city, tmp_path):
     assert der is not None and node.member_of(der).name == "gateway"
     assert _handshake(node.server_context(), gateway.client_context("chengguan")) is None
     assert _handshake(node.server_context(clients=["chengguan"]), gateway.client_context("zhujian")) is None
+
+
+def _voted_member(name: str, org: str, key: PrivateKey, roles: tuple[str, ...] = ("node",)) -> Member:
+    return Member(name=name, org=org, roles=frozenset(roles), public_key=key.public_key)
+
+
+def test_trust_follows_the_membership_a_vote_puts_in_force(city, tmp_path):
+    """A node's server and client contexts follow the membership it is told is in force: a member added by a
+    vote is trusted with a leaf issued under its own key (in no CA bundle), a rotated member's new leaf is
+    accepted and its old one refused at the handshake (and named ``key_rotated`` if presented anyway), a
+    retired member's leaf refused (``member_retired``)."""
+    from ledger.errors import KeyRotated, MemberRetired
+
+    consortium, keys = city
+    files = certs.issue_consortium(consortium, keys, tmp_path / "tls")
+    node = transport.Tls.load(files["zhujian"], consortium)
+    membership = [consortium]
+    node.follow(lambda: membership[0])
+    newcomer_key, rotated_key = PrivateKey.generate(), PrivateKey.generate()
+    newcomer = _voted_member("shuiwu", "水务局", newcomer_key)
+    old = consortium.by_name("shengtai")
+    rotated = _voted_member("shengtai", old.org, rotated_key, tuple(sorted(old.roles)))
+
+    def client(member: Member, key: PrivateKey, stem: str, follows: Consortium) -> transport.Tls:
+        certs.write_leaf(tmp_path / "tls" / stem, *certs.leaf(member, key, now=NOW))
+        tls = transport.Tls.load(certs.member_files(tmp_path / "tls", stem), consortium)
+        tls.follow(lambda: follows)
+        return tls
+
+    shengtai_old = transport.Tls.load(files["shengtai"], consortium)
+    old_der = _handshake(node.server_context(), shengtai_old.client_context("zhujian"))
+    assert old_der is not None and node.member_of(old_der).name == "shengtai"
+
+    added = consortium.amended(members=[*consortium.members, newcomer])
+    shuiwu = client(newcomer, newcomer_key, "shuiwu", added)
+    assert _handshake(node.server_context(), shuiwu.client_context("zhujian")) is None  # not voted in yet
+    membership[0] = added
+    der = _handshake(node.server_context(), shuiwu.client_context("zhujian"))
+    assert der is not None and node.member_of(der).name == "shuiwu"
+    assert _handshake(shuiwu.server_context(), node.client_context("shuiwu")) is not None  # and as a server
+
+    after = added.amended(members=[rotated if m.name == "shengtai" else m for m in added.members])
+    membership[0] = after
+    shengtai_new = client(rotated, rotated_key, "shengtai-2", after)
+    der = _handshake(node.server_context(), shengtai_new.client_context("zhujian"))
+    assert der is not None and node.member_of(der).name == "shengtai"
+    assert _handshake(node.server_context(), shengtai_old.client_context("zhujian")) is None
+    assert _handshake(shengtai_old.server_context(), node.client_context("shengtai")) is None
+    with pytest.raises(KeyRotated):
+        node.member_of(old_der)
+
+    membership[0] = after.amended(members=[m for m in after.members if m.name != "shuiwu"])
+    assert _handshake(node.server_context(), shuiwu.client_context("zhujian")) is None
+    shuiwu_der = _der(x509.load_pem_x509_certificate((tmp_path / "tls" / "shuiwu.crt").read_bytes()))
+    with pytest.raises(MemberRetired):
+        node.member_of(shuiwu_der)

@@ -82,3 +82,30 @@ def test_a_ca_of_another_consortium_or_a_wrong_key_is_refused(cdir: Path, tmp_pa
     capsys.readouterr()
     assert main(["tls", "bundle", "--consortium", consortium_file, "--out", str(tmp_path / "b.pem"), str(own)]) != 0
     assert "zhujian" in capsys.readouterr().err
+
+
+def test_a_leaf_under_a_voted_key_comes_from_the_members_card(cdir: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """``ledger tls leaf --card`` issues the leaf of a member a vote added (in no consortium document) under its
+    own key; it maps to that member once its key is in force, and a card of another name is refused."""
+    from ledger.core.card import make_card
+    from ledger.core.consortium import Member
+    from ledger.core.crypto import PrivateKey
+    from ledger.core.validity import Validity
+    from ledger.store.keyfiles import write_private_key
+
+    consortium_file = str(cdir / "consortium.json")
+    consortium = read_consortium(consortium_file)
+    key = PrivateKey.generate()
+    card = make_card(key, name="shuiwu", org="水务局", roles=("node",),
+                     validity=Validity(not_before="2026-01-01T00:00:00+08:00", not_after="2030-01-01T00:00:00+08:00"))
+    (tmp_path / "card.json").write_text(json.dumps(card.to_dict(), ensure_ascii=False), encoding="utf-8")
+    write_private_key(key, tmp_path / "shuiwu.pem")
+    args = ["tls", "leaf", "--consortium", consortium_file, "--key", str(tmp_path / "shuiwu.pem"),
+            "--card", str(tmp_path / "card.json"), "--out", str(tmp_path / "shuiwu")]
+    assert main([*args, "--name", "shuiwu"]) == 0
+    leaf = x509.load_pem_x509_certificate(Path(json.loads(capsys.readouterr().out)["cert"]).read_bytes())
+    member = Member.from_dict(card.to_dict())
+    certs = MemberCerts(consortium, []).following(consortium.amended(members=[*consortium.members, member]))
+    assert certs.member_of(leaf.public_bytes(serialization.Encoding.DER)).name == "shuiwu"
+    assert main([*args, "--name", "zhujian"]) != 0
