@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import requests
-
+from ledger.cli.node_submit import node_args, node_session, submit_final
 from ledger.core.crypto import PrivateKey
 from ledger.core.encoding import CHINA_TZ, iso
 from ledger.core.transaction import Transaction
-from ledger.errors import ConsortiumError, LedgerError
+from ledger.errors import ConsortiumError
 from ledger.eticket.acts import public_key_json
-from ledger.store.certs import TlsFiles
 from ledger.store.keyfiles import read_consortium, read_private_key, write_private_key
-from ledger.transport import Tls, session
 
 
 def cmd_new(a: argparse.Namespace) -> int:
@@ -41,37 +37,10 @@ def _submit(a: argparse.Namespace, tx_type: str, payload: dict[str, Any]) -> int
     consortium = read_consortium(a.consortium)
     member_key = read_private_key(a.member_key)
     member = consortium.member(member_key.key_id)
-    tls = None
-    if a.node.startswith("https://"):
-        if not (a.cert and a.tls_key and a.ca):
-            raise ConsortiumError("an https node needs --cert, --tls-key and --ca (this member's TLS files)",
-                                  reason="tls_client_required")
-        tls = Tls.load(TlsFiles(cert=Path(a.cert), key=Path(a.tls_key), ca=Path(a.ca)), consortium)
-    now = datetime.now(CHINA_TZ)
+    http = node_session(a, consortium)
     tx = Transaction.create(key=member_key, type=tx_type, payload=payload, actor=f"admin:{member.name}",
-                            timestamp=iso(now, timespec="seconds"))
-    http = session(tls)
-    node = a.node.rstrip("/")
-    try:
-        r = http.post(f"{node}/v1/transactions", json=tx.to_dict(), timeout=30)
-        if r.status_code not in (200, 202):
-            raise LedgerError(f"the node refused the transaction: HTTP {r.status_code} {r.text[:200]}",
-                              reason="node_refused")
-        deadline = time.monotonic() + a.wait
-        while True:
-            st = http.get(f"{node}/v1/transactions/{tx.tx_id}", params={"wait": 5}, timeout=30).json()
-            if st.get("status") == "final" or time.monotonic() > deadline:
-                break
-    except requests.RequestException as exc:
-        raise LedgerError(f"cannot reach {node}: {exc.__class__.__name__}", reason="ledger_unavailable") from None
-    code = st.get("code")
-    print(json.dumps({"tx_id": tx.tx_id, "status": st.get("status"), "code": code,
-                      "key_id": payload["key_id"]}, ensure_ascii=False))
-    if st.get("status") != "final":
-        raise LedgerError(f"not final within {a.wait:.0f} s: {tx.tx_id}", reason="ledger_timeout")
-    if code != "valid":
-        raise LedgerError(f"{tx_type} refused by the consortium: {code}", reason=str(code))
-    return 0
+                            timestamp=iso(datetime.now(CHINA_TZ), timespec="seconds"))
+    return submit_final(a, http, tx, {"key_id": payload["key_id"]})
 
 
 def cmd_register(a: argparse.Namespace) -> int:
@@ -87,16 +56,6 @@ def cmd_revoke(a: argparse.Namespace) -> int:
     return _submit(a, "registry.key_revoke", {"key_id": a.key_id, "reason": a.reason})
 
 
-def _node_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--consortium", required=True, help="the consortium (genesis) file")
-    p.add_argument("--member-key", required=True, help="the department's own member key (never leaves its machine)")
-    p.add_argument("--node", required=True, help="a node's URL (the department's own), e.g. https://node2:7102")
-    p.add_argument("--cert", help="this member's TLS leaf certificate (for an https node)")
-    p.add_argument("--tls-key", help="the leaf's key")
-    p.add_argument("--ca", help="the consortium's CA bundle")
-    p.add_argument("--wait", type=float, default=60.0, help="seconds to wait for finality (default 60)")
-
-
 def register(sub: Any) -> None:
     k = sub.add_parser("actor-key", help="a department's approvers' key: make, register on the chain, revoke")
     ksub = k.add_subparsers(dest="actor_key_cmd", required=True)
@@ -109,10 +68,10 @@ def register(sub: Any) -> None:
     r.add_argument("--actor", required=True)
     r.add_argument("--key", required=True, help="the key made by 'actor-key new'")
     r.add_argument("--days", type=int, default=365, help="validity (default 365 days)")
-    _node_args(r)
+    node_args(r)
     r.set_defaults(func=cmd_register)
     v = ksub.add_parser("revoke", help="revoke a key (lost, compromised, its holder gone)")
     v.add_argument("--key-id", required=True)
     v.add_argument("--reason", required=True)
-    _node_args(v)
+    node_args(v)
     v.set_defaults(func=cmd_revoke)

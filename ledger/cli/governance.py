@@ -7,21 +7,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from ledger.cli.actor_keys import _node_args
+from ledger.cli.node_submit import node_args, node_session, submit_final
 from ledger.core.encoding import CHINA_TZ, iso
 from ledger.core.governance import ACTIONS, PROPOSE, VOTE
 from ledger.core.transaction import Transaction
-from ledger.errors import ConsortiumError, GovernanceError, LedgerError
-from ledger.store.certs import TlsFiles
+from ledger.errors import GovernanceError, LedgerError
 from ledger.store.keyfiles import read_consortium, read_private_key
-from ledger.transport import Tls, session
 
 
 def _json_file(path: str, what: str) -> Any:
@@ -33,46 +30,14 @@ def _json_file(path: str, what: str) -> Any:
         raise GovernanceError(f"the {what} file {path} is not JSON: {exc}") from exc
 
 
-def _http(a: argparse.Namespace) -> requests.Session:
-    tls = None
-    if a.node.startswith("https://"):
-        if not (a.cert and a.tls_key and a.ca):
-            raise ConsortiumError("an https node needs --cert, --tls-key and --ca (this member's TLS files)",
-                                  reason="tls_client_required")
-        tls = Tls.load(TlsFiles(cert=Path(a.cert), key=Path(a.tls_key), ca=Path(a.ca)), read_consortium(a.consortium))
-    return session(tls)
-
-
 def _submit(a: argparse.Namespace, tx_type: str, payload: dict[str, Any]) -> int:
     """Sign with the member key, submit, wait for finality; exit 0 only when the transaction is final and valid
     (a governance refusal exits with its reason code)."""
     key = read_private_key(a.member_key)
     tx = Transaction.create(key=key, type=tx_type, payload=payload, actor=f"governance:{key.key_id}",
                             timestamp=iso(datetime.now(CHINA_TZ), timespec="seconds"))
-    http = _http(a)
-    node = a.node.rstrip("/")
-    try:
-        r = http.post(f"{node}/v1/transactions", json=tx.to_dict(), timeout=30)
-        if r.status_code not in (200, 202):
-            reason = str((r.json() if r.headers.get("content-type", "").startswith("application/json") else {})
-                         .get("reason") or "node_refused")
-            raise LedgerError(f"the node refused the transaction: HTTP {r.status_code} {r.text[:200]}",
-                              reason=reason)
-        deadline = time.monotonic() + a.wait
-        while True:
-            st = http.get(f"{node}/v1/transactions/{tx.tx_id}", params={"wait": 5}, timeout=30).json()
-            if st.get("status") == "final" or time.monotonic() > deadline:
-                break
-    except requests.RequestException as exc:
-        raise LedgerError(f"cannot reach {node}: {exc.__class__.__name__}", reason="ledger_unavailable") from None
-    code = st.get("code")
-    print(json.dumps({"tx_id": tx.tx_id, "type": tx_type, "proposal_id": payload["proposal_id"],
-                      "status": st.get("status"), "code": code, "height": st.get("height")}, ensure_ascii=False))
-    if st.get("status") != "final":
-        raise LedgerError(f"not final within {a.wait:.0f} s: {tx.tx_id}", reason="ledger_timeout")
-    if code != "valid":
-        raise LedgerError(f"{tx_type} refused by the consortium: {code}", reason=str(code))
-    return 0
+    return submit_final(a, node_session(a, read_consortium(a.consortium)), tx,
+                        {"type": tx_type, "proposal_id": payload["proposal_id"]})
 
 
 def cmd_propose(a: argparse.Namespace) -> int:
@@ -98,7 +63,7 @@ def cmd_vote(a: argparse.Namespace) -> int:
 
 def cmd_status(a: argparse.Namespace) -> int:
     try:
-        st = _http(a).get(a.node.rstrip("/") + "/status", timeout=30).json()
+        st = node_session(a, read_consortium(a.consortium)).get(a.node.rstrip("/") + "/status", timeout=30).json()
     except (requests.RequestException, ValueError) as exc:
         raise LedgerError(f"cannot read {a.node}/status: {exc.__class__.__name__}",
                           reason="ledger_unavailable") from None
@@ -116,12 +81,12 @@ def register(sub: Any) -> None:
     p.add_argument("--card", help="add_member, rotate_key: the member card file (its new key's)")
     p.add_argument("--parameters", help="set_parameters: a JSON file of the parameters to set (null removes)")
     p.add_argument("--policy", help="set_policy: a JSON file of the whole new policy")
-    _node_args(p)
+    node_args(p)
     p.set_defaults(func=cmd_propose)
     v = gsub.add_parser("vote", help="approve (or --reject) a pending proposal")
     v.add_argument("--proposal-id", required=True)
     v.add_argument("--reject", action="store_true", help="vote against")
-    _node_args(v)
+    node_args(v)
     v.set_defaults(func=cmd_vote)
     s = gsub.add_parser("status", help="the membership in force and the pending proposals, as a node sees them")
     s.add_argument("--consortium", required=True, help="the consortium (genesis) file")

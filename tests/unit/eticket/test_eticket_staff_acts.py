@@ -26,6 +26,13 @@ def _world() -> World:
     return world
 
 
+def _register(world: World, key: PrivateKey, actor: str, by: str, signer: str) -> Any:
+    """``registry.key`` of ``key`` for ``actor``, valid for a day, by actor ``by`` signed by member ``signer``."""
+    return world.submit("registry.key", {"key_id": key.key_id, "actor": actor, "public_key": public_key_json(key),
+                                         "valid_from": iso(world.clock - 60), "valid_until": iso(world.clock + 86400)},
+                        by, signer=signer)
+
+
 def test_only_a_department_registers_its_officers_key() -> None:
     """An enforcement key for 城管 registered through the gateway (an operator's request) or by 住建's member
     is forbidden; by 城管's own member it is valid; an enforcement key must name a configured department."""
@@ -33,9 +40,7 @@ def test_only_a_department_registers_its_officers_key() -> None:
     key = PrivateKey.generate()
 
     def register(actor: str, by: str, signer: str) -> Any:
-        return world.submit("registry.key", {"key_id": key.key_id, "actor": actor, "public_key": public_key_json(key),
-                                             "valid_from": iso(world.clock - 60),
-                                             "valid_until": iso(world.clock + 86400)}, by, signer=signer)
+        return _register(world, key, actor, by, signer)
 
     assert register("enforcement:chengguan", "operator:u1", "gateway").code == "forbidden"
     assert register("enforcement:chengguan", "admin:zhujian", "zhujian").code == "forbidden"
@@ -114,9 +119,7 @@ def test_the_governance_centres_operators_sign_their_steps_with_a_key_a_departme
     key = PrivateKey.generate()
 
     def register(actor: str, by: str, signer: str) -> Any:
-        return world.submit("registry.key", {"key_id": key.key_id, "actor": actor, "public_key": public_key_json(key),
-                                             "valid_from": iso(world.clock - 60),
-                                             "valid_until": iso(world.clock + 86400)}, by, signer=signer)
+        return _register(world, key, actor, by, signer)
 
     assert register("operator", "operator:u1", "gateway").code == "forbidden"
     assert register("operator:u1", "admin:chengguan", "chengguan").code == "malformed"
