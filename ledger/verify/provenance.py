@@ -21,6 +21,7 @@ from ledger.errors import CheckpointError, EncodingError, LedgerError, ProofErro
 from ledger.eticket import heads
 from ledger.store.governance_log import member_names, store_history
 from ledger.store.ledger_store import LedgerStore
+from ledger.verify.provenance_governance import governance_changes
 
 FORMAT_V1 = "muck-ledger-provenance/v1"
 FORMAT = "muck-ledger-provenance/v2"
@@ -105,6 +106,9 @@ def build_export(
         "checkpoint": checkpoint_note,
         "records": records,
     }
+    changes = governance_changes(store, consortium, c.size)
+    if changes:  # keys a vote put in force verify offline with the votes (docs/PROVENANCE.md)
+        out["governance"] = changes
     if object_proof is not None:
         out["object"] = {k: object_proof[k] for k in ("name", "height", "count", "head", "index", "size", "hashes")}
     return out

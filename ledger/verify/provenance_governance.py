@@ -1,0 +1,89 @@
+"""The membership history a provenance export carries (docs/PROVENANCE.md "Membership changes").
+
+A record submitted under a key a governance vote put in force after the genesis (a key rotated, a member added)
+verifies offline only with the votes that put it in force.  :func:`governance_changes` replays the chain's
+``governance.*`` transactions over the genesis exactly as the nodes did (:class:`~ledger.core.governance_state.
+Governance`) and returns, for each change applied up to a checkpoint's log size, the proposal and the approving
+votes counted for it (their signed bodies with inclusion proofs under that checkpoint) and ``in_force_from``, the
+log index of the first transaction of the block the change is in force for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from ledger.core.consortium import Consortium
+from ledger.core.encoding import b64
+from ledger.core.governance import PROPOSE, VOTE
+from ledger.core.governance_state import APPLIED, Governance
+from ledger.core.governed import VALID
+from ledger.core.transaction import Transaction
+from ledger.errors import LedgerError
+from ledger.store import schema
+from ledger.store.ledger_store import LedgerStore
+
+Row = tuple[int, int, str, bytes, Transaction]  # seq, height, code, body, transaction
+
+
+def _rows(store: LedgerStore) -> list[Row]:
+    t = schema.transactions
+    with store.engine.connect() as conn:
+        found = conn.execute(sa.select(t.c.seq, t.c.height, t.c.code, t.c.body)
+                             .where(t.c.type.in_((PROPOSE, VOTE))).order_by(t.c.seq)).all()
+    out: list[Row] = []
+    for seq, height, code, body in found:
+        try:
+            out.append((int(seq), int(height), str(code), bytes(body), Transaction.decode(bytes(body))))
+        except LedgerError:
+            continue  # verification reports an undecodable row
+    return out
+
+
+def tx_entry(store: LedgerStore, seq: int, height: int, code: str, body: bytes, tx: Transaction,
+             size: int) -> dict[str, Any]:
+    """One transaction as an export lists it: readable fields, signed body, inclusion proof at ``size``."""
+    log = store.log()
+    return {"tx_id": tx.tx_id, "index": seq, "height": height, "code": code, "type": tx.type,
+            "timestamp": tx.timestamp, "actor": tx.actor, "payload": dict(tx.payload), "body": b64(body),
+            "proof": {"leaf": log.leaf(seq).hex(), "index": seq,
+                      "hashes": [h.hex() for h in log.inclusion(seq, size)]}}
+
+
+def governance_changes(store: LedgerStore, genesis: Consortium, size: int) -> list[dict[str, Any]]:
+    """Every change governance applied in blocks whose log ends at or before ``size``, oldest first:
+    ``{"proposal_id", "action", "in_force_from", "records": [the proposal, the approving votes counted]}``."""
+    rows = _rows(store)
+    if not rows:
+        return []
+    by_height: dict[int, list[Row]] = {}
+    for row in rows:
+        by_height.setdefault(row[1], []).append(row)
+    state = Governance(genesis)
+    counted: dict[str, list[Row]] = {}
+    out: list[dict[str, Any]] = []
+    height = min(by_height)
+    while height <= store.height and (height <= max(by_height) or state.pending):
+        for row in by_height.get(height, []):
+            _seq, _h, code, _body, tx = row
+            if code != VALID:
+                continue
+            try:
+                signer = state.consortium.member(tx.submitter)
+                state = state.step(tx.type, tx.payload, signer, height)
+            except LedgerError:
+                continue
+            if tx.type == PROPOSE or tx.payload.get("approve") is True:
+                counted.setdefault(str(tx.payload.get("proposal_id")), []).append(row)
+        state, decided = state.boundary(height)
+        applied = [d for d in decided if d.outcome == APPLIED]
+        if applied:
+            header = store.header(height)
+            if header is None or header.log_size > size:
+                break
+            for d in applied:
+                out.append({"proposal_id": d.proposal_id, "action": d.action, "in_force_from": header.log_size,
+                            "records": [tx_entry(store, *r, size=size) for r in counted[d.proposal_id]]})
+        height += 1
+    return out
