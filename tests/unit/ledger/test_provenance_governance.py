@@ -31,7 +31,7 @@ from ledger.core.validity import Validity
 from ledger.store.demo_chain import make_tx
 from ledger.store.ledger_store import LedgerStore
 from ledger.testing import Throwaway, throwaway_consortium
-from ledger.verify.provenance import build_export
+from ledger.verify.provenance import build_export, verify_export
 from ledger.verify.provenance_governance import governance_changes
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -258,3 +258,19 @@ def test_replay_refuses_a_gateway_proposal_and_follows_the_quorum_parameter() ->
     assert problems == []
     assert [start for start, _ in eras] == [0, 3, 7]
     assert newcomer.key_id not in VE.in_force(eras, 6)["by_key"] and newcomer.key_id in VE.in_force(eras, 7)["by_key"]
+
+
+def test_the_ledgers_own_verifier_replays_the_changes_with_the_core(chain: Chain) -> None:
+    """ledger.verify.provenance.verify_export (the core's Governance replaying the exported votes) accepts the
+    genuine export, whose checkpoint counts the new key, and names a removed vote or an altered vote."""
+    export = chain.export()
+    assert verify_export(export, consortium=chain.t.consortium) == []
+    no_vote = copy.deepcopy(export)
+    del no_vote["governance"][0]["records"][1]
+    problems = verify_export(no_vote, consortium=chain.t.consortium)
+    assert problems[0] == "governance (r): not applied by the replay (a vote removed?)", problems
+    assert problems[-1].startswith("checkpoint: "), problems
+    altered = copy.deepcopy(export)
+    altered["governance"][0]["records"][2]["payload"]["approve"] = False
+    problems = verify_export(altered, consortium=chain.t.consortium)
+    assert problems[0] == "governance (r): a field differs from the signed body", problems
