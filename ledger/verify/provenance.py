@@ -187,10 +187,10 @@ def verify_export(export: Mapping[str, Any], *, consortium: Consortium | None = 
         trusted = consortium or Consortium.from_dict(export["consortium"])
         if consortium is not None and Consortium.from_dict(export["consortium"]).genesis_hash != trusted.genesis_hash:
             problems.append("the export's consortium is not the trusted one")
-        named = cp.Checkpoint.parse_body(cp.split_note(str(export["checkpoint"]))[0])
-        eras, found = replay_changes(trusted, export.get("governance") or [], named.size, named.root)
+        note = cp.Checkpoint.parse_body(cp.split_note(str(export["checkpoint"]))[0])
+        eras, found = replay_changes(trusted, export.get("governance") or [], note.size, note.root)
         problems.extend(found)
-        signing = in_force(eras, named.size - 1)  # the checkpoint: the nodes in force for the block it ends at
+        signing = in_force(eras, note.size - 1)  # the checkpoint: the nodes in force for the block it ends at
         verifiers = {m.name: m.public_key for m in signing.nodes}
         c, _signers = cp.verify(str(export["checkpoint"]), verifiers, quorum=signing.quorum, origin=trusted.origin)
     except (LedgerError, KeyError, TypeError, ValueError) as exc:
