@@ -21,7 +21,7 @@ from ledger.core.governance import PROPOSE, VOTE
 from ledger.core.governance_state import APPLIED, Governance
 from ledger.core.governed import VALID
 from ledger.core.transaction import TX_CONTEXT, Transaction, split_leaf
-from ledger.core.tree import hash_leaf, verify_inclusion_hash
+from ledger.core.tree import MerkleLog, hash_leaf, verify_inclusion_hash
 from ledger.errors import GovernanceError, LedgerError
 from ledger.store import schema
 from ledger.store.ledger_store import LedgerStore
@@ -43,10 +43,9 @@ def _rows(store: LedgerStore) -> list[Row]:
     return out
 
 
-def tx_entry(store: LedgerStore, seq: int, height: int, code: str, body: bytes, tx: Transaction,
+def tx_entry(log: MerkleLog, seq: int, height: int, code: str, body: bytes, tx: Transaction,
              size: int) -> dict[str, Any]:
     """One transaction as an export lists it: readable fields, signed body, inclusion proof at ``size``."""
-    log = store.log()
     return {"tx_id": tx.tx_id, "index": seq, "height": height, "code": code, "type": tx.type,
             "timestamp": tx.timestamp, "actor": tx.actor, "payload": dict(tx.payload), "body": b64(body),
             "proof": {"leaf": log.leaf(seq).hex(), "index": seq,
@@ -65,8 +64,8 @@ def governance_changes(store: LedgerStore, genesis: Consortium, size: int) -> li
     state = Governance(genesis)
     counted: dict[str, list[Row]] = {}
     out: list[dict[str, Any]] = []
-    height = min(by_height)
-    while height <= store.height and (height <= max(by_height) or state.pending):
+    height, head, log = min(by_height), store.height, store.log()
+    while height <= head and (height <= max(by_height) or state.pending):
         for row in by_height.get(height, []):
             _seq, _h, code, _body, tx = row
             if code != VALID:
@@ -86,7 +85,7 @@ def governance_changes(store: LedgerStore, genesis: Consortium, size: int) -> li
                 break
             for d in applied:
                 out.append({"proposal_id": d.proposal_id, "action": d.action, "in_force_from": header.log_size,
-                            "records": [tx_entry(store, *r, size=size) for r in counted[d.proposal_id]]})
+                            "records": [tx_entry(log, *r, size=size) for r in counted[d.proposal_id]]})
         height += 1
     return out
 
