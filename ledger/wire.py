@@ -200,3 +200,5 @@ class ProvenanceExport(TypedDict):
     checkpoint: str  # the C2SP checkpoint note
     records: list[ProvenanceRecord]
     object: NotRequired[ObjectProof]
+    #: the membership changes since the genesis, with their signed votes (docs/PROVENANCE.md)
+    governance: NotRequired[list[dict[str, Any]]]

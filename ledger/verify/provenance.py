@@ -21,6 +21,7 @@ from ledger.errors import CheckpointError, EncodingError, LedgerError, ProofErro
 from ledger.eticket import heads
 from ledger.store.governance_log import member_names, store_history
 from ledger.store.ledger_store import LedgerStore
+from ledger.verify.provenance_governance import governance_changes, in_force, replay_changes
 
 FORMAT_V1 = "muck-ledger-provenance/v1"
 FORMAT = "muck-ledger-provenance/v2"
@@ -105,6 +106,9 @@ def build_export(
         "checkpoint": checkpoint_note,
         "records": records,
     }
+    changes = governance_changes(store, consortium, c.size)
+    if changes:  # keys a vote put in force verify offline with the votes (docs/PROVENANCE.md)
+        out["governance"] = changes
     if object_proof is not None:
         out["object"] = {k: object_proof[k] for k in ("name", "height", "count", "head", "index", "size", "hashes")}
     return out
@@ -172,8 +176,9 @@ def completeness_problems(export: Mapping[str, Any], c: cp.Checkpoint) -> list[s
 def verify_export(export: Mapping[str, Any], *, consortium: Consortium | None = None) -> list[str]:
     """Check an export completely; returns the problems found (empty when it verifies).
 
-    Checks the checkpoint's co-signatures (a quorum of the nodes of the
-    trusted consortium), and for each record: body ↔ readable fields, tx id,
+    Replays the export's membership changes from the trusted genesis (:func:`replay_changes`), checks the
+    checkpoint's co-signatures (a quorum of the nodes in force at it), and for each record (its submitter a
+    member key in force at its index): body ↔ readable fields, tx id,
     the submitter's signature, the leaf hash and the inclusion proof; for format v2 also that the records
     are every record of the object in chain order (:func:`completeness_problems`).
     """
@@ -182,10 +187,14 @@ def verify_export(export: Mapping[str, Any], *, consortium: Consortium | None = 
         trusted = consortium or Consortium.from_dict(export["consortium"])
         if consortium is not None and Consortium.from_dict(export["consortium"]).genesis_hash != trusted.genesis_hash:
             problems.append("the export's consortium is not the trusted one")
-        verifiers = {m.name: m.public_key for m in trusted.nodes}
-        c, _signers = cp.verify(str(export["checkpoint"]), verifiers, quorum=trusted.quorum, origin=trusted.origin)
-    except (LedgerError, KeyError, TypeError) as exc:
-        return [f"checkpoint: {exc}"]
+        note = cp.Checkpoint.parse_body(cp.split_note(str(export["checkpoint"]))[0])
+        eras, found = replay_changes(trusted, export.get("governance") or [], note.size, note.root)
+        problems.extend(found)
+        signing = in_force(eras, note.size - 1)  # the checkpoint: the nodes in force for the block it ends at
+        verifiers = {m.name: m.public_key for m in signing.nodes}
+        c, _signers = cp.verify(str(export["checkpoint"]), verifiers, quorum=signing.quorum, origin=trusted.origin)
+    except (LedgerError, KeyError, TypeError, ValueError) as exc:
+        return [*problems, f"checkpoint: {exc}"]
     if export.get("format") not in (FORMAT, FORMAT_V1):
         return [f"format: not {FORMAT}"]
     if export.get("format") == FORMAT:
@@ -201,10 +210,11 @@ def verify_export(export: Mapping[str, Any], *, consortium: Consortium | None = 
             for k in ("type", "timestamp", "actor", "payload"):
                 if doc.get(k) != r.get(k):
                     problems.append(f"{where}: field {k} differs from the signed body")
-            member = trusted.member(parts.submitter)
+            members = in_force(eras, int(r["index"]))
+            member = members.member(parts.submitter)
             if not member.public_key.verify(TX_CONTEXT + parts.content, parts.signature):
                 problems.append(f"{where}: signature does not verify")
-            named = signers(parts.submitter, str(doc.get("actor")), doc.get("payload") or {}, trusted)
+            named = signers(parts.submitter, str(doc.get("actor")), doc.get("payload") or {}, members)
             if any(k in r and r[k] != v for k, v in named.items()):
                 problems.append(f"{where}: signer differs from the signed body")
             leaf = hash_leaf(body)

@@ -144,6 +144,10 @@ class ProvenanceSchema(OpenSchema):
     records = fields.List(fields.Dict(), required=True)
     object = fields.Dict(metadata={"description": "v2: the object's record count and chain head with its proof "
                                                   "in the checkpoint's object map (docs/PROVENANCE.md)"})
+    governance = fields.List(fields.Dict(), metadata={
+        "description": "on a chain whose membership changed by vote: each change applied up to the checkpoint "
+                       "with its signed proposal and votes and their proofs (docs/PROVENANCE.md \"Membership "
+                       "changes\")"})
 
 
 class CertificateSchema(OpenSchema):
