@@ -42,8 +42,9 @@ DEFAULT_QUORUM = "two_thirds"
 DEFAULT_TTL_BLOCKS = 1000
 #: parameters that must be positive integers when a proposal sets them
 _POSITIVE = ("max_payload_bytes", "max_block_txs", "max_clock_skew_s", "governance_ttl_blocks")
-#: parameters the business rules read once, from the genesis (``ledger.eticket.params``): not changed by vote
-GENESIS_ONLY = frozenset({"eticket"})
+#: parameters that are objects of the business rules' own (``ledger.eticket.params``): a proposal sets some of
+#: their keys (``null`` removes one), the rest stay; the rules judge the result (``Governed``'s check)
+NESTED = frozenset({"eticket"})
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _FIELDS = {"add_member": {"card"}, "retire_member": {"member"}, "rotate_key": {"member", "card"},
            "set_parameters": {"parameters"}, "set_policy": {"policy"}}
@@ -105,9 +106,8 @@ class Proposal:
         params = payload.get("parameters")
         if params is not None and (not isinstance(params, Mapping) or not params):
             raise GovernanceError("parameters must be an object of the parameters to set")
-        if params is not None and set(params) & GENESIS_ONLY:
-            raise GovernanceError(f"parameters {sorted(set(params) & GENESIS_ONLY)} are read from the genesis by "
-                                  "the rules: a vote does not change them (yet)")
+        if params is not None and any(k in NESTED and not isinstance(params[k], Mapping) for k in params):
+            raise GovernanceError(f"parameters {sorted(NESTED & set(params))} are objects: set some of their keys")
         policy: dict[str, tuple[str, ...]] | None = None
         if "policy" in payload:
             raw = payload["policy"]
@@ -139,6 +139,9 @@ class Proposal:
             if self.action == "set_parameters":
                 assert self.parameters is not None
                 merged = {**consortium.parameters, **self.parameters}
+                for key in NESTED & set(self.parameters):  # one level deeper: the keys given, the rest kept
+                    inner = {**(consortium.parameters.get(key) or {}), **self.parameters[key]}
+                    merged[key] = {k: v for k, v in inner.items() if v is not None}
                 new = consortium.amended(parameters={k: v for k, v in merged.items() if v is not None})
                 _check_parameters(new)
                 return new

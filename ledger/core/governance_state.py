@@ -10,7 +10,7 @@ the same state on every node and in every audit.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,6 +18,10 @@ from ledger.core.consortium import Consortium, Member
 from ledger.core.encoding import canonical
 from ledger.core.governance import PROPOSE, VOTE, Proposal, quorum_of, ttl_of
 from ledger.errors import GovernanceDuplicate, GovernanceError, GovernanceNotNode, GovernanceUnknownProposal
+
+#: the business rules' judgment of a consortium a proposal would make (:class:`GovernanceError` if they would not
+#: take it: their own parameters, e.g. ``eticket``); :meth:`Governance.step` and :meth:`Governance.boundary`
+Check = Callable[[Consortium], None]
 
 APPLIED, REJECTED, EXPIRED, FAILED = "applied", "rejected", "expired", "failed"
 
@@ -70,7 +74,8 @@ class Governance:
     pending: tuple[Pending, ...] = ()
     used: frozenset[str] = frozenset()
 
-    def step(self, tx_type: str, payload: Mapping[str, Any], signer: Member, height: int) -> Governance:
+    def step(self, tx_type: str, payload: Mapping[str, Any], signer: Member, height: int, *,
+             check: Check | None = None) -> Governance:
         """The state after one governance transaction of block ``height`` signed by ``signer``."""
         if tx_type == PROPOSE:
             proposal = Proposal.parse(payload, signer.name, self.consortium)
@@ -78,7 +83,9 @@ class Governance:
                 raise GovernanceNotNode(f"member {signer.name} is not a node member in force: it may not propose")
             if proposal.proposal_id in self.used:
                 raise GovernanceDuplicate(f"proposal id {proposal.proposal_id!r} is used already on this chain")
-            proposal.apply(self.consortium)  # refused now if it would not apply to the membership in force
+            changed = proposal.apply(self.consortium)  # refused now if it would not apply to the membership
+            if check is not None:  # ... or the rules would not take it (their own parameters)
+                check(changed)
             entry = Pending(proposal, height, frozenset({signer.name}))
             return replace(self, pending=(*self.pending, entry), used=self.used | {proposal.proposal_id})
         if tx_type != VOTE:
@@ -112,9 +119,10 @@ class Governance:
             return True
         return len(entry.rejections & nodes) > len(nodes) - quorum_of(self.consortium)
 
-    def boundary(self, height: int) -> tuple[Governance, tuple[Decided, ...]]:
+    def boundary(self, height: int, *, check: Check | None = None) -> tuple[Governance, tuple[Decided, ...]]:
         """End block ``height``: apply the approved proposals in the order made (the result is in force from
-        block ``height + 1``), drop the rejected, expired and failed ones."""
+        block ``height + 1``), drop the rejected, expired and failed ones (``check``: the rules' own judgment of a
+        changed consortium, :class:`GovernanceError` when they would not take it: the proposal fails)."""
         consortium, version = self.consortium, self.version
         kept: list[Pending] = []
         decided: list[Decided] = []
@@ -122,7 +130,10 @@ class Governance:
             p = entry.proposal
             if self.approved(entry):
                 try:
-                    consortium = p.apply(consortium)
+                    changed = p.apply(consortium)
+                    if check is not None:
+                        check(changed)
+                    consortium = changed
                 except GovernanceError as exc:
                     decided.append(Decided(p.proposal_id, p.action, FAILED, height, exc.message))
                     continue

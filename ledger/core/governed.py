@@ -3,7 +3,9 @@
 :class:`Governed` wraps the chain's business rules (any :class:`~ledger.core.builder.StateMachine`).  It keeps the
 :class:`~ledger.core.governance_state.Governance` state and the :class:`~ledger.core.membership.MembershipHistory`
 that :func:`ledger.core.builder.build_block` builds each block under (:meth:`Governed.in_force`) and ends each
-block with (:meth:`Governed.end_block`).  Pure: the state is a function of the blocks applied.
+block with (:meth:`Governed.end_block`).  Rules with parameters of their own (``eticket``) judge a proposal that
+changes them (``check_consortium``) and take the change from the next block on (``reconfigure``).  Pure: the
+state is a function of the blocks applied.
 """
 
 from __future__ import annotations
@@ -50,6 +52,17 @@ class Governed:
     def refusal(self, key_id: str, height: int) -> LedgerError | None:
         return self.history.refusal(key_id, height)
 
+    def _check(self, consortium: Consortium) -> None:
+        """The rules' judgment of a consortium a proposal would make (their ``check_consortium``, if they have
+        one): :class:`GovernanceError` when they would not take its parameters."""
+        check = getattr(self.inner, "check_consortium", None)
+        if check is None:
+            return
+        try:
+            check(consortium)
+        except LedgerError as exc:
+            raise GovernanceError(f"the rules would not take these parameters: {exc.message}") from None
+
     # -- the StateMachine protocol ----------------------------------------------------------------------------
     def admit(self, tx: Transaction, consortium: Consortium) -> None:
         """Governance transactions: their payload is judged where they apply (against the state then); an
@@ -66,7 +79,7 @@ class Governed:
         if not is_governance(tx.type):
             return self.inner.apply(tx, ctx)
         try:
-            self.state = self.state.step(tx.type, tx.payload, ctx.signer, ctx.height)
+            self.state = self.state.step(tx.type, tx.payload, ctx.signer, ctx.height, check=self._check)
         except GovernanceError as exc:
             return Outcome(code=exc.reason, message=exc.message)
         return Outcome()
@@ -74,9 +87,12 @@ class Governed:
     def end_block(self, height: int) -> tuple[Decided, ...]:
         """Block ``height`` is complete: apply what the quorum approved (in force from ``height + 1``)."""
         before = self.state
-        self.state, decided = before.boundary(height)
+        self.state, decided = before.boundary(height, check=self._check)
         if self.state.version != before.version:
             self.history = self.history.then(self.state.since, self.state.version, self.state.consortium)
+            reconfigure = getattr(self.inner, "reconfigure", None)
+            if reconfigure is not None and self.state.consortium.parameters != before.consortium.parameters:
+                reconfigure(self.state.consortium)  # the rules' own parameters, from block ``height + 1``
         if decided:
             self.decided = decided
         return decided

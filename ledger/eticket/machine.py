@@ -85,6 +85,19 @@ class EticketMachine:
         """A fresh machine (empty state) with the consortium's ``eticket`` parameters."""
         return cls(consortium=consortium)
 
+    @staticmethod
+    def check_consortium(consortium: Consortium) -> None:
+        """:class:`~ledger.errors.LedgerError` unless the ``eticket`` parameters of ``consortium`` (one a
+        governance vote would make) are valid."""
+        Params.of(consortium)
+
+    def reconfigure(self, consortium: Consortium) -> None:
+        """A governance vote changed the consortium's ``eticket`` parameters: they hold from the next block on
+        (every node, and every replay, at the same block boundary)."""
+        self.consortium = consortium
+        self.params = Params.of(consortium)
+        self.read_cache.clear()
+
     # -- StateMachine protocol -------------------------------------------
     def admit(self, tx: Transaction, consortium: Consortium) -> None:
         """Stateless checks at submission: a known type, a well-formed payload, an allowed actor kind.

@@ -131,16 +131,15 @@ def test_an_added_node_counts_toward_the_quorum_from_the_next_block(world: tuple
 
 
 def test_parameters_and_policy_change_and_are_checked(world: tuple[Consortium, Any]) -> None:
-    """set_parameters merges (null removes a key); a bad value, the e-ticket rules' parameters (read from the
-    genesis) or a policy locking governance out is refused when proposed."""
+    """set_parameters merges (null removes a key; the e-ticket rules' object one level deeper); a bad value, an
+    e-ticket parameter that is no object or a policy locking governance out is refused when proposed."""
     c, _ = world
     g = _propose(Governance(c), "n0", proposal_id="p", action="set_parameters",
                  parameters={"max_block_txs": 10, "max_payload_bytes": None, "governance_quorum": "all"})
     g, _ = _vote(_vote(g, "n1", "p"), "n2", "p").boundary(0)
     assert g.consortium.max_block_txs == 10 and "max_payload_bytes" not in g.consortium.parameters
     assert quorum_of(g.consortium) == 4
-    for bad in ({"max_block_txs": 0}, {"governance_quorum": "some"}, {"max_clock_skew_s": "x"},
-                {"eticket": {"max_points_per_batch": 3}}):
+    for bad in ({"max_block_txs": 0}, {"governance_quorum": "some"}, {"max_clock_skew_s": "x"}, {"eticket": 5}):
         with pytest.raises(GovernanceError):
             _propose(Governance(c), "n0", proposal_id="b", action="set_parameters", parameters=bad)
     with pytest.raises(GovernanceError, match="governance would end"):

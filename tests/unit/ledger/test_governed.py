@@ -33,9 +33,9 @@ def _gov(key: PrivateKey, kind: str, payload: dict[str, Any], i: int) -> Transac
 class Chain:
     """Blocks built one after another on one Governed machine."""
 
-    def __init__(self, t: Throwaway) -> None:
+    def __init__(self, t: Throwaway, inner: Any = None) -> None:
         self.t = t
-        self.machine = Governed(NullStateMachine(), t.consortium)
+        self.machine = Governed(NullStateMachine() if inner is None else inner, t.consortium)
         self.prev: BlockHeader | None = None
         self.log = CompactRange()
         self.blocks: list[Block] = []
@@ -119,3 +119,31 @@ def test_a_transaction_admitted_before_a_policy_vote_is_judged_under_the_new_pol
             *[_gov(t.keys[n], VOTE, {"proposal_id": "pol", "approve": True}, 1) for n in ("zhujian", "jiaotong")])
     assert c.machine.state.version == 1
     assert c.block(tx, checked=cached).codes == ("forbidden",)
+
+
+def test_the_eticket_rules_parameters_change_by_vote_from_the_next_block(t: Throwaway) -> None:
+    """A set_parameters vote on ``eticket`` keys: a value the e-ticket rules would not take is refused when
+    proposed (governance_invalid); a good one, approved by three of four nodes, holds for the rules from the
+    block after the deciding one, merged into the genesis's e-ticket parameters (the other keys kept); a replay
+    of the same blocks on a fresh machine ends with the same parameters and digest."""
+    from ledger.eticket import EticketMachine
+
+    c = Chain(t, EticketMachine.from_consortium(t.consortium))
+    rules = c.machine.inner
+    assert isinstance(rules, EticketMachine)
+    before = rules.params
+    bad = _gov(t.keys["chengguan"], PROPOSE, {"proposal_id": "bad", "action": "set_parameters",
+                                               "parameters": {"eticket": {"speed_limit_kmh": "fast"}}}, 0)
+    good = _gov(t.keys["chengguan"], PROPOSE, {"proposal_id": "grace", "action": "set_parameters",
+                                                "parameters": {"eticket": {"camera_grace_s": 7}}}, 1)
+    assert c.block(bad, good).codes == ("governance_invalid", "valid")
+    votes = [_gov(t.keys[n], VOTE, {"proposal_id": "grace", "approve": True}, 2) for n in ("zhujian", "jiaotong")]
+    c.block(*votes)
+    assert rules.params.camera_grace_s == 7 and before.camera_grace_s == 120
+    assert rules.params.departments == before.departments and rules.params.act_signed == before.act_signed
+    assert c.machine.in_force().parameters["eticket"]["camera_grace_s"] == 7
+    again = Chain(t, EticketMachine.from_consortium(t.consortium))
+    for b in c.blocks:
+        assert again.block(*b.transactions).header == b.header
+    assert isinstance(again.machine.inner, EticketMachine) and again.machine.inner.params == rules.params
+    assert again.machine.digest() == c.machine.digest()
