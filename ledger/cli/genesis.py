@@ -26,20 +26,13 @@ from ledger.core.genesis import assemble
 from ledger.core.validity import Validity, expiring
 from ledger.errors import ConsortiumError
 from ledger.store.founding import KEY_DAYS, default_validity, keygen
-from ledger.store.keyfiles import read_card, read_genesis, read_private_key, write_genesis
+from ledger.store.keyfiles import read_card, read_genesis, read_json, read_private_key, write_genesis
 
 EXIT_OK = 0
 
 
 def _json_file(path: str | None, what: str) -> Any:
-    if path is None:
-        return None
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConsortiumError(f"cannot read {what} file {path}: {exc.strerror}") from exc
-    except ValueError as exc:
-        raise ConsortiumError(f"{what} file {path} is not JSON: {exc}") from exc
+    return None if path is None else read_json(path, what)
 
 
 def _print(obj: Any) -> None:

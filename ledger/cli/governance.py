@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import requests
@@ -18,16 +17,11 @@ from ledger.core.encoding import CHINA_TZ, iso
 from ledger.core.governance import ACTIONS, PROPOSE, VOTE
 from ledger.core.transaction import Transaction
 from ledger.errors import GovernanceError, LedgerError
-from ledger.store.keyfiles import read_consortium, read_private_key
+from ledger.store.keyfiles import read_consortium, read_json, read_private_key
 
 
 def _json_file(path: str, what: str) -> Any:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise GovernanceError(f"cannot read the {what} file {path}: {exc.strerror}") from exc
-    except ValueError as exc:
-        raise GovernanceError(f"the {what} file {path} is not JSON: {exc}") from exc
+    return read_json(path, what, error=GovernanceError)
 
 
 def _submit(a: argparse.Namespace, tx_type: str, payload: dict[str, Any]) -> int:

@@ -12,7 +12,7 @@ from ledger.core.card import MemberCard
 from ledger.core.consortium import Consortium
 from ledger.core.crypto import PrivateKey
 from ledger.core.genesis import Genesis
-from ledger.errors import ConsortiumError, EncodingError
+from ledger.errors import ConsortiumError, EncodingError, LedgerError
 
 
 def read_private_key(path: str | Path) -> PrivateKey:
@@ -48,13 +48,19 @@ def write_keys(keys: Mapping[str, PrivateKey], keys_dir: str | Path) -> None:
         write_private_key(key, d / f"{name}.pem")
 
 
-def _read_json(path: str | Path, what: str) -> dict[str, Any]:
+def read_json(path: str | Path, what: str, *, error: type[LedgerError] = ConsortiumError) -> Any:
+    """The JSON document in the ``what`` file at ``path`` (a genesis, a card, parameters, a policy); ``error``
+    (default :class:`ConsortiumError`) naming the file when it cannot be read or is not JSON."""
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConsortiumError(f"cannot read {what} file {path}: {exc.strerror}") from exc
+        raise error(f"cannot read the {what} file {path}: {exc.strerror}") from exc
     except (ValueError, EncodingError) as exc:
-        raise ConsortiumError(f"{what} file {path} is not JSON: {exc}") from exc
+        raise error(f"the {what} file {path} is not JSON: {exc}") from exc
+
+
+def _read_json(path: str | Path, what: str) -> dict[str, Any]:
+    doc = read_json(path, what)
     if not isinstance(doc, dict):
         raise ConsortiumError(f"{what} file {path} must hold a JSON object")
     return doc
