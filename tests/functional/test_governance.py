@@ -9,7 +9,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,13 +38,19 @@ pytestmark = pytest.mark.slow
 NODES = ("chengguan", "zhujian", "jiaotong", "shengtai")
 
 
-@pytest.fixture(scope="module")
-def local(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    lc = LocalConsortium(root=tmp_path_factory.mktemp("governance"))
-    lc.up(nodes=4, ordering="solo", state_machine="null")
+def running(tmp_path_factory: pytest.TempPathFactory, name: str, state_machine: str) -> Iterator[LocalConsortium]:
+    """Four nodes with solo ordering under ``state_machine``, the tests' session mounted as a node member; for
+    this module's fixture and the other governance modules'."""
+    lc = LocalConsortium(root=tmp_path_factory.mktemp(name))
+    lc.up(nodes=4, ordering="solo", state_machine=state_machine)
     lc.mount(HTTP, NODE_MEMBER)
     yield lc
     lc.down()
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsortium]:
+    yield from running(tmp_path_factory, "governance", "null")
 
 
 def _url(lc: LocalConsortium, name: str) -> str:

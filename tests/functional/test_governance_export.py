@@ -9,6 +9,7 @@ import copy
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,8 @@ from ledger.core.governance import PROPOSE, VOTE
 from ledger.core.transaction import Transaction
 from ledger.core.validity import Validity
 from ledger.store.keyfiles import read_consortium
-from tests.functional.test_governance import _final, _gov, _iso, _key, _status, _until, _url
-from tests.functional.tls_fixtures import HTTP, NODE_MEMBER
+from tests.functional.test_governance import _final, _gov, _iso, _key, _status, _until, _url, running
+from tests.functional.tls_fixtures import HTTP
 from tools.local_consortium import LocalConsortium
 
 pytestmark = pytest.mark.slow
@@ -34,12 +35,8 @@ ORG = "ORG-GOV"
 
 
 @pytest.fixture(scope="module")
-def local(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    lc = LocalConsortium(root=tmp_path_factory.mktemp("governance-export"))
-    lc.up(nodes=4, ordering="solo", state_machine="eticket")
-    lc.mount(HTTP, NODE_MEMBER)
-    yield lc
-    lc.down()
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsortium]:
+    yield from running(tmp_path_factory, "governance-export", "eticket")
 
 
 def _org(key: PrivateKey, name: str, update: bool = False) -> Transaction:

@@ -17,8 +17,8 @@ from ledger.core.encoding import CHINA_TZ
 from ledger.core.governance import PROPOSE, VOTE
 from ledger.core.transaction import Transaction
 from ledger.eticket.acts import FULL_ACT_SIGNED
-from tests.functional.test_governance import NODES, _final, _gov, _iso, _key, _status, _until, _url
-from tests.functional.tls_fixtures import HTTP, NODE_MEMBER
+from tests.functional.test_governance import NODES, _final, _gov, _iso, _key, _status, _until, _url, running
+from tests.functional.tls_fixtures import HTTP
 from tools.local_consortium import LocalConsortium
 
 pytestmark = pytest.mark.slow
@@ -26,11 +26,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsortium]:
-    lc = LocalConsortium(root=tmp_path_factory.mktemp("governance-params"))
-    lc.up(nodes=4, ordering="solo", state_machine="eticket")
-    lc.mount(HTTP, NODE_MEMBER)
-    yield lc
-    lc.down()
+    yield from running(tmp_path_factory, "governance-params", "eticket")
 
 
 def _org(lc: LocalConsortium, org_id: str) -> Transaction:
