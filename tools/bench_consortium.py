@@ -76,6 +76,12 @@ def _children(pid: int) -> list[int]:
         return []
 
 
+def _desc_pids(desc: dict[str, Any]) -> dict[str, list[int]]:
+    """The process ids of a consortium description's nodes and etcd members."""
+    return {"nodes": [int(n["pid"]) for n in desc["nodes"] if n.get("pid")],
+            "etcd": [int(p) for p in (desc.get("etcd") or {}).get("pids", {}).values() if p]}
+
+
 class Consortium:
     """4 nodes (mutual TLS or plain HTTP) and, with etcd ordering, their 3-member etcd cluster."""
 
@@ -88,9 +94,7 @@ class Consortium:
         self.desc_path = self.lc.desc_path
 
     def pids(self) -> dict[str, list[int]]:
-        desc = self.lc.describe()
-        return {"nodes": [int(n["pid"]) for n in desc["nodes"] if n.get("pid")],
-                "etcd": [int(p) for p in (desc.get("etcd") or {}).get("pids", {}).values() if p]}
+        return _desc_pids(self.lc.describe())
 
     def check(self) -> dict[str, Any]:
         heads = {s.get("head") for s in self.lc.status()}
@@ -172,9 +176,7 @@ class NetnsConsortium:
         self.desc_path = self.layout.desc_path
 
     def pids(self) -> dict[str, list[int]]:
-        desc = self.layout.describe()
-        return {"nodes": [int(n["pid"]) for n in desc["nodes"] if n.get("pid")],
-                "etcd": [int(p) for p in (desc.get("etcd") or {}).get("pids", {}).values() if p]}
+        return _desc_pids(self.layout.describe())
 
     def check(self) -> dict[str, Any]:
         from tools.local_consortium import desc_session
