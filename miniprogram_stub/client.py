@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
@@ -316,8 +317,6 @@ class ApiClient:
         if time is not None:
             fields["time"] = time.isoformat() if isinstance(time, datetime) else time
         if signing_key is not None:  # the camera signs the sighting's ledger payload itself
-            if multipart:
-                raise ValueError("a signed sighting is sent as JSON")
             at = (encoding.iso(time, timespec="seconds") if isinstance(time, datetime) else time) or _now_text()
             sid = sighting_id or f"SG{uuid.uuid4().hex[:16].upper()}"
             digest = "sha256:" + hashlib.sha256(photo).hexdigest()
@@ -331,7 +330,8 @@ class ApiClient:
         headers = {"Accept-Language": self.language, "Idempotency-Key": key}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        form = {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in fields.items()}
+        form = {k: (str(v).lower() if isinstance(v, bool) else json.dumps(v) if isinstance(v, dict) else str(v))
+                for k, v in fields.items()}
         resp = self.session.post(self.base_url + "/api/v1/cameras/sightings", data=form, headers=headers,
                                  files={"photo": ("photo.png", photo, "image/png")}, timeout=self.timeout)
         body_: JSON = self._result(resp)

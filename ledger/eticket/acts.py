@@ -52,12 +52,11 @@ DEFAULT_ACT_SIGNED = ("permit.amend_decide", "permit.decide")
 DEVICE_ACTS = ("camera.sighting", "gate.exit", "gate.receipt", "trip.positions")
 ENFORCEMENT_ACTS = ("penalty.record", "violation.confirm", "violation.dismiss", "violation.dispatch",
                     "violation.resolve")
-#: The policy of a consortium whose departments, gates, GPS terminals and enforcement officers all sign their
-#: acts: the gateway key then submits only the acts of mini-program users (contractors, transport companies)
+#: The policy of a consortium whose departments, gates, cameras, GPS terminals and enforcement officers all sign
+#: their acts: the gateway key then submits only the acts of mini-program users (contractors, transport companies)
 #: and of operators outside these types.  What a new consortium's genesis holds (``params.default_parameters``);
 #: a consortium whose genesis names no ``act_signed`` keeps :data:`DEFAULT_ACT_SIGNED`.
-FULL_ACT_SIGNED = tuple(sorted({*DEFAULT_ACT_SIGNED, "gate.exit", "gate.receipt", "trip.positions",
-                                *ENFORCEMENT_ACTS}))
+FULL_ACT_SIGNED = tuple(sorted({*DEFAULT_ACT_SIGNED, *DEVICE_ACTS, *ENFORCEMENT_ACTS}))
 
 _KEY_ID = re.compile(r"^[0-9a-f]{16}$")
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ import requests
 from ledger.core.crypto import PrivateKey
 from ledger.core.encoding import CHINA_TZ, iso
 from ledger.eticket import acts
-from ledger.eticket.acts import decision_body
+from ledger.eticket.acts import decision_body, public_key_json
 from ledger.eticket.staff_acts import penalty_body, step_body
 from ledger.qrticket.gatecheck import normalise_plate
 from ledger.qrticket.ticket import decode_ticket
@@ -55,6 +55,16 @@ class Stack:
         at = iso(datetime.now(CHINA_TZ), timespec="seconds")
         return decision_body(key, "permit.amend_decide" if amendment else "permit.decide", object_id, dept,
                              decision, comment, at)
+
+    def register_key(self, actor: str, key: PrivateKey, role: str = "operator", *,
+                     days: float = 365) -> requests.Response:
+        """``POST /api/v1/registry/key`` with ``role``'s token: ``key`` as ``actor``'s, valid from five minutes
+        ago for ``days``."""
+        now = datetime.now(CHINA_TZ)
+        return requests.post(self.api + "/api/v1/registry/key", headers=self.headers(role), timeout=60, json={
+            "key_id": key.key_id, "actor": actor, "public_key": public_key_json(key),
+            "valid_from": iso(now - timedelta(minutes=5), timespec="seconds"),
+            "valid_until": iso(now + timedelta(days=days), timespec="seconds")})
 
     def device_key(self, actor: str) -> PrivateKey:
         """A demo device's own key (``demo.json`` ``device_keys``: ``gate:exit:P-001``, ``gps:GPS-9900``, …)."""

@@ -1,9 +1,9 @@
 """The consortium's act policy, enforced by every node (issue 12 part 3), against the real stack (4 ledger
 nodes over mutual TLS): in a new consortium, whose genesis holds the full policy by default
-(``FULL_ACT_SIGNED``: decisions, gate scans, GPS batches, violation steps and penalties), a transaction of
-each of those types signed with the gateway's member key alone and sent straight to the consortium is ordered
-into a block and refused act_unsigned by each of the four nodes — the gateway cannot scan for a gate, report
-for a terminal, or handle a violation or fine anyone for a department."""
+(``FULL_ACT_SIGNED``: decisions, gate scans, camera sightings, GPS batches, violation steps and penalties), a
+transaction of each of those types signed with the gateway's member key alone and sent straight to the
+consortium is ordered into a block and refused act_unsigned by each of the four nodes — the gateway cannot
+scan for a gate, report for a camera or a terminal, or handle a violation or fine anyone for a department."""
 
 from __future__ import annotations
 
@@ -40,6 +40,8 @@ def _acts(t: str) -> list[tuple[str, str, dict[str, Any]]]:
         ("gate.exit", "gate:exit:P-001", acts.exit_payload("ET-FORGED-1", "P-001-G1", "渝A12345", True, t)),
         ("gate.receipt", "gate:disposal:S-003",
          acts.receipt_payload("ET-FORGED-1", "S-003-G1", "S-003", "渝A12345", {"volume_m3": "15"}, t)),
+        ("camera.sighting", "camera:CAM-P001-EXIT",
+         acts.sighting_payload("SGFORGED00000001", "CAM-P001-EXIT", "渝A12345", True, "sha256:" + "0" * 64, t)),
         ("trip.positions", "gps:GPS-9900",
          acts.positions_payload("ET-FORGED-1", [acts.position_point(t, 29.70911, 106.52004, 30.0)], t)),
         *steps,
@@ -48,10 +50,10 @@ def _acts(t: str) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 def test_the_gateway_key_alone_is_refused_for_each_act_by_every_node(stack: Stack) -> None:
-    """Each of gate.exit, gate.receipt, trip.positions, the four violation steps and penalty.record, signed
-    by the gateway's member key without its actor's act_sig and submitted straight to a node, is committed in a
-    block with code act_unsigned on each of the four nodes (the policy is the consortium's, not the API's);
-    the consortium's genesis names that policy."""
+    """Each of gate.exit, gate.receipt, camera.sighting, trip.positions, the four violation steps and
+    penalty.record, signed by the gateway's member key without its actor's act_sig and submitted straight to a
+    node, is committed in a block with code act_unsigned on each of the four nodes (the policy is the
+    consortium's, not the API's); the consortium's genesis names that policy."""
     local = LocalConsortium(root=stack.var)
     desc = local.describe()
     genesis = read_consortium(desc["consortium"]).parameters["eticket"]
@@ -67,7 +69,7 @@ def test_the_gateway_key_alone_is_refused_for_each_act_by_every_node(stack: Stac
         r = http.post(urls[0] + "/v1/transactions", json=tx.to_dict(), timeout=30)
         assert r.status_code in (200, 202), (tx_type, r.text)
         sent[tx_type] = tx.tx_id
-    assert set(sent) >= {"gate.exit", "gate.receipt", "trip.positions", "penalty.record", *acts.ENFORCEMENT_ACTS}
+    assert set(sent) >= {*acts.DEVICE_ACTS, "penalty.record", *acts.ENFORCEMENT_ACTS}
     for tx_type, tx_id in sent.items():
         codes = []
         for url in urls:

@@ -1,7 +1,9 @@
 """Cameras against the real stack (4 ledger nodes ticking every second, gunicorn, the demo's site-exit camera):
 a black truck and an uncovered load each end as one numbered event with its photo, a repeat within two hours
 is the same event, a gate scan inside the grace window clears a sighting, a truck that never scans raises
-no_ticket once the window ended, a tampered photo is never served and a bad photo is refused with a reason."""
+no_ticket once the window ended, a tampered photo is never served and a bad photo is refused with a reason.
+The consortium is a new one (every device act signed): the camera signs each sighting with its own key, in
+JSON or multipart, and an unsigned one is refused."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import pytest
 import requests
 
 from ledger.core.encoding import CHINA_TZ
-from miniprogram_stub.client import ApiClient
+from miniprogram_stub.client import ApiCallError, ApiClient
 from miniprogram_stub.photos import tiny_png
 
 from .serve_fixtures import Stack, run_stack
@@ -59,8 +61,10 @@ def client(s: Stack, role: str) -> ApiClient:
 
 def sight(s: Stack, plate: str, *, covered: bool = True, ago_s: int = 0, multipart: bool = False) -> dict[str, Any]:
     at = datetime.now(CHINA_TZ).replace(microsecond=0) - timedelta(seconds=ago_s)
+    camera_id = s.demo["camera_id"]
     return client(s, "camera").sighting(plate=plate, covered=covered, photo=tiny_png(next(_seed)), time=at,
-                                        multipart=multipart)
+                                        multipart=multipart, signing_key=s.device_key(f"camera:{camera_id}"),
+                                        camera_id=camera_id)
 
 
 def violations(s: Stack, **query: str) -> list[dict[str, Any]]:
@@ -181,3 +185,18 @@ def test_bad_photo_is_refused_with_its_reason(cam: Stack, photo: str, status: in
     assert r.status_code == status and r.json()["reason"] == reason, r.text
     r = call(cam, "POST", "/api/v1/cameras/sightings", "camera", {"covered": True, "photo": photo})
     assert r.status_code == 422 and r.json()["reason"] == "invalid_request"
+
+
+@pytest.mark.parametrize("multipart", [False, True])
+def test_a_new_consortium_refuses_an_unsigned_sighting(cam: Stack, multipart: bool) -> None:
+    """A new consortium's policy names camera.sighting: the exit camera's sighting without its own signature,
+    as JSON or multipart, is refused act_unsigned and raises no event; signed in the same form it is recorded
+    with an unapproved_disposal event for the unknown plate."""
+    plate = "渝D8100" + ("2" if multipart else "1")
+    with pytest.raises(ApiCallError) as bare:
+        client(cam, "camera").sighting(plate=plate, covered=True, photo=tiny_png(next(_seed)),
+                                       time=datetime.now(CHINA_TZ).replace(microsecond=0), multipart=multipart)
+    assert bare.value.reason == "act_unsigned", bare.value
+    assert [x for x in violations(cam, type="unapproved_disposal") if x["plate"] == plate] == []
+    seen = sight(cam, plate, multipart=multipart)
+    assert [v["type"] for v in seen["violations"]] == ["unapproved_disposal"], seen

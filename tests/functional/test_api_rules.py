@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import requests
 
+from ledger.core.crypto import PrivateKey
 from ledger.core.encoding import CHINA_TZ
 from ledger.eticket.schema import VIOLATION_TYPES
 from miniprogram_stub.client import ApiClient
@@ -166,10 +167,10 @@ def test_permit_amended_by_the_departments_concerned(stack: Stack, permit: dict[
 
 def test_a_road_camera_inside_a_forbidden_zone_raises_forbidden_zone_with_its_photo(
         stack: Stack, permit: dict[str, Any]) -> None:
-    """An operator places a road camera inside the forbidden zone and provisions its credentials; it sees a
-    truck on an open trip (no GPS point sent): the sighting's answer holds a forbidden_zone event (and
-    off_route: the camera is away from the route) at the camera's coordinates, with the photo as evidence,
-    retrievable and matching its digest."""
+    """An operator places a road camera inside the forbidden zone, provisions its credentials and registers
+    its key; it sees a truck on an open trip (no GPS point sent) and signs the sighting: the answer holds a
+    forbidden_zone event (and off_route: the camera is away from the route) at the camera's coordinates,
+    with the photo as evidence, retrievable and matching its digest."""
     cam = {"camera_id": "CAM-ROAD-JB", "placement": "road", "town": "渝北区",
            "location": {"lat": OFF_ROUTE[0], "lon": OFF_ROUTE[1]}}
     r = call(stack, "POST", "/api/v1/registry/camera", "operator", cam)
@@ -177,6 +178,8 @@ def test_a_road_camera_inside_a_forbidden_zone_raises_forbidden_zone_with_its_ph
     r = call(stack, "POST", "/api/v1/devices", "operator", {"devices": [{"kind": "camera", "id": cam["camera_id"]}]})
     assert r.status_code == 201, r.text
     camera = ApiClient(stack.api, r.json()["items"][0]["token"])
+    key = PrivateKey.generate()  # the camera's own key, registered by the operator (every device act is signed)
+    assert stack.register_key(f"camera:{cam['camera_id']}", key).status_code == 201
     plate = "渝A23456"
     t = call(stack, "POST", "/api/v1/tickets", "contractor", {"permit_id": permit["id"], "truck_plate": plate,
                                                                "disposal_site_id": "S-003", "volume_m3": "15"})
@@ -184,7 +187,8 @@ def test_a_road_camera_inside_a_forbidden_zone_raises_forbidden_zone_with_its_ph
     ex = call(stack, "POST", "/api/v1/gate/exit", "exit_gate", stack.exit(t.json()["qr"], plate))
     assert ex.status_code == 200 and ex.json()["accepted"], ex.text
     photo = tiny_png(4242)
-    seen = camera.sighting(plate=plate, covered=True, photo=photo, time=now())
+    seen = camera.sighting(plate=plate, covered=True, photo=photo, time=now(), signing_key=key,
+                           camera_id=str(cam["camera_id"]))
     by_type = {v["type"]: v for v in seen["violations"]}
     assert {"forbidden_zone", "off_route"} <= set(by_type), seen
     v = call(stack, "GET", f"/api/v1/violations/{by_type['forbidden_zone']['violation_id']}", "operator").json()

@@ -9,7 +9,6 @@ sighting posted with the demo camera's token flashes as a violation whose detail
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from ledger.core.consortium import department_members
 from ledger.core.encoding import CHINA_TZ
 from ledger.core.validity import Validity
 from ledger.store.founding import found_consortium
+from miniprogram_stub.client import ApiClient
 from miniprogram_stub.photos import tiny_png
 from tools.local_consortium import default_parameters
 
@@ -60,11 +60,12 @@ _seeds = iter(range(500, 10**6))
 
 
 def _sight(st: Stack, plate: str, photo: bytes) -> dict[str, Any]:
-    """The demo's site-exit camera (P-001) saw ``plate``: POST /api/v1/cameras/sightings with its token."""
-    resp = requests.post(f"{st.api}/api/v1/cameras/sightings", headers=st.headers("camera"), timeout=60,
-                         json={"plate": plate, "covered": True, "photo": base64.b64encode(photo).decode("ascii")})
-    assert resp.status_code == 202, resp.text
-    return dict(resp.json())
+    """The demo's site-exit camera (P-001) saw ``plate``: POST /api/v1/cameras/sightings with its token,
+    signed with its own key."""
+    camera_id = st.demo["camera_id"]
+    return dict(ApiClient(st.api, st.demo["tokens"]["camera"]).sighting(
+        plate=plate, covered=True, photo=photo, signing_key=st.device_key(f"camera:{camera_id}"),
+        camera_id=camera_id))
 
 
 def _snapshot(st: Stack) -> dict[str, Any]:

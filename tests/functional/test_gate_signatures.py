@@ -20,7 +20,7 @@ import requests
 from ledger.core.crypto import PrivateKey
 from ledger.core.encoding import CHINA_TZ, iso
 from ledger.eticket import acts
-from ledger.eticket.acts import DEFAULT_ACT_SIGNED, public_key_json
+from ledger.eticket.acts import DEFAULT_ACT_SIGNED
 from miniprogram_stub.client import ApiCallError, ApiClient
 from miniprogram_stub.gate import OfflineGate
 from miniprogram_stub.photos import tiny_png
@@ -45,13 +45,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     yield from serve(tmp_path_factory, eticket={"act_signed": SIGNED})
 
 
-def _register(s: Stack, actor: str, key: PrivateKey, role: str = "operator") -> requests.Response:
-    return call(s, "POST", "/api/v1/registry/key", role, {
-        "key_id": key.key_id, "actor": actor, "public_key": public_key_json(key),
-        "valid_from": iso(now() - timedelta(minutes=5), timespec="seconds"),
-        "valid_until": iso(now() + timedelta(days=365), timespec="seconds")})
-
-
 @pytest.fixture(scope="module")
 def world(stack: Stack) -> dict[str, Any]:
     """Trucks, an approved permit, and the two demo gates' keys registered by the operator."""
@@ -68,8 +61,8 @@ def world(stack: Stack) -> dict[str, Any]:
         d = call(stack, "POST", f"/api/v1/permits/{pid}/decisions", f"approvers.{dept}", stack.decision(dept, pid))
         assert d.status_code == 200, d.text
     keys = {"exit": PrivateKey.generate(), "disposal": PrivateKey.generate()}
-    assert _register(stack, "gate:exit:P-001", keys["exit"]).status_code == 201
-    assert _register(stack, "gate:disposal:S-003", keys["disposal"]).status_code == 201
+    assert stack.register_key("gate:exit:P-001", keys["exit"]).status_code == 201
+    assert stack.register_key("gate:disposal:S-003", keys["disposal"]).status_code == 201
     return {"permit_id": pid, "keys": keys}
 
 
@@ -133,7 +126,7 @@ def test_an_offline_gate_signs_each_scan_and_syncs_it_signed(stack: Stack, world
 def test_only_a_department_registers_an_approver_key(stack: Stack) -> None:
     """The operator registering an approver key for 住建 through the API (the gateway's member key) is
     refused forbidden: only 住建's own member key may."""
-    r = _register(stack, "approver:zhujian", PrivateKey.generate())
+    r = stack.register_key("approver:zhujian", PrivateKey.generate())
     assert (r.status_code, r.json()["reason"]) == (403, "forbidden"), r.text
 
 
@@ -143,7 +136,7 @@ def test_a_camera_signs_its_sightings(stack: Stack) -> None:
     recorded as one unapproved_disposal event with the photo, and its provenance names the camera."""
     key = PrivateKey.generate()
     camera_id = stack.demo["camera_id"]
-    assert _register(stack, f"camera:{camera_id}", key).status_code == 201
+    assert stack.register_key(f"camera:{camera_id}", key).status_code == 201
     cam = ApiClient(stack.api, stack.demo["tokens"]["camera"], language="en")
     r = requests.post(f"{stack.api}/api/v1/cameras/sightings", headers=stack.headers("camera"), timeout=60,
                       json={"plate": "渝D99001", "covered": True, "photo": base64.b64encode(tiny_png(7)).decode()})
@@ -192,7 +185,7 @@ def test_a_gps_terminal_signs_its_batches(stack: Stack, world: dict[str, Any]) -
                          gate_id="P-001-G1")
     assert out["accepted"], out
     key = PrivateKey.generate()
-    assert _register(stack, "gps:GPS-9900", key).status_code == 201
+    assert stack.register_key("gps:GPS-9900", key).status_code == 201
     at = now()
     points = [{"at": (at - timedelta(seconds=30 - 10 * i)).isoformat(), "lat": 29.71203 - 0.0005 * i,
                "lon": 106.53031 - 0.0005 * i, "speed_kmh": 30.0} for i in range(3)]

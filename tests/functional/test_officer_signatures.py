@@ -7,15 +7,13 @@ fine anyone), signed with 城管's key it is recorded, and provenance names the 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 import requests
 
 from ledger.core.crypto import PrivateKey
-from ledger.core.encoding import CHINA_TZ, iso
-from ledger.eticket.acts import DEFAULT_ACT_SIGNED, public_key_json
+from ledger.eticket.acts import DEFAULT_ACT_SIGNED
 from ledger.store.keyfiles import read_private_key
 
 from .serve_fixtures import Stack, serve
@@ -90,9 +88,5 @@ def test_the_api_cannot_register_an_officers_key(stack: Stack) -> None:
     """The operator registering an enforcement key for 城管 through the API (the gateway's member key) is
     refused 403 forbidden: only 城管's own member key may."""
     key = PrivateKey.generate()
-    now = datetime.now(CHINA_TZ)
-    r = call(stack, "POST", "/api/v1/registry/key", "operator", {
-        "key_id": key.key_id, "actor": "enforcement:chengguan", "public_key": public_key_json(key),
-        "valid_from": iso(now - timedelta(minutes=5), timespec="seconds"),
-        "valid_until": iso(now + timedelta(days=30), timespec="seconds")})
+    r = stack.register_key("enforcement:chengguan", key, days=30)
     assert (r.status_code, r.json()["reason"]) == (403, "forbidden"), r.text

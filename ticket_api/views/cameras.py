@@ -2,7 +2,8 @@
 
 ``POST /api/v1/cameras/sightings`` (role ``camera``; the token's tenant is the camera's registry id,
 ``registry.camera``) takes ``{"plate", "covered", "time", "photo"}`` — the photo a JPEG or PNG, base64 in
-JSON, or a ``photo`` file of a ``multipart/form-data`` body with the other fields beside it — stores the photo
+JSON, or a ``photo`` file of a ``multipart/form-data`` body with the other fields beside it (a camera's
+``act_sig`` there as JSON text) — stores the photo
 in the evidence store (:mod:`ticket_api.evidence`), puts its digest on the chain with the sighting and answers
 ``202 {"sighting_id", "photo_digest", "state", "violations": [...]}``: the violations known at once (a black
 truck, an uncovered load, off-route); a missing gate scan is an event after the grace window, in the
@@ -22,7 +23,7 @@ from ticket_api.errors import ApiError, BadPhoto
 from ticket_api.evidence import evidence_store
 from ticket_api.idempotency import idempotent
 from ticket_api.jsonbody import Blueprint
-from ticket_api.schemas.cameras import SightingCreateSchema, SightingFieldsSchema, SightingSchema
+from ticket_api.schemas.cameras import SightingCreateSchema, SightingFormSchema, SightingSchema
 
 blp = Blueprint("cameras", __name__, url_prefix="/api/v1", description="Cameras and their evidence photos")
 EVIDENCE_READERS = ("operator", "enforcement", "regulator")
@@ -34,7 +35,7 @@ def _photo_and_fields() -> tuple[bytes, dict[str, Any]]:
         upload = request.files.get("photo")
         if upload is None:
             raise BadPhoto("no photo file", fields={"photo": ["Missing data for required field."]})
-        return upload.read(), SightingFieldsSchema().load(raw)
+        return upload.read(), SightingFormSchema().load(raw)
     if not request.is_json:
         raise ApiError("a sighting is JSON or multipart/form-data", reason="unsupported_media_type")
     body = request.get_json(silent=True)
@@ -57,6 +58,7 @@ def _photo_and_fields() -> tuple[bytes, dict[str, Any]]:
     "application/json": {"schema": SightingCreateSchema},
     "multipart/form-data": {"schema": {"type": "object", "required": ["plate", "covered", "photo"], "properties": {
         "plate": {"type": "string"}, "covered": {"type": "boolean"}, "time": {"type": "string"},
+        "sighting_id": {"type": "string"}, "act_sig": {"type": "string", "description": "JSON text"},
         "photo": {"type": "string", "format": "binary"}}}}}})
 @blp.response(202, SightingSchema)
 def post_sighting() -> tuple[Any, int]:

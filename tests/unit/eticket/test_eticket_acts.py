@@ -191,12 +191,13 @@ def test_positions_payload_is_the_apis_batch() -> None:
 
 def test_the_full_policy_is_a_valid_parameter_naming_every_act_the_issue_lists() -> None:
     """FULL_ACT_SIGNED is accepted as eticket.act_signed and names permit.decide, both gate types,
-    trip.positions, the four violation steps and penalty.record; the default stays the decisions."""
+    camera.sighting, trip.positions, the four violation steps and penalty.record; the default stays the
+    decisions."""
     from ledger.eticket.acts import DEFAULT_ACT_SIGNED, ENFORCEMENT_ACTS, FULL_ACT_SIGNED
     from ledger.eticket.params import Params
 
     assert Params.from_mapping({"act_signed": list(FULL_ACT_SIGNED)}).act_signed == FULL_ACT_SIGNED
-    assert {"permit.decide", "permit.amend_decide", "gate.exit", "gate.receipt", "trip.positions",
-            "violation.confirm", "violation.dismiss", "violation.dispatch", "violation.resolve",
+    assert {"permit.decide", "permit.amend_decide", "gate.exit", "gate.receipt", "camera.sighting",
+            "trip.positions", "violation.confirm", "violation.dismiss", "violation.dispatch", "violation.resolve",
             "penalty.record"} == set(FULL_ACT_SIGNED) >= set(ENFORCEMENT_ACTS)
     assert Params().act_signed == DEFAULT_ACT_SIGNED
