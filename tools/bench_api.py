@@ -7,8 +7,11 @@ tickets on as many newly registered trucks (a truck with a departed ticket canno
 ``POST /api/v1/gate/exit`` open loop: request ``i`` is scheduled at ``t0 + i / rate`` and handed to the first
 free one of ``--scanners`` threads; latency runs from the scheduled time to the answer, so a backlog shows
 up in the figures (no coordinated omission).  Reports achieved scans/s, p50/p90/p99/max latency, refusals
-by reason, offline ``verify_ticket`` µs per ticket on a real issued QR, and the raw Ed25519 verify rate of
-the same run (shared machines drift, ratios less).
+by reason, CPU milliseconds per accepted scan of the API workers and of the nodes (from /proc, from the
+load's start until every scan is final), offline ``verify_ticket`` µs per ticket on a real issued QR, and the
+raw Ed25519 verify rate of the same run (shared machines drift, ratios less).  ``--unsigned`` (a consortium
+wanting only decisions signed, scans without the gate's signature) and ``--plain-nodes`` (nodes without
+mutual TLS) are the A/B of what signed scans and mutual TLS cost.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from ledger.eticket import acts
 from ledger.eticket.acts import decision_body
 from ledger.qrticket.gatecheck import normalise_plate
 from ledger.qrticket.ticket import decode_ticket, verify_ticket
+from tools.bench_footprint import stack_processes
 from tools.proc import Child, tail
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,12 +81,18 @@ def raw_ed25519_per_s(seconds: float = 1.0) -> float:
 class Stack:
     """``python -m tools.serve`` in a temporary directory, stopped (with everything it started) on exit."""
 
-    def __init__(self, var: Path, workers: int, threads: int) -> None:
+    def __init__(self, var: Path, workers: int, threads: int, *, unsigned: bool = False,
+                 plain_nodes: bool = False) -> None:
         self.var = var
+        extra: list[str] = ["--plain-nodes"] if plain_nodes else []
+        if unsigned:  # a consortium that wants only the decisions signed: gate scans go unsigned
+            (var / "eticket.json").write_text(json.dumps({"act_signed": list(acts.DEFAULT_ACT_SIGNED)}),
+                                              encoding="utf-8")
+            extra += ["--eticket-params", str(var / "eticket.json")]
         self.child = Child("the stack (tools.serve)",
                            [sys.executable, "-m", "tools.serve", "--var", str(var), "--port", "0",
                             "--node-base-port", "0", "--wechat-port", "0", "--workers", str(workers),
-                            "--threads", str(threads)],
+                            "--threads", str(threads), *extra],
                            cwd=ROOT, log=var / "serve.out")
         deadline = time.monotonic() + 120
         while not (var / "serve.ready").exists():
@@ -98,6 +108,13 @@ class Stack:
         key = PrivateKey.from_pem(Path(self.demo["approver_keys"][dept]).read_bytes())
         return decision_body(key, "permit.decide", permit_id, dept, decision, comment,
                              iso(datetime.now(CHINA_TZ), timespec="seconds"))
+
+    def cpu_by_kind(self) -> dict[str, float]:
+        """CPU seconds used so far by each part of the stack (nodes, API workers, …), from /proc."""
+        out: dict[str, float] = {}
+        for kind, cpu, _rss in stack_processes(self.child.pid, self.var).values():
+            out[kind] = out.get(kind, 0.0) + cpu
+        return out
 
     def stop(self) -> None:
         self.child.stop(60)
@@ -287,6 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--verify-n", type=int, default=5000, help="offline verifications per round")
     p.add_argument("--async", dest="asynchronous", action="store_true",
                    help="scan with Prefer: respond-async (answer before ledger finality)")
+    p.add_argument("--unsigned", action="store_true",
+                   help="a consortium that wants only the decisions signed; exit scans without the gate's "
+                        "signature (A/B: what signed scans cost)")
+    p.add_argument("--plain-nodes", action="store_true",
+                   help="nodes on plain HTTP (loopback), without mutual TLS (A/B: what mutual TLS costs)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
@@ -296,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     stack = None
     try:
         print(f"[bench-api] starting the stack in {var}", file=sys.stderr, flush=True)
-        stack = Stack(var, args.workers, args.threads)
+        stack = Stack(var, args.workers, args.threads, unsigned=args.unsigned, plain_nodes=args.plain_nodes)
         t = time.monotonic()
         tickets = prepare(stack, n, args.issue_parallel)
         setup_s = time.monotonic() - t
@@ -304,17 +326,24 @@ def main(argv: list[str] | None = None) -> int:
               f"for {args.seconds:g} s with {args.scanners} scanners", file=sys.stderr, flush=True)
         raw_before = raw_ed25519_per_s()
         gate_key = stack.demo.get("device_keys", {}).get("gate:exit:P-001")
-        bodies = exit_bodies(tickets, PrivateKey.from_pem(Path(gate_key).read_bytes()) if gate_key else None)
+        signer = PrivateKey.from_pem(Path(gate_key).read_bytes()) if gate_key and not args.unsigned else None
+        bodies = exit_bodies(tickets, signer)
+        cpu_before = stack.cpu_by_kind()
         load = drive(stack.api, stack.demo["tokens"]["exit_gate"], bodies, args.rate, args.scanners,
                      args.asynchronous)
         raw_after = raw_ed25519_per_s()
         ledger = confirm(stack.api, stack.demo["tokens"]["exit_gate"], load.pop("tx_ids_202"))
+        cpu_after = stack.cpu_by_kind()  # the load and its scans' way to finality
+        cpu_ms = {k: round((cpu_after[k] - cpu_before.get(k, 0.0)) * 1000 / max(1, load["accepted"]), 2)
+                  for k in sorted(cpu_after) if k in ("api", "node")}
         verify_us = offline_verify_us(stack.api, tickets[0]["qr"], args.verify_n)
         raw = (raw_before + raw_after) / 2
         result = {
             "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version()},
             "stack": {"gunicorn_workers": args.workers, "gunicorn_threads": args.threads, "nodes": 4,
-                      "ordering": "solo"},
+                      "ordering": "solo", "nodes_tls": "plain HTTP" if args.plain_nodes else "mutual TLS",
+                      "exit_scans": "unsigned" if args.unsigned else "signed by the gate"},
+            "cpu_ms_per_accepted_scan": cpu_ms,
             "exit_mode": "respond-async (202 before finality)" if args.asynchronous else "wait for finality",
             "tickets_issued": n,
             "setup_s": round(setup_s, 1),
@@ -343,12 +372,16 @@ def main(argv: list[str] | None = None) -> int:
         e, lat = result["exit"], result["exit"]["latency_ms"]
         m = result["machine"]
         print(f"machine              {m['nproc']} CPUs, {m['cpu']}, Python {m['python']}")
-        print(f"stack                4 nodes (solo), gunicorn {args.workers} workers × {args.threads} threads")
+        st = result["stack"]
+        print(f"stack                4 nodes (solo, {st['nodes_tls']}), gunicorn {args.workers} workers × "
+              f"{args.threads} threads; scans {st['exit_scans']}")
         print(f"exit mode            {result['exit_mode']}")
         print(f"exit scans           {e['scans']} offered at {args.rate:g}/s by {args.scanners} scanners: "
               f"{e['achieved_per_s']}/s achieved, {e['accepted']} accepted")
         print(f"latency (ms)         p50 {lat['p50']}  p90 {lat['p90']}  p99 {lat['p99']}  max {lat['max']}")
         print(f"refusals             {e['refusals'] or 'none'}")
+        print("CPU ms / scan        " + "  ".join(f"{k} {v}" for k, v in result["cpu_ms_per_accepted_scan"].items())
+              + "  (all nodes together; from the load's start until every scan is final)")
         v = result["ledger_verdicts"]
         if v["answered_202"]:
             print(f"ledger verdicts      {v['verdicts']} of {v['answered_202']} answered 202; not final "

@@ -128,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eticket-params", type=Path, default=None,
                    help="JSON file of e-ticket parameter overrides for a new consortium (docs/ETICKET.md "
                         "\"Parameters\": transport_hours, forbidden_zones, site_alarm_policy, ...)")
+    p.add_argument("--plain-nodes", action="store_true",
+                   help="a new consortium's nodes speak plain HTTP on loopback, without mutual TLS (benchmarks' "
+                        "A/B only; a node refuses a non-loopback address without TLS)")
     p.add_argument("--genesis", type=Path, default=None,
                    help="for a new consortium, a directory holding a genesis co-signed by its founders "
                         "(consortium.json, its own parameters) and their keys (keys/NAME.pem), e.g. keys with "
@@ -188,7 +191,8 @@ def _run(args: argparse.Namespace, var: Path, local: LocalConsortium, children: 
             eticket.update(json.loads(args.eticket_params.read_text(encoding="utf-8")))
         eticket.update(kv.split("=", 1) for kv in args.eticket)
         local.up(nodes=4, ordering=args.ordering, base_port=args.node_base_port, batch_wait_ms=args.batch_wait_ms,
-                 tick_interval_s=args.tick_interval_s, eticket=eticket or None, genesis_dir=args.genesis)
+                 tick_interval_s=args.tick_interval_s, eticket=eticket or None, genesis_dir=args.genesis,
+                 tls=not args.plain_nodes)
     except LedgerError as exc:  # a node port taken, another consortium answering, a node that died
         raise SystemExit(f"serve: {exc.message}") from None
     qr_key, secrets_file, _sec = _secrets(var)
