@@ -45,6 +45,10 @@ DEVICE_KINDS = frozenset({"gate", "camera", "gps"})
 #: dismiss and dispatch events; their key is registered by a department's own member (the centre's
 #: department), never by the gateway, whose API holds the operators' tokens.
 CENTRE_KIND = "operator"
+#: A town's grassroots governance centre (基层治理中心, actor ``centre:<centre id>``, its staff
+#: ``centre:<centre id>:<pseudonym>``) resolves the violations dispatched to it; its key, too, is registered by
+#: a department's own member (the centre's department), never by the gateway.
+TOWN_CENTRE_KIND = "centre"
 #: The types that need an actor signature unless the consortium says otherwise.
 DEFAULT_ACT_SIGNED = ("permit.amend_decide", "permit.decide")
 #: The acts devices sign (a consortium whose devices all have keys lists them in ``act_signed``) and those a

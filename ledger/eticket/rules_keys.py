@@ -14,7 +14,15 @@ import base64
 from collections.abc import Mapping
 from typing import Any
 
-from ledger.eticket.acts import CENTRE_KIND, DEPARTMENT_KINDS, DEVICE_KINDS, ActSignature, actor_matches, verifies
+from ledger.eticket.acts import (
+    CENTRE_KIND,
+    DEPARTMENT_KINDS,
+    DEVICE_KINDS,
+    TOWN_CENTRE_KIND,
+    ActSignature,
+    actor_matches,
+    verifies,
+)
 from ledger.eticket.errors import PayloadError, Refusal
 from ledger.eticket.params import Env, Event, need, parse_actor
 from ledger.eticket.records import ActorKey, evolve
@@ -37,13 +45,19 @@ def _authority(env: Env, actor: str) -> None:
         if env.signer.name not in env.params.departments or "gateway" in env.signer.roles:
             raise Refusal("forbidden", f"signer={env.signer.name}: the governance centre's operators' key is "
                                        "registered by a department with its own member key")
+    elif kind == TOWN_CENTRE_KIND:
+        if len(parts) != 1 or not parts[0]:
+            raise PayloadError("a town centre's key is for actor centre:<centre id>")
+        if env.signer.name not in env.params.departments or "gateway" in env.signer.roles:
+            raise Refusal("forbidden", f"signer={env.signer.name}: a town centre's key is registered by a "
+                                       "department with its own member key")
     elif kind in DEVICE_KINDS:
         if not parts:
             raise PayloadError("a device key's actor names the device, e.g. gate:exit:P-001")
         if env.actor_kind not in ("operator", "admin"):
             raise Refusal("forbidden", f"actor={env.actor}: devices' keys are registered by an operator")
     else:
-        raise PayloadError("actor kind must be approver, enforcement, operator, gate, camera or gps")
+        raise PayloadError("actor kind must be approver, enforcement, operator, centre, gate, camera or gps")
 
 
 def registry_key(w: Writes, p: dict[str, Any], env: Env) -> list[Event]:

@@ -18,7 +18,15 @@ from ledger.core.builder import Outcome, TxContext
 from ledger.core.consortium import Consortium, MemberSpec, create
 from ledger.core.crypto import ED25519, PrivateKey
 from ledger.core.transaction import Transaction
-from ledger.eticket.acts import ACT_FIELD, CENTRE_KIND, DEPARTMENT_KINDS, actor_matches, public_key_json, sign_act
+from ledger.eticket.acts import (
+    ACT_FIELD,
+    CENTRE_KIND,
+    DEPARTMENT_KINDS,
+    TOWN_CENTRE_KIND,
+    actor_matches,
+    public_key_json,
+    sign_act,
+)
 from ledger.eticket.machine import EticketMachine
 from ledger.eticket.params import DEFAULT_DEPARTMENTS
 from ledger.eticket.units import epoch, iso
@@ -141,7 +149,8 @@ class World:
 
     def register_act_key(self, actor: str, *, days: int = 365) -> PrivateKey:
         """A fresh key for ``actor`` (``approver:<dept>``, ``enforcement:<dept>``: registered with that
-        department's member key; ``operator``: with the first department's; a device: by an operator), valid
+        department's member key; ``operator``, ``centre:<id>``: with the first department's; a device: by an
+        operator), valid
         from the clock for ``days``."""
         # deterministic (two worlds built alike hold equal records); never a real key
         seed = hashlib.sha256(f"test-act-key\x00{actor}\x00{len(self.act_keys)}".encode()).digest()
@@ -149,7 +158,7 @@ class World:
         kind = actor.partition(":")[0]
         if kind in DEPARTMENT_KINDS:
             signer, by = actor.split(":")[1], f"admin:{actor.split(':')[1]}"
-        elif kind == CENTRE_KIND:  # the centre's department
+        elif kind in (CENTRE_KIND, TOWN_CENTRE_KIND):  # the centre's department
             signer = self.machine.params.departments[0]
             by = f"admin:{signer}"
         else:

@@ -130,3 +130,28 @@ def test_the_governance_centres_operators_sign_their_steps_with_a_key_a_departme
     assert world.submit("violation.confirm", sign_act(officer, "violation.confirm", confirm), "operator:u3").code \
         == "act_key_mismatch"
     assert world.ok("violation.confirm", sign_act(key, "violation.confirm", confirm), "operator:u3").ok
+
+
+def test_a_town_centre_resolves_with_a_key_a_department_registered() -> None:
+    """A town centre (actor ``centre:<id>``, its staff ``centre:<id>:<pseudonym>``) resolves a violation
+    dispatched to it with its own key: registered through the gateway it is forbidden, for a bare ``centre``
+    malformed, by a department's own member valid; the resolve is then act_unsigned unsigned, act_key_mismatch
+    signed by another centre's key, and valid signed by the centre's key."""
+    world = _world()
+    officer = world.register_act_key("enforcement:chengguan")
+    for step, text in (("confirm", None), ("dispatch", "悦来街道基层治理中心")):
+        world.ok(f"violation.{step}", sign_act(officer, f"violation.{step}", step_payload(step, VID, text,
+                                                                                          iso(world.clock))), OFFICER)
+    key = PrivateKey.generate()
+    assert _register(world, key, "centre:YL-01", "operator:u1", "gateway").code == "forbidden"
+    assert _register(world, key, "centre", "admin:chengguan", "chengguan").code == "malformed"
+    assert _register(world, key, "centre:YL-01", "admin:chengguan", "chengguan").ok
+    other = world.register_act_key("centre:BF-02")
+    resolve = step_payload("resolve", VID, "已清运并恢复路面", iso(world.clock))
+    staff = "centre:YL-01:u9"
+    assert world.submit("violation.resolve", resolve, staff).code == "act_unsigned"
+    assert world.submit("violation.resolve", sign_act(other, "violation.resolve", resolve), staff).code == \
+        "act_key_mismatch"
+    assert world.ok("violation.resolve", sign_act(key, "violation.resolve", resolve), staff).ok
+    assert queries.violation(world.machine, VID)["state"] == "resolved"  # type: ignore[index]
+    assert world.replay().digest() == world.machine.digest()
