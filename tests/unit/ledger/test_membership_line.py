@@ -92,4 +92,4 @@ def test_verify_export_computes_the_same_bytes_with_its_own_code(carded: bool) -
     doc = c.to_dict()
     ms = VE.membership([VE.member_entry(m) for m in doc["members"]], doc["parameters"], doc["policy"])
     ms["version"] = 3
-    assert VE.era_data(11, ms) == ml.era_data(11, 3, c)
+    assert VE.era_data(11, ms, carded) == ml.era_data(11, 3, c)
