@@ -106,3 +106,26 @@ def test_witnesses_cosign_only_the_membership_line_they_compute(cluster: Cluster
         assert caught.value.reason == "checkpoint_mismatch"
     older = cp.sign(cp.Checkpoint(c.origin, c.size, c.root, (c.extensions[0],)), [(names[0], nodes[0].key)])
     assert len(cp.split_note(nodes[3].cosign_checkpoint(older))[1]) == 2
+
+
+def test_exports_choose_a_checkpoint_with_the_lines_this_node_writes(cluster: Cluster) -> None:
+    """A stored checkpoint of an older version (object-map line only) is not the one a provenance export takes
+    when the node writes the membership line too: latest_with_extension with both words finds none (the export
+    then makes one) until a checkpoint with both lines is stored, then that one."""
+    nodes = [_add(cluster, n, LineMachine()) for n in cluster.names]
+    cluster.orderer.append(proposer=nodes[0].name, timestamp=iso(T0), txs=[make_tx(cluster.t.gateway, 1).encode()])
+    cluster.follow()
+    cluster.deliver()
+    checkpoints = nodes[0].checkpoints
+    tree = nodes[0].store.log()
+    older = cp.sign(cp.Checkpoint(cluster.t.consortium.origin, 1, tree.root(1), ("test/objects 0 x",)),
+                    [(nodes[0].name, nodes[0].key)])
+    nodes[0].store.add_checkpoint(1, tree.root(1).hex(), older)
+    assert checkpoints.latest_with_extension() == older
+    assert checkpoints.latest_with_extension("test/objects", membership_line.EXTENSION) is None
+    cluster.orderer.append(proposer=nodes[0].name, timestamp=iso(T0), txs=[make_tx(cluster.t.gateway, 2).encode()])
+    cluster.follow()
+    cluster.deliver()
+    note = nodes[0].make_checkpoint()
+    assert cp.Checkpoint.parse_body(cp.split_note(note)[0]).size > 1
+    assert checkpoints.latest_with_extension("test/objects", membership_line.EXTENSION) == note
