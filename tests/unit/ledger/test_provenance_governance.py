@@ -380,3 +380,20 @@ def test_a_left_out_retirement_fails_in_the_replay_against_the_cores_digest() ->
     assert VE.membership_check(eras, line, None, False) == (
         "the export's governance changes make membership version 1, the checkpoint's co-signed membership is "
         "version 2 (a membership change removed or added?)")
+
+
+def test_a_malformed_membership_line_is_unusable_input(chain: Chain, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A co-signed checkpoint whose membership line is not ``<height> <version> <base64 digest>``: verify-export
+    exits 2 naming the line; the ledger's own verifier reports it as a membership problem."""
+    k = chain.t.keys
+    body = cp.Checkpoint(chain.t.consortium.origin, chain.size, chain.store.log().root(chain.size),
+                         ("muck-ledger/membership/v1 2 one AAAA",))
+    note = cp.sign(body, [(n, k[n]) for n in ("chengguan", "zhujian", "jiaotong")])
+    export = chain.export(note, tx_ids=[chain.export()["governance"][0]["records"][0]["tx_id"]])
+    code = VE.main([*_files(export, chain, tmp_path), "--allow-v1"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "", out
+    assert "unusable input" in err and "muck-ledger/membership/v1" in err, err
+    assert verify_export(export, consortium=chain.t.consortium) == [
+        "membership: malformed membership line in the checkpoint"]
