@@ -9,8 +9,10 @@ from typing import Any
 from consortium_nodes.errors import PeerError
 from consortium_nodes.peers import PeerLink
 from ledger.core import checkpoint as cp
+from ledger.core import membership_line
 from ledger.core.consortium import Consortium
 from ledger.core.crypto import PrivateKey
+from ledger.core.membership import MembershipHistory
 from ledger.errors import LedgerError
 from ledger.store.ledger_store import LedgerStore
 
@@ -39,10 +41,13 @@ class Checkpoints:
         self, *, name: str, consortium: Consortium | Callable[[], Consortium], key: PrivateKey, store: LedgerStore,
         peers: PeerLink,
         final_height: Callable[[], int], extension: Callable[[int], str | None] | None = None,
+        history: Callable[[], MembershipHistory] | None = None,
     ) -> None:
         self._name = name
         #: the state machine's checkpoint line for a height (the object map, ledger.eticket.heads), if any
         self._extension = extension
+        #: the chain's membership history (governance), for the membership line (ledger.core.membership_line)
+        self._history = history
         #: the membership in force (a callable: governance votes change it)
         self._members = consortium if callable(consortium) else (lambda: consortium)
         self._key = key
@@ -68,9 +73,8 @@ class Checkpoints:
         if header is None:
             raise LedgerError("no final block to checkpoint yet", reason="not_ready")
         tree = self._store.log()
-        line = self._extension(final) if self._extension is not None else None
         note = cp.sign(cp.Checkpoint(self._consortium.origin, header.log_size, tree.root(header.log_size),
-                                     extensions=(line,) if line else ()),
+                                     extensions=self.lines(final)),
                        [(self._name, self._key)])
         for name in self._peers.urls:
             try:
@@ -105,18 +109,41 @@ class Checkpoints:
             raise LedgerError(
                 f"checkpoint of size {c.size} does not match this node's log", reason="checkpoint_mismatch"
             )
+        mine: dict[int, tuple[str, ...]] = {}  # this node's lines by height (computed once each)
         for line in c.extensions:
-            self._witness_extension(line, c.size)
+            self._witness_extension(line, c.size, mine)
         return cp.cosign(note, [(self._name, self._key)])
 
-    def _witness_extension(self, line: str, size: int) -> None:
-        """Refuse (``checkpoint_mismatch``) an extension line this node does not compute identically: the
-        state machine's line for the height it names, a block at that height ending the log at ``size``."""
+    def lines(self, height: int) -> tuple[str, ...]:
+        """This node's checkpoint lines for block ``height`` (applied here): the state machine's (if it has
+        one), then the membership line."""
+        line = self._extension(height) if self._extension is not None else None
+        lines = [line] if line else []
+        if self._history is not None:
+            lines.append(self._membership_line(height))
+        return tuple(lines)
+
+    def _membership_line(self, height: int) -> str:
+        """The membership eras up to the one in force after block ``height``, each from the log index its
+        deciding block ends at (:mod:`ledger.core.membership_line`)."""
+        assert self._history is not None
+        eras: list[membership_line.Era] = []
+        for era in self._history().until(height).eras:
+            header = self._store.header(era.since - 1) if era.since > 0 else None
+            if era.since > 0 and header is None:
+                raise LedgerError(f"block {era.since - 1} is not stored here", reason="checkpoint_mismatch")
+            eras.append((0 if header is None else header.log_size, era.version, era.consortium))
+        return membership_line.extension_line(height, eras)
+
+    def _witness_extension(self, line: str, size: int, mine: dict[int, tuple[str, ...]]) -> None:
+        """Refuse (``checkpoint_mismatch``) an extension line this node does not compute identically: one of
+        its own lines for the height it names, a block at that height ending the log at ``size``."""
         words = line.split(" ")
         height = int(words[1]) if len(words) > 1 and words[1].isdigit() else -1
         header = self._store.header(height) if height >= 0 else None  # stored: our machine has applied it
-        mine = self._extension(height) if self._extension is not None and header is not None else None
-        if header is None or header.log_size != size or mine != line:
+        if header is not None and height not in mine:
+            mine[height] = self.lines(height)
+        if header is None or header.log_size != size or line not in mine.get(height, ()):
             raise LedgerError(f"checkpoint line {words[0][:40]!r} does not match this node's state",
                               reason="checkpoint_mismatch")
 
@@ -133,9 +160,11 @@ class Checkpoints:
         cps = self._store.checkpoints()
         return cps[-1][2] if cps else None
 
-    def latest_with_extension(self) -> str | None:
-        """The newest stored checkpoint that carries the state machine's line (None if none does)."""
+    def latest_with_extension(self, *words: str) -> str | None:
+        """The newest stored checkpoint that carries a line beginning with each of ``words`` (without
+        ``words``: any line; None if none does)."""
         for _size, _root, note in reversed(self._store.checkpoints()):
-            if len(cp.Checkpoint.parse_body(cp.split_note(note)[0]).extensions) > 0:
+            have = {line.split(" ")[0] for line in cp.Checkpoint.parse_body(cp.split_note(note)[0]).extensions}
+            if have and have >= set(words):
                 return str(note)
         return None

@@ -148,7 +148,8 @@ class Node:
                                  health=self.health, stop=self._stop)
         self.checkpoints = Checkpoints(name=name, consortium=self.governed.in_force, key=key, store=store, peers=peers,
                                        final_height=lambda: self.certificates.final_height,
-                                       extension=self._checkpoint_extension(machine))
+                                       extension=self._checkpoint_extension(machine),
+                                       history=lambda: self.governed.history)
         coordinator = consortium.nodes[0].name == name
         self.syncer = Syncer(name=name, peers=peers, certificates=self.certificates, orderer=orderer,
                              checkpoint=self.checkpoints.periodic if coordinator else None, stop=self._stop,

@@ -125,13 +125,17 @@ class Queries:
 
     def provenance(self, kind: str, key: str) -> dict[str, Any]:
         """Everything that happened to one ticket/permit/truck/project, with proofs to a fresh checkpoint."""
+        from ledger.core import membership_line
+        from ledger.eticket import heads
         from ledger.verify.provenance import build_export, note_objects_height
 
         tx_ids = self.query("history", {"kind": kind, "key": key})
         if not tx_ids:
             raise LedgerError(f"no records for {kind} {key}", reason="not_found")
         objects = getattr(self._machine, "checkpoint_extension", None) is not None
-        note = self._checkpoints.latest_with_extension() if objects else self._checkpoints.latest()
+        # a checkpoint with the lines this node writes (an older one, without the membership line, is not chosen)
+        words = (heads.EXTENSION, membership_line.EXTENSION) if objects else (membership_line.EXTENSION,)
+        note = self._checkpoints.latest_with_extension(*words)
         newest = max(s.seq for s in (self._store.get_tx(t) for t in tx_ids) if s is not None)
         if note is None or note_size(note) <= newest:
             note = self._checkpoints.make()

@@ -21,7 +21,7 @@ from ledger.errors import CheckpointError, EncodingError, LedgerError, ProofErro
 from ledger.eticket import heads
 from ledger.store.governance_log import member_names, store_history
 from ledger.store.ledger_store import LedgerStore
-from ledger.verify.provenance_governance import governance_changes, in_force, replay_changes
+from ledger.verify.provenance_governance import governance_changes, in_force, membership_problems, replay_changes
 
 FORMAT_V1 = "muck-ledger-provenance/v1"
 FORMAT = "muck-ledger-provenance/v2"
@@ -197,6 +197,11 @@ def verify_export(export: Mapping[str, Any], *, consortium: Consortium | None = 
         return [*problems, f"checkpoint: {exc}"]
     if export.get("format") not in (FORMAT, FORMAT_V1):
         return [f"format: not {FORMAT}"]
+    try:
+        objects = objects_line(c)
+        problems.extend(membership_problems(c, eras, None if objects is None else objects[0]))
+    except LedgerError as exc:
+        problems.append(f"membership: {exc.message}")
     if export.get("format") == FORMAT:
         problems.extend(completeness_problems(export, c))
     for i, r in enumerate(export.get("records", [])):

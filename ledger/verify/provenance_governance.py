@@ -15,6 +15,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ledger.core import checkpoint as cp
+from ledger.core import membership_line
 from ledger.core.consortium import Consortium, Member
 from ledger.core.encoding import b64, unb64
 from ledger.core.governance import PROPOSE, VOTE
@@ -90,12 +92,34 @@ def governance_changes(store: LedgerStore, genesis: Consortium, size: int) -> li
     return out
 
 
-Eras = list[tuple[int, Consortium]]
+#: ``[(first log index, version, membership)]``, the genesis ``(0, 0, genesis)`` first
+Eras = list[membership_line.Era]
 
 
 def in_force(eras: Eras, index: int) -> Consortium:
     """The membership in force for the transaction at log position ``index``."""
-    return [c for start, c in eras if start <= index][-1]
+    return [c for start, _version, c in eras if start <= index][-1]
+
+
+def membership_problems(c: cp.Checkpoint, eras: Eras, objects_height: int | None = None) -> list[str]:
+    """The replayed membership history against the checkpoint's co-signed membership line
+    (:mod:`ledger.core.membership_line`; none for a checkpoint without the line): the version (the number of
+    changes applied) and the digest of every era, each from its log index."""
+    found = membership_line.parse_line(c.extensions)
+    if found is None:
+        return []
+    height, version, digest = found
+    if objects_height is not None and height != objects_height:
+        return [f"membership: the checkpoint's membership line is for block {height}, its object map for block "
+                f"{objects_height}"]
+    mine = eras[-1][1]
+    if mine != version:
+        return [f"membership: the export's governance changes make membership version {mine}, the checkpoint's "
+                f"co-signed membership is version {version} (a membership change removed or added?)"]
+    if membership_line.history_digest(eras) != digest:
+        return ["membership: the membership history the export's governance changes give is not the checkpoint's "
+                "co-signed one (a change removed, reordered or altered, or a wrong in_force_from?)"]
+    return []
 
 
 def _checked(r: Mapping[str, Any], where: str, size: int, root: bytes, members: Consortium
@@ -129,7 +153,7 @@ def replay_changes(genesis: Consortium, changes: Sequence[Mapping[str, Any]], si
     groups: dict[int, list[Mapping[str, Any]]] = {}
     for ch in changes:
         groups.setdefault(int(ch["in_force_from"]), []).append(ch)
-    eras: Eras = [(0, genesis)]
+    eras: Eras = [(0, 0, genesis)]
     state, problems = Governance(genesis), []
     pending = sorted((r for ch in changes for r in ch.get("records") or []), key=lambda r: int(r["index"]))
     for block, start in enumerate(sorted(groups)):
@@ -152,7 +176,7 @@ def replay_changes(genesis: Consortium, changes: Sequence[Mapping[str, Any]], si
         problems.extend(f"governance ({ch['proposal_id']}): not applied by the replay (a vote removed?)"
                         for ch in groups[start] if ch["proposal_id"] not in applied)
         if applied:
-            eras.append((start, state.consortium))
+            eras.append((start, state.version, state.consortium))
     if pending:
         problems.append("governance: a transaction after its change's block boundary")
     return eras, problems

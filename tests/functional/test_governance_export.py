@@ -1,7 +1,9 @@
 """Provenance exports across a key rotation by vote, with real node processes (four nodes, solo ordering, the
 e-ticket rules): the gateway's key is rotated by three node votes and its own consent; an export of an org with
 one record under the old key and one under the new verifies offline with scripts/verify-export (which replays the
-votes from the genesis), and the same export with a governance record removed fails with its own line."""
+votes from the genesis), and the same export with a governance record removed fails with its own line; after a
+member is added and retired again by vote, an export that leaves out the retirement or the rotation fails against
+the membership line the nodes co-signed in the checkpoint."""
 
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 NODES = ("chengguan", "zhujian", "jiaotong", "shengtai")
 ORG = "ORG-GOV"
+ORG2 = "ORG-GOV-2"
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +42,8 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsortium]
     yield from running(tmp_path_factory, "governance-export", "eticket")
 
 
-def _org(key: PrivateKey, name: str, update: bool = False) -> Transaction:
-    payload: dict[str, Any] = {"org_id": ORG, "name": name, "kind": "contractor"}
+def _org(key: PrivateKey, name: str, update: bool = False, org: str = ORG) -> Transaction:
+    payload: dict[str, Any] = {"org_id": org, "name": name, "kind": "contractor"}
     if update:
         payload["update"] = True
     return Transaction.create(key=key, type="registry.org", payload=payload, actor="operator:u1",
@@ -61,6 +64,7 @@ def rotated(local: LocalConsortium) -> dict[str, Any]:
     export from a node."""
     old = _key(local, "gateway")
     assert _final(local, _org(old, "治理测试单位"))["code"] == "valid"
+    assert _final(local, _org(old, "治理测试单位二", org=ORG2))["code"] == "valid"  # no record after the rotation
     genesis = read_consortium(local.describe()["consortium"])
     gateway = next(m for m in genesis.members if m.name == "gateway")
     new = PrivateKey.generate()
@@ -122,3 +126,68 @@ def test_the_export_without_a_governance_record_fails(local: LocalConsortium, ro
     assert done.returncode == 1
     assert done.stdout.splitlines()[0] == ("FAILED: governance 0 (rotate-gateway): the rotation lacks the approval "
                                            "of gateway's current key (a vote removed?)"), done.stdout
+
+
+def _provenance(local: LocalConsortium, org: str) -> dict[str, Any]:
+    r = HTTP.post(_url(local, "chengguan") + "/v1/provenance", json={"kind": "org", "key": org}, timeout=60)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def _vote_through(local: LocalConsortium, proposal: dict[str, Any], version: int) -> None:
+    """城管 proposes, 住建 and 交通 approve; every node has membership ``version`` in force."""
+    assert _final(local, _gov(_key(local, "chengguan"), PROPOSE, proposal))["code"] == "valid"
+    for voter in ("zhujian", "jiaotong"):
+        vote = _gov(_key(local, voter), VOTE, {"proposal_id": proposal["proposal_id"], "approve": True})
+        assert _final(local, vote)["code"] == "valid"
+    for name in NODES:
+        _until(f"{name} has membership version {version}",
+               lambda n=name: _status(local, n)["membership"]["version"] == version)
+
+
+@pytest.fixture(scope="module")
+def retired(local: LocalConsortium, rotated: dict[str, Any]) -> dict[str, Any]:
+    """After the rotation: a monitoring station (监测站, role regulator) added by vote, then retired by vote; the
+    exports of both orgs then (ORG-GOV-2's one record is under the gateway's old key, before the rotation)."""
+    now = datetime.now(CHINA_TZ)
+    card = make_card(PrivateKey.generate(), name="jiance", org="监测站", roles=("regulator",),
+                     validity=Validity(not_before=_iso(now - timedelta(days=1)),
+                                       not_after=_iso(now + timedelta(days=365))))
+    _vote_through(local, {"proposal_id": "add-jiance", "action": "add_member", "card": card.to_dict()}, 2)
+    _vote_through(local, {"proposal_id": "retire-jiance", "action": "retire_member", "member": "jiance"}, 3)
+    assert "jiance" not in _status(local, "chengguan")["membership"]["members"]
+    # the coordinator checkpoints the grown log periodically: an export under a checkpoint after the retirement
+    _until("a checkpoint after the retirement", lambda: len(_provenance(local, ORG).get("governance", [])) == 3)
+    return {"org": _provenance(local, ORG), "org2": _provenance(local, ORG2)}
+
+
+def _without(export: dict[str, Any], proposal_id: str) -> dict[str, Any]:
+    left = copy.deepcopy(export)
+    left["governance"] = [c for c in left["governance"] if c["proposal_id"] != proposal_id]
+    assert len(left["governance"]) == len(export["governance"]) - 1
+    return left
+
+
+def test_an_export_that_leaves_out_a_retirement_or_a_rotation_fails(local: LocalConsortium,
+                                                                    retired: dict[str, Any],
+                                                                    tmp_path: Path) -> None:
+    """The checkpoint the nodes co-signed carries the membership line (version 3: rotation, addition,
+    retirement); the intact exports verify (OK, version 3 as co-signed).  Leaving out the retirement (nothing in
+    the export needs it), or, from ORG-GOV-2's export (its record under the old key, before the rotation), the
+    rotation, replays without a problem of its own but fails against the co-signed line: one FAILED line, exit
+    status 1."""
+    why = ("FAILED: membership: the export's governance changes make membership version 2, the checkpoint's "
+           "co-signed membership is version 3 (a membership change removed or added?)")
+    for export in (retired["org"], retired["org2"]):
+        assert [c["proposal_id"] for c in export["governance"]] == ["rotate-gateway", "add-jiance", "retire-jiance"]
+        [line] = [x for x in export["checkpoint"].split("\n") if x.startswith("muck-ledger/membership/v1 ")]
+        assert line.split(" ")[2] == "3", line
+        done = _verify(local, export, tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.rstrip("\n").endswith("; membership version 3 as co-signed"), done.stdout
+        done = _verify(local, _without(export, "retire-jiance"), tmp_path)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert done.stdout.splitlines() == [why], done.stdout
+    done = _verify(local, _without(retired["org2"], "rotate-gateway"), tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.splitlines() == [why], done.stdout

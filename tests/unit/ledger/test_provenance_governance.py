@@ -19,9 +19,11 @@ from typing import Any
 import pytest
 
 from ledger.core import checkpoint as cp
+from ledger.core import membership_line
 from ledger.core.block import BlockHeader, sign_header
 from ledger.core.builder import NullStateMachine, build_block
 from ledger.core.card import make_card
+from ledger.core.consortium import Member
 from ledger.core.crypto import PrivateKey
 from ledger.core.governance import PROPOSE, VOTE
 from ledger.core.governed import Governed
@@ -66,7 +68,7 @@ class Chain:
         self.old, self.new = t.keys["shengtai"], PrivateKey.generate()
         card = make_card(self.new, name="shengtai", org="生态环境局", roles=("node", "approver"),
                          validity=YEAR).to_dict()
-        machine = Governed(NullStateMachine(), t.consortium)
+        machine = self.machine = Governed(NullStateMachine(), t.consortium)
         self.store = LedgerStore.open(f"sqlite:///{tmp_path / 'ledger.db'}", consortium=t.consortium)
         prev: BlockHeader | None = None
         log = CompactRange()
@@ -87,9 +89,19 @@ class Chain:
             prev, log = built.block.header, built.log
         self.size = self.store.log().size
 
-    def note(self, *keys: tuple[str, PrivateKey]) -> str:
-        body = cp.Checkpoint(self.t.consortium.origin, self.size, self.store.log().root(self.size))
+    def note(self, *keys: tuple[str, PrivateKey], members: bool = False) -> str:
+        """A checkpoint of the whole log; ``members``: with the membership line a node computes (its eras, each
+        from the log size at the end of its deciding block)."""
+        eras = [(0 if e.since == 0 else self._log_size(e.since - 1), e.version, e.consortium)
+                for e in self.machine.history.until(2).eras]
+        lines = (membership_line.extension_line(2, eras),) if members else ()
+        body = cp.Checkpoint(self.t.consortium.origin, self.size, self.store.log().root(self.size), lines)
         return cp.sign(body, list(keys))
+
+    def _log_size(self, height: int) -> int:
+        header = self.store.header(height)
+        assert header is not None
+        return header.log_size
 
     def export(self, note: str | None = None, tx_ids: Sequence[str] | None = None) -> dict[str, Any]:
         k = self.t.keys
@@ -274,3 +286,114 @@ def test_the_ledgers_own_verifier_replays_the_changes_with_the_core(chain: Chain
     altered["governance"][0]["records"][2]["payload"]["approve"] = False
     problems = verify_export(altered, consortium=chain.t.consortium)
     assert problems[0] == "governance (r): a field differs from the signed body", problems
+
+
+def _unchanged_nodes(chain: Chain, members: bool = True) -> str:
+    k = chain.t.keys
+    return chain.note(*((n, k[n]) for n in ("chengguan", "zhujian", "jiaotong")), members=members)
+
+
+def test_a_checkpoint_with_the_membership_line_proves_the_replayed_membership(
+        chain: Chain, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The membership line (version 1: the rotation, in force from log index 3) matches what verify-export and the
+    ledger's own verifier replay from the export: OK, naming the co-signed version."""
+    export = chain.export(chain.note(("chengguan", chain.t.keys["chengguan"]), ("zhujian", chain.t.keys["zhujian"]),
+                                     ("shengtai", chain.new), members=True))
+    code, out = _run(export, chain, tmp_path, capsys)
+    assert code == 0, out
+    assert out[0].endswith("; membership version 1 as co-signed"), out
+    assert verify_export(export, consortium=chain.t.consortium) == []
+
+
+def test_a_left_out_rotation_fails_against_the_membership_line(chain: Chain, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """An export of a record under 生态环境's old key (before the line's era ends, so the old key verifies) with the
+    rotation left out: without the membership line nothing notices (OK, saying the membership is not proven, a
+    warning on stderr); with it, one line: the export makes version 0, the checkpoint's is 1; exit status 1."""
+    for members in (False, True):
+        export = chain.export(_unchanged_nodes(chain, members), tx_ids=[chain.late[1].tx_id])
+        del export["governance"]
+        code = VE.main([*_files(export, chain, tmp_path), "--allow-v1"])
+        out, err = capsys.readouterr()
+        if not members:
+            assert code == 0 and out.endswith("; membership not proven (no muck-ledger/membership/v1 line in the "
+                                              "checkpoint)\n"), out
+            assert "warning: the checkpoint has no muck-ledger/membership/v1 line" in err
+            continue
+        assert code == 1
+        assert out.splitlines() == ["FAILED: membership: the export's governance changes make membership version 0, "
+                                    "the checkpoint's co-signed membership is version 1 (a membership change removed "
+                                    "or added?)"], out
+        assert verify_export(export, consortium=chain.t.consortium) == [
+            "membership: the export's governance changes make membership version 0, the checkpoint's co-signed "
+            "membership is version 1 (a membership change removed or added?)"]
+
+
+def test_a_moved_in_force_from_fails_against_the_membership_line(chain: Chain, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """The rotation claimed in force one transaction later (log index 4, inside block 2): the replay alone accepts
+    it, the co-signed digest, which binds each era's first log index, does not (the export's record: the signed
+    proposal, valid in either era)."""
+    proposal = chain.export()["governance"][0]["records"][0]["tx_id"]
+    export = chain.export(_unchanged_nodes(chain), tx_ids=[proposal])
+    export["governance"][0]["in_force_from"] = 4
+    code, out = _run(export, chain, tmp_path, capsys)
+    assert code == 1
+    why = ("membership: the membership history the export's governance changes give is not the checkpoint's "
+           "co-signed one (a change removed, reordered or altered, or a wrong in_force_from?)")
+    assert out == [f"FAILED: {why}"], out
+    assert verify_export(export, consortium=chain.t.consortium) == [why]
+
+
+def _files(export: dict[str, Any], chain: Chain, tmp_path: Path) -> list[str]:
+    (tmp_path / "export.json").write_text(json.dumps(export, ensure_ascii=False), encoding="utf-8")
+    (tmp_path / "genesis.json").write_text(json.dumps(chain.t.consortium.to_dict(), ensure_ascii=False),
+                                           encoding="utf-8")
+    return [str(tmp_path / "export.json"), "--consortium", str(tmp_path / "genesis.json")]
+
+
+def test_a_left_out_retirement_fails_in_the_replay_against_the_cores_digest() -> None:
+    """In memory: a gateway-like member added, then retired by three node votes each; the export's changes with
+    the retirement left out replay without a problem, but give version 1, not the 2 of the core's line; the
+    intact changes give the core's digest exactly."""
+    t = throwaway_consortium(nodes=4)
+    newcomer = PrivateKey.generate()
+    card = make_card(newcomer, name="jiance", org="监测站", roles=("regulator",), validity=YEAR).to_dict()
+    nodes = [t.keys[m.name] for m in t.consortium.nodes]
+    retire = {"proposal_id": "out", "action": "retire_member", "member": "jiance"}
+    txs = [_gov(nodes[0], PROPOSE, {"proposal_id": "in", "action": "add_member", "card": card}, 0),
+           *(_gov(k, VOTE, {"proposal_id": "in", "approve": True}, 1) for k in nodes[1:3]),
+           _gov(nodes[1], PROPOSE, retire, 2),
+           *(_gov(k, VOTE, {"proposal_id": "out", "approve": True}, 3) for k in (nodes[0], nodes[3]))]
+    entries, size, root = _entries(txs)
+    add = {"proposal_id": "in", "action": "add_member", "in_force_from": 3, "records": entries[:3]}
+    out = {"proposal_id": "out", "action": "retire_member", "in_force_from": 6, "records": entries[3:6]}
+    added = t.consortium.amended(members=[*t.consortium.members, Member(  # an older genesis: plain members
+        name="jiance", org="监测站", roles=frozenset({"regulator"}), public_key=newcomer.public_key)])
+    line = membership_line.parse_line([membership_line.extension_line(
+        9, [(0, 0, t.consortium), (3, 1, added), (6, 2, t.consortium)])])
+    assert line is not None
+    eras, problems = VE.replay(_genesis(t), [add, out], size, root)
+    assert problems == [] and VE.membership_check(eras, line, None, False) is None
+    eras, problems = VE.replay(_genesis(t), [add], size, root)
+    assert problems == []
+    assert VE.membership_check(eras, line, None, False) == (
+        "the export's governance changes make membership version 1, the checkpoint's co-signed membership is "
+        "version 2 (a membership change removed or added?)")
+
+
+def test_a_malformed_membership_line_is_unusable_input(chain: Chain, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A co-signed checkpoint whose membership line is not ``<height> <version> <base64 digest>``: verify-export
+    exits 2 naming the line; the ledger's own verifier reports it as a membership problem."""
+    k = chain.t.keys
+    body = cp.Checkpoint(chain.t.consortium.origin, chain.size, chain.store.log().root(chain.size),
+                         ("muck-ledger/membership/v1 2 one AAAA",))
+    note = cp.sign(body, [(n, k[n]) for n in ("chengguan", "zhujian", "jiaotong")])
+    export = chain.export(note, tx_ids=[chain.export()["governance"][0]["records"][0]["tx_id"]])
+    code = VE.main([*_files(export, chain, tmp_path), "--allow-v1"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "", out
+    assert "unusable input" in err and "muck-ledger/membership/v1" in err, err
+    assert verify_export(export, consortium=chain.t.consortium) == [
+        "membership: malformed membership line in the checkpoint"]
