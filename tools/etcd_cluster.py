@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import contextlib
-import ctypes
 import json
 import os
 import shutil
@@ -16,115 +14,22 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from tools.etcd_members import ETCD_BINARY, MAX_REQUEST_BYTES, EtcdClusterError, EtcdMember, EtcdTls, etcd_command
+from tools.etcd_procs import HANDLES, die_with_parent, pid_is_our_etcd, reap, stop_strays, wait_pid_gone
 from tools.proc import free_ports
 
-ETCD_BINARY = "/usr/bin/etcd"
 DESCRIPTION_FILE = "cluster.json"
-#: etcd's default request size limit (``--max-request-bytes``), set explicitly so the orderer can rely on it.
-MAX_REQUEST_BYTES = 1_572_864
-_PR_SET_PDEATHSIG = 1
 #: heartbeat and election timeout of a detached cluster (:meth:`EtcdCluster.ensure`): etcd's defaults
 DEPLOYED_HEARTBEAT_MS, DEPLOYED_ELECTION_MS = 100, 1000
 _LIVE_CLUSTERS: weakref.WeakSet[EtcdCluster] = weakref.WeakSet()
 
-
-#: Popen handles of every member this process started (see ``_spawn``).
-_HANDLES: list[subprocess.Popen[bytes]] = []
-
-
-class EtcdClusterError(Exception):
-    """The local etcd cluster could not be started, found healthy, or controlled."""
-
-
-@dataclass(frozen=True)
-class EtcdMember:
-    """One member: its name, URLs, data directory, log file and (while running) process id."""
-
-    name: str
-    client_url: str
-    peer_url: str
-    data_dir: str
-    log_file: str
-    pid: int | None
-    cert: str | None = None  # TLS: this member's certificate and key (client and peer URLs)
-    key: str | None = None
-
-
-@dataclass(frozen=True)
-class EtcdTls:
-    """Mutual TLS for a cluster: each member's certificate and key, the CA certificates whose leaves may
-    connect as clients and as peers (the consortium's node members'), and a client certificate for this
-    tool's own health and status calls."""
-
-    trusted_ca: str
-    members: Sequence[tuple[str, str]]
-    client: tuple[str, str]
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: ask Linux to SIGKILL it when the parent thread dies."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
-def _pid_is_our_etcd(pid: int, data_dir: str) -> bool:
-    """True if ``pid`` is an etcd process running on ``data_dir`` (guards against pid reuse)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return bool(cmdline) and cmdline[0].endswith(b"etcd") and data_dir.encode() in cmdline
-
-
-def _reap(pid: int, timeout: float = 5.0) -> None:
-    """If ``pid`` is a member this process started, collect its exit status (no zombie, and no
-    "subprocess is still running" ResourceWarning from its Popen handle later)."""
-    for proc in _HANDLES:
-        if proc.pid == pid:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=timeout)
-            return
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
-
-
-def _stop_strays(base_dir: Path, timeout: float = 5.0) -> None:
-    """Stop every etcd process this process started on a data dir under ``base_dir`` that still runs,
-    whatever the description says (e.g. a member restarted through another ``EtcdCluster`` object)."""
-    prefix = str(base_dir.resolve())
-    for proc in list(_HANDLES):
-        if proc.poll() is not None:
-            continue
-        args = proc.args if isinstance(proc.args, list | tuple) else [proc.args]
-        if not any(str(a).startswith(prefix) for a in args):
-            continue
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
-def _wait_pid_gone(pid: int, timeout: float) -> bool:
-    """Wait until ``pid`` (not our child) has exited; True if it is gone."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            return True
-        if state in ("Z", "X"):  # exited; its parent (maybe a non-reaping PID 1) has not reaped it
-            return True
-        time.sleep(0.02)
-    return False
+__all__ = ["ETCD_BINARY", "MAX_REQUEST_BYTES", "EtcdCluster", "EtcdClusterError", "EtcdMember", "EtcdTls", "main"]
 
 
 class EtcdCluster:
@@ -274,7 +179,7 @@ class EtcdCluster:
         if path.exists():
             cls.attach(data_dir=data_dir).stop()
             path.unlink(missing_ok=True)
-        _stop_strays(Path(data_dir))
+        stop_strays(Path(data_dir))
         if purge:
             shutil.rmtree(data_dir, ignore_errors=True)
 
@@ -333,7 +238,7 @@ class EtcdCluster:
         if proc is not None:
             return proc.pid if proc.poll() is None else None
         pid = self._members[name].pid
-        if pid is not None and _pid_is_our_etcd(pid, self._members[name].data_dir):
+        if pid is not None and pid_is_our_etcd(pid, self._members[name].data_dir):
             return pid
         return None
 
@@ -363,45 +268,14 @@ class EtcdCluster:
     # ---- processes -------------------------------------------------------------------------
 
     def _command(self, name: str) -> list[str]:
-        m = self._members[name]
-        initial = ",".join(f"{x.name}={x.peer_url}" for x in self._members.values())
-        return [
-            ETCD_BINARY,
-            "--name", name,
-            "--data-dir", m.data_dir,
-            "--listen-client-urls", m.client_url,
-            "--advertise-client-urls", m.client_url,
-            "--listen-peer-urls", m.peer_url,
-            "--initial-advertise-peer-urls", m.peer_url,
-            "--initial-cluster", initial,
-            "--initial-cluster-state", "new",
-            "--initial-cluster-token", self.token,
-            "--heartbeat-interval", str(self.heartbeat_ms),
-            "--election-timeout", str(self.election_ms),
-            "--quota-backend-bytes", str(self.quota_bytes),
-            "--auto-compaction-mode", "revision",
-            "--auto-compaction-retention", str(self.compaction_retention),
-            "--max-request-bytes", str(MAX_REQUEST_BYTES),
-            "--snapshot-count", "10000",
-            "--logger", "zap",
-            *self._tls_flags(m),
-        ]  # fmt: skip
-
-    def _tls_flags(self, m: EtcdMember) -> list[str]:
-        """Mutual TLS for clients and peers: only certificates ``trusted_ca`` issued may connect."""
-        if m.cert is None or m.key is None or self.trusted_ca is None:
-            return []
-        return [
-            "--cert-file", m.cert, "--key-file", m.key,
-            "--trusted-ca-file", self.trusted_ca, "--client-cert-auth",
-            "--peer-cert-file", m.cert, "--peer-key-file", m.key,
-            "--peer-trusted-ca-file", self.trusted_ca, "--peer-client-cert-auth",
-        ]  # fmt: skip
+        return etcd_command(self._members[name], list(self._members.values()), token=self.token,
+                            heartbeat_ms=self.heartbeat_ms, election_ms=self.election_ms, quota_bytes=self.quota_bytes,
+                            compaction_retention=self.compaction_retention, trusted_ca=self.trusted_ca)
 
     def _spawn(self, name: str) -> None:
         m = self._members[name]
         env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
-        preexec: Callable[[], None] | None = _die_with_parent if self.bind_to_parent else None
+        preexec: Callable[[], None] | None = die_with_parent if self.bind_to_parent else None
         with open(m.log_file, "ab") as log:
             proc = subprocess.Popen(
                 self._command(name),
@@ -414,7 +288,7 @@ class EtcdCluster:
                 start_new_session=not self.bind_to_parent,
             )
         self._procs[name] = proc
-        _HANDLES.append(proc)  # keep every handle alive: a detached member must not warn when collected
+        HANDLES.append(proc)  # keep every handle alive: a detached member must not warn when collected
         self._members[name] = EtcdMember(**{**asdict(m), "pid": proc.pid})
         self._update_description()
 
@@ -492,8 +366,8 @@ class EtcdCluster:
             proc.wait(timeout=10)
         else:
             os.kill(pid, signal.SIGKILL)
-            _wait_pid_gone(pid, 10)
-            _reap(pid)
+            wait_pid_gone(pid, 10)
+            reap(pid)
         self._members[name] = EtcdMember(**{**asdict(self._members[name]), "pid": None})
         self._update_description()
 
@@ -504,6 +378,33 @@ class EtcdCluster:
         self._spawn(name)
         if wait:
             self.wait_healthy([name], timeout=timeout)
+
+    def rolling_restart(self, *, timeout: float = 30.0, stop_timeout: float = 10.0) -> list[str]:
+        """Restart every member once, one at a time, so that each reads its files again (etcd reads its trusted
+        CA bundle only when it starts, etcd-io/etcd#11555); returns the order.  Each member is stopped
+        (SIGTERM: a leader hands leadership over) and started again on its data dir, and the next one only once
+        every member is healthy again with a leader, so with 3 (or 5) members quorum is never lost and the
+        cluster stays writable.  The followers go first and the leader last: one leader change, not three.  A
+        member this object did not start (an attached, detached cluster) is left detached after its restart.
+        :class:`EtcdClusterError` if the cluster is not whole and healthy first, or a member does not come back
+        within ``timeout`` seconds (the restart stops there: the others keep quorum)."""
+        if len(self.names) < 3:
+            raise EtcdClusterError("a rolling restart keeps quorum only with 3 or more members")
+        down = [n for n in self.names if self.pid(n) is None]
+        if down:
+            raise EtcdClusterError(f"etcd members {down} are not running: restart them before a rolling restart")
+        self.wait_healthy(timeout=timeout)
+        leader = self.leader(timeout=timeout)
+        order = [n for n in self.names if n != leader] + [leader]
+        for name in order:
+            owned = name in self._procs
+            self._terminate(name, stop_timeout)
+            self._spawn(name)
+            if not owned:
+                self._procs.pop(name, None)  # hand it over as before: it outlives this process
+            self.wait_healthy(timeout=timeout)
+            self.leader(timeout=timeout)
+        return order
 
     def _terminate(self, name: str, timeout: float) -> None:
         """SIGTERM member ``name``, SIGKILL it if it has not exited after ``timeout`` seconds."""
@@ -519,11 +420,11 @@ class EtcdCluster:
                     proc.kill()
                     proc.wait(timeout=5)
             else:
-                if not _wait_pid_gone(pid, timeout):
+                if not wait_pid_gone(pid, timeout):
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
-                    _wait_pid_gone(pid, 5)
-                _reap(pid)
+                    wait_pid_gone(pid, 5)
+                reap(pid)
         self._procs.pop(name, None)
         self._members[name] = EtcdMember(**{**asdict(self._members[name]), "pid": None})
 
@@ -572,39 +473,10 @@ def _stop_all_at_exit() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Shell entry point: ``up --dir D --members N`` starts a cluster and writes ``D/cluster.json``;
-    ``down --dir D`` kills it by pid; ``status --dir D`` prints the description and the leader."""
-    parser = argparse.ArgumentParser(prog="python -m tools.etcd_cluster")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    up = sub.add_parser(
-        "up", help="start a cluster (or restart the dead members of DIR's), write DIR/cluster.json, exit"
-    )
-    up.add_argument("--dir", required=True)
-    up.add_argument("--members", type=int, default=3, choices=(1, 3, 5))
-    down = sub.add_parser("down", help="stop the cluster described in DIR/cluster.json")
-    down.add_argument("--dir", required=True)
-    down.add_argument("--purge", action="store_true", help="also delete DIR")
-    st = sub.add_parser("status", help="print DIR/cluster.json with live pids and the leader")
-    st.add_argument("--dir", required=True)
-    args = parser.parse_args(argv)
-    try:
-        if args.cmd == "up":
-            cluster = EtcdCluster.ensure(data_dir=args.dir, members=args.members)
-            print(json.dumps(cluster.describe(), indent=2))
-        elif args.cmd == "down":
-            EtcdCluster.stop_dir(args.dir, purge=args.purge)
-        else:
-            cluster = EtcdCluster.attach(data_dir=args.dir)
-            desc = cluster.describe()
-            try:
-                desc["leader"] = cluster.leader(timeout=2)
-            except EtcdClusterError:
-                desc["leader"] = None
-            print(json.dumps(desc, indent=2))
-    except EtcdClusterError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    """``python -m tools.etcd_cluster up|down|status``: :func:`tools.etcd_cli.main`."""
+    from tools.etcd_cli import main as cli
+
+    return cli(argv)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -21,12 +21,8 @@ from ledger.core.consortium import Consortium, Member, department_members
 from ledger.core.encoding import CHINA_TZ
 from ledger.eticket import default_parameters as eticket_defaults
 from ledger.store.certs import (
-    LOOPBACK_SANS,
-    bundle_path,
     issue_consortium,
-    issue_leaf,
     leaf,
-    load_member_certs,
     member_files,
     write_leaf,
 )
@@ -45,9 +41,6 @@ from tools.proc import (
     stop_process,
     tail,
 )
-
-if TYPE_CHECKING:
-    from tools.etcd_cluster import EtcdTls
 
 
 def default_parameters() -> dict[str, Any]:
@@ -214,45 +207,11 @@ class LocalConsortium:
                                   "config": str(d / "node.json")})
         return desc
 
-    def _etcd_up(self, desc: dict[str, Any]) -> None:
-        from tools.etcd_cluster import EtcdCluster
+    @staticmethod
+    def _etcd_up(desc: dict[str, Any]) -> None:
+        from tools.local_etcd import etcd_up
 
-        etcd_dir = Path(desc["etcd"]["dir"])
-        cluster = EtcdCluster.ensure(data_dir=etcd_dir, members=3, tls=self._etcd_tls(desc, members=3))
-        desc["etcd"]["endpoints"] = cluster.endpoints
-        desc["etcd"]["pids"] = cluster.pids
-        for n in desc["nodes"]:
-            p = Path(n["config"])
-            cfg = json.loads(p.read_text(encoding="utf-8"))
-            cfg["ordering"] = {"kind": "etcd", "endpoints": cluster.endpoints, "prefix": desc["etcd"]["prefix"]}
-            p.write_text(json.dumps(cfg, ensure_ascii=False, indent=2), encoding="utf-8")
-
-    def _etcd_tls(self, desc: dict[str, Any], *, members: int) -> EtcdTls | None:
-        """Certificates of the etcd members, each issued under the key of the node member on whose host it
-        runs (here: etcd ``i`` under node ``i``); only node members' certificates may connect, as clients
-        (the orderer's writes) and as peers.  None without TLS."""
-        from tools.etcd_cluster import EtcdTls
-
-        if not desc.get("tls_dir"):
-            return None
-        consortium = read_consortium(desc["consortium"])
-        d = Path(desc["tls_dir"]) / "etcd"
-        d.mkdir(parents=True, exist_ok=True, mode=0o700)
-        nodes = [m.name for m in consortium.nodes]
-        trusted = d / "node-ca.pem"
-        if not trusted.exists():
-            bundle = load_member_certs(consortium, bundle_path(desc["tls_dir"]))
-            trusted.write_bytes(bundle.pem(nodes))
-        pairs: list[tuple[str, str]] = []
-        for i in range(members):
-            host = nodes[i % len(nodes)]
-            stem = d / f"etcd{i}"
-            if not stem.with_suffix(".crt").exists():
-                issue_leaf(consortium, host, read_private_key(Path(desc["keys_dir"]) / f"{host}.pem"), stem,
-                           sans=LOOPBACK_SANS, label=f"etcd{i}")
-            pairs.append((str(stem.with_suffix(".crt")), str(stem.with_suffix(".key"))))
-        client = member_files(desc["tls_dir"], nodes[0])
-        return EtcdTls(trusted_ca=str(trusted), members=pairs, client=(str(client.cert), str(client.key)))
+        etcd_up(desc)
 
     @staticmethod
     def _check_ports(nodes: list[dict[str, Any]]) -> None:
@@ -337,7 +296,9 @@ class LocalConsortium:
         """Start the node of member ``name``, which a governance vote adds (or has added): configured like the
         founders' nodes (``joining``: its key may not be in force yet), every node of this consortium its peer.
         Under TLS its leaf is issued under its own key with its ``card`` (the one voted in): the nodes trust it
-        once the vote is in force, and this consortium's tools (:meth:`tls`) trust it from now on."""
+        once the vote is in force, and this consortium's tools (:meth:`tls`) trust it from now on.  With etcd
+        ordering its member CA joins etcd's trusted bundle and the etcd members restart one at a time (quorum
+        kept, ordering never stops) before the node starts: etcd reads its trusted CAs only when it starts."""
         desc = self.describe()
         if any(n["name"] == name for n in desc["nodes"]):
             raise ConfigError(f"this consortium has a node {name!r} already")
@@ -350,10 +311,8 @@ class LocalConsortium:
                "joining": True}
         scheme = "http"
         if desc.get("tls_dir"):
-            if desc.get("etcd"):
-                raise ConfigError("a node joins a TLS consortium only with solo ordering (etcd trusts the "
-                                  "founding nodes' CAs only)")
             cfg["tls"] = self._voted_leaf(desc, name, key_file, card, name)
+            self._trust_in_etcd(desc, card, key_file)
             scheme = "https"
         (d / "node.json").write_text(json.dumps(cfg, ensure_ascii=False, indent=2), encoding="utf-8")
         desc["nodes"].append({"name": name, "url": f"{scheme}://127.0.0.1:{port}", "data_dir": str(d), "pid": None,
@@ -363,7 +322,8 @@ class LocalConsortium:
 
     def rekey(self, name: str, key_file: Path, *, card: dict[str, Any] | None = None, wait: float = 60.0) -> None:
         """Restart member ``name``'s node with the key a governance vote rotated it to (``card``: the new card,
-        under TLS its new leaf is issued under that key; this consortium's tools trust it from now on)."""
+        under TLS its new leaf is issued under that key; this consortium's tools trust it from now on, and with
+        etcd ordering etcd's members too, after a rolling restart)."""
         self.stop(name)
         desc = self.describe()
         node = self._node(desc, name)
@@ -371,9 +331,19 @@ class LocalConsortium:
         cfg["key"] = str(Path(key_file).resolve())
         if desc.get("tls_dir"):
             cfg["tls"] = self._voted_leaf(desc, name, key_file, card, f"{name}-{len(desc.get('voted', [])) + 1}")
+            self._trust_in_etcd(desc, card, key_file)
         Path(node["config"]).write_text(json.dumps(cfg, ensure_ascii=False, indent=2), encoding="utf-8")
         self._write(desc)
         self.start(name, wait=wait)
+
+    @staticmethod
+    def _trust_in_etcd(desc: dict[str, Any], card: dict[str, Any] | None, key_file: Path) -> None:
+        """With etcd ordering: etcd's members trust the member CA of the key a vote put in force (its ``card``),
+        after a rolling restart of the cluster (etcd reads its trusted CAs only when it starts)."""
+        if desc.get("etcd") and card is not None:
+            from tools.local_etcd import trust_in_etcd
+
+            trust_in_etcd(desc, card, key_file)
 
     @staticmethod
     def _voted_leaf(desc: dict[str, Any], name: str, key_file: Path, card: dict[str, Any] | None,

@@ -195,6 +195,75 @@ def test_leader_kill_during_appends_loses_and_duplicates_nothing(cluster: EtcdCl
         assert len(returned) == head + 1  # and nothing appended that no caller got back
 
 
+def test_rolling_restart_restarts_every_member_while_appends_go_on(cluster: EtcdCluster) -> None:
+    """A rolling restart (what a changed trusted CA bundle takes: etcd reads it only when it starts) restarts
+    every member once, one at a time, the leader last: each member runs as a new process afterwards, the
+    cluster is healthy with a leader, appends from 3 threads go on through it (none fails, some return while
+    members restart) and the order has every returned append exactly once, without gaps."""
+    returned: list[tuple[int, str, int]] = []
+    failures: list[BaseException] = []
+    stop = threading.Event()
+    lock = threading.Lock()
+    before = cluster.pids
+    leader = cluster.leader()
+    with _orderer(cluster, "rolling", request_timeout=1.0) as orderer:
+
+        def worker(who: str) -> None:
+            i = 0
+            while not stop.is_set():
+                try:
+                    seq = orderer.append(proposer=who, timestamp="t", txs=[_tx(who, i)])
+                except OrderingError as exc:
+                    failures.append(exc)
+                    return
+                with lock:
+                    returned.append((seq, who, i))
+                i += 1
+
+        threads = [threading.Thread(target=worker, args=(f"w{t}",)) for t in range(3)]
+        for t in threads:
+            t.start()
+        try:
+            _until_appended(returned, lock, 10)
+            with lock:
+                at_start = len(returned)
+            order = cluster.rolling_restart()
+            with lock:
+                at_end = len(returned)
+            _until_appended(returned, lock, at_end + 10)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(30)
+        assert not failures, failures
+        assert sorted(order) == sorted(cluster.names) and order[-1] == leader
+        after = cluster.pids
+        assert all(after[n] is not None and after[n] != before[n] for n in cluster.names), (before, after)
+        cluster.wait_healthy(timeout=5)
+        assert cluster.leader() in cluster.names
+        assert at_end > at_start, "no append returned while the members restarted"
+
+        head = orderer.head()
+        batches = _read_all(orderer)
+        assert [b.seq for b in batches] == list(range(head + 1))
+        for seq, who, i in returned:
+            assert batches[seq].proposer == who and batches[seq].txs == (_tx(who, i),)
+        assert len(returned) == head + 1
+
+
+def _until_appended(returned: list[tuple[int, str, int]], lock: threading.Lock, count: int,
+                    timeout: float = 30.0) -> None:
+    """Wait until ``count`` appends returned."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with lock:
+            if len(returned) >= count:
+                return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not {count} appends within {timeout:.0f} s")
+        time.sleep(0.05)
+
+
 def test_forget_removes_old_batches_and_reads_continue_after_them(cluster: EtcdCluster) -> None:
     """forget(upto) deletes batch keys <= upto from etcd, keeps the head, lets reads continue from
     upto, and a reader still behind gets BatchesForgottenError instead of a silent gap."""
