@@ -25,7 +25,7 @@ from ledger.core.governance import PROPOSE, VOTE
 from ledger.core.validity import Validity
 from ledger.store.keyfiles import write_private_key
 from ledger.testing import make_tx
-from tests.functional.test_governance import NODES, _final, _gov, _iso, _key, _signed_by, _status, _until, _url
+from tests.functional.test_governance import NODES, _final, _gov, _iso, _key, _signed_by, _status, _until
 from tests.functional.tls_fixtures import HTTP, NODE_MEMBER
 from tools.etcd_cluster import EtcdCluster
 from tools.load import count_not_final
