@@ -144,55 +144,80 @@ def test_read_with_wait_returns_promptly_on_append_and_empty_after_timeout(
         assert returned_at[0] - appended_at < 0.5
 
 
+class _Appenders:
+    """Three threads appending one-transaction batches through ``orderer`` until the block ends; ``returned``:
+    ``(seq, who, i)`` of every append that returned, ``failures`` the errors that stopped a thread."""
+
+    def __init__(self, orderer: EtcdOrderer, threads: int = 3) -> None:
+        self.orderer = orderer
+        self.returned: list[tuple[int, str, int]] = []
+        self.failures: list[BaseException] = []
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._work, args=(f"w{t}",)) for t in range(threads)]
+
+    def _work(self, who: str) -> None:
+        i = 0
+        while not self._stop.is_set():
+            try:
+                seq = self.orderer.append(proposer=who, timestamp="t", txs=[_tx(who, i)])
+            except OrderingError as exc:
+                self.failures.append(exc)
+                return
+            with self.lock:
+                self.returned.append((seq, who, i))
+            i += 1
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.returned)
+
+    def until(self, count: int, timeout: float = 30.0) -> None:
+        """Wait until ``count`` appends returned."""
+        deadline = time.monotonic() + timeout
+        while self.count() < count:
+            assert time.monotonic() < deadline, f"only {self.count()} of {count} appends returned"
+            time.sleep(0.05)
+
+    def __enter__(self) -> _Appenders:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(30)
+
+    def assert_ordered_once(self) -> list[Batch]:
+        """The order has no gaps and holds every returned append exactly once at its seq, and nothing else."""
+        head = self.orderer.head()
+        batches = _read_all(self.orderer)
+        assert [b.seq for b in batches] == list(range(head + 1))  # no gaps, no duplicate seqs
+        for seq, who, i in self.returned:
+            assert batches[seq].proposer == who and batches[seq].txs == (_tx(who, i),)
+        assert len(self.returned) == head + 1  # and nothing appended that no caller got back
+        return batches
+
+
 def test_leader_kill_during_appends_loses_and_duplicates_nothing(cluster: EtcdCluster) -> None:
     """kill -9 of the etcd leader while 3 threads append: ordering continues after the election, every
     append that returned is present exactly once at its seq, and the order has no gaps or duplicates."""
-    returned: list[tuple[int, str, int]] = []
-    failures: list[BaseException] = []
-    stop = threading.Event()
-    lock = threading.Lock()
     with _orderer(cluster, "failover", request_timeout=1.0) as orderer:
-
-        def worker(who: str) -> None:
-            i = 0
-            while not stop.is_set():
-                try:
-                    seq = orderer.append(proposer=who, timestamp="t", txs=[_tx(who, i)])
-                except OrderingError as exc:
-                    failures.append(exc)
-                    return
-                with lock:
-                    returned.append((seq, who, i))
-                i += 1
-
-        threads = [threading.Thread(target=worker, args=(f"w{t}",)) for t in range(3)]
-        for t in threads:
-            t.start()
-        try:
+        with _Appenders(orderer) as load:
             time.sleep(0.7)
             leader = cluster.leader()
             cluster.kill(leader)
-            with lock:
-                before_kill = len(returned)
+            before_kill = load.count()
             new_leader = cluster.leader()
             time.sleep(1.5)
-        finally:
-            stop.set()
-            for t in threads:
-                t.join(30)
-        assert not failures, failures
+        assert not load.failures, load.failures
         assert new_leader != leader
-        assert len(returned) > before_kill + 5, "ordering did not continue after the election"
+        assert load.count() > before_kill + 5, "ordering did not continue after the election"
         cluster.restart(leader)
-
-        head = orderer.head()
-        batches = _read_all(orderer)
-        assert [b.seq for b in batches] == list(range(head + 1))  # no gaps, no duplicate seqs
+        batches = load.assert_ordered_once()
         contents = [(b.proposer, b.txs) for b in batches]
         assert len(set(contents)) == len(contents)  # no batch written twice
-        for seq, who, i in returned:
-            assert batches[seq].proposer == who and batches[seq].txs == (_tx(who, i),)
-        assert len(returned) == head + 1  # and nothing appended that no caller got back
 
 
 def test_rolling_restart_restarts_every_member_while_appends_go_on(cluster: EtcdCluster) -> None:
@@ -200,68 +225,24 @@ def test_rolling_restart_restarts_every_member_while_appends_go_on(cluster: Etcd
     every member once, one at a time, the leader last: each member runs as a new process afterwards, the
     cluster is healthy with a leader, appends from 3 threads go on through it (none fails, some return while
     members restart) and the order has every returned append exactly once, without gaps."""
-    returned: list[tuple[int, str, int]] = []
-    failures: list[BaseException] = []
-    stop = threading.Event()
-    lock = threading.Lock()
     before = cluster.pids
     leader = cluster.leader()
     with _orderer(cluster, "rolling", request_timeout=1.0) as orderer:
-
-        def worker(who: str) -> None:
-            i = 0
-            while not stop.is_set():
-                try:
-                    seq = orderer.append(proposer=who, timestamp="t", txs=[_tx(who, i)])
-                except OrderingError as exc:
-                    failures.append(exc)
-                    return
-                with lock:
-                    returned.append((seq, who, i))
-                i += 1
-
-        threads = [threading.Thread(target=worker, args=(f"w{t}",)) for t in range(3)]
-        for t in threads:
-            t.start()
-        try:
-            _until_appended(returned, lock, 10)
-            with lock:
-                at_start = len(returned)
+        with _Appenders(orderer) as load:
+            load.until(10)
+            at_start = load.count()
             order = cluster.rolling_restart()
-            with lock:
-                at_end = len(returned)
-            _until_appended(returned, lock, at_end + 10)
-        finally:
-            stop.set()
-            for t in threads:
-                t.join(30)
-        assert not failures, failures
+            at_end = load.count()
+            load.until(at_end + 10)
+        assert not load.failures, load.failures
         assert sorted(order) == sorted(cluster.names) and order[-1] == leader
         after = cluster.pids
         assert all(after[n] is not None and after[n] != before[n] for n in cluster.names), (before, after)
         cluster.wait_healthy(timeout=5)
         assert cluster.leader() in cluster.names
         assert at_end > at_start, "no append returned while the members restarted"
+        load.assert_ordered_once()
 
-        head = orderer.head()
-        batches = _read_all(orderer)
-        assert [b.seq for b in batches] == list(range(head + 1))
-        for seq, who, i in returned:
-            assert batches[seq].proposer == who and batches[seq].txs == (_tx(who, i),)
-        assert len(returned) == head + 1
-
-
-def _until_appended(returned: list[tuple[int, str, int]], lock: threading.Lock, count: int,
-                    timeout: float = 30.0) -> None:
-    """Wait until ``count`` appends returned."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with lock:
-            if len(returned) >= count:
-                return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not {count} appends within {timeout:.0f} s")
-        time.sleep(0.05)
 
 
 def test_forget_removes_old_batches_and_reads_continue_after_them(cluster: EtcdCluster) -> None:
