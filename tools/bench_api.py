@@ -126,8 +126,16 @@ def call(session: requests.Session, method: str, url: str, token: str, body: Any
     if not wait:
         headers["Prefer"] = "respond-async"
     for _ in range(100):
-        resp = session.request(method, url, json=body, timeout=60,
-                               headers={**headers, "Idempotency-Key": uuid.uuid4().hex})
+        key = uuid.uuid4().hex
+        for attempt in range(4):  # a kept-alive connection the server closed meanwhile: again, same key
+            try:
+                resp = session.request(method, url, json=body, timeout=60,
+                                       headers={**headers, "Idempotency-Key": key})
+                break
+            except requests.ConnectionError:
+                if attempt == 3:
+                    raise
+                time.sleep(0.2)
         if retry_on is None or resp.status_code < 400 or resp.json().get("reason") != retry_on:
             break
         time.sleep(0.2)  # e.g. the truck registered without waiting is not final yet
