@@ -34,7 +34,7 @@ CLIENT_ROLES = frozenset({"node", "gateway", "regulator", "admin"})
 #: roles that may call a node's peer routes
 PEER_ROLES = frozenset({"node"})
 #: endpoints (view names in :mod:`consortium_nodes.http`) only node members may call
-PEER_ENDPOINTS = frozenset({"signatures", "block_sigs", "cosign", "share_checkpoint",
+PEER_ENDPOINTS = frozenset({"signatures", "signature_stream", "block_sigs", "cosign", "share_checkpoint",
                             "order_append", "order_read", "order_head", "batch_copies"})
 
 

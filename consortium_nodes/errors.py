@@ -62,6 +62,13 @@ class MalformedBatch(NodeError):
     reason = "malformed_batch"
 
 
+class MalformedStream(NodeError):
+    """A signature stream (:mod:`consortium_nodes.signature_stream`) that is not a sequence of frames: a bad
+    length header, a frame over the limit, a body cut short, a frame that is not a JSON object."""
+
+    reason = "malformed"
+
+
 class DatabaseHeld(NodeError):
     """Another live process holds this node's database (its lock file is locked)."""
 

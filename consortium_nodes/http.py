@@ -11,6 +11,7 @@ from flask import Flask, Response, current_app, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 
 from consortium_nodes import access
+from consortium_nodes import signature_stream as signature_streams
 from consortium_nodes.node import Node
 from consortium_nodes.ordering import Batch, OrderConflict, SoloOrderer
 from ledger.core import checkpoint as cp
@@ -212,6 +213,16 @@ def signatures(node: Node) -> Response:
     return jsonify({"accepted": node.receive_signatures(items if isinstance(items, list) else [])})
 
 
+def signature_stream(node: Node) -> Response:
+    """A peer's signatures as a stream of frames in one chunked request (:mod:`consortium_nodes.signature_stream`),
+    read until the peer ends it or this node stops; the answer (``frames``, ``accepted``) is for the record."""
+    if "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
+        raise LedgerError("a signature stream is sent with Transfer-Encoding: chunked", reason="malformed")
+    done = signature_streams.receive(request.environ["wsgi.input"], node.receive_signatures,
+                                     stopping=lambda: node.stopping)
+    return jsonify(done)
+
+
 def inclusion(node: Node) -> Response:
     tx_id = request.args.get("tx_id", "")
     stored = node.store.get_tx(tx_id)
@@ -342,6 +353,7 @@ ROUTES: list[tuple[str, str, View]] = [
     ("GET", "/v1/blocks/<int:height>", block),
     ("GET", "/v1/blocks/<int:height>/signatures", block_sigs),
     ("POST", "/v1/signatures", signatures),
+    ("POST", signature_streams.PATH, signature_stream),
     ("GET", "/v1/proofs/inclusion", inclusion),
     ("GET", "/v1/proofs/consistency", consistency),
     ("GET", "/v1/checkpoint", checkpoint),

@@ -253,6 +253,11 @@ class Node:
         self.stored_txs.close()
         self.certificates.close()
 
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`closing` began (long requests, such as a peer's signature stream, end)."""
+        return self._stop.is_set()
+
     def stop(self) -> None:
         self.closing()
         deadline = time.monotonic() + JOIN_TIMEOUT  # one deadline for all the threads together
@@ -262,6 +267,7 @@ class Node:
         if late:  # daemons: they do not keep the process alive
             log.warning("node %s: threads still running at stop: %s", self.name, ", ".join(late))
         self.orderer.close()
+        self.peers.close()
 
     # -- the parts' interfaces, as the HTTP API and tools use them ----------
     @property
@@ -387,6 +393,7 @@ class Node:
             "fault": self.fault,
             "skipped_batches": self.health.skipped_batches(),
             "withheld_signatures": self.chain.withheld(),
+            "signature_streams": self.peers.stream_status(),
             # a faulty node is not ready (storage, halted chain); one healing a lost order log is
             "ready": self.ready and self.health.blocking is None,
             "state_digest": self.state_digest() if digest else None,

@@ -106,7 +106,8 @@ def test_the_gateway_reads_and_submits_but_cannot_call_the_peer_routes(local):
     leader, other = _url(local, "chengguan"), _url(local, "zhujian")
     assert gw.get(other + "/status", timeout=5).status_code == 200
     assert gw.get(other + "/v1/blocks", timeout=5).status_code == 200
-    for method, url, path in [("POST", other, "/v1/signatures"), ("GET", other, "/v1/blocks/0/signatures"),
+    for method, url, path in [("POST", other, "/v1/signatures"), ("POST", other, "/v1/signatures/stream"),
+                              ("GET", other, "/v1/blocks/0/signatures"),
                               ("POST", other, "/v1/checkpoint/cosign"), ("POST", other, "/v1/checkpoints"),
                               ("GET", leader, "/v1/order/head"), ("GET", leader, "/v1/order/read"),
                               ("POST", leader, "/v1/order/append")]:
@@ -176,3 +177,53 @@ def test_a_node_keeps_many_client_connections_alive(local):
     finally:
         for c in conns:
             c.close()
+
+
+def test_signatures_travel_on_one_stream_per_peer(local):
+    """Every node sends its header signatures to each peer as frames of one long-lived stream, not one request
+    per block: after a short load every node's ``/status`` shows, for each of its three peers, an open stream
+    that was opened once and carried the signatures of every block since (a frame holds what was queued for
+    the peer when it was sent: one block's signature or several), and the blocks are final."""
+    from tools.load import run_load
+
+    r = run_load(local.desc_path, seconds=2, rate=100, batch=10)
+    assert r["accepted"] > 0 and r["lost"] == 0
+    statuses = local.status()
+    assert len({s["head"] for s in statuses}) == 1
+    for s in statuses:
+        streams = s["signature_streams"]
+        assert sorted(streams) == sorted(n["node"] for n in statuses if n["node"] != s["node"]), s["node"]
+        for peer, st in streams.items():
+            assert st["open"] and st["opened"] == 1 and st["ended"] == 0, (s["node"], peer, st)
+            assert 2 <= st["frames"] <= s["height"] + 1, (s["node"], peer, st)  # blocks 0 … height, ≥ 1 a frame
+        assert s["final_height"] == s["height"]
+
+
+def test_a_malformed_signature_stream_is_refused_and_the_node_goes_on(local):
+    """A node member's stream whose frame is not 8 hex digits and a body is answered 400 ``malformed``
+    (what came before it was read: a frame of bogus signatures counts 0 accepted); the node stays ready."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    from consortium_nodes.signature_stream import LAST_CHUNK, chunk, encode_message, frame
+
+    u = urlsplit(_url(local, "zhujian"))
+    tls = local.tls("jiaotong")
+    assert tls is not None
+    conn = http.client.HTTPSConnection(u.hostname or "127.0.0.1", u.port, timeout=10,
+                                       context=tls.client_context("zhujian"))
+    try:
+        conn.putrequest("POST", "/v1/signatures/stream")
+        conn.putheader("Transfer-Encoding", "chunked")
+        conn.putheader("Accept-Language", "en")
+        conn.endheaders()
+        bogus = {"height": 0, "header_hash": "00" * 32, "key_id": "0" * 16, "alg": "ed25519", "value": "AA=="}
+        conn.send(chunk(frame(encode_message("jiaotong", [bogus]))))
+        conn.send(chunk(b"not-hex!{}") + LAST_CHUNK)
+        resp = conn.getresponse()
+        body = json.loads(resp.read())
+    finally:
+        conn.close()
+    assert resp.status == 400 and body["reason"] == "malformed", body
+    status = local.session("gateway").get(_url(local, "zhujian") + "/status", timeout=5).json()
+    assert status["ready"] and status["fault"] is None

@@ -124,6 +124,12 @@ class MemoryPeers:
             raise PeerError(f"peer {name} unreachable")
         return node
 
+    def stream_status(self) -> dict[str, Any]:
+        return {}
+
+    def close(self) -> None:
+        return None
+
     def push_signatures_to(self, name: str, sender: str, items: Sequence[dict[str, Any]]) -> bool:
         self.pushed.append((name, list(items)))
         node = self._cluster.nodes.get(name)
