@@ -131,7 +131,11 @@ class Streams:
     def send(self, name: str, body: bytes, *, token: object = None) -> bool:
         """Write ``body`` as a frame to the stream to ``name`` (opening one when none is open); False when the
         caller should send it another way (no stream now: it was refused, answered or broken).  A stream
-        opened under another ``token`` (a TLS context of a membership no longer in force) is ended first."""
+        opened under another ``token`` (a TLS context of a membership no longer in force) is ended first.  A
+        body over :data:`MAX_FRAME` (a backlog of many blocks' signatures for a peer that was away) is not
+        a frame: False, and it goes as one ``POST``."""
+        if len(body) > MAX_FRAME:
+            return False
         with self._lock(name):
             if self._monotonic() < self._refused_until.get(name, 0.0):
                 return False

@@ -7,7 +7,7 @@ import io
 import pytest
 
 from consortium_nodes.errors import MalformedStream
-from consortium_nodes.signature_stream import MAX_FRAME, _refused, encode_message, frame, frames, receive
+from consortium_nodes.signature_stream import MAX_FRAME, Streams, _refused, encode_message, frame, frames, receive
 
 
 def _stream(*parts: bytes) -> io.BytesIO:
@@ -74,3 +74,15 @@ def test_an_answer_other_than_200_is_a_refusal_and_a_closed_stream_is_not():
     assert _refused(b"HTTP/1.1 404 Not Found\r\n\r\n")
     assert not _refused(b"HTTP/1.1 200 OK\r\n\r\n{}")
     assert not _refused(b"")
+
+
+def test_a_backlog_too_big_for_a_frame_goes_another_way():
+    """A push over the frame limit (the signatures of thousands of blocks queued for a peer that was away) is
+    not written to the stream: ``send`` answers False (the caller POSTs it) and opens no connection, instead
+    of raising in the peer's sender thread."""
+    def connect(name):
+        raise AssertionError("no stream is opened for a body that is not a frame")
+
+    streams = Streams(connect=connect, path_of=lambda name: "")
+    assert streams.send("zhujian", b"x" * (MAX_FRAME + 1)) is False
+    assert streams.status() == {}
