@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from consortium_nodes.ordering import Batch
+from ledger.store.schema import param_mark
 
 #: batches kept (those of older blocks are dropped in the same commit)
 KEEP = 1000
@@ -35,10 +36,14 @@ class BatchCopies:
 
     @staticmethod
     def keep_in(conn: Connection, batch: Batch) -> None:
-        """Inside the block's commit: keep ``batch`` and drop the copies older than :data:`KEEP` batches."""
-        conn.execute(copies_table.delete().where(copies_table.c.seq >= batch.seq))
-        conn.execute(copies_table.insert(), {"seq": batch.seq, "body": batch.to_json()})
-        conn.execute(copies_table.delete().where(copies_table.c.seq <= batch.seq - KEEP))
+        """Inside the block's commit: keep ``batch``, dropping any copy numbered from it on (a log that was
+        rebuilt) and those older than :data:`KEEP` batches.  Driver-level statements: this runs for
+        every block."""
+        mark = param_mark(conn)
+        table = copies_table.name
+        conn.exec_driver_sql(f"DELETE FROM {table} WHERE seq >= {mark} OR seq <= {mark}",
+                             (batch.seq, batch.seq - KEEP))
+        conn.exec_driver_sql(f"INSERT INTO {table} (seq, body) VALUES ({mark}, {mark})", (batch.seq, batch.to_json()))
 
     def after(self, seq: int) -> Sequence[Batch]:
         """The kept batches numbered above ``seq``, in order."""
