@@ -219,15 +219,28 @@ class LedgerStore:
         found: set[str] = set()
         if not ids:
             return found
-        with self.engine.connect() as conn:
-            mark = param_mark(conn)
-            for i in range(0, len(ids), 500):
-                chunk = ids[i : i + 500]
-                sql = (
-                    f"SELECT tx_id FROM {schema.transactions.name} "
-                    f"WHERE tx_id IN ({', '.join([mark] * len(chunk))})"
-                )
-                found.update(r[0] for r in conn.exec_driver_sql(sql, tuple(chunk)))
+        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        # The DB-API connection and cursor themselves: SQLAlchemy's result wrapping cost more than the query
+        # (a driver error is raised as SQLAlchemy's OperationalError, as the wrapped path raised it).
+        raw = self.engine.raw_connection()
+        sql = ""
+        try:
+            cur = raw.cursor()
+            try:
+                for i in range(0, len(ids), 500):
+                    chunk = ids[i : i + 500]
+                    marks = ", ".join([mark] * len(chunk))
+                    sql = f"SELECT tx_id FROM {schema.transactions.name} WHERE tx_id IN ({marks})"
+                    cur.execute(sql, tuple(chunk))
+                    found.update(r[0] for r in cur.fetchall())
+            finally:
+                cur.close()
+            raw.commit()  # ends the read transaction the driver may have begun
+        except self.engine.dialect.loaded_dbapi.Error as exc:
+            raw.invalidate()
+            raise sa.exc.OperationalError(sql, None, exc) from exc
+        finally:
+            raw.close()
         return found
 
     def log(self) -> MerkleLog:

@@ -91,6 +91,26 @@ def test_append_read_round_trip(store: LedgerStore, ts: Throwaway) -> None:
     assert store.known_tx_ids([tx.tx_id, "f" * 64]) == {tx.tx_id}
 
 
+def test_known_tx_ids_over_many_ids(store: LedgerStore) -> None:
+    """Which of more ids than one query takes (500) the chain holds, on SQLite and PostgreSQL alike."""
+    held = [tx.tx_id for b in store.blocks(0, 10) for tx in b.transactions]
+    asked = [f"{i:064x}" for i in range(1200)] + held
+    assert store.known_tx_ids(asked) == set(held)
+    assert store.known_tx_ids([]) == set()
+
+
+def test_known_tx_ids_database_error_is_sqlalchemys(store: LedgerStore) -> None:
+    """A database that fails the lookup raises SQLAlchemy's OperationalError, which the node's storage
+    watch knows (not the driver's own exception type); the store answers again once the table is back."""
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(f"ALTER TABLE {schema.transactions.name} RENAME TO moved_away")
+    with pytest.raises(sa.exc.OperationalError):
+        store.known_tx_ids(["0" * 64])
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(f"ALTER TABLE moved_away RENAME TO {schema.transactions.name}")
+    assert store.known_tx_ids(["0" * 64]) == set()
+
+
 def test_proofs_from_the_store(store: LedgerStore) -> None:
     """The store's log gives RFC 9162 proofs that verify against the head's log root."""
     head = store.head()
