@@ -216,32 +216,9 @@ class LedgerStore:
         """Which of ``tx_ids`` the chain already holds (driver-level queries of up to 500 ids: this runs
         for every submission and every block)."""
         ids = list(tx_ids)
-        found: set[str] = set()
         if not ids:
-            return found
-        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-        # The DB-API connection and cursor themselves: SQLAlchemy's result wrapping cost more than the query
-        # (a driver error is raised as SQLAlchemy's OperationalError, as the wrapped path raised it).
-        raw = self.engine.raw_connection()
-        sql = ""
-        try:
-            cur = raw.cursor()
-            try:
-                for i in range(0, len(ids), 500):
-                    chunk = ids[i : i + 500]
-                    marks = ", ".join([mark] * len(chunk))
-                    sql = f"SELECT tx_id FROM {schema.transactions.name} WHERE tx_id IN ({marks})"
-                    cur.execute(sql, tuple(chunk))
-                    found.update(r[0] for r in cur.fetchall())
-            finally:
-                cur.close()
-            raw.commit()  # ends the read transaction the driver may have begun
-        except self.engine.dialect.loaded_dbapi.Error as exc:
-            raw.invalidate()
-            raise sa.exc.OperationalError(sql, None, exc) from exc
-        finally:
-            raw.close()
-        return found
+            return set()
+        return schema.values_present(self.engine, schema.transactions.name, "tx_id", ids)
 
     def log(self) -> MerkleLog:
         """The RFC 9162 log of every transaction, loaded once and kept up to date."""

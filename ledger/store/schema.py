@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -138,3 +139,31 @@ def param_mark(conn: Connection) -> str:
     if style in ("format", "pyformat"):
         return "%s"
     raise StoreError(f"unsupported DB-API parameter style {style!r}")
+
+
+def values_present(engine: Engine, table: str, column: str, values: Sequence[str], chunk: int = 500) -> set[str]:
+    """Which of ``values`` the text ``column`` of ``table`` holds: ``SELECT … IN (…)`` of up to ``chunk`` values
+    a query, on the DB-API connection and cursor themselves (SQLAlchemy's result wrapping cost more than the
+    query: this runs for every submission and every block).  A driver error is raised as SQLAlchemy's
+    :class:`~sqlalchemy.exc.OperationalError`, as a query through SQLAlchemy raises it."""
+    mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+    found: set[str] = set()
+    raw = engine.raw_connection()
+    sql = ""
+    try:
+        cur = raw.cursor()
+        try:
+            for i in range(0, len(values), chunk):
+                part = values[i : i + chunk]
+                sql = f"SELECT {column} FROM {table} WHERE {column} IN ({', '.join([mark] * len(part))})"
+                cur.execute(sql, tuple(part))
+                found.update(r[0] for r in cur.fetchall())
+        finally:
+            cur.close()
+        raw.commit()  # ends the read transaction the driver may have begun
+    except engine.dialect.loaded_dbapi.Error as exc:
+        raw.invalidate()
+        raise sa.exc.OperationalError(sql, None, exc) from exc
+    finally:
+        raw.close()
+    return found
