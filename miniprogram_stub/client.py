@@ -46,6 +46,8 @@ def _need(value: str | None) -> str:
 #: seconds a call may take: more than the API's own wait for finality (LEDGER_WAIT_SECONDS, 12 s), as a
 #: mini-program's wx.request allows 60 s
 DEFAULT_TIMEOUT = 30.0
+#: methods a client may send again without doing the act twice (RFC 9110 9.2.2)
+_REPEATABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 #: seconds an audit of every node may take to answer (it verifies whole chains)
 AUDIT_TIMEOUT = 120.0
 
@@ -114,14 +116,24 @@ class ApiClient:
             headers["Idempotency-Key"] = idempotency_key
         if not wait:
             headers["Prefer"] = "respond-async"
-        return self.session.request(
-            method,
-            self.base_url + path,
-            json=_jsonable(json) if json is not None else None,
-            params=params,
-            headers=headers,
-            timeout=self.timeout if timeout is None else timeout,
-        )
+        # A kept-alive connection the server closed just as it was reused fails before any answer
+        # ("connection reset"): sent once more on a new connection when a repeat cannot do the act twice
+        # (a read, or a write under an Idempotency-Key, which the API answers once).
+        repeatable = idempotency_key is not None or method.upper() in _REPEATABLE_METHODS
+        for attempt in (1, 2):
+            try:
+                return self.session.request(
+                    method,
+                    self.base_url + path,
+                    json=_jsonable(json) if json is not None else None,
+                    params=params,
+                    headers=headers,
+                    timeout=self.timeout if timeout is None else timeout,
+                )
+            except requests.ConnectionError as exc:
+                if attempt == 2 or not repeatable or isinstance(exc, requests.Timeout):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
     def _result(resp: requests.Response, *, refusal_ok: bool = False) -> Any:
