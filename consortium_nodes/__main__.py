@@ -27,7 +27,7 @@ from ledger.transport import Tls
 
 if TYPE_CHECKING:
     from consortium_nodes.ordering import Orderer, SoloOrderer
-    from consortium_nodes.scheduler import Election
+    from consortium_nodes.scheduler import Election, EtcdElection
 
 
 class _JsonFormatter(logging.Formatter):
@@ -67,6 +67,17 @@ def _make_election(cfg: NodeConfig, solo: SoloOrderer | None, tls: Tls | None = 
         return EtcdElection(name=cfg.name, endpoints=list(cfg.ordering["endpoints"]),
                             prefix=str(cfg.ordering["prefix"]), ttl=cfg.scheduler_lease_s, tls=tls)
     return FixedElection(leader=solo is not None)
+
+
+def _make_proposer_election(cfg: NodeConfig, tls: Tls | None = None) -> EtcdElection | None:
+    """With etcd ordering: the ``proposer`` key whose holder proposes the batches (:mod:`consortium_nodes.proposer`),
+    on a lease of ``scheduler_lease_s``; solo ordering has one orderer already (None)."""
+    from consortium_nodes.scheduler import EtcdElection
+
+    if cfg.ordering.get("kind", "solo") != "etcd" or not cfg.one_proposer:
+        return None
+    return EtcdElection(name=cfg.name, endpoints=list(cfg.ordering["endpoints"]), prefix=str(cfg.ordering["prefix"]),
+                        ttl=cfg.scheduler_lease_s, tls=tls, role="proposer")
 
 
 def cmd_run(a: argparse.Namespace) -> int:
@@ -111,6 +122,7 @@ def cmd_run(a: argparse.Namespace) -> int:
             peers=Peers(peers=cfg.peers, tls=tls, genesis=consortium.genesis_hash), batch_max_txs=cfg.batch_max_txs,
             batch_max_wait=cfg.batch_max_wait_ms / 1000, replay=cfg.replay, restart=_restart,
             election=_make_election(cfg, solo, tls), tick_interval=cfg.tick_interval_s, joining=cfg.joining,
+            proposer_election=_make_proposer_election(cfg, tls),
         )
         if tls is not None:
             tls.follow(lambda: node.consortium)  # TLS trust: the membership in force at this node's head

@@ -35,7 +35,7 @@ CLIENT_ROLES = frozenset({"node", "gateway", "regulator", "admin"})
 PEER_ROLES = frozenset({"node"})
 #: endpoints (view names in :mod:`consortium_nodes.http`) only node members may call
 PEER_ENDPOINTS = frozenset({"signatures", "signature_stream", "block_sigs", "cosign", "share_checkpoint",
-                            "order_append", "order_read", "order_head", "batch_copies"})
+                            "order_append", "order_read", "order_head", "batch_copies", "pool_forward"})
 
 
 def _refuse(reason: str, detail: str) -> tuple[Response, int]:

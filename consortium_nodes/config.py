@@ -36,6 +36,8 @@ class NodeConfig:
     tick_interval_s: float = 60.0
     #: seconds of the scheduler's etcd lease (etcd ordering): how soon another node takes over
     scheduler_lease_s: float = 10.0
+    #: etcd ordering: only the holder of the ``proposer`` lease proposes, the others hand it their batches
+    one_proposer: bool = True
     #: the node's TLS files (``cert``, ``key``, ``ca``: paths relative to the config file); None: plain HTTP,
     #: on loopback only
     tls: Mapping[str, str] | None = None
@@ -74,6 +76,7 @@ class NodeConfig:
                 replay=str(d.get("replay", "fast")),
                 tick_interval_s=float(d.get("tick_interval_s", 60.0)),
                 scheduler_lease_s=float(d.get("scheduler_lease_s", 10.0)),
+                one_proposer=bool(d.get("one_proposer", True)),
                 tls=None if not d.get("tls") else {k: str((base / d["tls"][k]).resolve())
                                                    for k in ("cert", "key", "ca")},
                 joining=bool(d.get("joining", False)),

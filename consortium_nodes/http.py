@@ -213,6 +213,17 @@ def signatures(node: Node) -> Response:
     return jsonify({"accepted": node.receive_signatures(items if isinstance(items, list) else [])})
 
 
+def pool_forward(node: Node) -> Response:
+    """Transactions another node hands to this one, the proposer of the moment (:mod:`consortium_nodes.proposer`):
+    ``{"from", "txs": [[tx_id, text], ...]}``; ``{"pooled"}``.  409 ``not_proposer`` when this node does not
+    propose (the sender proposes them itself)."""
+    b = _json_object()
+    pooled = node.take_handed(b.get("txs"))
+    if pooled is None:
+        raise LedgerError("this node is not the proposer of the moment", reason="not_proposer")
+    return jsonify({"pooled": pooled})
+
+
 def signature_stream(node: Node) -> Response:
     """A peer's signatures as a stream of frames in one chunked request (:mod:`consortium_nodes.signature_stream`),
     read until the peer ends it or this node stops; the answer (``frames``, ``accepted``) is for the record."""
@@ -354,6 +365,7 @@ ROUTES: list[tuple[str, str, View]] = [
     ("GET", "/v1/blocks/<int:height>/signatures", block_sigs),
     ("POST", "/v1/signatures", signatures),
     ("POST", signature_streams.PATH, signature_stream),
+    ("POST", "/v1/pool/forward", pool_forward),
     ("GET", "/v1/proofs/inclusion", inclusion),
     ("GET", "/v1/proofs/consistency", consistency),
     ("GET", "/v1/checkpoint", checkpoint),

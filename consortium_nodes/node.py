@@ -34,6 +34,7 @@ from consortium_nodes.finality import Certificates, Divergence, Divergences, Sto
 from consortium_nodes.ordering import Batch, Orderer, SoloOrderer
 from consortium_nodes.peers import PeerLink, SignatureOutbox
 from consortium_nodes.pool import Admission, Admitter, Batcher, DurablePool, TxPool
+from consortium_nodes.proposer import NamedElection, ProposerLease, rows_of
 from consortium_nodes.queries import Health, Queries
 from consortium_nodes.scheduler import Election, Scheduler
 from consortium_nodes.storage import StorageProbe, StorageWatch
@@ -94,12 +95,15 @@ class Node:
         election: Election | None = None,
         tick_interval: float = 0.0,
         joining: bool = False,
+        proposer_election: NamedElection | None = None,
     ) -> None:
         """``restart`` is called when the node must be restarted to heal (a block failed to store and the
         storage is back); the node process exits for its supervisor, tests and tools may do otherwise.
         With an ``election`` and a positive ``tick_interval`` (seconds) the node runs the consortium's
         :class:`~consortium_nodes.scheduler.Scheduler` (a ``system.tick`` per interval while it leads).
-        ``joining``: the node of a member a vote is adding, started with a key no membership holds yet."""
+        ``joining``: the node of a member a vote is adding, started with a key no membership holds yet.
+        With a ``proposer_election`` (etcd ordering) the node proposes only while it holds that key and hands
+        its batches to the node that does otherwise (:mod:`consortium_nodes.proposer`)."""
         member = _own_member(consortium, store, key)
         if member is None and joining:  # it follows the chain and co-signs once a vote puts its key in force
             log.warning("node %s: key %s is not a member's yet; following the chain until a vote adds it",
@@ -138,10 +142,16 @@ class Node:
         )
         self.state_lock = self.chain.state_lock
         self.admitter = Admitter(consortium=consortium, machine=self.governed, store=store, pool=self.pool)
+        self.proposer = None if proposer_election is None else ProposerLease(
+            name=name, election=proposer_election, stop=self._stop,
+            hand_over=lambda target, rows: peers.hand_over(target, name, rows),
+        )
         self.batcher = Batcher(
             name=name, pool=self.pool, orderer=orderer, clock=clock,
             max_txs=min(batch_max_txs, consortium.max_block_txs), max_wait=batch_max_wait, stop=self._stop,
             key=key, digest_alg=consortium.digest_alg,
+            hand_over=None if self.proposer is None else self.proposer.hand_over,
+            elsewhere=None if self.proposer is None else self.proposer.elsewhere,
         )
         self.catch_up = CatchUp(peers=peers, store=store, chain=self.chain, stop=self._stop)
         self.follower = Follower(name=name, orderer=orderer, store=store, chain=self.chain, catch_up=self.catch_up,
@@ -187,6 +197,8 @@ class Node:
         bodies += [("_sender", self.outbox.run, (peer,)) for peer in self.outbox.peers]
         if self.scheduler is not None:
             bodies.append(("_scheduler", self.scheduler.run, ()))
+        if self.proposer is not None:
+            bodies.append(("_proposer", self.proposer.run, ()))
         for what, fn, args in bodies:
             suffix = what.lstrip("_") + (f"-{args[0]}" if args else "")
             t = threading.Thread(target=self.health.guard(what, fn), args=args, name=f"{self.name}-{suffix}",
@@ -289,6 +301,15 @@ class Node:
         if problem is not None:
             raise NotReady(f"this node cannot accept transactions: {problem}")
         return self.admitter.submit(items)
+
+    def take_handed(self, items: Any) -> int | None:
+        """Pool the ``[[tx_id, text], ...]`` another node handed over while this node is the proposer; how many
+        were new (None: this node does not propose now, the sender proposes them itself)."""
+        if self.proposer is None or self.proposer.proposer != self.name or self.health.storage_fault is not None:
+            return None
+        n = self.pool.add_handed(rows_of(items, self.consortium.max_block_txs))
+        self.proposer.took(n)
+        return n
 
     def receive_signatures(self, items: Sequence[Mapping[str, Any]]) -> int:
         """Signatures pushed by peers; returns how many were new and valid."""
@@ -398,6 +419,7 @@ class Node:
             "ready": self.ready and self.health.blocking is None,
             "state_digest": self.state_digest() if digest else None,
             "scheduler": None if self.scheduler is None else self.scheduler.status(),
+            "proposer": None if self.proposer is None else self.proposer.status(),
             "membership": self.governed.status(),
             **self._key_status(),
         }

@@ -14,6 +14,7 @@ import requests
 
 from consortium_nodes.errors import PeerError
 from consortium_nodes.ordering import Batch, OrderingError
+from consortium_nodes.proposer import rows_body
 from consortium_nodes.signature_stream import Streams, encode_message
 from ledger import transport
 from ledger.core.block import Block, HeaderSignature
@@ -36,6 +37,8 @@ class PeerLink(Protocol):
     def push_signatures_to(self, name: str, sender: str, items: Sequence[dict[str, Any]]) -> bool: ...
 
     def signatures(self, name: str, height: int) -> tuple[str, list[HeaderSignature]]: ...
+
+    def hand_over(self, name: str, sender: str, rows: Sequence[tuple[str, bytes]]) -> bool: ...
 
     def blocks(self, name: str, start: int, limit: int = 20) -> list[Block]: ...
 
@@ -138,6 +141,18 @@ class Peers:
                 if attempt == 2:
                     log.debug("peer %s unreachable for signatures", name)
         return False
+
+    def hand_over(self, name: str, sender: str, rows: Sequence[tuple[str, bytes]]) -> bool:
+        """Give pooled transactions to peer ``name``, the proposer of the moment (``POST /v1/pool/forward``,
+        :mod:`consortium_nodes.proposer`); False if it did not take them (unreachable, another chain, refused)."""
+        try:
+            self._check_genesis(name)
+            r = self._session().post(self.urls[name] + "/v1/pool/forward", json=rows_body(sender, rows),
+                                     timeout=self._timeout)
+        except (PeerError, requests.RequestException) as exc:
+            log.debug("peer %s did not take a hand-over: %s", name, exc)
+            return False
+        return r.status_code == 200
 
     def signatures(self, name: str, height: int) -> tuple[str, list[HeaderSignature]]:
         d = self._get(name, f"/v1/blocks/{height}/signatures")

@@ -188,6 +188,8 @@ class TxPool:
         self._durable_txs: dict[str, bytes] = {}
         self._checked: dict[bytes, Checked] = {}
         self._inflight: dict[str, float] = {}
+        #: pooled again by :meth:`due_again`: proposed by this node itself, never handed to a proposer again
+        self._direct: set[str] = set()
         self.reproposed = 0  # transactions proposed again since this process started
 
     def restore(self) -> None:
@@ -246,6 +248,35 @@ class TxPool:
                 self._cond.notify()
         return known
 
+    def add_handed(self, rows: Sequence[tuple[str, bytes]]) -> int:
+        """Pool transactions another node handed over for this node to propose (:mod:`consortium_nodes.proposer`):
+        not durable here (the node that accepted them keeps them until they are in a block), no admission
+        result (the block builder checks them as any); those pooled or in flight already are left out.
+        Returns how many were pooled."""
+        n = 0
+        with self._cond:
+            was_empty = not self._pool
+            for tx_id, body in rows:
+                if tx_id in self._pool or tx_id in self._inflight:
+                    continue
+                self._pool[tx_id] = body
+                n += 1
+            if n and was_empty:
+                self._since = self._monotonic()
+            if n:
+                self._cond.notify()
+        return n
+
+    def direct(self, take: Sequence[tuple[str, bytes]]) -> bool:
+        """True when ``take`` holds a transaction :meth:`due_again` pooled again (its hand-over came to nothing:
+        this node proposes the batch itself); the marks go."""
+        with self._cond:
+            if not self._direct:
+                return False
+            hit = [tx_id for tx_id, _ in take if tx_id in self._direct]
+            self._direct.difference_update(hit)
+            return bool(hit)
+
     def knows(self, tx_id: str) -> bool:
         """True while ``tx_id`` waits in the pool or is ordered but not yet in a block."""
         with self._cond:
@@ -298,6 +329,7 @@ class TxPool:
             for tx_id, body in again:
                 self._inflight.pop(tx_id, None)
                 self._pool[tx_id] = body
+                self._direct.add(tx_id)
             if again:
                 if self._since is None:
                     self._since = now
@@ -340,6 +372,7 @@ class TxPool:
             for tx_id in tx_ids:
                 self._inflight.pop(tx_id, None)
                 self._pool.pop(tx_id, None)  # a copy proposed again while the first was on its way
+                self._direct.discard(tx_id)
 
     def wake(self) -> None:
         with self._cond:
@@ -354,8 +387,15 @@ class Batcher:
         self, *, name: str, pool: TxPool, orderer: Orderer, clock: Callable[[], datetime], max_txs: int,
         max_wait: float, stop: threading.Event, key: PrivateKey | None = None, digest_alg: str = SHA256,
         monotonic: Callable[[], float] = time.monotonic,
+        hand_over: Callable[[Sequence[tuple[str, bytes]]], bool] | None = None,
+        elsewhere: Callable[[], bool] | None = None,
     ) -> None:
+        """``hand_over`` gives a batch to the proposer of the moment instead of appending it
+        (:meth:`consortium_nodes.proposer.ProposerLease.hand_over`; False: append it here); while ``elsewhere()``
+        says another node proposes, pooled transactions go to it at once (it waits ``max_wait`` to batch them)."""
         self._name = name
+        self._hand_over = hand_over
+        self._elsewhere = elsewhere
         self._key = key
         self._digest_alg = digest_alg
         self._pool = pool
@@ -387,9 +427,14 @@ class Batcher:
         Every :data:`REPROPOSE_EVERY` seconds it first looks for transactions to propose again (:meth:`again`)."""
         if self._monotonic() - self._looked >= REPROPOSE_EVERY:
             self.again()
-        take = self._pool.take(self.max_txs, self.max_wait, self._stop)
+        handing = self._elsewhere is not None and self._elsewhere()
+        take = self._pool.take(self.max_txs, 0.0 if handing else self.max_wait, self._stop)
         if not take:
             return 0
+        if self._hand_over is not None and not self._pool.direct(take) and self._hand_over(take):
+            self._pool.ordered(take)  # in flight: proposed again here if no block holds them in time
+            self._pool.prune()
+            return len(take)
         try:
             timestamp, txs = iso(self._clock()), [b for _, b in take]
             sign = None if self._key is None else batch_signer(

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from consortium_nodes.etcd_client import EtcdTransport, b64, describe
+from consortium_nodes.etcd_client import EtcdTransport, b64, describe, unb64
 from consortium_nodes.ordering import OrderingError
 from ledger import transport
 from ledger.core.crypto import PrivateKey
@@ -68,7 +68,9 @@ class FixedElection:
 
 
 class EtcdElection:
-    """Leadership held through an etcd lease: ``<prefix>scheduler/leader`` = node name, attached to the lease.
+    """Leadership held through an etcd lease: ``<prefix>/<role>/leader`` = node name, attached to the lease
+    (``role``: ``scheduler``, or ``proposer`` for :mod:`consortium_nodes.proposer`).  :attr:`holder` is the
+    name the key held at the last campaign.
 
     A campaign first reads who holds the key (a linearizable read, no write): held under another lease,
     this node is not leader and asks nothing more (its own lease may expire meanwhile: it is granted
@@ -83,9 +85,11 @@ class EtcdElection:
 
     def __init__(self, *, name: str, endpoints: Sequence[str], prefix: str, ttl: float = 10.0,
                  request_timeout: float = 1.0, monotonic: Callable[[], float] = time.monotonic,
-                 tls: Tls | None = None) -> None:
+                 tls: Tls | None = None, role: str = "scheduler") -> None:
         self.name = name
-        self.key = prefix.rstrip("/") + "/scheduler/leader"
+        self.role = role
+        self.key = prefix.rstrip("/") + f"/{role}/leader"
+        self.holder: str | None = None
         self.ttl = max(2, round(ttl))  # etcd's lease TTLs are whole seconds (its minimum is about 2 s)
         self._transport = EtcdTransport(endpoints=[e.rstrip("/") for e in endpoints],
                                         request_timeout=request_timeout, retry_for=min(self.ttl / 3, 3.0),
@@ -112,9 +116,17 @@ class EtcdElection:
 
     def _holder(self) -> int | None:
         """The lease the election key is attached to now (None: nobody holds it)."""
-        kvs = self._transport.call("scheduler leader", lambda c: list(
+        kvs = self._transport.call(f"{self.role} leader", lambda c: list(
             c.post(c.get_url("/kv/range"), json={"key": b64(self.key)}).get("kvs", [])))
+        self.holder = self._name_of(kvs)
         return int(kvs[0].get("lease", 0)) if kvs else None
+
+    @staticmethod
+    def _name_of(kvs: list[Any]) -> str | None:
+        try:
+            return unb64(str(kvs[0]["value"])).decode("utf-8") if kvs else None
+        except (KeyError, TypeError, ValueError, IndexError):
+            return None
 
     def campaign(self) -> bool:
         try:
@@ -132,12 +144,15 @@ class EtcdElection:
             })
             if result.get("succeeded"):
                 leader = True
+                self.holder = self.name
             else:
                 kvs = result["responses"][0].get("response_range", {}).get("kvs", [])
                 leader = bool(kvs) and int(kvs[0].get("lease", 0)) == lease
+                self.holder = self._name_of(kvs)
             return leader and self._monotonic() < self._valid_until
         except (OrderingError, KeyError, TypeError, ValueError) as exc:
-            log.warning("scheduler %s: etcd election failed: %s", self.name, describe(exc))
+            log.warning("%s %s: etcd election failed: %s", self.role, self.name, describe(exc))
+            self.holder = None
             return False  # without an answer from etcd we cannot know we still hold the key
 
     def resign(self) -> None:

@@ -163,6 +163,8 @@ _ALL: tuple[Reason, ...] = (
     Reason("unsigned_batch", 403, "排序批次未经提议节点签名", "The batch is not signed by the node that proposed it"),
     Reason("order_conflict", 409, "该序号已被其他批次占用，请按最新序号重新签名",
            "Another batch took this sequence number: sign for the next one"),
+    Reason("not_proposer", 409, "该节点不是当前的批次提议节点，请自行提议",
+           "This node is not the proposer of the moment: propose the batch yourself"),
     Reason("block_time_ahead", 422, "批次或区块时间超前于节点时钟（超过允许的时钟偏差）",
            "The batch or block time is too far ahead of the node's clock"),
     Reason("bad_config", 500, "节点配置错误", "Node configuration error"),

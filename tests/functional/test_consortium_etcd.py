@@ -114,6 +114,25 @@ def test_etcd_refuses_a_client_without_a_node_members_certificate(local):
     assert node.post(endpoint + "/v3/kv/range", json=body, timeout=5).status_code == 200
 
 
+def test_one_node_proposes_and_the_others_hand_it_their_batches(local):
+    """Under load spread over all four nodes, the holder of the proposer lease orders their transactions: exactly
+    one node leads, the others name it in /status and hand it batches (each handed transaction taken once), and
+    every accepted transaction is final exactly once."""
+    before = _agree(local)
+    result = run_load(local.desc_path, seconds=4, rate=150, batch=10, wait_final=False)
+    urls = [n["url"] for n in local.describe()["nodes"]]
+    assert count_not_final(urls, result["accepted_ids"], timeout=60, http=HTTP) == 0
+    st = _agree(local)
+    props = {s["node"]: s["proposer"] for s in st}
+    leaders = [name for name, p in props.items() if p["leading"]]
+    assert len(leaders) == 1, props
+    assert all(p["proposer"] == leaders[0] for p in props.values()), props
+    others = [p for name, p in props.items() if name != leaders[0]]
+    assert all(p["handed"] > 0 for p in others), props
+    assert sum(p["taken"] for p in props.values()) == sum(p["handed"] for p in props.values())
+    assert {s["transactions"] for s in st} == {before[0]["transactions"] + len(set(result["accepted_ids"]))}
+
+
 def test_etcd_leader_killed_under_load_nothing_lost_or_duplicated(local):
     """Killing the etcd leader under load: ordering resumes after the election, every accepted transaction is
     final exactly once, and all nodes agree on the head."""

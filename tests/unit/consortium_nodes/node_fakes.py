@@ -111,6 +111,7 @@ class MemoryPeers:
         self._me = me
         self.down: set[str] = set()
         self.pushed: list[tuple[str, list[dict[str, Any]]]] = []
+        self.handed: list[tuple[str, list[tuple[str, bytes]]]] = []
 
     @property
     def urls(self) -> Mapping[str, str]:
@@ -129,6 +130,13 @@ class MemoryPeers:
 
     def close(self) -> None:
         return None
+
+    def hand_over(self, name: str, sender: str, rows: Sequence[tuple[str, bytes]]) -> bool:
+        self.handed.append((name, list(rows)))
+        node = self._cluster.nodes.get(name)
+        if name in self.down or node is None:
+            return False
+        return node.take_handed([[tx_id, body.decode("utf-8")] for tx_id, body in rows]) is not None
 
     def push_signatures_to(self, name: str, sender: str, items: Sequence[dict[str, Any]]) -> bool:
         self.pushed.append((name, list(items)))
@@ -180,14 +188,16 @@ class Cluster:
         self.orderer.node_keys = {n: self.t.keys[n] for n in self.names}
 
     def add(self, name: str, *, orderer: Any = None, replay: bool = True, election: Any = None,
-            tick_interval: float = 0.0) -> Node:
+            tick_interval: float = 0.0, proposer: Any = None) -> Node:
         """Create (not start) the node of member ``name``; its chain is replayed (empty at first) unless
-        ``replay`` is false (``Node.start`` replays it); with ``election`` it runs the tick scheduler."""
+        ``replay`` is false (``Node.start`` replays it); with ``election`` it runs the tick scheduler, with
+        ``proposer`` (an election) it proposes only while it holds that key."""
         store = LedgerStore.open(f"sqlite:///{self.root / (name + '.db')}", consortium=self.t.consortium)
         node = Node(
             name=name, consortium=self.t.consortium, key=self.t.keys[name], store=store,
             machine=NullStateMachine(), orderer=orderer or self.orderer, peers=MemoryPeers(self, name),
             batch_max_wait=0.0, clock=lambda: self.now, election=election, tick_interval=tick_interval,
+            proposer_election=proposer,
         )
         self.nodes[name] = node
         if replay:
@@ -258,6 +268,12 @@ class MemoryElection:
             b.expires = now + timedelta(seconds=b.ttl)
             return True
         return False
+
+    @property
+    def holder(self) -> str | None:
+        """Who holds the key (lapsed: nobody), as :class:`~consortium_nodes.scheduler.EtcdElection` says."""
+        b = self.board
+        return b.holder if b.holder is not None and b.expires > b.cluster.now else None
 
     def resign(self) -> None:
         if self.board.holder == self.name:

@@ -16,7 +16,7 @@ NODE_RULES = {
     ("GET", "/status"), ("POST", "/v1/transactions"), ("GET", "/v1/transactions/<tx_id>"),
     ("POST", "/v1/transactions/status"), ("POST", "/v1/query/<name>"), ("GET", "/v1/final"), ("GET", "/v1/blocks"),
     ("GET", "/v1/blocks/<int:height>"), ("GET", "/v1/blocks/<int:height>/signatures"), ("POST", "/v1/signatures"),
-    ("POST", "/v1/signatures/stream"),
+    ("POST", "/v1/signatures/stream"), ("POST", "/v1/pool/forward"),
     ("GET", "/v1/proofs/inclusion"), ("GET", "/v1/proofs/consistency"), ("GET", "/v1/checkpoint"),
     ("POST", "/v1/checkpoint/cosign"), ("POST", "/v1/checkpoints"), ("POST", "/v1/checkpoints/new"),
     ("GET", "/v1/checkpoints/latest"), ("POST", "/v1/provenance"), ("GET", "/v1/order/copies"),
