@@ -144,7 +144,10 @@ class Peers:
 
     def hand_over(self, name: str, sender: str, rows: Sequence[tuple[str, bytes]]) -> bool:
         """Give pooled transactions to peer ``name``, the proposer of the moment (``POST /v1/pool/forward``,
-        :mod:`consortium_nodes.proposer`); False if it did not take them (unreachable, another chain, refused)."""
+        :mod:`consortium_nodes.proposer`); False if it did not take them (unreachable, another chain, refused),
+        or is not one of our peers (the election key names it: whoever can write to etcd is not trusted)."""
+        if name not in self.urls:
+            return False
         try:
             self._check_genesis(name)
             r = self._session().post(self.urls[name] + "/v1/pool/forward", json=rows_body(sender, rows),

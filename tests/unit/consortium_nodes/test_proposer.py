@@ -120,3 +120,12 @@ def test_hand_over_rows_are_checked() -> None:
     assert rows_of([good, ["short", "{}"], ["b" * 64, 7], "x", good], 10) == [("a" * 64, b"{}")] * 2
     assert rows_of([good] * 5, 3) == [("a" * 64, b"{}")] * 3
     assert rows_of({"not": "a list"}, 3) == []
+
+
+def test_a_proposer_name_that_is_no_peer_is_not_handed_anything() -> None:
+    """An election key naming a node that is not among the peers (anyone who can write to etcd could set it)
+    makes the hand-over fail, so the node proposes itself; nothing is sent and nothing raises."""
+    from consortium_nodes.peers import Peers
+
+    peers = Peers(peers={"zhujian": "http://127.0.0.1:9"})
+    assert peers.hand_over("mallory", "chengguan", [("a" * 64, b"{}")]) is False
