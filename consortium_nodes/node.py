@@ -150,8 +150,7 @@ class Node:
             name=name, pool=self.pool, orderer=orderer, clock=clock,
             max_txs=min(batch_max_txs, consortium.max_block_txs), max_wait=batch_max_wait, stop=self._stop,
             key=key, digest_alg=consortium.digest_alg,
-            hand_over=None if self.proposer is None else self.proposer.hand_over,
-            elsewhere=None if self.proposer is None else self.proposer.elsewhere,
+            proposer=self.proposer,
         )
         self.catch_up = CatchUp(peers=peers, store=store, chain=self.chain, stop=self._stop)
         self.follower = Follower(name=name, orderer=orderer, store=store, chain=self.chain, catch_up=self.catch_up,

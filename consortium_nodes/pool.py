@@ -11,7 +11,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -240,12 +240,7 @@ class TxPool:
                 body = c.tx.encode()
                 fresh.append((tx_id, body))
                 self._checked[body] = c
-            if fresh and not self._pool:
-                self._since = self._monotonic()
-            for tx_id, body in fresh:
-                self._pool[tx_id] = body
-            if fresh:
-                self._cond.notify()
+            self._enqueue(fresh)
         return known
 
     def add_handed(self, rows: Sequence[tuple[str, bytes]]) -> int:
@@ -253,19 +248,24 @@ class TxPool:
         not durable here (the node that accepted them keeps them until they are in a block), no admission
         result (the block builder checks them as any); those pooled or in flight already are left out.
         Returns how many were pooled."""
-        n = 0
         with self._cond:
-            was_empty = not self._pool
+            fresh: dict[str, bytes] = {}
             for tx_id, body in rows:
-                if tx_id in self._pool or tx_id in self._inflight:
-                    continue
-                self._pool[tx_id] = body
-                n += 1
-            if n and was_empty:
-                self._since = self._monotonic()
-            if n:
-                self._cond.notify()
-        return n
+                if tx_id not in self._pool and tx_id not in self._inflight:
+                    fresh.setdefault(tx_id, body)
+            self._enqueue(list(fresh.items()))
+        return len(fresh)
+
+    def _enqueue(self, fresh: Sequence[tuple[str, bytes]]) -> None:
+        """Queue ``fresh`` rows (the caller holds the condition): the oldest one's wait starts now if the queue
+        was empty, and the batcher is woken."""
+        if not fresh:
+            return
+        if not self._pool:
+            self._since = self._monotonic()
+        for tx_id, body in fresh:
+            self._pool[tx_id] = body
+        self._cond.notify()
 
     def direct(self, take: Sequence[tuple[str, bytes]]) -> bool:
         """True when ``take`` holds a transaction :meth:`due_again` pooled again (its hand-over came to nothing:
@@ -379,6 +379,16 @@ class TxPool:
             self._cond.notify_all()
 
 
+class HandsOver(Protocol):
+    """Where a batch goes while another node proposes (:class:`consortium_nodes.proposer.ProposerLease`)."""
+
+    def elsewhere(self) -> bool:
+        """True while another node proposes (this node's batches go to it)."""
+
+    def hand_over(self, rows: Sequence[tuple[str, bytes]]) -> bool:
+        """Give ``rows`` to the proposer; False: this node appends them itself."""
+
+
 class Batcher:
     """The thread body that proposes pooled transactions to the orderer as batches, each signed with the
     node's member key (``key``) for the sequence number it gets (:mod:`ledger.core.batch`)."""
@@ -387,15 +397,13 @@ class Batcher:
         self, *, name: str, pool: TxPool, orderer: Orderer, clock: Callable[[], datetime], max_txs: int,
         max_wait: float, stop: threading.Event, key: PrivateKey | None = None, digest_alg: str = SHA256,
         monotonic: Callable[[], float] = time.monotonic,
-        hand_over: Callable[[Sequence[tuple[str, bytes]]], bool] | None = None,
-        elsewhere: Callable[[], bool] | None = None,
+        proposer: HandsOver | None = None,
     ) -> None:
-        """``hand_over`` gives a batch to the proposer of the moment instead of appending it
-        (:meth:`consortium_nodes.proposer.ProposerLease.hand_over`; False: append it here); while ``elsewhere()``
-        says another node proposes, pooled transactions go to it at once (it waits ``max_wait`` to batch them)."""
+        """With a ``proposer`` (:class:`consortium_nodes.proposer.ProposerLease`), while another node proposes,
+        pooled transactions go to it at once (it waits ``max_wait`` to batch them) instead of being appended here;
+        a batch it does not take is appended here."""
         self._name = name
-        self._hand_over = hand_over
-        self._elsewhere = elsewhere
+        self._proposer = proposer
         self._key = key
         self._digest_alg = digest_alg
         self._pool = pool
@@ -427,11 +435,11 @@ class Batcher:
         Every :data:`REPROPOSE_EVERY` seconds it first looks for transactions to propose again (:meth:`again`)."""
         if self._monotonic() - self._looked >= REPROPOSE_EVERY:
             self.again()
-        handing = self._elsewhere is not None and self._elsewhere()
-        take = self._pool.take(self.max_txs, 0.0 if handing else self.max_wait, self._stop)
+        p = self._proposer
+        take = self._pool.take(self.max_txs, 0.0 if p is not None and p.elsewhere() else self.max_wait, self._stop)
         if not take:
             return 0
-        if self._hand_over is not None and not self._pool.direct(take) and self._hand_over(take):
+        if p is not None and not self._pool.direct(take) and p.hand_over(take):
             self._pool.ordered(take)  # in flight: proposed again here if no block holds them in time
             self._pool.prune()
             return len(take)

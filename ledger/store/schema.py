@@ -131,8 +131,9 @@ def migrate(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
-def param_mark(conn: Connection) -> str:
-    """The positional parameter marker of the connection's DB-API driver (sqlite3 ``?``, psycopg ``%s``)."""
+def param_mark(conn: Connection | Engine) -> str:
+    """The positional parameter marker of the connection's (or engine's) DB-API driver (sqlite3 ``?``, psycopg
+    ``%s``)."""
     style = conn.dialect.paramstyle
     if style == "qmark":
         return "?"
@@ -146,7 +147,7 @@ def values_present(engine: Engine, table: str, column: str, values: Sequence[str
     a query, on the DB-API connection and cursor themselves (SQLAlchemy's result wrapping cost more than the
     query: this runs for every submission and every block).  A driver error is raised as SQLAlchemy's
     :class:`~sqlalchemy.exc.OperationalError`, as a query through SQLAlchemy raises it."""
-    mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+    mark = param_mark(engine)
     found: set[str] = set()
     raw = engine.raw_connection()
     sql = ""
